@@ -1,0 +1,176 @@
+"""The generated NumPy module: the derivation model printed through ``templates/module.py.j2``.
+
+``module_source(spec)`` prepares every line (code by :class:`ArrayPrinter`, its equation by
+:class:`EquationPrinter`); the template only lays them out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import sympy as sp
+from sympy.printing.str import StrPrinter
+
+from . import naming
+from .calculus import B, K
+from .derive import NetworkDerivation, derive_network
+from .printers import HELPERS, ArrayPrinter, PositiveFirst
+from .render import python_env, render
+from .spec import Spec
+
+
+class EquationPrinter(PositiveFirst, StrPrinter):
+    """One-line plain-text equations for comments: rows by name, sums as sum_i(..)."""
+
+    printmethod = "_symbp_str"
+
+    def __init__(self, names: dict | None = None):
+        super().__init__({})
+        self.names = {str(k): v for k, v in (names or {}).items()}
+
+    def _print_Symbol(self, expr):
+        return self.names.get(expr.name, expr.name)
+
+    _print_Dummy = _print_Symbol
+    _print_MatrixSymbol = _print_Symbol
+
+    def _print_Indexed(self, expr):
+        return self.names.get(str(expr.base), str(expr.base))
+
+    def _print_Sum(self, expr):
+        return f"rowsum({self._print(expr.function)})"
+
+    def _print_Float(self, expr):
+        return repr(float(expr))
+
+    def _print_MatMul(self, expr):
+        factors = list(expr.args)
+        if isinstance(factors[0], sp.OneMatrix):
+            inner = self._print(factors[1])
+            return inner if factors[0].shape[1] == 1 else f"colsum({inner})"
+        return " ".join(self.parenthesize(f, 50) for f in factors)
+
+    def _print_Transpose(self, expr):
+        return f"{self.parenthesize(expr.arg, 60)}^T"
+
+    def _print_Piecewise(self, expr):
+        parts = [f"{self._print(e)} if {self._print(c)}" for e, c in expr.args[:-1]]
+        return "(" + " else ".join(parts + [self._print(expr.args[-1].expr)]) + ")"
+
+
+@dataclass(frozen=True)
+class Line:
+    """One equation: ``target = code``, with the equation it implements."""
+    target: str
+    code: str
+    equation: str
+
+
+def array_literal(values: np.ndarray) -> str:
+    """A NumPy array literal with every float written exactly (repr round-trips)."""
+    def fmt(v):
+        return "[" + ", ".join(fmt(x) for x in v) + "]" if isinstance(v, list) else repr(float(v))
+    return f"np.array({fmt(np.asarray(values, dtype=np.float64).tolist())})"
+
+
+class _Emitter:
+    def __init__(self):
+        self.helpers: set[str] = set()
+        self.symbols_used: set[str] = set()
+
+    def line(self, target: str, expr, names: dict, equation_lhs: str | None = None) -> Line:
+        printer = ArrayPrinter(names)
+        code = printer.doprint(expr)
+        self.helpers |= printer.helpers_used
+        if isinstance(expr, sp.Basic):
+            self.symbols_used |= {str(s) for s in expr.free_symbols}
+        equation = EquationPrinter(names).doprint(expr)
+        return Line(target, code, f"{equation_lhs or target} = {equation}")
+
+
+def _docstring_safe(text: str) -> str:
+    """The title for the module docstring only when it is plain printable text; else ''."""
+    plain = text.isprintable() and not any(ch in text for ch in '\\"\'')
+    return text if plain else ""
+
+
+def module_context(spec: Spec, model: NetworkDerivation | None = None) -> dict:
+    model = model or derive_network(spec.widths, [l.activation for l in spec.layers],
+                                    spec.loss["name"], spec.optimizer)
+    emit = _Emitter()
+    dense, loss, depth = model.dense, model.loss, model.depth
+    forward = []
+    for layer in model.layers:
+        l = layer.number
+        names = {**naming.dense_names(l), **naming.layer_names(l)}
+        forward.append(emit.line(naming.PRE_ACTIVATION.format(l=l), dense.z, names))
+        forward.append(emit.line(naming.OUTPUT.format(l=l), layer.activation.forward, names))
+
+    out_names = naming.layer_names(depth)
+    loss_line = emit.line("per_sample", loss.per_sample, out_names, "l")
+
+    backward = []
+    for layer in reversed(model.layers):
+        l = layer.number
+        names = {**naming.layer_names(l), **naming.dense_names(l)}
+        if l == depth:
+            backward.append(emit.line(naming.DELTA.format(l=l), loss.delta, names))
+        else:
+            below = naming.dense_names(l + 1)
+            backward.append(emit.line(naming.UPSTREAM.format(l=l), dense.g_down, below))
+            backward.append(emit.line(naming.DELTA.format(l=l), layer.activation.backward, names))
+        n = l - 1
+        backward.append(emit.line(naming.KERNEL_GRADIENT.format(n=n), dense.dW, names))
+        backward.append(emit.line(naming.BIAS_GRADIENT.format(n=n), dense.db, names))
+
+    opt = model.optimizer
+    used = set().union(*(expr.free_symbols for _, expr in opt.assignments))
+    opt_names = {str(sym): naming.hyperparameter(name) for name, sym in opt.symbols.items()}
+    update = [emit.line(str(target), expr, opt_names) for target, expr in opt.assignments]
+    hyperparameters = [
+        (naming.hyperparameter(name), repr(opt.values[name]),
+         f"Keras keeps {name} as float32: f32({opt.settings[name]!r})"
+         if name in opt.rule.float32_hyperparameters and opt.values[name] != float(opt.settings[name]) else "")
+        for name, sym in opt.symbols.items() if sym in used]
+
+    params = spec.initial_params()
+    return {
+        "spec": spec,
+        "title": repr(spec.title or spec.name),
+        "docstring_title": _docstring_safe(spec.title) or spec.name,
+        "architecture": " -> ".join([str(spec.widths[0])] + [f"{layer.units} {layer.activation}" for layer in spec.layers]),
+        "loss_name": loss.rule.name + (" (on the logits z, as Keras does for a "
+                                       f"{loss.activation.name} output)" if loss.on_logits else ""),
+        "loss_doc": loss.rule.doc,
+        "optimizer_name": opt.rule.name,
+        "optimizer_doc": " ".join(opt.rule.doc.split()),
+        "param_names": spec.param_names,
+        "x_literal": array_literal(np.array(spec.x)),
+        "y_literal": array_literal(np.array(spec.y)),
+        "epochs": spec.epochs,
+        "batch_size": spec.batch_size,
+        "params": [(name, array_literal(params[name])) for name in spec.param_names],
+        "z_names": [naming.PRE_ACTIVATION.format(l=l) for l in range(1, depth + 1)],
+        "a_names": [naming.OUTPUT.format(l=l) for l in range(depth + 1)],
+        "forward": forward,
+        "loss_line": loss_line,
+        "backward": backward,
+        "gradient_names": [(name, "d" + name) for name in spec.param_names],
+        "uses_B": str(B) in emit.symbols_used,
+        "uses_K": str(K) in emit.symbols_used,
+        "hyperparameters": hyperparameters,
+        "slots": [(name, repr(float(init))) for name, (_, init) in opt.slots.items()],
+        "update": update,
+        "helpers": [(name, *HELPERS[name]) for name in sorted(emit.helpers)],
+        "needs_math": "_erfc" in emit.helpers,
+    }
+
+
+def module_source(spec: Spec, model: NetworkDerivation | None = None) -> str:
+    return render(python_env(), "module.py.j2", **module_context(spec, model))
+
+
+def module_path(spec: Spec, directory: Path) -> Path:
+    return Path(directory) / f"{spec.name}.py"

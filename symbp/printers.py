@@ -1,0 +1,218 @@
+"""Printers from the derivation model's SymPy expressions to whole-array NumPy code.
+
+A row expression (``a[j]``, ``Sum(.., (i, 0, K - 1))``) prints as array code: an indexed row
+prints as the array bound to its base, a sum over the unit index as a sum over the last axis
+(kept, so it broadcasts back against the row). Matrix expressions of the Dense rule print with
+``@`` and ``.T``; ``1 b`` (bias added to every row) prints as ``b``, ``1 delta`` (column sums) as
+``delta.sum(axis=0)``.
+
+Before printing, ``stable_forms`` rewrites patterns that overflow as written into the stable
+helpers of ``HELPERS`` (softmax, log-sum-exp, sigmoid, softplus); the printer records the
+helpers it used, and the module template defines only those.
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+from sympy.printing.numpy import NumPyPrinter
+
+from .calculus import i as _i
+
+
+class Softmax(sp.Function):
+    """softmax(z)_j printed as a stable row-wise helper (not differentiated: printing only)."""
+
+
+class LogSumExp(sp.Function):
+    """log sum_k e^{z_k}, per row, kept as a column."""
+
+
+class Sigmoid(sp.Function):
+    """1 / (1 + e^{-x})"""
+
+
+class Softplus(sp.Function):
+    """log(1 + e^x)"""
+
+
+#: helper name -> (source lines of its body, docstring); printed into the generated module
+HELPERS = {
+    "_softmax": ("z", "Row-wise e^z / sum e^z, shifted by the row maximum so it cannot overflow.", [
+        "e = np.exp(z - z.max(axis=-1, keepdims=True))",
+        "return e / e.sum(axis=-1, keepdims=True)",
+    ]),
+    "_logsumexp": ("z", "Row-wise log sum e^z as a column, shifted by the row maximum.", [
+        "m = z.max(axis=-1, keepdims=True)",
+        "return m + np.log(np.exp(z - m).sum(axis=-1, keepdims=True))",
+    ]),
+    "_sigmoid": ("x", "1 / (1 + e^-x) without overflow for large |x|.", [
+        "return np.exp(-np.logaddexp(0, -x))",
+    ]),
+    "_erfc": ("x", "Complementary error function, element-wise (math.erfc), dtype kept.", [
+        "return np.vectorize(math.erfc, otypes=[np.asarray(x).dtype])(x)",
+    ]),
+}
+
+
+def _exp_of(expr: sp.Expr):
+    return expr.args[0] if isinstance(expr, sp.exp) else None
+
+
+def stable_forms(expr: sp.Basic) -> sp.Basic:
+    """Rewrite overflow-prone patterns into the stable helper functions above."""
+    if isinstance(expr, sp.MatrixExpr):
+        return expr
+    def row_of_sum(total):
+        if isinstance(total, sp.Sum) and isinstance(total.function, sp.exp):
+            arg = total.function.args[0]
+            if isinstance(arg, sp.Indexed) and arg.indices == (total.limits[0][0],):
+                return arg.base
+        return None
+
+    def is_log_sum_exp(e):
+        return isinstance(e, sp.log) and row_of_sum(e.args[0]) is not None
+
+    expr = expr.replace(is_log_sum_exp, lambda e: LogSumExp(row_of_sum(e.args[0])))
+
+    def is_softmax(e):
+        if not e.is_Mul:
+            return False
+        num = [f for f in e.args if isinstance(f, sp.exp) and isinstance(f.args[0], sp.Indexed)]
+        den = [f for f in e.args if f.is_Pow and f.exp == -1 and row_of_sum(f.base) is not None]
+        return len(e.args) == 2 and len(num) == 1 and len(den) == 1 and \
+            num[0].args[0].base == row_of_sum(den[0].base)
+
+    def softmax_of(e):
+        num = next(f for f in e.args if isinstance(f, sp.exp))
+        return Softmax(num.args[0])
+
+    expr = expr.replace(is_softmax, softmax_of)
+
+    x = sp.Wild("x")
+    expr = expr.replace(1 / (1 + sp.exp(-x)), lambda x: Sigmoid(x))
+    expr = expr.replace(sp.exp(x) / (sp.exp(x) + 1), lambda x: Sigmoid(x))
+    expr = expr.replace(sp.log(1 + sp.exp(x)), lambda x: Softplus(x))
+    # log sigmoid(x) = -softplus(-x), log(1 - sigmoid(x)) = -softplus(x): finite at |x| = 800
+    expr = expr.replace(lambda e: isinstance(e, sp.log) and isinstance(e.args[0], Sigmoid),
+                        lambda e: -Softplus(-e.args[0].args[0]))
+    expr = expr.replace(
+        lambda e: isinstance(e, sp.log) and e.args[0].is_Add and len(e.args[0].args) == 2
+        and 1 in e.args[0].args and any(isinstance(t, sp.Mul) and t.args[0] == -1
+                                        and isinstance(t.args[1], Sigmoid) for t in e.args[0].args),
+        lambda e: -Softplus(next(t for t in e.args[0].args if t != 1).args[1].args[0]))
+    # constants evaluate to plain floats: a NumPy scalar such as np.sqrt(np.pi) would upcast float32
+    expr = expr.replace(
+        lambda e: isinstance(e, sp.Expr) and e.is_number and not e.is_Rational and e.args,
+        lambda e: sp.Float(float(e.evalf(20)), 17))
+    return expr
+
+
+class PositiveFirst:
+    """Printer mixin: in a sum, terms with a leading minus go last (a - y, w - eta g, 1 - a^2)."""
+
+    def _as_ordered_terms(self, expr, order=None):
+        terms = super()._as_ordered_terms(expr, order=order)
+        return sorted(terms, key=lambda term: term.could_extract_minus_sign())
+
+
+class ArrayPrinter(PositiveFirst, NumPyPrinter):
+    """NumPy printer for the derivation model; ``names`` binds SymPy bases/symbols to variables."""
+
+    printmethod = "_symbp_numpy"
+
+    def __init__(self, names: dict | None = None, settings: dict | None = None):
+        super().__init__(settings or {})
+        self.names = {str(k): v for k, v in (names or {}).items()}
+        self.helpers_used: set[str] = set()
+
+    def doprint(self, expr, assign_to=None):  # noqa: D401 - SymPy's signature
+        return super().doprint(stable_forms(expr), assign_to)
+
+    def _module_format(self, fqn, register=True):
+        if fqn.startswith("numpy."):
+            return "np." + fqn[len("numpy."):]
+        return super()._module_format(fqn, register)
+
+    # ---- names
+    def _print_Symbol(self, expr):
+        return self.names.get(expr.name, expr.name)
+
+    _print_Dummy = _print_Symbol
+
+    def _print_MatrixSymbol(self, expr):
+        return self.names.get(expr.name, expr.name)
+
+    def _print_Indexed(self, expr):
+        return self.names.get(str(expr.base), str(expr.base))
+
+    def _print_IndexedBase(self, expr):
+        return self.names.get(str(expr), str(expr))
+
+    def _print_Float(self, expr):
+        return repr(float(expr))
+
+    # ---- row sums and piecewise
+    def _print_Sum(self, expr):
+        return f"np.sum({self._print(expr.function)}, axis=-1, keepdims=True)"
+
+    def _print_Piecewise(self, expr):
+        *pieces, (last, cond) = expr.args
+        if cond != sp.true:
+            raise ValueError(f"Piecewise without a default branch: {expr}")
+        if not pieces:
+            return self._print(last)
+        (value, condition), rest = pieces[0], pieces[1:]
+        if value == 1 and last == 0 and not rest:
+            return f"({self._print(condition)})"  # a mask: bool * array keeps the array's dtype
+        other = self._print(sp.Piecewise(*rest, (last, True))) if rest else self._print(last)
+        text = f"np.where({self._print(condition)}, {self._print(value)}, {other})"
+        if all(v.is_number for v, _ in expr.args):
+            reference = next(iter(sorted(condition.atoms(sp.Indexed), key=str)))
+            text += f".astype({self._print(reference)}.dtype)"
+        return text
+
+    def _print_Relational(self, expr):
+        ops = {"==": "==", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
+        return f"{self._print(expr.lhs)} {ops[expr.rel_op]} {self._print(expr.rhs)}"
+
+    def _print_Or(self, expr):
+        return " | ".join(f"({self._print(arg)})" for arg in expr.args)
+
+    def _print_And(self, expr):
+        return " & ".join(f"({self._print(arg)})" for arg in expr.args)
+
+    # ---- stable helpers
+    def _helper(self, name, expr):
+        self.helpers_used.add(name)
+        return f"{name}({self._print(expr.args[0])})"
+
+    def _print_Softmax(self, expr):
+        return self._helper("_softmax", expr)
+
+    def _print_LogSumExp(self, expr):
+        return self._helper("_logsumexp", expr)
+
+    def _print_Sigmoid(self, expr):
+        return self._helper("_sigmoid", expr)
+
+    def _print_Softplus(self, expr):
+        return f"np.logaddexp(0, {self._print(expr.args[0])})"
+
+    def _print_erfc(self, expr):
+        return self._helper("_erfc", expr)
+
+    # ---- matrices of the Dense rule
+    def _print_MatMul(self, expr):
+        factors = list(expr.args)
+        if isinstance(factors[0], sp.OneMatrix):
+            rest = sp.MatMul(*factors[1:]).doit() if len(factors) > 2 else factors[1]
+            if factors[0].shape[1] == 1:          # 1 b: the row b added to every row
+                return self._print(rest)
+            return f"{self._print(rest)}.sum(axis=0)"  # 1^T delta: sums over the batch
+        return " @ ".join(self.parenthesize(f, 50) for f in factors)
+
+    def _print_Transpose(self, expr):
+        return f"{self.parenthesize(expr.arg, 60)}.T"
+
+    def _print_MatAdd(self, expr):
+        return " + ".join(self._print(arg) for arg in expr.args)

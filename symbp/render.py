@@ -1,0 +1,44 @@
+"""Jinja2 environments: Python (default delimiters) and LaTeX (TeX-safe delimiters).
+
+Templates only loop and print: every value they show is prepared in Python.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import jinja2
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+
+
+def templates_dir() -> Path:
+    if TEMPLATES.is_dir():
+        return TEMPLATES
+    raise FileNotFoundError(f"symbp's templates folder is missing: {TEMPLATES}")
+
+
+@lru_cache(maxsize=None)
+def python_env() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(templates_dir()), undefined=jinja2.StrictUndefined,
+        trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, autoescape=False)
+
+
+@lru_cache(maxsize=None)
+def latex_env() -> jinja2.Environment:
+    from .latex import escape_latex
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(templates_dir()), undefined=jinja2.StrictUndefined,
+        block_start_string=r"\BLOCK{", block_end_string="}",
+        variable_start_string=r"\VAR{", variable_end_string="}",
+        comment_start_string=r"\#{", comment_end_string="}",
+        line_statement_prefix=None, line_comment_prefix="%#",
+        trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, autoescape=False)
+    env.filters["tex"] = escape_latex
+    return env
+
+
+def render(env: jinja2.Environment, template: str, **context) -> str:
+    return env.get_template(template).render(**context)

@@ -1,0 +1,456 @@
+"""The network spec: a TOML file whose keys are Keras's own names, and its Python mirror.
+
+``load_spec(path)`` reads and validates a file; ``Spec.from_dict`` validates a mapping; every
+problem found is collected into one :class:`SpecError` that names where each problem is
+(``layers[1].weights``), what was expected and what was found.
+"""
+
+from __future__ import annotations
+
+import difflib
+import keyword
+import math
+import re
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from .rules import activations, losses, optimizers
+
+BUILTIN_EXAMPLE = "cs4820_a7"
+
+
+@dataclass(frozen=True)
+class Problem:
+    where: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.message}" if self.where else self.message
+
+
+class SpecError(ValueError):
+    """Every problem found in one spec, reported together."""
+
+    def __init__(self, source: str, problems: list[Problem]):
+        self.source, self.problems = source, problems
+        lines = [f"{source}: {len(problems)} problem{'s' if len(problems) != 1 else ''} in the spec"]
+        lines += [f"  - {p}" for p in problems]
+        super().__init__("\n".join(lines))
+
+
+@dataclass
+class LayerSpec:
+    units: int
+    activation: str = "linear"
+    weights: Optional[list] = None
+    bias: Optional[list] = None
+    kernel_initializer: str = "glorot_uniform"
+    bias_initializer: str = "zeros"
+
+
+@dataclass
+class Spec:
+    name: str
+    x: list
+    y: list
+    layers: list[LayerSpec]
+    loss: dict = field(default_factory=lambda: {"name": "mean_squared_error"})
+    optimizer: dict = field(default_factory=lambda: {"name": "sgd", "learning_rate": 0.01})
+    training: dict = field(default_factory=lambda: {"batch_size": 32, "epochs": 1, "shuffle": False})
+    title: str = ""
+    seed: int = 0
+
+    # ------------------------------------------------------------ derived views
+    @property
+    def widths(self) -> list[int]:
+        return [len(self.x[0])] + [layer.units for layer in self.layers]
+
+    @property
+    def param_names(self) -> list[str]:
+        return [f"{kind}{n}" for n in range(len(self.layers)) for kind in ("W", "b")]
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.training.get("batch_size", 32))
+
+    @property
+    def epochs(self) -> int:
+        return int(self.training.get("epochs", 1))
+
+    def initial_params(self) -> dict[str, np.ndarray]:
+        """The spec's weights; missing ones drawn from their Keras-named initializer and ``seed``."""
+        rng = np.random.default_rng(self.seed)
+        params = {}
+        for n, (fan_in, layer) in enumerate(zip(self.widths, self.layers)):
+            params[f"W{n}"] = (np.array(layer.weights, dtype=np.float64) if layer.weights is not None
+                               else initialize(layer.kernel_initializer, (fan_in, layer.units), rng))
+            params[f"b{n}"] = (np.array(layer.bias, dtype=np.float64) if layer.bias is not None
+                               else initialize(layer.bias_initializer, (layer.units,), rng))
+        return params
+
+    def with_initial_params(self) -> "Spec":
+        """The same spec with every weight and bias written out (nothing left to initializers)."""
+        params = self.initial_params()
+        layers = [LayerSpec(layer.units, layer.activation, params[f"W{n}"].tolist(),
+                            params[f"b{n}"].tolist()) for n, layer in enumerate(self.layers)]
+        return Spec(self.name, self.x, self.y, layers, dict(self.loss), dict(self.optimizer),
+                    dict(self.training), self.title, self.seed)
+
+    # ------------------------------------------------------------ TOML
+    def to_dict(self) -> dict:
+        out: dict[str, Any] = {"name": self.name}
+        if self.title:
+            out["title"] = self.title
+        out["seed"] = self.seed
+        out["data"] = {"x": self.x, "y": self.y}
+        out["layers"] = []
+        for layer in self.layers:
+            entry: dict[str, Any] = {"units": layer.units, "activation": layer.activation}
+            if layer.weights is not None:
+                entry["weights"] = layer.weights
+            else:
+                entry["kernel_initializer"] = layer.kernel_initializer
+            if layer.bias is not None:
+                entry["bias"] = layer.bias
+            else:
+                entry["bias_initializer"] = layer.bias_initializer
+            out["layers"].append(entry)
+        out["loss"] = dict(self.loss)
+        out["optimizer"] = {k: v for k, v in self.optimizer.items() if v is not None}
+        out["training"] = dict(self.training)
+        return out
+
+    def to_toml(self) -> str:
+        import tomli_w
+        return tomli_w.dumps(self.to_dict())
+
+    def save(self, path: str | Path) -> None:
+        from .files import write_atomically
+        write_atomically(Path(path), self.to_toml())
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "<spec>") -> "Spec":
+        return _Validator(source).spec(data)
+
+
+# ---------------------------------------------------------------- initializers (Keras names)
+def _uniform(scale_of):
+    def draw(shape, rng):
+        fan_in, fan_out = (shape[0], shape[1]) if len(shape) == 2 else (shape[0], shape[0])
+        limit = math.sqrt(scale_of(fan_in, fan_out))
+        return rng.uniform(-limit, limit, size=shape)
+    return draw
+
+
+def _truncated_normal(scale_of):
+    def draw(shape, rng):
+        fan_in, fan_out = (shape[0], shape[1]) if len(shape) == 2 else (shape[0], shape[0])
+        # Keras: stddev = sqrt(scale) / .87962566103423978, truncated at two stddevs
+        stddev = math.sqrt(scale_of(fan_in, fan_out)) / 0.87962566103423978
+        values = rng.normal(0.0, stddev, size=shape)
+        while np.any(bad := np.abs(values) > 2 * stddev):
+            values[bad] = rng.normal(0.0, stddev, size=int(bad.sum()))
+        return values
+    return draw
+
+
+INITIALIZERS = {
+    "zeros": lambda shape, rng: np.zeros(shape),
+    "ones": lambda shape, rng: np.ones(shape),
+    "glorot_uniform": _uniform(lambda fi, fo: 6.0 / (fi + fo)),
+    "he_uniform": _uniform(lambda fi, fo: 6.0 / fi),
+    "lecun_uniform": _uniform(lambda fi, fo: 3.0 / fi),
+    "random_uniform": lambda shape, rng: rng.uniform(-0.05, 0.05, size=shape),
+    "glorot_normal": _truncated_normal(lambda fi, fo: 2.0 / (fi + fo)),
+    "he_normal": _truncated_normal(lambda fi, fo: 2.0 / fi),
+    "lecun_normal": _truncated_normal(lambda fi, fo: 1.0 / fi),
+    "random_normal": lambda shape, rng: rng.normal(0.0, 0.05, size=shape),
+}
+
+
+def initialize(name: str, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+    return INITIALIZERS[name](shape, rng)
+
+
+# ---------------------------------------------------------------- loading
+def builtin_spec_path() -> Path:
+    return Path(str(resources.files("symbp") / "examples" / f"{BUILTIN_EXAMPLE}.toml"))
+
+
+def load_spec(path: str | Path | None = None) -> Spec:
+    """Read and validate a spec file; ``None`` means the built-in example."""
+    path = builtin_spec_path() if path is None else Path(path)
+    source = str(path)
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise SpecError(source, [Problem("", "no such file")]) from None
+    except IsADirectoryError:
+        raise SpecError(source, [Problem("", "is a directory, not a spec file")]) from None
+    except PermissionError:
+        raise SpecError(source, [Problem("", "not readable (permission denied)")]) from None
+    except UnicodeDecodeError as err:
+        raise SpecError(source, [Problem("", f"not UTF-8 text ({err.reason} at byte {err.start})")]) from None
+    except OSError as err:
+        raise SpecError(source, [Problem("", f"cannot be read ({err.strerror})")]) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise SpecError(source, [Problem("", f"not valid TOML: {err}")]) from None
+    return Spec.from_dict(data, source)
+
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}\Z")
+TOP_KEYS = {"name", "title", "seed", "data", "layers", "loss", "optimizer", "training"}
+LAYER_KEYS = {"units", "activation", "weights", "bias", "kernel_initializer", "bias_initializer"}
+TRAINING_KEYS = {"batch_size", "epochs", "shuffle"}
+DATA_KEYS = {"x", "y"}
+
+
+def _nearest(name: str, options) -> str:
+    close = difflib.get_close_matches(name, sorted(options), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _kind(value: Any) -> str:
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
+            list: "an array", dict: "a table"}.get(type(value), type(value).__name__)
+
+
+class _Validator:
+    """Walks a spec mapping, collecting every problem before raising one SpecError."""
+
+    def __init__(self, source: str):
+        self.source = source
+        self.problems: list[Problem] = []
+
+    def problem(self, where: str, message: str) -> None:
+        self.problems.append(Problem(where, message))
+
+    def unknown_keys(self, table: dict, allowed: set, where: str) -> None:
+        for key in table:
+            if key not in allowed:
+                self.problem(f"{where}{key}" if where else key,
+                             f"unknown key{_nearest(str(key), allowed)}")
+
+    def table(self, data: dict, key: str, required: bool = True) -> dict:
+        value = data.get(key)
+        if value is None:
+            if required:
+                self.problem(key, "missing (required table)")
+            return {}
+        if not isinstance(value, dict):
+            self.problem(key, f"expected a table, found {_kind(value)}")
+            return {}
+        return value
+
+    def number(self, value: Any, where: str, *, integer=False, positive=False) -> Optional[float]:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            self.problem(where, f"expected {'an integer' if integer else 'a number'}, found {_kind(value)}")
+            return None
+        if integer and not isinstance(value, int):
+            self.problem(where, f"expected an integer, found {value!r}")
+            return None
+        if not math.isfinite(value):
+            self.problem(where, f"expected a finite number, found {value!r}")
+            return None
+        if positive and value <= 0:
+            self.problem(where, f"must be positive, found {value!r}")
+            return None
+        return value
+
+    def matrix(self, value: Any, where: str, rows: Optional[int] = None,
+               cols: Optional[int] = None) -> Optional[np.ndarray]:
+        """A rectangular array of finite numbers, optionally of a given shape."""
+        if not isinstance(value, list) or not value or not all(isinstance(r, list) for r in value):
+            self.problem(where, f"expected a non-empty array of rows, found {_kind(value)}")
+            return None
+        widths = {len(r) for r in value}
+        if len(widths) != 1 or 0 in widths:
+            self.problem(where, f"rows must all have the same non-zero length, found lengths {sorted(widths)}")
+            return None
+        bad = [(r, c) for r, row in enumerate(value) for c, v in enumerate(row)
+               if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)]
+        if bad:
+            r, c = bad[0]
+            self.problem(f"{where}[{r}][{c}]", f"expected a finite number, found {value[r][c]!r}"
+                         + (f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""))
+            return None
+        array = np.array(value, dtype=np.float64)
+        if (rows is not None and array.shape[0] != rows) or (cols is not None and array.shape[1] != cols):
+            self.problem(where, f"expected shape ({rows if rows is not None else 'any'} x "
+                                f"{cols if cols is not None else 'any'}), found {array.shape[0]} x {array.shape[1]}")
+            return None
+        return array
+
+    def vector(self, value: Any, where: str, length: int) -> Optional[np.ndarray]:
+        if not isinstance(value, list) or any(isinstance(v, list) for v in value):
+            self.problem(where, f"expected an array of {length} numbers, found {_kind(value)}")
+            return None
+        bad = [c for c, v in enumerate(value)
+               if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)]
+        if bad:
+            self.problem(f"{where}[{bad[0]}]", f"expected a finite number, found {value[bad[0]]!r}")
+            return None
+        if len(value) != length:
+            self.problem(where, f"expected {length} numbers (the layer's units), found {len(value)}")
+            return None
+        return np.array(value, dtype=np.float64)
+
+    def name_in(self, registry, value: Any, where: str) -> Optional[str]:
+        if not isinstance(value, str):
+            self.problem(where, f"expected a name (string), found {_kind(value)}")
+            return None
+        if value not in registry:
+            self.problem(where, f"unknown {registry.kind} {value!r}{_nearest(value.lower(), registry.names())}")
+            return None
+        return registry.canonical(value)
+
+    # ------------------------------------------------------------ the whole spec
+    def spec(self, data: Any) -> Spec:
+        if not isinstance(data, dict):
+            raise SpecError(self.source, [Problem("", f"expected a table at the top, found {_kind(data)}")])
+        self.unknown_keys(data, TOP_KEYS, "")
+        name = data.get("name")
+        if name is None:
+            self.problem("name", "missing (required: names the generated module)")
+        elif not isinstance(name, str) or not _IDENTIFIER.match(name) or keyword.iskeyword(name):
+            self.problem("name", f"must be a Python identifier of at most 64 letters, digits and "
+                                 f"underscores, found {name!r}")
+        title = data.get("title", "")
+        if not isinstance(title, str):
+            self.problem("title", f"expected a string, found {_kind(title)}")
+            title = ""
+        elif len(title) > 200 or any(ord(ch) < 32 for ch in title):
+            self.problem("title", "must be one line of at most 200 characters")
+        seed = data.get("seed", 0)
+        if self.number(seed, "seed", integer=True) is not None and seed < 0:
+            self.problem("seed", f"must be 0 or more, found {seed}")
+
+        data_table = self.table(data, "data")
+        self.unknown_keys(data_table, DATA_KEYS, "data.")
+        x = y = None
+        if "data" in data:
+            for key, what in (("x", "samples x features"), ("y", "samples x outputs")):
+                if key not in data_table:
+                    self.problem(f"data.{key}", f"missing (required: {what})")
+            x = self.matrix(data_table["x"], "data.x") if "x" in data_table else None
+            y = self.matrix(data_table["y"], "data.y") if "y" in data_table else None
+        if x is not None and y is not None and x.shape[0] != y.shape[0]:
+            self.problem("data.y", f"has {y.shape[0]} samples but data.x has {x.shape[0]}")
+
+        layers = self.layers(data.get("layers"), None if x is None else x.shape[1])
+        if layers and y is not None and y.shape[1] != layers[-1].units:
+            self.problem("data.y", f"has {y.shape[1]} columns but the output layer has "
+                                   f"{layers[-1].units} units")
+
+        loss = self.loss(self.table(data, "loss"), y)
+        optimizer = self.optimizer(self.table(data, "optimizer"))
+        training = self.training(self.table(data, "training", required=False))
+        if self.problems:
+            raise SpecError(self.source, self.problems)
+        return Spec(name, x.tolist(), y.tolist(), layers, loss, optimizer, training, title, seed)
+
+    def layers(self, value: Any, inputs: Optional[int]) -> list[LayerSpec]:
+        if value is None:
+            self.problem("layers", "missing (required: one [[layers]] table per Dense layer)")
+            return []
+        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+            self.problem("layers", f"expected an array of tables ([[layers]]), found {_kind(value)}")
+            return []
+        if not value:
+            self.problem("layers", "is empty: a network needs at least one layer")
+            return []
+        out = []
+        fan_in = inputs
+        for n, table in enumerate(value):
+            where = f"layers[{n}]"
+            self.unknown_keys(table, LAYER_KEYS, where + ".")
+            units = table.get("units")
+            if units is None:
+                self.problem(f"{where}.units", "missing (required)")
+            elif self.number(units, f"{where}.units", integer=True, positive=True) is None:
+                units = None
+            activation = self.name_in(activations, table.get("activation", "linear"), f"{where}.activation")
+            weights = table.get("weights")
+            if weights is not None and self.matrix(weights, f"{where}.weights", fan_in, units) is None:
+                weights = None
+            bias = table.get("bias")
+            if bias is not None and units is not None and self.vector(bias, f"{where}.bias", units) is None:
+                bias = None
+            initializers = {}
+            for key, default in (("kernel_initializer", "glorot_uniform"), ("bias_initializer", "zeros")):
+                init = table.get(key, default)
+                if not isinstance(init, str) or init not in INITIALIZERS:
+                    self.problem(f"{where}.{key}", f"unknown initializer {init!r}"
+                                                   f"{_nearest(str(init), INITIALIZERS)}")
+                initializers[key] = init
+            if units is not None and activation is not None:
+                out.append(LayerSpec(units, activation, weights, bias, **initializers))
+            fan_in = units
+        return out
+
+    def loss(self, table: dict, y: Optional[np.ndarray]) -> dict:
+        self.unknown_keys(table, {"name"}, "loss.")
+        if not table:
+            return {}
+        if "name" not in table:
+            self.problem("loss.name", "missing (required)")
+            return {}
+        name = self.name_in(losses, table["name"], "loss.name")
+        if name and y is not None:
+            if name == "categorical_crossentropy" and not np.allclose(y.sum(axis=1), 1.0, atol=1e-9):
+                self.problem("data.y", "categorical_crossentropy needs label rows that sum to 1 "
+                                       "(one-hot or probabilities)")
+            if name == "binary_crossentropy" and (y.min() < 0 or y.max() > 1):
+                self.problem("data.y", "binary_crossentropy needs labels between 0 and 1")
+        return {"name": name}
+
+    def optimizer(self, table: dict) -> dict:
+        if not table:
+            return {}
+        if "name" not in table:
+            self.problem("optimizer.name", "missing (required)")
+            return {}
+        name = self.name_in(optimizers, table["name"], "optimizer.name")
+        if name is None:
+            return {}
+        rule = optimizers[name]
+        out: dict[str, Any] = {"name": name}
+        for key, value in table.items():
+            if key == "name":
+                continue
+            where = f"optimizer.{key}"
+            if key not in rule.defaults:
+                self.problem(where, f"not an argument of {name}{_nearest(key, rule.defaults)}")
+                continue
+            default = rule.defaults[key]
+            if isinstance(default, bool):
+                if not isinstance(value, bool):
+                    self.problem(where, f"expected true or false, found {_kind(value)}")
+                    continue
+            elif self.number(value, where, positive=(key == "learning_rate")) is None:
+                continue
+            elif value < 0:
+                self.problem(where, f"must be 0 or more, found {value!r}")
+                continue
+            out[key] = value
+        out.setdefault("learning_rate", rule.defaults["learning_rate"])
+        return out
+
+    def training(self, table: dict) -> dict:
+        self.unknown_keys(table, TRAINING_KEYS, "training.")
+        out = {"batch_size": 32, "epochs": 1, "shuffle": False}
+        for key in ("batch_size", "epochs"):
+            if key in table and self.number(table[key], f"training.{key}", integer=True,
+                                            positive=True) is not None:
+                out[key] = table[key]
+        if "shuffle" in table:
+            if table["shuffle"] is not False:
+                self.problem("training.shuffle", "must be false: symbp replays model.fit(shuffle=False)")
+        return out
