@@ -71,8 +71,8 @@ def loss(params, x, y):
     return float(np.mean(per_sample))
 
 
-def gradients(params, x, y):
-    """dL/dW and dL/db for every parameter, by back-propagation from the output layer."""
+def backward(params, x, y):
+    """Back-propagation from the output layer: (gradients by parameter name, [delta1, ..., deltaL])."""
     W0, b0, W1, b1, W2, b2 = (params[name] for name in PARAM_NAMES)
     [z1, z2, z3], [a0, a1, a2, a3] = _forward(params, x)
     B, K = y.shape
@@ -87,7 +87,18 @@ def gradients(params, x, y):
     delta1 = (1 - a1**2)*g1  # delta1 = (1 - a1**2)*g1
     dW0 = a0.T @ delta1  # dW0 = a0^T delta1
     db0 = delta1.sum(axis=0)  # db0 = colsum(delta1)
-    return {"W0": dW0, "b0": db0, "W1": dW1, "b1": db1, "W2": dW2, "b2": db2}
+    grads = {"W0": dW0, "b0": db0, "W1": dW1, "b1": db1, "W2": dW2, "b2": db2}
+    return grads, [delta1, delta2, delta3]
+
+
+def gradients(params, x, y):
+    """dL/dW and dL/db for every parameter, keyed as params."""
+    return backward(params, x, y)[0]
+
+
+def deltas(params, x, y):
+    """[delta1, ..., deltaL]: the error gradient dL/dz of every layer."""
+    return backward(params, x, y)[1]
 
 
 def step(params, x, y, state=None):

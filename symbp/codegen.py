@@ -154,6 +154,7 @@ def module_context(spec: Spec, model: NetworkDerivation | None = None) -> dict:
         "params": [(name, array_literal(params[name])) for name in spec.param_names],
         "z_names": [naming.PRE_ACTIVATION.format(l=l) for l in range(1, depth + 1)],
         "a_names": [naming.OUTPUT.format(l=l) for l in range(depth + 1)],
+        "delta_names": [naming.DELTA.format(l=l) for l in range(1, depth + 1)],
         "forward": forward,
         "loss_line": loss_line,
         "backward": backward,

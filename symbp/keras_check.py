@@ -1,0 +1,150 @@
+"""The Keras check: the same model trained by ``model.fit``, compared with the generated module.
+
+Imports TensorFlow only when called. float64 runs set ``keras.config.set_floatx("float64")``
+before building the model and its optimizer (and restore it after), as KERAS-SEMANTICS.md says.
+"""
+
+from __future__ import annotations
+
+import os
+import types
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .codegen import module_source
+from .spec import Spec
+
+TOLERANCE = {"float64": 1e-9, "float32": 1e-5}
+
+
+def load_module(source: str, name: str) -> types.ModuleType:
+    """Execute generated module source (our own template's output) as a fresh module."""
+    module = types.ModuleType(name)
+    module.__file__ = f"<symbp generated {name}>"
+    exec(compile(source, module.__file__, "exec"), module.__dict__)
+    return module
+
+
+def _keras():
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    import keras
+    return keras
+
+
+def build_keras_model(spec: Spec, params: dict[str, np.ndarray]):
+    """The spec's network as a compiled Keras Sequential model holding ``params``."""
+    keras = _keras()
+    model = keras.Sequential([keras.Input(shape=(spec.widths[0],))] + [
+        keras.layers.Dense(layer.units, activation=layer.activation) for layer in spec.layers])
+    settings = {k: v for k, v in spec.optimizer.items() if k != "name" and v is not None}
+    optimizer_class = type(keras.optimizers.get(spec.optimizer["name"]))
+    model.compile(optimizer=optimizer_class(**settings), loss=spec.loss["name"], jit_compile=False)
+    model.set_weights([params[name] for name in spec.param_names])
+    return model
+
+
+def keras_train(spec: Spec, dtype: str = "float64") -> tuple[dict[str, np.ndarray], list[float]]:
+    """Train the spec's network with ``model.fit(shuffle=False)``; (final params, epoch losses)."""
+    keras = _keras()
+    previous = keras.config.floatx()
+    keras.config.set_floatx(dtype)
+    try:
+        keras.utils.set_random_seed(spec.seed)
+        params = {k: v.astype(dtype) for k, v in spec.initial_params().items()}
+        model = build_keras_model(spec, params)
+        history = model.fit(np.array(spec.x, dtype=dtype), np.array(spec.y, dtype=dtype),
+                            batch_size=spec.batch_size, epochs=spec.epochs, shuffle=False, verbose=0)
+        weights = model.get_weights()
+    finally:
+        keras.config.set_floatx(previous)
+    return dict(zip(spec.param_names, weights)), [float(v) for v in history.history["loss"]]
+
+
+def module_train(spec: Spec, dtype: str = "float64", module=None):
+    """Train with the generated module's ``train`` on arrays of ``dtype``."""
+    module = module or load_module(module_source(spec), spec.name)
+    params = {k: v.astype(dtype) for k, v in module.initial_params().items()}
+    return module.train(params, module.X.astype(dtype), module.Y.astype(dtype))
+
+
+@dataclass
+class Comparison:
+    name: str
+    keras: np.ndarray
+    symbp: np.ndarray
+    max_abs_diff: float
+    match: bool
+
+
+@dataclass
+class CheckReport:
+    dtype: str
+    tolerance: float
+    parameters: list[Comparison] = field(default_factory=list)
+    losses: Comparison | None = None
+
+    @property
+    def match(self) -> bool:
+        return all(c.match for c in self.parameters) and (self.losses is None or self.losses.match)
+
+    def to_json(self) -> dict:
+        return {"match": self.match, "tolerance": self.tolerance, "dtype": self.dtype,
+                "parameters": {c.name: {"max_abs_diff": c.max_abs_diff, "match": c.match}
+                               for c in self.parameters},
+                "epoch_losses": {"max_abs_diff": self.losses.max_abs_diff, "match": self.losses.match,
+                                 "keras": self.losses.keras.tolist(), "symbp": self.losses.symbp.tolist()}}
+
+    def describe(self, spec: Spec) -> str:
+        """The seed's section 3: each parameter from Keras, then from symbp, then the verdict."""
+        depth = len(spec.layers)
+
+        def between(n: int) -> str:
+            lower = "input layer" if n == 0 else f"hidden layer {n}"
+            upper = "output layer" if n + 1 == depth else f"hidden layer {n + 1}"
+            return lower, upper
+
+        blocks = []
+        with np.printoptions(precision=8, suppress=False):
+            for c in self.parameters:
+                kind, n = c.name[0], int(c.name[1:])
+                lower, upper = between(n)
+                what = (f"weights between {lower} and {upper}" if kind == "W" else f"biases (thetas) in the {upper}")
+                verdict = "They match!" if c.match else "They don't match."
+                blocks.append(f"Checking {c.name} ({what}):\n\nKeras:\n{c.keras}\nsymbp:\n{c.symbp}\n"
+                              f"{verdict} (largest difference {c.max_abs_diff:.3g}, tolerance {self.tolerance:g})")
+            if self.losses is not None:
+                verdict = "They match!" if self.losses.match else "They don't match."
+                blocks.append(f"Checking the loss of each epoch:\n\nKeras: {self.losses.keras}\n"
+                              f"symbp: {self.losses.symbp}\n{verdict} (largest difference "
+                              f"{self.losses.max_abs_diff:.3g})")
+        summary = ("Everything matches Keras." if self.match else "Some parameters do NOT match Keras.")
+        return "\n\n----------\n\n".join(blocks) + f"\n\n==========\n{summary} ({self.dtype})\n"
+
+
+def _compare(name: str, keras_value, symbp_value, tolerance: float) -> Comparison:
+    keras_value = np.asarray(keras_value, dtype=np.float64)
+    symbp_value = np.asarray(symbp_value, dtype=np.float64)
+    if keras_value.shape != symbp_value.shape:
+        return Comparison(name, keras_value, symbp_value, float("inf"), False)
+    diff = float(np.max(np.abs(keras_value - symbp_value))) if keras_value.size else 0.0
+    finite = bool(np.all(np.isfinite(keras_value)) and np.all(np.isfinite(symbp_value)))
+    return Comparison(name, keras_value, symbp_value, diff, finite and diff <= tolerance)
+
+
+def check(spec: Spec, dtype: str = "float64", module=None) -> CheckReport:
+    """Train with Keras and with the generated module; compare every parameter and epoch loss."""
+    if dtype not in TOLERANCE:
+        raise ValueError(f"dtype must be float64 or float32, not {dtype!r}")
+    tolerance = TOLERANCE[dtype]
+    keras_params, keras_losses = keras_train(spec, dtype)
+    params, losses = module_train(spec, dtype, module)
+    report = CheckReport(dtype, tolerance)
+    for name in spec.param_names:
+        report.parameters.append(_compare(name, keras_params[name], params[name], tolerance))
+        if params[name].dtype != np.dtype(dtype):
+            report.parameters[-1].match = False
+    report.losses = _compare("loss", keras_losses, losses,
+                             tolerance * max(1.0, float(np.max(np.abs(keras_losses)))))
+    return report
