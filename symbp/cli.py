@@ -47,6 +47,9 @@ def main(ctx: click.Context, debug: bool) -> None:
     (the CS 4820 assignment-7 network).
     """
     ctx.ensure_object(dict)["debug"] = debug
+    if debug:
+        import os
+        os.environ["SYMBP_DEBUG"] = "1"
 
 
 @main.command()

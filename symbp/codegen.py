@@ -45,6 +45,9 @@ class EquationPrinter(PositiveFirst, StrPrinter):
     def _print_Float(self, expr):
         return repr(float(expr))
 
+    def _print_Clip(self, expr):
+        return "clip({}, {}, {})".format(*(self._print(arg) for arg in expr.args))
+
     def _print_MatMul(self, expr):
         factors = list(expr.args)
         if isinstance(factors[0], sp.OneMatrix):

@@ -26,6 +26,7 @@ import sympy as sp
 from .calculus import B, K, clean_floats, i, j, pull_out_of_sums, row_gradient, same_function
 from .rules import Activation, Loss, Optimizer, activations, losses, optimizers
 from .rules.activations import f32
+from .rules.losses import piecewise_form
 
 #: a layer's pre-activation, output, upstream gradient dL/da, and the label row
 z = sp.IndexedBase("z", real=True)
@@ -145,7 +146,9 @@ def derive_activation(name: str) -> ActivationDerivation:
         derivative = _derivative_in_output(formula)
     derivative = derivative.subs({_zs: z[j], _ps: a[j]}, simultaneous=True)
     forward = formula.subs(_zs, z[j])
-    return ActivationDerivation(rule, forward, derivative, g[j] * derivative, derivative.has(z))
+    # g * piecewise folds into one piecewise: TF selects (a masked inf or nan stays out)
+    backward = sp.piecewise_fold(g[j] * derivative)
+    return ActivationDerivation(rule, forward, derivative, backward, derivative.has(z))
 
 
 def express_in_output(expr: sp.Expr, rule: Activation) -> sp.Expr:
@@ -203,14 +206,14 @@ def derive_loss(loss_name: str, activation_name: str) -> LossDerivation:
     on_logits = rule.logits_formula is not None and act.tags_logits
     if on_logits:
         per_sample = rule.logits_formula(z, y, i, K)
-        gradient = row_gradient(per_sample, z)
+        gradient = row_gradient(piecewise_form(per_sample), z)
         if rule.labels_are_distributions:
             gradient = _labels_sum_to_one(gradient)
         gradient = express_in_output(gradient, act)
         delta = gradient / B
     else:
         per_sample = rule.formula(a, y, i, K)
-        gradient = row_gradient(per_sample, a)
+        gradient = row_gradient(piecewise_form(per_sample), a)
         gradient = sp.factor(gradient) if not gradient.has(sp.Piecewise) else gradient
         backward = derive_activation(activation_name).backward
         delta = _substitute_row(backward, g, gradient / B)

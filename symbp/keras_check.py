@@ -6,7 +6,9 @@ before building the model and its optimizer (and restore it after), as KERAS-SEM
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 import types
 from dataclasses import dataclass, field
 
@@ -27,10 +29,32 @@ def load_module(source: str, name: str) -> types.ModuleType:
 
 
 def _keras():
+    """Import Keras (TensorFlow backend) with TensorFlow's start-up chatter kept off stderr."""
+    if "keras" in sys.modules:
+        return sys.modules["keras"]
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    import keras
+    with _quiet_stderr():
+        import keras
+        import tensorflow  # noqa: F401  (its C++ logging starts here)
     return keras
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Send file descriptor 2 to /dev/null for the block (C++ logging ignores sys.stderr)."""
+    if os.environ.get("SYMBP_DEBUG"):
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def build_keras_model(spec: Spec, params: dict[str, np.ndarray]):

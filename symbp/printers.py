@@ -198,6 +198,9 @@ class ArrayPrinter(PositiveFirst, NumPyPrinter):
     def _print_Softplus(self, expr):
         return f"np.logaddexp(0, {self._print(expr.args[0])})"
 
+    def _print_Clip(self, expr):
+        return "np.clip({}, {}, {})".format(*(self._print(arg) for arg in expr.args))
+
     def _print_erfc(self, expr):
         return self._helper("_erfc", expr)
 

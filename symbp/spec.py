@@ -454,3 +454,30 @@ class _Validator:
             if table["shuffle"] is not False:
                 self.problem("training.shuffle", "must be false: symbp replays model.fit(shuffle=False)")
         return out
+
+
+def dense(units: int, activation: str = "linear", weights=None, bias=None, **initializers) -> dict:
+    """One Dense layer for :func:`network` (Keras names; weights (inputs, units), bias (units,))."""
+    layer = {"units": units, "activation": activation, **initializers}
+    if weights is not None:
+        layer["weights"] = np.asarray(weights, dtype=np.float64).tolist()
+    if bias is not None:
+        layer["bias"] = np.asarray(bias, dtype=np.float64).tolist()
+    return layer
+
+
+def network(name: str, x, y, layers: list[dict], loss: str | dict, optimizer: str | dict,
+            *, batch_size: int = 32, epochs: int = 1, title: str = "", seed: int = 0) -> Spec:
+    """Build and validate a spec in code: the Python mirror of the TOML file.
+
+    >>> spec = network("tiny", [[1.0, 2.0]], [[1.0]], [dense(1, "sigmoid")], "mse",
+    ...                {"name": "sgd", "learning_rate": 0.1}, batch_size=1)
+    """
+    data = {"name": name, "title": title, "seed": seed,
+            "data": {"x": np.asarray(x, dtype=np.float64).tolist(),
+                     "y": np.asarray(y, dtype=np.float64).tolist()},
+            "layers": layers,
+            "loss": {"name": loss} if isinstance(loss, str) else dict(loss),
+            "optimizer": {"name": optimizer} if isinstance(optimizer, str) else dict(optimizer),
+            "training": {"batch_size": batch_size, "epochs": epochs, "shuffle": False}}
+    return Spec.from_dict(data, source=f"network {name!r}")

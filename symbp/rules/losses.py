@@ -20,9 +20,25 @@ from .registry import Registry
 EPSILON = sp.Float(1e-7, 17)
 
 
+class Clip(sp.Function):
+    """clip(q, lo, hi) = lo if q < lo, hi if q > hi, else q (TF passes the gradient on [lo, hi]).
+
+    Kept whole in the stated loss so the printed loss clips the array in its own dtype, as
+    Keras does; the derivation differentiates its piecewise form.
+    """
+
+    def _eval_rewrite_as_Piecewise(self, q, lo, hi, **hints):
+        return sp.Piecewise((lo, q < lo), (hi, q > hi), (q, True))
+
+
 def clip(q):
-    """clip(q) = min(max(q, eps), 1 - eps); Keras passes the gradient only strictly inside."""
-    return sp.Piecewise((EPSILON, q < EPSILON), (1 - EPSILON, q > 1 - EPSILON), (q, True))
+    """clip(q) = min(max(q, eps), 1 - eps)"""
+    return Clip(q, EPSILON, 1 - EPSILON)
+
+
+def piecewise_form(expr: sp.Expr) -> sp.Expr:
+    """The loss with every clip written as its piecewise definition (for differentiation)."""
+    return expr.replace(lambda e: isinstance(e, Clip), lambda e: e.rewrite(sp.Piecewise))
 
 
 @dataclass(frozen=True)
