@@ -96,6 +96,18 @@ def _docstring_safe(text: str) -> str:
     return text if plain else ""
 
 
+def _float32_note(opt, key: str) -> str:
+    """Why a constant differs from the spec's number: Keras casts it to float32 (a comment)."""
+    source = opt.float32_of.get(key)
+    if source is None:
+        return ""
+    given = opt.settings.get(source, opt.rule.constants.get(source))
+    if opt.values[key] == float(given):
+        return ""
+    where = "wherever it uses it" if key == source else "where it casts it to a tensor"
+    return f"Keras rounds {source} to float32 {where}, even in a float64 model: f32({given!r})"
+
+
 def module_context(spec: Spec, model: NetworkDerivation | None = None) -> dict:
     model = model or derive_network(spec.widths, [l.activation for l in spec.layers],
                                     spec.loss["name"], spec.optimizer)
@@ -126,13 +138,16 @@ def module_context(spec: Spec, model: NetworkDerivation | None = None) -> dict:
         backward.append(emit.line(naming.BIAS_GRADIENT.format(n=n), dense.db, names))
 
     opt = model.optimizer
-    used = set().union(*(expr.free_symbols for _, expr in opt.assignments))
     opt_names = {str(sym): naming.hyperparameter(name) for name, sym in opt.symbols.items()}
     update = [emit.line(str(target), expr, opt_names) for target, expr in opt.assignments]
+    # step scalars are Python floats: weakly typed, they keep float32 parameters float32
+    step_update = [emit.line(str(target), expr, opt_names) for target, expr in opt.step_assignments]
+    step_update = [Line(line.target, f"float({line.code})", line.equation) for line in step_update]
+    slot_inits = {name: init for name, (_, init) in opt.slots.items()}
+    used = set().union(*(expr.free_symbols for _, expr in opt.step_assignments + opt.assignments),
+                       {init for init in slot_inits.values() if isinstance(init, sp.Symbol)})
     hyperparameters = [
-        (naming.hyperparameter(name), repr(opt.values[name]),
-         f"Keras keeps {name} as float32: f32({opt.settings[name]!r})"
-         if name in opt.rule.float32_hyperparameters and opt.values[name] != float(opt.settings[name]) else "")
+        (naming.hyperparameter(name), repr(opt.values[name]), _float32_note(opt, name))
         for name, sym in opt.symbols.items() if sym in used]
 
     params = spec.initial_params()
@@ -162,7 +177,10 @@ def module_context(spec: Spec, model: NetworkDerivation | None = None) -> dict:
         "uses_B": str(B) in emit.symbols_used,
         "uses_K": str(K) in emit.symbols_used,
         "hyperparameters": hyperparameters,
-        "slots": [(name, repr(float(init))) for name, (_, init) in opt.slots.items()],
+        "slots": [(name, opt_names[str(init)] if isinstance(init, sp.Symbol) else repr(float(init)))
+                  for name, init in slot_inits.items()],
+        "step_slots": [(name, repr(float(init))) for name, (_, init) in opt.step_slots.items()],
+        "step_update": step_update,
         "update": update,
         "helpers": [(name, *HELPERS[name]) for name in sorted(emit.helpers)],
         "needs_math": "_erfc" in emit.helpers,

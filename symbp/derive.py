@@ -17,7 +17,7 @@ the unit; the printers turn them into whole-array NumPy or LaTeX.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Optional
 
@@ -26,6 +26,7 @@ import sympy as sp
 from .calculus import B, K, clean_floats, i, j, pull_out_of_sums, row_gradient, same_function
 from .rules import Activation, Loss, Optimizer, activations, losses, optimizers
 from .rules.activations import f32
+from .rules.optimizers import F32
 
 #: a layer's pre-activation, output, upstream gradient dL/da, and the label row
 z = sp.IndexedBase("z", real=True)
@@ -230,13 +231,22 @@ def _substitute_row(expr: sp.Expr, row: sp.IndexedBase, replacement: sp.Expr) ->
 class OptimizerDerivation:
     rule: Optimizer
     settings: dict            # the spec's values by Keras argument name (defaults filled in)
-    symbols: dict             # hyperparameter name -> SymPy symbol
-    values: dict              # hyperparameter name -> the float Keras uses (f32-rounded where it does)
-    slots: dict               # slot name -> (symbol, initial value)
+    symbols: dict             # constant key -> SymPy symbol (a Keras argument, a fixed constant,
+                              # or "<name>_f32": that argument as Keras casts it to float32)
+    values: dict              # constant key -> the float Keras uses (f32-rounded where it does)
+    slots: dict               # slot name -> (symbol, initial value: a number or a symbol of `symbols`)
     w: sp.Symbol
     grad: sp.Symbol
     t: sp.Symbol
-    assignments: list         # ordered (target symbol, expression)
+    assignments: list         # ordered (target symbol, expression), element-wise, per parameter
+    step_assignments: list = field(default_factory=list)  # per-step scalars, before the parameters
+    step_slots: dict = field(default_factory=dict)        # step slot name -> (symbol, initial value)
+    float32_of: dict = field(default_factory=dict)        # constant key -> the name it is f32 of
+
+    @property
+    def float32_hyperparameters(self) -> frozenset:
+        """Keras argument names this configuration uses rounded to float32 somewhere."""
+        return frozenset(self.float32_of.values())
 
 
 HYPERPARAMETER_SYMBOLS = {
@@ -246,20 +256,66 @@ HYPERPARAMETER_SYMBOLS = {
 }
 
 
+def _resolve_float32(assignments: list, symbols: dict, values: dict, slot_inits: dict):
+    """Replace each F32(x) by a symbol of x's float32 rounding.
+
+    A hyperparameter Keras only ever casts keeps its name with the rounded value; one also used
+    exact gets a second constant ``<name>_f32``. Returns (assignments, symbols, values, float32_of).
+    """
+    casts = set().union(*(expr.atoms(F32) for _, expr in assignments))
+    exact_uses = set().union(*(expr.replace(lambda e: isinstance(e, F32), lambda e: sp.S.One).free_symbols
+                               for _, expr in assignments))
+    symbols, values, float32_of, replacements = dict(symbols), dict(values), {}, {}
+    by_symbol = {sym: name for name, sym in symbols.items()}
+    for cast in sorted(casts, key=str):
+        name = by_symbol[cast.args[0]]
+        if cast.args[0] in exact_uses or name in slot_inits.values():
+            key = f"{name}_f32"
+            symbols[key] = sp.Symbol(f"{cast.args[0].name}_f32", positive=True)
+        else:
+            key = name
+        values[key] = float(f32(values[name]))
+        float32_of[key] = name
+        replacements[cast] = symbols[key]
+    for name in slot_inits.values():   # Keras's Constant initializer casts a slot's start value
+        if name not in float32_of.values():
+            values[name] = float(f32(values[name]))
+            float32_of[name] = name
+    resolved = [(target, expr.xreplace(replacements)) for target, expr in assignments]
+    return resolved, symbols, values, float32_of
+
+
 def derive_optimizer(name: str, settings: dict) -> OptimizerDerivation:
+    """The optimizer's assignments for ``settings``: weight decay first, step scalars hoisted."""
     rule = optimizers[name]
     full = {**rule.defaults, **{k: v for k, v in settings.items() if k != "name"}}
-    numbers = {k: v for k, v in full.items()
+    numbers = {k: v for k, v in {**full, **rule.constants}.items()
                if k not in rule.switches and v is not None and not isinstance(v, bool)}
     symbols = {k: sp.Symbol(HYPERPARAMETER_SYMBOLS.get(k, k), positive=True) for k in numbers}
-    values = {k: float(f32(v)) if k in rule.float32_hyperparameters else float(v)
-              for k, v in numbers.items()}
+    values = {k: float(v) for k, v in numbers.items()}
     w, grad, t = sp.Symbol("w", real=True), sp.Symbol("g", real=True), sp.Symbol("t", positive=True, integer=True)
-    slots = {s: (sp.Symbol(s, real=True), init) for s, init in rule.active_slots(full).items()}
-    assignments = list(rule.rule(symbols, w, grad, {s: sym for s, (sym, _) in slots.items()}, t, full))
+    slot_symbols = {s: sp.Symbol(s, real=True) for s in {**rule.slots, **rule.step_slots}}
+    assignments = list(rule.rule(symbols, w, grad, slot_symbols, t, full))
     if full.get("weight_decay"):
-        assignments.insert(0, (w, w - symbols["learning_rate"] * symbols["weight_decay"] * w))
-    return OptimizerDerivation(rule, full, symbols, values, slots, w, grad, t, assignments)
+        assignments.insert(0, (w, w - w * F32(symbols["weight_decay"]) * symbols["learning_rate"]))
+    named = set().union(*({target} | expr.free_symbols for target, expr in assignments))
+    slot_inits = {s: init for s, init in rule.slots.items() if slot_symbols[s] in named}
+    assignments, symbols, values, float32_of = _resolve_float32(
+        assignments, symbols, values, {s: v for s, v in slot_inits.items() if isinstance(v, str)})
+    step_level = {t} | set(symbols.values()) | {slot_symbols[s] for s in rule.step_slots}
+    step_assignments, parameter_assignments = [], []
+    for target, expr in assignments:
+        if target != w and expr.free_symbols <= step_level:
+            step_assignments.append((target, expr))
+            step_level.add(target)
+        else:
+            parameter_assignments.append((target, expr))
+    slots = {s: (slot_symbols[s], symbols[init] if isinstance(init, str) else init)
+             for s, init in slot_inits.items()}
+    step_slots = {s: (slot_symbols[s], init) for s, init in rule.step_slots.items()
+                  if slot_symbols[s] in named}
+    return OptimizerDerivation(rule, full, symbols, values, slots, w, grad, t, parameter_assignments,
+                               step_assignments, step_slots, float32_of)
 
 
 # ---------------------------------------------------------------- the network

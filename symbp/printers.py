@@ -181,6 +181,21 @@ class ArrayPrinter(PositiveFirst, NumPyPrinter):
     def _print_And(self, expr):
         return " & ".join(f"({self._print(arg)})" for arg in expr.args)
 
+    def _print_Max(self, expr):
+        return self._fold("np.maximum", expr.args)
+
+    def _print_Min(self, expr):
+        return self._fold("np.minimum", expr.args)
+
+    def _fold(self, function, args):
+        text = self._print(args[0])
+        for arg in args[1:]:
+            text = f"{function}({text}, {self._print(arg)})"
+        return text
+
+    def _print_Abs(self, expr):
+        return f"np.abs({self._print(expr.args[0])})"
+
     # ---- stable helpers
     def _helper(self, name, expr):
         self.helpers_used.add(name)
