@@ -110,7 +110,8 @@ def _float32_note(opt, key: str) -> str:
 
 def module_context(spec: Spec, model: NetworkDerivation | None = None) -> dict:
     model = model or derive_network(spec.widths, [l.activation for l in spec.layers],
-                                    spec.loss["name"], spec.optimizer)
+                                    spec.loss["name"], spec.optimizer,
+                                    {k: v for k, v in spec.loss.items() if k != "name"})
     emit = _Emitter()
     dense, loss, depth = model.dense, model.loss, model.depth
     forward = []
@@ -120,15 +121,23 @@ def module_context(spec: Spec, model: NetworkDerivation | None = None) -> dict:
         forward.append(emit.line(naming.PRE_ACTIVATION.format(l=l), dense.z, names))
         forward.append(emit.line(naming.OUTPUT.format(l=l), layer.activation.forward, names))
 
-    out_names = naming.layer_names(depth)
+    loss_names = {str(sym): naming.loss_argument(loss.rule.name, name)
+                  for name, (sym, _) in loss.arguments.items()}
+    out_names = {**naming.layer_names(depth), **loss_names}
     loss_line = emit.line("per_sample", loss.per_sample, out_names, "l")
+    label_line = ""
+    if loss.rule.sparse_labels:
+        emit.helpers.add("_one_hot")
+        output = naming.OUTPUT.format(l=depth)
+        label_line = (f"{naming.LABELS} = _one_hot({naming.LABELS}, {output})  "
+                      f"# class indices -> one-hot rows, as Keras's sparse loss reads them")
 
     backward = []
     for layer in reversed(model.layers):
         l = layer.number
         names = {**naming.layer_names(l), **naming.dense_names(l)}
         if l == depth:
-            backward.append(emit.line(naming.DELTA.format(l=l), loss.delta, names))
+            backward.append(emit.line(naming.DELTA.format(l=l), loss.delta, {**names, **loss_names}))
         else:
             below = naming.dense_names(l + 1)
             backward.append(emit.line(naming.UPSTREAM.format(l=l), dense.g_down, below))
@@ -147,6 +156,9 @@ def module_context(spec: Spec, model: NetworkDerivation | None = None) -> dict:
     used = set().union(*(expr.free_symbols for _, expr in opt.step_assignments + opt.assignments),
                        {init for init in slot_inits.values() if isinstance(init, sp.Symbol)})
     hyperparameters = [
+        (naming.loss_argument(loss.rule.name, name), repr(value), f"{loss.rule.name}'s {name}")
+        for name, (_, value) in loss.arguments.items()]
+    hyperparameters += [
         (naming.hyperparameter(name), repr(opt.values[name]), _float32_note(opt, name))
         for name, sym in opt.symbols.items() if sym in used]
 
@@ -172,6 +184,10 @@ def module_context(spec: Spec, model: NetworkDerivation | None = None) -> dict:
         "delta_names": [naming.DELTA.format(l=l) for l in range(1, depth + 1)],
         "forward": forward,
         "loss_line": loss_line,
+        "label_line": label_line,
+        "labels_doc": ("Y holds one class index per sample (a column); loss and gradients take "
+                       "their one-hot rows." if loss.rule.sparse_labels else ""),
+        "warnings": list(model.warnings),
         "backward": backward,
         "gradient_names": [(name, "d" + name) for name in spec.param_names],
         "uses_B": str(B) in emit.symbols_used,

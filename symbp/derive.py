@@ -190,6 +190,12 @@ class LossDerivation:
     gradient: sp.Expr        # dl/da[j] (probability path) or dl/dz[j] (logits path), per sample
     delta: sp.Expr           # delta[j] = dL/dz[j] of the batch loss L = 1/B sum_n l_n
     uses_z: bool
+    arguments: dict = field(default_factory=dict)   # Keras argument name -> (symbol, value)
+    warnings: tuple = ()     # where Keras's behaviour for this pairing is surprising
+
+
+#: SymPy symbols of loss arguments (named apart from the rows a, z, delta of the derivation)
+LOSS_ARGUMENT_SYMBOLS = {"delta": "delta_huber"}
 
 
 def _labels_sum_to_one(expr: sp.Expr) -> sp.Expr:
@@ -198,32 +204,57 @@ def _labels_sum_to_one(expr: sp.Expr) -> sp.Expr:
         lambda e: sp.S.One)
 
 
-@lru_cache(maxsize=None)
-def derive_loss(loss_name: str, activation_name: str) -> LossDerivation:
+def loss_warnings(loss_name: str, activation_name: str) -> tuple[str, ...]:
+    """What Keras does with this loss on this output activation, where it is surprising."""
     rule, act = losses[loss_name], activations[activation_name]
+    if rule.logits_formula is None:
+        return ()
+    if act.tags_logits and act.name != rule.expects:
+        return (f"{rule.name} on a {act.name} output: Keras ignores the {act.name} and computes the "
+                f"loss from the logits z as if the output were {rule.expects} ({rule.expects} "
+                f"cross-entropy of z); the reported loss and gradients follow Keras, but this is "
+                f"rarely what is meant (use a {rule.expects} output, or the matching loss)",)
+    if not act.tags_logits:
+        return (f"{rule.name} on a {act.name} output: Keras clips the outputs to [1e-7, 1 - 1e-7] "
+                f"(after normalising them to sum to 1 for categorical_crossentropy) and clipped "
+                f"entries pass no gradient; a {rule.expects} output is what this loss expects",)
+    return ()
+
+
+@lru_cache(maxsize=None)
+def derive_loss(loss_name: str, activation_name: str, arguments: tuple = ()) -> LossDerivation:
+    """The loss's per-sample formula and output-layer delta; ``arguments``: ((name, value), ...)."""
+    rule, act = losses[loss_name], activations[activation_name]
+    values = {**rule.arguments, **dict(arguments)}
+    symbols = {name: sp.Symbol(LOSS_ARGUMENT_SYMBOLS.get(name, name), positive=True) for name in values}
     on_logits = rule.logits_formula is not None and act.tags_logits
     if on_logits:
-        per_sample = rule.logits_formula(z, y, i, K)
+        per_sample = rule.logits_formula(z, y, i, K, **symbols)
         gradient = row_gradient(per_sample, z)
         if rule.labels_are_distributions:
             gradient = _labels_sum_to_one(gradient)
-        gradient = express_in_output(gradient, act)
+        # simplest in the output of the activation these logits belong to (a - y) ...
+        expected = activations[rule.expects]
+        gradient = express_in_output(gradient, expected)
+        if expected is not act:  # ... which is not this layer's output: write that activation of z
+            gradient = _substitute_row(gradient, a, expected.formula(z[j]) if not expected.row_wise
+                                       else expected.formula(z, j, _k, K))
         delta = gradient / B
     else:
-        per_sample = rule.formula(a, y, i, K)
+        per_sample = rule.formula(a, y, i, K, **symbols)
         gradient = row_gradient(per_sample, a)
         gradient = sp.factor(gradient) if not gradient.has(sp.Piecewise) else gradient
         backward = derive_activation(activation_name).backward
         delta = _substitute_row(backward, g, gradient / B)
-    return LossDerivation(rule, act, on_logits, per_sample, gradient, delta, delta.has(z))
+    return LossDerivation(rule, act, on_logits, per_sample, gradient, delta, delta.has(z),
+                          {name: (symbols[name], float(value)) for name, value in values.items()},
+                          loss_warnings(loss_name, activation_name))
 
 
 def _substitute_row(expr: sp.Expr, row: sp.IndexedBase, replacement: sp.Expr) -> sp.Expr:
     """Replace row[idx] in expr by replacement (a row expression in j) at that idx."""
-    idx = sp.Wild("idx")
-    return expr.replace(row[idx], lambda idx: replacement.subs(j, idx)) if False else \
-        expr.replace(lambda e: isinstance(e, sp.Indexed) and e.base == row,
-                     lambda e: replacement.xreplace({j: e.indices[0]}))
+    return expr.replace(lambda e: isinstance(e, sp.Indexed) and e.base == row,
+                        lambda e: replacement.xreplace({j: e.indices[0]}))
 
 
 # ---------------------------------------------------------------- optimizers
@@ -342,13 +373,18 @@ class NetworkDerivation:
     def depth(self) -> int:
         return len(self.layers)
 
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        return self.loss.warnings
+
 
 def derive_network(widths: list[int], activation_names: list[str], loss_name: str,
-                   optimizer_settings: dict) -> NetworkDerivation:
+                   optimizer_settings: dict, loss_arguments: dict | None = None) -> NetworkDerivation:
     """Derive every rule of a Dense network with ``widths = [inputs, units_1, ..., units_L]``."""
     layers = tuple(
         LayerDerivation(n + 1, widths[n], widths[n + 1], derive_activation(activations.canonical(act)))
         for n, act in enumerate(activation_names))
-    loss = derive_loss(losses.canonical(loss_name), activations.canonical(activation_names[-1]))
+    loss = derive_loss(losses.canonical(loss_name), activations.canonical(activation_names[-1]),
+                       tuple(sorted((loss_arguments or {}).items())))
     optimizer = derive_optimizer(optimizer_settings["name"], optimizer_settings)
     return NetworkDerivation(layers, dense_rule(), loss, optimizer)

@@ -48,6 +48,10 @@ HELPERS = {
     "_sigmoid": ("x", "1 / (1 + e^-x) without overflow for large |x|.", [
         "return np.exp(-np.logaddexp(0, -x))",
     ]),
+    "_one_hot": ("labels, outputs", "One-hot rows (outputs' dtype) of class indices: (B,) or (B, 1).", [
+        "classes = np.arange(outputs.shape[-1])",
+        "return (np.reshape(labels, (-1, 1)) == classes).astype(outputs.dtype)",
+    ]),
     "_erfc": ("x", "Complementary error function, element-wise (math.erfc), dtype kept.", [
         "return np.vectorize(math.erfc, otypes=[np.asarray(x).dtype])(x)",
     ]),
