@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -170,7 +171,7 @@ def module_context(spec: Spec, model: NetworkDerivation | None = None) -> dict:
         "architecture": " -> ".join([str(spec.widths[0])] + [f"{layer.units} {layer.activation}" for layer in spec.layers]),
         "loss_name": loss.rule.name + (" (on the logits z, as Keras does for a "
                                        f"{loss.activation.name} output)" if loss.on_logits else ""),
-        "loss_doc": loss.rule.doc,
+        "loss_doc": " ".join(loss.rule.doc.split()),
         "optimizer_name": opt.rule.name,
         "optimizer_doc": " ".join(opt.rule.doc.split()),
         "param_names": spec.param_names,
@@ -187,7 +188,7 @@ def module_context(spec: Spec, model: NetworkDerivation | None = None) -> dict:
         "label_line": label_line,
         "labels_doc": ("Y holds one class index per sample (a column); loss and gradients take "
                        "their one-hot rows." if loss.rule.sparse_labels else ""),
-        "warnings": list(model.warnings),
+        "warnings": [textwrap.fill(f"Warning: {warning}.", 95) for warning in model.warnings],
         "backward": backward,
         "gradient_names": [(name, "d" + name) for name in spec.param_names],
         "uses_B": str(B) in emit.symbols_used,
