@@ -215,9 +215,11 @@ def loss_warnings(loss_name: str, activation_name: str) -> tuple[str, ...]:
                 f"cross-entropy of z); the reported loss and gradients follow Keras, but this is "
                 f"rarely what is meant (use a {rule.expects} output, or the matching loss)",)
     if not act.tags_logits:
-        return (f"{rule.name} on a {act.name} output: Keras clips the outputs to [1e-7, 1 - 1e-7] "
-                f"(after normalising them to sum to 1 for categorical_crossentropy) and clipped "
-                f"entries pass no gradient; a {rule.expects} output is what this loss expects",)
+        normalised = " (after dividing each row by its sum)" if rule.labels_are_distributions \
+            and not rule.sparse_labels else ""
+        return (f"{rule.name} on a {act.name} output: Keras clips the outputs{normalised} to "
+                f"[1e-7, 1 - 1e-7] and clipped entries pass no gradient; this loss expects a "
+                f"{rule.expects} output",)
     return ()
 
 

@@ -35,6 +35,46 @@ class Softplus(sp.Function):
     """log(1 + e^x)"""
 
 
+class Clip(sp.Function):
+    """clip(q) = min(max(q, eps), 1 - eps) (the cross-entropies' bounds), printed as np.clip."""
+
+
+#: the clipping bounds of the cross-entropies' probability paths (keras.config.epsilon())
+CLIP_LOW, CLIP_HIGH = 1e-7, 1 - 1e-7
+
+
+def _clip_bounds(condition):
+    """(q, "low") for each q < eps, (q, "high") for each q > 1 - eps in a condition."""
+    for atom in (condition.args if isinstance(condition, sp.Or) else (condition,)):
+        if isinstance(atom, sp.StrictLessThan) and atom.rhs.is_number and float(atom.rhs) == CLIP_LOW:
+            yield atom.lhs, "low"
+        elif isinstance(atom, sp.StrictGreaterThan) and atom.rhs.is_number and float(atom.rhs) == CLIP_HIGH:
+            yield atom.lhs, "high"
+
+
+def clip_inside(piecewise: sp.Piecewise) -> sp.Piecewise:
+    """In the branch where earlier conditions left q inside [eps, 1 - eps], write q as clip(q).
+
+    Exact there (q = clip(q)), and stable: np.where evaluates every branch on every entry, and
+    log q, 1/q, 1/(1 - q) of the entries another branch takes would warn of invalid values.
+    """
+    excluded: dict = {}
+    pieces = []
+    for value, condition in piecewise.args:
+        inside = [q for q, sides in excluded.items() if sides == {"low", "high"}]
+        if inside:
+            value = value.xreplace({q: Clip(q) for q in inside})
+        pieces.append((value, condition))
+        for q, side in _clip_bounds(condition):
+            excluded.setdefault(q, set()).add(side)
+    if len(pieces) == 3 and isinstance(pieces[2][0], Clip):   # the whole of clip(q) itself
+        q = pieces[2][0].args[0]
+        if [(float(v), list(_clip_bounds(c))) for v, c in pieces[:2]] == \
+                [(CLIP_LOW, [(q, "low")]), (CLIP_HIGH, [(q, "high")])]:
+            return pieces[2][0]
+    return sp.Piecewise(*pieces, evaluate=False)
+
+
 #: helper name -> (source lines of its body, docstring); printed into the generated module
 HELPERS = {
     "_softmax": ("z", "Row-wise e^z / sum e^z, shifted by the row maximum so it cannot overflow.", [
@@ -77,6 +117,7 @@ def stable_forms(expr: sp.Basic) -> sp.Basic:
         return isinstance(e, sp.log) and row_of_sum(e.args[0]) is not None
 
     expr = expr.replace(is_log_sum_exp, lambda e: LogSumExp(row_of_sum(e.args[0])))
+    expr = expr.replace(lambda e: isinstance(e, sp.Piecewise), clip_inside)
 
     def is_softmax(e):
         if not e.is_Mul:
@@ -216,6 +257,9 @@ class ArrayPrinter(PositiveFirst, NumPyPrinter):
 
     def _print_Softplus(self, expr):
         return f"np.logaddexp(0, {self._print(expr.args[0])})"
+
+    def _print_Clip(self, expr):
+        return f"np.clip({self._print(expr.args[0])}, {CLIP_LOW!r}, {CLIP_HIGH!r})"
 
     def _print_erfc(self, expr):
         return self._helper("_erfc", expr)
