@@ -303,7 +303,7 @@ def _resolve_float32(assignments: list, symbols: dict, values: dict, slot_inits:
     by_symbol = {sym: name for name, sym in symbols.items()}
     for cast in sorted(casts, key=str):
         name = by_symbol[cast.args[0]]
-        if cast.args[0] in exact_uses or name in slot_inits.values():
+        if cast.args[0] in exact_uses:
             key = f"{name}_f32"
             symbols[key] = sp.Symbol(f"{cast.args[0].name}_f32", positive=True)
         else:

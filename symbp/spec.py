@@ -396,13 +396,11 @@ class _Validator:
         name = self.name_in(losses, table["name"], "loss.name") if "name" in table else None
         rule = losses[name] if name else None
         self.unknown_keys(table, {"name"} | set(rule.arguments if rule else ()), "loss.")
-        if not table:
-            return {}
-        if "name" not in table:
-            self.problem("loss.name", "missing (required)")
         if y is not None and units is not None and not (rule and rule.sparse_labels) \
                 and y.shape[1] != units:
             self.problem("data.y", f"has {y.shape[1]} columns but the output layer has {units} units")
+        if table and "name" not in table:
+            self.problem("loss.name", "missing (required)")
         if rule is None:
             return {}
         if y is not None:
