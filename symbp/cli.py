@@ -36,6 +36,15 @@ def _load(spec_path):
     return load_spec(spec_path)
 
 
+def _warn(spec) -> list[str]:
+    """Print what Keras does surprisingly for this spec (stderr; stdout stays the report)."""
+    from .derive import loss_warnings
+    warnings = list(loss_warnings(spec.loss["name"], spec.layers[-1].activation))
+    for warning in warnings:
+        click.echo(f"symbp: warning: {warning}", err=True)
+    return warnings
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show a traceback for input errors.")
 @click.version_option(package_name="symbp")
@@ -61,7 +70,9 @@ def codegen(ctx, spec, directory):
     """Write the generated NumPy module DIR/<name>.py for SPEC."""
     def action():
         from .outputs import write_module
-        path = write_module(_load(spec), directory)
+        loaded = _load(spec)
+        _warn(loaded)
+        path = write_module(loaded, directory)
         click.echo(f"wrote {path}")
     _run(ctx, action)
 
@@ -71,8 +82,10 @@ def codegen(ctx, spec, directory):
 @click.option("--dtype", type=DTYPES, default="float64", show_default=True,
               help="Precision of both runs (tolerance 1e-9 for float64, 1e-5 for float32).")
 @click.option("--json", "as_json", is_flag=True, help="Print only a JSON report on stdout.")
+@click.option("--finite-differences", is_flag=True,
+              help="Also compare the generated gradients with central differences of its loss.")
 @click.pass_context
-def check(ctx, spec, dtype, as_json):
+def check(ctx, spec, dtype, as_json, finite_differences):
     """Train SPEC with Keras and with the generated module; compare every parameter.
 
     Exit status 0 when everything matches, 1 when not.
@@ -80,9 +93,19 @@ def check(ctx, spec, dtype, as_json):
     def action():
         from .keras_check import check as run_check
         loaded = _load(spec)
+        warnings = _warn(loaded)
         report = run_check(loaded, dtype)
-        click.echo(json.dumps(report.to_json(), indent=2) if as_json else report.describe(loaded))
-        return report.match
+        result, text, match = report.to_json(), report.describe(loaded), report.match
+        result["warnings"] = warnings
+        if finite_differences:
+            from .finite_differences import check as run_finite_differences
+            agreement = run_finite_differences(loaded)
+            result["finite_differences"] = agreement.to_json()
+            text += "\n" + agreement.describe()
+            match = match and agreement.match
+            result["match"] = match
+        click.echo(json.dumps(result, indent=2) if as_json else text)
+        return match
     ctx.exit(0 if _run(ctx, action) else 1)
 
 
@@ -98,6 +121,7 @@ def derive(ctx, spec, directory, no_check, dtype):
     def action():
         from .outputs import write_all_outputs
         loaded = _load(spec)
+        _warn(loaded)
         for path in write_all_outputs(loaded, directory):
             click.echo(f"wrote {path}")
         if no_check:

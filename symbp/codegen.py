@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,9 +100,22 @@ def _docstring_safe(text: str) -> str:
     return text if plain else ""
 
 
+def _float32_note(opt, key: str) -> str:
+    """Why a constant differs from the spec's number: Keras casts it to float32 (a comment)."""
+    source = opt.float32_of.get(key)
+    if source is None:
+        return ""
+    given = opt.settings.get(source, opt.rule.constants.get(source))
+    if opt.values[key] == float(given):
+        return ""
+    where = "wherever it uses it" if key == source else "where it casts it to a tensor"
+    return f"Keras rounds {source} to float32 {where}, even in a float64 model: f32({given!r})"
+
+
 def module_context(spec: Spec, model: NetworkDerivation | None = None) -> dict:
     model = model or derive_network(spec.widths, [l.activation for l in spec.layers],
-                                    spec.loss["name"], spec.optimizer)
+                                    spec.loss["name"], spec.optimizer,
+                                    {k: v for k, v in spec.loss.items() if k != "name"})
     emit = _Emitter()
     dense, loss, depth = model.dense, model.loss, model.depth
     forward = []
@@ -111,15 +125,23 @@ def module_context(spec: Spec, model: NetworkDerivation | None = None) -> dict:
         forward.append(emit.line(naming.PRE_ACTIVATION.format(l=l), dense.z, names))
         forward.append(emit.line(naming.OUTPUT.format(l=l), layer.activation.forward, names))
 
-    out_names = naming.layer_names(depth)
+    loss_names = {str(sym): naming.loss_argument(loss.rule.name, name)
+                  for name, (sym, _) in loss.arguments.items()}
+    out_names = {**naming.layer_names(depth), **loss_names}
     loss_line = emit.line("per_sample", loss.per_sample, out_names, "l")
+    label_line = ""
+    if loss.rule.sparse_labels:
+        emit.helpers.add("_one_hot")
+        output = naming.OUTPUT.format(l=depth)
+        label_line = (f"{naming.LABELS} = _one_hot({naming.LABELS}, {output})  "
+                      f"# class indices -> one-hot rows, as Keras's sparse loss reads them")
 
     backward = []
     for layer in reversed(model.layers):
         l = layer.number
         names = {**naming.layer_names(l), **naming.dense_names(l)}
         if l == depth:
-            backward.append(emit.line(naming.DELTA.format(l=l), loss.delta, names))
+            backward.append(emit.line(naming.DELTA.format(l=l), loss.delta, {**names, **loss_names}))
         else:
             below = naming.dense_names(l + 1)
             backward.append(emit.line(naming.UPSTREAM.format(l=l), dense.g_down, below))
@@ -129,13 +151,19 @@ def module_context(spec: Spec, model: NetworkDerivation | None = None) -> dict:
         backward.append(emit.line(naming.BIAS_GRADIENT.format(n=n), dense.db, names))
 
     opt = model.optimizer
-    used = set().union(*(expr.free_symbols for _, expr in opt.assignments))
     opt_names = {str(sym): naming.hyperparameter(name) for name, sym in opt.symbols.items()}
     update = [emit.line(str(target), expr, opt_names) for target, expr in opt.assignments]
+    # step scalars are Python floats: weakly typed, they keep float32 parameters float32
+    step_update = [emit.line(str(target), expr, opt_names) for target, expr in opt.step_assignments]
+    step_update = [Line(line.target, f"float({line.code})", line.equation) for line in step_update]
+    slot_inits = {name: init for name, (_, init) in opt.slots.items()}
+    used = set().union(*(expr.free_symbols for _, expr in opt.step_assignments + opt.assignments),
+                       {init for init in slot_inits.values() if isinstance(init, sp.Symbol)})
     hyperparameters = [
-        (naming.hyperparameter(name), repr(opt.values[name]),
-         f"Keras keeps {name} as float32: f32({opt.settings[name]!r})"
-         if name in opt.rule.float32_hyperparameters and opt.values[name] != float(opt.settings[name]) else "")
+        (naming.loss_argument(loss.rule.name, name), repr(value), f"{loss.rule.name}'s {name}")
+        for name, (_, value) in loss.arguments.items()]
+    hyperparameters += [
+        (naming.hyperparameter(name), repr(opt.values[name]), _float32_note(opt, name))
         for name, sym in opt.symbols.items() if sym in used]
 
     params = spec.initial_params()
@@ -146,7 +174,7 @@ def module_context(spec: Spec, model: NetworkDerivation | None = None) -> dict:
         "architecture": " -> ".join([str(spec.widths[0])] + [f"{layer.units} {layer.activation}" for layer in spec.layers]),
         "loss_name": loss.rule.name + (" (on the logits z, as Keras does for a "
                                        f"{loss.activation.name} output)" if loss.on_logits else ""),
-        "loss_doc": loss.rule.doc,
+        "loss_doc": " ".join(loss.rule.doc.split()),
         "optimizer_name": opt.rule.name,
         "optimizer_doc": " ".join(opt.rule.doc.split()),
         "param_names": spec.param_names,
@@ -160,12 +188,19 @@ def module_context(spec: Spec, model: NetworkDerivation | None = None) -> dict:
         "delta_names": [naming.DELTA.format(l=l) for l in range(1, depth + 1)],
         "forward": forward,
         "loss_line": loss_line,
+        "label_line": label_line,
+        "labels_doc": ("Y holds one class index per sample (a column); loss and gradients take "
+                       "their one-hot rows." if loss.rule.sparse_labels else ""),
+        "warnings": [textwrap.fill(f"Warning: {warning}.", 95) for warning in model.warnings],
         "backward": backward,
         "gradient_names": [(name, "d" + name) for name in spec.param_names],
         "uses_B": str(B) in emit.symbols_used,
         "uses_K": str(K) in emit.symbols_used,
         "hyperparameters": hyperparameters,
-        "slots": [(name, repr(float(init))) for name, (_, init) in opt.slots.items()],
+        "slots": [(name, opt_names[str(init)] if isinstance(init, sp.Symbol) else repr(float(init)))
+                  for name, init in slot_inits.items()],
+        "step_slots": [(name, repr(float(init))) for name, (_, init) in opt.step_slots.items()],
+        "step_update": step_update,
         "update": update,
         "helpers": [(name, *HELPERS[name]) for name in sorted(emit.helpers)],
         "needs_math": "_erfc" in emit.helpers,

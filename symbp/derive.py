@@ -17,7 +17,7 @@ the unit; the printers turn them into whole-array NumPy or LaTeX.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Optional
 
@@ -27,6 +27,7 @@ from .calculus import B, K, clean_floats, i, j, pull_out_of_sums, row_gradient, 
 from .rules import Activation, Loss, Optimizer, activations, losses, optimizers
 from .rules.activations import f32
 from .rules.losses import piecewise_form
+from .rules.optimizers import F32
 
 #: a layer's pre-activation, output, upstream gradient dL/da, and the label row
 z = sp.IndexedBase("z", real=True)
@@ -192,6 +193,12 @@ class LossDerivation:
     gradient: sp.Expr        # dl/da[j] (probability path) or dl/dz[j] (logits path), per sample
     delta: sp.Expr           # delta[j] = dL/dz[j] of the batch loss L = 1/B sum_n l_n
     uses_z: bool
+    arguments: dict = field(default_factory=dict)   # Keras argument name -> (symbol, value)
+    warnings: tuple = ()     # where Keras's behaviour for this pairing is surprising
+
+
+#: SymPy symbols of loss arguments (named apart from the rows a, z, delta of the derivation)
+LOSS_ARGUMENT_SYMBOLS = {"delta": "delta_huber"}
 
 
 def _labels_sum_to_one(expr: sp.Expr) -> sp.Expr:
@@ -200,32 +207,60 @@ def _labels_sum_to_one(expr: sp.Expr) -> sp.Expr:
         lambda e: sp.S.One)
 
 
-@lru_cache(maxsize=None)
-def derive_loss(loss_name: str, activation_name: str) -> LossDerivation:
+def loss_warnings(loss_name: str, activation_name: str) -> tuple[str, ...]:
+    """What Keras does with this loss on this output activation, where it is surprising."""
     rule, act = losses[loss_name], activations[activation_name]
+    if rule.logits_formula is None:
+        return ()
+    if act.tags_logits and act.name != rule.expects:
+        return (f"{rule.name} on a {act.name} output: a float64 Keras model ignores the {act.name} "
+                f"and computes the loss from the logits z as if the output were {rule.expects} "
+                f"({rule.expects} cross-entropy of z), and symbp follows it; Keras's default float32 "
+                f"model instead clips the {act.name} outputs, so the two precisions disagree. Rarely "
+                f"what is meant: use a {rule.expects} output, or the matching loss",)
+    if not act.tags_logits:
+        normalised = " (after dividing each row by its sum)" if rule.labels_are_distributions \
+            and not rule.sparse_labels else ""
+        return (f"{rule.name} on a {act.name} output: Keras clips the outputs{normalised} to "
+                f"[1e-7, 1 - 1e-7] and clipped entries pass no gradient; this loss expects a "
+                f"{rule.expects} output",)
+    return ()
+
+
+@lru_cache(maxsize=None)
+def derive_loss(loss_name: str, activation_name: str, arguments: tuple = ()) -> LossDerivation:
+    """The loss's per-sample formula and output-layer delta; ``arguments``: ((name, value), ...)."""
+    rule, act = losses[loss_name], activations[activation_name]
+    values = {**rule.arguments, **dict(arguments)}
+    symbols = {name: sp.Symbol(LOSS_ARGUMENT_SYMBOLS.get(name, name), positive=True) for name in values}
     on_logits = rule.logits_formula is not None and act.tags_logits
     if on_logits:
-        per_sample = rule.logits_formula(z, y, i, K)
+        per_sample = rule.logits_formula(z, y, i, K, **symbols)
         gradient = row_gradient(piecewise_form(per_sample), z)
         if rule.labels_are_distributions:
             gradient = _labels_sum_to_one(gradient)
-        gradient = express_in_output(gradient, act)
+        # simplest in the output of the activation these logits belong to (a - y) ...
+        expected = activations[rule.expects]
+        gradient = express_in_output(gradient, expected)
+        if expected is not act:  # ... which is not this layer's output: write that activation of z
+            gradient = _substitute_row(gradient, a, expected.formula(z[j]) if not expected.row_wise
+                                       else expected.formula(z, j, _k, K))
         delta = gradient / B
     else:
-        per_sample = rule.formula(a, y, i, K)
+        per_sample = rule.formula(a, y, i, K, **symbols)
         gradient = row_gradient(piecewise_form(per_sample), a)
         gradient = sp.factor(gradient) if not gradient.has(sp.Piecewise) else gradient
         backward = derive_activation(activation_name).backward
         delta = _substitute_row(backward, g, gradient / B)
-    return LossDerivation(rule, act, on_logits, per_sample, gradient, delta, delta.has(z))
+    return LossDerivation(rule, act, on_logits, per_sample, gradient, delta, delta.has(z),
+                          {name: (symbols[name], float(value)) for name, value in values.items()},
+                          loss_warnings(loss_name, activation_name))
 
 
 def _substitute_row(expr: sp.Expr, row: sp.IndexedBase, replacement: sp.Expr) -> sp.Expr:
     """Replace row[idx] in expr by replacement (a row expression in j) at that idx."""
-    idx = sp.Wild("idx")
-    return expr.replace(row[idx], lambda idx: replacement.subs(j, idx)) if False else \
-        expr.replace(lambda e: isinstance(e, sp.Indexed) and e.base == row,
-                     lambda e: replacement.xreplace({j: e.indices[0]}))
+    return expr.replace(lambda e: isinstance(e, sp.Indexed) and e.base == row,
+                        lambda e: replacement.xreplace({j: e.indices[0]}))
 
 
 # ---------------------------------------------------------------- optimizers
@@ -233,13 +268,22 @@ def _substitute_row(expr: sp.Expr, row: sp.IndexedBase, replacement: sp.Expr) ->
 class OptimizerDerivation:
     rule: Optimizer
     settings: dict            # the spec's values by Keras argument name (defaults filled in)
-    symbols: dict             # hyperparameter name -> SymPy symbol
-    values: dict              # hyperparameter name -> the float Keras uses (f32-rounded where it does)
-    slots: dict               # slot name -> (symbol, initial value)
+    symbols: dict             # constant key -> SymPy symbol (a Keras argument, a fixed constant,
+                              # or "<name>_f32": that argument as Keras casts it to float32)
+    values: dict              # constant key -> the float Keras uses (f32-rounded where it does)
+    slots: dict               # slot name -> (symbol, initial value: a number or a symbol of `symbols`)
     w: sp.Symbol
     grad: sp.Symbol
     t: sp.Symbol
-    assignments: list         # ordered (target symbol, expression)
+    assignments: list         # ordered (target symbol, expression), element-wise, per parameter
+    step_assignments: list = field(default_factory=list)  # per-step scalars, before the parameters
+    step_slots: dict = field(default_factory=dict)        # step slot name -> (symbol, initial value)
+    float32_of: dict = field(default_factory=dict)        # constant key -> the name it is f32 of
+
+    @property
+    def float32_hyperparameters(self) -> frozenset:
+        """Keras argument names this configuration uses rounded to float32 somewhere."""
+        return frozenset(self.float32_of.values())
 
 
 HYPERPARAMETER_SYMBOLS = {
@@ -249,20 +293,66 @@ HYPERPARAMETER_SYMBOLS = {
 }
 
 
+def _resolve_float32(assignments: list, symbols: dict, values: dict, slot_inits: dict):
+    """Replace each F32(x) by a symbol of x's float32 rounding.
+
+    A hyperparameter Keras only ever casts keeps its name with the rounded value; one also used
+    exact gets a second constant ``<name>_f32``. Returns (assignments, symbols, values, float32_of).
+    """
+    casts = set().union(*(expr.atoms(F32) for _, expr in assignments))
+    exact_uses = set().union(*(expr.replace(lambda e: isinstance(e, F32), lambda e: sp.S.One).free_symbols
+                               for _, expr in assignments))
+    symbols, values, float32_of, replacements = dict(symbols), dict(values), {}, {}
+    by_symbol = {sym: name for name, sym in symbols.items()}
+    for cast in sorted(casts, key=str):
+        name = by_symbol[cast.args[0]]
+        if cast.args[0] in exact_uses:
+            key = f"{name}_f32"
+            symbols[key] = sp.Symbol(f"{cast.args[0].name}_f32", positive=True)
+        else:
+            key = name
+        values[key] = float(f32(values[name]))
+        float32_of[key] = name
+        replacements[cast] = symbols[key]
+    for name in slot_inits.values():   # Keras's Constant initializer casts a slot's start value
+        if name not in float32_of.values():
+            values[name] = float(f32(values[name]))
+            float32_of[name] = name
+    resolved = [(target, expr.xreplace(replacements)) for target, expr in assignments]
+    return resolved, symbols, values, float32_of
+
+
 def derive_optimizer(name: str, settings: dict) -> OptimizerDerivation:
+    """The optimizer's assignments for ``settings``: weight decay first, step scalars hoisted."""
     rule = optimizers[name]
     full = {**rule.defaults, **{k: v for k, v in settings.items() if k != "name"}}
-    numbers = {k: v for k, v in full.items()
+    numbers = {k: v for k, v in {**full, **rule.constants}.items()
                if k not in rule.switches and v is not None and not isinstance(v, bool)}
     symbols = {k: sp.Symbol(HYPERPARAMETER_SYMBOLS.get(k, k), positive=True) for k in numbers}
-    values = {k: float(f32(v)) if k in rule.float32_hyperparameters else float(v)
-              for k, v in numbers.items()}
+    values = {k: float(v) for k, v in numbers.items()}
     w, grad, t = sp.Symbol("w", real=True), sp.Symbol("g", real=True), sp.Symbol("t", positive=True, integer=True)
-    slots = {s: (sp.Symbol(s, real=True), init) for s, init in rule.active_slots(full).items()}
-    assignments = list(rule.rule(symbols, w, grad, {s: sym for s, (sym, _) in slots.items()}, t, full))
+    slot_symbols = {s: sp.Symbol(s, real=True) for s in {**rule.slots, **rule.step_slots}}
+    assignments = list(rule.rule(symbols, w, grad, slot_symbols, t, full))
     if full.get("weight_decay"):
-        assignments.insert(0, (w, w - symbols["learning_rate"] * symbols["weight_decay"] * w))
-    return OptimizerDerivation(rule, full, symbols, values, slots, w, grad, t, assignments)
+        assignments.insert(0, (w, w - w * F32(symbols["weight_decay"]) * symbols["learning_rate"]))
+    named = set().union(*({target} | expr.free_symbols for target, expr in assignments))
+    slot_inits = {s: init for s, init in rule.slots.items() if slot_symbols[s] in named}
+    assignments, symbols, values, float32_of = _resolve_float32(
+        assignments, symbols, values, {s: v for s, v in slot_inits.items() if isinstance(v, str)})
+    step_level = {t} | set(symbols.values()) | {slot_symbols[s] for s in rule.step_slots}
+    step_assignments, parameter_assignments = [], []
+    for target, expr in assignments:
+        if target != w and expr.free_symbols <= step_level:
+            step_assignments.append((target, expr))
+            step_level.add(target)
+        else:
+            parameter_assignments.append((target, expr))
+    slots = {s: (slot_symbols[s], symbols[init] if isinstance(init, str) else init)
+             for s, init in slot_inits.items()}
+    step_slots = {s: (slot_symbols[s], init) for s, init in rule.step_slots.items()
+                  if slot_symbols[s] in named}
+    return OptimizerDerivation(rule, full, symbols, values, slots, w, grad, t, parameter_assignments,
+                               step_assignments, step_slots, float32_of)
 
 
 # ---------------------------------------------------------------- the network
@@ -289,13 +379,18 @@ class NetworkDerivation:
     def depth(self) -> int:
         return len(self.layers)
 
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        return self.loss.warnings
+
 
 def derive_network(widths: list[int], activation_names: list[str], loss_name: str,
-                   optimizer_settings: dict) -> NetworkDerivation:
+                   optimizer_settings: dict, loss_arguments: dict | None = None) -> NetworkDerivation:
     """Derive every rule of a Dense network with ``widths = [inputs, units_1, ..., units_L]``."""
     layers = tuple(
         LayerDerivation(n + 1, widths[n], widths[n + 1], derive_activation(activations.canonical(act)))
         for n, act in enumerate(activation_names))
-    loss = derive_loss(losses.canonical(loss_name), activations.canonical(activation_names[-1]))
+    loss = derive_loss(losses.canonical(loss_name), activations.canonical(activation_names[-1]),
+                       tuple(sorted((loss_arguments or {}).items())))
     optimizer = derive_optimizer(optimizer_settings["name"], optimizer_settings)
     return NetworkDerivation(layers, dense_rule(), loss, optimizer)

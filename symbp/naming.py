@@ -16,6 +16,11 @@ def hyperparameter(name: str) -> str:
     return name.upper()
 
 
+def loss_argument(loss: str, name: str) -> str:
+    """Module constant of a loss argument: huber's delta -> HUBER_DELTA."""
+    return f"{loss}_{name}".upper()
+
+
 def layer_names(l: int) -> dict[str, str]:
     """Bindings of the derivation's generic rows and matrices for layer l."""
     return {"z": PRE_ACTIVATION.format(l=l), "a": OUTPUT.format(l=l), "g": UPSTREAM.format(l=l),

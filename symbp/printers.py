@@ -17,6 +17,7 @@ import sympy as sp
 from sympy.printing.numpy import NumPyPrinter
 
 from .calculus import i as _i
+from .rules.losses import EPSILON, Clip, clip
 
 
 class Softmax(sp.Function):
@@ -35,6 +36,42 @@ class Softplus(sp.Function):
     """log(1 + e^x)"""
 
 
+#: the clipping bounds of the cross-entropies' probability paths (keras.config.epsilon())
+CLIP_LOW, CLIP_HIGH = float(EPSILON), float(1 - EPSILON)
+
+
+def _clip_bounds(condition):
+    """(q, "low") for each q < eps, (q, "high") for each q > 1 - eps in a condition."""
+    for atom in (condition.args if isinstance(condition, sp.Or) else (condition,)):
+        if isinstance(atom, sp.StrictLessThan) and atom.rhs.is_number and float(atom.rhs) == CLIP_LOW:
+            yield atom.lhs, "low"
+        elif isinstance(atom, sp.StrictGreaterThan) and atom.rhs.is_number and float(atom.rhs) == CLIP_HIGH:
+            yield atom.lhs, "high"
+
+
+def clip_inside(piecewise: sp.Piecewise) -> sp.Piecewise:
+    """In the branch where earlier conditions left q inside [eps, 1 - eps], write q as clip(q).
+
+    Exact there (q = clip(q)), and stable: np.where evaluates every branch on every entry, and
+    log q, 1/q, 1/(1 - q) of the entries another branch takes would warn of invalid values.
+    """
+    excluded: dict = {}
+    pieces = []
+    for value, condition in piecewise.args:
+        inside = [q for q, sides in excluded.items() if sides == {"low", "high"}]
+        if inside:
+            value = value.xreplace({q: clip(q) for q in inside})
+        pieces.append((value, condition))
+        for q, side in _clip_bounds(condition):
+            excluded.setdefault(q, set()).add(side)
+    if len(pieces) == 3 and isinstance(pieces[2][0], Clip):   # the whole of clip(q) itself
+        q = pieces[2][0].args[0]
+        if [(float(v), list(_clip_bounds(c))) for v, c in pieces[:2]] == \
+                [(CLIP_LOW, [(q, "low")]), (CLIP_HIGH, [(q, "high")])]:
+            return pieces[2][0]
+    return sp.Piecewise(*pieces, evaluate=False)
+
+
 #: helper name -> (source lines of its body, docstring); printed into the generated module
 HELPERS = {
     "_softmax": ("z", "Row-wise e^z / sum e^z, shifted by the row maximum so it cannot overflow.", [
@@ -47,6 +84,10 @@ HELPERS = {
     ]),
     "_sigmoid": ("x", "1 / (1 + e^-x) without overflow for large |x|.", [
         "return np.exp(-np.logaddexp(0, -x))",
+    ]),
+    "_one_hot": ("labels, outputs", "One-hot rows (outputs' dtype) of class indices: (B,) or (B, 1).", [
+        "classes = np.arange(outputs.shape[-1])",
+        "return (np.reshape(labels, (-1, 1)) == classes).astype(outputs.dtype)",
     ]),
     "_erfc": ("x", "Complementary error function, element-wise (math.erfc), dtype kept.", [
         "return np.vectorize(math.erfc, otypes=[np.asarray(x).dtype])(x)",
@@ -73,6 +114,7 @@ def stable_forms(expr: sp.Basic) -> sp.Basic:
         return isinstance(e, sp.log) and row_of_sum(e.args[0]) is not None
 
     expr = expr.replace(is_log_sum_exp, lambda e: LogSumExp(row_of_sum(e.args[0])))
+    expr = expr.replace(lambda e: isinstance(e, sp.Piecewise), clip_inside)
 
     def is_softmax(e):
         if not e.is_Mul:
@@ -180,6 +222,21 @@ class ArrayPrinter(PositiveFirst, NumPyPrinter):
 
     def _print_And(self, expr):
         return " & ".join(f"({self._print(arg)})" for arg in expr.args)
+
+    def _print_Max(self, expr):
+        return self._fold("np.maximum", expr.args)
+
+    def _print_Min(self, expr):
+        return self._fold("np.minimum", expr.args)
+
+    def _fold(self, function, args):
+        text = self._print(args[0])
+        for arg in args[1:]:
+            text = f"{function}({text}, {self._print(arg)})"
+        return text
+
+    def _print_Abs(self, expr):
+        return f"np.abs({self._print(expr.args[0])})"
 
     # ---- stable helpers
     def _helper(self, name, expr):

@@ -345,11 +345,7 @@ class _Validator:
             self.problem("data.y", f"has {y.shape[0]} samples but data.x has {x.shape[0]}")
 
         layers = self.layers(data.get("layers"), None if x is None else x.shape[1])
-        if layers and y is not None and y.shape[1] != layers[-1].units:
-            self.problem("data.y", f"has {y.shape[1]} columns but the output layer has "
-                                   f"{layers[-1].units} units")
-
-        loss = self.loss(self.table(data, "loss"), y)
+        loss = self.loss(self.table(data, "loss"), y, layers[-1].units if layers else None)
         optimizer = self.optimizer(self.table(data, "optimizer"))
         training = self.training(self.table(data, "training", required=False))
         if self.problems:
@@ -395,21 +391,36 @@ class _Validator:
             fan_in = units
         return out
 
-    def loss(self, table: dict, y: Optional[np.ndarray]) -> dict:
-        self.unknown_keys(table, {"name"}, "loss.")
-        if not table:
-            return {}
-        if "name" not in table:
+    def loss(self, table: dict, y: Optional[np.ndarray], units: Optional[int]) -> dict:
+        """The loss's name and arguments; checks the labels' shape and values against it."""
+        name = self.name_in(losses, table["name"], "loss.name") if "name" in table else None
+        rule = losses[name] if name else None
+        self.unknown_keys(table, {"name"} | set(rule.arguments if rule else ()), "loss.")
+        if y is not None and units is not None and not (rule and rule.sparse_labels) \
+                and y.shape[1] != units:
+            self.problem("data.y", f"has {y.shape[1]} columns but the output layer has {units} units")
+        if table and "name" not in table:
             self.problem("loss.name", "missing (required)")
+        if rule is None:
             return {}
-        name = self.name_in(losses, table["name"], "loss.name")
-        if name and y is not None:
+        if y is not None:
+            if rule.sparse_labels:
+                if y.shape[1] != 1:
+                    self.problem("data.y", f"{name} needs one class index per sample (a single "
+                                           f"column, [[2], [0], ...]), found {y.shape[1]} columns")
+                elif units is not None and not (np.all(y == np.round(y)) and y.min() >= 0 and y.max() < units):
+                    self.problem("data.y", f"{name} needs class indices 0 .. {units - 1} "
+                                           f"(the output layer's units)")
             if name == "categorical_crossentropy" and not np.allclose(y.sum(axis=1), 1.0, atol=1e-9):
                 self.problem("data.y", "categorical_crossentropy needs label rows that sum to 1 "
                                        "(one-hot or probabilities)")
             if name == "binary_crossentropy" and (y.min() < 0 or y.max() > 1):
                 self.problem("data.y", "binary_crossentropy needs labels between 0 and 1")
-        return {"name": name}
+        out: dict[str, Any] = {"name": name}
+        for key in rule.arguments:
+            if key in table and self.number(table[key], f"loss.{key}", positive=True) is not None:
+                out[key] = table[key]
+        return out
 
     def optimizer(self, table: dict) -> dict:
         if not table:

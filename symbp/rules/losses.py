@@ -1,7 +1,9 @@
 """Losses, each stated once by its per-sample formula (as Keras computes it).
 
 Convention: ``p`` is the output row (``IndexedBase``), ``y`` the label row, ``i`` the unit index
-summed over, ``K`` the number of output units. Keras then reduces per-sample losses by
+summed over, ``K`` the number of output units; a loss with arguments (huber's ``delta``) gets
+each as a SymPy symbol by its Keras name. A loss on sparse labels (a class index per sample)
+states its formula on the one-hot row of that index, as Keras computes it. Keras then reduces per-sample losses by
 ``sum_over_batch_size`` (mean over the batch); :mod:`symbp.derive` adds that and derives every
 gradient. A loss may also state its form on the logits ``z``: Keras takes that path when the
 output activation tags its logits (softmax, sigmoid; see ``Activation.tags_logits``).
@@ -9,7 +11,7 @@ output activation tags its logits (softmax, sigmoid; see ``Activation.tags_logit
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 import sympy as sp
@@ -49,6 +51,12 @@ class Loss:
     logits_formula: Optional[Callable[..., sp.Expr]] = None
     #: label rows must sum to one (a distribution); lets the derivation write p - y
     labels_are_distributions: bool = False
+    #: the activation whose logits ``logits_formula`` takes (softmax for CCE, sigmoid for BCE)
+    expects: Optional[str] = None
+    #: labels are class indices, one per sample (data.y has one column); ``y`` is their one-hot row
+    sparse_labels: bool = False
+    #: Keras argument name -> default value (huber: delta = 1.0)
+    arguments: dict = field(default_factory=dict)
 
     @property
     def doc(self) -> str:
@@ -86,12 +94,40 @@ def mean_squared_error(p, y, i, K):
     return sp.Sum((p[i] - y[i]) ** 2, (i, 0, K - 1)) / K
 
 
+def sparse_categorical_crossentropy(p, y, i, K):
+    """l = log sum_k clip(p_k) - sum_i y_i log clip(p_i), y the one-hot row of the class index
+    (softmax cross-entropy of log clip(p), without normalising p first)"""
+    k = sp.Dummy("k", integer=True)
+    return sp.log(sp.Sum(clip(p[k]), (k, 0, K - 1))) - sp.Sum(y[i] * sp.log(clip(p[i])), (i, 0, K - 1))
+
+
+def mean_absolute_error(p, y, i, K):
+    """l = 1/K sum_i |p_i - y_i|"""
+    return sp.Sum(sp.Abs(p[i] - y[i]), (i, 0, K - 1)) / K
+
+
+def huber(p, y, i, K, delta):
+    """l = 1/K sum_i (e_i^2 / 2 if |e_i| <= delta else delta |e_i| - delta^2 / 2), e = p - y"""
+    e = p[i] - y[i]
+    return sp.Sum(sp.Piecewise((e ** 2 / 2, sp.Abs(e) <= delta),
+                               (delta * sp.Abs(e) - delta ** 2 / 2, True)), (i, 0, K - 1)) / K
+
+
 losses.add("categorical_crossentropy",
            Loss("categorical_crossentropy", categorical_crossentropy,
-                categorical_crossentropy_from_logits, labels_are_distributions=True),
+                categorical_crossentropy_from_logits, labels_are_distributions=True, expects="softmax"),
            aliases=("cce", "categoricalcrossentropy"))
+losses.add("sparse_categorical_crossentropy",
+           Loss("sparse_categorical_crossentropy", sparse_categorical_crossentropy,
+                categorical_crossentropy_from_logits, labels_are_distributions=True, expects="softmax",
+                sparse_labels=True),
+           aliases=("scce", "sparsecategoricalcrossentropy"))
 losses.add("binary_crossentropy",
-           Loss("binary_crossentropy", binary_crossentropy, binary_crossentropy_from_logits),
+           Loss("binary_crossentropy", binary_crossentropy, binary_crossentropy_from_logits,
+                expects="sigmoid"),
            aliases=("bce", "binarycrossentropy"))
 losses.add("mean_squared_error", Loss("mean_squared_error", mean_squared_error),
            aliases=("mse", "meansquarederror"))
+losses.add("mean_absolute_error", Loss("mean_absolute_error", mean_absolute_error),
+           aliases=("mae", "meanabsoluteerror"))
+losses.add("huber", Loss("huber", huber, arguments={"delta": 1.0}), aliases=("huber_loss",))
