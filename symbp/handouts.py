@@ -98,6 +98,38 @@ class Notation:
                 "b": self.param(f"b{l - 1}"), "delta": rf"\delta_{{{l}}}"}
 
 
+# ---------------------------------------------------------------- the network picture
+#: a weight label's half width and half height (cm, \scriptsize "-0.71"), a neuron's radius
+LABEL_HALF = (0.36, 0.22)
+NODE_RADIUS = 0.4
+NEURON_RADIUS = 0.45
+LABEL_POSITIONS = tuple(np.round(np.linspace(0.1, 0.9, 33), 3))
+
+
+def _place_labels(edges: list[dict], layers: list[dict]) -> bool:
+    """Choose each edge's label position (fraction of the way) so that no two labels and no
+    label and neuron overlap; False when some edge has no free place (draw no labels then)."""
+    placed: list[tuple[float, float]] = []
+    nodes = [(n["x"], n["y"]) for layer in layers for n in layer["nodes"]]
+    for edge in edges:
+        (x0, y0), (x1, y1) = (edge["from"]["x"], edge["from"]["y"]), (edge["to"]["x"], edge["to"]["y"])
+        length = float(np.hypot(x1 - x0, y1 - y0))
+        ux, uy = (x1 - x0) / length, (y1 - y0) / length    # TikZ's pos runs between the borders
+        x0, y0, x1, y1 = x0 + ux * NODE_RADIUS, y0 + uy * NODE_RADIUS, x1 - ux * NODE_RADIUS, y1 - uy * NODE_RADIUS
+        for position in LABEL_POSITIONS:
+            x, y = x0 + position * (x1 - x0), y0 + position * (y1 - y0)
+            free = all(abs(x - px) > 2 * LABEL_HALF[0] or abs(y - py) > 2 * LABEL_HALF[1] for px, py in placed)
+            clear = all(abs(x - nx) > LABEL_HALF[0] + NEURON_RADIUS or abs(y - ny) > LABEL_HALF[1] + NEURON_RADIUS
+                        for nx, ny in nodes)
+            if free and clear:
+                placed.append((x, y))
+                edge["pos"] = position
+                break
+        else:
+            return False
+    return True
+
+
 # ---------------------------------------------------------------- evaluating model expressions
 def evaluate(expr: sp.Basic, values: dict[str, object]) -> np.ndarray:
     """The NumPy value of a derivation-model expression, rows and symbols bound by name."""
@@ -205,7 +237,7 @@ class _Worker:
              blank_shape=None) -> Step:
         """``lhs = rule = rule with numbers = result``; the student's ``lhs = [blanks]``."""
         lines = [f"{lhs} = {self.symbols(expr, names)}"]
-        if numbers is not None:
+        if numbers is not None and expr.free_symbols | expr.atoms(sp.Indexed, sp.MatrixSymbol):
             lines.append(rf"\qquad = {self.filled(expr, numbers, transposed)}")
         lines.append(rf"\qquad = {self.m(result)} \quad ({shape_tex(result)})")
         blank = [f"{shown_lhs or lhs} = {blank_matrix_tex(np.shape(blank_shape if blank_shape is not None else result))}"
@@ -485,16 +517,17 @@ class _Worker:
                            "top": round(height / 2 + 0.9, 3), "bias": "" if l == 0 else
                            self.notation.param(f"b{l - 1}")})
         for l in range(1, len(widths)):
-            weights = self.params[f"W{l - 1}"]
             for source in layers[l - 1]["nodes"]:
-                for k, target in enumerate(layers[l]["nodes"]):
-                    if source["unit"] is None or target["unit"] is None:
-                        continue
-                    text = format_number(weights[source["unit"], target["unit"]], 2) if label else ""
-                    # near the source, 1/(n+1) of the way: the labels of one column never meet
-                    position = round(1 / (len(layers[l]["nodes"]) + 1), 3)
-                    edges.append({"source": source["id"], "target": target["id"], "text": text,
-                                  "pos": position})
+                for target in layers[l]["nodes"]:
+                    if not (source["gap"] or target["gap"]):
+                        edges.append({"source": source["id"], "target": target["id"], "text": "",
+                                      "pos": 0.5, "from": source, "to": target,
+                                      "weight": self.params[f"W{l - 1}"][source["unit"], target["unit"]]})
+        label = label and _place_labels(edges, layers)
+        for edge in edges:
+            if label:
+                edge["text"] = format_number(edge["weight"], 2)
+            del edge["from"], edge["to"], edge["weight"]
         return {"layers": layers, "edges": edges, "labelled": label}
 
     def loss_plot(self) -> Optional[dict]:

@@ -100,8 +100,6 @@ class RowLatexPrinter(PositiveFirst, LatexPrinter):
     ``digits`` decimals.
     """
 
-    printmethod = "_symbp_latex"
-
     def __init__(self, names: dict | None = None, transposed: dict | None = None, digits: int = 8,
                  filled: bool = False, product: str = r"\odot"):
         super().__init__({"fold_short_frac": False})
@@ -154,8 +152,15 @@ class RowLatexPrinter(PositiveFirst, LatexPrinter):
                 numerator.append(factor)
         rows_up = [f for f in numerator if _is_row(f)]
         rows_down = [f for f in denominator if _is_row(f)]
-        if len(rows_up) < 2 and not rows_down:
+        if not rows_up and not rows_down:
             return super()._print_Mul(expr)
+        if len(rows_up) == 1 and not rows_down:    # the coefficient first: eta g, mu m
+            coefficient = sp.Mul(*[f for f in expr.args if not _is_row(f)])
+            if coefficient == 1:
+                return self._print(rows_up[0])
+            if coefficient == -1:
+                return "-" + self._row_factor(rows_up[0])
+            return rf"{self._print(coefficient)} \, {self._row_factor(rows_up[0])}"
         scalar_up = sp.Mul(*[f for f in numerator if not _is_row(f)])
         scalar_down = sp.Mul(*[f for f in denominator if not _is_row(f)])
         sign = ""
