@@ -290,18 +290,21 @@ class _Worker:
         return steps
 
     def loss_steps(self) -> tuple[str, list[Step]]:
+        """The per-sample loss in index form, then for the batch's rows; the batch mean."""
         loss, depth = self.model.loss, self.model.depth
-        per_sample = IndexLatexPrinter(self.digits).doprint(loss.per_sample)
         row = "z" if loss.on_logits else "a"
-        intro = (rf"Per sample (a row of ${row} = {row}_{{{depth}}}$ and $y$, $K = {self.a[depth].shape[1]}$ units): "
-                 rf"$l = {per_sample}$; the batch loss is the mean over its $B = {len(self.x)}$ "
-                 rf"row{'s' if len(self.x) > 1 else ''}, $L = \frac{{1}}{{B}}\sum_{{r}} l_r$.")
+        intro = (rf"Per sample, over the $K = {self.a[depth].shape[1]}$ units of a row of "
+                 rf"${row} = {row}_{{{depth}}}$ and $y$; the batch loss $L$ is the mean over the "
+                 rf"$B = {len(self.x)}$ row{'s' if len(self.x) > 1 else ''} of the batch.")
         if loss.on_logits:
             intro += (rf" Keras computes {escape_latex(loss.rule.name)} on a "
                       rf"{escape_latex(loss.activation.name)} output from its logits $z_{{{depth}}}$.")
-        lines = [rf"l_{{{r}}} = {format_number(v, self.digits)}" for r, v in enumerate(self.sample_losses)] \
-            if len(self.x) > 1 else []
-        total = rf"L = {format_number(self.loss, self.digits)}"
+        per_row = np.array(self.sample_losses).reshape(-1, 1)
+        lines = [f"l = {IndexLatexPrinter(self.digits).doprint(loss.per_sample)}",
+                 f"l = {self.symbols(loss.per_sample, self.notation.layer(depth))}",
+                 rf"\qquad = {self.filled(loss.per_sample, self.row_numbers(depth))}",
+                 rf"\qquad = {self.m(per_row)} \quad ({shape_tex(per_row)})"]
+        total = rf"L = \frac{{1}}{{B}} \sum_{{r}} l_{{r}} = {format_number(self.loss, self.digits)}"
         shown = f"{self.loss:.4f}"
         if shown != format_number(self.loss, self.digits):
             total += rf" \approx {shown} \quad \text{{(Keras's progress bar shows 4 digits)}}"

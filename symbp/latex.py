@@ -78,7 +78,7 @@ def blank_matrix_tex(shape: tuple[int, ...]) -> str:
     rows, cols = as_matrix(np.zeros(shape)).shape
     cell = r"\blank"
     body = r" \\ ".join(" & ".join([cell] * cols) for _ in range(rows))
-    return rf"\begin{{bmatrix}} {body} \end{{bmatrix}}"
+    return rf"{{\renewcommand{{\arraystretch}}{{1.7}}\begin{{bmatrix}} {body} \end{{bmatrix}}}}"
 
 
 def shape_tex(values) -> str:
@@ -142,7 +142,8 @@ class RowLatexPrinter(PositiveFirst, LatexPrinter):
 
     def _print_Mul(self, expr):
         numerator, denominator = [], []
-        for factor in expr.args:
+        args = expr.args if expr.is_Mul else (expr,)   # LatexPrinter sends 1/x here as well
+        for factor in args:
             if factor.is_Pow and factor.exp.is_negative:
                 denominator.append(sp.Pow(factor.base, -factor.exp))
             elif factor.is_Rational and factor.q != 1:
@@ -155,7 +156,7 @@ class RowLatexPrinter(PositiveFirst, LatexPrinter):
         if not rows_up and not rows_down:
             return super()._print_Mul(expr)
         if len(rows_up) == 1 and not rows_down:    # the coefficient first: eta g, mu m
-            coefficient = sp.Mul(*[f for f in expr.args if not _is_row(f)])
+            coefficient = sp.Mul(*[f for f in args if not _is_row(f)])
             if coefficient == 1:
                 return self._print(rows_up[0])
             if coefficient == -1:
@@ -166,19 +167,23 @@ class RowLatexPrinter(PositiveFirst, LatexPrinter):
         sign = ""
         if scalar_up.could_extract_minus_sign():
             sign, scalar_up = "-", -scalar_up
-        top = self.product.join(self._row_factor(f) for f in rows_up) or "1"
+
+        def product(scalar, rows):
+            parts = [] if scalar == 1 else [self._print(scalar)]
+            if len(rows) == 1 and not parts:
+                parts.append(self._print(rows[0]) if rows[0].is_Add else self._row_factor(rows[0]))
+            elif rows:
+                parts.append(self.product.join(self._row_factor(f) for f in rows))
+            return r" \, ".join(parts) or "1"
+
         if rows_down:
-            bottom = self.product.join(self._row_factor(f) for f in rows_down)
-            rows = rf"\frac{{{top}}}{{{bottom}}}"
-        else:
-            rows = top
+            return sign + rf"\frac{{{product(scalar_up, rows_up)}}}{{{product(scalar_down, rows_down)}}}"
+        rows = self.product.join(self._row_factor(f) for f in rows_up)
         if scalar_up == 1 and scalar_down == 1:
-            scalar = ""
-        elif scalar_down == 1:
-            scalar = self._print(scalar_up) + r"\,"
-        else:
-            scalar = rf"\frac{{{self._print(scalar_up)}}}{{{self._print(scalar_down)}}}\,"
-        return sign + scalar + rows
+            return sign + rows
+        if scalar_down == 1:
+            return sign + rf"{self._print(scalar_up)} \, {rows}"
+        return sign + rf"\frac{{{self._print(scalar_up)}}}{{{self._print(scalar_down)}}} \, {rows}"
 
     def _print_exp(self, expr, exp=None):
         if self.filled:
