@@ -23,7 +23,8 @@ import sympy as sp
 from . import naming
 from .codegen import module_source
 from .errors import HandoutError
-from .derive import NetworkDerivation, a as A_ROW, derive_network, g as G_ROW, y as Y_ROW, z as Z_ROW
+from .calculus import j as _UNIT
+from .derive import NetworkDerivation, derive_network, g as G_ROW
 from .latex import (IndexLatexPrinter, RowLatexPrinter, as_matrix, blank_matrix_tex, escape_latex,
                     format_number, matrix_tex, shape_tex)
 from .printers import HELPERS, ArrayPrinter
@@ -144,6 +145,10 @@ def evaluate(expr: sp.Basic, values: dict[str, object]) -> np.ndarray:
     return np.asarray(eval(code, namespace), dtype=np.float64)  # our own printer's output
 
 
+def f_prime(l: int) -> str:
+    return f"f_{{{l}}}'(z_{{{l}}})"
+
+
 def _number_tex(value: float, digits: int) -> str:
     text = format_number(value, digits)
     return rf"\left({text}\right)" if text.startswith("-") else text
@@ -234,14 +239,17 @@ class _Worker:
                 for name, v in self.row_values(l).items()}
 
     def step(self, title, lhs, expr, names, numbers, result, transposed=None, shown_lhs=None,
-             blank_shape=None) -> Step:
-        """``lhs = rule = rule with numbers = result``; the student's ``lhs = [blanks]``."""
+             filled_expr=None) -> Step:
+        """``lhs = rule = rule with numbers = result``; the student's ``lhs = [blanks]``.
+
+        ``filled_expr`` (default ``expr``) is the form the numbers are filled into.
+        """
         lines = [f"{lhs} = {self.symbols(expr, names)}"]
-        if numbers is not None and expr.free_symbols | expr.atoms(sp.Indexed, sp.MatrixSymbol):
-            lines.append(rf"\qquad = {self.filled(expr, numbers, transposed)}")
+        filled_expr = expr if filled_expr is None else filled_expr
+        if numbers is not None and filled_expr.free_symbols | filled_expr.atoms(sp.Indexed, sp.MatrixSymbol):
+            lines.append(rf"\qquad = {self.filled(filled_expr, numbers, transposed)}")
         lines.append(rf"\qquad = {self.m(result)} \quad ({shape_tex(result)})")
-        blank = [f"{shown_lhs or lhs} = {blank_matrix_tex(np.shape(blank_shape if blank_shape is not None else result))}"
-                 rf" \quad ({shape_tex(result)})"]
+        blank = [f"{shown_lhs or lhs} = {blank_matrix_tex(np.shape(result))} \\quad ({shape_tex(result)})"]
         return Step(title, lines, blank)
 
     # ---- sections
@@ -333,10 +341,20 @@ class _Worker:
         if act.derivative is not None:
             self.derivative[l] = np.broadcast_to(evaluate(act.derivative, self.row_values(l)), self.z[l].shape)
             steps.append(self.step(rf"Derivative of {escape_latex(act.rule.name)} (derived by SymPy), "
-                                   rf"element-wise", f"f_{{{l}}}'(z_{{{l}}})", act.derivative, names,
+                                   rf"element-wise", f_prime(l), act.derivative, names,
                                    self._numbers_unless_piecewise(act.derivative, l), self.derivative[l]))
-        steps.append(self.step(rf"Error gradient $\delta_{{{l}}} = \partial L / \partial z_{{{l}}}$",
-                               rf"\delta_{{{l}}}", act.backward, names, self.row_numbers(l), self.delta[l]))
+        title = rf"Error gradient $\delta_{{{l}}} = \partial L / \partial z_{{{l}}}$"
+        if act.derivative is None:
+            steps.append(self.step(title, rf"\delta_{{{l}}}", act.backward, names, self.row_numbers(l),
+                                   self.delta[l]))
+            return steps
+        # element-wise: delta = g f'(z), filled in with the derivative's numbers found above
+        derivative = sp.IndexedBase("derivative")[_UNIT]
+        rule = G_ROW[_UNIT] * derivative
+        numbers = {"g": self.m(self.g[l]), "derivative": self.m(self.derivative[l])}
+        steps.append(self.step(title, rf"\delta_{{{l}}} = {self.symbols(rule, {**names, 'derivative': f_prime(l)})}",
+                               act.backward, names, numbers, self.delta[l], filled_expr=rule,
+                               shown_lhs=rf"\delta_{{{l}}}"))
         return steps
 
     def _numbers_unless_piecewise(self, expr, l):
@@ -469,10 +487,15 @@ class _Worker:
                                  r" \quad \text{(computed above)}")
                 derivative = layer.activation.derivative
                 symbolic = self.scalar(derivative, {"a": f"a_{{{l}}}[{r},{c}]", "z": f"z_{{{l}}}[{r},{c}]"})
-                filled = "" if derivative.has(sp.Piecewise) else " = " + self.scalar(
-                    derivative, {"a": _number_tex(self.a[l][r, c], d), "z": _number_tex(self.z[l][r, c], d)})
-                lines.append(rf"\quad {named[1]} = {symbolic}{filled} = "
-                             rf"{format_number(self.derivative[l][r, c], d)}")
+                if derivative.has(sp.Piecewise):   # the branch follows from z
+                    filled = rf" \quad (z_{{{l}}}[{r},{c}] = {format_number(self.z[l][r, c], d)})"
+                    lines.append(rf"\quad {named[1]} = {symbolic} = "
+                                 rf"{format_number(self.derivative[l][r, c], d)}{filled}")
+                else:
+                    filled = self.scalar(derivative, {"a": _number_tex(self.a[l][r, c], d),
+                                                      "z": _number_tex(self.z[l][r, c], d)})
+                    lines.append(rf"\quad {named[1]} = {symbolic} = {filled} = "
+                                 rf"{format_number(self.derivative[l][r, c], d)}")
                 values += [value, self.derivative[l][r, c]]
             else:
                 lines.append(rf"\quad {named[0]} = \delta_{{{l}}}[{r},{c}] = "
@@ -552,12 +575,12 @@ class _Worker:
         rows = []
         for layer in self.model.layers:
             act = layer.activation
-            names = {"z": "z", "a": "a", "g": "g"}
+            names = {"z": "z", "a": "a", "g": r"\frac{\partial L}{\partial a}"}
             rows.append({"number": layer.number, "units": layer.units,
                          "activation": escape_latex(act.rule.name),
                          "forward": self.symbols(act.forward, names),
-                         "derivative": self.symbols(act.derivative, names)
-                         if act.derivative is not None else r"\text{full Jacobian (row-wise)}"})
+                         "derivative": self.symbols(act.derivative, names) if act.derivative is not None
+                         else rf"\text{{row-wise: }} \delta = {self.symbols(act.backward, names)}"})
         return rows
 
 
