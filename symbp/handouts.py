@@ -239,18 +239,40 @@ class _Worker:
                 for name, v in self.row_values(l).items()}
 
     def step(self, title, lhs, expr, names, numbers, result, transposed=None, shown_lhs=None,
-             filled_expr=None) -> Step:
+             filled_expr=None, values=None) -> Step:
         """``lhs = rule = rule with numbers = result``; the student's ``lhs = [blanks]``.
 
-        ``filled_expr`` (default ``expr``) is the form the numbers are filled into.
+        ``filled_expr`` (default ``expr``) is the form the numbers are filled into; with the
+        rows' ``values``, row sums inside it are worked out first (see ``row_sums_first``).
         """
         lines = [f"{lhs} = {self.symbols(expr, names)}"]
         filled_expr = expr if filled_expr is None else filled_expr
+        if values is not None:
+            filled_expr, numbers, sums = self.row_sums_first(filled_expr, names, numbers, values)
+            lines += sums
         if numbers is not None and filled_expr.free_symbols | filled_expr.atoms(sp.Indexed, sp.MatrixSymbol):
             lines.append(rf"\qquad = {self.filled(filled_expr, numbers, transposed)}")
         lines.append(rf"\qquad = {self.m(result)} \quad ({shape_tex(result)})")
         blank = [f"{shown_lhs or lhs} = {blank_matrix_tex(np.shape(result))} \\quad ({shape_tex(result)})"]
         return Step(title, lines, blank)
+
+    def row_sums_first(self, expr, names, numbers, values):
+        """Work out each innermost row sum on a line of its own, when the rest of ``expr`` still
+        needs the rows (softmax's e^z / rowsum(e^z)): the filled-in line then shows its column."""
+        lines, numbers = [], dict(numbers or {})
+        for n, total in enumerate(sorted(expr.atoms(sp.Sum), key=sp.default_sort_key)):
+            if total.atoms(sp.Sum) != {total}:
+                continue
+            column = sp.IndexedBase(f"rowsum{n}")
+            rest = expr.xreplace({total: column[_UNIT]})
+            if not rest.atoms(sp.Indexed) - {column[_UNIT]}:
+                continue
+            value = evaluate(total, values)
+            lines.append(rf"\qquad \text{{with }} {self.symbols(total, names)} = "
+                         rf"{self.filled(total, numbers)} = {self.m(value)}")
+            numbers[str(column)] = self.m(value)
+            expr = rest
+        return expr, numbers, lines
 
     # ---- sections
     def givens(self) -> list[Step]:
@@ -294,7 +316,8 @@ class _Worker:
                                    self.z[l]))
             act = layer.activation
             steps.append(self.step(f"Layer {l}: {escape_latex(act.rule.name)} activation", f"a_{{{l}}}",
-                                   act.forward, names, {"z": self.m(self.z[l])}, self.a[l]))
+                                   act.forward, names, {"z": self.m(self.z[l])}, self.a[l],
+                                   values={"z": self.z[l]}))
         return steps
 
     def loss_steps(self) -> tuple[str, list[Step]]:
@@ -308,10 +331,10 @@ class _Worker:
             intro += (rf" Keras computes {escape_latex(loss.rule.name)} on a "
                       rf"{escape_latex(loss.activation.name)} output from its logits $z_{{{depth}}}$.")
         per_row = np.array(self.sample_losses).reshape(-1, 1)
-        lines = [f"l = {IndexLatexPrinter(self.digits).doprint(loss.per_sample)}",
-                 f"l = {self.symbols(loss.per_sample, self.notation.layer(depth))}",
-                 rf"\qquad = {self.filled(loss.per_sample, self.row_numbers(depth))}",
-                 rf"\qquad = {self.m(per_row)} \quad ({shape_tex(per_row)})"]
+        names = self.notation.layer(depth)
+        in_rows = self.step("", "l", loss.per_sample, names, self.row_numbers(depth), per_row,
+                            values=self.row_values(depth))
+        lines = [f"l = {IndexLatexPrinter(self.digits).doprint(loss.per_sample)}"] + in_rows.lines
         total = rf"L = \frac{{1}}{{B}} \sum_{{r}} l_{{r}} = {format_number(self.loss, self.digits)}"
         shown = f"{self.loss:.4f}"
         if shown != format_number(self.loss, self.digits):
@@ -346,7 +369,7 @@ class _Worker:
         title = rf"Error gradient $\delta_{{{l}}} = \partial L / \partial z_{{{l}}}$"
         if act.derivative is None:
             steps.append(self.step(title, rf"\delta_{{{l}}}", act.backward, names, self.row_numbers(l),
-                                   self.delta[l]))
+                                   self.delta[l], values=self.row_values(l)))
             return steps
         # element-wise: delta = g f'(z), filled in with the derivative's numbers found above
         derivative = sp.IndexedBase("derivative")[_UNIT]
