@@ -15,21 +15,21 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Optional
 
 import numpy as np
 import sympy as sp
 
-from . import naming
+from .calculus import B, j as _UNIT
 from .codegen import module_source
 from .errors import HandoutError
-from .calculus import j as _UNIT
 from .derive import NetworkDerivation, derive_network, g as G_ROW
-from .latex import (IndexLatexPrinter, RowLatexPrinter, as_matrix, blank_matrix_tex, escape_latex,
-                    format_number, matrix_tex, shape_tex)
+from .latex import (IndexLatexPrinter, RowLatexPrinter, blank_matrix_tex, escape_latex, format_number,
+                    matrix_tex, shape_tex)
 from .printers import HELPERS, ArrayPrinter
 from .render import latex_env, render
-from .spec import Problem, Spec, SpecError
+from .spec import Spec
 
 BIAS_SYMBOLS = {"theta": r"\theta", "b": "b"}
 #: LaTeX of an optimizer slot, by slot name (others print as \mathrm{name})
@@ -162,10 +162,6 @@ class Explained:
     row: Optional[int]
     col: int
 
-    @property
-    def label(self) -> str:
-        return f"{self.name}[{self.col}]" if self.row is None else f"{self.name}[{self.row},{self.col}]"
-
 
 _EXPLAIN = re.compile(r"\s*(W|b|theta)\s*_?(\d+)\s*\[\s*(\d+)\s*(?:,\s*(\d+)\s*)?\]\s*\Z")
 
@@ -216,7 +212,7 @@ class _Worker:
         self.loss = float(module.loss(self.params, self.x, self.y))
         self.sample_losses = [float(module.loss(self.params, self.x[r:r + 1], self.y[r:r + 1]))
                               for r in range(rows)]
-        self.updated, self.state = module.step(self.params, self.x, self.y)
+        self.updated, _ = module.step(self.params, self.x, self.y)
         self.g: dict[int, np.ndarray] = {}
         self.derivative: dict[int, np.ndarray] = {}
 
@@ -250,7 +246,8 @@ class _Worker:
         if values is not None:
             filled_expr, numbers, sums = self.row_sums_first(filled_expr, names, numbers, values)
             lines += sums
-        if numbers is not None and filled_expr.free_symbols | filled_expr.atoms(sp.Indexed, sp.MatrixSymbol):
+        if numbers is not None and not filled_expr.has(sp.Piecewise) \
+                and filled_expr.free_symbols | filled_expr.atoms(sp.Indexed, sp.MatrixSymbol):
             lines.append(rf"\qquad = {self.filled(filled_expr, numbers, transposed)}")
         lines.append(rf"\qquad = {self.m(result)} \quad ({shape_tex(result)})")
         blank = [f"{shown_lhs or lhs} = {blank_matrix_tex(np.shape(result))} \\quad ({shape_tex(result)})"]
@@ -299,7 +296,7 @@ class _Worker:
                 continue
             note = ""
             if name in opt.rule.float32_hyperparameters and opt.values[name] != float(opt.settings[name]):
-                note = f"Keras keeps it as float32: {format_number(opt.settings[name], 16)} becomes"
+                note = f"Keras keeps it as float32: f32({format_number(opt.settings[name], 16)})"
             out.append((escape_latex(name.replace("_", " ")), sp.latex(sym),
                         format_number(opt.values[name], max(self.digits, 10)), escape_latex(note)))
         return out
@@ -350,7 +347,7 @@ class _Worker:
             return [self.step(title + " (the loss on the logits: activation and loss together)",
                               rf"\delta_{{{depth}}}", loss.delta, names, self.row_numbers(depth),
                               self.delta[depth])]
-        gradient = loss.gradient / sp.Symbol("B", integer=True, positive=True)
+        gradient = loss.gradient / B
         self.g[depth] = evaluate(gradient, self.row_values(depth))
         steps = [self.step(rf"Gradient of the loss with respect to the output, "
                            rf"$g_{{{depth}}} = \partial L / \partial a_{{{depth}}}$",
@@ -365,7 +362,7 @@ class _Worker:
             self.derivative[l] = np.broadcast_to(evaluate(act.derivative, self.row_values(l)), self.z[l].shape)
             steps.append(self.step(rf"Derivative of {escape_latex(act.rule.name)} (derived by SymPy), "
                                    rf"element-wise", f_prime(l), act.derivative, names,
-                                   self._numbers_unless_piecewise(act.derivative, l), self.derivative[l]))
+                                   self.row_numbers(l), self.derivative[l]))
         title = rf"Error gradient $\delta_{{{l}}} = \partial L / \partial z_{{{l}}}$"
         if act.derivative is None:
             steps.append(self.step(title, rf"\delta_{{{l}}}", act.backward, names, self.row_numbers(l),
@@ -379,9 +376,6 @@ class _Worker:
                                act.backward, names, numbers, self.delta[l], filled_expr=rule,
                                shown_lhs=rf"\delta_{{{l}}}"))
         return steps
-
-    def _numbers_unless_piecewise(self, expr, l):
-        return None if expr.has(sp.Piecewise) else self.row_numbers(l)
 
     def backprop(self) -> list[Section]:
         sections = []
@@ -400,7 +394,7 @@ class _Worker:
                                    f"${nt.param(f'b{n}')}$ (column sums of $\\delta_{{{l}}}$)",
                                    nt.grad(f"b{n}"), dense.db, names, numbers, self.grads[f"b{n}"]))
             if l > 1:
-                self.g[l - 1] = delta @ self.params[f"W{n}"].T
+                self.g[l - 1] = evaluate(dense.g_down, {"delta": delta, "W": self.params[f"W{n}"]})
                 steps.append(self.step(f"Gradient passed down to layer {l - 1}, "
                                        f"$g_{{{l - 1}}} = \\partial L / \\partial a_{{{l - 1}}}$ "
                                        f"(with ${nt.param(f'W{n}')}$ before its update)",
@@ -431,7 +425,7 @@ class _Worker:
             raise RuntimeError(f"symbp bug: the handout's update of {name} differs from the module's step")
         return out
 
-    def update_names(self, name: str, numbers: dict | None = None) -> dict[str, str]:
+    def update_names(self, name: str) -> dict[str, str]:
         opt, nt = self.model.optimizer, self.notation
         names = {str(opt.w): nt.param(name), str(opt.grad): nt.grad(name)}
         for slot, (sym, _) in opt.slots.items():
@@ -445,7 +439,11 @@ class _Worker:
         for target, before, value in self.update_values(name):
             expr = next(e for t, e in opt.assignments if t is target)
             numbers = {k: (self.m(v) if np.ndim(v) else format_number(v, self.digits)) for k, v in before.items()}
-            if target == opt.w:
+            decay = opt.symbols.get("weight_decay")
+            if target == opt.w and decay is not None and decay in expr.free_symbols:
+                title = rf"Weight decay of ${nt.param(name)}$ (before the update, as Keras does)"
+                lhs = rf"{nt.param(name)}^{{\mathrm{{new}}}}"
+            elif target == opt.w:
                 title = rf"Update of ${nt.param(name)}$ ({escape_latex(opt.rule.name)})"
                 lhs = rf"{nt.param(name)}^{{\mathrm{{new}}}}"
             else:
@@ -664,6 +662,6 @@ def render_handouts(spec: Spec, options: HandoutOptions = HandoutOptions(),
     return {kind: render(env, f"{kind}.tex.j2", **context) for kind in ("solution", "student")}
 
 
-def handout_paths(spec: Spec, directory) -> dict[str, "Path"]:
-    from pathlib import Path
+def handout_paths(spec: Spec, directory) -> dict[str, Path]:
+    """Where ``symbp derive`` writes the handouts: DIR/<name>_solution.tex, DIR/<name>_student.tex."""
     return {kind: Path(directory) / f"{spec.name}_{kind}.tex" for kind in ("solution", "student")}

@@ -182,6 +182,13 @@ def test_escape_latex_leaves_no_command_or_group():
     assert re.fullmatch(r"(\\text[a-z]+\{\}|\\[{}$%&#_]|[a-z])*", escaped)
 
 
+def test_bias_symbol_b_replaces_theta():
+    spec = load_spec()
+    solution = render_handouts(spec, HandoutOptions(bias_symbol="b"))["solution"]
+    assert r"\theta" not in solution and "b_{0}" in solution
+    assert r"\theta_{0}" in render_handouts(spec)["solution"]
+
+
 # ---------------------------------------------------------------- user errors and TeX problems
 @pytest.mark.parametrize("target, message", [("W9[0,0]", "no W9"), ("W0[4,0]", "shape (4, 3)"),
                                              ("b2[4]", "shape (4,)"), ("W0", "expected a weight")])
