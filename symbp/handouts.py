@@ -409,8 +409,8 @@ class _Worker:
         return sections
 
     # ---- the optimizer's update
-    def update_values(self, name: str) -> list[tuple[sp.Symbol, dict, np.ndarray]]:
-        """Each assignment of one step on parameter ``name``: (target, values before, value)."""
+    def update_values(self, name: str) -> list[tuple[sp.Symbol, sp.Expr, dict, np.ndarray]]:
+        """Each assignment of one step on ``name``: (target, expression, values before, value)."""
         opt = self.model.optimizer
         values = {str(opt.w): self.params[name], str(opt.grad): self.grads[name], str(opt.t): 1.0}
         values.update({str(sym): np.full_like(self.params[name], float(init))
@@ -420,7 +420,7 @@ class _Worker:
         for target, expr in opt.assignments:
             before = dict(values)
             values[str(target)] = np.broadcast_to(evaluate(expr, values), self.params[name].shape)
-            out.append((target, before, values[str(target)]))
+            out.append((target, expr, before, values[str(target)]))
         if not np.allclose(values[str(opt.w)], self.updated[name], rtol=1e-12, atol=1e-14):
             raise RuntimeError(f"symbp bug: the handout's update of {name} differs from the module's step")
         return out
@@ -436,8 +436,7 @@ class _Worker:
         opt, nt = self.model.optimizer, self.notation
         names = self.update_names(name)
         steps = []
-        for target, before, value in self.update_values(name):
-            expr = next(e for t, e in opt.assignments if t is target)
+        for target, expr, before, value in self.update_values(name):
             numbers = {k: (self.m(v) if np.ndim(v) else format_number(v, self.digits)) for k, v in before.items()}
             decay = opt.symbols.get("weight_decay")
             if target == opt.w and decay is not None and decay in expr.free_symbols:
@@ -535,8 +534,7 @@ class _Worker:
                      + f" = {format_number(self.grads[target.name][index], d)}")
         names = {str(opt.w): param, str(opt.grad): d_param}
         names.update({str(sym): f"{slot_tex(slot)}[{param}]" for slot, (sym, _) in opt.slots.items()})
-        for assigned, before, value in self.update_values(target.name):
-            expr = next(e for t, e in opt.assignments if t is assigned)
+        for assigned, expr, before, value in self.update_values(target.name):
             numbers = {k: (_number_tex(np.asarray(v)[index], d) if np.ndim(v) else format_number(v, d))
                        for k, v in before.items()}
             lines.append(rf"{names[str(assigned)]}^{{\mathrm{{new}}}} = {self.scalar(expr, names)} = "
