@@ -25,7 +25,7 @@ from .calculus import B, j as _UNIT
 from .codegen import module_source
 from .errors import HandoutError
 from .derive import NetworkDerivation, derive_network, g as G_ROW
-from .latex import (IndexLatexPrinter, RowLatexPrinter, blank_matrix_tex, escape_latex, format_number,
+from .latex import (ONES_ROW, IndexLatexPrinter, RowLatexPrinter, blank_matrix_tex, escape_latex, format_number,
                     matrix_tex, shape_tex)
 from .printers import HELPERS, ArrayPrinter
 from .render import latex_env, render
@@ -386,7 +386,7 @@ class _Worker:
             names = nt.dense(l)
             a_prev, delta = self.a[l - 1], self.delta[l]
             numbers = {"a_prev": self.m(a_prev), "delta": self.m(delta),
-                       "W": self.m(self.params[f"W{n}"])}
+                       "W": self.m(self.params[f"W{n}"]), ONES_ROW: self.m(np.ones((1, len(delta))))}
             transposed = {"a_prev": self.m(a_prev.T), "W": self.m(self.params[f"W{n}"].T)}
             steps.append(self.step(f"Gradient of the weights ${nt.param(f'W{n}')}$", nt.grad(f"W{n}"),
                                    dense.dW, names, numbers, self.grads[f"W{n}"], transposed))

@@ -91,6 +91,10 @@ def _is_row(expr: sp.Basic) -> bool:
     return expr.has(sp.Indexed) or isinstance(expr, sp.MatrixExpr) or expr.has(sp.MatrixSymbol)
 
 
+#: the name binding the row of ones in 1^T delta (column sums) to a matrix of numbers
+ONES_ROW = "1^T"
+
+
 class RowLatexPrinter(PositiveFirst, LatexPrinter):
     """LaTeX printer for the derivation model's expressions, in whole matrices.
 
@@ -209,7 +213,8 @@ class RowLatexPrinter(PositiveFirst, LatexPrinter):
             rest = sp.MatMul(*factors[1:]) if len(factors) > 2 else factors[1]
             if factors[0].shape[1] == 1:          # 1 b: the row b added to every row
                 return self._print(rest)
-            return rf"\mathbf{{1}}^{{\top}} {self._print(rest)}"  # column sums
+            ones = self.names.get(ONES_ROW, r"\mathbf{1}^{\top}")   # column sums
+            return rf"{ones} {self._print(rest)}"
         return r" \, ".join(self.parenthesize(f, 50) for f in factors)
 
     def _print_Transpose(self, expr):

@@ -182,6 +182,14 @@ def test_escape_latex_leaves_no_command_or_group():
     assert re.fullmatch(r"(\\text[a-z]+\{\}|\\[{}$%&#_]|[a-z])*", escaped)
 
 
+def test_each_optimizer_assignment_is_shown_with_its_own_rule():
+    spec = OTHER_SPECS["momentum_softmax_mse"]()   # weight decay, momentum slot, update
+    solution = render_handouts(spec)["solution"]
+    rules = set(re.findall(r"\\mathline\{(?:W_\{0\}|m_\{W_\{0\}\})\^\{\\mathrm\{new\}\} = (.*)\}$",
+                           solution, flags=re.M))
+    assert len(rules) == 3, rules
+
+
 def test_bias_symbol_b_replaces_theta():
     spec = load_spec()
     solution = render_handouts(spec, HandoutOptions(bias_symbol="b"))["solution"]
