@@ -8,16 +8,17 @@ failed compile leaves nothing half-written. TeX may read and write files only in
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import tempfile
 from pathlib import Path
 
-INSTALL_HINT = ("symbp --pdf needs a TeX installation (latexmk or pdflatex) on PATH. "
-                "On Debian or Ubuntu: sudo apt-get install texlive-latex-recommended "
-                "texlive-latex-extra texlive-pictures latexmk; on macOS: install MacTeX "
-                "(or BasicTeX plus `tlmgr install latexmk adjustbox pgfplots`); on Windows: "
-                "MiKTeX or TeX Live. Or compile the .tex files yourself with pdflatex.")
+PACKAGES_HINT = ("On Debian or Ubuntu: sudo apt-get install texlive-latex-recommended "
+                 "texlive-latex-extra texlive-pictures lmodern latexmk; on macOS: MacTeX (or BasicTeX "
+                 "plus `tlmgr install latexmk adjustbox pgfplots`); on Windows: MiKTeX or TeX Live.")
+INSTALL_HINT = ("symbp --pdf needs a TeX installation (latexmk or pdflatex on PATH). " + PACKAGES_HINT
+                + " Or compile the .tex files with pdflatex yourself.")
 
 
 class TexNotFound(RuntimeError):
@@ -28,7 +29,15 @@ class TexNotFound(RuntimeError):
 
 
 class TexFailed(RuntimeError):
-    """TeX stopped with an error; carries the end of its log."""
+    """TeX stopped with an error; carries the end of its log (and names a missing package)."""
+
+
+def _failure_message(tex_path: Path, log: str) -> str:
+    missing = re.search(r"File `([^']+\.sty)' not found", log)
+    if missing:
+        return (f"TeX could not compile {tex_path}: the LaTeX package {missing.group(1)} is not "
+                f"installed. {PACKAGES_HINT}")
+    return f"TeX could not compile {tex_path}; the end of its log:\n{log[-3000:]}"
 
 
 def tex_command(tex_file: str) -> list[str]:
@@ -57,8 +66,8 @@ def compile_pdf(tex_path: Path, timeout: float = 300) -> tuple[Path, str]:
         pdf = Path(work) / (tex_path.stem + ".pdf")
         log = Path(work) / (tex_path.stem + ".log")
         if result.returncode != 0 or not pdf.exists():
-            tail = log.read_text(errors="replace")[-3000:] if log.exists() else result.stdout[-3000:]
-            raise TexFailed(f"TeX could not compile {tex_path}:\n{tail}")
+            text = log.read_text(errors="replace") if log.exists() else result.stdout + result.stderr
+            raise TexFailed(_failure_message(tex_path, text))
         target = tex_path.with_suffix(".pdf")
         partial = target.with_name(f".{target.name}.tmp")
         shutil.copyfile(pdf, partial)

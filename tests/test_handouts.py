@@ -225,3 +225,11 @@ def test_failed_compile_leaves_no_pdf(tmp_path):
     with pytest.raises(TexFailed, match="undefinedcommand|Undefined control sequence"):
         compile_pdf(broken)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.tex"]
+
+
+def test_missing_latex_package_is_named(tmp_path):
+    needs = tmp_path / "needs.tex"
+    needs.write_text(r"\documentclass{article}\usepackage{symbpnosuchpackage}\begin{document}x\end{document}")
+    with pytest.raises(TexFailed, match=r"symbpnosuchpackage\.sty is not installed.*apt-get install"):
+        compile_pdf(needs)
+    assert not (tmp_path / "needs.pdf").exists()
