@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 import sympy as sp
 from sympy.printing.latex import LatexPrinter
+from sympy.printing.precedence import PRECEDENCE
 
 from .printers import PositiveFirst
 
@@ -161,11 +162,12 @@ class RowLatexPrinter(PositiveFirst, LatexPrinter):
             return super()._print_Mul(expr)
         if len(rows_up) == 1 and not rows_down:    # the coefficient first: eta g, mu m
             coefficient = sp.Mul(*[f for f in args if not _is_row(f)])
+            sign = ""
+            if not coefficient.is_Add and coefficient.could_extract_minus_sign():
+                sign, coefficient = "-", -coefficient
             if coefficient == 1:
-                return self._print(rows_up[0])
-            if coefficient == -1:
-                return "-" + self._row_factor(rows_up[0])
-            return rf"{self._print(coefficient)} \, {self._row_factor(rows_up[0])}"
+                return sign + (self._row_factor(rows_up[0]) if sign else self._print(rows_up[0]))
+            return rf"{sign}{self._scalar(coefficient)} \, {self._row_factor(rows_up[0])}"
         scalar_up = sp.Mul(*[f for f in numerator if not _is_row(f)])
         scalar_down = sp.Mul(*[f for f in denominator if not _is_row(f)])
         sign = ""
@@ -173,7 +175,7 @@ class RowLatexPrinter(PositiveFirst, LatexPrinter):
             sign, scalar_up = "-", -scalar_up
 
         def product(scalar, rows):
-            parts = [] if scalar == 1 else [self._print(scalar)]
+            parts = [] if scalar == 1 else [self._scalar(scalar) if rows else self._print(scalar)]
             if len(rows) == 1 and not parts:
                 parts.append(self._print(rows[0]) if rows[0].is_Add else self._row_factor(rows[0]))
             elif rows:
@@ -186,8 +188,12 @@ class RowLatexPrinter(PositiveFirst, LatexPrinter):
         if scalar_up == 1 and scalar_down == 1:
             return sign + rows
         if scalar_down == 1:
-            return sign + rf"{self._print(scalar_up)} \, {rows}"
+            return sign + rf"{self._scalar(scalar_up)} \, {rows}"
         return sign + rf"\frac{{{self._print(scalar_up)}}}{{{self._print(scalar_down)}}} \, {rows}"
+
+    def _scalar(self, factor: sp.Expr) -> str:
+        """A scalar coefficient in front of a row: parenthesized when it is a sum."""
+        return self.parenthesize(factor, PRECEDENCE["Mul"])
 
     def _print_exp(self, expr, exp=None):
         if self.filled:
