@@ -233,3 +233,15 @@ def test_missing_latex_package_is_named(tmp_path):
     with pytest.raises(TexFailed, match=r"symbpnosuchpackage\.sty is not installed.*apt-get install"):
         compile_pdf(needs)
     assert not (tmp_path / "needs.pdf").exists()
+
+
+def test_pdflatex_when_latexmk_is_missing(tmp_path, monkeypatch):
+    import shutil
+    import symbp.pdf
+    real_which = shutil.which
+    monkeypatch.setattr(symbp.pdf.shutil, "which", lambda name: None if name == "latexmk" else real_which(name))
+    assert symbp.pdf.tex_command("x.tex")[0] == "pdflatex"
+    doc = tmp_path / "plain.tex"
+    doc.write_text(r"\documentclass{article}\begin{document}plain $x^2$\end{document}")
+    pdf, _ = compile_pdf(doc)
+    assert "plain" in pdf_text(pdf)
