@@ -16,10 +16,14 @@ def rendered_outputs(spec: Spec, directory: Path, *, digits: int = 8, explain: t
     The handout options: ``digits`` decimals, ``explain`` entries (``W1[2,0]``) expanded by the
     chain rule, ``bias_symbol`` "theta" or "b".
     """
+    from .derive import derive_network
     from .handouts import HandoutOptions, handout_paths, render_handouts
-    handouts = render_handouts(spec, HandoutOptions(digits, tuple(explain), bias_symbol))
+    options = HandoutOptions(digits, tuple(explain), bias_symbol)   # checked before any work
+    model = derive_network(spec.widths, [l.activation for l in spec.layers], spec.loss["name"],
+                           spec.optimizer)
+    handouts = render_handouts(spec, options, model)
     paths = handout_paths(spec, directory)
-    return {module_path(spec, directory): module_source(spec),
+    return {module_path(spec, directory): module_source(spec, model),
             **{paths[kind]: text for kind, text in handouts.items()}}
 
 
