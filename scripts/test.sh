@@ -7,7 +7,7 @@ if ! command -v latexmk >/dev/null 2>&1 || ! command -v pdftotext >/dev/null 2>&
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -q
     apt-get install -y -q --no-install-recommends texlive-latex-recommended texlive-latex-extra \
-        texlive-pictures latexmk poppler-utils >/dev/null
+        texlive-pictures lmodern latexmk poppler-utils >/dev/null
 fi
 python -m pip install -q -e ".[test]"
 python -m pytest -q "$@"

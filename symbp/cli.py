@@ -115,15 +115,26 @@ def check(ctx, spec, dtype, as_json, finite_differences):
               type=click.Path(file_okay=False, path_type=Path), help="Folder for everything written.")
 @click.option("--no-check", is_flag=True, help="Skip the Keras check.")
 @click.option("--dtype", type=DTYPES, default="float64", show_default=True)
+@click.option("--pdf", is_flag=True, help="Compile the handouts with latexmk or pdflatex (no shell escape).")
+@click.option("--digits", type=click.IntRange(1, 16), default=8, show_default=True,
+              help="Decimals of the numbers in the handouts.")
+@click.option("--explain", multiple=True, metavar="ENTRY",
+              help="Expand one entry's gradient by the chain rule, e.g. W1[2,0] or b0[1] (repeatable).")
+@click.option("--bias-symbol", type=click.Choice(["theta", "b"]), default="theta", show_default=True,
+              help="Write the biases as theta (as the course does) or b.")
 @click.pass_context
-def derive(ctx, spec, directory, no_check, dtype):
-    """Write everything SPEC can produce into DIR, then check it against Keras."""
+def derive(ctx, spec, directory, no_check, dtype, pdf, digits, explain, bias_symbol):
+    """Write everything SPEC can produce into DIR (module, LaTeX handouts), then check it against Keras."""
     def action():
-        from .outputs import write_all_outputs
+        from .outputs import compile_handouts, write_all_outputs
         loaded = _load(spec)
         _warn(loaded)
-        for path in write_all_outputs(loaded, directory):
+        for path in write_all_outputs(loaded, directory, digits=digits, explain=explain,
+                                      bias_symbol=bias_symbol):
             click.echo(f"wrote {path}")
+        if pdf:
+            for path in compile_handouts(loaded, directory):
+                click.echo(f"wrote {path}")
         if no_check:
             return True
         from .keras_check import check as run_check

@@ -1,6 +1,12 @@
-"""Errors that are the user's input, not symbp's bugs: the CLI prints them and exits 2."""
+"""Errors that are the user's input or setup (TeX), not symbp's bugs: the CLI prints them and exits 2."""
 
+from .pdf import TexFailed, TexNotFound
 from .rules.registry import UnknownName
 from .spec import SpecError
 
-InputError = (SpecError, UnknownName)
+
+class HandoutError(ValueError):
+    """A handout option that cannot be honoured (an --explain entry the network does not have)."""
+
+
+InputError = (SpecError, UnknownName, HandoutError, TexNotFound, TexFailed)

@@ -9,9 +9,22 @@ from .files import write_all
 from .spec import Spec
 
 
-def rendered_outputs(spec: Spec, directory: Path) -> dict[Path, str]:
-    """Every output file of ``symbp derive`` for ``spec``: path -> text (nothing written)."""
-    return {module_path(spec, directory): module_source(spec)}
+def rendered_outputs(spec: Spec, directory: Path, *, digits: int = 8, explain: tuple[str, ...] = (),
+                     bias_symbol: str = "theta") -> dict[Path, str]:
+    """Every output file of ``symbp derive`` for ``spec``: path -> text (nothing written).
+
+    The handout options: ``digits`` decimals, ``explain`` entries (``W1[2,0]``) expanded by the
+    chain rule, ``bias_symbol`` "theta" or "b".
+    """
+    from .derive import derive_network
+    from .handouts import HandoutOptions, handout_paths, render_handouts
+    options = HandoutOptions(digits, tuple(explain), bias_symbol)   # checked before any work
+    model = derive_network(spec.widths, [l.activation for l in spec.layers], spec.loss["name"],
+                           spec.optimizer)
+    handouts = render_handouts(spec, options, model)
+    paths = handout_paths(spec, directory)
+    return {module_path(spec, directory): module_source(spec, model),
+            **{paths[kind]: text for kind, text in handouts.items()}}
 
 
 def write_module(spec: Spec, directory: Path) -> Path:
@@ -20,7 +33,14 @@ def write_module(spec: Spec, directory: Path) -> Path:
     return path
 
 
-def write_all_outputs(spec: Spec, directory: Path) -> list[Path]:
-    files = rendered_outputs(spec, Path(directory))
+def write_all_outputs(spec: Spec, directory: Path, **handout_options) -> list[Path]:
+    files = rendered_outputs(spec, Path(directory), **handout_options)
     write_all(files)
     return list(files)
+
+
+def compile_handouts(spec: Spec, directory: Path) -> list[Path]:
+    """Compile the written handouts to PDF beside them (see :mod:`symbp.pdf`)."""
+    from .handouts import handout_paths
+    from .pdf import compile_pdf
+    return [compile_pdf(path)[0] for path in handout_paths(spec, directory).values()]

@@ -1,0 +1,251 @@
+"""LaTeX for the handouts: escaping user text, numbers and matrices, and the derivation model.
+
+``escape_latex`` makes any string print literally (it can run no TeX command).
+``RowLatexPrinter`` prints the derivation model's row expressions as whole-matrix LaTeX, the way
+:class:`symbp.printers.ArrayPrinter` prints them as NumPy: an indexed row ``a[j]`` prints as the
+matrix bound to its base, a sum over the unit index as ``rowsum(..)`` (each row summed over its
+units), a product of rows with ``\\odot`` (element-wise), and the Dense rule's ``1 b`` as ``b``
+(added to every row), ``1^T delta`` as ``\\mathbf{1}^\\top \\delta`` (column sums). Binding a base
+to a matrix of numbers instead of its symbol gives "the same rule with the numbers filled in".
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import sympy as sp
+from sympy.printing.latex import LatexPrinter
+from sympy.printing.precedence import PRECEDENCE
+
+from .printers import PositiveFirst
+
+#: characters with a meaning in TeX, and what prints each one literally
+_SPECIAL = {
+    "\\": r"\textbackslash{}", "{": r"\{", "}": r"\}", "$": r"\$", "&": r"\&", "#": r"\#",
+    "^": r"\textasciicircum{}", "_": r"\_", "%": r"\%", "~": r"\textasciitilde{}",
+    "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}",
+    "\"": r"\textquotedbl{}", "'": r"\textquotesingle{}", "`": r"\textasciigrave{}",
+    "-": "-{}",  # keeps -- and --- from turning into dashes
+}
+
+
+def escape_latex(text: object) -> str:
+    """``text`` as LaTeX that prints it literally; nothing in it can run a TeX command.
+
+    Control characters become spaces; characters outside printable ASCII and Latin-1 (which a
+    stock pdflatex cannot typeset without extra packages) become ``?``.
+    """
+    out = []
+    for ch in str(text):
+        if ch in _SPECIAL:
+            out.append(_SPECIAL[ch])
+        elif ch.isspace() or not ch.isprintable():
+            out.append(" ")
+        elif ord(ch) < 0x80 or 0xA0 <= ord(ch) <= 0xFF:
+            out.append(ch)
+        else:
+            out.append("?")
+    return "".join(out)
+
+
+def format_number(value: float, digits: int) -> str:
+    """``value`` rounded to ``digits`` decimals, trailing zeros dropped (as NumPy prints arrays:
+    0.1449019, -0.0028407, 1); minus sign for math mode."""
+    value = float(value)
+    if not np.isfinite(value):
+        return {True: r"\infty", False: r"-\infty"}[value > 0] if np.isinf(value) else r"\mathrm{NaN}"
+    text = f"{value:.{digits}f}"
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    if text in ("-0", ""):
+        text = "0"
+    return text
+
+
+def as_matrix(values) -> np.ndarray:
+    """A 2-D view: a bias vector (units,) is one row, a scalar is 1 x 1."""
+    array = np.asarray(values, dtype=np.float64)
+    return array.reshape(1, -1) if array.ndim < 2 else array
+
+
+def matrix_tex(values, digits: int) -> str:
+    """A bmatrix of ``values`` (a vector prints as one row)."""
+    rows = as_matrix(values)
+    body = r" \\ ".join(" & ".join(format_number(v, digits) for v in row) for row in rows)
+    return rf"\begin{{bmatrix}} {body} \end{{bmatrix}}"
+
+
+def blank_matrix_tex(shape: tuple[int, ...]) -> str:
+    """A bmatrix of the given shape with an empty box to fill in for every entry."""
+    rows, cols = as_matrix(np.zeros(shape)).shape
+    cell = r"\blank"
+    body = r" \\ ".join(" & ".join([cell] * cols) for _ in range(rows))
+    return rf"{{\renewcommand{{\arraystretch}}{{1.7}}\begin{{bmatrix}} {body} \end{{bmatrix}}}}"
+
+
+def shape_tex(values) -> str:
+    rows, cols = as_matrix(values).shape
+    return rf"{rows} \times {cols}"
+
+
+def _is_row(expr: sp.Basic) -> bool:
+    """Does this factor stand for a whole matrix (an indexed row, a row sum, a matrix)?"""
+    return expr.has(sp.Indexed) or isinstance(expr, sp.MatrixExpr) or expr.has(sp.MatrixSymbol)
+
+
+#: the name binding the row of ones in 1^T delta (column sums) to a matrix of numbers
+ONES_ROW = "1^T"
+
+
+class RowLatexPrinter(PositiveFirst, LatexPrinter):
+    """LaTeX printer for the derivation model's expressions, in whole matrices.
+
+    ``names`` binds an indexed base, matrix symbol or symbol (by name) to its LaTeX: a symbol
+    (``a_{2}``) or a matrix of numbers. ``transposed`` binds a matrix symbol to the LaTeX of its
+    transpose (so ``a^T`` with numbers prints the transposed matrix itself). Floats print with
+    ``digits`` decimals.
+    """
+
+    def __init__(self, names: dict | None = None, transposed: dict | None = None, digits: int = 8,
+                 filled: bool = False, product: str = r"\odot"):
+        super().__init__({"fold_short_frac": False})
+        self.names = {str(k): v for k, v in (names or {}).items()}
+        self.transposed = {str(k): v for k, v in (transposed or {}).items()}
+        self.digits = digits
+        self.filled = filled
+        self.product = f" {product} "
+
+    # ---- names
+    def _print_Symbol(self, expr, style="plain"):
+        if expr.name in self.names:
+            return self.names[expr.name]
+        return super()._print_Symbol(expr, style)
+
+    _print_Dummy = _print_Symbol
+
+    def _print_MatrixSymbol(self, expr):
+        return self.names.get(expr.name, expr.name)
+
+    def _print_Indexed(self, expr):
+        return self.names.get(str(expr.base), str(expr.base))
+
+    def _print_Float(self, expr):
+        return format_number(float(expr), self.digits)
+
+    # ---- rows: sums over units, element-wise products and powers
+    def _print_Sum(self, expr):
+        return rf"\operatorname{{rowsum}}\left({self._print(expr.function)}\right)"
+
+    def _row_factor(self, factor: sp.Expr) -> str:
+        if factor.is_Pow and factor.exp.is_Integer and factor.exp > 1 and _is_row(factor.base):
+            base = self.parenthesize(factor.base, 1000) if factor.base.is_Add or factor.base.is_Mul \
+                else self._print(factor.base)
+            return self.product.join([base] * int(factor.exp)) if factor.exp <= 2 \
+                else rf"{base}^{{\circ {int(factor.exp)}}}"
+        if factor.is_Add:
+            return rf"\left({self._print(factor)}\right)"
+        return self._print(factor)
+
+    def _print_Mul(self, expr):
+        numerator, denominator = [], []
+        args = expr.args if expr.is_Mul else (expr,)   # LatexPrinter sends 1/x here as well
+        for factor in args:
+            if factor.is_Pow and factor.exp.is_negative:
+                denominator.append(sp.Pow(factor.base, -factor.exp))
+            elif factor.is_Rational and factor.q != 1:
+                numerator.append(sp.Integer(factor.p))
+                denominator.append(sp.Integer(factor.q))
+            else:
+                numerator.append(factor)
+        rows_up = [f for f in numerator if _is_row(f)]
+        rows_down = [f for f in denominator if _is_row(f)]
+        if not rows_up and not rows_down:
+            return super()._print_Mul(expr)
+        if len(rows_up) == 1 and not rows_down:    # the coefficient first: eta g, mu m
+            coefficient = sp.Mul(*[f for f in args if not _is_row(f)])
+            sign = ""
+            if not coefficient.is_Add and coefficient.could_extract_minus_sign():
+                sign, coefficient = "-", -coefficient
+            if coefficient == 1:
+                return sign + (self._row_factor(rows_up[0]) if sign else self._print(rows_up[0]))
+            return rf"{sign}{self._scalar(coefficient)} \, {self._row_factor(rows_up[0])}"
+        scalar_up = sp.Mul(*[f for f in numerator if not _is_row(f)])
+        scalar_down = sp.Mul(*[f for f in denominator if not _is_row(f)])
+        sign = ""
+        if scalar_up.could_extract_minus_sign():
+            sign, scalar_up = "-", -scalar_up
+
+        def product(scalar, rows):
+            parts = [] if scalar == 1 else [self._scalar(scalar) if rows else self._print(scalar)]
+            if len(rows) == 1 and not parts:
+                parts.append(self._print(rows[0]) if rows[0].is_Add else self._row_factor(rows[0]))
+            elif rows:
+                parts.append(self.product.join(self._row_factor(f) for f in rows))
+            return r" \, ".join(parts) or "1"
+
+        if rows_down:
+            return sign + rf"\frac{{{product(scalar_up, rows_up)}}}{{{product(scalar_down, rows_down)}}}"
+        rows = self.product.join(self._row_factor(f) for f in rows_up)
+        if scalar_up == 1 and scalar_down == 1:
+            return sign + rows
+        if scalar_down == 1:
+            return sign + rf"{self._scalar(scalar_up)} \, {rows}"
+        return sign + rf"\frac{{{self._print(scalar_up)}}}{{{self._print(scalar_down)}}} \, {rows}"
+
+    def _scalar(self, factor: sp.Expr) -> str:
+        """A scalar coefficient in front of a row: parenthesized when it is a sum."""
+        return self.parenthesize(factor, PRECEDENCE["Mul"])
+
+    def _print_exp(self, expr, exp=None):
+        if self.filled:
+            return rf"\exp\left({self._print(expr.args[0])}\right)"
+        return super()._print_ExpBase(expr, exp)
+
+    def _print_Pow(self, expr):
+        if _is_row(expr.base) and expr.exp.is_Integer and expr.exp > 1:
+            return self._row_factor(expr)
+        return super()._print_Pow(expr)
+
+    def _print_Piecewise(self, expr):
+        pieces = []
+        for value, condition in expr.args:
+            when = r"\text{otherwise}" if condition == sp.true else self._print(condition)
+            pieces.append(rf"{self._print(value)} & \text{{where }} {when}")
+        return r"\begin{cases} " + r" \\ ".join(pieces) + r" \end{cases}"
+
+    # ---- matrices of the Dense rule
+    def _print_MatMul(self, expr):
+        factors = list(expr.args)
+        if isinstance(factors[0], sp.OneMatrix):
+            rest = sp.MatMul(*factors[1:]) if len(factors) > 2 else factors[1]
+            if factors[0].shape[1] == 1:          # 1 b: the row b added to every row
+                return self._print(rest)
+            ones = self.names.get(ONES_ROW, r"\mathbf{1}^{\top}")   # column sums
+            return rf"{ones} {self._print(rest)}"
+        return r" \, ".join(self.parenthesize(f, 50) for f in factors)
+
+    def _print_Transpose(self, expr):
+        name = getattr(expr.arg, "name", None)
+        if name in self.transposed:
+            return self.transposed[name]
+        return rf"{{{self._print(expr.arg)}}}^{{\top}}"
+
+    def _print_MatAdd(self, expr):
+        return " + ".join(self._print(arg) for arg in expr.args)
+
+
+class IndexLatexPrinter(PositiveFirst, LatexPrinter):
+    """The derivation's row formulas in index form (``y_{i}``, ``\\sum_{i=0}^{K-1}``), for a
+    per-sample loss; floats with ``digits`` decimals."""
+
+    def __init__(self, digits: int = 8):
+        super().__init__({"fold_short_frac": False})
+        self.digits = digits
+
+    def _print_Indexed(self, expr):
+        return f"{self._print(expr.base.label)}_{{{','.join(self._print(i) for i in expr.indices)}}}"
+
+    def _print_Float(self, expr):
+        return format_number(float(expr), self.digits)
+
+    def _print_Dummy(self, expr):
+        return self._print(sp.Symbol(expr.name))
