@@ -10,6 +10,18 @@ import click
 
 DTYPES = click.Choice(["float64", "float32"])
 spec_argument = click.argument("spec", required=False, type=click.Path(dir_okay=False, path_type=Path))
+keras_options = [
+    click.option("--from-keras", "from_keras", type=click.Path(dir_okay=False, path_type=Path),
+                 help="Read the network from a saved Keras model (.keras) instead of SPEC."),
+    click.option("--data", type=click.Path(dir_okay=False, path_type=Path),
+                 help="Training data for --from-keras: .toml with a [data] table, or .npz with x and y."),
+]
+
+
+def from_keras_options(command):
+    for option in reversed(keras_options):
+        command = option(command)
+    return command
 
 
 class UsageProblem(click.ClickException):
@@ -31,7 +43,14 @@ def _run(ctx: click.Context, action):
         raise UsageProblem(str(err)) from None
 
 
-def _load(spec_path):
+def _load(spec_path, from_keras=None, data=None):
+    if from_keras is not None:
+        if spec_path is not None:
+            raise UsageProblem("give either SPEC or --from-keras, not both")
+        from .from_keras import spec_from_keras
+        return spec_from_keras(from_keras, data)
+    if data is not None:
+        raise UsageProblem("--data goes with --from-keras (a spec has its own [data])")
     from .spec import load_spec
     return load_spec(spec_path)
 
@@ -53,12 +72,13 @@ def main(ctx: click.Context, debug: bool) -> None:
 @spec_argument
 @click.option("-o", "--output", "directory", default="generated", show_default=True,
               type=click.Path(file_okay=False, path_type=Path), help="Folder for <name>.py.")
+@from_keras_options
 @click.pass_context
-def codegen(ctx, spec, directory):
+def codegen(ctx, spec, directory, from_keras, data):
     """Write the generated NumPy module DIR/<name>.py for SPEC."""
     def action():
         from .outputs import write_module
-        path = write_module(_load(spec), directory)
+        path = write_module(_load(spec, from_keras, data), directory)
         click.echo(f"wrote {path}")
     _run(ctx, action)
 
@@ -68,15 +88,16 @@ def codegen(ctx, spec, directory):
 @click.option("--dtype", type=DTYPES, default="float64", show_default=True,
               help="Precision of both runs (tolerance 1e-9 for float64, 1e-5 for float32).")
 @click.option("--json", "as_json", is_flag=True, help="Print only a JSON report on stdout.")
+@from_keras_options
 @click.pass_context
-def check(ctx, spec, dtype, as_json):
+def check(ctx, spec, dtype, as_json, from_keras, data):
     """Train SPEC with Keras and with the generated module; compare every parameter.
 
     Exit status 0 when everything matches, 1 when not.
     """
     def action():
         from .keras_check import check as run_check
-        loaded = _load(spec)
+        loaded = _load(spec, from_keras, data)
         report = run_check(loaded, dtype)
         click.echo(json.dumps(report.to_json(), indent=2) if as_json else report.describe(loaded))
         return report.match
@@ -89,13 +110,16 @@ def check(ctx, spec, dtype, as_json):
               type=click.Path(file_okay=False, path_type=Path), help="Folder for everything written.")
 @click.option("--no-check", is_flag=True, help="Skip the Keras check.")
 @click.option("--dtype", type=DTYPES, default="float64", show_default=True)
+@click.option("--notebook", is_flag=True,
+              help="Also write the assignment notebooks DIR/<name>_student.ipynb and <name>_solution.ipynb.")
+@from_keras_options
 @click.pass_context
-def derive(ctx, spec, directory, no_check, dtype):
+def derive(ctx, spec, directory, no_check, dtype, notebook, from_keras, data):
     """Write everything SPEC can produce into DIR, then check it against Keras."""
     def action():
         from .outputs import write_all_outputs
-        loaded = _load(spec)
-        for path in write_all_outputs(loaded, directory):
+        loaded = _load(spec, from_keras, data)
+        for path in write_all_outputs(loaded, directory, notebook=notebook):
             click.echo(f"wrote {path}")
         if no_check:
             return True
@@ -104,6 +128,29 @@ def derive(ctx, spec, directory, no_check, dtype):
         click.echo(report.describe(loaded))
         return report.match
     ctx.exit(0 if _run(ctx, action) else 1)
+
+
+@main.command("spec")
+@click.option("--from-keras", "from_keras", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The saved Keras model (.keras) to describe.")
+@click.option("--data", type=click.Path(dir_okay=False, path_type=Path),
+              help="Training data: .toml with a [data] table, or .npz with x and y "
+                   "(without it the spec gets placeholder data to replace).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the spec here (default: print it).")
+@click.pass_context
+def spec_command(ctx, from_keras, data, output):
+    """Write the spec (TOML) of a saved Keras Sequential model of Dense layers."""
+    def action():
+        from .from_keras import spec_toml_from_keras
+        text = spec_toml_from_keras(from_keras, data)
+        if output is None:
+            click.echo(text, nl=False)
+            return
+        from .files import write_atomically
+        write_atomically(output, text)
+        click.echo(f"wrote {output}")
+    _run(ctx, action)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -20,7 +20,10 @@ def write_module(spec: Spec, directory: Path) -> Path:
     return path
 
 
-def write_all_outputs(spec: Spec, directory: Path) -> list[Path]:
+def write_all_outputs(spec: Spec, directory: Path, notebook: bool = False) -> list[Path]:
     files = rendered_outputs(spec, Path(directory))
+    if notebook:
+        from .notebook import rendered_notebooks
+        files.update(rendered_notebooks(spec, Path(directory)))
     write_all(files)
     return list(files)
