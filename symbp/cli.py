@@ -130,6 +130,39 @@ def derive(ctx, spec, directory, no_check, dtype, notebook, from_keras, data):
     ctx.exit(0 if _run(ctx, action) else 1)
 
 
+@main.command()
+@spec_argument
+@click.option("-n", "--count", default=30, show_default=True, type=click.IntRange(min=1),
+              help="Students in the class.")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0),
+              help="Seed of the draws: the same seed gives the same class.")
+@click.option("-o", "--output", "directory", default="variants", show_default=True,
+              type=click.Path(file_okay=False, path_type=Path), help="Folder for the class.")
+@click.option("--notebook", is_flag=True, help="Also write each student's notebooks.")
+@click.option("--check", is_flag=True, help="Verify every student's answers against Keras model.fit.")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), help="Worker processes (default: one per core).")
+@click.pass_context
+def variants(ctx, spec, count, seed, directory, notebook, check, jobs):
+    """Write one assignment per student (DIR/student_NN/) and the class's answer key.
+
+    What varies comes from SPEC's [variants] table. Exit status 1 when --check finds a
+    student whose answers do not match Keras.
+    """
+    def action():
+        from .variants import KEY_CSV, KEY_JSON, write_variants
+        result = write_variants(_load(spec), count, seed, directory, notebook=notebook, check=check,
+                                jobs=jobs, progress=True)
+        click.echo(f"wrote {count} variants into {directory}/ and the answer key "
+                   f"{directory / KEY_JSON}, {directory / KEY_CSV}")
+        if check:
+            worst = max(result.keras_diff.values())
+            failed = [s for s, d in result.keras_diff.items() if not d <= 1e-9]
+            click.echo(f"Keras check: {count - len(failed)} of {count} match (largest difference {worst:.3g})"
+                       + (f"; NOT matching: {', '.join(failed)}" if failed else ""))
+        return result.match
+    ctx.exit(0 if _run(ctx, action) else 1)
+
+
 @main.command("spec")
 @click.option("--from-keras", "from_keras", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="The saved Keras model (.keras) to describe.")
