@@ -6,8 +6,9 @@ NumPy line is the generated module's (``module_context``) or printed from the sa
 (the per-parameter update). The notebook does one training step on the spec's first batch, then
 ``model.fit`` on that batch in Keras, and prints "They match!" per weight and bias.
 
-Cells tagged ``answer`` hold the answers (the student's copy has ``...`` there); the solution's
-other non-Keras cells are run here, in-process, so both notebooks show their printed output.
+Cells tagged ``answer`` hold the answers (the student's copy has ``...`` there). The solution's
+cells up to the Keras section are run here, in-process, so the solution shows every answer's
+printed output and both copies show the completed cells' output.
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ from .spec import Spec
 
 TEMPLATE = "notebook.py.j2"
 KINDS = ("student", "solution")
-#: cells whose output depends on the student's answers or on Keras: never run here
-NOT_RUN_HERE = {"answer", "keras", "validation"}
+#: cells that need Keras (or its results): never run here
+NOT_RUN_HERE = {"keras", "validation"}
 TOLERANCE = 1e-9
 _CELL_START = re.compile(r"# %%(?P<markdown> \[markdown\])?(?: tags=(?P<tags>[\w,-]+))?")
 
@@ -143,7 +144,7 @@ def notebook_context(spec: Spec, model: NetworkDerivation | None = None) -> dict
             shape = params[param].shape
             lines = [answer(by_target[gradient], f"dL/d{param}", shape)]
             lines += [answer(line, "the updated " + param if line.target == naming.UPDATED.format(param=param)
-                             else "optimizer slot", shape) for line in _update_lines(model, param, gradient)]
+                             else f"the new {line.target}", shape) for line in _update_lines(model, param, gradient)]
             step[param] = AnswerCell(lines, naming.UPDATED.format(param=param))
         step["delta"] = None
         if l > 1:
@@ -173,6 +174,8 @@ def notebook_context(spec: Spec, model: NetworkDerivation | None = None) -> dict
         "loss_line": module["loss_line"],
         "hyperparameters": module["hyperparameters"],
         "uses_t": uses_t,
+        "slots": [(naming.SLOT.format(slot=slot, param=param), param, init)
+                  for slot, init in module["slots"] for param in spec.param_names],
         "output_delta": AnswerCell([answer(by_target[output_delta], f"dL/d{naming.PRE_ACTIVATION.format(l=depth)}",
                                            (rows, spec.widths[-1]))], output_delta),
         "output_z": naming.PRE_ACTIVATION.format(l=depth),
