@@ -44,17 +44,14 @@ def load_model(path: str | Path):
     path = Path(path)
     if not path.is_file():
         raise UnusableInput(f"{path}: no such Keras model file")
-    keras = _keras()
-    previous = keras.config.floatx()
-    keras.config.set_floatx("float64")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the optimizer's saved slots: not read (see above)
+    from .keras_check import keras_floatx
+    with keras_floatx("float64") as keras, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the optimizer's saved slots: not read (see above)
+        try:
             return keras.saving.load_model(path, compile=True)
-    except Exception as err:  # Keras raises many kinds for an unreadable file
-        raise UnusableInput(f"{path}: cannot be loaded as a Keras model ({type(err).__name__}: {err})") from None
-    finally:
-        keras.config.set_floatx(previous)
+        except Exception as err:  # Keras raises many kinds for an unreadable file
+            raise UnusableInput(f"{path}: cannot be loaded as a Keras model "
+                                f"({type(err).__name__}: {err})") from None
 
 
 def _typed(value: float, float32: bool) -> float:
