@@ -34,6 +34,9 @@ KINDS = ("student", "solution")
 #: cells that need Keras (or its results): never run here
 NOT_RUN_HERE = {"keras", "validation"}
 TOLERANCE = 1e-9
+#: NumPy's print options in a fresh kernel (the outputs shown must be what it prints)
+FRESH_PRINT_OPTIONS = dict(precision=8, threshold=1000, edgeitems=3, linewidth=75, suppress=False,
+                           nanstr="nan", infstr="inf", sign="-", floatmode="maxprec", legacy=False)
 _CELL_START = re.compile(r"# %%(?P<markdown> \[markdown\])?(?: tags=(?P<tags>[\w,-]+))?")
 
 
@@ -222,8 +225,7 @@ def run_cells(cells: list[tuple[str, list[str], str]]) -> dict[int, str]:
         if kind != "code" or NOT_RUN_HERE & set(tags):
             continue
         buffer = io.StringIO()
-        with contextlib.redirect_stdout(buffer), np.printoptions(**np.get_printoptions()):
-            np.set_printoptions()  # a fresh kernel's defaults
+        with contextlib.redirect_stdout(buffer), np.printoptions(**FRESH_PRINT_OPTIONS):
             exec(compile(source, f"<notebook cell {index}>", "exec"), namespace)
         printed[index] = buffer.getvalue()
     return printed
