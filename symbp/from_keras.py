@@ -67,10 +67,6 @@ def _layers(model, source: str) -> tuple[int, list[dict], bool]:
                             "of Dense layers")
     if not model.layers:
         raise UnusableInput(f"{source}: the model has no layers")
-    input_shape = getattr(model, "input_shape", None)
-    if input_shape is not None and len(input_shape) != 2:
-        raise UnusableInput(f"{source}: input shape {tuple(input_shape)[1:]}; symbp reads models whose "
-                            "input is one row of features per sample")
     for n, layer in enumerate(model.layers):
         where = f"{source}: layer {n} ({layer.name!r}, {type(layer).__name__})"
         if not isinstance(layer, keras.layers.Dense):
@@ -86,6 +82,10 @@ def _layers(model, source: str) -> tuple[int, list[dict], bool]:
                                 f"({', '.join(activations.names())})")
         if not layer.built or len(layer.get_weights()) != 2:
             raise UnusableInput(f"{where}: the layer has no weights (build the model before saving it)")
+    input_shape = getattr(model, "input_shape", None)
+    if input_shape is not None and len(input_shape) != 2:
+        raise UnusableInput(f"{source}: input shape {tuple(input_shape)[1:]}; symbp reads models whose "
+                            "input is one row of features per sample")
     weights = model.get_weights()
     float32 = all(w.dtype == np.float32 for w in weights)
     if not float32 and not all(w.dtype == np.float64 for w in weights):
