@@ -24,7 +24,7 @@ import sympy as sp
 
 from . import naming
 from .codegen import EquationPrinter, Line, array_literal, module_context
-from .derive import NetworkDerivation, a, derive_activation, derive_network, g, z
+from .derive import NetworkDerivation, derive_activation, derive_network
 from .printers import HELPERS, ArrayPrinter
 from .render import python_env, render
 from .spec import Spec
@@ -138,7 +138,7 @@ def notebook_context(spec: Spec, model: NetworkDerivation | None = None) -> dict
     output_delta = naming.DELTA.format(l=depth)
     backward = []
     for l in range(depth, 0, -1):
-        n, units = l - 1, spec.widths[l]
+        n = l - 1
         kernel, bias = naming.KERNEL.format(n=n), naming.BIAS.format(n=n)
         step = {"number": l, "kernel": kernel, "bias": bias,
                 "lower": layer_name(l - 1, depth), "upper": layer_name(l, depth)}
@@ -231,8 +231,8 @@ def run_cells(cells: list[tuple[str, list[str], str]]) -> dict[int, str]:
     return printed
 
 
-def notebooks(spec: Spec, model: NetworkDerivation | None = None) -> dict[str, "nbformat.NotebookNode"]:
-    """{"student": notebook, "solution": notebook}; the solution's run cells show their output."""
+def notebooks(spec: Spec, model: NetworkDerivation | None = None) -> dict:
+    """{"student": notebook, "solution": notebook} (nbformat v4 nodes); run cells show their output."""
     import nbformat
     from nbformat import v4
 
