@@ -221,7 +221,7 @@ def render_variants(spec: Spec, count: int, seed: int, directory: Path, *, noteb
              for student, s in zip(ids, drawn)}
     key = {student: answers(s, base_module) for student, s in specs.items()}
     tasks = [(s, directory / student, notebook, key[student] if check else None) for student, s in specs.items()]
-    jobs = jobs or os.cpu_count() or 1
+    jobs = jobs or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()) or 1
     bar = None
     if progress:
         from tqdm import tqdm
