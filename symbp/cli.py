@@ -10,6 +10,18 @@ import click
 
 DTYPES = click.Choice(["float64", "float32"])
 spec_argument = click.argument("spec", required=False, type=click.Path(dir_okay=False, path_type=Path))
+keras_options = [
+    click.option("--from-keras", "from_keras", type=click.Path(dir_okay=False, path_type=Path),
+                 help="Read the network from a saved Keras model (.keras) instead of SPEC."),
+    click.option("--data", type=click.Path(dir_okay=False, path_type=Path),
+                 help="Training data for --from-keras: .toml with a [data] table, or .npz with x and y."),
+]
+
+
+def from_keras_options(command):
+    for option in reversed(keras_options):
+        command = option(command)
+    return command
 
 
 class UsageProblem(click.ClickException):
@@ -31,7 +43,14 @@ def _run(ctx: click.Context, action):
         raise UsageProblem(str(err)) from None
 
 
-def _load(spec_path):
+def _load(spec_path, from_keras=None, data=None):
+    if from_keras is not None:
+        if spec_path is not None:
+            raise UsageProblem("give either SPEC or --from-keras, not both")
+        from .from_keras import spec_from_keras
+        return spec_from_keras(from_keras, data)
+    if data is not None:
+        raise UsageProblem("--data goes with --from-keras (a spec has its own [data])")
     from .spec import load_spec
     return load_spec(spec_path)
 
@@ -65,12 +84,13 @@ def main(ctx: click.Context, debug: bool) -> None:
 @spec_argument
 @click.option("-o", "--output", "directory", default="generated", show_default=True,
               type=click.Path(file_okay=False, path_type=Path), help="Folder for <name>.py.")
+@from_keras_options
 @click.pass_context
-def codegen(ctx, spec, directory):
+def codegen(ctx, spec, directory, from_keras, data):
     """Write the generated NumPy module DIR/<name>.py for SPEC."""
     def action():
         from .outputs import write_module
-        loaded = _load(spec)
+        loaded = _load(spec, from_keras, data)
         _warn(loaded)
         path = write_module(loaded, directory)
         click.echo(f"wrote {path}")
@@ -84,15 +104,16 @@ def codegen(ctx, spec, directory):
 @click.option("--json", "as_json", is_flag=True, help="Print only a JSON report on stdout.")
 @click.option("--finite-differences", is_flag=True,
               help="Also compare the generated gradients with central differences of its loss.")
+@from_keras_options
 @click.pass_context
-def check(ctx, spec, dtype, as_json, finite_differences):
+def check(ctx, spec, dtype, as_json, finite_differences, from_keras, data):
     """Train SPEC with Keras and with the generated module; compare every parameter.
 
     Exit status 0 when everything matches, 1 when not.
     """
     def action():
         from .keras_check import check as run_check
-        loaded = _load(spec)
+        loaded = _load(spec, from_keras, data)
         warnings = _warn(loaded)
         report = run_check(loaded, dtype)
         result, text, match = report.to_json(), report.describe(loaded), report.match
@@ -122,15 +143,19 @@ def check(ctx, spec, dtype, as_json, finite_differences):
               help="Expand one entry's gradient by the chain rule, e.g. W1[2,0] or b0[1] (repeatable).")
 @click.option("--bias-symbol", type=click.Choice(["theta", "b"]), default="theta", show_default=True,
               help="Write the biases as theta (as the course does) or b.")
+@click.option("--notebook", is_flag=True,
+              help="Also write the assignment notebooks DIR/<name>_student.ipynb and <name>_solution.ipynb.")
+@from_keras_options
 @click.pass_context
-def derive(ctx, spec, directory, no_check, dtype, pdf, digits, explain, bias_symbol):
-    """Write everything SPEC can produce into DIR (module, LaTeX handouts), then check it against Keras."""
+def derive(ctx, spec, directory, no_check, dtype, pdf, digits, explain, bias_symbol, notebook,
+           from_keras, data):
+    """Write everything SPEC can produce into DIR (module, LaTeX handouts, notebooks), then check it against Keras."""
     def action():
         from .outputs import compile_handouts, write_all_outputs
-        loaded = _load(spec)
+        loaded = _load(spec, from_keras, data)
         _warn(loaded)
-        for path in write_all_outputs(loaded, directory, digits=digits, explain=explain,
-                                      bias_symbol=bias_symbol):
+        for path in write_all_outputs(loaded, directory, notebook=notebook, digits=digits,
+                                      explain=explain, bias_symbol=bias_symbol):
             click.echo(f"wrote {path}")
         if pdf:
             for path in compile_handouts(loaded, directory):
@@ -142,6 +167,62 @@ def derive(ctx, spec, directory, no_check, dtype, pdf, digits, explain, bias_sym
         click.echo(report.describe(loaded))
         return report.match
     ctx.exit(0 if _run(ctx, action) else 1)
+
+
+@main.command()
+@spec_argument
+@click.option("-n", "--count", default=30, show_default=True, type=click.IntRange(min=1),
+              help="Students in the class.")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0),
+              help="Seed of the draws: the same seed gives the same class.")
+@click.option("-o", "--output", "directory", default="variants", show_default=True,
+              type=click.Path(file_okay=False, path_type=Path), help="Folder for the class.")
+@click.option("--notebook", is_flag=True, help="Also write each student's notebooks.")
+@click.option("--check", is_flag=True, help="Verify every student's answers against Keras model.fit.")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), help="Worker processes (default: one per core).")
+@click.pass_context
+def variants(ctx, spec, count, seed, directory, notebook, check, jobs):
+    """Write one assignment per student (DIR/student_NN/) and the class's answer key.
+
+    What varies comes from SPEC's [variants] table. Exit status 1 when --check finds a
+    student whose answers do not match Keras.
+    """
+    def action():
+        from .variants import KEY_CSV, KEY_JSON, write_variants
+        result = write_variants(_load(spec), count, seed, directory, notebook=notebook, check=check,
+                                jobs=jobs, progress=True)
+        click.echo(f"wrote {count} variants into {directory}/ and the answer key "
+                   f"{directory / KEY_JSON}, {directory / KEY_CSV}")
+        if check:
+            worst = max(result.keras_diff.values())
+            failed = [s for s, d in result.keras_diff.items() if not d <= 1e-9]
+            click.echo(f"Keras check: {count - len(failed)} of {count} match (largest difference {worst:.3g})"
+                       + (f"; NOT matching: {', '.join(failed)}" if failed else ""))
+        return result.match
+    ctx.exit(0 if _run(ctx, action) else 1)
+
+
+@main.command("spec")
+@click.option("--from-keras", "from_keras", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The saved Keras model (.keras) to describe.")
+@click.option("--data", type=click.Path(dir_okay=False, path_type=Path),
+              help="Training data: .toml with a [data] table, or .npz with x and y "
+                   "(without it the spec gets placeholder data to replace).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the spec here (default: print it).")
+@click.pass_context
+def spec_command(ctx, from_keras, data, output):
+    """Write the spec (TOML) of a saved Keras Sequential model of Dense layers."""
+    def action():
+        from .from_keras import spec_toml_from_keras
+        text = spec_toml_from_keras(from_keras, data)
+        if output is None:
+            click.echo(text, nl=False)
+            return
+        from .files import write_atomically
+        write_atomically(output, text)
+        click.echo(f"wrote {output}")
+    _run(ctx, action)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -9,4 +9,9 @@ class HandoutError(ValueError):
     """A handout option that cannot be honoured (an --explain entry the network does not have)."""
 
 
-InputError = (SpecError, UnknownName, HandoutError, TexNotFound, TexFailed)
+class UnusableInput(ValueError):
+    """Input symbp can read but not use: a Keras model it cannot represent, a data file, or
+    variants it cannot draw. The message names the layer, file or setting."""
+
+
+InputError = (SpecError, UnknownName, HandoutError, TexNotFound, TexFailed, UnusableInput)

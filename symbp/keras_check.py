@@ -57,6 +57,24 @@ def _quiet_stderr():
         os.close(saved)
 
 
+@contextlib.contextmanager
+def keras_floatx(dtype: str):
+    """Keras's floatx *and* its global dtype policy set to ``dtype`` for the block, then restored.
+
+    A layer takes the global policy when it is made, and Keras caches that policy the first time
+    it is read: setting floatx alone does not change the dtype of later layers in the process.
+    """
+    keras = _keras()
+    previous = keras.config.floatx(), keras.config.dtype_policy()
+    keras.config.set_floatx(dtype)
+    keras.config.set_dtype_policy(dtype)
+    try:
+        yield keras
+    finally:
+        keras.config.set_floatx(previous[0])
+        keras.config.set_dtype_policy(previous[1])
+
+
 def build_keras_model(spec: Spec, params: dict[str, np.ndarray]):
     """The spec's network as a compiled Keras Sequential model holding ``params``."""
     keras = _keras()
@@ -82,18 +100,13 @@ def keras_loss(loss: dict):
 
 def keras_train(spec: Spec, dtype: str = "float64") -> tuple[dict[str, np.ndarray], list[float]]:
     """Train the spec's network with ``model.fit(shuffle=False)``; (final params, epoch losses)."""
-    keras = _keras()
-    previous = keras.config.floatx()
-    keras.config.set_floatx(dtype)
-    try:
+    with keras_floatx(dtype) as keras:
         keras.utils.set_random_seed(spec.seed)
         params = {k: v.astype(dtype) for k, v in spec.initial_params().items()}
         model = build_keras_model(spec, params)
         history = model.fit(np.array(spec.x, dtype=dtype), np.array(spec.y, dtype=dtype),
                             batch_size=spec.batch_size, epochs=spec.epochs, shuffle=False, verbose=0)
         weights = model.get_weights()
-    finally:
-        keras.config.set_floatx(previous)
     return dict(zip(spec.param_names, weights)), [float(v) for v in history.history["loss"]]
 
 

@@ -31,3 +31,8 @@ def dense_names(l: int) -> dict[str, str]:
     """Bindings of the Dense rule's matrices for layer l (input a_{l-1}, parameters n = l - 1)."""
     return {"a_prev": OUTPUT.format(l=l - 1), "W": KERNEL.format(n=l - 1), "b": BIAS.format(n=l - 1),
             "delta": DELTA.format(l=l)}
+
+# the assignment notebooks (symbp.notebook)
+UPDATED = "{param}_updated"   # the parameter after one optimizer step
+KERAS_RESULT = "{param}_keras"  # the same parameter after Keras's model.fit
+SLOT = "{slot}_{param}"       # an optimizer slot (momentum, velocity) of one parameter

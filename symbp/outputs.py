@@ -33,8 +33,11 @@ def write_module(spec: Spec, directory: Path) -> Path:
     return path
 
 
-def write_all_outputs(spec: Spec, directory: Path, **handout_options) -> list[Path]:
+def write_all_outputs(spec: Spec, directory: Path, notebook: bool = False, **handout_options) -> list[Path]:
     files = rendered_outputs(spec, Path(directory), **handout_options)
+    if notebook:
+        from .notebook import rendered_notebooks
+        files.update(rendered_notebooks(spec, Path(directory)))
     write_all(files)
     return list(files)
 

@@ -64,6 +64,8 @@ class Spec:
     training: dict = field(default_factory=lambda: {"batch_size": 32, "epochs": 1, "shuffle": False})
     title: str = ""
     seed: int = 0
+    #: the [variants] table as validated (what ``symbp variants`` draws afresh); None when absent
+    variants: Optional[dict] = None
 
     # ------------------------------------------------------------ derived views
     @property
@@ -123,6 +125,8 @@ class Spec:
         out["loss"] = dict(self.loss)
         out["optimizer"] = {k: v for k, v in self.optimizer.items() if v is not None}
         out["training"] = dict(self.training)
+        if self.variants is not None:
+            out["variants"] = self.variants
         return out
 
     def to_toml(self) -> str:
@@ -206,10 +210,14 @@ def load_spec(path: str | Path | None = None) -> Spec:
 
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}\Z")
-TOP_KEYS = {"name", "title", "seed", "data", "layers", "loss", "optimizer", "training"}
+TOP_KEYS = {"name", "title", "seed", "data", "layers", "loss", "optimizer", "training", "variants"}
 LAYER_KEYS = {"units", "activation", "weights", "bias", "kernel_initializer", "bias_initializer"}
 TRAINING_KEYS = {"batch_size", "epochs", "shuffle"}
 DATA_KEYS = {"x", "y"}
+VARIANT_ITEMS = ("weights", "bias", "x", "y")
+VARIANT_KEYS = {"vary", "step", "range", "max_abs_z", *VARIANT_ITEMS}
+#: what ``symbp variants`` draws when a spec has no [variants] table (or leaves a key out)
+VARIANT_DEFAULTS = {"vary": ["weights"], "step": 0.1, "range": [-1.0, 1.0], "max_abs_z": 3.0}
 
 
 def _nearest(name: str, options) -> str:
@@ -348,9 +356,10 @@ class _Validator:
         loss = self.loss(self.table(data, "loss"), y, layers[-1].units if layers else None)
         optimizer = self.optimizer(self.table(data, "optimizer"))
         training = self.training(self.table(data, "training", required=False))
+        variants = self.variants(data["variants"]) if "variants" in data else None
         if self.problems:
             raise SpecError(self.source, self.problems)
-        return Spec(name, x.tolist(), y.tolist(), layers, loss, optimizer, training, title, seed)
+        return Spec(name, x.tolist(), y.tolist(), layers, loss, optimizer, training, title, seed, variants)
 
     def layers(self, value: Any, inputs: Optional[int]) -> list[LayerSpec]:
         if value is None:
@@ -465,6 +474,58 @@ class _Validator:
             if table["shuffle"] is not False:
                 self.problem("training.shuffle", "must be false: symbp replays model.fit(shuffle=False)")
         return out
+
+    def variants(self, table: Any) -> Optional[dict]:
+        """[variants]: vary (items), step and range of the value grid, max_abs_z; per-item
+        sub-tables ([variants.x]) override step and range."""
+        if not isinstance(table, dict):
+            self.problem("variants", f"expected a table, found {_kind(table)}")
+            return None
+        self.unknown_keys(table, VARIANT_KEYS, "variants.")
+        vary = table.get("vary", VARIANT_DEFAULTS["vary"])
+        if not isinstance(vary, list) or not vary or not all(isinstance(v, str) for v in vary):
+            self.problem("variants.vary", f"expected a non-empty array of names from {list(VARIANT_ITEMS)}, "
+                                          f"found {_kind(vary)}")
+        else:
+            for item in vary:
+                if item not in VARIANT_ITEMS:
+                    self.problem("variants.vary", f"unknown item {item!r}{_nearest(item, VARIANT_ITEMS)} "
+                                                  f"(one of {', '.join(VARIANT_ITEMS)})")
+            if len(set(vary)) != len(vary):
+                self.problem("variants.vary", "lists an item twice")
+        out: dict[str, Any] = {"vary": list(vary) if isinstance(vary, list) else []}
+        if "max_abs_z" in table and self.number(table["max_abs_z"], "variants.max_abs_z", positive=True) is not None:
+            out["max_abs_z"] = table["max_abs_z"]
+        self.grid(table, "variants.", out, VARIANT_DEFAULTS["step"], VARIANT_DEFAULTS["range"])
+        for item in VARIANT_ITEMS:
+            if item in table:
+                sub = table[item]
+                if not isinstance(sub, dict):
+                    self.problem(f"variants.{item}", f"expected a table (step, range), found {_kind(sub)}")
+                    continue
+                self.unknown_keys(sub, {"step", "range"}, f"variants.{item}.")
+                out[item] = {}
+                self.grid(sub, f"variants.{item}.", out[item], out.get("step", VARIANT_DEFAULTS["step"]),
+                          out.get("range", VARIANT_DEFAULTS["range"]))
+        return out
+
+    def grid(self, table: dict, where: str, out: dict, default_step: float, default_range: list) -> None:
+        """step (positive) and range [low, high] holding at least two multiples of step."""
+        step, bounds = default_step, default_range
+        if "step" in table and self.number(table["step"], where + "step", positive=True) is not None:
+            step = out["step"] = table["step"]
+        if "range" in table:
+            value = table["range"]
+            if (not isinstance(value, list) or len(value) != 2
+                    or any(isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) for v in value)):
+                self.problem(where + "range", f"expected [low, high] (two numbers), found {value!r}")
+                return
+            if value[0] >= value[1]:
+                self.problem(where + "range", f"low must be below high, found {value!r}")
+                return
+            bounds = out["range"] = list(value)
+        if math.floor(bounds[1] / step + 1e-9) - math.ceil(bounds[0] / step - 1e-9) < 1:
+            self.problem(where + "range", f"{bounds!r} holds fewer than two multiples of step {step!r}")
 
 
 def dense(units: int, activation: str = "linear", weights=None, bias=None, **initializers) -> dict:

@@ -1,0 +1,223 @@
+"""A saved Keras model as a spec: a Sequential model of Dense layers, its weights, loss and optimizer.
+
+``spec_from_keras(path, data)`` reads ``model.keras`` (``keras.saving.load_model``) and the
+training data (a Keras model holds none): a TOML file with the spec's own ``[data]`` table (and
+optionally ``[training]``), or a ``.npz`` file with arrays ``x`` and ``y``. What a spec cannot
+represent (another layer type, a regulariser, a constraint, no bias, a loss option, gradient
+clipping, a learning-rate schedule) is an :class:`UnusableInput` naming the layer or setting.
+
+A float32 model's values are read as the shortest decimal that rounds to the same float32
+(0.1, not 0.10000000149011612), which is what its author typed. The optimizer's state (slots,
+step count) is not read: the spec trains afresh, as a new ``model.fit`` would.
+"""
+
+from __future__ import annotations
+
+import keyword
+import re
+import tomllib
+import warnings
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from .errors import UnusableInput
+from .rules import activations, losses, optimizers
+from .spec import Spec
+
+#: settings of any Keras optimizer that symbp leaves out only at their "off" value
+_OPTIMIZER_OFF = {"clipnorm": None, "clipvalue": None, "global_clipnorm": None, "use_ema": False,
+                  "loss_scale_factor": None, "gradient_accumulation_steps": None}
+_OPTIMIZER_IGNORED = {"name", "ema_momentum", "ema_overwrite_frequency"}
+_DENSE_OFF = ("kernel_regularizer", "bias_regularizer", "activity_regularizer",
+              "kernel_constraint", "bias_constraint", "lora_rank", "quantization_config")
+
+
+def _keras():
+    from .keras_check import _keras as import_keras
+    return import_keras()
+
+
+def load_model(path: str | Path):
+    """The saved model, loaded in float64 (so a float64 model keeps its exact hyperparameters)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UnusableInput(f"{path}: no such Keras model file")
+    from .keras_check import keras_floatx
+    with keras_floatx("float64") as keras, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the optimizer's saved slots: not read (see above)
+        try:
+            return keras.saving.load_model(path, compile=True)
+        except Exception as err:  # Keras raises many kinds for an unreadable file
+            raise UnusableInput(f"{path}: cannot be loaded as a Keras model "
+                                f"({type(err).__name__}: {err})") from None
+
+
+def _typed(value: float, float32: bool) -> float:
+    """A float as its author wrote it: float32 values as their shortest round-tripping decimal."""
+    value = float(value)
+    return float(str(np.float32(value))) if float32 and float(np.float32(value)) == value else value
+
+
+def _layers(model, source: str) -> tuple[int, list[dict], bool]:
+    keras = _keras()
+    if not isinstance(model, keras.Sequential):
+        raise UnusableInput(f"{source}: a {type(model).__name__} model; symbp reads Sequential models "
+                            "of Dense layers")
+    if not model.layers:
+        raise UnusableInput(f"{source}: the model has no layers")
+    for n, layer in enumerate(model.layers):
+        where = f"{source}: layer {n} ({layer.name!r}, {type(layer).__name__})"
+        if not isinstance(layer, keras.layers.Dense):
+            raise UnusableInput(f"{where}: symbp represents only Dense layers")
+        config = layer.get_config()
+        for key in _DENSE_OFF:
+            if config.get(key):
+                raise UnusableInput(f"{where}: {key} is set; symbp cannot represent it")
+        if not config.get("use_bias", True):
+            raise UnusableInput(f"{where}: use_bias=False; symbp's Dense layers have a bias")
+        if not isinstance(config.get("activation"), str) or config["activation"] not in activations:
+            raise UnusableInput(f"{where}: activation {config.get('activation')!r} is not one symbp knows "
+                                f"({', '.join(activations.names())})")
+        if not layer.built or len(layer.get_weights()) != 2:
+            raise UnusableInput(f"{where}: the layer has no weights (build the model before saving it)")
+    input_shape = getattr(model, "input_shape", None)
+    if input_shape is not None and len(input_shape) != 2:
+        raise UnusableInput(f"{source}: input shape {tuple(input_shape)[1:]}; symbp reads models whose "
+                            "input is one row of features per sample")
+    weights = model.get_weights()
+    float32 = all(w.dtype == np.float32 for w in weights)
+    if not float32 and not all(w.dtype == np.float64 for w in weights):
+        raise UnusableInput(f"{source}: weights of dtype {sorted({str(w.dtype) for w in weights})}; "
+                            "symbp reads float32 or float64 models")
+    layers = []
+    for n, layer in enumerate(model.layers):
+        kernel, bias = (np.vectorize(lambda v: _typed(v, float32), otypes=[float])(w)
+                        for w in layer.get_weights())
+        layers.append({"units": int(layer.units), "activation": activations.canonical(layer.get_config()["activation"]),
+                       "weights": kernel.tolist(), "bias": bias.tolist()})
+    return int(model.layers[0].get_weights()[0].shape[0]), layers, float32
+
+
+def _loss(model, source: str) -> str:
+    loss = model.loss
+    if isinstance(loss, str):
+        name = loss
+    elif callable(loss) and hasattr(loss, "get_config"):
+        config = loss.get_config()
+        name = config.get("name", "")
+        unusual = {k: v for k, v in config.items()
+                   if (k, v) not in {("reduction", "sum_over_batch_size"), ("from_logits", False),
+                                     ("label_smoothing", 0.0), ("label_smoothing", 0), ("axis", -1)}
+                   and k not in {"name", "dtype"}}
+        if unusual:
+            raise UnusableInput(f"{source}: loss {name!r} with {unusual}; symbp represents the loss "
+                                "with Keras's defaults (no label smoothing, not from logits, mean over the batch)")
+    elif callable(loss):
+        name = getattr(loss, "__name__", repr(loss))
+    else:
+        raise UnusableInput(f"{source}: loss {loss!r} (a list or dict of losses) cannot be represented")
+    if name not in losses:
+        raise UnusableInput(f"{source}: loss {name!r} is not one symbp knows ({', '.join(losses.names())})")
+    return losses.canonical(name)
+
+
+def _optimizer(model, source: str, float32: bool) -> dict:
+    optimizer = getattr(model, "optimizer", None)
+    kind = type(optimizer).__name__.lower()
+    if kind not in optimizers:
+        raise UnusableInput(f"{source}: optimizer {type(optimizer).__name__} is not one symbp knows "
+                            f"({', '.join(optimizers.names())})")
+    rule = optimizers[kind]
+    out: dict[str, Any] = {"name": optimizers.canonical(kind)}
+    for key, value in optimizer.get_config().items():
+        if key in _OPTIMIZER_IGNORED:
+            continue
+        if key in rule.defaults:
+            if isinstance(value, dict):
+                raise UnusableInput(f"{source}: optimizer {key} is a {value.get('class_name', 'schedule')}; "
+                                    "symbp needs a number")
+            if value is not None:
+                out[key] = value if isinstance(value, bool) else _typed(value, float32)
+        elif value != _OPTIMIZER_OFF.get(key, None if not isinstance(value, bool) else False):
+            raise UnusableInput(f"{source}: optimizer setting {key}={value!r}; symbp cannot represent it")
+    return out
+
+
+def load_data(path: str | Path) -> tuple[dict, dict]:
+    """({"x": rows, "y": rows}, training table) from a .toml ([data], [training]) or .npz (x, y) file."""
+    path = Path(path)
+    if not path.is_file():
+        raise UnusableInput(f"{path}: no such data file")
+    if path.suffix == ".npz":
+        try:
+            with np.load(path, allow_pickle=False) as arrays:
+                missing = {"x", "y"} - set(arrays.files)
+                if missing:
+                    raise UnusableInput(f"{path}: no array named {' or '.join(sorted(missing))} "
+                                        f"(found {', '.join(arrays.files) or 'none'})")
+                x, y = (np.atleast_2d(np.asarray(arrays[k], dtype=np.float64)) for k in ("x", "y"))
+        except (OSError, ValueError) as err:
+            raise UnusableInput(f"{path}: not a readable .npz file ({err})") from None
+        return {"x": x.tolist(), "y": y.tolist()}, {}
+    try:
+        table = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise UnusableInput(f"{path}: not a TOML file with a [data] table ({err})") from None
+    if not isinstance(table.get("data"), dict):
+        raise UnusableInput(f"{path}: no [data] table (with x and y), as in a spec")
+    training = table.get("training", {})
+    return table["data"], training if isinstance(training, dict) else {}
+
+
+def _spec_name(path: Path) -> str:
+    name = re.sub(r"\W", "_", path.stem, flags=re.ASCII)[:64] or "model"
+    if name[0].isdigit() or keyword.iskeyword(name):
+        name = ("model_" + name)[:64]
+    return name
+
+
+def spec_dict_from_keras(path: str | Path, data: Optional[str | Path] = None) -> tuple[dict, bool]:
+    """The spec mapping of a saved model, and whether its data is a placeholder (no ``data``)."""
+    path = Path(path)
+    source = str(path)
+    model = load_model(path)
+    inputs, layers, float32 = _layers(model, source)
+    if not getattr(model, "compiled", False) or getattr(model, "optimizer", None) is None:
+        raise UnusableInput(f"{source}: the model was saved without compile(); symbp needs its loss "
+                            "and optimizer")
+    loss = _loss(model, source)
+    optimizer = _optimizer(model, source, float32)
+    if data is not None:
+        data_table, training = load_data(data)
+    else:
+        label = [0.0] * layers[-1]["units"]
+        if losses[loss].labels_are_distributions:
+            label[0] = 1.0
+        data_table, training = {"x": [[0.0] * inputs], "y": [label]}, {}
+    title = f"From the Keras model {path.name}"
+    spec = {"name": _spec_name(path), "title": title if title.isprintable() and len(title) <= 200 else "",
+            "seed": 0, "data": data_table, "layers": layers, "loss": {"name": loss},
+            "optimizer": optimizer, "training": {"shuffle": False, **training}}
+    return spec, data is None
+
+
+def spec_from_keras(path: str | Path, data: Optional[str | Path] = None) -> Spec:
+    """The spec of a saved model, trained on ``data``; validated like any spec file."""
+    if data is None:
+        raise UnusableInput("a Keras model holds no training data: give --data FILE (a .toml file with a "
+                            "[data] table, or a .npz file with arrays x and y)")
+    spec, _ = spec_dict_from_keras(path, data)
+    return Spec.from_dict(spec, f"{path} with data from {data}")
+
+
+def spec_toml_from_keras(path: str | Path, data: Optional[str | Path] = None) -> str:
+    """The spec file of a saved model; without ``data``, placeholder data marked for replacing."""
+    spec, placeholder = spec_dict_from_keras(path, data)
+    text = Spec.from_dict(spec, str(path) if data is None else f"{path} with data from {data}").to_toml()
+    header = f"# symbp spec of the Keras model {Path(path).name}\n"
+    if placeholder:
+        header += ("# [data] below is a placeholder (a Keras model holds no training data):\n"
+                   "# replace x (samples x inputs) and y (samples x outputs) with your own.\n")
+    return header + text

@@ -1,0 +1,278 @@
+"""The assignment as Jupyter notebooks: a student's copy and its solution, for any spec.
+
+Both come from ``templates/notebook.py.j2`` (cells in "percent" form: a line ``# %%`` starts a
+code cell, ``# %% [markdown]`` a markdown cell, `` tags=a,b`` adds Jupyter cell tags). Every
+NumPy line is the generated module's (``module_context``) or printed from the same derivation
+(the per-parameter update). The notebook does one training step on the spec's first batch, then
+``model.fit`` on that batch in Keras, and prints "They match!" per weight and bias.
+
+Cells tagged ``answer`` hold the answers (the student's copy has ``...`` there). The solution's
+cells up to the Keras section are run here, in-process, so the solution shows every answer's
+printed output and both copies show the completed cells' output.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import sympy as sp
+
+from . import naming
+from .codegen import EquationPrinter, Line, array_literal, module_context
+from .derive import NetworkDerivation, derive_activation, derive_network
+from .printers import HELPERS, ArrayPrinter
+from .render import python_env, render
+from .spec import Spec
+
+TEMPLATE = "notebook.py.j2"
+KINDS = ("student", "solution")
+#: cells that need Keras (or its results): never run here
+NOT_RUN_HERE = {"keras", "validation"}
+TOLERANCE = 1e-9
+#: NumPy's print options in a fresh kernel (the outputs shown must be what it prints)
+FRESH_PRINT_OPTIONS = dict(precision=8, threshold=1000, edgeitems=3, linewidth=75, suppress=False,
+                           nanstr="nan", infstr="inf", sign="-", floatmode="maxprec", legacy=False)
+_CELL_START = re.compile(r"# %%(?P<markdown> \[markdown\])?(?: tags=(?P<tags>[\w,-]+))?")
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One line a student completes: the solution's ``target = code`` and a hint (no answer in it)."""
+    target: str
+    code: str
+    equation: str
+    hint: str
+
+
+@dataclass(frozen=True)
+class AnswerCell:
+    lines: list[Answer]
+    printed: str
+
+
+def _shape(shape: tuple[int, ...]) -> str:
+    return "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
+
+
+def layer_name(l: int, depth: int) -> str:
+    """Layer l in words (0 is the input layer)."""
+    return "input layer" if l == 0 else "output layer" if l == depth else f"hidden layer {l}"
+
+
+def _activation_functions(spec: Spec) -> tuple[list[dict], set[str]]:
+    """Each activation of the network: its forward formula and its derivative, printed by
+    ArrayPrinter from the SymPy derivation (row-wise rules: the backward rule from g)."""
+    functions, helpers = [], set()
+    for name in dict.fromkeys(layer.activation for layer in spec.layers):
+        derivation = derive_activation(name)
+        names = {"z": "z", "a": "a", "g": "g"}
+        forward = ArrayPrinter(names)
+        entry = {"name": name, "doc": derivation.rule.doc, "forward": forward.doprint(derivation.forward)}
+        helpers |= forward.helpers_used
+        expr = derivation.derivative if derivation.derivative is not None else derivation.backward
+        printer = ArrayPrinter(names)
+        code = printer.doprint(expr)
+        helpers |= printer.helpers_used
+        bases = {str(e.base) for e in sp.sympify(expr).atoms(sp.Indexed)}
+        if derivation.derivative is not None:
+            entry["derivative_name"] = f"derivative_{name}"
+            entry["arguments"] = [b for b in ("z", "a") if b in bases] or ["z"]
+            entry["derivative"] = code if bases else f"np.full_like(z, {code})"
+            entry["derivative_doc"] = (f"f'(z) = {EquationPrinter(names).doprint(expr)}"
+                                       + (", with a = f(z)" if "a" in bases else ""))
+        else:
+            entry["derivative_name"] = f"backward_{name}"
+            entry["arguments"] = [b for b in ("z", "a", "g") if b in bases]
+            entry["derivative"] = code
+            entry["derivative_doc"] = (f"dL/dz = {EquationPrinter(names).doprint(expr)}: the Jacobian "
+                                       "of the row applied to g = dL/da")
+        functions.append(entry)
+    return functions, helpers
+
+
+def _update_lines(model: NetworkDerivation, param: str, gradient: str) -> list[Line]:
+    """The optimizer's assignments for one parameter, named for the notebook (W2 -> W2_updated)."""
+    opt = model.optimizer
+    names = {str(sym): naming.hyperparameter(name) for name, sym in opt.symbols.items()}
+    names[str(opt.grad)] = gradient
+    names.update({str(sym): naming.SLOT.format(slot=slot, param=param) for slot, (sym, _) in opt.slots.items()})
+    current, lines = param, []
+    for target, expr in opt.assignments:
+        names[str(opt.w)] = current
+        if target == opt.w:
+            current = naming.UPDATED.format(param=param)
+        if target != opt.w and str(target) not in names:   # an intermediate (nadam's m_hat, ...)
+            names[str(target)] = f"{target}_{param}"
+        name = current if target == opt.w else names[str(target)]
+        lines.append(Line(name, ArrayPrinter(names).doprint(expr),
+                          f"{name} = {EquationPrinter(names).doprint(expr)}"))
+    return lines
+
+
+def notebook_context(spec: Spec, model: NetworkDerivation | None = None) -> dict:
+    """Everything the notebook template prints, for one training step on the first batch."""
+    model = model or derive_network(spec.widths, [l.activation for l in spec.layers],
+                                    spec.loss["name"], spec.optimizer)
+    module = module_context(spec, model)
+    depth, params = model.depth, spec.initial_params()
+    x, y = np.array(spec.x[:spec.batch_size]), np.array(spec.y[:spec.batch_size])
+    rows = len(x)
+    by_target = {line.target: line for line in module["backward"]}
+
+    def answer(line: Line, meaning: str, shape) -> Answer:
+        return Answer(line.target, line.code, line.equation, f"{meaning}, shape {_shape(shape)}")
+
+    layers = []
+    for l in range(1, depth + 1):
+        n = l - 1
+        kernel, bias = naming.KERNEL.format(n=n), naming.BIAS.format(n=n)
+        layers.append({
+            "number": l, "kernel": kernel, "bias": bias,
+            "kernel_literal": array_literal(params[kernel]), "bias_literal": array_literal(params[bias]),
+            "lower": layer_name(l - 1, depth), "upper": layer_name(l, depth),
+            "forward": module["forward"][2 * n:2 * n + 2], "output": naming.OUTPUT.format(l=l)})
+
+    output_delta = naming.DELTA.format(l=depth)
+    backward = []
+    for l in range(depth, 0, -1):
+        n = l - 1
+        kernel, bias = naming.KERNEL.format(n=n), naming.BIAS.format(n=n)
+        step = {"number": l, "kernel": kernel, "bias": bias,
+                "lower": layer_name(l - 1, depth), "upper": layer_name(l, depth)}
+        for param, gradient in ((kernel, naming.KERNEL_GRADIENT.format(n=n)),
+                                (bias, naming.BIAS_GRADIENT.format(n=n))):
+            shape = params[param].shape
+            lines = [answer(by_target[gradient], f"dL/d{param}", shape)]
+            lines += [answer(line, "the updated " + param if line.target == naming.UPDATED.format(param=param)
+                             else f"the new {line.target}", shape) for line in _update_lines(model, param, gradient)]
+            step[param] = AnswerCell(lines, naming.UPDATED.format(param=param))
+        step["delta"] = None
+        if l > 1:
+            below, delta = naming.UPSTREAM.format(l=l - 1), naming.DELTA.format(l=l - 1)
+            step["delta"] = AnswerCell(
+                [answer(by_target[below], f"dL/d{naming.OUTPUT.format(l=l - 1)}", (rows, spec.widths[l - 1])),
+                 answer(by_target[delta], f"dL/d{naming.PRE_ACTIVATION.format(l=l - 1)}",
+                        (rows, spec.widths[l - 1]))], delta)
+        backward.append(step)
+
+    functions, helpers = _activation_functions(spec)
+    helpers |= {name for name, *_ in module["helpers"]}
+    uses_t = any(expr.has(model.optimizer.t)
+                 for _, expr in model.optimizer.step_assignments + model.optimizer.assignments)
+    settings = {k: v for k, v in spec.optimizer.items() if k != "name" and v is not None}
+    return {
+        "title": spec.title or spec.name,
+        "architecture": module["architecture"],
+        "loss_name": module["loss_name"],
+        "optimizer_name": module["optimizer_name"],
+        "optimizer_doc": module["optimizer_doc"],
+        "first_batch_only": rows < len(spec.x) or spec.epochs > 1,
+        "rows": rows, "all_rows": len(spec.x), "epochs": spec.epochs,
+        "helpers": [(name, *HELPERS[name]) for name in sorted(helpers)],
+        "activations": functions,
+        "x_literal": array_literal(x), "y_literal": array_literal(y),
+        "layers": layers,
+        "loss_line": module["loss_line"],
+        "hyperparameters": module["hyperparameters"],
+        "uses_t": uses_t,
+        "step_slots": module["step_slots"],
+        "step_update": module["step_update"],
+        "slots": [(naming.SLOT.format(slot=slot, param=param), param, init)
+                  for slot, init in module["slots"] for param in spec.param_names],
+        "output_delta": AnswerCell([answer(by_target[output_delta], f"dL/d{naming.PRE_ACTIVATION.format(l=depth)}",
+                                           (rows, spec.widths[-1]))], output_delta),
+        "output_z": naming.PRE_ACTIVATION.format(l=depth),
+        "backward": backward,
+        "inputs": spec.widths[0],
+        "dense": [(layer.units, layer.activation) for layer in spec.layers],
+        "optimizer_config": repr({"class_name": spec.optimizer["name"], "config": settings}),
+        "loss_keras": spec.loss["name"],
+        "param_names": spec.param_names,
+        "keras_names": [naming.KERAS_RESULT.format(param=p) for p in spec.param_names],
+        "checks": [(p, naming.KERAS_RESULT.format(param=p), naming.UPDATED.format(param=p),
+                    ("weights between " if p.startswith("W") else "biases (thetas) in ")
+                    + (f"{layer_name(int(p[1:]), depth)} and {layer_name(int(p[1:]) + 1, depth)}"
+                       if p.startswith("W") else layer_name(int(p[1:]) + 1, depth)))
+                   for p in spec.param_names],
+        "tolerance": repr(TOLERANCE),
+    }
+
+
+# ---------------------------------------------------------------- cells
+def split_cells(text: str) -> list[tuple[str, list[str], str]]:
+    """(kind, tags, source) of every cell in percent form."""
+    cells: list[tuple[str, list[str], list[str]]] = []
+    for line in text.splitlines():
+        start = _CELL_START.fullmatch(line)
+        if start:
+            cells.append(("markdown" if start["markdown"] else "code",
+                          start["tags"].split(",") if start["tags"] else [], []))
+        elif cells:
+            cells[-1][2].append(line)
+        elif line.strip():
+            raise ValueError(f"notebook template: text before the first cell: {line!r}")
+    return [(kind, tags, "\n".join(body).strip("\n")) for kind, tags, body in cells]
+
+
+def run_cells(cells: list[tuple[str, list[str], str]]) -> dict[int, str]:
+    """Run the code cells not tagged NOT_RUN_HERE in one namespace; index -> printed text.
+
+    The cells are symbp's own template output (NumPy only), as the generated module is.
+    """
+    namespace: dict = {"__name__": "__notebook__"}
+    printed = {}
+    for index, (kind, tags, source) in enumerate(cells):
+        if kind != "code" or NOT_RUN_HERE & set(tags):
+            continue
+        buffer = io.StringIO()
+        with contextlib.redirect_stdout(buffer), np.printoptions(**FRESH_PRINT_OPTIONS):
+            exec(compile(source, f"<notebook cell {index}>", "exec"), namespace)
+        printed[index] = buffer.getvalue()
+    return printed
+
+
+def notebooks(spec: Spec, model: NetworkDerivation | None = None) -> dict:
+    """{"student": notebook, "solution": notebook} (nbformat v4 nodes); run cells show their output."""
+    import nbformat
+    from nbformat import v4
+
+    context = notebook_context(spec, model)
+    cells = {kind: split_cells(render(python_env(), TEMPLATE, solution=(kind == "solution"), **context))
+             for kind in KINDS}
+    if [(k, t) for k, t, _ in cells["student"]] != [(k, t) for k, t, _ in cells["solution"]]:
+        raise AssertionError("notebook template: student and solution cells differ in structure")
+    printed = run_cells(cells["solution"])
+    out = {}
+    for kind in KINDS:
+        nb = v4.new_notebook()
+        nb.metadata.update({
+            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+            "language_info": {"name": "python"}})
+        for index, (cell_kind, tags, source) in enumerate(cells[kind]):
+            metadata = {"tags": tags} if tags else {}
+            if cell_kind == "markdown":
+                nb.cells.append(v4.new_markdown_cell(source, metadata=metadata))
+                continue
+            cell = v4.new_code_cell(source, metadata=metadata)
+            if index in printed and (kind == "solution" or "answer" not in tags) and printed[index]:
+                cell.outputs = [v4.new_output("stream", name="stdout", text=printed[index])]
+            nb.cells.append(cell)
+        nbformat.validate(nb)
+        out[kind] = nb
+    return out
+
+
+def notebook_paths(spec: Spec, directory: Path) -> dict[str, Path]:
+    return {kind: Path(directory) / f"{spec.name}_{kind}.ipynb" for kind in KINDS}
+
+
+def rendered_notebooks(spec: Spec, directory: Path, model: NetworkDerivation | None = None) -> dict[Path, str]:
+    """DIR/<name>_student.ipynb and DIR/<name>_solution.ipynb: path -> JSON text (nothing written)."""
+    import nbformat
+    books = notebooks(spec, model)
+    return {path: nbformat.writes(books[kind]) + "\n" for kind, path in notebook_paths(spec, directory).items()}
