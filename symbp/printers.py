@@ -13,6 +13,8 @@ helpers it used, and the module template defines only those.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import sympy as sp
 from sympy.printing.numpy import NumPyPrinter
 
@@ -58,6 +60,7 @@ def _exp_of(expr: sp.Expr):
     return expr.args[0] if isinstance(expr, sp.exp) else None
 
 
+@lru_cache(maxsize=None)  # every layer prints the same few rules: rewrite each once
 def stable_forms(expr: sp.Basic) -> sp.Basic:
     """Rewrite overflow-prone patterns into the stable helper functions above."""
     if isinstance(expr, sp.MatrixExpr):
