@@ -167,6 +167,9 @@ class ArrayPrinter(PositiveFirst, NumPyPrinter):
         (value, condition), rest = pieces[0], pieces[1:]
         if value == 1 and last == 0 and not rest:
             return f"({self._print(condition)})"  # a mask: bool * array keeps the array's dtype
+        if last == 0 and not rest and isinstance(condition, sp.StrictGreaterThan) \
+                and condition.rhs == 0 and condition.lhs == value:
+            return f"np.maximum({self._print(value)}, 0)"  # x if x > 0 else 0: one pass, no mask
         other = self._print(sp.Piecewise(*rest, (last, True))) if rest else self._print(last)
         text = f"np.where({self._print(condition)}, {self._print(value)}, {other})"
         if all(v.is_number for v, _ in expr.args):
