@@ -71,9 +71,11 @@ class Line:
 
 def array_literal(values: np.ndarray) -> str:
     """A NumPy array literal with every float written exactly (repr round-trips)."""
-    def fmt(v):
-        return "[" + ", ".join(fmt(x) for x in v) + "]" if isinstance(v, list) else repr(float(v))
-    return f"np.array({fmt(np.asarray(values, dtype=np.float64).tolist())})"
+    def fmt(array):
+        if array.ndim == 1:  # a row: repr of each Python float, mapped in one go
+            return "[" + ", ".join(map(repr, array.tolist())) + "]"
+        return "[" + ", ".join(fmt(row) for row in array) + "]"
+    return f"np.array({fmt(np.asarray(values, dtype=np.float64))})"
 
 
 class _Emitter:
