@@ -148,6 +148,28 @@ def _ms(seconds: float) -> str:
     return f"{seconds * 1e3:.3f}" if seconds < 0.01 else f"{seconds * 1e3:.1f}"
 
 
+def bench_train(quick: bool) -> list[list[str]]:
+    """One batch of train(): its one shared forward pass against loss() then step() (two)."""
+    rows = []
+    for net, calls in [(seed_net(), 200), (wide_net([784, 512, 512, 10], 256), 1)]:
+        module, params, x, y = net.module, net.params, net.x, net.y
+
+        def one_pass():
+            forward_pass = module._forward(params, x)
+            module.loss(params, x, y, forward_pass)
+            module.step(params, x, y, None, module.backward(params, x, y, forward_pass)[0])
+
+        def two_passes():
+            module.loss(params, x, y)
+            module.step(params, x, y)
+
+        with threadpool_limits(1):
+            times = interleaved({"one": one_pass, "two": two_passes}, rounds=3 if quick else 9,
+                                calls=calls if not quick else max(1, calls // 4))
+        rows.append([net.label, _ms(times["two"]), _ms(times["one"]), f"{times['two'] / times['one']:.2f}x"])
+    return rows
+
+
 # ---------------------------------------------------------------- 3: derivation + codegen
 def clear_derivation_caches() -> None:
     from symbp import derive, printers
@@ -265,6 +287,9 @@ def report(quick: bool) -> str:
     print(parts[-2], flush=True)
     steps = table(STEP_HEADER, bench_steps(quick))
     print("\n" + steps, flush=True)
+    train = table(["train, per batch (BLAS 1 thread)", "loss() then step() ms", "one forward pass ms",
+                   "speed-up"], bench_train(quick))
+    print("\n" + train, flush=True)
     codegen_rows, fresh = bench_codegen(quick)
     codegen = table(["spec (relu, softmax output)", "derivation + codegen s"], codegen_rows) + "\n\n" + fresh
     print("\n" + codegen, flush=True)
@@ -272,7 +297,7 @@ def report(quick: bool) -> str:
     print("\nhandout rendering: " + handouts, flush=True)
     startup = table(["start-up", "time", "note"], bench_startup(quick))
     print("\n" + startup, flush=True)
-    parts += ["### The step (items 1, 2, 5)", "", steps, "",
+    parts += ["### The step (items 1, 2, 5)", "", steps, "", train, "",
               "### Derivation + codegen (item 3)", "", codegen, "",
               f"Handout rendering: {handouts}", "",
               "### Start-up (item 4)", "", startup]
