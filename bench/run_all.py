@@ -13,6 +13,7 @@ kernel that NumPy's BLAS then uses (``--keep-openblas-env`` measures with them i
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import re
@@ -120,14 +121,16 @@ def check_same_step(net: Net) -> float:
     return max(float(np.max(np.abs(ours[k] - theirs[k]))) for k in ours)
 
 
-def bench_steps(quick: bool) -> list[list[str]]:
+def bench_steps(quick: bool, single_threaded: bool = False) -> list[list[str]]:
+    """Rows of the step table. ``single_threaded``: wide nets only, NumPy's BLAS and Keras
+    both on one thread (Keras's threads are fixed when TensorFlow starts: see main)."""
     rows = []
-    nets = [(seed_net(), 200)]
+    nets = [] if single_threaded else [(seed_net(), 200)]
     wide = [([784, 512, 512, 10], 256), ([784, 1024, 1024, 10], 1024)]
     nets += [(wide_net(widths, batch), 1) for widths, batch in wide]
     for net, calls in nets:
         difference = check_same_step(net)
-        thread_settings = [None] if net.batch == 1 else [None, 1]
+        thread_settings = [1] if single_threaded else [None] if net.batch == 1 else [None, 1]
         for threads in thread_settings:
             with threadpool_limits(threads):
                 times = interleaved(step_candidates(net, with_keras=True),
@@ -135,13 +138,20 @@ def bench_steps(quick: bool) -> list[list[str]]:
             flops = step_flops(net.widths, net.batch)
             gen, hand, keras = times["generated"], times["hand-written"], times["Keras"]
             rows.append([
-                net.label, "all" if threads is None else str(threads),
+                net.label, "all" if threads is None else "1, Keras 1" if single_threaded else str(threads),
                 _ms(keras), _ms(gen), _ms(hand),
                 f"{keras / gen:.2f}x", f"{gen / hand:.2f}x",
                 f"{flops / gen / 1e9:.1f}" if net.batch > 1 else "-",
                 f"{flops / times['GEMM'] / 1e9:.1f}" if "GEMM" in times else "-",
                 f"{difference:.1e}"])
     return rows
+
+
+def single_threaded_rows(quick: bool) -> list[list[str]]:
+    """bench_steps(single_threaded=True) in a fresh process whose TensorFlow has one thread."""
+    command = [sys.executable, str(Path(__file__).resolve()), "--single-threaded-steps"] + (["--quick"] if quick else [])
+    result = subprocess.run(command, capture_output=True, text=True, check=True)
+    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def _ms(seconds: float) -> str:
@@ -285,7 +295,7 @@ def report(quick: bool) -> str:
     parts = [f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by `python bench/run_all.py`.",
              "", table(["machine", ""], machine()), ""]
     print(parts[-2], flush=True)
-    steps = table(STEP_HEADER, bench_steps(quick))
+    steps = table(STEP_HEADER, bench_steps(quick) + single_threaded_rows(quick))
     print("\n" + steps, flush=True)
     train = table(["train, per batch (BLAS 1 thread)", "loss() then step() ms", "one forward pass ms",
                    "speed-up"], bench_train(quick))
@@ -321,7 +331,14 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="Fewer rounds (a smoke run, noisier).")
     parser.add_argument("--keep-openblas-env", action="store_true",
                         help="Measure with OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE as set.")
+    parser.add_argument("--single-threaded-steps", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.single_threaded_steps:
+        import tensorflow as tf
+        tf.config.threading.set_intra_op_parallelism_threads(1)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+        print(json.dumps(bench_steps(args.quick, single_threaded=True)))
+        return
     figures = report(args.quick)
     if args.write_readme:
         write_readme(figures)
