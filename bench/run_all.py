@@ -134,7 +134,7 @@ def bench_steps(quick: bool, single_threaded: bool = False) -> list[list[str]]:
         for threads in thread_settings:
             with threadpool_limits(threads):
                 times = interleaved(step_candidates(net, with_keras=True),
-                                    rounds=3 if quick else 9, calls=calls if not quick else max(1, calls // 4))
+                                    rounds=3 if quick else 15, calls=calls if not quick else max(1, calls // 4))
             flops = step_flops(net.widths, net.batch)
             gen, hand, keras = times["generated"], times["hand-written"], times["Keras"]
             rows.append([
