@@ -7,6 +7,7 @@ shared, so only ratios measured this way (in one run, side by side) mean much.
 
 from __future__ import annotations
 
+import resource
 import statistics
 import sys
 import time
@@ -80,20 +81,30 @@ def wide_net(widths: list[int], batch: int) -> Net:
     return float32_net(label, wide_spec(widths), batch)
 
 
-def interleaved(candidates: dict, rounds: int = 7, calls: int = 1, warmup: int = 2) -> dict[str, float]:
-    """Median seconds per call of each candidate (a no-argument callable), run side by side."""
+def interleaved(candidates: dict, rounds: int = 7, calls: int = 1, warmup: int = 2,
+                page_faults: dict | None = None) -> dict[str, float]:
+    """Median seconds per call of each candidate (a no-argument callable), run side by side.
+
+    ``page_faults``, if given, receives each candidate's minor page faults per call (the cost
+    of touching freshly allocated memory).
+    """
     names = list(candidates)
     for name in names:
         for _ in range(warmup):
             candidates[name]()
     samples = {name: [] for name in names}
+    faults = {name: 0 for name in names}
     for r in range(rounds):
         order = names[r % len(names):] + names[:r % len(names)]
         for name in order:
+            faults_before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
             start = time.perf_counter()
             for _ in range(calls):
                 candidates[name]()
             samples[name].append((time.perf_counter() - start) / calls)
+            faults[name] += resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults_before
+    if page_faults is not None:
+        page_faults.update({name: count / (rounds * calls) for name, count in faults.items()})
     return {name: statistics.median(values) for name, values in samples.items()}
 
 

@@ -132,9 +132,11 @@ def bench_steps(quick: bool, single_threaded: bool = False) -> list[list[str]]:
         difference = check_same_step(net)
         thread_settings = [1] if single_threaded else [None] if net.batch == 1 else [None, 1]
         for threads in thread_settings:
+            faults = {}
             with threadpool_limits(threads):
                 times = interleaved(step_candidates(net, with_keras=True),
-                                    rounds=3 if quick else 15, calls=calls if not quick else max(1, calls // 4))
+                                    rounds=3 if quick else 15, calls=calls if not quick else max(1, calls // 4),
+                                    page_faults=faults)
             flops = step_flops(net.widths, net.batch)
             gen, hand, keras = times["generated"], times["hand-written"], times["Keras"]
             rows.append([
@@ -143,15 +145,25 @@ def bench_steps(quick: bool, single_threaded: bool = False) -> list[list[str]]:
                 f"{keras / gen:.2f}x", f"{gen / hand:.2f}x",
                 f"{flops / gen / 1e9:.1f}" if net.batch > 1 else "-",
                 f"{flops / times['GEMM'] / 1e9:.1f}" if "GEMM" in times else "-",
+                f"{faults['generated']:.0f} / {faults['hand-written']:.0f}",
                 f"{difference:.1e}"])
     return rows
 
 
+#: glibc malloc settings that keep freed memory instead of returning it to the system, so a
+#: step's fresh arrays reuse pages already touched (no page faults)
+MALLOC_KEEPS_MEMORY = {"MALLOC_MMAP_THRESHOLD_": str(2 ** 30), "MALLOC_TRIM_THRESHOLD_": str(2 ** 32)}
+
+
 def single_threaded_rows(quick: bool) -> list[list[str]]:
-    """bench_steps(single_threaded=True) in a fresh process whose TensorFlow has one thread."""
+    """bench_steps(single_threaded=True) in fresh processes whose TensorFlow has one thread:
+    with the default malloc, and with MALLOC_KEEPS_MEMORY."""
     command = [sys.executable, str(Path(__file__).resolve()), "--single-threaded-steps"] + (["--quick"] if quick else [])
-    result = subprocess.run(command, capture_output=True, text=True, check=True)
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    rows = []
+    for extra, note in (({}, ""), (MALLOC_KEEPS_MEMORY, ", malloc keeps memory")):
+        result = subprocess.run(command, capture_output=True, text=True, check=True, env={**os.environ, **extra})
+        rows += [[row[0], row[1] + note, *row[2:]] for row in json.loads(result.stdout.strip().splitlines()[-1])]
+    return rows
 
 
 def _ms(seconds: float) -> str:
@@ -288,7 +300,7 @@ def table(header: list[str], rows: list[list[str]]) -> str:
 
 STEP_HEADER = ["net (float32)", "BLAS threads", "Keras ms", "generated ms", "hand-written ms",
                "Keras / generated", "generated / hand-written", "generated GFLOP/s",
-               "GEMM GFLOP/s", "max |gen - hand|"]
+               "GEMM GFLOP/s", "page faults / step, gen / hand", "max |gen - hand|"]
 
 
 def report(quick: bool) -> str:
