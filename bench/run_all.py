@@ -300,7 +300,7 @@ def table(header: list[str], rows: list[list[str]]) -> str:
 
 STEP_HEADER = ["net (float32)", "BLAS threads", "Keras ms", "generated ms", "hand-written ms",
                "Keras / generated", "generated / hand-written", "generated GFLOP/s",
-               "GEMM GFLOP/s", "page faults / step, gen / hand", "max |gen - hand|"]
+               "GEMM GFLOP/s", "page faults / step, gen / hand", "max abs(gen - hand)"]
 
 
 def report(quick: bool) -> str:
