@@ -145,6 +145,11 @@ class Spec:
         return _Validator(source).spec(data)
 
 
+# ---------------------------------------------------------------- initializers (Keras names)
+# INITIALIZERS, Draw, initialize: symbp/initializers.py (each draw runs here and prints into
+# generated modules)
+
+
 # ---------------------------------------------------------------- loading
 def builtin_spec_path() -> Path:
     return Path(str(resources.files("symbp") / "examples" / f"{BUILTIN_EXAMPLE}.toml"))
