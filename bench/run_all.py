@@ -87,6 +87,23 @@ def gemm_only(net: Net):
     return run
 
 
+def tensorflow_gemm_only(net: Net):
+    """The same matrix products with ``tf.matmul`` (oneDNN), results fetched as NumPy."""
+    import tensorflow as tf
+    rng = np.random.default_rng(0)
+    outputs = [tf.constant(rng.standard_normal((net.batch, w)).astype(np.float32)) for w in net.widths]
+    kernels = [tf.constant(net.params[f"W{n}"]) for n in range(len(net.widths) - 1)]
+
+    @tf.function
+    def products():
+        results = [tf.matmul(outputs[n], kernel) for n, kernel in enumerate(kernels)]
+        results += [tf.matmul(outputs[n], outputs[n + 1], transpose_a=True) for n in range(len(kernels))]
+        results += [tf.matmul(outputs[n + 1], kernel, transpose_b=True) for n, kernel in enumerate(kernels) if n > 0]
+        return results
+
+    return lambda: [r.numpy() for r in products()]
+
+
 def keras_model(net: Net):
     from symbp.keras_check import build_keras_model
     return build_keras_model(net.spec, net.params)
@@ -109,6 +126,8 @@ def step_candidates(net: Net, with_keras: bool) -> dict:
         candidates["Keras"] = lambda: model.train_on_batch(net.x, net.y)
     if net.batch > 1:
         candidates["GEMM"] = gemm_only(net)
+        if with_keras:
+            candidates["GEMM (TensorFlow)"] = tensorflow_gemm_only(net)
     return candidates
 
 
@@ -145,6 +164,7 @@ def bench_steps(quick: bool, single_threaded: bool = False) -> list[list[str]]:
                 f"{keras / gen:.2f}x", f"{gen / hand:.2f}x",
                 f"{flops / gen / 1e9:.1f}" if net.batch > 1 else "-",
                 f"{flops / times['GEMM'] / 1e9:.1f}" if "GEMM" in times else "-",
+                f"{flops / times['GEMM (TensorFlow)'] / 1e9:.1f}" if "GEMM" in times else "-",
                 f"{faults['generated']:.0f} / {faults['hand-written']:.0f}",
                 f"{difference:.1e}"])
     return rows
@@ -300,7 +320,8 @@ def table(header: list[str], rows: list[list[str]]) -> str:
 
 STEP_HEADER = ["net (float32)", "BLAS threads", "Keras ms", "generated ms", "hand-written ms",
                "Keras / generated", "generated / hand-written", "generated GFLOP/s",
-               "GEMM GFLOP/s", "page faults / step, gen / hand", "max abs(gen - hand)"]
+               "GEMM GFLOP/s", "tf.matmul GEMM GFLOP/s", "page faults / step, gen / hand",
+               "max abs(gen - hand)"]
 
 
 def report(quick: bool) -> str:
