@@ -64,17 +64,23 @@ def forward(params, x):
     return _forward(params, x)[1]
 
 
-def loss(params, x, y):
-    """The batch loss L = mean over rows of l, as Keras reduces it (sum_over_batch_size)."""
-    [z1, z2, z3], [a0, a1, a2, a3] = _forward(params, x)
+def loss(params, x, y, forward_pass=None):
+    """The batch loss L = mean over rows of l, as Keras reduces it (sum_over_batch_size).
+
+    forward_pass: _forward(params, x), when the caller has computed it already.
+    """
+    [z1, z2, z3], [a0, a1, a2, a3] = _forward(params, x) if forward_pass is None else forward_pass
     per_sample = -np.sum((z3 - _logsumexp(z3))*y, axis=-1, keepdims=True)  # l = -rowsum((z3 - log(rowsum(exp(z3))))*y)
     return float(np.mean(per_sample))
 
 
-def backward(params, x, y):
-    """Back-propagation from the output layer: (gradients by parameter name, [delta1, ..., deltaL])."""
+def backward(params, x, y, forward_pass=None):
+    """Back-propagation from the output layer: (gradients by parameter name, [delta1, ..., deltaL]).
+
+    forward_pass: _forward(params, x), when the caller has computed it already.
+    """
     W0, b0, W1, b1, W2, b2 = (params[name] for name in PARAM_NAMES)
-    [z1, z2, z3], [a0, a1, a2, a3] = _forward(params, x)
+    [z1, z2, z3], [a0, a1, a2, a3] = _forward(params, x) if forward_pass is None else forward_pass
     B, K = y.shape
     delta3 = (a3 - y)/B  # delta3 = (a3 - y)/B
     dW2 = a2.T @ delta3  # dW2 = a2^T delta3
@@ -101,12 +107,12 @@ def deltas(params, x, y):
     return backward(params, x, y)[1]
 
 
-def step(params, x, y, state=None):
+def step(params, x, y, state=None, grads=None):
     """One sgd step on one batch; returns (new params, new state), mutating neither.
 
     state["t"] counts steps (1-based, across epochs).
     """
-    grads = gradients(params, x, y)
+    grads = gradients(params, x, y) if grads is None else grads  # grads: this batch's, if already computed
     if state is None:
         state = {"t": 0}
     t = state["t"] + 1
@@ -132,7 +138,9 @@ def train(params=None, x=X, y=Y, epochs=EPOCHS, batch_size=BATCH_SIZE):
         total = 0.0
         for start in range(0, len(x), batch_size):
             xb, yb = x[start:start + batch_size], y[start:start + batch_size]
-            total += loss(params, xb, yb) * len(xb)
-            params, state = step(params, xb, yb, state)
+            forward_pass = _forward(params, xb)  # one forward pass serves the batch's loss and its step
+            total += loss(params, xb, yb, forward_pass) * len(xb)
+            grads = backward(params, xb, yb, forward_pass)[0]
+            params, state = step(params, xb, yb, state, grads)
         epoch_losses.append(total / len(x))
     return params, epoch_losses

@@ -19,7 +19,8 @@ from .calculus import B, K
 from .derive import NetworkDerivation, derive_network
 from .printers import HELPERS, ArrayPrinter, PositiveFirst
 from .render import python_env, render
-from .spec import Spec
+from .initializers import TRUNCATED_NORMAL_SOURCE
+from .spec import Draw, Spec
 
 
 class EquationPrinter(PositiveFirst, StrPrinter):
@@ -74,9 +75,11 @@ class Line:
 
 def array_literal(values: np.ndarray) -> str:
     """A NumPy array literal with every float written exactly (repr round-trips)."""
-    def fmt(v):
-        return "[" + ", ".join(fmt(x) for x in v) + "]" if isinstance(v, list) else repr(float(v))
-    return f"np.array({fmt(np.asarray(values, dtype=np.float64).tolist())})"
+    def fmt(array):
+        if array.ndim == 1:  # a row: repr of each Python float, mapped in one go
+            return "[" + ", ".join(map(repr, array.tolist())) + "]"
+        return "[" + ", ".join(fmt(row) for row in array) + "]"
+    return f"np.array({fmt(np.asarray(values, dtype=np.float64))})"
 
 
 class _Emitter:
@@ -166,7 +169,8 @@ def module_context(spec: Spec, model: NetworkDerivation | None = None) -> dict:
         (naming.hyperparameter(name), repr(opt.values[name]), _float32_note(opt, name))
         for name, sym in opt.symbols.items() if sym in used]
 
-    params = spec.initial_params()
+    sources = spec.initial_sources()
+    draws = [source for source in sources.values() if isinstance(source, Draw)]
     return {
         "spec": spec,
         "title": repr(spec.title or spec.name),
@@ -182,7 +186,11 @@ def module_context(spec: Spec, model: NetworkDerivation | None = None) -> dict:
         "y_literal": array_literal(np.array(spec.y)),
         "epochs": spec.epochs,
         "batch_size": spec.batch_size,
-        "params": [(name, array_literal(params[name])) for name in spec.param_names],
+        "params": [(name, source.code() if isinstance(source, Draw) else array_literal(source))
+                   for name, source in sources.items()],
+        "seed": spec.seed,
+        "draws_weights": any(draw.uses_rng for draw in draws),
+        "initializer_helper": TRUNCATED_NORMAL_SOURCE if any(d.method == "truncated_normal" for d in draws) else "",
         "z_names": [naming.PRE_ACTIVATION.format(l=l) for l in range(1, depth + 1)],
         "a_names": [naming.OUTPUT.format(l=l) for l in range(depth + 1)],
         "delta_names": [naming.DELTA.format(l=l) for l in range(1, depth + 1)],

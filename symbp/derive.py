@@ -77,11 +77,14 @@ class ActivationDerivation:
 
 
 def _inverse_substitutions(piece: sp.Expr) -> list[sp.Expr]:
+    """The inverses z = f^-1(a) of one formula piece that satisfy f(f^-1(a)) = a numerically
+    (checked here: SymPy's own symbolic check of each root was most of solve's time)."""
     try:
-        solutions = sp.solve(sp.Eq(_ps, piece), _zs)
+        solutions = sp.solve(sp.Eq(_ps, piece), _zs, check=False)
     except (NotImplementedError, ValueError, TypeError):
         return []
-    return [s for s in solutions if not s.has(sp.LambertW, sp.Piecewise, sp.nan)]
+    return [s for s in solutions if not s.has(sp.LambertW, sp.Piecewise, sp.nan, sp.zoo, sp.oo)
+            and same_function(piece.subs(_zs, s), _ps, _ps)]
 
 
 def _derivative_in_output(piece: sp.Expr) -> sp.Expr:

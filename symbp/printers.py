@@ -13,6 +13,8 @@ helpers it used, and the module template defines only those.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import sympy as sp
 from sympy.printing.numpy import NumPyPrinter
 
@@ -99,6 +101,7 @@ def _exp_of(expr: sp.Expr):
     return expr.args[0] if isinstance(expr, sp.exp) else None
 
 
+@lru_cache(maxsize=None)  # every layer prints the same few rules: rewrite each once
 def stable_forms(expr: sp.Basic) -> sp.Basic:
     """Rewrite overflow-prone patterns into the stable helper functions above."""
     if isinstance(expr, sp.MatrixExpr):
@@ -206,6 +209,9 @@ class ArrayPrinter(PositiveFirst, NumPyPrinter):
         (value, condition), rest = pieces[0], pieces[1:]
         if value == 1 and last == 0 and not rest:
             return f"({self._print(condition)})"  # a mask: bool * array keeps the array's dtype
+        if last == 0 and not rest and isinstance(condition, sp.StrictGreaterThan) \
+                and condition.rhs == 0 and condition.lhs == value:
+            return f"np.maximum({self._print(value)}, 0)"  # x if x > 0 else 0: one pass, no mask
         other = self._print(sp.Piecewise(*rest, (last, True))) if rest else self._print(last)
         text = f"np.where({self._print(condition)}, {self._print(value)}, {other})"
         if all(v.is_number for v, _ in expr.args):

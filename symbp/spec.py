@@ -19,6 +19,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from .initializers import INITIALIZERS, Draw, initialize  # noqa: F401 (part of the spec's API)
 from .rules import activations, losses, optimizers
 
 BUILTIN_EXAMPLE = "cs4820_a7"
@@ -84,16 +85,22 @@ class Spec:
     def epochs(self) -> int:
         return int(self.training.get("epochs", 1))
 
-    def initial_params(self) -> dict[str, np.ndarray]:
-        """The spec's weights; missing ones drawn from their Keras-named initializer and ``seed``."""
-        rng = np.random.default_rng(self.seed)
-        params = {}
+    def initial_sources(self) -> dict[str, np.ndarray | Draw]:
+        """Each parameter as the spec gives it: its array, or the initializer draw that makes it."""
+        sources: dict[str, np.ndarray | Draw] = {}
         for n, (fan_in, layer) in enumerate(zip(self.widths, self.layers)):
-            params[f"W{n}"] = (np.array(layer.weights, dtype=np.float64) if layer.weights is not None
-                               else initialize(layer.kernel_initializer, (fan_in, layer.units), rng))
-            params[f"b{n}"] = (np.array(layer.bias, dtype=np.float64) if layer.bias is not None
-                               else initialize(layer.bias_initializer, (layer.units,), rng))
-        return params
+            sources[f"W{n}"] = (np.array(layer.weights, dtype=np.float64) if layer.weights is not None
+                                else INITIALIZERS[layer.kernel_initializer]((fan_in, layer.units)))
+            sources[f"b{n}"] = (np.array(layer.bias, dtype=np.float64) if layer.bias is not None
+                                else INITIALIZERS[layer.bias_initializer]((layer.units,)))
+        return sources
+
+    def initial_params(self) -> dict[str, np.ndarray]:
+        """The spec's weights; missing ones drawn from their Keras-named initializer and ``seed``
+        (one generator, in parameter order)."""
+        rng = np.random.default_rng(self.seed)
+        return {name: source.sample(rng) if isinstance(source, Draw) else source
+                for name, source in self.initial_sources().items()}
 
     def with_initial_params(self) -> "Spec":
         """The same spec with every weight and bias written out (nothing left to initializers)."""
@@ -143,42 +150,8 @@ class Spec:
 
 
 # ---------------------------------------------------------------- initializers (Keras names)
-def _uniform(scale_of):
-    def draw(shape, rng):
-        fan_in, fan_out = (shape[0], shape[1]) if len(shape) == 2 else (shape[0], shape[0])
-        limit = math.sqrt(scale_of(fan_in, fan_out))
-        return rng.uniform(-limit, limit, size=shape)
-    return draw
-
-
-def _truncated_normal(scale_of):
-    def draw(shape, rng):
-        fan_in, fan_out = (shape[0], shape[1]) if len(shape) == 2 else (shape[0], shape[0])
-        # Keras: stddev = sqrt(scale) / .87962566103423978, truncated at two stddevs
-        stddev = math.sqrt(scale_of(fan_in, fan_out)) / 0.87962566103423978
-        values = rng.normal(0.0, stddev, size=shape)
-        while np.any(bad := np.abs(values) > 2 * stddev):
-            values[bad] = rng.normal(0.0, stddev, size=int(bad.sum()))
-        return values
-    return draw
-
-
-INITIALIZERS = {
-    "zeros": lambda shape, rng: np.zeros(shape),
-    "ones": lambda shape, rng: np.ones(shape),
-    "glorot_uniform": _uniform(lambda fi, fo: 6.0 / (fi + fo)),
-    "he_uniform": _uniform(lambda fi, fo: 6.0 / fi),
-    "lecun_uniform": _uniform(lambda fi, fo: 3.0 / fi),
-    "random_uniform": lambda shape, rng: rng.uniform(-0.05, 0.05, size=shape),
-    "glorot_normal": _truncated_normal(lambda fi, fo: 2.0 / (fi + fo)),
-    "he_normal": _truncated_normal(lambda fi, fo: 2.0 / fi),
-    "lecun_normal": _truncated_normal(lambda fi, fo: 1.0 / fi),
-    "random_normal": lambda shape, rng: rng.normal(0.0, 0.05, size=shape),
-}
-
-
-def initialize(name: str, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
-    return INITIALIZERS[name](shape, rng)
+# INITIALIZERS, Draw, initialize: symbp/initializers.py (each draw runs here and prints into
+# generated modules)
 
 
 # ---------------------------------------------------------------- loading
