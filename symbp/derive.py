@@ -216,10 +216,9 @@ def loss_warnings(loss_name: str, activation_name: str) -> tuple[str, ...]:
     if rule.logits_formula is None:
         return ()
     if act.tags_logits and act.name != rule.expects:
-        return (f"{rule.name} on a {act.name} output: a float64 Keras model ignores the {act.name} "
-                f"and computes the loss from the logits z as if the output were {rule.expects} "
-                f"({rule.expects} cross-entropy of z), and symbp follows it; Keras's default float32 "
-                f"model instead clips the {act.name} outputs, so the two precisions disagree. Rarely "
+        return (f"{rule.name} on a {act.name} output: Keras ignores the {act.name} and computes "
+                f"the loss from the logits z as if the output were {rule.expects} ({rule.expects} "
+                f"cross-entropy of z), in float64 and float32 alike, and symbp follows it. Rarely "
                 f"what is meant: use a {rule.expects} output, or the matching loss",)
     if not act.tags_logits:
         normalised = " (after dividing each row by its sum)" if rule.labels_are_distributions \
