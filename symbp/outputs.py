@@ -11,7 +11,7 @@ from .spec import Spec
 
 def rendered_outputs(spec: Spec, directory: Path) -> dict[Path, str]:
     """Every output file of ``symbp derive`` for ``spec``: path -> text (nothing written)."""
-    return {module_path(spec, directory): module_source(spec)}
+    return {module_path(spec, Path(directory)): module_source(spec)}
 
 
 def write_module(spec: Spec, directory: Path) -> Path:
