@@ -46,7 +46,7 @@ def _run(ctx: click.Context, action):
     except Exception as err:
         if ctx.obj.get("debug"):
             raise
-        message = " ".join(str(err).split())
+        message = "".join(ch if ch.isprintable() else " " for ch in " ".join(str(err).split()))
         message = message[:200] + "..." if len(message) > 200 else message
         raise InternalError(f"{type(err).__name__}: {message}" if message else type(err).__name__) from None
 

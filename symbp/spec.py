@@ -189,12 +189,19 @@ def builtin_spec_path() -> Path:
     return Path(str(resources.files("symbp") / "examples" / f"{BUILTIN_EXAMPLE}.toml"))
 
 
+MAX_SPEC_BYTES = 16 * 2**20
+
+
 def load_spec(path: str | Path | None = None) -> Spec:
     """Read and validate a spec file; ``None`` means the built-in example."""
     path = builtin_spec_path() if path is None else Path(path)
     source = str(path)
     try:
-        text = path.read_bytes().decode("utf-8")
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_SPEC_BYTES + 1)
+        if len(raw) > MAX_SPEC_BYTES:
+            raise SpecError(source, [Problem("", f"larger than {MAX_SPEC_BYTES // 2**20} MB: not a spec file")])
+        text = raw.decode("utf-8")
     except FileNotFoundError:
         raise SpecError(source, [Problem("", "no such file")]) from None
     except IsADirectoryError:

@@ -98,11 +98,16 @@ def test_unusable_spec_files(tmp_path, make, expected):
 def test_unreadable_spec_file(tmp_path, monkeypatch):
     path = write_spec(tmp_path, valid())
 
-    def refuse(self):
+    def refuse(self, *args, **kwargs):
         raise PermissionError(13, "Permission denied", str(self))
-    monkeypatch.setattr(Path, "read_bytes", refuse)
+    monkeypatch.setattr(Path, "open", refuse)
     with pytest.raises(SpecError, match="not readable"):
         load_spec(path)
+
+
+def test_an_endless_file_is_not_read_to_the_end():
+    with pytest.raises(SpecError, match="larger than"):
+        load_spec("/dev/zero")
 
 
 def test_a_table_at_the_top_is_required():
