@@ -142,7 +142,8 @@ class Spec:
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "<spec>") -> "Spec":
-        return _Validator(source).spec(data)
+        with np.errstate(all="ignore"):  # label checks on huge finite values may overflow: no warnings
+            return _Validator(source).spec(data)
 
 
 # ---------------------------------------------------------------- initializers (Keras names)
