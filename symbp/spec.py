@@ -273,8 +273,10 @@ def _is_finite_number(value: Any) -> bool:
 
 
 def _kind(value: Any) -> str:
-    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
+    """What a value is, as a message says it: 'a string ('3')', 'an array', 'a table'."""
+    kind = {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
             list: "an array", dict: "a table"}.get(type(value), type(value).__name__)
+    return f"{kind} ({_shown(value, 30)})" if isinstance(value, (str, bool)) else kind
 
 
 class _Validator:

@@ -391,3 +391,15 @@ def test_real_runs_print_no_traceback(tmp_path, symbp_cli, content, fragment):
     assert "Traceback" not in result.stderr and fragment in result.stderr and str(path) in result.stderr
     assert result.stdout == ""
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("command", [["check", "--json"], ["check"], ["derive"], ["codegen"]])
+def test_every_command_reports_input_errors_the_same_way(tmp_path, command):
+    data = valid()
+    data["layers"][1]["units"] = "two"
+    path = write_spec(tmp_path, data)
+    result = CliRunner().invoke(main, [*command, str(path), *(["-o", str(tmp_path / "out")]
+                                                             if command[0] != "check" else [])])
+    assert result.exit_code == 2 and result.stdout == ""
+    assert "layers[1].units: expected an integer, found a string" in result.stderr
+    assert not (tmp_path / "out").exists()
