@@ -140,8 +140,11 @@ def _may_fail(expr) -> bool:
     """Whether evaluating ``expr`` everywhere may overflow or divide by zero (exp, log, 1/x)."""
     if not isinstance(expr, sp.Basic):
         return False
-    return any(isinstance(e, (sp.exp, sp.log, LogSumExp)) or (e.is_Pow and not (e.exp.is_integer and e.exp >= 0))
-               for e in sp.preorder_traversal(expr))
+    def may_fail(e):
+        if isinstance(e, (sp.exp, sp.log, LogSumExp)):
+            return True
+        return e.is_Pow and not (e.exp.is_integer and e.exp.is_nonnegative)
+    return any(may_fail(e) for e in sp.preorder_traversal(expr))
 
 
 class PositiveFirst:
