@@ -189,10 +189,15 @@ def _rename(table: dict, old: str, new: str) -> None:
 
 
 @st.composite
-def corruptions(draw, data: dict):
-    """One corruption that makes the spec invalid (a description of it, for messages)."""
+def corruptions(draw, data: dict, widths: list[int]):
+    """One corruption that makes the spec invalid (a description of it, for messages).
+
+    ``widths`` are the valid spec's [inputs, units...]: shapes are built from them, never from
+    values an earlier corruption may have made huge.
+    """
     layer_index = draw(st.integers(0, len(data["layers"]) - 1))
     layer = data["layers"][layer_index]
+    inputs, units = widths[layer_index], widths[layer_index + 1]
     choice = draw(st.integers(0, 17))
     if choice == 0:  # a required key removed
         where = draw(st.sampled_from(["name", "data", "layers", "loss", "optimizer", "x", "y", "units",
@@ -263,24 +268,21 @@ def corruptions(draw, data: dict):
             rows[draw(st.integers(0, len(rows) - 1))][draw(st.integers(0, len(rows[0]) - 1))] = value
         else:
             if target == "weights":
-                inputs = len(data["data"]["x"][0]) if layer_index == 0 else data["layers"][layer_index - 1]["units"]
-                layer["weights"] = [[0.5] * layer["units"] for _ in range(inputs)]
-                layer["weights"][draw(st.integers(0, inputs - 1))][draw(st.integers(0, layer["units"] - 1))] = value
+                layer["weights"] = [[0.5] * units for _ in range(inputs)]
+                layer["weights"][draw(st.integers(0, inputs - 1))][draw(st.integers(0, units - 1))] = value
             else:
-                layer["bias"] = [0.0] * layer["units"]
-                layer["bias"][draw(st.integers(0, layer["units"] - 1))] = value
+                layer["bias"] = [0.0] * units
+                layer["bias"][draw(st.integers(0, units - 1))] = value
         return f"non-number in {target}"
     if choice == 14:  # shapes that do not chain
         kind = draw(st.sampled_from(["kernel rows", "kernel columns", "bias", "ragged", "samples", "labels"]))
-        inputs = len(data["data"]["x"][0]) if layer_index == 0 else data["layers"][layer_index - 1]["units"]
         if kind == "kernel rows":
-            layer["weights"] = [[0.1] * layer["units"] for _ in range(inputs + draw(st.sampled_from([-1, 1])))]
-            if not layer["weights"]:
-                layer["weights"] = [[0.1] * layer["units"]] * (inputs + 1)
+            rows = inputs + draw(st.sampled_from([-1, 1]))
+            layer["weights"] = [[0.1] * units for _ in range(rows if rows > 0 else inputs + 1)]
         elif kind == "kernel columns":
-            layer["weights"] = [[0.1] * (layer["units"] + 1) for _ in range(inputs)]
+            layer["weights"] = [[0.1] * (units + 1) for _ in range(inputs)]
         elif kind == "bias":
-            layer["bias"] = [0.0] * (layer["units"] + 1)
+            layer["bias"] = [0.0] * (units + 1)
         elif kind == "ragged":
             data["data"]["x"].append(data["data"]["x"][0] + [1.0])
             data["data"]["y"].append(data["data"]["y"][0])
@@ -309,10 +311,11 @@ def corruptions(draw, data: dict):
 def corrupted_specs(draw):
     data = copy.deepcopy(draw(valid_specs()))
     data["name"] = "fuzzed"
-    what = [draw(corruptions(data))]  # the first always applies: the spec is still well-formed
+    widths = [len(data["data"]["x"][0])] + [layer["units"] for layer in data["layers"]]
+    what = [draw(corruptions(data, widths))]  # the first always applies: the spec is still well-formed
     for _ in range(draw(st.integers(0, 2))):
         try:
-            what.append(draw(corruptions(data)))
+            what.append(draw(corruptions(data, widths)))
         except (KeyError, IndexError, TypeError, AttributeError, ValueError):
             pass  # an earlier corruption removed what this one would change
     return data, what
