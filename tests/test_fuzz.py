@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import tomli_w
 from click.testing import CliRunner
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
 from symbp.cli import main
@@ -125,6 +125,8 @@ def central_differences(loss, params, x, y, h=1e-6):
 @given(valid_specs())
 def test_valid_specs_generate_import_and_match_finite_differences(data):
     spec = Spec.from_dict(data, "fuzz.toml")
+    event(f"loss {spec.loss['name']}, output {spec.layers[-1].activation}")
+    event(f"{len(spec.layers)} layer(s)")
     source = module_source(spec)
     compile(source, "fuzz", "exec")
     with warnings.catch_warnings():
@@ -337,6 +339,8 @@ def assert_reported(data, what) -> SpecError:
 @given(corrupted_specs())
 def test_corrupted_specs_are_reported_never_raised(case):
     data, what = case
+    for kind in what:
+        event(kind.split(" to ")[0] if kind.startswith("renamed") else kind)
     assert_reported(data, what)
 
 
@@ -372,6 +376,7 @@ def test_mangled_spec_text_is_either_valid_or_exit_2(tmp_path_factory, data, edi
     path = folder / "spec.toml"
     path.write_bytes(text.encode("utf-8", "surrogatepass"))
     result = CliRunner().invoke(main, ["codegen", str(path), "-o", str(folder / "out")])
+    event(f"exit status {result.exit_code}")
     assert result.exit_code in (0, 2), (text, result.output, result.exception)
     assert "Traceback" not in result.output
     if result.exit_code == 2:
