@@ -201,7 +201,8 @@ def load_spec(path: str | Path | None = None) -> Spec:
         with path.open("rb") as handle:
             raw = handle.read(MAX_SPEC_BYTES + 1)
         if len(raw) > MAX_SPEC_BYTES:
-            raise SpecError(source, [Problem("", f"larger than {MAX_SPEC_BYTES // 2**20} MB: not a spec file")])
+            raise SpecError(source, [Problem("", f"larger than {MAX_SPEC_BYTES // 2**20} MB: "
+                                                 "not a spec file")])
         text = raw.decode("utf-8")
     except FileNotFoundError:
         raise SpecError(source, [Problem("", "no such file")]) from None
@@ -326,7 +327,7 @@ class _Validator:
             self.problem(where, f"expected an integer, found {value!r}")
             return None
         if not _is_finite_number(value):
-            self.problem(where, f"expected a finite number, found {value!r}")
+            self.problem(where, f"expected a finite number, found {_shown(value)}")
             return None
         if positive and value <= 0:
             self.problem(where, f"must be positive, found {value!r}")
@@ -513,7 +514,8 @@ class _Validator:
                 continue
             where = f"optimizer.{key}"
             if key not in rule.defaults:
-                self.problem(f"optimizer.{_key(key)}", f"not an argument of {name}{_nearest(str(key), rule.defaults)}")
+                self.problem(f"optimizer.{_key(key)}",
+                             f"not an argument of {name}{_nearest(str(key), rule.defaults)}")
                 continue
             default = rule.defaults[key]
             if isinstance(default, bool):
