@@ -92,8 +92,9 @@ def valid_specs(draw) -> dict:
         optimizer["nesterov"] = draw(st.booleans())
     return {
         "name": "net_" + draw(st.from_regex(r"[a-z0-9_]{0,10}", fullmatch=True)),
-        "title": draw(st.text(st.characters(min_codepoint=32, max_codepoint=0x2FF), max_size=30).filter(
-            str.isprintable)),
+        "title": draw(st.text(st.characters(min_codepoint=32, max_codepoint=0x2FF,
+                                            exclude_categories=("Cc", "Cf", "Zs")) | st.just(" "),
+                              max_size=30).filter(str.isprintable)),
         "seed": draw(st.integers(0, 1000)),
         "data": {"x": [[draw(st.floats(-2, 2)) for _ in range(features)] for _ in range(samples)],
                  "y": [labels(draw, widths[-1]) for _ in range(samples)]},
