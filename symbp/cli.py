@@ -9,7 +9,9 @@ from pathlib import Path
 import click
 
 DTYPES = click.Choice(["float64", "float32"])
-spec_argument = click.argument("spec", required=False, type=click.Path(dir_okay=False, path_type=Path))
+# SPEC is checked by load_spec (missing, a folder, unreadable: exit 2 with one message)
+spec_argument = click.argument("spec", required=False, type=click.Path(path_type=Path))
+INTERNAL_ERROR = 3
 keras_options = [
     click.option("--from-keras", "from_keras", type=click.Path(dir_okay=False, path_type=Path),
                  help="Read the network from a saved Keras model (.keras) instead of SPEC."),
@@ -32,8 +34,18 @@ class UsageProblem(click.ClickException):
         click.echo(f"symbp: {self.format_message()}", err=True)
 
 
+class InternalError(click.ClickException):
+    """A bug in symbp (or its libraries): one line instead of a traceback, exit status 3."""
+    exit_code = INTERNAL_ERROR
+
+    def show(self, file=None):
+        click.echo(f"symbp: internal error: {self.format_message()}\n"
+                   f"(a bug in symbp, not in your spec; rerun with --debug for the traceback)", err=True)
+
+
 def _run(ctx: click.Context, action):
-    """Call ``action``; input problems become exit 2 with a message (``--debug``: traceback)."""
+    """Call ``action``: input problems exit 2 with a message, other exceptions exit 3 with one
+    line (``--debug``: the traceback instead)."""
     from .errors import InputError
     try:
         return action()
@@ -41,6 +53,14 @@ def _run(ctx: click.Context, action):
         if ctx.obj.get("debug"):
             raise
         raise UsageProblem(str(err)) from None
+    except (click.exceptions.Exit, click.ClickException, KeyboardInterrupt):
+        raise
+    except Exception as err:
+        if ctx.obj.get("debug"):
+            raise
+        message = "".join(ch if ch.isprintable() else " " for ch in " ".join(str(err).split()))
+        message = message[:200] + "..." if len(message) > 200 else message
+        raise InternalError(f"{type(err).__name__}: {message}" if message else type(err).__name__) from None
 
 
 def _load(spec_path, from_keras=None, data=None):
@@ -65,7 +85,7 @@ def _warn(spec) -> list[str]:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--debug", is_flag=True, help="Show a traceback for input errors.")
+@click.option("--debug", is_flag=True, help="Show a traceback for every error.")
 @click.version_option(package_name="symbp")
 @click.pass_context
 def main(ctx: click.Context, debug: bool) -> None:
@@ -73,6 +93,10 @@ def main(ctx: click.Context, debug: bool) -> None:
 
     SPEC is a TOML network spec; without it, commands use the built-in example
     (the CS 4820 assignment-7 network).
+
+    Exit status: 0 done (check: everything matches), 1 the check found a mismatch,
+    2 a problem with the input (spec, arguments, output folder), 3 an internal error.
+    A command that fails writes nothing.
     """
     ctx.ensure_object(dict)["debug"] = debug
     if debug:
@@ -151,19 +175,25 @@ def derive(ctx, spec, directory, no_check, dtype, pdf, digits, explain, bias_sym
            from_keras, data):
     """Write everything SPEC can produce into DIR (module, LaTeX handouts, notebooks), then check it against Keras."""
     def action():
-        from .outputs import compile_handouts, write_all_outputs
+        from .files import write_all
+        from .outputs import compile_handouts, rendered_outputs
         loaded = _load(spec, from_keras, data)
         _warn(loaded)
-        for path in write_all_outputs(loaded, directory, notebook=notebook, digits=digits,
-                                      explain=explain, bias_symbol=bias_symbol):
+        # everything in memory first: a failure below (the check included) writes nothing
+        files = rendered_outputs(loaded, directory, notebook=notebook, digits=digits,
+                                 explain=explain, bias_symbol=bias_symbol)
+        report = None
+        if not no_check:
+            from .keras_check import check as run_check
+            report = run_check(loaded, dtype)
+        write_all(files)
+        for path in files:
             click.echo(f"wrote {path}")
         if pdf:
             for path in compile_handouts(loaded, directory):
                 click.echo(f"wrote {path}")
-        if no_check:
+        if report is None:
             return True
-        from .keras_check import check as run_check
-        report = run_check(loaded, dtype)
         click.echo(report.describe(loaded))
         return report.match
     ctx.exit(0 if _run(ctx, action) else 1)

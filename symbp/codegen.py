@@ -65,12 +65,19 @@ class EquationPrinter(PositiveFirst, StrPrinter):
         return "(" + " else ".join(parts + [self._print(expr.args[-1].expr)]) + ")"
 
 
+#: printed before a line whose np.where computes branches it then discards (log of a clipped-away
+#: value, e^z of a large z): their overflow or 0/0 must not leak as RuntimeWarnings
+UNUSED_BRANCHES_GUARD = ('with np.errstate(over="ignore", divide="ignore", invalid="ignore"):'
+                         '  # np.where evaluates every branch')
+
+
 @dataclass(frozen=True)
 class Line:
-    """One equation: ``target = code``, with the equation it implements."""
+    """One equation: ``target = code``, with the equation it implements (and a guard to run it in)."""
     target: str
     code: str
     equation: str
+    guard: str = ""
 
 
 def array_literal(values: np.ndarray) -> str:
@@ -94,7 +101,8 @@ class _Emitter:
         if isinstance(expr, sp.Basic):
             self.symbols_used |= {str(s) for s in expr.free_symbols}
         equation = EquationPrinter(names).doprint(expr)
-        return Line(target, code, f"{equation_lhs or target} = {equation}")
+        guard = UNUSED_BRANCHES_GUARD if printer.branches_may_fail else ""
+        return Line(target, code, f"{equation_lhs or target} = {equation}", guard)
 
 
 def _docstring_safe(text: str) -> str:

@@ -1,5 +1,6 @@
 """Errors that are the user's input or setup (TeX), not symbp's bugs: the CLI prints them and exits 2."""
 
+from .files import OutputError
 from .pdf import TexFailed, TexNotFound
 from .rules.registry import UnknownName
 from .spec import SpecError
@@ -14,4 +15,4 @@ class UnusableInput(ValueError):
     variants it cannot draw. The message names the layer, file or setting."""
 
 
-InputError = (SpecError, UnknownName, HandoutError, TexNotFound, TexFailed, UnusableInput)
+InputError = (SpecError, UnknownName, OutputError, HandoutError, TexNotFound, TexFailed, UnusableInput)

@@ -9,11 +9,11 @@ from .files import write_all
 from .spec import Spec
 
 
-def rendered_outputs(spec: Spec, directory: Path, *, digits: int = 8, explain: tuple[str, ...] = (),
-                     bias_symbol: str = "theta") -> dict[Path, str]:
+def rendered_outputs(spec: Spec, directory: Path, *, notebook: bool = False, digits: int = 8,
+                     explain: tuple[str, ...] = (), bias_symbol: str = "theta") -> dict[Path, str]:
     """Every output file of ``symbp derive`` for ``spec``: path -> text (nothing written).
 
-    The handout options: ``digits`` decimals, ``explain`` entries (``W1[2,0]``) expanded by the
+    ``notebook`` adds the assignment notebooks. The handout options: ``digits`` decimals, ``explain`` entries (``W1[2,0]``) expanded by the
     chain rule, ``bias_symbol`` "theta" or "b".
     """
     from .derive import derive_network
@@ -22,9 +22,14 @@ def rendered_outputs(spec: Spec, directory: Path, *, digits: int = 8, explain: t
     model = derive_network(spec.widths, [l.activation for l in spec.layers], spec.loss["name"],
                            spec.optimizer)
     handouts = render_handouts(spec, options, model)
+    directory = Path(directory)
     paths = handout_paths(spec, directory)
-    return {module_path(spec, directory): module_source(spec, model),
-            **{paths[kind]: text for kind, text in handouts.items()}}
+    files = {module_path(spec, directory): module_source(spec, model),
+             **{paths[kind]: text for kind, text in handouts.items()}}
+    if notebook:
+        from .notebook import rendered_notebooks
+        files.update(rendered_notebooks(spec, directory))
+    return files
 
 
 def write_module(spec: Spec, directory: Path) -> Path:
@@ -33,11 +38,8 @@ def write_module(spec: Spec, directory: Path) -> Path:
     return path
 
 
-def write_all_outputs(spec: Spec, directory: Path, notebook: bool = False, **handout_options) -> list[Path]:
-    files = rendered_outputs(spec, Path(directory), **handout_options)
-    if notebook:
-        from .notebook import rendered_notebooks
-        files.update(rendered_notebooks(spec, Path(directory)))
+def write_all_outputs(spec: Spec, directory: Path, **options) -> list[Path]:
+    files = rendered_outputs(spec, Path(directory), **options)
     write_all(files)
     return list(files)
 

@@ -7,8 +7,9 @@ prints as the array bound to its base, a sum over the unit index as a sum over t
 ``delta.sum(axis=0)``.
 
 Before printing, ``stable_forms`` rewrites patterns that overflow as written into the stable
-helpers of ``HELPERS`` (softmax, log-sum-exp, sigmoid, softplus); the printer records the
-helpers it used, and the module template defines only those.
+helpers of ``HELPERS`` (softmax, log-sum-exp, sigmoid, softplus) and e^x in a logistic
+denominator into sigmoid(x) (``logistic_form``); the printer records the helpers it used, and
+the module template defines only those.
 """
 
 from __future__ import annotations
@@ -145,11 +146,50 @@ def stable_forms(expr: sp.Basic) -> sp.Basic:
         and 1 in e.args[0].args and any(isinstance(t, sp.Mul) and t.args[0] == -1
                                         and isinstance(t.args[1], Sigmoid) for t in e.args[0].args),
         lambda e: -Softplus(next(t for t in e.args[0].args if t != 1).args[1].args[0]))
+    expr = logistic_form(expr)
     # constants evaluate to plain floats: a NumPy scalar such as np.sqrt(np.pi) would upcast float32
     expr = expr.replace(
         lambda e: isinstance(e, sp.Expr) and e.is_number and not e.is_Rational and e.args,
         lambda e: sp.Float(float(e.evalf(20)), 17))
     return expr
+
+
+def logistic_form(expr: sp.Basic) -> sp.Basic:
+    """Rewrite e^x that sits in a denominator sum (1 + e^x, the logistic pattern) in sigmoid(x).
+
+    With s = sigmoid(x): e^x = s / (1 - s), e^-x = (1 - s) / s, sigmoid(-x) = 1 - s; the result
+    is cancelled as a rational function of s. So silu's f'(z) = (e^z + z + 1) e^z / (e^z + 1)^2
+    becomes s (1 + z - z s), finite at z = +-1000 where e^z overflows. Kept only when no e^{+-x}
+    is left over.
+    """
+    arguments = set()
+    for power in expr.atoms(sp.Pow):
+        if power.exp.is_negative and power.base.is_Add:
+            for term in power.base.atoms(sp.exp):
+                x = term.args[0]
+                if not x.is_number and not x.has(sp.Sum):
+                    arguments.add(-x if x.could_extract_minus_sign() else x)
+    for x in sorted(arguments, key=sp.default_sort_key):
+        s = sp.Dummy("s")
+        rewritten = expr.replace(
+            lambda e: isinstance(e, Sigmoid) and e.args[0] in (x, -x),
+            lambda e: s if e.args[0] == x else 1 - s)
+        rewritten = rewritten.subs({sp.exp(x): s / (1 - s), sp.exp(-x): (1 - s) / s})
+        if any(e.args[0].has(x) for e in rewritten.atoms(sp.exp)):
+            continue
+        expr = sp.factor(sp.cancel(rewritten)).subs(s, Sigmoid(x))
+    return expr
+
+
+def _may_fail(expr) -> bool:
+    """Whether evaluating ``expr`` everywhere may overflow or divide by zero (exp, log, 1/x)."""
+    if not isinstance(expr, sp.Basic):
+        return False
+    def may_fail(e):
+        if isinstance(e, (sp.exp, sp.log, LogSumExp)):
+            return True
+        return e.is_Pow and not (e.exp.is_integer and e.exp.is_nonnegative)
+    return any(may_fail(e) for e in sp.preorder_traversal(expr))
 
 
 class PositiveFirst:
@@ -169,6 +209,8 @@ class ArrayPrinter(PositiveFirst, NumPyPrinter):
         super().__init__(settings or {})
         self.names = {str(k): v for k, v in (names or {}).items()}
         self.helpers_used: set[str] = set()
+        #: a printed np.where has a branch or condition that can overflow or divide by zero
+        self.branches_may_fail = False
 
     def doprint(self, expr, assign_to=None):  # noqa: D401 - SymPy's signature
         return super().doprint(stable_forms(expr), assign_to)
@@ -201,6 +243,8 @@ class ArrayPrinter(PositiveFirst, NumPyPrinter):
         return f"np.sum({self._print(expr.function)}, axis=-1, keepdims=True)"
 
     def _print_Piecewise(self, expr):
+        if any(_may_fail(part) for pair in expr.args for part in pair):
+            self.branches_may_fail = True
         *pieces, (last, cond) = expr.args
         if cond != sp.true:
             raise ValueError(f"Piecewise without a default branch: {expr}")

@@ -11,6 +11,7 @@ import difflib
 import keyword
 import math
 import re
+import sys
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
@@ -21,6 +22,7 @@ import numpy as np
 
 from .initializers import INITIALIZERS, Draw, initialize  # noqa: F401 (part of the spec's API)
 from .rules import activations, losses, optimizers
+from .rules.registry import UnknownName
 
 BUILTIN_EXAMPLE = "cs4820_a7"
 
@@ -35,12 +37,17 @@ class Problem:
 
 
 class SpecError(ValueError):
-    """Every problem found in one spec, reported together."""
+    """Every problem found in one spec, reported together (the message shows the first
+    ``SHOWN`` of them so it fits on one screen; ``problems`` holds all)."""
+
+    SHOWN = 20
 
     def __init__(self, source: str, problems: list[Problem]):
         self.source, self.problems = source, problems
         lines = [f"{source}: {len(problems)} problem{'s' if len(problems) != 1 else ''} in the spec"]
-        lines += [f"  - {p}" for p in problems]
+        lines += [f"  - {p}" for p in problems[:self.SHOWN]]
+        if len(problems) > self.SHOWN:
+            lines.append(f"  ... and {len(problems) - self.SHOWN} more")
         super().__init__("\n".join(lines))
 
 
@@ -146,7 +153,8 @@ class Spec:
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "<spec>") -> "Spec":
-        return _Validator(source).spec(data)
+        with np.errstate(all="ignore"):  # label checks on huge finite values may overflow: no warnings
+            return _Validator(source).spec(data)
 
 
 # ---------------------------------------------------------------- initializers (Keras names)
@@ -159,12 +167,20 @@ def builtin_spec_path() -> Path:
     return Path(str(resources.files("symbp") / "examples" / f"{BUILTIN_EXAMPLE}.toml"))
 
 
+MAX_SPEC_BYTES = 16 * 2**20
+
+
 def load_spec(path: str | Path | None = None) -> Spec:
     """Read and validate a spec file; ``None`` means the built-in example."""
     path = builtin_spec_path() if path is None else Path(path)
     source = str(path)
     try:
-        text = path.read_bytes().decode("utf-8")
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_SPEC_BYTES + 1)
+        if len(raw) > MAX_SPEC_BYTES:
+            raise SpecError(source, [Problem("", f"larger than {MAX_SPEC_BYTES // 2**20} MB: "
+                                                 "not a spec file")])
+        text = raw.decode("utf-8")
     except FileNotFoundError:
         raise SpecError(source, [Problem("", "no such file")]) from None
     except IsADirectoryError:
@@ -178,11 +194,30 @@ def load_spec(path: str | Path | None = None) -> Spec:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
-        raise SpecError(source, [Problem("", f"not valid TOML: {err}")]) from None
+        raise SpecError(source, [Problem("", _toml_message(err))]) from None
+    except RecursionError:
+        raise SpecError(source, [Problem("", "not valid TOML: arrays or tables nested too deeply")]) from None
     return Spec.from_dict(data, source)
 
 
+def _toml_message(err: tomllib.TOMLDecodeError) -> str:
+    """tomllib's message with its position first: 'TOML syntax error at line 3, column 5: ...'."""
+    message = str(err)
+    found = re.fullmatch(r"(.*) \(at (line \d+, column \d+|end of document)\)", message, re.S)
+    if found:
+        return f"TOML syntax error at {found.group(2)}: {found.group(1)}"
+    return f"TOML syntax error: {message}"
+
+
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}\Z")
+#: module names a generated ``<name>.py`` must not shadow (it sits beside the user's scripts)
+RESERVED_NAMES = frozenset(sys.stdlib_module_names) | {"numpy", "np", "symbp", "sympy", "keras",
+                                                       "tensorflow", "jinja2", "click"}
+#: sizes past which a spec is not a teaching example (and would make huge literals or slow runs)
+LIMITS = {"layers": 32, "units": 1024, "features": 1024, "samples": 10_000, "epochs": 10_000,
+          "seed": 2**32 - 1}
+#: ranges Keras itself enforces when it builds an optimizer
+HYPERPARAMETER_RANGES = {"momentum": (0.0, 1.0)}
 TOP_KEYS = {"name", "title", "seed", "data", "layers", "loss", "optimizer", "training", "variants"}
 LAYER_KEYS = {"units", "activation", "weights", "bias", "kernel_initializer", "bias_initializer"}
 TRAINING_KEYS = {"batch_size", "epochs", "shuffle"}
@@ -193,14 +228,37 @@ VARIANT_KEYS = {"vary", "step", "range", "max_abs_z", *VARIANT_ITEMS}
 VARIANT_DEFAULTS = {"vary": ["weights"], "step": 0.1, "range": [-1.0, 1.0], "max_abs_z": 3.0}
 
 
+def _shown(value: Any, limit: int = 60) -> str:
+    """A value as the message shows it: repr'd, cut to ``limit`` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _key(key: Any) -> str:
+    """A table key as a message shows it: bare when it is a plain name, else repr'd and cut."""
+    return key if isinstance(key, str) and re.fullmatch(r"[A-Za-z0-9_-]{1,40}", key) else _shown(key, 40)
+
+
 def _nearest(name: str, options) -> str:
     close = difflib.get_close_matches(name, sorted(options), n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
+def _is_finite_number(value: Any) -> bool:
+    """An int or float (not a bool) that is finite as a float64 (huge integers are not)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
+
+
 def _kind(value: Any) -> str:
-    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
+    """What a value is, as a message says it: 'a string ('3')', 'an array', 'a table'."""
+    kind = {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
             list: "an array", dict: "a table"}.get(type(value), type(value).__name__)
+    return f"{kind} ({_shown(value, 30)})" if isinstance(value, (str, bool)) else kind
 
 
 class _Validator:
@@ -211,12 +269,13 @@ class _Validator:
         self.problems: list[Problem] = []
 
     def problem(self, where: str, message: str) -> None:
-        self.problems.append(Problem(where, message))
+        if Problem(where, message) not in self.problems:
+            self.problems.append(Problem(where, message))
 
     def unknown_keys(self, table: dict, allowed: set, where: str) -> None:
         for key in table:
             if key not in allowed:
-                self.problem(f"{where}{key}" if where else key,
+                self.problem(f"{where}{_key(key)}",
                              f"unknown key{_nearest(str(key), allowed)}")
 
     def table(self, data: dict, key: str, required: bool = True) -> dict:
@@ -230,6 +289,17 @@ class _Validator:
             return {}
         return value
 
+    def named_table(self, data: dict, key: str) -> dict:
+        """A required table whose ``name`` key is required too ([loss], [optimizer])."""
+        table = self.table(data, key)
+        if key in data and isinstance(data[key], dict) and "name" not in table:
+            self.problem(f"{key}.name", "missing (required)")
+        return table
+
+    def at_most(self, value: Any, where: str, limit_name: str, what: str) -> None:
+        if value is not None and value > LIMITS[limit_name]:
+            self.problem(where, f"at most {LIMITS[limit_name]} {what}, found {value}")
+
     def number(self, value: Any, where: str, *, integer=False, positive=False) -> Optional[float]:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             self.problem(where, f"expected {'an integer' if integer else 'a number'}, found {_kind(value)}")
@@ -237,8 +307,8 @@ class _Validator:
         if integer and not isinstance(value, int):
             self.problem(where, f"expected an integer, found {value!r}")
             return None
-        if not math.isfinite(value):
-            self.problem(where, f"expected a finite number, found {value!r}")
+        if not _is_finite_number(value):
+            self.problem(where, f"expected a finite number, found {_shown(value)}")
             return None
         if positive and value <= 0:
             self.problem(where, f"must be positive, found {value!r}")
@@ -255,11 +325,10 @@ class _Validator:
         if len(widths) != 1 or 0 in widths:
             self.problem(where, f"rows must all have the same non-zero length, found lengths {sorted(widths)}")
             return None
-        bad = [(r, c) for r, row in enumerate(value) for c, v in enumerate(row)
-               if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)]
+        bad = [(r, c) for r, row in enumerate(value) for c, v in enumerate(row) if not _is_finite_number(v)]
         if bad:
             r, c = bad[0]
-            self.problem(f"{where}[{r}][{c}]", f"expected a finite number, found {value[r][c]!r}"
+            self.problem(f"{where}[{r}][{c}]", f"expected a finite number, found {_shown(value[r][c])}"
                          + (f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""))
             return None
         array = np.array(value, dtype=np.float64)
@@ -273,10 +342,9 @@ class _Validator:
         if not isinstance(value, list) or any(isinstance(v, list) for v in value):
             self.problem(where, f"expected an array of {length} numbers, found {_kind(value)}")
             return None
-        bad = [c for c, v in enumerate(value)
-               if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)]
+        bad = [c for c, v in enumerate(value) if not _is_finite_number(v)]
         if bad:
-            self.problem(f"{where}[{bad[0]}]", f"expected a finite number, found {value[bad[0]]!r}")
+            self.problem(f"{where}[{bad[0]}]", f"expected a finite number, found {_shown(value[bad[0]])}")
             return None
         if len(value) != length:
             self.problem(where, f"expected {length} numbers (the layer's units), found {len(value)}")
@@ -287,10 +355,12 @@ class _Validator:
         if not isinstance(value, str):
             self.problem(where, f"expected a name (string), found {_kind(value)}")
             return None
-        if value not in registry:
-            self.problem(where, f"unknown {registry.kind} {value!r}{_nearest(value.lower(), registry.names())}")
+        try:
+            return registry.canonical(value)
+        except UnknownName as err:
+            hint = f" (did you mean {' or '.join(map(repr, err.suggestions))}?)" if err.suggestions else ""
+            self.problem(where, f"unknown {registry.kind} {_shown(value)}{hint}")
             return None
-        return registry.canonical(value)
 
     # ------------------------------------------------------------ the whole spec
     def spec(self, data: Any) -> Spec:
@@ -302,21 +372,26 @@ class _Validator:
             self.problem("name", "missing (required: names the generated module)")
         elif not isinstance(name, str) or not _IDENTIFIER.match(name) or keyword.iskeyword(name):
             self.problem("name", f"must be a Python identifier of at most 64 letters, digits and "
-                                 f"underscores, found {name!r}")
+                                 f"underscores (it names the generated module), found {_shown(name)}")
+        elif name in RESERVED_NAMES or name.startswith("__"):
+            self.problem("name", f"{name!r} would shadow a Python or library module; choose another name")
         title = data.get("title", "")
         if not isinstance(title, str):
             self.problem("title", f"expected a string, found {_kind(title)}")
             title = ""
-        elif len(title) > 200 or any(ord(ch) < 32 for ch in title):
-            self.problem("title", "must be one line of at most 200 characters")
+        elif len(title) > 200 or not title.isprintable():
+            self.problem("title", f"must be one line of at most 200 printable characters, found "
+                                  f"{_shown(title)}")
         seed = data.get("seed", 0)
-        if self.number(seed, "seed", integer=True) is not None and seed < 0:
-            self.problem("seed", f"must be 0 or more, found {seed}")
+        if self.number(seed, "seed", integer=True) is not None:
+            if seed < 0:
+                self.problem("seed", f"must be 0 or more, found {seed}")
+            self.at_most(seed, "seed", "seed", "(a 32-bit seed)")
 
         data_table = self.table(data, "data")
         self.unknown_keys(data_table, DATA_KEYS, "data.")
         x = y = None
-        if "data" in data:
+        if isinstance(data.get("data"), dict):
             for key, what in (("x", "samples x features"), ("y", "samples x outputs")):
                 if key not in data_table:
                     self.problem(f"data.{key}", f"missing (required: {what})")
@@ -324,10 +399,16 @@ class _Validator:
             y = self.matrix(data_table["y"], "data.y") if "y" in data_table else None
         if x is not None and y is not None and x.shape[0] != y.shape[0]:
             self.problem("data.y", f"has {y.shape[0]} samples but data.x has {x.shape[0]}")
+        if x is not None:
+            self.at_most(x.shape[0], "data.x", "samples", "samples (rows)")
+            self.at_most(x.shape[1], "data.x", "features", "features (columns)")
 
         layers = self.layers(data.get("layers"), None if x is None else x.shape[1])
-        loss = self.loss(self.table(data, "loss"), y, layers[-1].units if layers else None)
-        optimizer = self.optimizer(self.table(data, "optimizer"))
+        # the label width is checked against the output layer only when every layer is valid
+        complete = isinstance(data.get("layers"), list) and len(layers) == len(data["layers"])
+        self.output_layer = len(layers) - 1
+        loss = self.loss(self.named_table(data, "loss"), y, layers[-1].units if layers and complete else None)
+        optimizer = self.optimizer(self.named_table(data, "optimizer"))
         training = self.training(self.table(data, "training", required=False))
         variants = self.variants(data["variants"]) if "variants" in data else None
         if self.problems:
@@ -338,21 +419,29 @@ class _Validator:
         if value is None:
             self.problem("layers", "missing (required: one [[layers]] table per Dense layer)")
             return []
-        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        if not isinstance(value, list):
             self.problem("layers", f"expected an array of tables ([[layers]]), found {_kind(value)}")
             return []
         if not value:
             self.problem("layers", "is empty: a network needs at least one layer")
             return []
+        self.at_most(len(value), "layers", "layers", "layers")
         out = []
         fan_in = inputs
         for n, table in enumerate(value):
             where = f"layers[{n}]"
+            if not isinstance(table, dict):
+                self.problem(where, f"expected a table ([[layers]]), found {_kind(table)}")
+                fan_in = None
+                continue
             self.unknown_keys(table, LAYER_KEYS, where + ".")
             units = table.get("units")
             if units is None:
                 self.problem(f"{where}.units", "missing (required)")
             elif self.number(units, f"{where}.units", integer=True, positive=True) is None:
+                units = None
+            elif units > LIMITS["units"]:
+                self.at_most(units, f"{where}.units", "units", "units")
                 units = None
             activation = self.name_in(activations, table.get("activation", "linear"), f"{where}.activation")
             weights = table.get("weights")
@@ -365,7 +454,7 @@ class _Validator:
             for key, default in (("kernel_initializer", "glorot_uniform"), ("bias_initializer", "zeros")):
                 init = table.get(key, default)
                 if not isinstance(init, str) or init not in INITIALIZERS:
-                    self.problem(f"{where}.{key}", f"unknown initializer {init!r}"
+                    self.problem(f"{where}.{key}", f"unknown initializer {_shown(init)}"
                                                    f"{_nearest(str(init), INITIALIZERS)}")
                 initializers[key] = init
             if units is not None and activation is not None:
@@ -380,7 +469,8 @@ class _Validator:
         self.unknown_keys(table, {"name"} | set(rule.arguments if rule else ()), "loss.")
         if y is not None and units is not None and not (rule and rule.sparse_labels) \
                 and y.shape[1] != units:
-            self.problem("data.y", f"has {y.shape[1]} columns but the output layer has {units} units")
+            self.problem("data.y", f"has {y.shape[1]} columns but the output layer "
+                                   f"(layers[{self.output_layer}]) has {units} units")
         if table and "name" not in table:
             self.problem("loss.name", "missing (required)")
         if rule is None:
@@ -420,7 +510,8 @@ class _Validator:
                 continue
             where = f"optimizer.{key}"
             if key not in rule.defaults:
-                self.problem(where, f"not an argument of {name}{_nearest(key, rule.defaults)}")
+                self.problem(f"optimizer.{_key(key)}",
+                             f"not an argument of {name}{_nearest(str(key), rule.defaults)}")
                 continue
             default = rule.defaults[key]
             if isinstance(default, bool):
@@ -432,6 +523,13 @@ class _Validator:
             elif value < 0:
                 self.problem(where, f"must be 0 or more, found {value!r}")
                 continue
+            elif key in HYPERPARAMETER_RANGES and not (
+                    HYPERPARAMETER_RANGES[key][0] <= value <= HYPERPARAMETER_RANGES[key][1]):
+                low, high = HYPERPARAMETER_RANGES[key]
+                self.problem(where, f"must be between {low:g} and {high:g}, found {value!r}")
+                continue
+            elif not isinstance(default, int):
+                value = float(value)  # Keras wants floats (SGD rejects momentum = 0)
             out[key] = value
         out.setdefault("learning_rate", rule.defaults["learning_rate"])
         return out
@@ -443,6 +541,7 @@ class _Validator:
             if key in table and self.number(table[key], f"training.{key}", integer=True,
                                             positive=True) is not None:
                 out[key] = table[key]
+        self.at_most(out["epochs"], "training.epochs", "epochs", "epochs")
         if "shuffle" in table:
             if table["shuffle"] is not False:
                 self.problem("training.shuffle", "must be false: symbp replays model.fit(shuffle=False)")
