@@ -186,9 +186,17 @@ def module_context(spec: Spec, model: NetworkDerivation | None = None) -> dict:
         "architecture": " -> ".join([str(spec.widths[0])] + [f"{layer.units} {layer.activation}" for layer in spec.layers]),
         "loss_name": loss.rule.name + (" (on the logits z, as Keras does for a "
                                        f"{loss.activation.name} output)" if loss.on_logits else ""),
-        "loss_doc": " ".join(loss.rule.doc.split()),
+        "loss_doc": " ".join((loss.rule.logits_formula.__doc__ if loss.on_logits else loss.rule.doc).split()),
         "optimizer_name": opt.rule.name,
-        "optimizer_doc": " ".join(opt.rule.doc.split()),
+        "optimizer_doc": "; ".join(line.equation for line in step_update + update),
+        "loss_summary": textwrap.fill(
+            f"Loss: {loss.rule.name}" + (f" (on the logits z, as Keras does for a {loss.activation.name} output)"
+                                         if loss.on_logits else "")
+            + f"; {' '.join((loss.rule.logits_formula.__doc__ if loss.on_logits else loss.rule.doc).split())}"
+            + "; mean over the batch.", 95, subsequent_indent="    "),
+        "optimizer_summary": textwrap.fill(
+            f"Optimizer: {opt.rule.name}; " + "; ".join(line.equation for line in step_update + update) + ".",
+            95, subsequent_indent="    "),
         "param_names": spec.param_names,
         "x_literal": array_literal(np.array(spec.x)),
         "y_literal": array_literal(np.array(spec.y)),
