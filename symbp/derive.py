@@ -158,8 +158,9 @@ def derive_activation(name: str) -> ActivationDerivation:
         derivative = _derivative_in_output(formula)
     derivative = derivative.subs({_zs: z[j], _ps: a[j]}, simultaneous=True)
     forward = formula.subs(_zs, z[j])
-    # g * piecewise folds into one piecewise: TF selects (a masked inf or nan stays out)
-    backward = sp.piecewise_fold(g[j] * derivative)
+    # g * piecewise folds into one piecewise where TF selects (a masked inf or nan stays out);
+    # where TF multiplies (relu), g times the 0/1 mask
+    backward = g[j] * derivative if rule.multiplies_gradient else sp.piecewise_fold(g[j] * derivative)
     return ActivationDerivation(rule, forward, derivative, backward, derivative.has(z))
 
 
