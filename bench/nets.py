@@ -22,7 +22,7 @@ if str(ROOT) not in sys.path:
 
 from symbp.codegen import module_source  # noqa: E402
 from symbp.keras_check import load_module  # noqa: E402
-from symbp.spec import Spec, load_spec  # noqa: E402
+from symbp.spec import LayerSpec, Spec, load_spec  # noqa: E402
 
 
 @dataclass
@@ -44,19 +44,26 @@ class Net:
         return self.x.shape[0]
 
 
-def wide_spec(widths: list[int], name: str = "wide", rows: int = 4, seed: int = 0) -> Spec:
+def wide_spec(widths: list[int], name: str = "wide", rows: int = 4, seed: int = 0,
+              validate: bool = True) -> Spec:
     """relu hidden layers, a softmax output, categorical cross-entropy, SGD; weights left to
-    the initializers (drawn from ``seed``); ``rows`` one-hot labelled rows of data."""
+    the initializers (drawn from ``seed``); ``rows`` one-hot labelled rows of data.
+
+    ``validate=False`` builds the same Spec directly, below the validator, whose limits (32
+    layers of 1024 units) reject the largest specs of the codegen table.
+    """
     rng = np.random.default_rng(seed)
-    x = rng.standard_normal((rows, widths[0]))
-    y = np.eye(widths[-1])[rng.integers(0, widths[-1], rows)]
+    x = rng.standard_normal((rows, widths[0])).tolist()
+    y = np.eye(widths[-1])[rng.integers(0, widths[-1], rows)].tolist()
     activations = ["relu"] * (len(widths) - 2) + ["softmax"]
+    loss, optimizer = {"name": "categorical_crossentropy"}, {"name": "sgd", "learning_rate": 0.01}
+    if not validate:
+        return Spec(name, x, y, [LayerSpec(u, a) for u, a in zip(widths[1:], activations)], loss,
+                    optimizer, {"batch_size": rows, "epochs": 1, "shuffle": False}, seed=seed)
     return Spec.from_dict({
-        "name": name, "seed": seed, "data": {"x": x.tolist(), "y": y.tolist()},
+        "name": name, "seed": seed, "data": {"x": x, "y": y},
         "layers": [{"units": u, "activation": a} for u, a in zip(widths[1:], activations)],
-        "loss": {"name": "categorical_crossentropy"},
-        "optimizer": {"name": "sgd", "learning_rate": 0.01},
-        "training": {"batch_size": rows}})
+        "loss": loss, "optimizer": optimizer, "training": {"batch_size": rows}})
 
 
 def float32_net(label: str, spec: Spec, batch: int | None = None, seed: int = 1) -> Net:

@@ -60,6 +60,12 @@ class EquationPrinter(PositiveFirst, StrPrinter):
     def _print_Transpose(self, expr):
         return f"{self.parenthesize(expr.arg, 60)}^T"
 
+    def _print_MatAdd(self, expr):
+        """a W + b: a matrix product never needs brackets in a sum (StrPrinter's Add printing
+        asks each product for its precedence, a full ``doit`` of its negation, ~1 ms a layer)."""
+        first, *rest = (self._print(term) for term in self._as_ordered_terms(expr))
+        return " ".join([first] + [f"- {t[1:]}" if t.startswith("-") else f"+ {t}" for t in rest])
+
     def _print_Piecewise(self, expr):
         parts = [f"{self._print(e)} if {self._print(c)}" for e, c in expr.args[:-1]]
         return "(" + " else ".join(parts + [self._print(expr.args[-1].expr)]) + ")"

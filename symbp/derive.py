@@ -90,15 +90,25 @@ def _inverse_substitutions(piece: sp.Expr) -> list[sp.Expr]:
 def _derivative_in_output(piece: sp.Expr) -> sp.Expr:
     """f'(z) of one formula piece, in the output a when SymPy can invert the piece.
 
-    Candidates: the derivative with the piece itself replaced by a (tanh: 1 - a^2), and the
-    derivative at each inverse z = f^-1(a) (sigmoid: a (1 - a)); each is checked numerically
-    against the derivative in z, and the shortest wins.
+    First the derivative with the piece itself replaced by a (tanh: 1 - a^2); when that leaves
+    z, the derivative at each inverse z = f^-1(a) (sigmoid: a (1 - a)), the shortest winning.
+    Each candidate is checked numerically against the derivative in z. (Inverses are tried
+    only when needed: simplifying tanh's log-form inverses was most of its derivation's time.)
     """
     derivative = clean_floats(sp.diff(piece, _zs))
     if not derivative.has(_zs):
         return derivative
-    candidates = [derivative.subs(piece, _ps)]
-    candidates += [derivative.subs(_zs, inverse) for inverse in _inverse_substitutions(piece)]
+    valid = _valid_in_output([derivative.subs(piece, _ps)], piece, derivative)
+    if not valid:
+        inverses = _inverse_substitutions(piece)
+        valid = _valid_in_output([derivative.subs(_zs, inverse) for inverse in inverses], piece, derivative)
+    if valid:
+        return min(valid, key=sp.count_ops)
+    return _tidy_in_z(derivative)
+
+
+def _valid_in_output(candidates: list[sp.Expr], piece: sp.Expr, derivative: sp.Expr) -> list[sp.Expr]:
+    """The candidates, simplified, that are free of z and equal the derivative numerically."""
     valid = []
     for candidate in candidates:
         candidate = teacher_form(sp.simplify(candidate))
@@ -106,9 +116,7 @@ def _derivative_in_output(piece: sp.Expr) -> sp.Expr:
             continue
         if same_function(candidate.subs(_ps, piece), derivative, _zs):
             valid.append(candidate)
-    if valid:
-        return min(valid, key=sp.count_ops)
-    return _tidy_in_z(derivative)
+    return valid
 
 
 def teacher_form(expr: sp.Expr) -> sp.Expr:
@@ -150,8 +158,9 @@ def derive_activation(name: str) -> ActivationDerivation:
         derivative = _derivative_in_output(formula)
     derivative = derivative.subs({_zs: z[j], _ps: a[j]}, simultaneous=True)
     forward = formula.subs(_zs, z[j])
-    # g * piecewise folds into one piecewise: TF selects (a masked inf or nan stays out)
-    backward = sp.piecewise_fold(g[j] * derivative)
+    # g * piecewise folds into one piecewise where TF selects (a masked inf or nan stays out);
+    # where TF multiplies (relu), g times the 0/1 mask
+    backward = g[j] * derivative if rule.multiplies_gradient else sp.piecewise_fold(g[j] * derivative)
     return ActivationDerivation(rule, forward, derivative, backward, derivative.has(z))
 
 

@@ -666,9 +666,9 @@ def handout_context(spec: Spec, options: HandoutOptions = HandoutOptions(),
 
 
 def render_handouts(spec: Spec, options: HandoutOptions = HandoutOptions(),
-                    model: NetworkDerivation | None = None) -> dict[str, str]:
-    """{"solution": LaTeX, "student": LaTeX} for ``spec``."""
-    context = handout_context(spec, options, model)
+                    model: NetworkDerivation | None = None, module=None) -> dict[str, str]:
+    """{"solution": LaTeX, "student": LaTeX} for ``spec`` (``module``: its loaded generated module)."""
+    context = handout_context(spec, options, model, module)
     env = latex_env()
     return {kind: render(env, f"{kind}.tex.j2", **context) for kind in ("solution", "student")}
 

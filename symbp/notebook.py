@@ -174,6 +174,7 @@ def notebook_context(spec: Spec, model: NetworkDerivation | None = None) -> dict
         "first_batch_only": rows < len(spec.x) or spec.epochs > 1,
         "rows": rows, "all_rows": len(spec.x), "epochs": spec.epochs,
         "helpers": [(name, *HELPERS[name]) for name in sorted(helpers)],
+        "needs_math": "_erfc" in helpers,
         "activations": functions,
         "x_literal": array_literal(x), "y_literal": array_literal(y),
         "layers": layers,

@@ -18,17 +18,19 @@ def rendered_outputs(spec: Spec, directory: Path, *, notebook: bool = False, dig
     """
     from .derive import derive_network
     from .handouts import HandoutOptions, handout_paths, render_handouts
+    from .keras_check import load_module
     options = HandoutOptions(digits, tuple(explain), bias_symbol)   # checked before any work
     model = derive_network(spec.widths, [l.activation for l in spec.layers], spec.loss["name"],
                            spec.optimizer)
-    handouts = render_handouts(spec, options, model)
+    source = module_source(spec, model)   # rendered once: written, and run for the handouts' numbers
+    handouts = render_handouts(spec, options, model, load_module(source, spec.name))
     directory = Path(directory)
     paths = handout_paths(spec, directory)
-    files = {module_path(spec, directory): module_source(spec, model),
+    files = {module_path(spec, directory): source,
              **{paths[kind]: text for kind, text in handouts.items()}}
     if notebook:
         from .notebook import rendered_notebooks
-        files.update(rendered_notebooks(spec, directory))
+        files.update(rendered_notebooks(spec, directory, model))
     return files
 
 

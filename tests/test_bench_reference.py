@@ -41,3 +41,16 @@ def test_hand_written_step_matches_the_generated_step(hidden, dtype):
         np.testing.assert_allclose(ours[name], theirs[name], rtol=0, atol=tolerance)
         np.testing.assert_array_equal(params[name], before[name])
     assert not np.allclose(ours["W0"], params["W0"])
+
+
+def test_codegen_specs_built_below_the_validator_equal_validated_ones():
+    """bench/run_all.py times codegen of specs beyond the validator's limits, built directly:
+    within the limits the direct build is the spec the validator returns."""
+    import sys
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        from nets import wide_spec
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    for widths in ([5, 9, 9, 3], [12, 7, 4]):
+        assert wide_spec(widths, rows=3, validate=False) == wide_spec(widths, rows=3)

@@ -126,6 +126,15 @@ def test_derivatives_are_printed_from_sympy():
     assert "def derivative_relu(z):" in relu and "def derivative_elu(z, a):" in relu
 
 
+def test_gelu_notebook_imports_math_for_its_erfc_helper():
+    from symbp.spec import dense, network
+    spec = network("gelu_net", [[0.5, -1.0]], [[0.0, 1.0]], [dense(3, "gelu"), dense(2, "softmax")],
+                   "categorical_crossentropy", {"name": "sgd", "learning_rate": 0.1}, batch_size=1)
+    solution = notebooks(spec)["solution"]   # runs every cell: a missing import raises NameError
+    sources = "\n".join(c.source for c in solution.cells)
+    assert "import math" in sources and "def _erfc(" in sources
+
+
 def test_derive_notebook_writes_both(tmp_path, symbp_cli):
     result = symbp_cli("derive", "--notebook", "--no-check", "-o", str(tmp_path))
     assert result.returncode == 0, result.stderr

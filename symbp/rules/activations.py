@@ -29,6 +29,9 @@ class Activation:
     row_wise: bool = False
     #: Keras tags this output with its logits (softmax, sigmoid): cross-entropies then use z.
     tags_logits: bool = False
+    #: TensorFlow's gradient multiplies g by the derivative (ReluGrad: g * (z > 0), so a masked
+    #: inf gives nan and a masked negative g gives -0.0) instead of selecting a branch
+    multiplies_gradient: bool = False
 
     @property
     def doc(self) -> str:
@@ -39,9 +42,10 @@ activations: Registry[Activation] = Registry("activation")
 
 
 def activation(name: str, *, aliases: tuple[str, ...] = (), row_wise: bool = False,
-               tags_logits: bool = False):
+               tags_logits: bool = False, multiplies_gradient: bool = False):
     def register(formula: Callable[..., sp.Expr]) -> Callable[..., sp.Expr]:
-        activations.add(name, Activation(name, formula, row_wise, tags_logits), aliases)
+        activations.add(name, Activation(name, formula, row_wise, tags_logits, multiplies_gradient),
+                        aliases)
         return formula
     return register
 
@@ -64,7 +68,7 @@ def tanh(z):
     return sp.tanh(z)
 
 
-@activation("relu")
+@activation("relu", multiplies_gradient=True)
 def relu(z):
     """f(z) = z if z > 0 else 0"""
     return sp.Piecewise((z, z > 0), (0, True))
