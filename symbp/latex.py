@@ -208,8 +208,8 @@ class RowLatexPrinter(PositiveFirst, LatexPrinter):
     def _print_Piecewise(self, expr):
         pieces = []
         for value, condition in expr.args:
-            when = r"\text{otherwise}" if condition == sp.true else self._print(condition)
-            pieces.append(rf"{self._print(value)} & \text{{where }} {when}")
+            when = r"\text{otherwise}" if condition == sp.true else rf"\text{{where }} {self._print(condition)}"
+            pieces.append(rf"{self._print(value)} & {when}")
         return r"\begin{cases} " + r" \\ ".join(pieces) + r" \end{cases}"
 
     # ---- matrices of the Dense rule

@@ -16,11 +16,10 @@ def rendered_outputs(spec: Spec, directory: Path, *, notebook: bool = False, dig
     ``notebook`` adds the assignment notebooks. The handout options: ``digits`` decimals, ``explain`` entries (``W1[2,0]``) expanded by the
     chain rule, ``bias_symbol`` "theta" or "b".
     """
-    from .derive import derive_network
+    from .codegen import derive_spec
     from .handouts import HandoutOptions, handout_paths, render_handouts
     options = HandoutOptions(digits, tuple(explain), bias_symbol)   # checked before any work
-    model = derive_network(spec.widths, [l.activation for l in spec.layers], spec.loss["name"],
-                           spec.optimizer)
+    model = derive_spec(spec)
     handouts = render_handouts(spec, options, model)
     directory = Path(directory)
     paths = handout_paths(spec, directory)
