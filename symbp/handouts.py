@@ -558,7 +558,8 @@ class _Worker:
         names = {**self.constant_names(), str(opt.w): param,
                  str(opt.grad): rf"\frac{{\partial L}}{{\partial {param}}}"}
         for sym, letter in self.per_parameter().items():
-            names[str(sym)] = f"{{{letter}}}_{{{param}}}" if param == nt.param(name) else f"{{{letter}}}[{param}]"
+            letter = f"{{{letter}}}" if "_" in letter or "^" in letter else letter   # one subscript
+            names[str(sym)] = f"{letter}_{{{param}}}" if param == nt.param(name) else f"{letter}[{param}]"
         return names
 
     def as_rows(self, expr: sp.Expr) -> sp.Expr:

@@ -193,7 +193,7 @@ class RowLatexPrinter(PositiveFirst, LatexPrinter):
 
     def _scalar(self, factor: sp.Expr) -> str:
         """A scalar coefficient in front of a row: parenthesized when it is a sum."""
-        return self.parenthesize(factor, PRECEDENCE["Mul"])
+        return self.parenthesize(factor, PRECEDENCE["Mul"], strict=True)
 
     def _print_exp(self, expr, exp=None):
         if self.filled:
