@@ -524,7 +524,9 @@ class _Worker:
             lhs = names[str(target)] + (r"^{\mathrm{new}}" if str(target) in step_slots else "")
             lines = [f"{lhs} = {self.symbols(expr, names)}",
                      rf"\qquad = {self.filled(expr, numbers)} = {format_number(values[str(target)], d)}"]
-            steps.append(Step(f"${lhs}$", lines, [rf"{lhs} = \blank"]))
+            title = (rf"Step slot ${names[str(target)]}$ (kept from step to step)" if str(target) in step_slots
+                     else rf"Scalar ${lhs}$ of this step")
+            steps.append(Step(title, lines, [rf"{lhs} = \blank"]))
         return steps
 
     def update_values(self, name: str) -> list[tuple[sp.Symbol, sp.Expr, dict, np.ndarray]]:
