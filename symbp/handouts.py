@@ -713,7 +713,7 @@ class _Worker:
         label = label and _place_labels(edges, layers)
         for edge in edges:
             if label:
-                edge["text"] = format_number(edge["weight"], 2)
+                edge["text"] = format_number(edge["weight"], 2, significant=0)
             del edge["from"], edge["to"], edge["weight"]
         return {"layers": layers, "edges": edges, "labelled": label}
 
