@@ -5,7 +5,7 @@ never a traceback.
 CI runs a bounded number of examples (deterministic). A long campaign draws fresh examples:
 
     SYMBP_FUZZ_EXAMPLES=3000 python -m pytest -q tests/test_fuzz.py -k corrupt --hypothesis-show-statistics
-    SYMBP_FUZZ_EXAMPLES=300 python -m pytest -q tests/test_fuzz.py -k valid --hypothesis-show-statistics
+    SYMBP_FUZZ_EXAMPLES=1000 python -m pytest -q tests/test_fuzz.py -k valid --hypothesis-show-statistics
 
 (docs/fuzzing.md records the last one).
 """
