@@ -349,7 +349,7 @@ class _Worker:
         used = set().union(*(expr.free_symbols for _, expr in opt.step_assignments + opt.assignments))
         used |= {init for _, init in list(opt.slots.values()) + list(opt.step_slots.values())
                  if isinstance(init, sp.Basic)}
-        out = []
+        out, names = [], self.constant_names()
         for name, sym in opt.symbols.items():
             if sym not in used:
                 continue
@@ -360,7 +360,7 @@ class _Worker:
                 note = f"{'Keras keeps it' if source == name else 'as Keras casts it'} as float32: " \
                        f"f32({format_number(exact, 16)})"
             label = name if source in (None, name) else source
-            out.append((escape_latex(label.replace("_", " ")), self.constant_names()[str(sym)],
+            out.append((escape_latex(label.replace("_", " ")), names[str(sym)],
                         format_number(opt.values[name], max(self.digits, 10)), escape_latex(note)))
         return out
 
@@ -445,7 +445,7 @@ class _Worker:
         sections = []
         if self.model.optimizer.step_assignments:
             sections.append(Section(
-                f"The optimizer's per-step numbers (step $t = 1$)",
+                "The optimizer's per-step numbers (step $t = 1$)",
                 f"{escape_latex(self.model.optimizer.rule.name)} computes these once per step, "
                 f"the same for every weight and {'theta' if self.notation.bias != 'b' else 'bias'}.",
                 self.step_quantities()))
@@ -496,26 +496,29 @@ class _Worker:
             names[str(sym)] = quantity_tex(sym)
         return names
 
-    def step_scalars(self) -> dict[str, float]:
-        """The optimizer's constants at step t = 1, its step slots' start values, then each
-        per-step scalar (Adam's alpha, nadam's u_t, ...), by symbol name."""
+    def optimizer_start(self) -> dict[str, float]:
+        """The optimizer's constants at step t = 1 and its step slots' start values, by symbol name."""
         opt = self.model.optimizer
         values = {str(opt.t): 1.0, **{str(sym): opt.values[h] for h, sym in opt.symbols.items()}}
+        values.update({str(sym): self.start_value(init, values) for sym, init in opt.step_slots.values()})
+        return values
 
-        def initial(init):
-            return float(evaluate(init, values)) if isinstance(init, sp.Basic) else float(init)
-        values.update({str(sym): initial(init) for sym, init in opt.step_slots.values()})
-        self.starts = {str(sym): initial(init) for sym, init in opt.slots.values()}
-        for target, expr in opt.step_assignments:
+    @staticmethod
+    def start_value(init, values: dict) -> float:
+        """A slot's start: a number, or a constant's value (adagrad's initial accumulator)."""
+        return float(evaluate(init, values)) if isinstance(init, sp.Basic) else float(init)
+
+    def step_scalars(self) -> dict[str, float]:
+        """:meth:`optimizer_start` with each per-step scalar (Adam's alpha, nadam's u_t, ...)."""
+        values = self.optimizer_start()
+        for target, expr in self.model.optimizer.step_assignments:
             values[str(target)] = float(evaluate(expr, values))
         return values
 
     def step_quantities(self) -> list[Step]:
         """Each per-step scalar of the optimizer: its rule, the numbers filled in, its value."""
         opt, d = self.model.optimizer, self.digits
-        names = self.constant_names()
-        values = {str(opt.t): 1.0, **{str(sym): opt.values[h] for h, sym in opt.symbols.items()}}
-        values.update({str(sym): float(init) for sym, init in opt.step_slots.values()})
+        names, values = self.constant_names(), self.optimizer_start()
         step_slots = {str(sym) for sym, _ in opt.step_slots.values()}
         steps = []
         for target, expr in opt.step_assignments:
@@ -533,8 +536,9 @@ class _Worker:
         """Each assignment of one step on ``name``: (target, expression, values before, value)."""
         opt = self.model.optimizer
         values = self.step_scalars()
+        values.update({str(sym): np.full_like(self.params[name], self.start_value(init, values))
+                       for sym, init in opt.slots.values()})
         values.update({str(opt.w): self.params[name], str(opt.grad): self.grads[name]})
-        values.update({sym: np.full_like(self.params[name], start) for sym, start in self.starts.items()})
         out = []
         for target, expr in opt.assignments:
             before = dict(values)
