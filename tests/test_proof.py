@@ -122,4 +122,7 @@ def test_the_oracle_detects_a_wrong_rule():
     upstream = evaluate_matrix(model.dense.g_down, {"delta": delta, "W": Ws[1]}, batch)
     wrong = evaluate_rows(g[j] * (1 - a[j]), {a: outs[1], g: upstream}, 2, batch)
     dW0 = evaluate_matrix(model.dense.dW, {"a_prev": outs[0], "delta": wrong}, batch)
-    assert sp.simplify((dW0[0, 0] - sp.diff(L, Ws[0][0, 0])).rewrite(sp.exp)) != 0
+    difference = dW0[0, 0] - sp.diff(L, Ws[0][0, 0])
+    # nonzero at a point (simplify proving it nonzero took longer than the whole suite)
+    point = {s: sp.Rational(k + 3, 7) for k, s in enumerate(sorted(difference.free_symbols, key=str))}
+    assert abs(float(difference.subs(point).evalf())) > 1e-6
