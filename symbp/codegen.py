@@ -129,10 +129,14 @@ def _float32_note(opt, key: str) -> str:
     return f"Keras rounds {source} to float32 {where}, even in a float64 model: f32({given!r})"
 
 
+def derive_spec(spec: Spec) -> NetworkDerivation:
+    """The derivation model of ``spec``'s network, loss (with its arguments) and optimizer."""
+    return derive_network(spec.widths, [l.activation for l in spec.layers], spec.loss["name"],
+                          spec.optimizer, {k: v for k, v in spec.loss.items() if k != "name"})
+
+
 def module_context(spec: Spec, model: NetworkDerivation | None = None) -> dict:
-    model = model or derive_network(spec.widths, [l.activation for l in spec.layers],
-                                    spec.loss["name"], spec.optimizer,
-                                    {k: v for k, v in spec.loss.items() if k != "name"})
+    model = model or derive_spec(spec)
     emit = _Emitter()
     dense, loss, depth = model.dense, model.loss, model.depth
     forward = []

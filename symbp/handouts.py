@@ -22,9 +22,9 @@ import numpy as np
 import sympy as sp
 
 from .calculus import B, j as _UNIT
-from .codegen import module_source
+from .codegen import derive_spec, module_source
 from .errors import HandoutError
-from .derive import NetworkDerivation, derive_network, g as G_ROW
+from .derive import NetworkDerivation, g as G_ROW
 from .latex import (ONES_ROW, IndexLatexPrinter, RowLatexPrinter, blank_matrix_tex, escape_latex, format_number,
                     matrix_tex, shape_tex)
 from .printers import HELPERS, ArrayPrinter
@@ -33,8 +33,14 @@ from .spec import Spec
 
 BIAS_SYMBOLS = {"theta": r"\theta", "b": "b"}
 #: LaTeX of an optimizer slot, by slot name (others print as \mathrm{name})
-SLOT_SYMBOLS = {"momentum": "m", "velocity": "v", "m": "m", "v": "v", "u": "u",
-                "accumulator": "A", "average_gradient": r"\bar{g}", "v_hat": r"\hat{v}"}
+SLOT_SYMBOLS = {"momentum": "m", "velocity": "v", "m": "m", "v": "v", "u": "u", "norm": "u",
+                "accumulator": "A", "average_gradient": r"\bar{g}", "v_hat": r"\hat{v}",
+                "velocity_hat": r"\hat{v}"}
+#: LaTeX of an optimizer's other quantities (per-step scalars, step slots, intermediates) and
+#: fixed constants, by symbol name (others print as SymPy writes them)
+QUANTITY_SYMBOLS = {"alpha": r"\alpha", "u_product": r"\Pi", "u_t": "u_{t}", "u_next": "u_{t+1}",
+                    "m_hat": r"\hat{m}", "v_hat": r"\hat{v}", "increment": r"\Delta",
+                    "decay": r"\mathrm{decay}"}
 #: the largest layer drawn in full; wider layers show their first units, a gap and the last
 DRAWN_UNITS = 8
 #: edges carry their weight when no layer is wider than this
@@ -43,6 +49,17 @@ LABELLED_WIDTH = 4
 
 def slot_tex(slot: str) -> str:
     return SLOT_SYMBOLS.get(slot, r"\mathrm{%s}" % escape_latex(slot))
+
+
+def quantity_tex(symbol: sp.Symbol) -> str:
+    return QUANTITY_SYMBOLS.get(symbol.name, sp.latex(symbol))
+
+
+def float32_tex(tex: str) -> str:
+    """A constant as Keras rounds it to float32: a tilde over its letter (beta_1 -> tilde beta_1)."""
+    head, sep, rest = tex.partition("_")
+    accent = r"\tilde" if head.startswith("\\") and head[1:].isalpha() or len(head) == 1 else r"\widetilde"
+    return rf"{accent}{{{head}}}{sep}{rest}"
 
 
 @dataclass(frozen=True)
@@ -202,19 +219,26 @@ class _Worker:
         self.notation = Notation(options.bias_symbol)
         self.params = module.initial_params()
         rows = min(spec.batch_size, len(spec.x))
-        self.x, self.y = module.X[:rows], module.Y[:rows]
+        self.x, self.labels = module.X[:rows], module.Y[:rows]     # as the module takes them
         zs, outputs = module._forward(self.params, self.x)
+        self.y = self.label_rows(self.labels, outputs[-1].shape[1])  # as the loss reads them
         self.z = {l: zs[l - 1] for l in range(1, model.depth + 1)}
         self.a = dict(enumerate(outputs))
-        grads, deltas = module.backward(self.params, self.x, self.y)
+        grads, deltas = module.backward(self.params, self.x, self.labels)
         self.grads = grads
         self.delta = {l: deltas[l - 1] for l in range(1, model.depth + 1)}
-        self.loss = float(module.loss(self.params, self.x, self.y))
-        self.sample_losses = [float(module.loss(self.params, self.x[r:r + 1], self.y[r:r + 1]))
+        self.loss = float(module.loss(self.params, self.x, self.labels))
+        self.sample_losses = [float(module.loss(self.params, self.x[r:r + 1], self.labels[r:r + 1]))
                               for r in range(rows)]
-        self.updated, _ = module.step(self.params, self.x, self.y)
+        self.updated, _ = module.step(self.params, self.x, self.labels)
         self.g: dict[int, np.ndarray] = {}
         self.derivative: dict[int, np.ndarray] = {}
+
+    def label_rows(self, labels, units: int) -> np.ndarray:
+        """The label rows the loss reads: one-hot rows of class indices for a sparse loss."""
+        if self.model.loss.rule.sparse_labels:
+            return np.eye(units)[np.asarray(labels, dtype=np.int64).reshape(-1)]
+        return np.asarray(labels, dtype=np.float64)
 
     # ---- printing helpers
     def m(self, values) -> str:
@@ -227,7 +251,8 @@ class _Worker:
         return RowLatexPrinter(names, transposed, digits=self.digits, filled=True).doprint(expr)
 
     def row_values(self, l: int) -> dict[str, object]:
-        return {"z": self.z[l], "a": self.a[l], "y": self.y, "B": float(len(self.x)),
+        arguments = {str(sym): value for sym, value in self.model.loss.arguments.values()}
+        return {"z": self.z[l], "a": self.a[l], "y": self.y, "B": float(len(self.x)), **arguments,
                 "K": float(self.a[l].shape[1]), **({"g": self.g[l]} if l in self.g else {})}
 
     def row_numbers(self, l: int) -> dict[str, str]:
@@ -246,12 +271,28 @@ class _Worker:
         if values is not None:
             filled_expr, numbers, sums = self.row_sums_first(filled_expr, names, numbers, values)
             lines += sums
+        if values is not None and filled_expr.has(sp.Piecewise):
+            lines += self.piecewise_sides(filled_expr, names, numbers, values)
         if numbers is not None and not filled_expr.has(sp.Piecewise) \
                 and filled_expr.free_symbols | filled_expr.atoms(sp.Indexed, sp.MatrixSymbol):
             lines.append(rf"\qquad = {self.filled(filled_expr, numbers, transposed)}")
         lines.append(rf"\qquad = {self.m(result)} \quad ({shape_tex(result)})")
         blank = [f"{shown_lhs or lhs} = {blank_matrix_tex(np.shape(result))} \\quad ({shape_tex(result)})"]
         return Step(title, lines, blank)
+
+    def piecewise_sides(self, expr, names, numbers, values) -> list[str]:
+        """Each row a piecewise rule's conditions compare, with its numbers (huber's |a - y|):
+        the entries' cases follow from them."""
+        lines, seen = [], set()
+        for piecewise in sorted(expr.atoms(sp.Piecewise), key=sp.default_sort_key):
+            for _, condition in piecewise.args:
+                for side in getattr(condition, "args", ()):
+                    if side in seen or not side.has(sp.Indexed) or isinstance(side, sp.Indexed):
+                        continue
+                    seen.add(side)
+                    lines.append(rf"\qquad \text{{with }} {self.symbols(side, names)} = "
+                                 rf"{self.filled(side, numbers)} = {self.m(evaluate(side, values))}")
+        return lines
 
     def row_sums_first(self, expr, names, numbers, values):
         """Work out each innermost row sum on a line of its own, when the rest of ``expr`` still
@@ -276,7 +317,7 @@ class _Worker:
         nt = self.notation
         steps = [Step("Inputs (one row per sample)", [rf"x = a_{{0}} = {self.m(self.spec.x)} "
                                                         rf"\quad ({shape_tex(self.spec.x)})"]),
-                 Step("Labels", [rf"y = {self.m(self.spec.y)} \quad ({shape_tex(self.spec.y)})"])]
+                 self.labels_given()]
         for name in self.spec.param_names:
             l = int(name[1:]) + 1
             where = (f"between the input and layer {l}" if l == 1 else f"between layer {l - 1} and layer {l}") \
@@ -285,14 +326,30 @@ class _Worker:
             steps.append(Step(f"{kind} {where}",
                               [rf"{nt.param(name)} = {self.m(self.params[name])} \quad "
                                rf"({shape_tex(self.params[name])})"]))
-        return steps
+        return steps + self.loss_arguments()
+
+    def labels_given(self) -> Step:
+        y = np.asarray(self.spec.y, dtype=np.float64)
+        lines = [rf"y = {self.m(y)} \quad ({shape_tex(y)})"]
+        if not self.model.loss.rule.sparse_labels:
+            return Step("Labels", lines)
+        rows = self.label_rows(y, self.spec.widths[-1])
+        lines.append(rf"\text{{as one-hot rows (what the loss reads): }} y = {self.m(rows)} \quad "
+                     rf"({shape_tex(rows)})")
+        return Step("Labels (one class index per sample, counted from 0)", lines)
+
+    def loss_arguments(self) -> list[Step]:
+        loss = self.model.loss
+        return [Step(rf"Loss argument \texttt{{{escape_latex(name)}}} of {escape_latex(loss.rule.name)}",
+                     [rf"{sp.latex(sym)} = {format_number(value, self.digits)}"])
+                for name, (sym, value) in loss.arguments.items()]
 
     def hyperparameters(self) -> list[tuple[str, str, str]]:
         opt = self.model.optimizer
         used = set().union(*(expr.free_symbols for _, expr in opt.step_assignments + opt.assignments))
         used |= {init for _, init in list(opt.slots.values()) + list(opt.step_slots.values())
                  if isinstance(init, sp.Basic)}
-        out = []
+        out, names = [], self.constant_names()
         for name, sym in opt.symbols.items():
             if sym not in used:
                 continue
@@ -300,8 +357,10 @@ class _Worker:
             source = opt.float32_of.get(name)
             exact = opt.settings.get(source, getattr(opt.rule, "constants", {}).get(source))
             if source is not None and exact is not None and opt.values[name] != float(exact):
-                note = f"Keras keeps it as float32: f32({format_number(exact, 16)})"
-            out.append((escape_latex(name.replace("_", " ")), sp.latex(sym),
+                note = f"{'Keras keeps it' if source == name else 'as Keras casts it'} as float32: " \
+                       f"f32({format_number(exact, 16)})"
+            label = name if source in (None, name) else source
+            out.append((escape_latex(label.replace("_", " ")), names[str(sym)],
                         format_number(opt.values[name], max(self.digits, 10)), escape_latex(note)))
         return out
 
@@ -355,7 +414,8 @@ class _Worker:
         self.g[depth] = evaluate(gradient, self.row_values(depth))
         steps = [self.step(rf"Gradient of the loss with respect to the output, "
                            rf"$g_{{{depth}}} = \partial L / \partial a_{{{depth}}}$",
-                           f"g_{{{depth}}}", gradient, names, self.row_numbers(depth), self.g[depth])]
+                           f"g_{{{depth}}}", gradient, names, self.row_numbers(depth), self.g[depth],
+                           values=self.row_values(depth))]
         return steps + self.activation_steps(layer)
 
     def activation_steps(self, layer) -> list[Step]:
@@ -383,6 +443,12 @@ class _Worker:
 
     def backprop(self) -> list[Section]:
         sections = []
+        if self.model.optimizer.step_assignments:
+            sections.append(Section(
+                "The optimizer's per-step numbers (step $t = 1$)",
+                f"{escape_latex(self.model.optimizer.rule.name)} computes these once per step, "
+                f"the same for every weight and {'theta' if self.notation.bias != 'b' else 'bias'}.",
+                self.step_quantities()))
         dense, nt = self.model.dense, self.notation
         for layer in reversed(self.model.layers):
             l, n = layer.number, layer.number - 1
@@ -413,19 +479,66 @@ class _Worker:
         return sections
 
     # ---- the optimizer's update
+    def constant_names(self) -> dict[str, str]:
+        """LaTeX of the optimizer's constants and per-step quantities, by symbol name."""
+        opt = self.model.optimizer
+        names = {str(opt.t): "t"}
+        for key, sym in opt.symbols.items():
+            source = opt.float32_of.get(key, key)
+            tex = QUANTITY_SYMBOLS.get(sym.name, sp.latex(sym))
+            if source != key:   # the f32 rounding of a constant Keras also uses exact
+                source_symbol = opt.symbols[source]
+                tex = float32_tex(QUANTITY_SYMBOLS.get(source_symbol.name, sp.latex(source_symbol)))
+            names[str(sym)] = tex
+        for target, _ in opt.step_assignments:
+            names[str(target)] = quantity_tex(target)
+        for sym, _ in opt.step_slots.values():
+            names[str(sym)] = quantity_tex(sym)
+        return names
+
+    def optimizer_start(self) -> dict[str, float]:
+        """The optimizer's constants at step t = 1 and its step slots' start values, by symbol name."""
+        opt = self.model.optimizer
+        values = {str(opt.t): 1.0, **{str(sym): opt.values[h] for h, sym in opt.symbols.items()}}
+        values.update({str(sym): self.start_value(init, values) for sym, init in opt.step_slots.values()})
+        return values
+
+    @staticmethod
+    def start_value(init, values: dict) -> float:
+        """A slot's start: a number, or a constant's value (adagrad's initial accumulator)."""
+        return float(evaluate(init, values)) if isinstance(init, sp.Basic) else float(init)
+
+    def step_scalars(self) -> dict[str, float]:
+        """:meth:`optimizer_start` with each per-step scalar (Adam's alpha, nadam's u_t, ...)."""
+        values = self.optimizer_start()
+        for target, expr in self.model.optimizer.step_assignments:
+            values[str(target)] = float(evaluate(expr, values))
+        return values
+
+    def step_quantities(self) -> list[Step]:
+        """Each per-step scalar of the optimizer: its rule, the numbers filled in, its value."""
+        opt, d = self.model.optimizer, self.digits
+        names, values = self.constant_names(), self.optimizer_start()
+        step_slots = {str(sym) for sym, _ in opt.step_slots.values()}
+        steps = []
+        for target, expr in opt.step_assignments:
+            numbers = {k: format_number(v, d) for k, v in values.items()}
+            values[str(target)] = float(evaluate(expr, values))
+            lhs = names[str(target)] + (r"^{\mathrm{new}}" if str(target) in step_slots else "")
+            lines = [f"{lhs} = {self.symbols(expr, names)}",
+                     rf"\qquad = {self.filled(expr, numbers)} = {format_number(values[str(target)], d)}"]
+            title = (rf"Step slot ${names[str(target)]}$ (kept from step to step)" if str(target) in step_slots
+                     else rf"Scalar ${lhs}$ of this step")
+            steps.append(Step(title, lines, [rf"{lhs} = \blank"]))
+        return steps
+
     def update_values(self, name: str) -> list[tuple[sp.Symbol, sp.Expr, dict, np.ndarray]]:
         """Each assignment of one step on ``name``: (target, expression, values before, value)."""
         opt = self.model.optimizer
-        values = {str(opt.w): self.params[name], str(opt.grad): self.grads[name], str(opt.t): 1.0}
-        values.update({str(sym): opt.values[h] for h, sym in opt.symbols.items()})
-
-        def initial(init):
-            return float(evaluate(init, values)) if isinstance(init, sp.Basic) else float(init)
-        values.update({str(sym): initial(init) for sym, init in opt.step_slots.values()})
-        values.update({str(sym): np.full_like(self.params[name], initial(init))
+        values = self.step_scalars()
+        values.update({str(sym): np.full_like(self.params[name], self.start_value(init, values))
                        for sym, init in opt.slots.values()})
-        for target, expr in opt.step_assignments:   # per-step scalars (Adam's alpha, ...)
-            values[str(target)] = float(evaluate(expr, values))
+        values.update({str(opt.w): self.params[name], str(opt.grad): self.grads[name]})
         out = []
         for target, expr in opt.assignments:
             before = dict(values)
@@ -435,43 +548,62 @@ class _Worker:
             raise RuntimeError(f"symbp bug: the handout's update of {name} differs from the module's step")
         return out
 
-    def update_names(self, name: str) -> dict[str, str]:
+    def per_parameter(self) -> dict[sp.Symbol, str]:
+        """The optimizer's per-parameter symbols (w, g, slots, intermediates) -> their LaTeX letter."""
+        opt = self.model.optimizer
+        letters = {sym: slot_tex(slot) for slot, (sym, _) in opt.slots.items()}
+        letters.update({target: quantity_tex(target) for target, _ in opt.assignments
+                        if target != opt.w and target not in letters})
+        return letters
+
+    def update_names(self, name: str, param: str | None = None) -> dict[str, str]:
+        """Names of one parameter's update: ``param`` (default its symbol) for w, its gradient for
+        g, slots and intermediates subscripted with it, constants and step scalars."""
         opt, nt = self.model.optimizer, self.notation
-        names = {str(opt.w): nt.param(name), str(opt.grad): nt.grad(name)}
-        for slot, (sym, _) in opt.slots.items():
-            names[str(sym)] = f"{slot_tex(slot)}_{{{nt.param(name)}}}"
+        param = param or nt.param(name)
+        names = {**self.constant_names(), str(opt.w): param,
+                 str(opt.grad): rf"\frac{{\partial L}}{{\partial {param}}}"}
+        for sym, letter in self.per_parameter().items():
+            letter = f"{{{letter}}}" if "_" in letter or "^" in letter else letter   # one subscript
+            names[str(sym)] = f"{letter}_{{{param}}}" if param == nt.param(name) else f"{letter}[{param}]"
         return names
+
+    def as_rows(self, expr: sp.Expr) -> sp.Expr:
+        """An update rule with its per-parameter symbols as rows: printed as whole matrices
+        (coefficients first: eta g, mu m)."""
+        opt = self.model.optimizer
+        per_parameter = [opt.w, opt.grad, *self.per_parameter()]
+        return expr.xreplace({sym: sp.IndexedBase(sym.name)[_UNIT] for sym in per_parameter})
 
     def update_steps(self, name: str) -> list[Step]:
         opt, nt = self.model.optimizer, self.notation
         names = self.update_names(name)
+        slots = {sym for sym, _ in opt.slots.values()}
         steps = []
         for target, expr, before, value in self.update_values(name):
             numbers = {k: (self.m(v) if np.ndim(v) else format_number(v, self.digits)) for k, v in before.items()}
             decay = opt.symbols.get("weight_decay")
             if target == opt.w and decay is not None and decay in expr.free_symbols:
                 title = rf"Weight decay of ${nt.param(name)}$ (before the update, as Keras does)"
-                lhs = rf"{nt.param(name)}^{{\mathrm{{new}}}}"
             elif target == opt.w:
                 title = rf"Update of ${nt.param(name)}$ ({escape_latex(opt.rule.name)})"
-                lhs = rf"{nt.param(name)}^{{\mathrm{{new}}}}"
-            elif str(target) in names:
+            elif target in slots:
                 title = rf"Optimizer slot of ${nt.param(name)}$"
-                lhs = rf"{names[str(target)]}^{{\mathrm{{new}}}}"
             else:   # an intermediate of the rule (nadam's m_hat, ...)
                 title = rf"Optimizer quantity for ${nt.param(name)}$"
-                lhs = sp.latex(target)
-            steps.append(self.step(title, lhs, expr, names, numbers, value,
+            lhs = names[str(target)] if target not in slots and target != opt.w else \
+                rf"{names[str(target)]}^{{\mathrm{{new}}}}"
+            steps.append(self.step(title, lhs, self.as_rows(expr), names, numbers, value,
                                    shown_lhs=lhs))
         return steps
 
     def update_rule(self) -> list[str]:
         """The optimizer's update rule, one assignment a line, for a generic parameter w."""
         opt = self.model.optimizer
-        names = {str(opt.w): "w", str(opt.grad): r"\frac{\partial L}{\partial w}"}
-        for slot, (sym, _) in opt.slots.items():
-            names[str(sym)] = slot_tex(slot)
-        return [rf"{names.get(str(t), sp.latex(t))} \leftarrow {self.symbols(e, names)}"
+        names = {**self.constant_names(), str(opt.w): "w",
+                 str(opt.grad): r"\frac{\partial L}{\partial w}"}
+        names.update({str(sym): letter for sym, letter in self.per_parameter().items()})
+        return [rf"{names[str(t)]} \leftarrow {self.symbols(self.as_rows(e), names)}"
                 for t, e in opt.step_assignments + opt.assignments]
 
     # ---- the scalar chain rule for one entry
@@ -545,12 +677,13 @@ class _Worker:
         index = (c,) if target.row is None else (target.row, c)
         lines.append(rf"{d_param} = " + " + ".join(products)
                      + f" = {format_number(self.grads[target.name][index], d)}")
-        names = {str(opt.w): param, str(opt.grad): d_param}
-        names.update({str(sym): f"{slot_tex(slot)}[{param}]" for slot, (sym, _) in opt.slots.items()})
+        names = self.update_names(target.name, param)
+        renewed = {opt.w} | {sym for sym, _ in opt.slots.values()}
         for assigned, expr, before, value in self.update_values(target.name):
             numbers = {k: (_number_tex(np.asarray(v)[index], d) if np.ndim(v) else format_number(v, d))
                        for k, v in before.items()}
-            lines.append(rf"{names[str(assigned)]}^{{\mathrm{{new}}}} = {self.scalar(expr, names)} = "
+            lhs = names[str(assigned)] + (r"^{\mathrm{new}}" if assigned in renewed else "")
+            lines.append(rf"{lhs} = {self.scalar(expr, names)} = "
                          rf"{self.scalar(expr, numbers)} = {format_number(value[index], d)}")
         return Step(f"The chain rule for ${param}$", lines)
 
@@ -584,7 +717,7 @@ class _Worker:
         label = label and _place_labels(edges, layers)
         for edge in edges:
             if label:
-                edge["text"] = format_number(edge["weight"], 2)
+                edge["text"] = format_number(edge["weight"], 2, significant=0)
             del edge["from"], edge["to"], edge["weight"]
         return {"layers": layers, "edges": edges, "labelled": label}
 
@@ -621,8 +754,7 @@ def handout_context(spec: Spec, options: HandoutOptions = HandoutOptions(),
     """Everything the solution and student templates print, prepared in Python."""
     from .keras_check import load_module
     explained = [parse_explain(target, spec) for target in options.explain]
-    model = model or derive_network(spec.widths, [l.activation for l in spec.layers],
-                                    spec.loss["name"], spec.optimizer)
+    model = model or derive_spec(spec)
     module = module or load_module(module_source(spec, model), spec.name)
     work = _Worker(spec, options, model, module)
     loss_intro, loss_steps = work.loss_steps()

@@ -47,12 +47,20 @@ def escape_latex(text: object) -> str:
     return "".join(out)
 
 
-def format_number(value: float, digits: int) -> str:
+#: numbers below SMALL keep SIGNIFICANT significant digits however many decimals that takes
+#: (Adam's v ~ g^2 would otherwise print as 0.00000004)
+SMALL, SIGNIFICANT = 1e-4, 4
+
+
+def format_number(value: float, digits: int, significant: int = SIGNIFICANT) -> str:
     """``value`` rounded to ``digits`` decimals, trailing zeros dropped (as NumPy prints arrays:
-    0.1449019, -0.0028407, 1); minus sign for math mode."""
+    0.1449019, -0.0028407, 1); below SMALL, to ``significant`` significant digits when that
+    needs more decimals (at most 16: 0.0000003702); minus sign for math mode."""
     value = float(value)
     if not np.isfinite(value):
         return {True: r"\infty", False: r"-\infty"}[value > 0] if np.isinf(value) else r"\mathrm{NaN}"
+    if 0 < abs(value) < SMALL:
+        digits = min(16, max(digits, significant - 1 - int(np.floor(np.log10(abs(value))))))
     text = f"{value:.{digits}f}"
     if "." in text:
         text = text.rstrip("0").rstrip(".")
@@ -193,7 +201,7 @@ class RowLatexPrinter(PositiveFirst, LatexPrinter):
 
     def _scalar(self, factor: sp.Expr) -> str:
         """A scalar coefficient in front of a row: parenthesized when it is a sum."""
-        return self.parenthesize(factor, PRECEDENCE["Mul"])
+        return self.parenthesize(factor, PRECEDENCE["Mul"], strict=True)
 
     def _print_exp(self, expr, exp=None):
         if self.filled:
@@ -208,8 +216,8 @@ class RowLatexPrinter(PositiveFirst, LatexPrinter):
     def _print_Piecewise(self, expr):
         pieces = []
         for value, condition in expr.args:
-            when = r"\text{otherwise}" if condition == sp.true else self._print(condition)
-            pieces.append(rf"{self._print(value)} & \text{{where }} {when}")
+            when = r"\text{otherwise}" if condition == sp.true else rf"\text{{where }} {self._print(condition)}"
+            pieces.append(rf"{self._print(value)} & {when}")
         return r"\begin{cases} " + r" \\ ".join(pieces) + r" \end{cases}"
 
     # ---- matrices of the Dense rule

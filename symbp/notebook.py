@@ -23,8 +23,8 @@ import numpy as np
 import sympy as sp
 
 from . import naming
-from .codegen import EquationPrinter, Line, array_literal, module_context
-from .derive import NetworkDerivation, derive_activation, derive_network
+from .codegen import EquationPrinter, Line, array_literal, derive_spec, module_context
+from .derive import NetworkDerivation, derive_activation
 from .printers import HELPERS, ArrayPrinter
 from .render import python_env, render
 from .spec import Spec
@@ -114,10 +114,19 @@ def _update_lines(model: NetworkDerivation, param: str, gradient: str) -> list[L
     return lines
 
 
+def keras_loss_source(loss: dict) -> str:
+    """The spec's loss as the notebook's ``compile`` gets it: its name, or its Keras class
+    with the arguments (``keras.losses.Huber(delta=0.5)``), as :func:`keras_check.keras_loss`."""
+    arguments = {k: float(v) for k, v in loss.items() if k != "name"}
+    if not arguments:
+        return repr(loss["name"])
+    cls = "".join(part.title() for part in loss["name"].split("_"))
+    return f"keras.losses.{cls}(" + ", ".join(f"{k}={v!r}" for k, v in arguments.items()) + ")"
+
+
 def notebook_context(spec: Spec, model: NetworkDerivation | None = None) -> dict:
     """Everything the notebook template prints, for one training step on the first batch."""
-    model = model or derive_network(spec.widths, [l.activation for l in spec.layers],
-                                    spec.loss["name"], spec.optimizer)
+    model = model or derive_spec(spec)
     module = module_context(spec, model)
     depth, params = model.depth, spec.initial_params()
     x, y = np.array(spec.x[:spec.batch_size]), np.array(spec.y[:spec.batch_size])
@@ -179,7 +188,9 @@ def notebook_context(spec: Spec, model: NetworkDerivation | None = None) -> dict
         "x_literal": array_literal(x), "y_literal": array_literal(y),
         "layers": layers,
         "loss_line": module["loss_line"],
-        "hyperparameters": module["hyperparameters"],
+        "loss_constants": module["hyperparameters"][:len(model.loss.arguments)],
+        "hyperparameters": module["hyperparameters"][len(model.loss.arguments):],
+        "sparse_labels": model.loss.rule.sparse_labels,
         "uses_t": uses_t,
         "step_slots": module["step_slots"],
         "step_update": module["step_update"],
@@ -190,9 +201,10 @@ def notebook_context(spec: Spec, model: NetworkDerivation | None = None) -> dict
         "output_z": naming.PRE_ACTIVATION.format(l=depth),
         "backward": backward,
         "inputs": spec.widths[0],
+        "outputs": spec.widths[-1],
         "dense": [(layer.units, layer.activation) for layer in spec.layers],
         "optimizer_config": repr({"class_name": spec.optimizer["name"], "config": settings}),
-        "loss_keras": spec.loss["name"],
+        "loss_keras": keras_loss_source(spec.loss),
         "param_names": spec.param_names,
         "keras_names": [naming.KERAS_RESULT.format(param=p) for p in spec.param_names],
         "checks": [(p, naming.KERAS_RESULT.format(param=p), naming.UPDATED.format(param=p),

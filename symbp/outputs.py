@@ -16,12 +16,11 @@ def rendered_outputs(spec: Spec, directory: Path, *, notebook: bool = False, dig
     ``notebook`` adds the assignment notebooks. The handout options: ``digits`` decimals, ``explain`` entries (``W1[2,0]``) expanded by the
     chain rule, ``bias_symbol`` "theta" or "b".
     """
-    from .derive import derive_network
+    from .codegen import derive_spec
     from .handouts import HandoutOptions, handout_paths, render_handouts
     from .keras_check import load_module
     options = HandoutOptions(digits, tuple(explain), bias_symbol)   # checked before any work
-    model = derive_network(spec.widths, [l.activation for l in spec.layers], spec.loss["name"],
-                           spec.optimizer)
+    model = derive_spec(spec)
     source = module_source(spec, model)   # rendered once: written, and run for the handouts' numbers
     handouts = render_handouts(spec, options, model, load_module(source, spec.name))
     directory = Path(directory)

@@ -81,8 +81,11 @@ def student_ids(count: int) -> list[str]:
 
 # ---------------------------------------------------------------- drawing
 def _draw_labels(spec: Spec, grid: Grid, rng: np.random.Generator, shape) -> np.ndarray:
-    """Labels the loss accepts: one-hot rows for categorical cross-entropy, 0/1 for binary."""
+    """Labels the loss accepts: one-hot rows for categorical cross-entropy, class indices for
+    the sparse one, 0/1 for binary."""
     rows, units = shape
+    if losses[spec.loss["name"]].sparse_labels:
+        return rng.integers(0, spec.widths[-1], size=(rows, 1)).astype(np.float64)
     if losses[spec.loss["name"]].labels_are_distributions:
         return np.eye(units)[rng.integers(0, units, size=rows)]
     if spec.loss["name"] == "binary_crossentropy":

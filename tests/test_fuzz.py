@@ -5,7 +5,7 @@ never a traceback.
 CI runs a bounded number of examples (deterministic). A long campaign draws fresh examples:
 
     SYMBP_FUZZ_EXAMPLES=3000 python -m pytest -q tests/test_fuzz.py -k corrupt --hypothesis-show-statistics
-    SYMBP_FUZZ_EXAMPLES=300 python -m pytest -q tests/test_fuzz.py -k valid --hypothesis-show-statistics
+    SYMBP_FUZZ_EXAMPLES=1000 python -m pytest -q tests/test_fuzz.py -k valid --hypothesis-show-statistics
 
 (docs/fuzzing.md records the last one).
 """
@@ -57,12 +57,42 @@ def _distribution(draw, k):
     return [w / sum(weights) for w in weights]
 
 
+def _reals(draw, k):
+    return [draw(st.floats(-2, 2)) for _ in range(k)]
+
+
 LOSSES = {
-    "mean_squared_error": (sorted(activations), lambda draw, k: [draw(st.floats(-2, 2)) for _ in range(k)]),
+    "mean_squared_error": (sorted(activations), _reals),
+    "mean_absolute_error": (sorted(activations), _reals),
+    "huber": (sorted(activations), _reals),
     "categorical_crossentropy": (["softmax", "sigmoid", "softplus"],
                                  lambda draw, k: draw(st.sampled_from([_one_hot, _distribution]))(draw, k)),
+    "sparse_categorical_crossentropy": (["softmax", "sigmoid", "softplus"],   # one class index per row
+                                        lambda draw, k: [float(draw(st.integers(0, k - 1)))]),
     "binary_crossentropy": (["sigmoid", "softmax"], lambda draw, k: [draw(st.floats(0, 1)) for _ in range(k)]),
 }
+#: losses whose gradient jumps where an output equals its label (finite differences straddling it disagree)
+KINKED_LOSSES = {"mean_absolute_error"}
+
+#: values drawn for each optimizer argument (Keras's names); booleans are drawn as booleans
+OPTIMIZER_VALUES = {
+    "learning_rate": [0.001, 0.01, 0.1, 0.5], "momentum": [0.0, 0.5, 0.9], "weight_decay": [0.004, 0.01, 0.1],
+    "beta_1": [0.5, 0.8, 0.9], "beta_2": [0.9, 0.99, 0.999], "epsilon": [1e-7, 1e-4, 0.1],
+    "rho": [0.5, 0.9, 0.95], "initial_accumulator_value": [0.0, 0.1, 1.0],
+}
+
+
+@st.composite
+def optimizer_settings(draw) -> dict:
+    """A registered optimizer with a random subset of its Keras arguments set."""
+    name = draw(st.sampled_from(sorted(optimizers)))
+    settings = {"name": name, "learning_rate": draw(st.sampled_from(OPTIMIZER_VALUES["learning_rate"]))}
+    for key, default in sorted(optimizers[name].defaults.items()):
+        if key == "learning_rate" or not draw(st.booleans()):
+            continue
+        settings[key] = draw(st.booleans()) if isinstance(default, bool) \
+            else draw(st.sampled_from(OPTIMIZER_VALUES[key]))
+    return settings
 
 small = st.floats(-1.5, 1.5, allow_nan=False).map(lambda v: round(v, 3))
 
@@ -72,8 +102,11 @@ def valid_specs(draw) -> dict:
     features = draw(st.integers(1, 4))
     samples = draw(st.integers(1, 4))
     depth = draw(st.integers(1, 3))
-    loss = draw(st.sampled_from(sorted(LOSSES)))
-    outputs, labels = LOSSES[loss]
+    loss_name = draw(st.sampled_from(sorted(LOSSES)))
+    outputs, labels = LOSSES[loss_name]
+    loss = {"name": loss_name}
+    if loss_name == "huber" and draw(st.booleans()):
+        loss["delta"] = draw(st.sampled_from([0.1, 0.5, 1.5]))
     widths = [features] + [draw(st.integers(1, 4)) for _ in range(depth)]
     layers = []
     for n in range(depth):
@@ -85,11 +118,6 @@ def valid_specs(draw) -> dict:
         else:
             layer["kernel_initializer"] = draw(st.sampled_from(["glorot_uniform", "he_normal", "lecun_uniform"]))
         layers.append(layer)
-    optimizer_name = draw(st.sampled_from(sorted(optimizers)))
-    optimizer = {"name": optimizer_name, "learning_rate": draw(st.sampled_from([0.001, 0.01, 0.1, 0.5]))}
-    if optimizer_name == "sgd" and draw(st.booleans()):
-        optimizer["momentum"] = draw(st.sampled_from([0.5, 0.9]))
-        optimizer["nesterov"] = draw(st.booleans())
     return {
         "name": "net_" + draw(st.from_regex(r"[a-z0-9_]{0,10}", fullmatch=True)),
         "title": draw(st.text(st.characters(min_codepoint=32, max_codepoint=0x2FF,
@@ -99,8 +127,8 @@ def valid_specs(draw) -> dict:
         "data": {"x": [[draw(st.floats(-2, 2)) for _ in range(features)] for _ in range(samples)],
                  "y": [labels(draw, widths[-1]) for _ in range(samples)]},
         "layers": layers,
-        "loss": {"name": loss},
-        "optimizer": optimizer,
+        "loss": loss,
+        "optimizer": draw(optimizer_settings()),
         "training": {"batch_size": draw(st.integers(1, samples + 1)), "epochs": draw(st.integers(1, 2))},
     }
 
@@ -122,12 +150,13 @@ def central_differences(loss, params, x, y, h=1e-6):
     return grads
 
 
-@fuzz_settings(40)
+@fuzz_settings(80)
 @given(valid_specs())
 def test_valid_specs_generate_import_and_match_finite_differences(data):
     spec = Spec.from_dict(data, "fuzz.toml")
     event(f"loss {spec.loss['name']}, output {spec.layers[-1].activation}")
     event(f"{len(spec.layers)} layer(s)")
+    event(f"optimizer {spec.optimizer['name']}")
     source = module_source(spec)
     compile(source, "fuzz", "exec")
     with warnings.catch_warnings():
@@ -137,20 +166,27 @@ def test_valid_specs_generate_import_and_match_finite_differences(data):
         if KINKED & {layer.activation for layer in spec.layers}:
             z_rows = module._forward(params, x)[0]
             assume(min(float(np.min(np.abs(z))) for z in z_rows) > 1e-3)
+        if spec.loss["name"] in KINKED_LOSSES:
+            assume(float(np.min(np.abs(module.forward(params, x)[-1] - y))) > 1e-3)
         loss = module.loss(params, x, y)
         grads = module.gradients(params, x, y)
         numeric = central_differences(module.loss, params, x, y)
         new_params, _ = module.step(params, x, y)
         trained, epoch_losses = module.train()
     assert math.isfinite(loss)
+    optimizer, lr = spec.optimizer["name"], spec.optimizer["learning_rate"]
+    decay = {**optimizers[optimizer].defaults, **spec.optimizer}["weight_decay"] or 0.0
     for name in spec.param_names:
         assert grads[name].shape == params[name].shape
         np.testing.assert_allclose(grads[name], numeric[name], rtol=1e-5, atol=1e-7 * max(1.0, abs(loss)),
                                    err_msg=f"{name} of {data}")
         assert np.all(np.isfinite(new_params[name])) and np.all(np.isfinite(trained[name]))
-        if spec.optimizer["name"] == "sgd" and not spec.optimizer.get("momentum"):
+        if optimizer == "sgd" and not spec.optimizer.get("momentum") and not decay:
             np.testing.assert_allclose(new_params[name], params[name] - module.LEARNING_RATE * grads[name],
                                        rtol=0, atol=1e-15)
+        if optimizer in ("adam", "adamw", "adamax"):   # Keras's first step moves an entry by at most lr
+            decayed = params[name] - params[name] * float(np.float32(decay)) * lr
+            assert np.all(np.abs(new_params[name] - decayed) <= lr * (1 + 1e-6) + 1e-12), (name, data)
     assert len(epoch_losses) == spec.epochs and all(map(math.isfinite, epoch_losses))
 
 
@@ -302,10 +338,12 @@ def corruptions(draw, data: dict, widths: list[int]):
         data["layers"] = draw(st.sampled_from([[], [1], ["relu"], [[]]]))
         return "bad layers"
     if choice == 16:  # labels the loss cannot take
-        if data["loss"]["name"] == "mean_squared_error":
-            data["loss"]["name"] = "binary_crossentropy"
+        if data["loss"]["name"] in ("mean_squared_error", "mean_absolute_error", "huber"):
+            data["loss"] = {"name": "binary_crossentropy"}   # takes no reals outside [0, 1]
         if data["loss"]["name"] == "binary_crossentropy":
             data["data"]["y"][0][0] = draw(st.sampled_from([-0.5, 1.5, 2.0]))
+        elif data["loss"]["name"] == "sparse_categorical_crossentropy":
+            data["data"]["y"][0] = [draw(st.sampled_from([-1.0, 0.5, float(widths[-1])]))]
         else:
             data["data"]["y"][0] = [2 * v for v in data["data"]["y"][0]]
         return "labels the loss cannot take"
