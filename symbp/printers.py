@@ -19,7 +19,6 @@ from functools import lru_cache
 import sympy as sp
 from sympy.printing.numpy import NumPyPrinter
 
-from .calculus import i as _i
 from .rules.losses import EPSILON, Clip, clip
 
 

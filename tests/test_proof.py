@@ -14,7 +14,6 @@ import sympy as sp
 
 from symbp.calculus import B, K, j
 from symbp.derive import a, derive_network, g, y, z
-from symbp.rules import activations, losses
 
 NETS = [
     # (widths, activations, loss, x rows, y rows) — inputs and labels exact rationals
