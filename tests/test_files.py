@@ -13,6 +13,7 @@ import pytest
 
 import symbp.files as files_module
 from symbp.files import OutputError, write_all
+from symbp.interrupts import Terminated
 
 
 @pytest.fixture
@@ -143,3 +144,19 @@ def test_a_planted_symlink_is_replaced_not_followed(tmp_path):
     write_all({out / "handout.pdf": b"%PDF-new"})
     assert victim.read_text() == "precious"
     assert not (out / "handout.pdf").is_symlink() and (out / "handout.pdf").read_bytes() == b"%PDF-new"
+
+
+def test_sigterm_while_staging_a_class_leaves_no_tmp_and_no_folder(tmp_path, monkeypatch):
+    real_fdopen, opened = os.fdopen, []
+
+    def fdopen(fd, how):
+        opened.append(fd)
+        if len(opened) == 7:
+            raise Terminated()   # as symbp's SIGTERM handler raises it
+        return real_fdopen(fd, how)
+    monkeypatch.setattr(files_module.os, "fdopen", fdopen)
+    files = {tmp_path / "class" / f"student_{n}" / f"{kind}.tex": "x" for n in range(5) for kind in "ab"}
+    files[tmp_path / "class" / "answer_key.json"] = "{}"
+    with pytest.raises(Terminated):
+        write_all(files)
+    assert list(tmp_path.iterdir()) == []

@@ -156,3 +156,13 @@ def test_a_signal_during_variants_ends_the_workers(tmp_path, signum, status):
     assert "Traceback" not in stderr
     wait_for(lambda: not any(alive(pid) for pid in workers), timeout=15)
     assert not out.exists() or tree(out) == {}
+
+
+def test_workers_die_with_a_parent_killed_outright(tmp_path):
+    process = start_symbp("variants", "-n", "60", "-j", "2", "-o", str(tmp_path / "class"), cwd=tmp_path)
+    wait_for(lambda: len(children(process.pid)) >= 2 or process.poll() is not None)
+    time.sleep(1)
+    workers = children(process.pid)
+    process.kill()   # SIGKILL: no clean-up runs in the parent
+    process.communicate(timeout=60)
+    wait_for(lambda: not any(alive(pid) for pid in workers), timeout=15)
