@@ -118,8 +118,8 @@ def main(ctx: click.Context, debug: bool) -> None:
     (the CS 4820 assignment-7 network).
 
     Exit status: 0 done (check: everything matches), 1 the check found a mismatch,
-    2 a problem with the input (spec, arguments, output folder), 3 an internal error.
-    A command that fails writes nothing.
+    2 a problem with the input (spec, arguments, output folder), 3 an internal error,
+    130 interrupted (Ctrl-C), 143 stopped (SIGTERM). A command that fails writes nothing.
     """
     ctx.ensure_object(dict)["debug"] = debug
     if debug:
