@@ -84,7 +84,30 @@ def _warn(spec) -> list[str]:
     return warnings
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class Interrupted(click.ClickException):
+    """Ctrl-C or SIGTERM after everything was cleaned up: the shell's status for that signal."""
+
+    def __init__(self, status: int):
+        super().__init__("interrupted")
+        self.exit_code = status
+
+    def show(self, file=None):
+        click.echo("symbp: interrupted", err=True)
+
+
+class SymbpGroup(click.Group):
+    """The command group; SIGTERM unwinds like Ctrl-C, and both exit 130 / 143, not click's 1."""
+
+    def invoke(self, ctx: click.Context):
+        from .interrupts import Terminated, exit_status, terminate_as_exception
+        terminate_as_exception()
+        try:
+            return super().invoke(ctx)
+        except (KeyboardInterrupt, Terminated) as err:
+            raise Interrupted(exit_status(err)) from None
+
+
+@click.group(cls=SymbpGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show a traceback for every error.")
 @click.version_option(package_name="symbp")
 @click.pass_context
@@ -95,8 +118,8 @@ def main(ctx: click.Context, debug: bool) -> None:
     (the CS 4820 assignment-7 network).
 
     Exit status: 0 done (check: everything matches), 1 the check found a mismatch,
-    2 a problem with the input (spec, arguments, output folder), 3 an internal error.
-    A command that fails writes nothing.
+    2 a problem with the input (spec, arguments, output folder), 3 an internal error,
+    130 interrupted (Ctrl-C), 143 stopped (SIGTERM). A command that fails writes nothing.
     """
     ctx.ensure_object(dict)["debug"] = debug
     if debug:
@@ -176,22 +199,21 @@ def derive(ctx, spec, directory, no_check, dtype, pdf, digits, explain, bias_sym
     """Write everything SPEC can produce into DIR (module, LaTeX handouts, notebooks), then check it against Keras."""
     def action():
         from .files import write_all
-        from .outputs import compile_handouts, rendered_outputs
+        from .outputs import compiled_handouts, rendered_outputs
         loaded = _load(spec, from_keras, data)
         _warn(loaded)
-        # everything in memory first: a failure below (the check included) writes nothing
+        # everything in memory first (the check and the PDFs included): a failure writes nothing
         files = rendered_outputs(loaded, directory, notebook=notebook, digits=digits,
                                  explain=explain, bias_symbol=bias_symbol)
         report = None
         if not no_check:
             from .keras_check import check as run_check
             report = run_check(loaded, dtype)
+        if pdf:
+            files.update(compiled_handouts(loaded, files, directory))
         write_all(files)
         for path in files:
             click.echo(f"wrote {path}")
-        if pdf:
-            for path in compile_handouts(loaded, directory):
-                click.echo(f"wrote {path}")
         if report is None:
             return True
         click.echo(report.describe(loaded))

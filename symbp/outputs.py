@@ -39,14 +39,22 @@ def write_module(spec: Spec, directory: Path) -> Path:
     return path
 
 
-def write_all_outputs(spec: Spec, directory: Path, **options) -> list[Path]:
+def write_all_outputs(spec: Spec, directory: Path, *, pdf: bool = False, **options) -> list[Path]:
+    """Render everything (``pdf``: the handouts compiled too), then write it all or nothing."""
     files = rendered_outputs(spec, Path(directory), **options)
+    if pdf:
+        files.update(compiled_handouts(spec, files, Path(directory)))
     write_all(files)
     return list(files)
 
 
-def compile_handouts(spec: Spec, directory: Path) -> list[Path]:
-    """Compile the written handouts to PDF beside them (see :mod:`symbp.pdf`)."""
+def compiled_handouts(spec: Spec, files: dict[Path, str], directory: Path) -> dict[Path, bytes]:
+    """The handouts among the rendered ``files`` compiled to PDF: path beside the .tex -> bytes.
+
+    Compiled from memory (see :mod:`symbp.pdf`), so they join the one all-or-nothing write:
+    a TeX error or an interruption leaves no new .tex beside an old PDF.
+    """
     from .handouts import handout_paths
-    from .pdf import compile_pdf
-    return [compile_pdf(path)[0] for path in handout_paths(spec, directory).values()]
+    from .pdf import pdf_from_source
+    return {path.with_suffix(".pdf"): pdf_from_source(files[path], path)[0]
+            for path in handout_paths(spec, directory).values()}

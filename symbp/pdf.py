@@ -1,8 +1,10 @@
 """Compiling the handouts to PDF with latexmk (or pdflatex), never with shell escape.
 
-Each file compiles in a temporary folder; only a finished PDF is moved next to its source, so a
-failed compile leaves nothing half-written. TeX may read and write files only in that folder
-(kpathsea's paranoid ``openin_any``/``openout_any``).
+The LaTeX source is compiled from memory in a private temporary folder (``symbp-tex-*`` in
+``$TMPDIR``, removed however the compile ends) and the PDF comes back as bytes: the caller writes
+it with the other outputs in one all-or-nothing write (:func:`symbp.files.write_all`), so a
+failed compile writes nothing. TeX may read and write files only in that folder (kpathsea's
+paranoid ``openin_any``/``openout_any``).
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+
+from .files import write_all
 
 PACKAGES_HINT = ("On Debian or Ubuntu: sudo apt-get install texlive-latex-recommended "
                  "texlive-latex-extra texlive-pictures lmodern latexmk; on macOS: MacTeX (or BasicTeX "
@@ -50,27 +54,40 @@ def tex_command(tex_file: str) -> list[str]:
     raise TexNotFound()
 
 
-def compile_pdf(tex_path: Path, timeout: float = 300) -> tuple[Path, str]:
-    """Compile ``tex_path`` into ``<same folder>/<stem>.pdf``; returns its path and TeX's log."""
+def _run_tex(command: list[str], work: str, timeout: float) -> subprocess.CompletedProcess:
+    """Run TeX in ``work`` (pdflatex twice, so references settle; latexmk reruns by itself)."""
+    env = {**os.environ, "openin_any": "p", "openout_any": "p", "shell_escape": "f"}
+    for _ in range(2 if command[0] == "pdflatex" else 1):
+        result = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True,
+                                timeout=timeout, stdin=subprocess.DEVNULL)
+        if result.returncode != 0:
+            break
+    return result
+
+
+def pdf_from_source(source: str, tex_path: Path, timeout: float = 300) -> tuple[bytes, str]:
+    """Compile LaTeX ``source`` (to be ``tex_path``, named in errors); the PDF's bytes and TeX's log.
+
+    Nothing is written beside ``tex_path``: TeX runs in a temporary folder, removed on return,
+    on an error and on Ctrl-C or SIGTERM alike.
+    """
     tex_path = Path(tex_path)
     command = tex_command(tex_path.name)
-    env = {**os.environ, "openin_any": "p", "openout_any": "p", "shell_escape": "f"}
     with tempfile.TemporaryDirectory(prefix="symbp-tex-") as work:
-        shutil.copyfile(tex_path, Path(work) / tex_path.name)
-        runs = 2 if command[0] == "pdflatex" else 1
-        for _ in range(runs):
-            result = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True,
-                                    timeout=timeout, stdin=subprocess.DEVNULL)
-            if result.returncode != 0:
-                break
+        (Path(work) / tex_path.name).write_text(source, encoding="utf-8")
+        result = _run_tex(command, work, timeout)
         pdf = Path(work) / (tex_path.stem + ".pdf")
         log = Path(work) / (tex_path.stem + ".log")
+        log_text = log.read_text(errors="replace") if log.exists() else result.stdout + result.stderr
         if result.returncode != 0 or not pdf.exists():
-            text = log.read_text(errors="replace") if log.exists() else result.stdout + result.stderr
-            raise TexFailed(_failure_message(tex_path, text))
-        target = tex_path.with_suffix(".pdf")
-        partial = target.with_name(f".{target.name}.tmp")
-        shutil.copyfile(pdf, partial)
-        os.replace(partial, target)
-        log_text = log.read_text(errors="replace")
-    return target, log_text
+            raise TexFailed(_failure_message(tex_path, log_text))
+        return pdf.read_bytes(), log_text
+
+
+def compile_pdf(tex_path: Path, timeout: float = 300) -> tuple[Path, str]:
+    """Compile the file ``tex_path`` into ``<same folder>/<stem>.pdf``; returns its path and TeX's log."""
+    tex_path = Path(tex_path)
+    data, log = pdf_from_source(tex_path.read_text(encoding="utf-8"), tex_path, timeout)
+    target = tex_path.with_suffix(".pdf")
+    write_all({target: data})
+    return target, log

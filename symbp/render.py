@@ -10,13 +10,24 @@ from pathlib import Path
 
 import jinja2
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+PACKAGE = Path(__file__).resolve().parent
+#: where the templates are: inside the package when installed from a wheel (pyproject.toml maps
+#: the top-level templates/ to symbp/templates), at the top of the checkout otherwise
+SHIPPED_TEMPLATES = PACKAGE / "templates"
+CHECKOUT_TEMPLATES = PACKAGE.parent / "templates"
 
 
 def templates_dir() -> Path:
-    if TEMPLATES.is_dir():
-        return TEMPLATES
-    raise FileNotFoundError(f"symbp's templates folder is missing: {TEMPLATES}")
+    """The templates folder: the one shipped in the package, else the checkout's.
+
+    The checkout's counts only beside its ``pyproject.toml``, so an installed symbp never
+    picks up an unrelated ``site-packages/templates``.
+    """
+    if SHIPPED_TEMPLATES.is_dir():
+        return SHIPPED_TEMPLATES
+    if CHECKOUT_TEMPLATES.is_dir() and (PACKAGE.parent / "pyproject.toml").is_file():
+        return CHECKOUT_TEMPLATES
+    raise FileNotFoundError(f"symbp's templates folder is missing: {SHIPPED_TEMPLATES}")
 
 
 @lru_cache(maxsize=None)

@@ -24,6 +24,8 @@ import io
 import json
 import math
 import os
+import signal
+import sys
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -200,6 +202,27 @@ def _student_work(task: tuple) -> tuple[dict[Path, str], Optional[float]]:
     return files, (keras_answers_check(spec, expected) if expected is not None else None)
 
 
+def _worker_start(parent: int) -> None:
+    """In each worker: leave Ctrl-C to the parent (it stops the pool), and die with the parent
+    even when it is killed outright (Linux's PR_SET_PDEATHSIG), instead of living on as an orphan."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        import ctypes
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)   # 1 = PR_SET_PDEATHSIG
+    if os.getppid() != parent:   # the parent died before prctl took effect
+        os._exit(1)
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    """End the pool's workers now (``shutdown`` alone would wait for every queued student)."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.join(10)
+
+
 @dataclass
 class ClassSet:
     """Everything ``symbp variants`` writes, in memory: files by path, the key, Keras's verdicts."""
@@ -239,11 +262,17 @@ def render_variants(spec: Spec, count: int, seed: int, directory: Path, *, noteb
                     bar.update()
         else:
             # spawn: workers start clean (TensorFlow does not survive a fork)
-            with ProcessPoolExecutor(max_workers=min(jobs, count), mp_context=get_context("spawn")) as pool:
+            pool = ProcessPoolExecutor(max_workers=min(jobs, count), mp_context=get_context("spawn"),
+                                       initializer=_worker_start, initargs=(os.getpid(),))
+            try:
                 for result in pool.map(_student_work, tasks):
                     results.append(result)
                     if bar is not None:
                         bar.update()
+            except BaseException:   # an error, Ctrl-C, SIGTERM: no worker outlives this call
+                _stop_workers(pool)
+                raise
+            pool.shutdown()
     finally:
         if bar is not None:
             bar.close()
