@@ -31,7 +31,8 @@ class UsageProblem(click.ClickException):
     exit_code = 2
 
     def show(self, file=None):
-        click.echo(f"symbp: {self.format_message()}", err=True)
+        from .errors import printable
+        click.echo(f"symbp: {printable(self.format_message())}", err=True)
 
 
 class InternalError(click.ClickException):
@@ -194,7 +195,7 @@ def derive(ctx, spec, directory, no_check, dtype, pdf, digits, explain, bias_sym
                 click.echo(f"wrote {path}")
         if report is None:
             return True
-        click.echo(report.describe(loaded))
+        click.echo(report.describe(loaded, bias_symbol))
         return report.match
     ctx.exit(0 if _run(ctx, action) else 1)
 
