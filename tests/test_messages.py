@@ -164,3 +164,12 @@ def test_a_keras_file_that_is_not_a_zip_says_so(tmp_path):
     path.write_text("not a model")
     with pytest.raises(UnusableInput, match="not a saved Keras model .*zip"):
         load_model(path)
+
+
+# ---------------------------------------------------------------- issue 10 item 7
+def test_the_module_docstring_states_the_training_keras_defaults_to():
+    from symbp.codegen import module_source
+    spec = Spec.from_dict(copy.deepcopy(VALID), "spec.toml")   # no [training] table
+    docstring = module_source(spec).split('"""')[1]
+    assert "model.fit(batch_size=32, epochs=1, shuffle=False)" in docstring
+    assert "Keras's defaults, batch size 32 and 1 epoch" in docstring
