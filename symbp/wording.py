@@ -18,7 +18,7 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "lr": ("learning_rate",), "eta": ("learning_rate",), "alpha": ("learning_rate",),
     "step_size": ("learning_rate",), "learningrate": ("learning_rate",),
     "mu": ("momentum",), "beta": ("momentum",), "betas": ("beta_1", "beta_2"),
-    "beta1": ("beta_1",), "beta2": ("beta_2",), "eps": ("epsilon",), "decay": ("weight_decay",),
+    "beta1": ("beta_1",), "beta2": ("beta_2",), "eps": ("epsilon",), "wd": ("weight_decay",),
     "gamma": ("rho",),
     # losses (PyTorch, TensorFlow 1, papers)
     "cross_entropy": ("categorical_crossentropy", "sparse_categorical_crossentropy",
