@@ -6,6 +6,8 @@ Network: 4 -> 3 tanh -> 3 tanh -> 4 softmax.
 Loss: categorical_crossentropy (on the logits z, as Keras does for a softmax output); l =
     -sum_i y_i log softmax(z)_i = -sum_i y_i (z_i - log sum_k e^{z_k}); mean over the batch.
 Optimizer: sgd; w = w - LEARNING_RATE*g.
+Training: model.fit(batch_size=1, epochs=1, shuffle=False); a spec without
+[training] gets Keras's defaults, batch size 32 and 1 epoch.
 
 Layer l = 1..L takes a{l-1} (a0 = x) through its kernel W{l-1} and bias b{l-1} (Keras's
 get_weights order) to z{l} = a{l-1} W{l-1} + b{l-1} and a{l} = f(z{l}). Back-propagation

@@ -31,7 +31,8 @@ class UsageProblem(click.ClickException):
     exit_code = 2
 
     def show(self, file=None):
-        click.echo(f"symbp: {self.format_message()}", err=True)
+        from .errors import printable
+        click.echo(f"symbp: {printable(self.format_message())}", err=True)
 
 
 class InternalError(click.ClickException):
@@ -75,10 +76,14 @@ def _load(spec_path, from_keras=None, data=None):
     return load_spec(spec_path)
 
 
-def _warn(spec) -> list[str]:
-    """Print what Keras does surprisingly for this spec (stderr; stdout stays the report)."""
+def _warn(spec, handouts: bool = False) -> list[str]:
+    """Print what Keras does surprisingly for this spec and, when ``handouts`` are written, the
+    title's characters they cannot print (stderr; stdout stays the report)."""
     from .derive import loss_warnings
     warnings = list(loss_warnings(spec.loss["name"], spec.layers[-1].activation))
+    if handouts:
+        from .latex import glyph_warnings
+        warnings += glyph_warnings(spec.title or spec.name, "title")
     for warning in warnings:
         click.echo(f"symbp: warning: {warning}", err=True)
     return warnings
@@ -201,7 +206,7 @@ def derive(ctx, spec, directory, no_check, dtype, pdf, digits, explain, bias_sym
         from .files import write_all
         from .outputs import compiled_handouts, rendered_outputs
         loaded = _load(spec, from_keras, data)
-        _warn(loaded)
+        _warn(loaded, handouts=True)
         # everything in memory first (the check and the PDFs included): a failure writes nothing
         files = rendered_outputs(loaded, directory, notebook=notebook, digits=digits,
                                  explain=explain, bias_symbol=bias_symbol)
@@ -216,7 +221,7 @@ def derive(ctx, spec, directory, no_check, dtype, pdf, digits, explain, bias_sym
             click.echo(f"wrote {path}")
         if report is None:
             return True
-        click.echo(report.describe(loaded))
+        click.echo(report.describe(loaded, bias_symbol))
         return report.match
     ctx.exit(0 if _run(ctx, action) else 1)
 
@@ -240,8 +245,12 @@ def variants(ctx, spec, count, seed, directory, notebook, check, jobs):
     student whose answers do not match Keras.
     """
     def action():
+        from .latex import glyph_warnings
         from .variants import KEY_CSV, KEY_JSON, write_variants
-        result = write_variants(_load(spec), count, seed, directory, notebook=notebook, check=check,
+        loaded = _load(spec)
+        for warning in glyph_warnings(loaded.title or loaded.name, "title"):   # in every handout
+            click.echo(f"symbp: warning: {warning}", err=True)
+        result = write_variants(loaded, count, seed, directory, notebook=notebook, check=check,
                                 jobs=jobs, progress=True)
         click.echo(f"wrote {count} variants into {directory}/ and the answer key "
                    f"{directory / KEY_JSON}, {directory / KEY_CSV}")

@@ -16,3 +16,14 @@ class UnusableInput(ValueError):
 
 
 InputError = (SpecError, UnknownName, OutputError, HandoutError, TexNotFound, TexFailed, UnusableInput)
+
+
+def printable(text: str) -> str:
+    """``text`` safe to print on a terminal: every control or invisible character (ESC, BEL,
+    a bidirectional override, ...) shown as its escape (``\\x1b``), line breaks kept.
+
+    Messages echo user text (file names, spec keys, class names read from a ``.keras`` file);
+    raw, an escape sequence in it could retitle or repaint the user's terminal. Every message the
+    CLI prints passes through here.
+    """
+    return "".join(ch if ch == "\n" or ch.isprintable() else ascii(ch)[1:-1] for ch in str(text))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import stat
 import tempfile
 from pathlib import Path
 
@@ -166,3 +167,32 @@ def write_all(files: dict[Path, str | bytes]) -> None:
 def write_atomically(path: Path, text: str | bytes) -> None:
     """Write one file through a temporary file beside it, renamed into place."""
     write_all({Path(path): text})
+
+
+#: what a path that is not a regular file is, by the kind ``os.stat`` reports
+_FILE_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+               (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+               (stat.S_ISSOCK, "a socket"))
+
+
+def not_a_regular_file(path: Path) -> str | None:
+    """Why ``path`` cannot be read as an input file ("no such file", "is a FIFO (named pipe), not
+    a file"), or None when it is a regular file.
+
+    Checked with ``stat`` before opening: opening a FIFO blocks until a writer comes, and a
+    device can stream forever, so such a path must be refused, never read.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return "no such file"
+    except NotADirectoryError:
+        return "no such file (a part of the path is a file, not a folder)"
+    except PermissionError:
+        return "not readable (permission denied)"
+    except OSError as err:
+        return f"cannot be read ({err.strerror or type(err).__name__})"
+    if stat.S_ISREG(mode):
+        return None
+    kind = next((name for test, name in _FILE_KINDS if test(mode)), "not a regular file")
+    return f"is {kind}, not a file"

@@ -17,14 +17,17 @@ import keyword
 import re
 import tomllib
 import warnings
+import zipfile
 from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
 
 from .errors import UnusableInput
+from .files import not_a_regular_file
 from .rules import activations, losses, optimizers
 from .spec import Spec
+from .wording import article, plural
 
 #: settings of any Keras optimizer that symbp leaves out only at their "off" value
 _OPTIMIZER_OFF = {"clipnorm": None, "clipvalue": None, "global_clipnorm": None, "use_ema": False,
@@ -42,8 +45,12 @@ def _keras():
 def load_model(path: str | Path):
     """The saved model, loaded in float64 (so a float64 model keeps its exact hyperparameters)."""
     path = Path(path)
-    if not path.is_file():
-        raise UnusableInput(f"{path}: no such Keras model file")
+    why = not_a_regular_file(path)
+    if why is not None:
+        raise UnusableInput(f"{path}: {why} (the Keras model to read)")
+    if path.suffix.lower() == ".keras" and not zipfile.is_zipfile(path):
+        raise UnusableInput(f"{path}: not a saved Keras model (a .keras file is a zip archive "
+                            "written by model.save; this one is not)")
     from .keras_check import keras_floatx
     with keras_floatx("float64") as keras, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the optimizer's saved slots: not read (see above)
@@ -63,7 +70,7 @@ def _typed(value: float, float32: bool) -> float:
 def _layers(model, source: str) -> tuple[int, list[dict], bool]:
     keras = _keras()
     if not isinstance(model, keras.Sequential):
-        raise UnusableInput(f"{source}: a {type(model).__name__} model; symbp reads Sequential models "
+        raise UnusableInput(f"{source}: {article(type(model).__name__)} model; symbp reads Sequential models "
                             "of Dense layers")
     if not model.layers:
         raise UnusableInput(f"{source}: the model has no layers")
@@ -136,7 +143,7 @@ def _optimizer(model, source: str, float32: bool) -> dict:
             continue
         if key in rule.defaults:
             if isinstance(value, dict):
-                raise UnusableInput(f"{source}: optimizer {key} is a {value.get('class_name', 'schedule')}; "
+                raise UnusableInput(f"{source}: optimizer {key} is {article(str(value.get('class_name', 'schedule')))}; "
                                     "symbp needs a number")
             if value is not None:
                 out[key] = value if isinstance(value, bool) else _typed(value, float32)
@@ -145,11 +152,22 @@ def _optimizer(model, source: str, float32: bool) -> dict:
     return out
 
 
+def _real_rows(array: np.ndarray, where: str) -> np.ndarray:
+    """An .npz array as float64 rows; only integers, floats and booleans are numbers here
+    (a complex array would silently lose its imaginary part, strings or dates make no sense)."""
+    if array.dtype.kind not in "biuf":
+        kind = {"c": "complex numbers", "U": "strings", "S": "bytes", "M": "dates", "m": "time spans",
+                "O": "Python objects", "V": "records"}.get(array.dtype.kind, "values")
+        raise UnusableInput(f"{where} holds {kind} (dtype {array.dtype}); symbp needs real numbers")
+    return np.atleast_2d(np.asarray(array, dtype=np.float64))
+
+
 def load_data(path: str | Path) -> tuple[dict, dict]:
     """({"x": rows, "y": rows}, training table) from a .toml ([data], [training]) or .npz (x, y) file."""
     path = Path(path)
-    if not path.is_file():
-        raise UnusableInput(f"{path}: no such data file")
+    why = not_a_regular_file(path)
+    if why is not None:
+        raise UnusableInput(f"{path}: {why} (the training data to read)")
     if path.suffix == ".npz":
         try:
             with np.load(path, allow_pickle=False) as arrays:
@@ -157,7 +175,9 @@ def load_data(path: str | Path) -> tuple[dict, dict]:
                 if missing:
                     raise UnusableInput(f"{path}: no array named {' or '.join(sorted(missing))} "
                                         f"(found {', '.join(arrays.files) or 'none'})")
-                x, y = (np.atleast_2d(np.asarray(arrays[k], dtype=np.float64)) for k in ("x", "y"))
+                x, y = (_real_rows(arrays[k], f"{path}: array {k}") for k in ("x", "y"))
+        except UnusableInput:
+            raise
         except (OSError, ValueError) as err:
             raise UnusableInput(f"{path}: not a readable .npz file ({err})") from None
         return {"x": x.tolist(), "y": y.tolist()}, {}
@@ -169,6 +189,20 @@ def load_data(path: str | Path) -> tuple[dict, dict]:
         raise UnusableInput(f"{path}: no [data] table (with x and y), as in a spec")
     training = table.get("training", {})
     return table["data"], training if isinstance(training, dict) else {}
+
+
+def _check_inputs(table: dict, inputs: int, where: str) -> None:
+    """The data's columns against the model's inputs. The model's weights are not what the
+    user typed here, so a mismatch is the data's (the spec validator alone would blame
+    ``layers[0].weights``). Data that is not a table of equal rows is left to the validator."""
+    rows = table.get("x")
+    if not isinstance(rows, list) or not rows or not all(isinstance(row, list) for row in rows):
+        return
+    widths = {len(row) for row in rows}
+    if len(widths) == 1 and widths != {inputs}:
+        raise UnusableInput(f"{where} has {plural(widths.pop(), 'column')} but the model takes "
+                            f"{plural(inputs, 'input')} (its first layer's weights have "
+                            f"{plural(inputs, 'row')})")
 
 
 def _spec_name(path: Path) -> str:
@@ -191,6 +225,7 @@ def spec_dict_from_keras(path: str | Path, data: Optional[str | Path] = None) ->
     optimizer = _optimizer(model, source, float32)
     if data is not None:
         data_table, training = load_data(data)
+        _check_inputs(data_table, inputs, f"{data}: data.x")
     else:
         label = [0.0] * layers[-1]["units"]
         if losses[loss].labels_are_distributions:

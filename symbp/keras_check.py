@@ -144,9 +144,11 @@ class CheckReport:
                 "epoch_losses": {"max_abs_diff": self.losses.max_abs_diff, "match": self.losses.match,
                                  "keras": self.losses.keras.tolist(), "symbp": self.losses.symbp.tolist()}}
 
-    def describe(self, spec: Spec) -> str:
-        """The seed's section 3: each parameter from Keras, then from symbp, then the verdict."""
+    def describe(self, spec: Spec, bias_symbol: str = "theta") -> str:
+        """The seed's section 3: each parameter from Keras, then from symbp, then the verdict.
+        The biases are called as the handouts call them (``bias_symbol``: theta or b)."""
         depth = len(spec.layers)
+        biases = "biases (thetas)" if bias_symbol == "theta" else "biases"
 
         def between(n: int) -> str:
             lower = "input layer" if n == 0 else f"hidden layer {n}"
@@ -158,7 +160,7 @@ class CheckReport:
             for c in self.parameters:
                 kind, n = c.name[0], int(c.name[1:])
                 lower, upper = between(n)
-                what = (f"weights between {lower} and {upper}" if kind == "W" else f"biases (thetas) in the {upper}")
+                what = (f"weights between {lower} and {upper}" if kind == "W" else f"{biases} in the {upper}")
                 verdict = "They match!" if c.match else "They don't match."
                 blocks.append(f"Checking {c.name} ({what}):\n\nKeras:\n{c.keras}\nsymbp:\n{c.symbp}\n"
                               f"{verdict} (largest difference {c.max_abs_diff:.3g}, tolerance {self.tolerance:g})")

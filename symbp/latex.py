@@ -11,6 +11,8 @@ to a matrix of numbers instead of its symbol gives "the same rule with the numbe
 
 from __future__ import annotations
 
+import unicodedata
+
 import numpy as np
 import sympy as sp
 from sympy.printing.latex import LatexPrinter
@@ -28,14 +30,81 @@ _SPECIAL = {
 }
 
 
+#: characters past Latin-1 that pdflatex prints with the kernel's and textcomp's text commands
+#: (T1/TS1 encodings) or, for symbols that exist only in math fonts, in math mode
+_TEXT_COMMANDS = {
+    "\u2010": "-{}", "\u2011": "-{}", "\u2012": r"\textendash{}", "\u2013": r"\textendash{}",
+    "\u2014": r"\textemdash{}", "\u2015": r"\textemdash{}", "\u2018": r"\textquoteleft{}",
+    "\u2019": r"\textquoteright{}", "\u201a": r"\quotesinglbase{}", "\u201c": r"\textquotedblleft{}",
+    "\u201d": r"\textquotedblright{}", "\u201e": r"\quotedblbase{}", "\u2020": r"\textdagger{}",
+    "\u2021": r"\textdaggerdbl{}", "\u2022": r"\textbullet{}", "\u2026": r"\textellipsis{}",
+    "\u2030": r"\textperthousand{}", "\u2039": r"\guilsinglleft{}", "\u203a": r"\guilsinglright{}",
+    "\u20ac": r"\texteuro{}", "\u2122": r"\texttrademark{}", "\u2116": r"\textnumero{}",
+    "\u2190": r"\textleftarrow{}", "\u2191": r"\textuparrow{}", "\u2192": r"\textrightarrow{}",
+    "\u2193": r"\textdownarrow{}", "\u2212": r"\textminus{}", "\u221a": r"\textsurd{}",
+    "\u2032": r"\ensuremath{\prime}", "\u2202": r"\ensuremath{\partial}", "\u2207": r"\ensuremath{\nabla}",
+    "\u2211": r"\ensuremath{\sum}", "\u221e": r"\ensuremath{\infty}", "\u2248": r"\ensuremath{\approx}",
+    "\u2260": r"\ensuremath{\neq}", "\u2264": r"\ensuremath{\leq}", "\u2265": r"\ensuremath{\geq}",
+    "\u2208": r"\ensuremath{\in}",
+    "\u0141": r"\L{}", "\u0142": r"\l{}", "\u0152": r"\OE{}", "\u0153": r"\oe{}",
+    "\u0110": r"\DJ{}", "\u0111": r"\dj{}", "\u0131": r"\i{}", "\u0237": r"\j{}",
+    "\u014a": r"\NG{}", "\u014b": r"\ng{}",
+}
+#: Greek letters: math-mode letters (no Greek text font is needed); capitals that look Latin
+#: print as the Latin letter
+_GREEK_MATH = {
+    "\u03b1": "alpha", "\u03b2": "beta", "\u03b3": "gamma", "\u03b4": "delta", "\u03b5": "varepsilon",
+    "\u03b6": "zeta", "\u03b7": "eta", "\u03b8": "theta", "\u03b9": "iota", "\u03ba": "kappa",
+    "\u03bb": "lambda", "\u03bc": "mu", "\u03bd": "nu", "\u03be": "xi", "\u03c0": "pi", "\u03c1": "rho",
+    "\u03c2": "varsigma", "\u03c3": "sigma", "\u03c4": "tau", "\u03c5": "upsilon", "\u03c6": "varphi",
+    "\u03c7": "chi", "\u03c8": "psi", "\u03c9": "omega", "\u03d1": "vartheta", "\u03d5": "phi",
+    "\u03d6": "varpi", "\u03f1": "varrho", "\u03f5": "epsilon", "\u0393": "Gamma", "\u0394": "Delta",
+    "\u0398": "Theta", "\u039b": "Lambda", "\u039e": "Xi", "\u03a0": "Pi", "\u03a3": "Sigma",
+    "\u03a5": "Upsilon", "\u03a6": "Phi", "\u03a8": "Psi", "\u03a9": "Omega",
+}
+_GREEK_LATIN = dict(zip("\u0391\u0392\u0395\u0396\u0397\u0399\u039a\u039c\u039d\u039f\u03a1\u03a4\u03a7\u03bf",
+                        "ABEZHIKMNOPTXo"))
+#: combining marks (after NFD) and the TeX accent that puts each on a Latin letter
+_ACCENTS = {"\u0300": "`", "\u0301": "'", "\u0302": "^", "\u0303": "~", "\u0304": "=", "\u0306": "u",
+            "\u0307": ".", "\u0308": '"', "\u030a": "r", "\u030b": "H", "\u030c": "v", "\u0323": "d",
+            "\u0327": "c", "\u0328": "k", "\u0331": "b"}
+_ACCENTS_BELOW = {"\u0323", "\u0327", "\u0328", "\u0331"}
+#: what prints in place of a character no handout font has
+NO_GLYPH = "?"
+
+
+def _beyond_latin1(ch: str) -> str | None:
+    """LaTeX for one character past Latin-1, or None when pdflatex has no glyph for it.
+
+    Order: a text command (dashes, curly quotes, the euro), a Greek letter in math mode, then a
+    Latin letter with accents (ő, č, ą: NFD into the letter and TeX accents, \\H{o}).
+    """
+    if ch in _TEXT_COMMANDS:
+        return _TEXT_COMMANDS[ch]
+    if ch in _GREEK_MATH:
+        return rf"\ensuremath{{\{_GREEK_MATH[ch]}}}"
+    if ch in _GREEK_LATIN:
+        return _GREEK_LATIN[ch]
+    base, *marks = unicodedata.normalize("NFD", ch)
+    if marks and base.isascii() and base.isalpha() and all(mark in _ACCENTS for mark in marks):
+        accent_above = marks[0] not in _ACCENTS_BELOW
+        text = {"i": r"\i{}", "j": r"\j{}"}.get(base, base) if accent_above else base  # no dot under it
+        for mark in marks:
+            text = rf"\{_ACCENTS[mark]}{{{text}}}"
+        return text
+    return None
+
+
 def escape_latex(text: object) -> str:
     """``text`` as LaTeX that prints it literally; nothing in it can run a TeX command.
 
-    Control characters become spaces; characters outside printable ASCII and Latin-1 (which a
-    stock pdflatex cannot typeset without extra packages) become ``?``.
+    The text is NFC-normalised; control characters become spaces; printable ASCII and Latin-1
+    print as themselves (T1 fonts, utf8 input); beyond that, dashes, quotes, Greek letters and
+    accented Latin letters print through :func:`_beyond_latin1`. A character no font of a stock
+    pdflatex has (an emoji, CJK) becomes ``?``: :func:`missing_glyphs` lists them, for a warning.
     """
     out = []
-    for ch in str(text):
+    for ch in unicodedata.normalize("NFC", str(text)):
         if ch in _SPECIAL:
             out.append(_SPECIAL[ch])
         elif ch.isspace() or not ch.isprintable():
@@ -43,8 +112,25 @@ def escape_latex(text: object) -> str:
         elif ord(ch) < 0x80 or 0xA0 <= ord(ch) <= 0xFF:
             out.append(ch)
         else:
-            out.append("?")
+            out.append(_beyond_latin1(ch) or NO_GLYPH)
     return "".join(out)
+
+
+def missing_glyphs(text: object) -> list[str]:
+    """The characters of ``text`` that :func:`escape_latex` prints as ``?`` (each once, in order)."""
+    found = []
+    for ch in unicodedata.normalize("NFC", str(text)):
+        if (ord(ch) > 0xFF and ch.isprintable() and not ch.isspace() and _beyond_latin1(ch) is None
+                and ch not in found):
+            found.append(ch)
+    return found
+
+
+def glyph_warnings(text: object, where: str) -> list[str]:
+    """One warning per character of ``text`` the LaTeX handouts cannot print, naming it:
+    "title: '\u6f22' (U+6F22 CJK UNIFIED IDEOGRAPH-6F22) has no glyph in the handouts' fonts; ..."."""
+    return [f"{where}: {ch!r} (U+{ord(ch):04X} {unicodedata.name(ch, 'unnamed character')}) has no glyph "
+            f"in the LaTeX handouts' fonts; it prints there as {NO_GLYPH!r}" for ch in missing_glyphs(text)]
 
 
 #: numbers below SMALL keep SIGNIFICANT significant digits however many decimals that takes

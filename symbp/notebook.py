@@ -124,6 +124,18 @@ def keras_loss_source(loss: dict) -> str:
     return f"keras.losses.{cls}(" + ", ".join(f"{k}={v!r}" for k, v in arguments.items()) + ")"
 
 
+#: characters with a meaning in Markdown (and MathJax's $) that a title must not start
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]#|$~])")
+
+
+def markdown_text(text: str) -> str:
+    """``text`` as Markdown that shows it literally: Markdown's and MathJax's characters
+    backslash-escaped, and ``&``, ``<``, ``>`` as HTML entities, so raw HTML in a title (or a
+    Keras file's name) shows as text and never becomes a tag, a link or a script."""
+    escaped = _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+    return escaped.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def notebook_context(spec: Spec, model: NetworkDerivation | None = None) -> dict:
     """Everything the notebook template prints, for one training step on the first batch."""
     model = model or derive_spec(spec)
@@ -175,7 +187,7 @@ def notebook_context(spec: Spec, model: NetworkDerivation | None = None) -> dict
                  for _, expr in model.optimizer.step_assignments + model.optimizer.assignments)
     settings = {k: v for k, v in spec.optimizer.items() if k != "name" and v is not None}
     return {
-        "title": spec.title or spec.name,
+        "title": markdown_text(spec.title or spec.name),
         "architecture": module["architecture"],
         "loss_name": module["loss_name"],
         "optimizer_name": module["optimizer_name"],
@@ -268,10 +280,11 @@ def notebooks(spec: Spec, model: NetworkDerivation | None = None) -> dict:
             "language_info": {"name": "python"}})
         for index, (cell_kind, tags, source) in enumerate(cells[kind]):
             metadata = {"tags": tags} if tags else {}
+            # ids by position, not nbformat's random ones: the same spec gives the same bytes
             if cell_kind == "markdown":
-                nb.cells.append(v4.new_markdown_cell(source, metadata=metadata))
+                nb.cells.append(v4.new_markdown_cell(source, metadata=metadata, id=f"cell-{index}"))
                 continue
-            cell = v4.new_code_cell(source, metadata=metadata)
+            cell = v4.new_code_cell(source, metadata=metadata, id=f"cell-{index}")
             if index in printed and (kind == "solution" or "answer" not in tags) and printed[index]:
                 cell.outputs = [v4.new_output("stream", name="stdout", text=printed[index])]
             nb.cells.append(cell)

@@ -7,7 +7,6 @@ problem found is collected into one :class:`SpecError` that names where each pro
 
 from __future__ import annotations
 
-import difflib
 import keyword
 import math
 import re
@@ -23,6 +22,7 @@ import numpy as np
 from .initializers import INITIALIZERS, Draw, initialize  # noqa: F401 (part of the spec's API)
 from .rules import activations, losses, optimizers
 from .rules.registry import UnknownName
+from .wording import did_you_mean, plural
 
 BUILTIN_EXAMPLE = "cs4820_a7"
 
@@ -172,8 +172,12 @@ MAX_SPEC_BYTES = 16 * 2**20
 
 def load_spec(path: str | Path | None = None) -> Spec:
     """Read and validate a spec file; ``None`` means the built-in example."""
+    from .files import not_a_regular_file
     path = builtin_spec_path() if path is None else Path(path)
     source = str(path)
+    why = not_a_regular_file(path)
+    if why is not None:
+        raise SpecError(source, [Problem("", why)])
     try:
         with path.open("rb") as handle:
             raw = handle.read(MAX_SPEC_BYTES + 1)
@@ -210,9 +214,31 @@ def _toml_message(err: tomllib.TOMLDecodeError) -> str:
 
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}\Z")
-#: module names a generated ``<name>.py`` must not shadow (it sits beside the user's scripts)
+#: module names a generated ``<name>.py`` must not shadow (it sits beside the user's scripts),
+#: besides every module importable here (see :func:`shadows_a_module`)
 RESERVED_NAMES = frozenset(sys.stdlib_module_names) | {"numpy", "np", "symbp", "sympy", "keras",
                                                        "tensorflow", "jinja2", "click"}
+
+
+def shadows_a_module(name: str) -> bool:
+    """Would ``<name>.py`` in the user's folder shadow a module Python or a library imports?
+
+    True for the standard library's names, ``RESERVED_NAMES``, and any top-level module or
+    package importable in the running environment (``optree``, ``absl``, ``ml_dtypes``: Keras's
+    own dependencies; ``IPython``: the notebook kernel's). A blocklist would always lag what is
+    installed, so the environment itself is asked. The current folder is left out of the
+    search: a module symbp wrote there earlier must not block writing it again.
+    """
+    if name in RESERVED_NAMES or name in sys.builtin_module_names:
+        return True
+    import importlib.machinery
+    import os
+    here = {"", ".", os.getcwd()}
+    search = [entry for entry in sys.path if entry not in here]
+    try:
+        return importlib.machinery.PathFinder.find_spec(name, search) is not None
+    except (ImportError, ValueError, OSError):
+        return True
 #: sizes past which a spec is not a teaching example (and would make huge literals or slow runs)
 LIMITS = {"layers": 32, "units": 1024, "features": 1024, "samples": 10_000, "epochs": 10_000,
           "seed": 2**32 - 1}
@@ -240,8 +266,14 @@ def _key(key: Any) -> str:
 
 
 def _nearest(name: str, options) -> str:
-    close = difflib.get_close_matches(name, sorted(options), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    """' (did you mean ...?)' from symbp.wording: common aliases (lr), then edit distance."""
+    return did_you_mean(name, options)
+
+
+def _as_rows(values: list, shown: int = 3) -> str:
+    """A flat array as the rows it probably meant, one value per row: [[0], [1], [2]]."""
+    rows = ", ".join(f"[{_shown(v, 20)}]" for v in values[:shown])
+    return f"[{rows}{', ...' if len(values) > shown else ''}]"
 
 
 def _is_finite_number(value: Any) -> bool:
@@ -259,6 +291,18 @@ def _kind(value: Any) -> str:
     kind = {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
             list: "an array", dict: "a table"}.get(type(value), type(value).__name__)
     return f"{kind} ({_shown(value, 30)})" if isinstance(value, (str, bool)) else kind
+
+
+def _class_index_hint(loss: Optional[str], y: np.ndarray, units: Optional[int]) -> str:
+    """For categorical_crossentropy given one class index per sample ([[2], [0], ...]): the
+    loss that takes labels in that form, since one-hot rows are what it expects."""
+    if loss != "categorical_crossentropy" or y.shape[1] != 1 or units in (None, 1):
+        return ""
+    if not (np.all(y == np.round(y)) and y.min() >= 0 and y.max() < units):
+        return ""
+    example = ", ".join("1" if k == 1 else "0" for k in range(units))
+    return ("; these look like class indices: use loss sparse_categorical_crossentropy for "
+            f"them, or write each label one-hot ([{example}] for class 1)")
 
 
 class _Validator:
@@ -318,8 +362,12 @@ class _Validator:
     def matrix(self, value: Any, where: str, rows: Optional[int] = None,
                cols: Optional[int] = None) -> Optional[np.ndarray]:
         """A rectangular array of finite numbers, optionally of a given shape."""
+        if isinstance(value, list) and value and not any(isinstance(r, (list, dict)) for r in value):
+            self.problem(where, f"must be 2-D, an array of rows (one per sample), found a flat array: "
+                                f"write {_as_rows(value)}")
+            return None
         if not isinstance(value, list) or not value or not all(isinstance(r, list) for r in value):
-            self.problem(where, f"expected a non-empty array of rows, found {_kind(value)}")
+            self.problem(where, f"expected a non-empty 2-D array (an array of rows), found {_kind(value)}")
             return None
         widths = {len(r) for r in value}
         if len(widths) != 1 or 0 in widths:
@@ -340,14 +388,14 @@ class _Validator:
 
     def vector(self, value: Any, where: str, length: int) -> Optional[np.ndarray]:
         if not isinstance(value, list) or any(isinstance(v, list) for v in value):
-            self.problem(where, f"expected an array of {length} numbers, found {_kind(value)}")
+            self.problem(where, f"expected an array of {plural(length, 'number')}, found {_kind(value)}")
             return None
         bad = [c for c, v in enumerate(value) if not _is_finite_number(v)]
         if bad:
             self.problem(f"{where}[{bad[0]}]", f"expected a finite number, found {_shown(value[bad[0]])}")
             return None
         if len(value) != length:
-            self.problem(where, f"expected {length} numbers (the layer's units), found {len(value)}")
+            self.problem(where, f"expected {plural(length, 'number')} (the layer's units), found {len(value)}")
             return None
         return np.array(value, dtype=np.float64)
 
@@ -373,8 +421,9 @@ class _Validator:
         elif not isinstance(name, str) or not _IDENTIFIER.match(name) or keyword.iskeyword(name):
             self.problem("name", f"must be a Python identifier of at most 64 letters, digits and "
                                  f"underscores (it names the generated module), found {_shown(name)}")
-        elif name in RESERVED_NAMES or name.startswith("__"):
-            self.problem("name", f"{name!r} would shadow a Python or library module; choose another name")
+        elif name.startswith("__") or shadows_a_module(name):
+            self.problem("name", f"{name!r} is the name of an installed Python module; <name>.py "
+                                 f"would shadow it where it is written: choose another name")
         title = data.get("title", "")
         if not isinstance(title, str):
             self.problem("title", f"expected a string, found {_kind(title)}")
@@ -398,7 +447,7 @@ class _Validator:
             x = self.matrix(data_table["x"], "data.x") if "x" in data_table else None
             y = self.matrix(data_table["y"], "data.y") if "y" in data_table else None
         if x is not None and y is not None and x.shape[0] != y.shape[0]:
-            self.problem("data.y", f"has {y.shape[0]} samples but data.x has {x.shape[0]}")
+            self.problem("data.y", f"has {plural(y.shape[0], 'sample')} but data.x has {x.shape[0]}")
         if x is not None:
             self.at_most(x.shape[0], "data.x", "samples", "samples (rows)")
             self.at_most(x.shape[1], "data.x", "features", "features (columns)")
@@ -469,8 +518,9 @@ class _Validator:
         self.unknown_keys(table, {"name"} | set(rule.arguments if rule else ()), "loss.")
         if y is not None and units is not None and not (rule and rule.sparse_labels) \
                 and y.shape[1] != units:
-            self.problem("data.y", f"has {y.shape[1]} columns but the output layer "
-                                   f"(layers[{self.output_layer}]) has {units} units")
+            self.problem("data.y", f"has {plural(y.shape[1], 'column')} but the output layer "
+                                   f"(layers[{self.output_layer}]) has {plural(units, 'unit')}"
+                                   + _class_index_hint(name, y, units))
         if table and "name" not in table:
             self.problem("loss.name", "missing (required)")
         if rule is None:
@@ -479,7 +529,7 @@ class _Validator:
             if rule.sparse_labels:
                 if y.shape[1] != 1:
                     self.problem("data.y", f"{name} needs one class index per sample (a single "
-                                           f"column, [[2], [0], ...]), found {y.shape[1]} columns")
+                                           f"column, [[2], [0], ...]), found {plural(y.shape[1], 'column')}")
                 elif units is not None and not (np.all(y == np.round(y)) and y.min() >= 0 and y.max() < units):
                     self.problem("data.y", f"{name} needs class indices 0 .. {units - 1} "
                                            f"(the output layer's units)")

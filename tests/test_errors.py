@@ -105,9 +105,14 @@ def test_unreadable_spec_file(tmp_path, monkeypatch):
         load_spec(path)
 
 
-def test_an_endless_file_is_not_read_to_the_end():
+def test_an_endless_file_is_not_read_to_the_end(tmp_path):
+    with pytest.raises(SpecError, match="is a character device, not a file"):
+        load_spec("/dev/zero")   # refused before it is opened: a device can stream forever
+    huge = tmp_path / "huge.toml"
+    with huge.open("wb") as handle:
+        handle.truncate(17 * 2**20)   # sparse: 17 MB of zeros without writing them
     with pytest.raises(SpecError, match="larger than"):
-        load_spec("/dev/zero")
+        load_spec(huge)
 
 
 def test_a_table_at_the_top_is_required():
@@ -146,7 +151,7 @@ CASES = {
     # wrong types
     "units a string": (mutate("layers.0.units", "3"), "layers[0].units", "expected an integer, found a string"),
     "units a float": (mutate("layers.1.units", 2.5), "layers[1].units", "expected an integer, found 2.5"),
-    "x a string": (mutate("data.x", "abc"), "data.x", "expected a non-empty array of rows"),
+    "x a string": (mutate("data.x", "abc"), "data.x", "expected a non-empty 2-D array"),
     "a label a string": (mutate("data.y.1.0", "one"), "data.y[1][0]", "expected a finite number, found 'one'"),
     "layers a table": (mutate("layers", {"units": 2}), "layers", "expected an array of tables"),
     "a layer a number": (mutate("layers.0", 5), "layers[0]", "expected a table"),
@@ -177,7 +182,7 @@ CASES = {
     # labels and samples
     "label width": (mutate("data.y", [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]), "data.y",
                     "has 3 columns but the output layer (layers[1]) has 2 units"),
-    "sample counts": (mutate("data.y", [[1.0, 0.0]]), "data.y", "has 1 samples but data.x has 2"),
+    "sample counts": (mutate("data.y", [[1.0, 0.0]]), "data.y", "has 1 sample but data.x has 2"),
     # non-finite numbers
     "nan input": (mutate("data.x.0.1", float("nan")), "data.x[0][1]", "expected a finite number, found nan"),
     "inf weight": (mutate("layers.0.weights.1.2", float("-inf")), "layers[0].weights[1][2]",

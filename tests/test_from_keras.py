@@ -166,3 +166,13 @@ def test_floatx_switch_reaches_new_layers(keras):
     spec = load_spec()
     assert all(w.dtype == np.float64 for w in keras_train(spec, "float64")[0].values())
     assert all(w.dtype == np.float32 for w in keras_train(spec, "float32")[0].values())
+
+
+def test_data_of_the_wrong_width_is_blamed_on_the_data(saved, tmp_path):
+    """The model's weights are not what the user typed: a width mismatch names data.x."""
+    path, _ = saved
+    (tmp_path / "narrow.toml").write_text("[data]\nx = [[0.1, 0.2], [0.3, 0.4]]\ny = [[0, 1], [1, 0]]\n")
+    with pytest.raises(UnusableInput, match=r"narrow.toml: data.x has 2 columns but the model takes 3 inputs") \
+            as info:
+        spec_from_keras(path, tmp_path / "narrow.toml")
+    assert "layers[0]" not in str(info.value)

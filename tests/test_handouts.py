@@ -245,3 +245,39 @@ def test_pdflatex_when_latexmk_is_missing(tmp_path, monkeypatch):
     doc.write_text(r"\documentclass{article}\begin{document}plain $x^2$\end{document}")
     pdf, _ = compile_pdf(doc)
     assert "plain" in pdf_text(pdf)
+
+
+# ---------------------------------------------------------------- Unicode in titles
+UNICODE_TITLE = "Back-prop \u2014 \u201cquoted\u201d \u2018x\u2019, \u03b4 and \u03c3, \u0141\u00f3d\u017a \u0150 \u2026 \u20ac"
+
+
+def test_unicode_title_prints_in_the_pdf(tmp_path):
+    """Dashes, curly quotes, Greek and accented Latin letters past Latin-1 print, not as '?'."""
+    data = load_spec().to_dict()
+    data["title"] = UNICODE_TITLE
+    tex = render_handouts(Spec.from_dict(data), HandoutOptions())["student"]
+    path = tmp_path / "unicode_student.tex"
+    path.write_text(tex, encoding="utf-8")
+    pdf, _ = compile_pdf(path)
+    first_line = pdf_text(pdf).splitlines()[0]
+    assert "?" not in first_line
+    for piece in ("\u2014", "\u201cquoted\u201d", "\u2018x\u2019", "\u03b4", "\u03c3", "\u0141\u00f3d\u017a",
+                  "\u0150", "\u20ac"):
+        assert piece in first_line, (piece, first_line)
+    assert "\u0150 . . . \u20ac" in first_line  # LaTeX's ellipsis: three spaced dots
+
+
+@pytest.mark.parametrize("character, name", [("\U0001F600", "GRINNING FACE"),
+                                             ("\u6f22", "CJK UNIFIED IDEOGRAPH-6F22")])
+def test_a_character_without_a_glyph_is_named_in_a_warning(character, name, tmp_path):
+    from symbp.cli import main
+    data = load_spec().to_dict()
+    data["title"] = f"Net {character}"
+    spec_path = tmp_path / "spec.toml"
+    spec_path.write_text(Spec.from_dict(data).to_toml(), encoding="utf-8")
+    result = CliRunner().invoke(main, ["derive", str(spec_path), "-o", str(tmp_path / "out"), "--no-check"])
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.output.splitlines() if line.startswith("symbp: warning: title")]
+    assert len(warnings) == 1 and f"U+{ord(character):04X} {name}" in warnings[0]
+    assert "prints there as '?'" in warnings[0]
+    assert escape_latex(data["title"]) == "Net ?"

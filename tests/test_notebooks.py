@@ -143,3 +143,21 @@ def test_derive_notebook_writes_both(tmp_path, symbp_cli):
         nbformat.validate(nb)
         assert nb.metadata.kernelspec["name"] == "python3"
     assert json.loads((tmp_path / "cs4820_a7_student.ipynb").read_text())["nbformat"] == 4
+
+
+def test_identical_runs_give_identical_bytes(tmp_path):
+    """Cell ids come from the cell's position, not nbformat's random ids."""
+    spec = load_spec()
+    first, second = rendered_notebooks(spec, tmp_path), rendered_notebooks(spec, tmp_path)
+    assert first == second
+    ids = [cell["id"] for cell in json.loads(first[tmp_path / "cs4820_a7_student.ipynb"])["cells"]]
+    assert len(set(ids)) == len(ids)
+
+
+def test_html_and_markdown_in_a_title_show_as_text():
+    data = load_spec().to_dict()
+    data["title"] = "<img src=x onerror=alert(1)> [link](javascript:alert(2)) *bold* $x$"
+    for nb in notebooks(Spec.from_dict(data)).values():
+        heading = nb.cells[0].source.splitlines()[0]
+        assert "<" not in heading and "&lt;img src=x onerror=alert(1)&gt;" in heading
+        assert r"\[link\](javascript:alert(2))" in heading and r"\*bold\*" in heading and r"\$x\$" in heading

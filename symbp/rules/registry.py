@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 from typing import Generic, Iterator, TypeVar
 
 RuleT = TypeVar("RuleT")
@@ -44,8 +43,9 @@ class Registry(Generic[RuleT]):
             return key
         if key in self._aliases:
             return self._aliases[key]
-        known = sorted(set(self._rules) | set(self._aliases))
-        raise UnknownName(self.kind, name, difflib.get_close_matches(key, known, n=2, cutoff=0.6))
+        from ..wording import suggest
+        # suggest canonical names only: aliases of the same rule would repeat it
+        raise UnknownName(self.kind, name, suggest(key, self._rules) or suggest(key, self._aliases)[:1])
 
     def __getitem__(self, name: str) -> RuleT:
         return self._rules[self.canonical(name)]
