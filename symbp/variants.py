@@ -38,6 +38,7 @@ from .codegen import module_source
 from .errors import UnusableInput
 from .files import write_all
 from .keras_check import load_module
+from .kinks import nearest_kink
 from .rules import losses
 from .spec import VARIANT_DEFAULTS, VARIANT_ITEMS, LayerSpec, Spec
 
@@ -93,6 +94,20 @@ def _draw_labels(spec: Spec, grid: Grid, rng: np.random.Generator, shape) -> np.
     return grid.draw(rng, shape)
 
 
+def kink_margin_of(spec: Spec) -> float:
+    """[variants] kink_margin: how near a kink (relu at 0, huber at +-delta) a value may come."""
+    return float({**VARIANT_DEFAULTS, **(spec.variants or {})}["kink_margin"])
+
+
+def _near_a_kink(module, spec: Spec, params: dict, x: np.ndarray, y: np.ndarray, margin: float) -> bool:
+    """Some pre-activation of a piecewise activation, or argument of a piecewise loss, comes
+    within ``margin`` of its kink at some step of the whole training (every batch and epoch):
+    there a rounding of +-1e-17 flips the branch NumPy and Keras take, and a student must guess
+    relu'(0)."""
+    hit = nearest_kink(spec, module, params, x, y)
+    return hit is not None and hit.distance < margin
+
+
 def _degenerate(module, spec: Spec, params: dict, x: np.ndarray, y: np.ndarray, max_abs_z: float) -> bool:
     zs, _ = module._forward(params, x)
     if any(not np.all(np.isfinite(z)) or np.max(np.abs(z)) > max_abs_z for z in zs):
@@ -109,6 +124,7 @@ def draw_variants(spec: Spec, count: int, seed: int) -> list[Spec]:
     if count < 1:
         raise UnusableInput(f"--count must be at least 1, found {count}")
     vary, grids, max_abs_z = settings_of(spec)
+    kink_margin = kink_margin_of(spec)
     base = dataclasses.replace(spec.with_initial_params(), variants=None)
     module = load_module(module_source(base), base.name)
     rng = np.random.default_rng(seed)
@@ -122,7 +138,8 @@ def draw_variants(spec: Spec, count: int, seed: int) -> list[Spec]:
         x = grids["x"].draw(rng, x0.shape) if "x" in vary else x0
         y = _draw_labels(base, grids["y"], rng, y0.shape) if "y" in vary else y0
         key = b"".join(a.tobytes() for a in (*params.values(), x, y))
-        if key in seen or _degenerate(module, base, params, x, y, max_abs_z):
+        if (key in seen or _degenerate(module, base, params, x, y, max_abs_z)
+                or _near_a_kink(module, base, params, x, y, kink_margin)):
             continue
         seen.add(key)
         layers = [LayerSpec(layer.units, layer.activation, params[f"W{n}"].tolist(), params[f"b{n}"].tolist())
@@ -132,7 +149,7 @@ def draw_variants(spec: Spec, count: int, seed: int) -> list[Spec]:
             return out
     raise UnusableInput(f"drew only {len(out)} distinct, non-degenerate variants of {count} in "
                         f"{TRIES_PER_VARIANT * count} tries: widen [variants] range, vary more items "
-                        f"or raise max_abs_z (now {max_abs_z})")
+                        f"or raise max_abs_z (now {max_abs_z}), or lower kink_margin (now {kink_margin})")
 
 
 # ---------------------------------------------------------------- answers

@@ -1,0 +1,58 @@
+"""Kinks read off the rules' SymPy formulas, and variants that keep away from them over the
+whole training (a z at a kink makes NumPy and Keras take different branches)."""
+
+import numpy as np
+import pytest
+
+from symbp.keras_check import load_module
+from symbp.codegen import module_source
+from symbp.kinks import activation_kinks, loss_kinks, nearest_kink, spec_loss_kinks
+from symbp.rules import activations, losses
+from symbp.spec import Spec, SpecError
+from symbp.variants import draw_variants
+
+
+def test_kinks_come_from_the_formulas():
+    found = {name: activation_kinks(name) for name in activations}
+    assert {name for name, kinks in found.items() if kinks} == {"relu", "leaky_relu", "elu", "selu"}
+    assert all(found[name] == (0.0,) for name in ("relu", "leaky_relu", "elu", "selu"))
+    assert {name: loss_kinks(name) for name in losses if loss_kinks(name)} == {
+        "mean_absolute_error": (0.0,), "huber": (-1.0, 1.0)}
+    assert spec_loss_kinks({"name": "huber", "delta": 1.5}) == (-1.5, 1.5)  # its argument, not a default
+
+
+#: a two-layer relu net whose grid draws (x and weights varied, three epochs of batches of 2)
+#: put pre-activations at exactly 0 in exact arithmetic
+TWO_LAYER_RELU = {
+    "name": "two_layer", "seed": 0,
+    "data": {"x": [[0.5, -0.2, 0.1, 0.7], [-0.3, 0.8, 0.4, -0.6], [0.2, 0.1, -0.9, 0.3]],
+             "y": [[1, 0, 0], [0, 1, 0], [0, 0, 1]]},
+    "layers": [{"units": 5, "activation": "relu"}, {"units": 3, "activation": "softmax"}],
+    "loss": {"name": "categorical_crossentropy"}, "optimizer": {"name": "sgd", "learning_rate": 0.1},
+    "training": {"batch_size": 2, "epochs": 3},
+    "variants": {"vary": ["weights", "x", "y"]},
+}
+
+
+def test_variants_keep_every_pre_activation_of_the_whole_training_off_the_kinks():
+    spec = Spec.from_dict(TWO_LAYER_RELU, "t")
+    drawn = draw_variants(spec, 25, 1)
+    for variant in drawn:
+        module = load_module(module_source(variant), variant.name)
+        hit = nearest_kink(variant, module)
+        assert hit is not None and hit.distance >= 0.05, hit.describe()
+
+
+def test_huber_arguments_stay_off_plus_minus_delta():
+    table = {**TWO_LAYER_RELU, "layers": [{"units": 2, "activation": "tanh"}, {"units": 3, "activation": "linear"}],
+             "loss": {"name": "huber", "delta": 0.5},
+             "variants": {"vary": ["weights", "y"], "kink_margin": 0.1}}
+    spec = Spec.from_dict(table, "t")
+    for variant in draw_variants(spec, 10, 3):
+        hit = nearest_kink(variant, load_module(module_source(variant), variant.name))
+        assert hit.where.startswith("loss (huber)") and hit.distance >= 0.1 and abs(hit.kink) == 0.5
+
+
+def test_kink_margin_is_validated():
+    with pytest.raises(SpecError, match="variants.kink_margin: must be 0 or more"):
+        Spec.from_dict({**TWO_LAYER_RELU, "variants": {"kink_margin": -0.1}}, "t")
