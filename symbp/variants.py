@@ -8,8 +8,10 @@ error gradient delta is zero for every row, a parameter with a zero gradient, an
 finite; or when it repeats an earlier draw. Draws come from ``numpy.random.default_rng(seed)``
 in order, so a seed gives the same class every time.
 
-Each student's folder holds their spec, everything ``symbp derive`` writes (and the notebooks
-with ``notebook=True``). ``answer_key.json`` / ``.csv`` give, per student, the answers of the
+What a student may see and what gives the answers away go to separate folders:
+``CLASS/students/<id>/`` holds the student's handout (and notebook with ``notebook=True``),
+to hand out; ``CLASS/solutions/<id>/`` holds the spec, the generated module, the solution
+handout and notebook, for the instructor. ``answer_key.json`` / ``.csv`` (in CLASS) give, per student, the answers of the
 notebook's training step on the first batch: loss, every delta, every gradient and every updated
 parameter, computed by the generated module. ``check=True`` trains each variant's step with
 Keras ``model.fit`` (float64) and compares. Rendering and checks run in worker processes, one
@@ -43,6 +45,8 @@ from .rules import losses
 from .spec import VARIANT_DEFAULTS, VARIANT_ITEMS, LayerSpec, Spec
 
 KEY_JSON, KEY_CSV = "answer_key.json", "answer_key.csv"
+#: CLASS/students/<id>/ is handed out; CLASS/solutions/<id>/ stays with the instructor
+STUDENTS, SOLUTIONS = "students", "solutions"
 TOLERANCE = 1e-9
 #: a unit's delta counts as zero below this, for every row of the batch
 ZERO_GRADIENT = 1e-6
@@ -201,19 +205,29 @@ def keras_answers_check(spec: Spec, expected: dict) -> float:
     return max(diffs) if all(math.isfinite(d) for d in diffs) else math.inf
 
 
-def student_files(spec: Spec, folder: Path, notebook: bool) -> dict[Path, str]:
+def handed_out_paths(spec: Spec, folder: Path) -> set[Path]:
+    """The files of ``folder`` a student may have: the student's handout and notebook only."""
+    from .handouts import handout_paths
+    from .notebook import notebook_paths
+    return {handout_paths(spec, folder)["student"], notebook_paths(spec, folder)["student"]}
+
+
+def student_files(spec: Spec, directory: Path, student: str, notebook: bool) -> dict[Path, str]:
+    """One student's files: the handout (and notebook) to hand out under CLASS/students/<id>/,
+    and under CLASS/solutions/<id>/ everything that gives the answers away: the solution handout
+    and notebook, the generated module (it computes them) and the spec (symbp derives them)."""
     from .outputs import rendered_outputs
-    files = {folder / f"{spec.name}.toml": spec.to_toml()}
-    files.update(rendered_outputs(spec, folder))
-    if notebook:
-        from .notebook import rendered_notebooks
-        files.update(rendered_notebooks(spec, folder))
-    return files
+    solutions = Path(directory) / SOLUTIONS / student
+    files = {solutions / f"{spec.name}.toml": spec.to_toml()}
+    files.update(rendered_outputs(spec, solutions, notebook=notebook))
+    handed_out = handed_out_paths(spec, solutions)
+    return {(Path(directory) / STUDENTS / student / path.name if path in handed_out else path): text
+            for path, text in files.items()}
 
 
 def _student_work(task: tuple) -> tuple[dict[Path, str], Optional[float]]:
-    spec, folder, notebook, expected = task
-    files = student_files(spec, folder, notebook)
+    spec, directory, student, notebook, expected = task
+    files = student_files(spec, directory, student, notebook)
     return files, (keras_answers_check(spec, expected) if expected is not None else None)
 
 
@@ -240,7 +254,7 @@ def render_variants(spec: Spec, count: int, seed: int, directory: Path, *, noteb
     specs = {student: dataclasses.replace(s, title=f"{s.title[:180]} ({student})" if s.title else student)
              for student, s in zip(ids, drawn)}
     key = {student: answers(s, base_module) for student, s in specs.items()}
-    tasks = [(s, directory / student, notebook, key[student] if check else None) for student, s in specs.items()]
+    tasks = [(s, directory, student, notebook, key[student] if check else None) for student, s in specs.items()]
     jobs = jobs or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()) or 1
     bar = None
     if progress:
