@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 import numpy as np
 
@@ -51,6 +51,8 @@ TOLERANCE = 1e-9
 #: a unit's delta counts as zero below this, for every row of the batch
 ZERO_GRADIENT = 1e-6
 TRIES_PER_VARIANT = 200
+#: a student whose answers Keras does not reproduce (with --check) is drawn again at most this often
+CHECK_REDRAWS = 3
 
 
 @dataclass(frozen=True)
@@ -123,18 +125,16 @@ def _degenerate(module, spec: Spec, params: dict, x: np.ndarray, y: np.ndarray, 
     return any(not np.all(np.isfinite(g)) or np.max(np.abs(g)) < ZERO_GRADIENT for g in grads.values())
 
 
-def draw_variants(spec: Spec, count: int, seed: int) -> list[Spec]:
-    """``count`` distinct, non-degenerate variants of ``spec``, drawn in order from ``seed``."""
-    if count < 1:
-        raise UnusableInput(f"--count must be at least 1, found {count}")
+def _draws(spec: Spec, seed: int) -> Iterator[Optional[Spec]]:
+    """One item per try, for ever: a new distinct, non-degenerate variant, or None (rejected)."""
     vary, grids, max_abs_z = settings_of(spec)
     kink_margin = kink_margin_of(spec)
     base = dataclasses.replace(spec.with_initial_params(), variants=None)
     module = load_module(module_source(base), base.name)
     rng = np.random.default_rng(seed)
     params0, x0, y0 = base.initial_params(), np.array(base.x), np.array(base.y)
-    seen, out = set(), []
-    for _ in range(TRIES_PER_VARIANT * count):
+    seen = set()
+    while True:
         params = dict(params0)
         for name in base.param_names:
             if ("weights" if name.startswith("W") else "bias") in vary:
@@ -144,16 +144,35 @@ def draw_variants(spec: Spec, count: int, seed: int) -> list[Spec]:
         key = b"".join(a.tobytes() for a in (*params.values(), x, y))
         if (key in seen or _degenerate(module, base, params, x, y, max_abs_z)
                 or _near_a_kink(module, base, params, x, y, kink_margin)):
+            yield None
             continue
         seen.add(key)
         layers = [LayerSpec(layer.units, layer.activation, params[f"W{n}"].tolist(), params[f"b{n}"].tolist())
                   for n, layer in enumerate(base.layers)]
-        out.append(dataclasses.replace(base, x=x.tolist(), y=y.tolist(), layers=layers))
-        if len(out) == count:
-            return out
+        yield dataclasses.replace(base, x=x.tolist(), y=y.tolist(), layers=layers)
+
+
+def _take(spec: Spec, draws: Iterator[Optional[Spec]], count: int) -> list[Spec]:
+    """The next ``count`` variants of ``draws`` within TRIES_PER_VARIANT tries each, or a
+    clear error (exit 2) naming the settings to change."""
+    if count < 1:
+        raise UnusableInput(f"--count must be at least 1, found {count}")
+    out: list[Spec] = []
+    for _, variant in zip(range(TRIES_PER_VARIANT * count), draws):
+        if variant is not None:
+            out.append(variant)
+            if len(out) == count:
+                return out
+    table = {**VARIANT_DEFAULTS, **(spec.variants or {})}
     raise UnusableInput(f"drew only {len(out)} distinct, non-degenerate variants of {count} in "
                         f"{TRIES_PER_VARIANT * count} tries: widen [variants] range, vary more items "
-                        f"or raise max_abs_z (now {max_abs_z}), or lower kink_margin (now {kink_margin})")
+                        f"or raise max_abs_z (now {table['max_abs_z']}), or lower kink_margin "
+                        f"(now {table['kink_margin']})")
+
+
+def draw_variants(spec: Spec, count: int, seed: int) -> list[Spec]:
+    """``count`` distinct, non-degenerate variants of ``spec``, drawn in order from ``seed``."""
+    return _take(spec, _draws(spec, seed), count)
 
 
 # ---------------------------------------------------------------- answers
@@ -177,6 +196,8 @@ def key_csv(key: dict[str, dict]) -> str:
         if isinstance(value, list):
             for n, item in enumerate(value):
                 yield from cells(f"{name}[{n}]", item)
+        elif isinstance(value, bool) or value is None:   # keras_match, a non-finite keras_max_abs_diff
+            yield name, {True: "true", False: "false", None: ""}[value]
         else:
             yield name, repr(float(value))
     rows = {student: dict(cell for name, value in entry.items() for cell in cells(name, value))
@@ -244,15 +265,46 @@ class ClassSet:
         return all(d <= TOLERANCE for d in self.keras_diff.values())
 
 
+def _titled(variant: Spec, student: str) -> Spec:
+    return dataclasses.replace(variant, title=f"{variant.title[:180]} ({student})" if variant.title else student)
+
+
+def _redraw_mismatches(out: ClassSet, spec: Spec, draws: Iterator[Optional[Spec]], directory: Path,
+                       notebook: bool, module) -> None:
+    """Draw again each student whose answers Keras does not reproduce, up to CHECK_REDRAWS
+    times, from the class's own stream of draws (in student order, in this process: the class
+    stays a function of the seed). One that still differs stays, and the key says so."""
+    for student in list(out.keras_diff):
+        for _ in range(CHECK_REDRAWS):
+            if out.keras_diff[student] <= TOLERANCE:
+                break
+            try:
+                variant = _titled(_take(spec, draws, 1)[0], student)
+            except UnusableInput:
+                return  # no draw left: the remaining mismatches are marked, exit status 1
+            expected = answers(variant, module)
+            files, diff = _student_work((variant, directory, student, notebook, expected))
+            out.specs[student], out.key[student], out.keras_diff[student] = variant, expected, diff
+            out.files.update(files)
+
+
+def _mark_keras_verdicts(out: ClassSet) -> None:
+    """Each key entry ends with Keras's verdict: ``keras_max_abs_diff`` (None when not finite)
+    and ``keras_match`` (within TOLERANCE), so a key that disagrees with Keras says so itself."""
+    for student, diff in out.keras_diff.items():
+        out.key[student]["keras_max_abs_diff"] = diff if math.isfinite(diff) else None
+        out.key[student]["keras_match"] = diff <= TOLERANCE
+
+
 def render_variants(spec: Spec, count: int, seed: int, directory: Path, *, notebook: bool = False,
                     check: bool = False, jobs: Optional[int] = None, progress: bool = False) -> ClassSet:
     """Draw the class, compute its answer key, render every student's files (and check them)."""
     directory = Path(directory)
-    drawn = draw_variants(spec, count, seed)
+    draws = _draws(spec, seed)
+    drawn = _take(spec, draws, count)
     ids = student_ids(count)
     base_module = load_module(module_source(drawn[0]), drawn[0].name)
-    specs = {student: dataclasses.replace(s, title=f"{s.title[:180]} ({student})" if s.title else student)
-             for student, s in zip(ids, drawn)}
+    specs = {student: _titled(s, student) for student, s in zip(ids, drawn)}
     key = {student: answers(s, base_module) for student, s in specs.items()}
     tasks = [(s, directory, student, notebook, key[student] if check else None) for student, s in specs.items()]
     jobs = jobs or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()) or 1
@@ -283,6 +335,9 @@ def render_variants(spec: Spec, count: int, seed: int, directory: Path, *, noteb
         out.files.update(files)
         if diff is not None:
             out.keras_diff[student] = diff
+    if check:
+        _redraw_mismatches(out, spec, draws, directory, notebook, base_module)
+        _mark_keras_verdicts(out)
     out.files[directory / KEY_JSON] = json.dumps(key, indent=1) + "\n"
     out.files[directory / KEY_CSV] = key_csv(key)
     return out

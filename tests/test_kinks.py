@@ -1,15 +1,22 @@
 """Kinks read off the rules' SymPy formulas, and variants that keep away from them over the
 whole training (a z at a kink makes NumPy and Keras take different branches)."""
 
+import csv
+import io
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
+
+from symbp import variants
 
 from symbp.keras_check import load_module
 from symbp.codegen import module_source
 from symbp.kinks import activation_kinks, loss_kinks, nearest_kink, spec_loss_kinks
 from symbp.rules import activations, losses
 from symbp.spec import Spec, SpecError
-from symbp.variants import draw_variants
+from symbp.variants import KEY_CSV, KEY_JSON, answers, draw_variants, render_variants
 
 
 def test_kinks_come_from_the_formulas():
@@ -56,3 +63,32 @@ def test_huber_arguments_stay_off_plus_minus_delta():
 def test_kink_margin_is_validated():
     with pytest.raises(SpecError, match="variants.kink_margin: must be 0 or more"):
         Spec.from_dict({**TWO_LAYER_RELU, "variants": {"kink_margin": -0.1}}, "t")
+
+
+def test_a_student_keras_disagrees_with_is_drawn_again():
+    """With the margin off, student_06 of this class has a relu z at exactly 0 and Keras's
+    update differs by 2e-2; --check draws that student again and the class matches."""
+    spec = Spec.from_dict({**TWO_LAYER_RELU, "training": {"batch_size": 3, "epochs": 1},
+                           "variants": {"vary": ["weights", "x", "y"], "kink_margin": 0}}, "t")
+    first_draw = draw_variants(spec, 6, 1)
+    assert nearest_kink(first_draw[5], load_module(module_source(first_draw[5]), "t")).distance < 1e-12
+    result = render_variants(spec, 6, 1, Path("c"), check=True, jobs=1)
+    assert result.match and max(result.keras_diff.values()) <= 1e-9
+    assert result.specs["student_06"].x != first_draw[5].x
+    assert [s.x for s in list(result.specs.values())[:5]] == [s.x for s in first_draw[:5]]
+    key = json.loads(result.files[Path("c") / KEY_JSON])
+    assert all(entry["keras_match"] is True for entry in key.values())
+    assert key["student_06"]["loss"] != answers(first_draw[5])["loss"]
+
+
+def test_a_class_keras_still_disagrees_with_says_so_in_its_key(monkeypatch):
+    """Redraws are bounded; a student still differing stays, marked in both keys (exit 1)."""
+    calls = []
+    monkeypatch.setattr(variants, "keras_answers_check", lambda spec, expected: calls.append(spec) or 1e-3)
+    spec = Spec.from_dict(TWO_LAYER_RELU, "t")
+    result = render_variants(spec, 2, 1, Path("c"), check=True, jobs=1)
+    assert not result.match and len(calls) == 2 * (1 + variants.CHECK_REDRAWS)
+    key = json.loads(result.files[Path("c") / KEY_JSON])
+    assert [(e["keras_match"], e["keras_max_abs_diff"]) for e in key.values()] == [(False, 1e-3)] * 2
+    rows = list(csv.DictReader(io.StringIO(result.files[Path("c") / KEY_CSV])))
+    assert [(r["keras_match"], float(r["keras_max_abs_diff"])) for r in rows] == [("false", 1e-3)] * 2
