@@ -11,7 +11,7 @@ import pytest
 
 from symbp import variants
 
-from symbp.keras_check import load_module
+from symbp.keras_check import check, load_module
 from symbp.codegen import module_source
 from symbp.kinks import activation_kinks, loss_kinks, nearest_kink, spec_loss_kinks
 from symbp.rules import activations, losses
@@ -92,3 +92,15 @@ def test_a_class_keras_still_disagrees_with_says_so_in_its_key(monkeypatch):
     assert [(e["keras_match"], e["keras_max_abs_diff"]) for e in key.values()] == [(False, 1e-3)] * 2
     rows = list(csv.DictReader(io.StringIO(result.files[Path("c") / KEY_CSV])))
     assert [(r["keras_match"], float(r["keras_max_abs_diff"])) for r in rows] == [("false", 1e-3)] * 2
+
+
+def test_check_says_a_z_at_a_kink_is_why_it_differs(tmp_path, symbp_cli):
+    spec = Spec.from_dict({**TWO_LAYER_RELU, "training": {"batch_size": 3, "epochs": 1},
+                           "variants": {"vary": ["weights", "x", "y"], "kink_margin": 0}}, "t")
+    at_kink = draw_variants(spec, 6, 1)[5]   # a relu z at exactly 0 (see above)
+    at_kink.save(tmp_path / "at_kink.toml")
+    result = symbp_cli("check", str(tmp_path / "at_kink.toml"))
+    assert result.returncode == 1, result.stderr
+    assert "Why: layer 0 (relu) z[" in result.stdout and "from the kink at 0" in result.stdout
+    report = check(at_kink).to_json()
+    assert report["match"] is False and report["kink"]["distance"] < 1e-12 and report["kink"]["epoch"] == 1
