@@ -5,8 +5,11 @@ table says (see README): every drawn value a multiple of ``step`` within ``range
 arithmetic stays hand-friendly. A draw is rejected when it is degenerate on the notebook's step
 (the first batch): a pre-activation with |z| > ``max_abs_z`` (a saturated unit), a unit whose
 error gradient delta is zero for every row, a parameter with a zero gradient, anything not
-finite; or when it repeats an earlier draw. Draws come from ``numpy.random.default_rng(seed)``
-in order, so a seed gives the same class every time.
+finite; when a pre-activation of a piecewise activation, or an argument of a piecewise loss,
+comes within ``kink_margin`` of a kink at any step of the whole training (relu at 0: there
+NumPy and Keras round an exact 0 to +-1e-17 with different signs; see :mod:`symbp.kinks`); or
+when it repeats an earlier draw. Draws come from ``numpy.random.default_rng(seed)`` in order,
+so a seed gives the same class every time.
 
 What a student may see and what gives the answers away go to separate folders:
 ``CLASS/students/<id>/`` holds the student's handout (and notebook with ``notebook=True``),
@@ -14,7 +17,8 @@ to hand out; ``CLASS/solutions/<id>/`` holds the spec, the generated module, the
 handout and notebook, for the instructor. ``answer_key.json`` / ``.csv`` (in CLASS) give, per student, the answers of the
 notebook's training step on the first batch: loss, every delta, every gradient and every updated
 parameter, computed by the generated module. ``check=True`` trains each variant's step with
-Keras ``model.fit`` (float64) and compares. Rendering and checks run in worker processes, one
+Keras ``model.fit`` (float64) and compares; a student who differs is drawn again (at most
+``CHECK_REDRAWS`` times) and every key entry ends with Keras's verdict. Rendering and checks run in worker processes, one
 per core unless ``jobs`` says otherwise; the result does not depend on the number of workers.
 """
 
