@@ -239,21 +239,22 @@ def derive(ctx, spec, directory, no_check, dtype, pdf, digits, explain, bias_sym
 @click.option("-j", "--jobs", type=click.IntRange(min=1), help="Worker processes (default: one per core).")
 @click.pass_context
 def variants(ctx, spec, count, seed, directory, notebook, check, jobs):
-    """Write one assignment per student (DIR/student_NN/) and the class's answer key.
+    """Write one assignment per student (DIR/students/student_NN/, to hand out; the solutions in
+    DIR/solutions/student_NN/) and the class's answer key.
 
-    What varies comes from SPEC's [variants] table. Exit status 1 when --check finds a
-    student whose answers do not match Keras.
+    What varies comes from SPEC's [variants] table. --check draws a student whose answers do
+    not match Keras again (3 times at most); exit status 1 when one still does not match.
     """
     def action():
         from .latex import glyph_warnings
-        from .variants import KEY_CSV, KEY_JSON, write_variants
+        from .variants import KEY_CSV, KEY_JSON, SOLUTIONS, STUDENTS, write_variants
         loaded = _load(spec)
         for warning in glyph_warnings(loaded.title or loaded.name, "title"):   # in every handout
             click.echo(f"symbp: warning: {warning}", err=True)
         result = write_variants(loaded, count, seed, directory, notebook=notebook, check=check,
                                 jobs=jobs, progress=True)
-        click.echo(f"wrote {count} variants into {directory}/ and the answer key "
-                   f"{directory / KEY_JSON}, {directory / KEY_CSV}")
+        click.echo(f"wrote {count} variants: hand out {directory / STUDENTS}/<student>/; keep "
+                   f"{directory / SOLUTIONS}/ and the answer key {directory / KEY_JSON}, {directory / KEY_CSV}")
         if check:
             worst = max(result.keras_diff.values())
             failed = [s for s, d in result.keras_diff.items() if not d <= 1e-9]

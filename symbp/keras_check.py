@@ -132,6 +132,8 @@ class CheckReport:
     tolerance: float
     parameters: list[Comparison] = field(default_factory=list)
     losses: Comparison | None = None
+    #: when they differ: a value of the training at a kink (see ``kink_at_rounding``), the likely why
+    kink: object | None = None
 
     @property
     def match(self) -> bool:
@@ -142,7 +144,8 @@ class CheckReport:
                 "parameters": {c.name: {"max_abs_diff": c.max_abs_diff, "match": c.match}
                                for c in self.parameters},
                 "epoch_losses": {"max_abs_diff": self.losses.max_abs_diff, "match": self.losses.match,
-                                 "keras": self.losses.keras.tolist(), "symbp": self.losses.symbp.tolist()}}
+                                 "keras": self.losses.keras.tolist(), "symbp": self.losses.symbp.tolist()},
+                "kink": None if self.kink is None else self.kink._asdict()}
 
     def describe(self, spec: Spec, bias_symbol: str = "theta") -> str:
         """The seed's section 3: each parameter from Keras, then from symbp, then the verdict.
@@ -170,6 +173,10 @@ class CheckReport:
                               f"symbp: {self.losses.symbp}\n{verdict} (largest difference "
                               f"{self.losses.max_abs_diff:.3g})")
         summary = ("Everything matches Keras." if self.match else "Some parameters do NOT match Keras.")
+        if not self.match and self.kink is not None:
+            summary += (f"\nWhy: {self.kink.describe()}: there the rule's branch depends on rounding "
+                        f"(NumPy and Keras can round it to +-1e-17 with different signs and take different "
+                        f"branches); move the data or weights off the kink")
         return "\n\n----------\n\n".join(blocks) + f"\n\n==========\n{summary} ({self.dtype})\n"
 
 
@@ -197,4 +204,19 @@ def check(spec: Spec, dtype: str = "float64", module=None) -> CheckReport:
             report.parameters[-1].match = False
     report.losses = _compare("loss", keras_losses, losses,
                              tolerance * max(1.0, float(np.max(np.abs(keras_losses)))))
+    if not report.match:
+        report.kink = kink_at_rounding(spec, module)
     return report
+
+
+#: a value this near a kink can be on either side of it after rounding
+AT_KINK = 1e-9
+
+
+def kink_at_rounding(spec: Spec, module=None):
+    """The pre-activation of a piecewise activation, or argument of a piecewise loss, nearest
+    its kink over the whole training, when it is within AT_KINK of it (else None)."""
+    from .kinks import nearest_kink
+    module = module or load_module(module_source(spec), spec.name)
+    hit = nearest_kink(spec, module)
+    return hit if hit is not None and hit.distance <= AT_KINK * max(1.0, abs(hit.kink)) else None

@@ -249,9 +249,10 @@ LAYER_KEYS = {"units", "activation", "weights", "bias", "kernel_initializer", "b
 TRAINING_KEYS = {"batch_size", "epochs", "shuffle"}
 DATA_KEYS = {"x", "y"}
 VARIANT_ITEMS = ("weights", "bias", "x", "y")
-VARIANT_KEYS = {"vary", "step", "range", "max_abs_z", *VARIANT_ITEMS}
+VARIANT_KEYS = {"vary", "step", "range", "max_abs_z", "kink_margin", *VARIANT_ITEMS}
 #: what ``symbp variants`` draws when a spec has no [variants] table (or leaves a key out)
-VARIANT_DEFAULTS = {"vary": ["weights"], "step": 0.1, "range": [-1.0, 1.0], "max_abs_z": 3.0}
+VARIANT_DEFAULTS = {"vary": ["weights"], "step": 0.1, "range": [-1.0, 1.0], "max_abs_z": 3.0,
+                    "kink_margin": 0.05}
 
 
 def _shown(value: Any, limit: int = 60) -> str:
@@ -598,7 +599,7 @@ class _Validator:
         return out
 
     def variants(self, table: Any) -> Optional[dict]:
-        """[variants]: vary (items), step and range of the value grid, max_abs_z; per-item
+        """[variants]: vary (items), step and range of the value grid, max_abs_z, kink_margin; per-item
         sub-tables ([variants.x]) override step and range."""
         if not isinstance(table, dict):
             self.problem("variants", f"expected a table, found {_kind(table)}")
@@ -618,6 +619,11 @@ class _Validator:
         out: dict[str, Any] = {"vary": list(vary) if isinstance(vary, list) else []}
         if "max_abs_z" in table and self.number(table["max_abs_z"], "variants.max_abs_z", positive=True) is not None:
             out["max_abs_z"] = table["max_abs_z"]
+        if "kink_margin" in table and self.number(table["kink_margin"], "variants.kink_margin") is not None:
+            if table["kink_margin"] < 0:
+                self.problem("variants.kink_margin", f"must be 0 or more, found {table['kink_margin']!r}")
+            else:
+                out["kink_margin"] = table["kink_margin"]
         self.grid(table, "variants.", out, VARIANT_DEFAULTS["step"], VARIANT_DEFAULTS["range"])
         for item in VARIANT_ITEMS:
             if item in table:

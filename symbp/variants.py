@@ -5,14 +5,20 @@ table says (see README): every drawn value a multiple of ``step`` within ``range
 arithmetic stays hand-friendly. A draw is rejected when it is degenerate on the notebook's step
 (the first batch): a pre-activation with |z| > ``max_abs_z`` (a saturated unit), a unit whose
 error gradient delta is zero for every row, a parameter with a zero gradient, anything not
-finite; or when it repeats an earlier draw. Draws come from ``numpy.random.default_rng(seed)``
-in order, so a seed gives the same class every time.
+finite; when a pre-activation of a piecewise activation, or an argument of a piecewise loss,
+comes within ``kink_margin`` of a kink at any step of the whole training (relu at 0: there
+NumPy and Keras round an exact 0 to +-1e-17 with different signs; see :mod:`symbp.kinks`); or
+when it repeats an earlier draw. Draws come from ``numpy.random.default_rng(seed)`` in order,
+so a seed gives the same class every time.
 
-Each student's folder holds their spec, everything ``symbp derive`` writes (and the notebooks
-with ``notebook=True``). ``answer_key.json`` / ``.csv`` give, per student, the answers of the
+What a student may see and what gives the answers away go to separate folders:
+``CLASS/students/<id>/`` holds the student's handout (and notebook with ``notebook=True``),
+to hand out; ``CLASS/solutions/<id>/`` holds the spec, the generated module, the solution
+handout and notebook, for the instructor. ``answer_key.json`` / ``.csv`` (in CLASS) give, per student, the answers of the
 notebook's training step on the first batch: loss, every delta, every gradient and every updated
 parameter, computed by the generated module. ``check=True`` trains each variant's step with
-Keras ``model.fit`` (float64) and compares. Rendering and checks run in worker processes, one
+Keras ``model.fit`` (float64) and compares; a student who differs is drawn again (at most
+``CHECK_REDRAWS`` times) and every key entry ends with Keras's verdict. Rendering and checks run in worker processes, one
 per core unless ``jobs`` says otherwise; the result does not depend on the number of workers.
 """
 
@@ -31,7 +37,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 import numpy as np
 
@@ -40,14 +46,19 @@ from .codegen import module_source
 from .errors import UnusableInput
 from .files import write_all
 from .keras_check import load_module
+from .kinks import nearest_kink
 from .rules import losses
 from .spec import VARIANT_DEFAULTS, VARIANT_ITEMS, LayerSpec, Spec
 
 KEY_JSON, KEY_CSV = "answer_key.json", "answer_key.csv"
+#: CLASS/students/<id>/ is handed out; CLASS/solutions/<id>/ stays with the instructor
+STUDENTS, SOLUTIONS = "students", "solutions"
 TOLERANCE = 1e-9
 #: a unit's delta counts as zero below this, for every row of the batch
 ZERO_GRADIENT = 1e-6
 TRIES_PER_VARIANT = 200
+#: a student whose answers Keras does not reproduce (with --check) is drawn again at most this often
+CHECK_REDRAWS = 3
 
 
 @dataclass(frozen=True)
@@ -95,6 +106,22 @@ def _draw_labels(spec: Spec, grid: Grid, rng: np.random.Generator, shape) -> np.
     return grid.draw(rng, shape)
 
 
+def kink_margin_of(spec: Spec) -> float:
+    """[variants] kink_margin: how near a kink (relu at 0, huber at +-delta) a value may come."""
+    return float({**VARIANT_DEFAULTS, **(spec.variants or {})}["kink_margin"])
+
+
+def _near_a_kink(module, spec: Spec, params: dict, x: np.ndarray, y: np.ndarray, margin: float) -> bool:
+    """Some pre-activation of a piecewise activation, or argument of a piecewise loss, comes
+    within ``margin`` of its kink at some step of the whole training (every batch and epoch):
+    there a rounding of +-1e-17 flips the branch NumPy and Keras take, and a student must guess
+    relu'(0)."""
+    if margin <= 0:   # kink_margin = 0: allowed anywhere, no need to replay the training
+        return False
+    hit = nearest_kink(spec, module, params, x, y)
+    return hit is not None and hit.distance < margin
+
+
 def _degenerate(module, spec: Spec, params: dict, x: np.ndarray, y: np.ndarray, max_abs_z: float) -> bool:
     zs, _ = module._forward(params, x)
     if any(not np.all(np.isfinite(z)) or np.max(np.abs(z)) > max_abs_z for z in zs):
@@ -106,17 +133,16 @@ def _degenerate(module, spec: Spec, params: dict, x: np.ndarray, y: np.ndarray, 
     return any(not np.all(np.isfinite(g)) or np.max(np.abs(g)) < ZERO_GRADIENT for g in grads.values())
 
 
-def draw_variants(spec: Spec, count: int, seed: int) -> list[Spec]:
-    """``count`` distinct, non-degenerate variants of ``spec``, drawn in order from ``seed``."""
-    if count < 1:
-        raise UnusableInput(f"--count must be at least 1, found {count}")
+def _draws(spec: Spec, seed: int) -> Iterator[Optional[Spec]]:
+    """One item per try, for ever: a new distinct, non-degenerate variant, or None (rejected)."""
     vary, grids, max_abs_z = settings_of(spec)
+    kink_margin = kink_margin_of(spec)
     base = dataclasses.replace(spec.with_initial_params(), variants=None)
     module = load_module(module_source(base), base.name)
     rng = np.random.default_rng(seed)
     params0, x0, y0 = base.initial_params(), np.array(base.x), np.array(base.y)
-    seen, out = set(), []
-    for _ in range(TRIES_PER_VARIANT * count):
+    seen = set()
+    while True:
         params = dict(params0)
         for name in base.param_names:
             if ("weights" if name.startswith("W") else "bias") in vary:
@@ -124,17 +150,37 @@ def draw_variants(spec: Spec, count: int, seed: int) -> list[Spec]:
         x = grids["x"].draw(rng, x0.shape) if "x" in vary else x0
         y = _draw_labels(base, grids["y"], rng, y0.shape) if "y" in vary else y0
         key = b"".join(a.tobytes() for a in (*params.values(), x, y))
-        if key in seen or _degenerate(module, base, params, x, y, max_abs_z):
+        if (key in seen or _degenerate(module, base, params, x, y, max_abs_z)
+                or _near_a_kink(module, base, params, x, y, kink_margin)):
+            yield None
             continue
         seen.add(key)
         layers = [LayerSpec(layer.units, layer.activation, params[f"W{n}"].tolist(), params[f"b{n}"].tolist())
                   for n, layer in enumerate(base.layers)]
-        out.append(dataclasses.replace(base, x=x.tolist(), y=y.tolist(), layers=layers))
-        if len(out) == count:
-            return out
+        yield dataclasses.replace(base, x=x.tolist(), y=y.tolist(), layers=layers)
+
+
+def _take(spec: Spec, draws: Iterator[Optional[Spec]], count: int) -> list[Spec]:
+    """The next ``count`` variants of ``draws`` within TRIES_PER_VARIANT tries each, or a
+    clear error (exit 2) naming the settings to change."""
+    if count < 1:
+        raise UnusableInput(f"--count must be at least 1, found {count}")
+    out: list[Spec] = []
+    for _, variant in zip(range(TRIES_PER_VARIANT * count), draws):
+        if variant is not None:
+            out.append(variant)
+            if len(out) == count:
+                return out
+    table = {**VARIANT_DEFAULTS, **(spec.variants or {})}
     raise UnusableInput(f"drew only {len(out)} distinct, non-degenerate variants of {count} in "
                         f"{TRIES_PER_VARIANT * count} tries: widen [variants] range, vary more items "
-                        f"or raise max_abs_z (now {max_abs_z})")
+                        f"or raise max_abs_z (now {table['max_abs_z']}), or lower kink_margin "
+                        f"(now {table['kink_margin']})")
+
+
+def draw_variants(spec: Spec, count: int, seed: int) -> list[Spec]:
+    """``count`` distinct, non-degenerate variants of ``spec``, drawn in order from ``seed``."""
+    return _take(spec, _draws(spec, seed), count)
 
 
 # ---------------------------------------------------------------- answers
@@ -158,6 +204,8 @@ def key_csv(key: dict[str, dict]) -> str:
         if isinstance(value, list):
             for n, item in enumerate(value):
                 yield from cells(f"{name}[{n}]", item)
+        elif isinstance(value, bool) or value is None:   # keras_match, a non-finite keras_max_abs_diff
+            yield name, {True: "true", False: "false", None: ""}[value]
         else:
             yield name, repr(float(value))
     rows = {student: dict(cell for name, value in entry.items() for cell in cells(name, value))
@@ -186,19 +234,29 @@ def keras_answers_check(spec: Spec, expected: dict) -> float:
     return max(diffs) if all(math.isfinite(d) for d in diffs) else math.inf
 
 
-def student_files(spec: Spec, folder: Path, notebook: bool) -> dict[Path, str]:
+def handed_out_paths(spec: Spec, folder: Path) -> set[Path]:
+    """The files of ``folder`` a student may have: the student's handout and notebook only."""
+    from .handouts import handout_paths
+    from .notebook import notebook_paths
+    return {handout_paths(spec, folder)["student"], notebook_paths(spec, folder)["student"]}
+
+
+def student_files(spec: Spec, directory: Path, student: str, notebook: bool) -> dict[Path, str]:
+    """One student's files: the handout (and notebook) to hand out under CLASS/students/<id>/,
+    and under CLASS/solutions/<id>/ everything that gives the answers away: the solution handout
+    and notebook, the generated module (it computes them) and the spec (symbp derives them)."""
     from .outputs import rendered_outputs
-    files = {folder / f"{spec.name}.toml": spec.to_toml()}
-    files.update(rendered_outputs(spec, folder))
-    if notebook:
-        from .notebook import rendered_notebooks
-        files.update(rendered_notebooks(spec, folder))
-    return files
+    solutions = Path(directory) / SOLUTIONS / student
+    files = {solutions / f"{spec.name}.toml": spec.to_toml()}
+    files.update(rendered_outputs(spec, solutions, notebook=notebook))
+    handed_out = handed_out_paths(spec, solutions)
+    return {(Path(directory) / STUDENTS / student / path.name if path in handed_out else path): text
+            for path, text in files.items()}
 
 
 def _student_work(task: tuple) -> tuple[dict[Path, str], Optional[float]]:
-    spec, folder, notebook, expected = task
-    files = student_files(spec, folder, notebook)
+    spec, directory, student, notebook, expected = task
+    files = student_files(spec, directory, student, notebook)
     return files, (keras_answers_check(spec, expected) if expected is not None else None)
 
 
@@ -236,17 +294,48 @@ class ClassSet:
         return all(d <= TOLERANCE for d in self.keras_diff.values())
 
 
+def _titled(variant: Spec, student: str) -> Spec:
+    return dataclasses.replace(variant, title=f"{variant.title[:180]} ({student})" if variant.title else student)
+
+
+def _redraw_mismatches(out: ClassSet, spec: Spec, draws: Iterator[Optional[Spec]], directory: Path,
+                       notebook: bool, module) -> None:
+    """Draw again each student whose answers Keras does not reproduce, up to CHECK_REDRAWS
+    times, from the class's own stream of draws (in student order, in this process: the class
+    stays a function of the seed). One that still differs stays, and the key says so."""
+    for student in list(out.keras_diff):
+        for _ in range(CHECK_REDRAWS):
+            if out.keras_diff[student] <= TOLERANCE:
+                break
+            try:
+                variant = _titled(_take(spec, draws, 1)[0], student)
+            except UnusableInput:
+                return  # no draw left: the remaining mismatches are marked, exit status 1
+            expected = answers(variant, module)
+            files, diff = _student_work((variant, directory, student, notebook, expected))
+            out.specs[student], out.key[student], out.keras_diff[student] = variant, expected, diff
+            out.files.update(files)
+
+
+def _mark_keras_verdicts(out: ClassSet) -> None:
+    """Each key entry ends with Keras's verdict: ``keras_max_abs_diff`` (None when not finite)
+    and ``keras_match`` (within TOLERANCE), so a key that disagrees with Keras says so itself."""
+    for student, diff in out.keras_diff.items():
+        out.key[student]["keras_max_abs_diff"] = diff if math.isfinite(diff) else None
+        out.key[student]["keras_match"] = diff <= TOLERANCE
+
+
 def render_variants(spec: Spec, count: int, seed: int, directory: Path, *, notebook: bool = False,
                     check: bool = False, jobs: Optional[int] = None, progress: bool = False) -> ClassSet:
     """Draw the class, compute its answer key, render every student's files (and check them)."""
     directory = Path(directory)
-    drawn = draw_variants(spec, count, seed)
+    draws = _draws(spec, seed)
+    drawn = _take(spec, draws, count)
     ids = student_ids(count)
     base_module = load_module(module_source(drawn[0]), drawn[0].name)
-    specs = {student: dataclasses.replace(s, title=f"{s.title[:180]} ({student})" if s.title else student)
-             for student, s in zip(ids, drawn)}
+    specs = {student: _titled(s, student) for student, s in zip(ids, drawn)}
     key = {student: answers(s, base_module) for student, s in specs.items()}
-    tasks = [(s, directory / student, notebook, key[student] if check else None) for student, s in specs.items()]
+    tasks = [(s, directory, student, notebook, key[student] if check else None) for student, s in specs.items()]
     jobs = jobs or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()) or 1
     bar = None
     if progress:
@@ -281,6 +370,9 @@ def render_variants(spec: Spec, count: int, seed: int, directory: Path, *, noteb
         out.files.update(files)
         if diff is not None:
             out.keras_diff[student] = diff
+    if check:
+        _redraw_mismatches(out, spec, draws, directory, notebook, base_module)
+        _mark_keras_verdicts(out)
     out.files[directory / KEY_JSON] = json.dumps(key, indent=1) + "\n"
     out.files[directory / KEY_CSV] = key_csv(key)
     return out

@@ -4,6 +4,7 @@ reproducible from the seed, the same on one core as on all."""
 import csv
 import io
 import json
+import re
 from decimal import Decimal
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import pytest
 from symbp.errors import UnusableInput
 from symbp.keras_check import load_module
 from symbp.spec import Spec, SpecError, load_spec
-from symbp.variants import KEY_CSV, KEY_JSON, draw_variants, render_variants
+from symbp.variants import KEY_CSV, KEY_JSON, SOLUTIONS, STUDENTS, draw_variants, render_variants
 
 CLASS = 30
 SEED = 7
@@ -64,6 +65,7 @@ def test_every_answer_key_matches_keras(checked_class):
     assert len(checked_class.keras_diff) == CLASS
     assert checked_class.match
     assert max(checked_class.keras_diff.values()) <= 1e-9
+    assert all(entry["keras_match"] is True for entry in checked_class.key.values())
 
 
 def test_answer_key_is_each_students_own_module(checked_class):
@@ -71,19 +73,25 @@ def test_answer_key_is_each_students_own_module(checked_class):
     rows = list(csv.DictReader(io.StringIO(checked_class.files[OUT / KEY_CSV])))
     assert [r["student"] for r in rows] == list(key) == list(checked_class.specs)
     for row, (student, spec) in zip(rows, checked_class.specs.items()):
-        module = load_module(checked_class.files[OUT / student / f"{spec.name}.py"], spec.name)
+        module = load_module(checked_class.files[OUT / SOLUTIONS / student / f"{spec.name}.py"], spec.name)
         params, losses = module.train()
         assert key[student]["loss"] == losses[0] == float(row["loss"])
         for name in spec.param_names:
             np.testing.assert_array_equal(key[student][f"{name}_updated"], params[name])
         assert float(row["W2_updated[2][3]"]) == key[student]["W2_updated"][2][3]
-        assert Spec.from_dict(__import__("tomllib").loads(checked_class.files[OUT / student / f"{spec.name}.toml"]),
+        assert Spec.from_dict(__import__("tomllib").loads(checked_class.files[OUT / SOLUTIONS / student / f"{spec.name}.toml"]),
                               student).x == spec.x
 
 
 def test_serial_run_gives_the_same_files_and_the_seed_reproduces(seed_spec, checked_class):
     serial = render_variants(seed_spec, CLASS, SEED, OUT, jobs=1)
-    assert serial.files == checked_class.files
+    keys = {OUT / KEY_JSON, OUT / KEY_CSV}
+    assert {p: t for p, t in serial.files.items() if p not in keys} == {
+        p: t for p, t in checked_class.files.items() if p not in keys}
+    # the checked class's key ends each entry with Keras's verdict; the rest is the same
+    verdicts = ("keras_max_abs_diff", "keras_match")
+    assert serial.key == {s: {n: v for n, v in entry.items() if n not in verdicts}
+                          for s, entry in checked_class.key.items()}
     other = draw_variants(seed_spec, 3, SEED + 1)
     assert [s.x for s in other] != [s.x for s in list(checked_class.specs.values())[:3]]
 
@@ -130,8 +138,50 @@ def test_cli_writes_the_class_checks_it_and_notebooks(tmp_path, symbp_cli):
     assert result.returncode == 0, result.stderr
     assert "3 of 3 match" in result.stdout
     for student in ("student_01", "student_02", "student_03"):
-        for name in ("cs4820_a7.toml", "cs4820_a7.py", "cs4820_a7_student.ipynb", "cs4820_a7_solution.ipynb"):
-            assert (tmp_path / student / name).is_file()
+        assert sorted(p.name for p in (tmp_path / STUDENTS / student).iterdir()) == [
+            "cs4820_a7_student.ipynb", "cs4820_a7_student.tex"]
+        for name in ("cs4820_a7.toml", "cs4820_a7.py", "cs4820_a7_solution.tex", "cs4820_a7_solution.ipynb"):
+            assert (tmp_path / SOLUTIONS / student / name).is_file()
     key = json.loads((tmp_path / KEY_JSON).read_text())
     assert list(key) == ["student_01", "student_02", "student_03"]
     assert (tmp_path / KEY_CSV).read_text().startswith("student,loss,")
+
+
+NUMBER = re.compile(r"-?\d+\.\d+(?:[eE][-+]?\d+)?")
+
+
+def precise_numbers(value):
+    """The numbers of an answer that could only come from working it out (not a grid value)."""
+    for number in np.ravel(value):
+        if abs(number) >= 1e-4 and round(float(number), 3) != number:
+            yield float(number)
+
+
+def test_nothing_handed_to_students_holds_an_answer(seed_spec):
+    """CLASS/students/<id>/ has the student's handout and notebook only; no number of the
+    back-propagation part of the key (deltas, gradients, updated parameters) appears in them,
+    to 6 significant digits in any printing. The forward pass and the loss are givens (the
+    student's handout and notebook show them, as the seed assignment does), so an answer equal
+    to one of its numbers (the output delta p - y where y is 0) is not a leak."""
+    rendered = render_variants(seed_spec, 2, SEED, OUT, notebook=True, jobs=1)
+    handed_out = {p: t for p, t in rendered.files.items() if p.parts[:2] == (OUT.name, STUDENTS)}
+    assert {p.relative_to(OUT / STUDENTS).as_posix() for p in handed_out} == {
+        f"{s}/cs4820_a7_student.{ext}" for s in rendered.specs for ext in ("tex", "ipynb")}
+    assert all(p.parts[:2] in {(OUT.name, STUDENTS), (OUT.name, SOLUTIONS)} or p.parent == OUT
+               for p in rendered.files)
+    for path, text in handed_out.items():
+        student = path.parent.name
+        shown = [float(t) for t in NUMBER.findall(text)]
+        spec = rendered.specs[student]
+        module = load_module(rendered.files[OUT / SOLUTIONS / student / f"{spec.name}.py"], spec.name)
+        zs, outputs = module._forward(spec.initial_params(), np.array(spec.x[:spec.batch_size]))
+        given = [v for array in (*zs, *outputs) for v in np.ravel(array)]  # delta3 = p - y shares p's numbers
+        answers = [v for name, value in rendered.key[student].items() if name != "loss"
+                   for v in precise_numbers(value) if not any(abs(v - g) <= 1e-12 for g in given)]
+        assert len(answers) > 20
+        leaked = [a for a in answers if any(abs(a - t) <= 5e-6 * abs(a) for t in shown)]
+        assert not leaked, (path, leaked[:5])
+    # the same check finds the answers in the solutions: it can see a leak
+    solution = rendered.files[OUT / SOLUTIONS / "student_01" / "cs4820_a7_solution.tex"]
+    shown = [float(t) for t in NUMBER.findall(solution)]
+    assert any(abs(a - t) <= 5e-6 * abs(a) for a in precise_numbers(rendered.key["student_01"]["dW0"]) for t in shown)
