@@ -68,4 +68,5 @@ def test_a_wheel_install_runs_the_main_commands_outside_the_checkout(wheel, tmp_
         assert (elsewhere / "out" / name).stat().st_size > 0, name
     _run([symbp, "variants", "-n", "2", "-j", "1", "-o", "class"], cwd=elsewhere)
     assert (elsewhere / "class" / "answer_key.json").is_file()
-    assert (elsewhere / "class" / "student_02" / "cs4820_a7.toml").is_file()
+    assert (elsewhere / "class" / "solutions" / "student_02" / "cs4820_a7.toml").is_file()
+    assert (elsewhere / "class" / "students" / "student_02" / "cs4820_a7_student.tex").is_file()
