@@ -61,6 +61,10 @@ class EquationPrinter(PositiveFirst, StrPrinter):
     def _print_Transpose(self, expr):
         return f"{self.parenthesize(expr.arg, 60)}^T"
 
+    def _print_HadamardProduct(self, expr):
+        """a ⊙ b as ``a*b``: every product in these comments is element-wise, as in NumPy."""
+        return "*".join(f"({self._print(f)})" if isinstance(f, sp.MatAdd) else self._print(f) for f in expr.args)
+
     def _print_MatAdd(self, expr):
         """a W + b: a matrix product never needs brackets in a sum (StrPrinter's Add printing
         asks each product for its precedence, a full ``doit`` of its negation, ~1 ms a layer)."""

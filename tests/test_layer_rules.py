@@ -85,3 +85,19 @@ def test_a_registered_layer_generates_a_module_whose_gradients_match_finite_diff
     # and the step moves every parameter against its gradient (sgd)
     updated, _ = module.step(params, x, y)
     np.testing.assert_allclose(updated["s1"], params["s1"] - 0.1 * grads["s1"], rtol=1e-12)
+
+
+def test_parameter_names_are_typed_and_parsed_in_one_place():
+    for text in scale_network().param_names:
+        assert str(ParamName.parse(text)) == text
+    assert ParamName.parse("W1") == ParamName(1, "kernel") and ParamName(0, "bias").code == "b0"
+    assert ParamName(2, "kernel").gradient == "dW2" and ParamName(0, "bias").tex({"bias": r"\theta"}) == r"\theta_{0}"
+    for bad in ("q1", "W", "1W", "W1[0]"):
+        with pytest.raises(ValueError, match="not a parameter name"):
+            ParamName.parse(bad)
+
+
+def test_an_element_wise_layer_prints_its_products_in_the_comments():
+    source = module_source(scale_network())
+    assert "z2 = b1 + np.multiply(s1, a1)  # z2 = s1*a1 + b1" in source
+    assert "HadamardProduct" not in source
