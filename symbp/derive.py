@@ -7,7 +7,8 @@ recursion composes them, so the cost is flat in width and linear in depth:
   gives the gradient of each of its parameters and the gradient passed down by matrix calculus
   (``d trace(delta^T z)``: Dense ``dW = a^T delta``, ``db = 1^T delta``, ``g = delta W^T``);
 * each activation gives its backward rule ``delta_j = sum_i g_i d a_i / d z_j`` (element-wise:
-  ``g_j f'(z_j)``; both stated once, in :func:`derive_activation`, for every layer type), written in the layer's output ``a`` where SymPy can invert the formula;
+  ``g_j f'(z_j)``; both stated once, in :func:`derive_activation`, for every layer type),
+  written in the layer's output ``a`` where SymPy can invert the formula;
 * the loss, reduced as Keras reduces it, gives the output layer's ``delta`` (on the logits
   ``z`` when Keras takes its logits path, simplified to the teacher's ``a - y``);
 * the optimizer gives its element-wise assignments.

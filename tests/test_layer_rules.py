@@ -101,3 +101,14 @@ def test_an_element_wise_layer_prints_its_products_in_the_comments():
     source = module_source(scale_network())
     assert "z2 = b1 + np.multiply(s1, a1)  # z2 = s1*a1 + b1" in source
     assert "HadamardProduct" not in source
+
+
+def test_the_module_context_is_a_dataclass_read_by_field_and_layer():
+    from symbp.codegen import ModuleContext, module_context
+    context = module_context(scale_network())
+    assert isinstance(context, ModuleContext)
+    assert [[line.target for line in layer.forward] for layer in context.layers] == \
+        [["z1", "a1"], ["z2", "a2"], ["z3", "a3"]]
+    assert [layer.param_names for layer in context.layers] == [("W0", "b0"), ("s1", "b1"), ("W2", "b2")]
+    assert context.gradient_names[2] == ("s1", "ds1")
+    assert context.hyperparameters == context.loss_constants + context.optimizer_constants
