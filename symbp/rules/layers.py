@@ -29,8 +29,10 @@ indexed formula (``IndexedBase`` rows, ``Sum`` over the window) and ``indexed = 
 derivation then differentiates it per entry, ``dL/dW[u, v, k, c] = sum_{r, y, x} delta[r, y, x,
 c] dz[r, y, x, c] / dW[u, v, k, c]``, with :func:`symbp.calculus.row_gradient`'s Kronecker-delta
 summing, and the NumPy printer gets one method for the resulting window sum (a correlation).
-Adding it touches this registry, the derivation's indexed branch and, at most, one printer
-method; naming, codegen and the parameter plumbing already go by ``parameters``.
+Adding it touches this registry and one printer method, plus, the first time an indexed
+layer arrives, that generic indexed branch of ``derive_layer`` (not written yet: it is about
+any indexed forward, not convolution); naming, initial weights, codegen and the notebooks
+already go by ``parameters``.
 """
 
 from __future__ import annotations
