@@ -215,7 +215,7 @@ def bench_train(quick: bool) -> list[list[str]]:
 # ---------------------------------------------------------------- 3: derivation + codegen
 def clear_derivation_caches() -> None:
     from symbp import derive, printers
-    for cached in (derive.dense_rule, derive.derive_activation, derive.derive_loss, printers.stable_forms):
+    for cached in (derive.derive_layer, derive.derive_activation, derive.derive_loss, printers.stable_forms):
         cached.cache_clear()
 
 

@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import textwrap
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +17,7 @@ from sympy.printing.str import StrPrinter
 from . import naming
 from .calculus import B, K
 from .derive import NetworkDerivation, derive_network
+from .network import layers_from_spec
 from .printers import HELPERS, ArrayPrinter, PositiveFirst
 from .render import python_env, render
 from .initializers import TRUNCATED_NORMAL_SOURCE
@@ -59,6 +60,10 @@ class EquationPrinter(PositiveFirst, StrPrinter):
 
     def _print_Transpose(self, expr):
         return f"{self.parenthesize(expr.arg, 60)}^T"
+
+    def _print_HadamardProduct(self, expr):
+        """a ⊙ b as ``a*b``: every product in these comments is element-wise, as in NumPy."""
+        return "*".join(f"({self._print(f)})" if isinstance(f, sp.MatAdd) else self._print(f) for f in expr.args)
 
     def _print_MatAdd(self, expr):
         """a W + b: a matrix product never needs brackets in a sum (StrPrinter's Add printing
@@ -131,118 +136,211 @@ def _float32_note(opt, key: str) -> str:
 
 def derive_spec(spec: Spec) -> NetworkDerivation:
     """The derivation model of ``spec``'s network, loss (with its arguments) and optimizer."""
-    return derive_network(spec.widths, [l.activation for l in spec.layers], spec.loss["name"],
-                          spec.optimizer, {k: v for k, v in spec.loss.items() if k != "name"})
+    return derive_network(layers_from_spec(spec), spec.loss["name"], spec.optimizer,
+                          {k: v for k, v in spec.loss.items() if k != "name"})
 
 
-def module_context(spec: Spec, model: NetworkDerivation | None = None) -> dict:
-    model = model or derive_spec(spec)
-    emit = _Emitter()
-    dense, loss, depth = model.dense, model.loss, model.depth
-    forward = []
+@dataclass(frozen=True)
+class LayerLines:
+    """One layer's forward lines (z, then a) and its parameters, for the module and notebooks."""
+    number: int
+    forward: list
+    param_names: tuple
+
+
+@dataclass(frozen=True)
+class ModuleContext:
+    """Everything ``templates/module.py.j2`` prints (and the notebooks reuse), by field name."""
+    spec: Spec
+    title: str
+    docstring_title: str
+    architecture: str
+    loss_name: str
+    loss_doc: str
+    optimizer_name: str
+    optimizer_doc: str
+    loss_summary: str
+    optimizer_summary: str
+    param_names: list
+    x_literal: str
+    y_literal: str
+    epochs: int
+    batch_size: int
+    params: list
+    seed: int
+    draws_weights: bool
+    initializer_helper: str
+    z_names: list
+    a_names: list
+    delta_names: list
+    layers: list                # LayerLines, input to output
+    forward: list               # every layer's forward lines, in order
+    loss_line: Line
+    label_line: str
+    labels_doc: str
+    warnings: list
+    backward: list
+    gradient_names: list
+    uses_B: bool
+    uses_K: bool
+    loss_constants: list        # (constant, value, note) of the loss's arguments
+    optimizer_constants: list   # (constant, value, note) of the optimizer's hyperparameters
+    slots: list
+    step_slots: list
+    step_update: list
+    update: list
+    helpers: list
+    needs_math: bool
+
+    @property
+    def hyperparameters(self) -> list:
+        """Every module constant: the loss's arguments, then the optimizer's."""
+        return self.loss_constants + self.optimizer_constants
+
+    def template_variables(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)} | {"hyperparameters": self.hyperparameters}
+
+
+def _forward_lines(model: NetworkDerivation, emit: "_Emitter") -> list[LayerLines]:
+    """z{l} = the layer rule's forward formula, a{l} = its activation, for each layer."""
+    out = []
     for layer in model.layers:
-        l = layer.number
-        names = {**naming.dense_names(l), **naming.layer_names(l)}
-        forward.append(emit.line(naming.PRE_ACTIVATION.format(l=l), dense.z, names))
-        forward.append(emit.line(naming.OUTPUT.format(l=l), layer.activation.forward, names))
+        l, codes = layer.number, tuple(p.code for p in layer.calculus.rule.parameters)
+        names = {**naming.layer_rule_names(l, codes), **naming.layer_names(l)}
+        lines = [emit.line(naming.PRE_ACTIVATION.format(l=l), layer.calculus.z, names),
+                 emit.line(naming.OUTPUT.format(l=l), layer.activation.forward, names)]
+        out.append(LayerLines(l, lines, tuple(str(p) for p in layer.layer.param_names)))
+    return out
 
-    loss_names = {str(sym): naming.loss_argument(loss.rule.name, name)
-                  for name, (sym, _) in loss.arguments.items()}
-    out_names = {**naming.layer_names(depth), **loss_names}
-    loss_line = emit.line("per_sample", loss.per_sample, out_names, "l")
-    label_line = ""
-    if loss.rule.sparse_labels:
-        emit.helpers.add("_one_hot")
-        output = naming.OUTPUT.format(l=depth)
-        label_line = (f"{naming.LABELS} = _one_hot({naming.LABELS}, {output})  "
-                      f"# class indices -> one-hot rows, as Keras's sparse loss reads them")
 
-    backward = []
+def _rule_names(layer) -> dict[str, str]:
+    """Bindings of ``layer``'s rule matrices (its input, delta and parameters) for its number."""
+    return naming.layer_rule_names(layer.number, tuple(p.code for p in layer.calculus.rule.parameters))
+
+
+def _backward_lines(model: NetworkDerivation, emit: "_Emitter", loss_names: dict) -> list[Line]:
+    """From the output down: delta{l} (the loss's at the top, else g{l} passed down from the
+    layer above then the activation's chain rule), then each parameter's gradient."""
+    backward, depth = [], model.depth
     for layer in reversed(model.layers):
         l = layer.number
-        names = {**naming.layer_names(l), **naming.dense_names(l)}
+        names = {**naming.layer_names(l), **_rule_names(layer)}
         if l == depth:
-            backward.append(emit.line(naming.DELTA.format(l=l), loss.delta, {**names, **loss_names}))
+            backward.append(emit.line(naming.DELTA.format(l=l), model.loss.delta, {**names, **loss_names}))
         else:
-            below = naming.dense_names(l + 1)
-            backward.append(emit.line(naming.UPSTREAM.format(l=l), dense.g_down, below))
+            above = model.layers[l]
+            backward.append(emit.line(naming.UPSTREAM.format(l=l), above.calculus.g_down, _rule_names(above)))
             backward.append(emit.line(naming.DELTA.format(l=l), layer.activation.backward, names))
-        n = l - 1
-        backward.append(emit.line(naming.KERNEL_GRADIENT.format(n=n), dense.dW, names))
-        backward.append(emit.line(naming.BIAS_GRADIENT.format(n=n), dense.db, names))
+        for param in layer.layer.param_names:
+            backward.append(emit.line(param.gradient, layer.calculus.gradients[param.kind], names))
+    return backward
 
-    opt = model.optimizer
+
+def _optimizer_lines(opt, emit: "_Emitter") -> tuple[list[Line], list[Line], dict]:
+    """The per-step scalars (Python floats: weakly typed, they keep float32 parameters float32),
+    the per-parameter assignments, and the constants' names."""
     opt_names = {str(sym): naming.hyperparameter(name) for name, sym in opt.symbols.items()}
     update = [emit.line(str(target), expr, opt_names) for target, expr in opt.assignments]
-    # step scalars are Python floats: weakly typed, they keep float32 parameters float32
     step_update = [emit.line(str(target), expr, opt_names) for target, expr in opt.step_assignments]
     step_update = [Line(line.target, f"float({line.code})", line.equation) for line in step_update]
+    return step_update, update, opt_names
+
+
+def _constants(model: NetworkDerivation) -> tuple[list, list]:
+    """(name, value, note) of the loss's arguments and of the optimizer constants its lines use."""
+    loss, opt = model.loss, model.optimizer
     slot_inits = {name: init for name, (_, init) in opt.slots.items()}
     used = set().union(*(expr.free_symbols for _, expr in opt.step_assignments + opt.assignments),
                        {init for init in slot_inits.values() if isinstance(init, sp.Symbol)})
-    hyperparameters = [
-        (naming.loss_argument(loss.rule.name, name), repr(value), f"{loss.rule.name}'s {name}")
-        for name, (_, value) in loss.arguments.items()]
-    hyperparameters += [
-        (naming.hyperparameter(name), repr(opt.values[name]), _float32_note(opt, name))
-        for name, sym in opt.symbols.items() if sym in used]
+    loss_constants = [(naming.loss_argument(loss.rule.name, name), repr(value), f"{loss.rule.name}'s {name}")
+                      for name, (_, value) in loss.arguments.items()]
+    optimizer_constants = [(naming.hyperparameter(name), repr(opt.values[name]), _float32_note(opt, name))
+                           for name, sym in opt.symbols.items() if sym in used]
+    return loss_constants, optimizer_constants
 
+
+def _loss_lines(model: NetworkDerivation, emit: "_Emitter", loss_names: dict) -> tuple[Line, str]:
+    """The per-sample loss line, and the line turning class indices into one-hot rows (sparse)."""
+    loss, depth = model.loss, model.depth
+    loss_line = emit.line("per_sample", loss.per_sample, {**naming.layer_names(depth), **loss_names}, "l")
+    if not loss.rule.sparse_labels:
+        return loss_line, ""
+    emit.helpers.add("_one_hot")
+    return loss_line, (f"{naming.LABELS} = _one_hot({naming.LABELS}, {naming.OUTPUT.format(l=depth)})  "
+                       f"# class indices -> one-hot rows, as Keras's sparse loss reads them")
+
+
+def _descriptions(model: NetworkDerivation, step_update: list, update: list) -> dict:
+    """The docstring's prose: architecture, loss and optimizer as one-line summaries."""
+    loss, opt = model.loss, model.optimizer
+    on_logits = (f" (on the logits z, as Keras does for a {loss.activation.name} output)"
+                 if loss.on_logits else "")
+    loss_doc = " ".join((loss.rule.logits_formula.__doc__ if loss.on_logits else loss.rule.doc).split())
+    optimizer_doc = "; ".join(line.equation for line in step_update + update)
+    return {
+        "architecture": " -> ".join([str(model.layers[0].inputs)]
+                                    + [f"{layer.units} {layer.layer.activation}" for layer in model.layers]),
+        "loss_name": loss.rule.name + on_logits, "loss_doc": loss_doc,
+        "optimizer_name": opt.rule.name, "optimizer_doc": optimizer_doc,
+        "loss_summary": textwrap.fill(f"Loss: {loss.rule.name}{on_logits}; {loss_doc}; mean over the batch.",
+                                      95, subsequent_indent="    "),
+        "optimizer_summary": textwrap.fill(f"Optimizer: {opt.rule.name}; {optimizer_doc}.", 95,
+                                           subsequent_indent="    "),
+    }
+
+
+def _initial_values(spec: Spec) -> dict:
+    """The parameters as literals or as the initializer calls that draw them."""
     sources = spec.initial_sources()
     draws = [source for source in sources.values() if isinstance(source, Draw)]
     return {
-        "spec": spec,
-        "title": repr(spec.title or spec.name),
-        "docstring_title": _docstring_safe(spec.title) or spec.name,
-        "architecture": " -> ".join([str(spec.widths[0])] + [f"{layer.units} {layer.activation}" for layer in spec.layers]),
-        "loss_name": loss.rule.name + (" (on the logits z, as Keras does for a "
-                                       f"{loss.activation.name} output)" if loss.on_logits else ""),
-        "loss_doc": " ".join((loss.rule.logits_formula.__doc__ if loss.on_logits else loss.rule.doc).split()),
-        "optimizer_name": opt.rule.name,
-        "optimizer_doc": "; ".join(line.equation for line in step_update + update),
-        "loss_summary": textwrap.fill(
-            f"Loss: {loss.rule.name}" + (f" (on the logits z, as Keras does for a {loss.activation.name} output)"
-                                         if loss.on_logits else "")
-            + f"; {' '.join((loss.rule.logits_formula.__doc__ if loss.on_logits else loss.rule.doc).split())}"
-            + "; mean over the batch.", 95, subsequent_indent="    "),
-        "optimizer_summary": textwrap.fill(
-            f"Optimizer: {opt.rule.name}; " + "; ".join(line.equation for line in step_update + update) + ".",
-            95, subsequent_indent="    "),
-        "param_names": spec.param_names,
-        "x_literal": array_literal(np.array(spec.x)),
-        "y_literal": array_literal(np.array(spec.y)),
-        "epochs": spec.epochs,
-        "batch_size": spec.batch_size,
         "params": [(name, source.code() if isinstance(source, Draw) else array_literal(source))
                    for name, source in sources.items()],
         "seed": spec.seed,
         "draws_weights": any(draw.uses_rng for draw in draws),
         "initializer_helper": TRUNCATED_NORMAL_SOURCE if any(d.method == "truncated_normal" for d in draws) else "",
-        "z_names": [naming.PRE_ACTIVATION.format(l=l) for l in range(1, depth + 1)],
-        "a_names": [naming.OUTPUT.format(l=l) for l in range(depth + 1)],
-        "delta_names": [naming.DELTA.format(l=l) for l in range(1, depth + 1)],
-        "forward": forward,
-        "loss_line": loss_line,
-        "label_line": label_line,
-        "labels_doc": ("Y holds one class index per sample (a column); loss and gradients take "
-                       "their one-hot rows." if loss.rule.sparse_labels else ""),
-        "warnings": [textwrap.fill(f"Warning: {warning}.", 95) for warning in model.warnings],
-        "backward": backward,
-        "gradient_names": [(name, "d" + name) for name in spec.param_names],
-        "uses_B": str(B) in emit.symbols_used,
-        "uses_K": str(K) in emit.symbols_used,
-        "hyperparameters": hyperparameters,
-        "slots": [(name, opt_names[str(init)] if isinstance(init, sp.Symbol) else repr(float(init)))
-                  for name, init in slot_inits.items()],
-        "step_slots": [(name, repr(float(init))) for name, (_, init) in opt.step_slots.items()],
-        "step_update": step_update,
-        "update": update,
-        "helpers": [(name, *HELPERS[name]) for name in sorted(emit.helpers)],
-        "needs_math": "_erfc" in emit.helpers,
     }
 
 
+def module_context(spec: Spec, model: NetworkDerivation | None = None) -> ModuleContext:
+    model = model or derive_spec(spec)
+    emit, loss, depth, opt = _Emitter(), model.loss, model.depth, model.optimizer
+    layer_lines = _forward_lines(model, emit)
+    loss_names = {str(sym): naming.loss_argument(loss.rule.name, name)
+                  for name, (sym, _) in loss.arguments.items()}
+    loss_line, label_line = _loss_lines(model, emit, loss_names)
+    backward = _backward_lines(model, emit, loss_names)
+    step_update, update, opt_names = _optimizer_lines(opt, emit)
+    loss_constants, optimizer_constants = _constants(model)
+    names = [param for layer in model.layers for param in layer.layer.param_names]
+    return ModuleContext(
+        spec=spec, title=repr(spec.title or spec.name),
+        docstring_title=_docstring_safe(spec.title) or spec.name,
+        **_descriptions(model, step_update, update),
+        param_names=[str(name) for name in names],
+        x_literal=array_literal(np.array(spec.x)), y_literal=array_literal(np.array(spec.y)),
+        epochs=spec.epochs, batch_size=spec.batch_size, **_initial_values(spec),
+        z_names=[naming.PRE_ACTIVATION.format(l=l) for l in range(1, depth + 1)],
+        a_names=[naming.OUTPUT.format(l=l) for l in range(depth + 1)],
+        delta_names=[naming.DELTA.format(l=l) for l in range(1, depth + 1)],
+        layers=layer_lines, forward=[line for layer in layer_lines for line in layer.forward],
+        loss_line=loss_line, label_line=label_line,
+        labels_doc=("Y holds one class index per sample (a column); loss and gradients take "
+                    "their one-hot rows." if loss.rule.sparse_labels else ""),
+        warnings=[textwrap.fill(f"Warning: {warning}.", 95) for warning in model.warnings],
+        backward=backward, gradient_names=[(str(name), name.gradient) for name in names],
+        uses_B=str(B) in emit.symbols_used, uses_K=str(K) in emit.symbols_used,
+        loss_constants=loss_constants, optimizer_constants=optimizer_constants,
+        slots=[(name, opt_names[str(init)] if isinstance(init, sp.Symbol) else repr(float(init)))
+               for name, (_, init) in opt.slots.items()],
+        step_slots=[(name, repr(float(init))) for name, (_, init) in opt.step_slots.items()],
+        step_update=step_update, update=update,
+        helpers=[(name, *HELPERS[name]) for name in sorted(emit.helpers)],
+        needs_math="_erfc" in emit.helpers)
+
+
 def module_source(spec: Spec, model: NetworkDerivation | None = None) -> str:
-    return render(python_env(), "module.py.j2", **module_context(spec, model))
+    return render(python_env(), "module.py.j2", **module_context(spec, model).template_variables())
 
 
 def module_path(spec: Spec, directory: Path) -> Path:

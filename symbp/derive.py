@@ -3,10 +3,12 @@
 SymPy derives each local rule once from the registries' forward formulas, then the layer
 recursion composes them, so the cost is flat in width and linear in depth:
 
-* the generic Dense layer ``z = a W + 1 b`` gives ``dW = a^T delta``, ``db = 1^T delta`` and the
-  gradient passed down ``g = delta W^T`` by matrix calculus (``d trace(delta^T z)``);
+* each registered layer's forward formula (:mod:`symbp.rules.layers`; Dense ``z = a W + 1 b``)
+  gives the gradient of each of its parameters and the gradient passed down by matrix calculus
+  (``d trace(delta^T z)``: Dense ``dW = a^T delta``, ``db = 1^T delta``, ``g = delta W^T``);
 * each activation gives its backward rule ``delta_j = sum_i g_i d a_i / d z_j`` (element-wise:
-  ``g_j f'(z_j)``), written in the layer's output ``a`` where SymPy can invert the formula;
+  ``g_j f'(z_j)``; both stated once, in :func:`derive_activation`, for every layer type),
+  written in the layer's output ``a`` where SymPy can invert the formula;
 * the loss, reduced as Keras reduces it, gives the output layer's ``delta`` (on the logits
   ``z`` when Keras takes its logits path, simplified to the teacher's ``a - y``);
 * the optimizer gives its element-wise assignments.
@@ -24,7 +26,9 @@ from typing import Optional
 import sympy as sp
 
 from .calculus import B, K, clean_floats, i, j, pull_out_of_sums, row_gradient, same_function
+from .network import Layer
 from .rules import Activation, Loss, Optimizer, activations, losses, optimizers
+from .rules.layers import LayerRule, layers as layer_rules
 from .rules.activations import f32
 from .rules.losses import piecewise_form
 from .rules.optimizers import F32
@@ -39,31 +43,49 @@ _zs = sp.Symbol("z", real=True)
 _ps = sp.Symbol("a", real=True)
 
 
-# ---------------------------------------------------------------- the generic Dense layer
+# ---------------------------------------------------------------- layers
 @dataclass(frozen=True)
-class DenseRule:
-    """Matrix rules of one Dense layer, derived by SymPy's matrix calculus."""
-    a_in: sp.MatrixSymbol
-    W: sp.MatrixSymbol
-    b: sp.MatrixSymbol
-    delta: sp.MatrixSymbol
-    z: sp.MatrixExpr        # a W + 1 b
-    dW: sp.MatrixExpr       # a^T delta
-    db: sp.MatrixExpr       # 1^T delta (column sums)
-    g_down: sp.MatrixExpr   # delta W^T
+class LayerCalculus:
+    """Matrix rules of one layer type, derived by SymPy's matrix calculus from its forward formula."""
+    rule: LayerRule
+    a_in: sp.MatrixSymbol                  # the batch input a_prev
+    parameters: dict                       # Keras variable name -> MatrixSymbol (named by its letter)
+    delta: sp.MatrixSymbol                 # dL/dz
+    z: sp.MatrixExpr                       # the forward formula (Dense: a W + 1 b)
+    gradients: dict                        # Keras variable name -> dL/d it (Dense: a^T delta, 1^T delta)
+    g_down: sp.MatrixExpr                  # dL/da_prev, passed down (Dense: delta W^T)
+
+
+def _linear_gradient(surrogate: sp.Expr, x: sp.MatrixSymbol) -> sp.MatrixExpr:
+    """d surrogate / dx in x's own shape (SymPy may return its transpose)."""
+    gradient = surrogate.diff(x)
+    return gradient.T if gradient.shape != x.shape else gradient
 
 
 @lru_cache(maxsize=None)
-def dense_rule() -> DenseRule:
-    n, m = sp.symbols("n m", integer=True, positive=True)
-    a_in, W = sp.MatrixSymbol("a_prev", B, n), sp.MatrixSymbol("W", n, m)
-    b, delta = sp.MatrixSymbol("b", 1, m), sp.MatrixSymbol("delta", B, m)
-    z_mat = a_in * W + sp.OneMatrix(B, 1) * b
-    # delta = dL/dz, so dL/dX = d trace(delta^T z)/dX for every X that z depends on linearly
+def derive_layer(name: str) -> LayerCalculus:
+    """Every backward rule of layer type ``name``, for symbolic shapes (so once for all widths).
+
+    With delta = dL/dz, the chain rule through a z linear in X is dL/dX = d trace(delta^T z)/dX:
+    one surrogate differentiated by each parameter the rule lists, and by its input.
+    """
+    rule = layer_rules[name]
+    features = sp.Symbol("n", integer=True, positive=True)
+    arguments = {key: sp.Symbol(key, integer=True, positive=True) for key in rule.shape_arguments}
+    a_in = sp.MatrixSymbol("a_prev", B, features)
+    parameters = {p.kind: sp.MatrixSymbol(p.code, *p.matrix_shape((features,), arguments))
+                  for p in rule.parameters}
+    z_mat = rule.forward(a_in, parameters)
+    delta = sp.MatrixSymbol("delta", *z_mat.shape)
     surrogate = sp.Trace(delta.T * z_mat)
-    dW, db, g_down = (surrogate.diff(x) for x in (W, b, a_in))
-    return DenseRule(a_in, W, b, delta, z_mat, dW.T if dW.shape != W.shape else dW,
-                     db.T if db.shape != b.shape else db, g_down)
+    gradients = {kind: _linear_gradient(surrogate, symbol) for kind, symbol in parameters.items()}
+    return LayerCalculus(rule, a_in, parameters, delta, z_mat, gradients, _linear_gradient(surrogate, a_in))
+
+
+def batch_mean(per_sample_gradient: sp.Expr) -> sp.Expr:
+    """dL/d of one row's quantity when L = 1/B sum_r l_r (Keras's sum_over_batch_size): the
+    per-sample gradient over B. The one place the batch mean enters the back-propagation."""
+    return per_sample_gradient / B
 
 
 # ---------------------------------------------------------------- activations
@@ -256,13 +278,13 @@ def derive_loss(loss_name: str, activation_name: str, arguments: tuple = ()) -> 
         if expected is not act:  # ... which is not this layer's output: write that activation of z
             gradient = _substitute_row(gradient, a, expected.formula(z[j]) if not expected.row_wise
                                        else expected.formula(z, j, _k, K))
-        delta = gradient / B
+        delta = batch_mean(gradient)
     else:
         per_sample = rule.formula(a, y, i, K, **symbols)
         gradient = row_gradient(piecewise_form(per_sample), a)
         gradient = sp.factor(gradient) if not gradient.has(sp.Piecewise) else gradient
         backward = derive_activation(activation_name).backward
-        delta = _substitute_row(backward, g, gradient / B)
+        delta = _substitute_row(backward, g, batch_mean(gradient))
     return LossDerivation(rule, act, on_logits, per_sample, gradient, delta, delta.has(z),
                           {name: (symbols[name], float(value)) for name, value in values.items()},
                           loss_warnings(loss_name, activation_name))
@@ -369,20 +391,31 @@ def derive_optimizer(name: str, settings: dict) -> OptimizerDerivation:
 # ---------------------------------------------------------------- the network
 @dataclass(frozen=True)
 class LayerDerivation:
-    number: int                  # l = 1 .. L; its parameters are W{l-1}, b{l-1} (Keras order)
-    inputs: int
-    units: int
+    """One layer instance with its type's rules and its activation's."""
+    layer: Layer
+    calculus: LayerCalculus
     activation: ActivationDerivation
 
     @property
+    def number(self) -> int:
+        return self.layer.number
+
+    @property
+    def units(self) -> int:
+        return self.layer.units
+
+    @property
+    def inputs(self) -> int:
+        return self.layer.input_shape[-1]
+
+    @property
     def param_index(self) -> int:
-        return self.number - 1
+        return self.layer.position
 
 
 @dataclass(frozen=True)
 class NetworkDerivation:
     layers: tuple[LayerDerivation, ...]
-    dense: DenseRule
     loss: LossDerivation
     optimizer: OptimizerDerivation
 
@@ -394,14 +427,28 @@ class NetworkDerivation:
     def warnings(self) -> tuple[str, ...]:
         return self.loss.warnings
 
+    @property
+    def dense(self) -> "_DenseView":
+        """For handouts.py until it reads the layer rules: the Dense rules, with ``dW``/``db``."""
+        return _DenseView(derive_layer("Dense"))
 
-def derive_network(widths: list[int], activation_names: list[str], loss_name: str,
-                   optimizer_settings: dict, loss_arguments: dict | None = None) -> NetworkDerivation:
-    """Derive every rule of a Dense network with ``widths = [inputs, units_1, ..., units_L]``."""
-    layers = tuple(
-        LayerDerivation(n + 1, widths[n], widths[n + 1], derive_activation(activations.canonical(act)))
-        for n, act in enumerate(activation_names))
-    loss = derive_loss(losses.canonical(loss_name), activations.canonical(activation_names[-1]),
+
+class _DenseView:
+    """For handouts.py until it reads the layer rules: Dense's calculus as the old DenseRule."""
+
+    def __init__(self, calculus: LayerCalculus):
+        self.z, self.g_down = calculus.z, calculus.g_down
+        self.dW, self.db = calculus.gradients["kernel"], calculus.gradients["bias"]
+
+
+def derive_network(layers: tuple[Layer, ...], loss_name: str, optimizer_settings: dict,
+                   loss_arguments: dict | None = None) -> NetworkDerivation:
+    """Derive every rule of a network of layer instances (:func:`symbp.network.layers_from_spec`)."""
+    derived = tuple(LayerDerivation(layer, derive_layer(layer.rule.name),
+                                    derive_activation(activations.canonical(layer.activation)))
+                    for layer in layers)
+    output_activation = activations.canonical(layers[-1].activation)
+    loss = derive_loss(losses.canonical(loss_name), output_activation,
                        tuple(sorted((loss_arguments or {}).items())))
     optimizer = derive_optimizer(optimizer_settings["name"], optimizer_settings)
-    return NetworkDerivation(layers, dense_rule(), loss, optimizer)
+    return NetworkDerivation(derived, loss, optimizer)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .codegen import module_source
+from .naming import ParamName
 from .spec import Spec
 
 TOLERANCE = {"float64": 1e-9, "float32": 1e-5}
@@ -161,9 +162,10 @@ class CheckReport:
         blocks = []
         with np.printoptions(precision=8, suppress=False):
             for c in self.parameters:
-                kind, n = c.name[0], int(c.name[1:])
-                lower, upper = between(n)
-                what = (f"weights between {lower} and {upper}" if kind == "W" else f"{biases} in the {upper}")
+                param = ParamName.parse(c.name)
+                lower, upper = between(param.layer)
+                what = (f"weights between {lower} and {upper}" if param.kind == "kernel"
+                        else f"{biases} in the {upper}")
                 verdict = "They match!" if c.match else "They don't match."
                 blocks.append(f"Checking {c.name} ({what}):\n\nKeras:\n{c.keras}\nsymbp:\n{c.symbp}\n"
                               f"{verdict} (largest difference {c.max_abs_diff:.3g}, tolerance {self.tolerance:g})")

@@ -1,13 +1,22 @@
-"""Names of generated identifiers, in one place (layer l = 1..L; its parameters W{l-1}, b{l-1})."""
+"""Names of generated identifiers, in one place (layer l = 1..L; its parameters W{l-1}, b{l-1}).
+
+A parameter's name is typed: :class:`ParamName` (the layer's position, the Keras variable name)
+gives its generated name (``W0``), its gradient's (``dW0``) and its TeX; :meth:`ParamName.parse`
+is the one reader of the textual form. The letters come from the layer rules' parameters
+(:mod:`symbp.rules.layers` registers them here).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
 
 PRE_ACTIVATION = "z{l}"       # z_l = a_{l-1} W_{l-1} + b_{l-1}
 OUTPUT = "a{l}"               # a_l = f_l(z_l); a0 is the input x
 UPSTREAM = "g{l}"             # g_l = dL/da_l
 DELTA = "delta{l}"            # delta_l = dL/dz_l
-KERNEL = "W{n}"               # Keras kernel of layer n + 1, shape (inputs, units)
-BIAS = "b{n}"                 # Keras bias of layer n + 1, shape (units,)
-KERNEL_GRADIENT = "dW{n}"
-BIAS_GRADIENT = "db{n}"
+PARAMETER = "{code}{n}"       # parameter of layer n + 1 (Keras order): W0 the kernel, b0 the bias
+GRADIENT = "d{param}"         # dL/d of a parameter: dW0
 LABELS = "y"
 
 
@@ -27,10 +36,60 @@ def layer_names(l: int) -> dict[str, str]:
             "delta": DELTA.format(l=l), "y": LABELS}
 
 
-def dense_names(l: int) -> dict[str, str]:
-    """Bindings of the Dense rule's matrices for layer l (input a_{l-1}, parameters n = l - 1)."""
-    return {"a_prev": OUTPUT.format(l=l - 1), "W": KERNEL.format(n=l - 1), "b": BIAS.format(n=l - 1),
-            "delta": DELTA.format(l=l)}
+def layer_rule_names(l: int, codes: tuple[str, ...]) -> dict[str, str]:
+    """Bindings of a layer rule's matrices for layer l: its input a_{l-1}, its delta, and each
+    parameter's MatrixSymbol (named by its letter) as that parameter of layer l (n = l - 1)."""
+    return {"a_prev": OUTPUT.format(l=l - 1), "delta": DELTA.format(l=l),
+            **{code: PARAMETER.format(code=code, n=l - 1) for code in codes}}
+
+
+# ---------------------------------------------------------------- parameter names
+#: Keras variable name -> letter of its generated name, as the layer rules register them
+PARAMETER_CODES: dict[str, str] = {}
+_PARAM_NAME = re.compile(r"([A-Za-z]+)(\d+)")
+
+
+def register_parameter_code(kind: str, code: str) -> None:
+    """Name parameters of kind ``kind`` ``{code}{n}``; one letter per kind, one kind per letter."""
+    owner = next((k for k, c in PARAMETER_CODES.items() if c == code), kind)
+    if PARAMETER_CODES.get(kind, code) != code or owner != kind:
+        raise ValueError(f"parameter letter {code!r} for {kind!r} clashes with "
+                         f"{PARAMETER_CODES.get(kind) or owner!r}")
+    PARAMETER_CODES[kind] = code
+
+
+@dataclass(frozen=True, order=True)
+class ParamName:
+    """A parameter: the 0-based position of its layer and its Keras variable name."""
+    layer: int
+    kind: str
+
+    @property
+    def code(self) -> str:
+        """Its name in generated code and in ``params``: W0, b0."""
+        return PARAMETER.format(code=PARAMETER_CODES[self.kind], n=self.layer)
+
+    @property
+    def gradient(self) -> str:
+        """The name of dL/d itself: dW0."""
+        return GRADIENT.format(param=self.code)
+
+    def tex(self, symbols: dict[str, str] | None = None) -> str:
+        """Its TeX, ``W_{0}``; ``symbols`` replaces a kind's letter (the bias as ``\\theta``)."""
+        return f"{(symbols or {}).get(self.kind, PARAMETER_CODES[self.kind])}_{{{self.layer}}}"
+
+    def __str__(self) -> str:
+        return self.code
+
+    @classmethod
+    def parse(cls, text: str) -> "ParamName":
+        """The one reader of a parameter's textual form: ``W1`` -> ParamName(1, "kernel")."""
+        match = _PARAM_NAME.fullmatch(text.strip()) if isinstance(text, str) else None
+        kinds = {code: kind for kind, code in PARAMETER_CODES.items()}
+        if match is None or match[1] not in kinds:
+            letters = ", ".join(f"{code}<n>" for code in kinds)
+            raise ValueError(f"not a parameter name: {text!r} (expected one of {letters})")
+        return cls(int(match[2]), kinds[match[1]])
 
 # the assignment notebooks (symbp.notebook)
 UPDATED = "{param}_updated"   # the parameter after one optimizer step

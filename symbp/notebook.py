@@ -23,8 +23,9 @@ import numpy as np
 import sympy as sp
 
 from . import naming
-from .codegen import EquationPrinter, Line, array_literal, derive_spec, module_context
+from .codegen import EquationPrinter, Line, ModuleContext, array_literal, derive_spec, module_context
 from .derive import NetworkDerivation, derive_activation
+from .naming import ParamName
 from .printers import HELPERS, ArrayPrinter
 from .render import python_env, render
 from .spec import Spec
@@ -136,6 +137,66 @@ def markdown_text(text: str) -> str:
     return escaped.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def _answer(line: Line, meaning: str, shape) -> Answer:
+    return Answer(line.target, line.code, line.equation, f"{meaning}, shape {_shape(shape)}")
+
+
+def _kernel_and_bias(layer) -> tuple[str, str]:
+    """The notebook's two parameter slots of a layer (its text speaks of weights and thetas)."""
+    by_kind = {name.kind: str(name) for name in layer.layer.param_names}
+    return by_kind["kernel"], by_kind["bias"]
+
+
+def _forward_layers(module: ModuleContext, model: NetworkDerivation, params: dict) -> list[dict]:
+    """Section 1.1: each layer's given parameters and its forward lines."""
+    layers, depth = [], model.depth
+    for layer, lines in zip(model.layers, module.layers):
+        l = layer.number
+        kernel, bias = _kernel_and_bias(layer)
+        layers.append({
+            "number": l, "kernel": kernel, "bias": bias,
+            "kernel_literal": array_literal(params[kernel]), "bias_literal": array_literal(params[bias]),
+            "lower": layer_name(l - 1, depth), "upper": layer_name(l, depth),
+            "forward": lines.forward, "output": naming.OUTPUT.format(l=l)})
+    return layers
+
+
+def _backward_steps(module: ModuleContext, model: NetworkDerivation, params: dict, rows: int) -> list[dict]:
+    """Section 1.3 below the output delta: each layer's gradients and updates, then the delta
+    passed down, from the output layer to the first."""
+    by_target = {line.target: line for line in module.backward}
+    depth, backward = model.depth, []
+    for layer in reversed(model.layers):
+        l = layer.number
+        kernel, bias = _kernel_and_bias(layer)
+        step = {"number": l, "kernel": kernel, "bias": bias,
+                "lower": layer_name(l - 1, depth), "upper": layer_name(l, depth)}
+        for name in layer.layer.param_names:
+            param, shape = str(name), params[str(name)].shape
+            lines = [_answer(by_target[name.gradient], f"dL/d{param}", shape)]
+            lines += [_answer(line, "the updated " + param if line.target == naming.UPDATED.format(param=param)
+                              else f"the new {line.target}", shape)
+                      for line in _update_lines(model, param, name.gradient)]
+            step[param] = AnswerCell(lines, naming.UPDATED.format(param=param))
+        step["delta"] = None
+        if l > 1:
+            below, delta = naming.UPSTREAM.format(l=l - 1), naming.DELTA.format(l=l - 1)
+            shape = (rows, layer.inputs)
+            step["delta"] = AnswerCell(
+                [_answer(by_target[below], f"dL/d{naming.OUTPUT.format(l=l - 1)}", shape),
+                 _answer(by_target[delta], f"dL/d{naming.PRE_ACTIVATION.format(l=l - 1)}", shape)], delta)
+        backward.append(step)
+    return backward
+
+
+def _check_description(param: str, depth: int) -> str:
+    """Section 3's words for a parameter: the weights between two layers, or a layer's thetas."""
+    name = ParamName.parse(param)
+    if name.kind == "kernel":
+        return f"weights between {layer_name(name.layer, depth)} and {layer_name(name.layer + 1, depth)}"
+    return f"biases (thetas) in {layer_name(name.layer + 1, depth)}"
+
+
 def notebook_context(spec: Spec, model: NetworkDerivation | None = None) -> dict:
     """Everything the notebook template prints, for one training step on the first batch."""
     model = model or derive_spec(spec)
@@ -143,87 +204,48 @@ def notebook_context(spec: Spec, model: NetworkDerivation | None = None) -> dict
     depth, params = model.depth, spec.initial_params()
     x, y = np.array(spec.x[:spec.batch_size]), np.array(spec.y[:spec.batch_size])
     rows = len(x)
-    by_target = {line.target: line for line in module["backward"]}
-
-    def answer(line: Line, meaning: str, shape) -> Answer:
-        return Answer(line.target, line.code, line.equation, f"{meaning}, shape {_shape(shape)}")
-
-    layers = []
-    for l in range(1, depth + 1):
-        n = l - 1
-        kernel, bias = naming.KERNEL.format(n=n), naming.BIAS.format(n=n)
-        layers.append({
-            "number": l, "kernel": kernel, "bias": bias,
-            "kernel_literal": array_literal(params[kernel]), "bias_literal": array_literal(params[bias]),
-            "lower": layer_name(l - 1, depth), "upper": layer_name(l, depth),
-            "forward": module["forward"][2 * n:2 * n + 2], "output": naming.OUTPUT.format(l=l)})
-
     output_delta = naming.DELTA.format(l=depth)
-    backward = []
-    for l in range(depth, 0, -1):
-        n = l - 1
-        kernel, bias = naming.KERNEL.format(n=n), naming.BIAS.format(n=n)
-        step = {"number": l, "kernel": kernel, "bias": bias,
-                "lower": layer_name(l - 1, depth), "upper": layer_name(l, depth)}
-        for param, gradient in ((kernel, naming.KERNEL_GRADIENT.format(n=n)),
-                                (bias, naming.BIAS_GRADIENT.format(n=n))):
-            shape = params[param].shape
-            lines = [answer(by_target[gradient], f"dL/d{param}", shape)]
-            lines += [answer(line, "the updated " + param if line.target == naming.UPDATED.format(param=param)
-                             else f"the new {line.target}", shape) for line in _update_lines(model, param, gradient)]
-            step[param] = AnswerCell(lines, naming.UPDATED.format(param=param))
-        step["delta"] = None
-        if l > 1:
-            below, delta = naming.UPSTREAM.format(l=l - 1), naming.DELTA.format(l=l - 1)
-            step["delta"] = AnswerCell(
-                [answer(by_target[below], f"dL/d{naming.OUTPUT.format(l=l - 1)}", (rows, spec.widths[l - 1])),
-                 answer(by_target[delta], f"dL/d{naming.PRE_ACTIVATION.format(l=l - 1)}",
-                        (rows, spec.widths[l - 1]))], delta)
-        backward.append(step)
-
+    output_line = next(line for line in module.backward if line.target == output_delta)
     functions, helpers = _activation_functions(spec)
-    helpers |= {name for name, *_ in module["helpers"]}
+    helpers |= {name for name, *_ in module.helpers}
     uses_t = any(expr.has(model.optimizer.t)
                  for _, expr in model.optimizer.step_assignments + model.optimizer.assignments)
     settings = {k: v for k, v in spec.optimizer.items() if k != "name" and v is not None}
     return {
         "title": markdown_text(spec.title or spec.name),
-        "architecture": module["architecture"],
-        "loss_name": module["loss_name"],
-        "optimizer_name": module["optimizer_name"],
-        "optimizer_doc": module["optimizer_doc"],
+        "architecture": module.architecture,
+        "loss_name": module.loss_name,
+        "optimizer_name": module.optimizer_name,
+        "optimizer_doc": module.optimizer_doc,
         "first_batch_only": rows < len(spec.x) or spec.epochs > 1,
         "rows": rows, "all_rows": len(spec.x), "epochs": spec.epochs,
         "helpers": [(name, *HELPERS[name]) for name in sorted(helpers)],
         "needs_math": "_erfc" in helpers,
         "activations": functions,
         "x_literal": array_literal(x), "y_literal": array_literal(y),
-        "layers": layers,
-        "loss_line": module["loss_line"],
-        "loss_constants": module["hyperparameters"][:len(model.loss.arguments)],
-        "hyperparameters": module["hyperparameters"][len(model.loss.arguments):],
+        "layers": _forward_layers(module, model, params),
+        "loss_line": module.loss_line,
+        "loss_constants": module.loss_constants,
+        "hyperparameters": module.optimizer_constants,
         "sparse_labels": model.loss.rule.sparse_labels,
         "uses_t": uses_t,
-        "step_slots": module["step_slots"],
-        "step_update": module["step_update"],
+        "step_slots": module.step_slots,
+        "step_update": module.step_update,
         "slots": [(naming.SLOT.format(slot=slot, param=param), param, init)
-                  for slot, init in module["slots"] for param in spec.param_names],
-        "output_delta": AnswerCell([answer(by_target[output_delta], f"dL/d{naming.PRE_ACTIVATION.format(l=depth)}",
-                                           (rows, spec.widths[-1]))], output_delta),
+                  for slot, init in module.slots for param in module.param_names],
+        "output_delta": AnswerCell([_answer(output_line, f"dL/d{naming.PRE_ACTIVATION.format(l=depth)}",
+                                            (rows, model.layers[-1].units))], output_delta),
         "output_z": naming.PRE_ACTIVATION.format(l=depth),
-        "backward": backward,
-        "inputs": spec.widths[0],
-        "outputs": spec.widths[-1],
+        "backward": _backward_steps(module, model, params, rows),
+        "inputs": model.layers[0].inputs,
+        "outputs": model.layers[-1].units,
         "dense": [(layer.units, layer.activation) for layer in spec.layers],
         "optimizer_config": repr({"class_name": spec.optimizer["name"], "config": settings}),
         "loss_keras": keras_loss_source(spec.loss),
-        "param_names": spec.param_names,
-        "keras_names": [naming.KERAS_RESULT.format(param=p) for p in spec.param_names],
+        "param_names": module.param_names,
+        "keras_names": [naming.KERAS_RESULT.format(param=p) for p in module.param_names],
         "checks": [(p, naming.KERAS_RESULT.format(param=p), naming.UPDATED.format(param=p),
-                    ("weights between " if p.startswith("W") else "biases (thetas) in ")
-                    + (f"{layer_name(int(p[1:]), depth)} and {layer_name(int(p[1:]) + 1, depth)}"
-                       if p.startswith("W") else layer_name(int(p[1:]) + 1, depth)))
-                   for p in spec.param_names],
+                    _check_description(p, depth)) for p in module.param_names],
         "tolerance": repr(TOLERANCE),
     }
 

@@ -315,7 +315,7 @@ class ArrayPrinter(PositiveFirst, NumPyPrinter):
     def _print_erfc(self, expr):
         return self._helper("_erfc", expr)
 
-    # ---- matrices of the Dense rule
+    # ---- matrices of the layer rules (1 b: a row added to every row; 1^T delta: column sums)
     def _print_MatMul(self, expr):
         factors = list(expr.args)
         if isinstance(factors[0], sp.OneMatrix):

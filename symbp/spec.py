@@ -19,6 +19,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from .network import layers_from_spec, param_names as network_param_names
 from .initializers import INITIALIZERS, Draw, initialize  # noqa: F401 (part of the spec's API)
 from .rules import activations, losses, optimizers
 from .rules.registry import UnknownName
@@ -82,7 +83,7 @@ class Spec:
 
     @property
     def param_names(self) -> list[str]:
-        return [f"{kind}{n}" for n in range(len(self.layers)) for kind in ("W", "b")]
+        return [str(name) for name in network_param_names(layers_from_spec(self))]
 
     @property
     def batch_size(self) -> int:
@@ -93,13 +94,15 @@ class Spec:
         return int(self.training.get("epochs", 1))
 
     def initial_sources(self) -> dict[str, np.ndarray | Draw]:
-        """Each parameter as the spec gives it: its array, or the initializer draw that makes it."""
+        """Each parameter as the spec gives it (the layer's ``weights``/``bias``): its array, or
+        the draw of its initializer (``kernel_initializer``, ...; the layer rule's default)."""
         sources: dict[str, np.ndarray | Draw] = {}
-        for n, (fan_in, layer) in enumerate(zip(self.widths, self.layers)):
-            sources[f"W{n}"] = (np.array(layer.weights, dtype=np.float64) if layer.weights is not None
-                                else INITIALIZERS[layer.kernel_initializer]((fan_in, layer.units)))
-            sources[f"b{n}"] = (np.array(layer.bias, dtype=np.float64) if layer.bias is not None
-                                else INITIALIZERS[layer.bias_initializer]((layer.units,)))
+        for given, layer in zip(self.layers, layers_from_spec(self)):
+            for parameter, name in zip(layer.rule.parameters, layer.param_names):
+                values = getattr(given, parameter.spec_key, None)
+                initializer = getattr(given, f"{parameter.kind}_initializer", parameter.initializer)
+                sources[str(name)] = (np.array(values, dtype=np.float64) if values is not None
+                                      else INITIALIZERS[initializer](layer.param_shape(parameter.kind)))
         return sources
 
     def initial_params(self) -> dict[str, np.ndarray]:
@@ -112,8 +115,10 @@ class Spec:
     def with_initial_params(self) -> "Spec":
         """The same spec with every weight and bias written out (nothing left to initializers)."""
         params = self.initial_params()
-        layers = [LayerSpec(layer.units, layer.activation, params[f"W{n}"].tolist(),
-                            params[f"b{n}"].tolist()) for n, layer in enumerate(self.layers)]
+        layers = [LayerSpec(layer.units, layer.activation,
+                            **{p.spec_key: params[str(name)].tolist()
+                               for p, name in zip(built.rule.parameters, built.param_names)})
+                  for layer, built in zip(self.layers, layers_from_spec(self))]
         return Spec(self.name, self.x, self.y, layers, dict(self.loss), dict(self.optimizer),
                     dict(self.training), self.title, self.seed)
 

@@ -47,6 +47,8 @@ from .errors import UnusableInput
 from .files import write_all
 from .keras_check import load_module
 from .kinks import nearest_kink
+from .naming import ParamName
+from .network import layers_from_spec
 from .rules import losses
 from .spec import VARIANT_DEFAULTS, VARIANT_ITEMS, LayerSpec, Spec
 
@@ -141,12 +143,15 @@ def _draws(spec: Spec, seed: int) -> Iterator[Optional[Spec]]:
     module = load_module(module_source(base), base.name)
     rng = np.random.default_rng(seed)
     params0, x0, y0 = base.initial_params(), np.array(base.x), np.array(base.y)
+    built_layers = layers_from_spec(base)
+    spec_keys = {str(name): p.spec_key for layer in built_layers
+                 for p, name in zip(layer.rule.parameters, layer.param_names)}
     seen = set()
     while True:
         params = dict(params0)
-        for name in base.param_names:
-            if ("weights" if name.startswith("W") else "bias") in vary:
-                params[name] = grids["weights" if name.startswith("W") else "bias"].draw(rng, params0[name].shape)
+        for name, spec_key in spec_keys.items():   # "weights" (kernels), "bias"
+            if spec_key in vary:
+                params[name] = grids[spec_key].draw(rng, params0[name].shape)
         x = grids["x"].draw(rng, x0.shape) if "x" in vary else x0
         y = _draw_labels(base, grids["y"], rng, y0.shape) if "y" in vary else y0
         key = b"".join(a.tobytes() for a in (*params.values(), x, y))
@@ -155,8 +160,10 @@ def _draws(spec: Spec, seed: int) -> Iterator[Optional[Spec]]:
             yield None
             continue
         seen.add(key)
-        layers = [LayerSpec(layer.units, layer.activation, params[f"W{n}"].tolist(), params[f"b{n}"].tolist())
-                  for n, layer in enumerate(base.layers)]
+        layers = [LayerSpec(layer.units, layer.activation,
+                            **{p.spec_key: params[str(name)].tolist()
+                               for p, name in zip(built.rule.parameters, built.param_names)})
+                  for layer, built in zip(base.layers, built_layers)]
         yield dataclasses.replace(base, x=x.tolist(), y=y.tolist(), layers=layers)
 
 
@@ -193,7 +200,7 @@ def answers(spec: Spec, module=None) -> dict:
     updated, _ = module.step(params, x, y)
     out = {"loss": module.loss(params, x, y)}
     out.update({naming.DELTA.format(l=l): d.tolist() for l, d in enumerate(deltas, start=1)})
-    out.update({"d" + name: grads[name].tolist() for name in spec.param_names})
+    out.update({ParamName.parse(name).gradient: grads[name].tolist() for name in spec.param_names})
     out.update({naming.UPDATED.format(param=name): updated[name].tolist() for name in spec.param_names})
     return out
 

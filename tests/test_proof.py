@@ -14,6 +14,7 @@ import sympy as sp
 
 from symbp.calculus import B, K, j
 from symbp.derive import a, derive_network, g, y, z
+from symbp.network import dense_layers
 
 NETS = [
     # (widths, activations, loss, x rows, y rows) — inputs and labels exact rationals
@@ -69,7 +70,7 @@ def scalar_loss(widths, act_names, loss_name, X, Y, Ws, bs, batch):
             A = Z.applyfunc(rule.formula)
         pre.append(Z)
         outs.append(A)
-    model = derive_network(widths, act_names, loss_name, {"name": "sgd", "learning_rate": 0.1})
+    model = derive_network(dense_layers(widths, act_names), loss_name, {"name": "sgd", "learning_rate": 0.1})
     units = widths[-1]
     row = model.loss.per_sample.subs(K, units)
     source = pre[-1] if model.loss.on_logits else outs[-1]
@@ -87,7 +88,7 @@ def test_composed_equations_equal_scalar_differentiation(net):
     widths, act_names, loss_name, x_rows, y_rows = net
     batch, X, Y, Ws, bs = build(*net)
     L, outs, pre, model = scalar_loss(widths, act_names, loss_name, X, Y, Ws, bs, batch)
-    dense = model.dense
+    dense = model.layers[0].calculus  # the Dense rule's calculus (every layer here is Dense)
     depth = len(act_names)
     delta = None
     checked = 0
@@ -99,8 +100,8 @@ def test_composed_equations_equal_scalar_differentiation(net):
         else:
             upstream = evaluate_matrix(dense.g_down, {"delta": delta, "W": Ws[l]}, batch)
             delta = evaluate_rows(model.layers[l - 1].activation.backward, {**rows, g: upstream}, units, batch)
-        dW = evaluate_matrix(dense.dW, {"a_prev": outs[l - 1], "delta": delta}, batch)
-        db = evaluate_matrix(dense.db, {"delta": delta}, batch)
+        dW = evaluate_matrix(dense.gradients["kernel"], {"a_prev": outs[l - 1], "delta": delta}, batch)
+        db = evaluate_matrix(dense.gradients["bias"], {"delta": delta}, batch)
         for composed, params in ((dW, Ws[l - 1]), (db, bs[l - 1])):
             assert composed.shape == params.shape
             for r in range(params.rows):
@@ -118,9 +119,9 @@ def test_the_oracle_detects_a_wrong_rule():
     batch, X, Y, Ws, bs = build(*NETS[0])
     L, outs, pre, model = scalar_loss(widths, act_names, loss_name, X, Y, Ws, bs, batch)
     delta = evaluate_rows(model.loss.delta, {a: outs[2], z: pre[1], y: Y}, 2, batch)
-    upstream = evaluate_matrix(model.dense.g_down, {"delta": delta, "W": Ws[1]}, batch)
+    upstream = evaluate_matrix(model.layers[0].calculus.g_down, {"delta": delta, "W": Ws[1]}, batch)
     wrong = evaluate_rows(g[j] * (1 - a[j]), {a: outs[1], g: upstream}, 2, batch)
-    dW0 = evaluate_matrix(model.dense.dW, {"a_prev": outs[0], "delta": wrong}, batch)
+    dW0 = evaluate_matrix(model.layers[0].calculus.gradients["kernel"], {"a_prev": outs[0], "delta": wrong}, batch)
     difference = dW0[0, 0] - sp.diff(L, Ws[0][0, 0])
     # not identically zero: it has a non-zero value at a point (simplify would only be slower)
     point = {s: sp.Rational(k + 1, 7) for k, s in enumerate(sorted(difference.free_symbols, key=str))}

@@ -1,0 +1,73 @@
+"""A network as a tuple of layer instances: the one place a spec's layers become layer rules.
+
+A :class:`Layer` is a registered :class:`~symbp.rules.layers.LayerRule` at a position with its
+arguments (``units``, ``activation``, ...) and the shapes it takes and gives (batch left out).
+Everything past the spec (derivation, naming, code, initial weights) reads these, not widths.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .naming import ParamName
+from .rules.layers import LayerRule, layers as layer_rules
+
+
+@dataclass(frozen=True)
+class Layer:
+    rule: LayerRule
+    position: int                     # 0-based; its parameters are ParamName(position, kind)
+    arguments: dict = field(hash=False, compare=False)
+    input_shape: tuple
+    output_shape: tuple
+
+    @property
+    def number(self) -> int:
+        """l = 1 .. L, as the derivation and the handouts count layers (a0 is the input)."""
+        return self.position + 1
+
+    @property
+    def activation(self) -> str:
+        return self.arguments.get("activation", "linear")
+
+    @property
+    def units(self) -> int:
+        """The width of its output (the last axis)."""
+        return self.output_shape[-1]
+
+    @property
+    def param_names(self) -> tuple[ParamName, ...]:
+        return tuple(ParamName(self.position, p.kind) for p in self.rule.parameters)
+
+    def param_shape(self, kind: str) -> tuple:
+        """The Keras shape of its parameter ``kind``."""
+        return tuple(self.rule.parameter(kind).shape(self.input_shape, self.arguments))
+
+
+def build_layers(input_shape: tuple, entries: list[tuple[str, dict]]) -> tuple[Layer, ...]:
+    """Layers from (Keras class name, arguments), input to output, each taking the last's shape."""
+    built, shape = [], tuple(input_shape)
+    for position, (class_name, arguments) in enumerate(entries):
+        rule = layer_rules[class_name]
+        output = tuple(rule.output_shape(shape, arguments))
+        built.append(Layer(rule, position, dict(arguments), shape, output))
+        shape = output
+    return tuple(built)
+
+
+def layers_from_spec(spec) -> tuple[Layer, ...]:
+    """The spec's ``[[layers]]`` (Dense tables: units, activation) as layer instances."""
+    entries = [(getattr(layer, "type", "Dense"), {"units": layer.units, "activation": layer.activation})
+               for layer in spec.layers]
+    return build_layers((len(spec.x[0]),), entries)
+
+
+def dense_layers(widths: list[int], activation_names: list[str]) -> tuple[Layer, ...]:
+    """Dense layers ``widths = [inputs, units_1, ..., units_L]`` (tests and the API's shorthand)."""
+    return build_layers((widths[0],), [("Dense", {"units": units, "activation": act})
+                                      for units, act in zip(widths[1:], activation_names)])
+
+
+def param_names(layers: tuple[Layer, ...]) -> list[ParamName]:
+    """Every parameter in Keras's get_weights order (W0, b0, W1, ...)."""
+    return [name for layer in layers for name in layer.param_names]
