@@ -21,6 +21,7 @@ from .printers import HELPERS, ArrayPrinter, PositiveFirst
 from .render import python_env, render
 from .initializers import TRUNCATED_NORMAL_SOURCE
 from .spec import Draw, Spec
+from .trace import trace_context
 
 
 class EquationPrinter(PositiveFirst, StrPrinter):
@@ -236,6 +237,7 @@ def module_context(spec: Spec, model: NetworkDerivation | None = None) -> dict:
         "step_slots": [(name, repr(float(init))) for name, (_, init) in opt.step_slots.items()],
         "step_update": step_update,
         "update": update,
+        "trace": trace_context(model, emit, loss_names),
         "helpers": [(name, *HELPERS[name]) for name in sorted(emit.helpers)],
         "needs_math": "_erfc" in emit.helpers,
     }
