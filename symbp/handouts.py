@@ -21,13 +21,13 @@ from typing import Optional
 import numpy as np
 import sympy as sp
 
-from .calculus import B, j as _UNIT
+from .calculus import j as _UNIT
 from .codegen import derive_spec, module_source
 from .errors import HandoutError
 from .derive import NetworkDerivation, g as G_ROW
+from .trace import PARTS, output_gradient, worked_parts
 from .latex import (ONES_ROW, IndexLatexPrinter, RowLatexPrinter, blank_matrix_tex, escape_latex, format_number,
                     matrix_tex, shape_tex)
-from .printers import HELPERS, ArrayPrinter
 from .render import latex_env, render
 from .spec import Spec
 
@@ -148,20 +148,6 @@ def _place_labels(edges: list[dict], layers: list[dict]) -> bool:
     return True
 
 
-# ---------------------------------------------------------------- evaluating model expressions
-def evaluate(expr: sp.Basic, values: dict[str, object]) -> np.ndarray:
-    """The NumPy value of a derivation-model expression, rows and symbols bound by name."""
-    variables = {name: f"v{n}" for n, name in enumerate(values)}
-    printer = ArrayPrinter(variables)
-    code = printer.doprint(expr)
-    namespace: dict[str, object] = {"np": np, "math": __import__("math")}
-    for helper in printer.helpers_used:
-        argument, _, body = HELPERS[helper]
-        exec(f"def {helper}({argument}):\n" + "".join(f"    {line}\n" for line in body), namespace)
-    namespace.update({variables[name]: value for name, value in values.items()})
-    return np.asarray(eval(code, namespace), dtype=np.float64)  # our own printer's output
-
-
 def f_prime(l: int) -> str:
     return f"f_{{{l}}}'(z_{{{l}}})"
 
@@ -220,19 +206,18 @@ class _Worker:
         self.params = module.initial_params()
         rows = min(spec.batch_size, len(spec.x))
         self.x, self.labels = module.X[:rows], module.Y[:rows]     # as the module takes them
-        zs, outputs = module._forward(self.params, self.x)
-        self.y = self.label_rows(self.labels, outputs[-1].shape[1])  # as the loss reads them
-        self.z = {l: zs[l - 1] for l in range(1, model.depth + 1)}
-        self.a = dict(enumerate(outputs))
-        grads, deltas = module.backward(self.params, self.x, self.labels)
-        self.grads = grads
-        self.delta = {l: deltas[l - 1] for l in range(1, model.depth + 1)}
-        self.loss = float(module.loss(self.params, self.x, self.labels))
-        self.sample_losses = [float(module.loss(self.params, self.x[r:r + 1], self.labels[r:r + 1]))
-                              for r in range(rows)]
-        self.updated, _ = module.step(self.params, self.x, self.labels)
-        self.g: dict[int, np.ndarray] = {}
-        self.derivative: dict[int, np.ndarray] = {}
+        self.trace = trace = module.trace(self.params, self.x, self.labels)
+        layers = range(1, model.depth + 1)
+        self.y = trace["y"]     # the label rows the loss reads (one-hot rows of sparse labels)
+        self.z = {l: trace[f"z{l}"] for l in layers}
+        self.a = {l: trace[f"a{l}"] for l in range(model.depth + 1)}
+        self.grads = {name: trace[f"d{name}"] for name in spec.param_names}
+        self.delta = {l: trace[f"delta{l}"] for l in layers}
+        self.loss = float(trace["loss"])
+        self.sample_losses = [float(value) for value in trace["per_sample"].reshape(-1)]
+        self.updated = trace["updated"]
+        self.g = {l: trace[f"g{l}"] for l in layers if f"g{l}" in trace}
+        self.derivative = {l: trace[f"fprime{l}"] for l in layers if f"fprime{l}" in trace}
 
     def label_rows(self, labels, units: int) -> np.ndarray:
         """The label rows the loss reads: one-hot rows of class indices for a sparse loss."""
@@ -260,19 +245,17 @@ class _Worker:
                 for name, v in self.row_values(l).items()}
 
     def step(self, title, lhs, expr, names, numbers, result, transposed=None, shown_lhs=None,
-             filled_expr=None, values=None) -> Step:
+             filled_expr=None, worked=None) -> Step:
         """``lhs = rule = rule with numbers = result``; the student's ``lhs = [blanks]``.
 
-        ``filled_expr`` (default ``expr``) is the form the numbers are filled into; with the
-        rows' ``values``, row sums inside it are worked out first (see ``row_sums_first``).
+        ``filled_expr`` (default ``expr``) is the form the numbers are filled into; for the
+        trace key ``worked``, its parts are worked out first (:func:`~symbp.trace.worked_parts`).
         """
         lines = [f"{lhs} = {self.symbols(expr, names)}"]
         filled_expr = expr if filled_expr is None else filled_expr
-        if values is not None:
-            filled_expr, numbers, sums = self.row_sums_first(filled_expr, names, numbers, values)
-            lines += sums
-        if values is not None and filled_expr.has(sp.Piecewise):
-            lines += self.piecewise_sides(filled_expr, names, numbers, values)
+        if worked is not None:
+            filled_expr, numbers, part_lines = self.worked_lines(filled_expr, names, numbers, worked)
+            lines += part_lines
         if numbers is not None and not filled_expr.has(sp.Piecewise) \
                 and filled_expr.free_symbols | filled_expr.atoms(sp.Indexed, sp.MatrixSymbol):
             lines.append(rf"\qquad = {self.filled(filled_expr, numbers, transposed)}")
@@ -280,37 +263,19 @@ class _Worker:
         blank = [f"{shown_lhs or lhs} = {blank_matrix_tex(np.shape(result))} \\quad ({shape_tex(result)})"]
         return Step(title, lines, blank)
 
-    def piecewise_sides(self, expr, names, numbers, values) -> list[str]:
-        """Each row a piecewise rule's conditions compare, with its numbers (huber's |a - y|):
-        the entries' cases follow from them."""
-        lines, seen = [], set()
-        for piecewise in sorted(expr.atoms(sp.Piecewise), key=sp.default_sort_key):
-            for _, condition in piecewise.args:
-                for side in getattr(condition, "args", ()):
-                    if side in seen or not side.has(sp.Indexed) or isinstance(side, sp.Indexed):
-                        continue
-                    seen.add(side)
-                    lines.append(rf"\qquad \text{{with }} {self.symbols(side, names)} = "
-                                 rf"{self.filled(side, numbers)} = {self.m(evaluate(side, values))}")
-        return lines
-
-    def row_sums_first(self, expr, names, numbers, values):
-        """Work out each innermost row sum on a line of its own, when the rest of ``expr`` still
-        needs the rows (softmax's e^z / rowsum(e^z)): the filled-in line then shows its column."""
+    def worked_lines(self, expr, names, numbers, key):
+        """Each part of ``expr`` on a line of its own with its value from the trace: row sums
+        (their column then stands in the filled-in line), then the rows a piecewise rule compares."""
+        parts, values = worked_parts(expr), list(self.trace[PARTS].get(key, []))
         lines, numbers = [], dict(numbers or {})
-        for n, total in enumerate(sorted(expr.atoms(sp.Sum), key=sp.default_sort_key)):
-            if total.atoms(sp.Sum) != {total}:
-                continue
-            column = sp.IndexedBase(f"rowsum{n}")
-            rest = expr.xreplace({total: column[_UNIT]})
-            if not rest.atoms(sp.Indexed) - {column[_UNIT]}:
-                continue
-            value = evaluate(total, values)
+        for (total, column), value in zip(parts.sums, values):
             lines.append(rf"\qquad \text{{with }} {self.symbols(total, names)} = "
                          rf"{self.filled(total, numbers)} = {self.m(value)}")
-            numbers[str(column)] = self.m(value)
-            expr = rest
-        return expr, numbers, lines
+            numbers[str(column.base)] = self.m(value)
+        for side, value in zip(parts.sides, values[len(parts.sums):]):
+            lines.append(rf"\qquad \text{{with }} {self.symbols(side, names)} = "
+                         rf"{self.filled(side, numbers)} = {self.m(value)}")
+        return parts.rest, numbers, lines
 
     # ---- sections
     def givens(self) -> list[Step]:
@@ -377,7 +342,7 @@ class _Worker:
             act = layer.activation
             steps.append(self.step(f"Layer {l}: {escape_latex(act.rule.name)} activation", f"a_{{{l}}}",
                                    act.forward, names, {"z": self.m(self.z[l])}, self.a[l],
-                                   values={"z": self.z[l]}))
+                                   worked=f"a{l}"))
         return steps
 
     def loss_steps(self) -> tuple[str, list[Step]]:
@@ -393,7 +358,7 @@ class _Worker:
         per_row = np.array(self.sample_losses).reshape(-1, 1)
         names = self.notation.layer(depth)
         in_rows = self.step("", "l", loss.per_sample, names, self.row_numbers(depth), per_row,
-                            values=self.row_values(depth))
+                            worked="per_sample")
         lines = [f"l = {IndexLatexPrinter(self.digits).doprint(loss.per_sample)}"] + in_rows.lines
         total = rf"L = \frac{{1}}{{B}} \sum_{{r}} l_{{r}} = {format_number(self.loss, self.digits)}"
         shown = f"{self.loss:.4f}"
@@ -410,12 +375,10 @@ class _Worker:
             return [self.step(title + " (the loss on the logits: activation and loss together)",
                               rf"\delta_{{{depth}}}", loss.delta, names, self.row_numbers(depth),
                               self.delta[depth])]
-        gradient = loss.gradient / B
-        self.g[depth] = evaluate(gradient, self.row_values(depth))
         steps = [self.step(rf"Gradient of the loss with respect to the output, "
                            rf"$g_{{{depth}}} = \partial L / \partial a_{{{depth}}}$",
-                           f"g_{{{depth}}}", gradient, names, self.row_numbers(depth), self.g[depth],
-                           values=self.row_values(depth))]
+                           f"g_{{{depth}}}", output_gradient(self.model), names, self.row_numbers(depth),
+                           self.g[depth], worked=f"g{depth}")]
         return steps + self.activation_steps(layer)
 
     def activation_steps(self, layer) -> list[Step]:
@@ -423,14 +386,13 @@ class _Worker:
         names = self.notation.layer(l)
         steps = []
         if act.derivative is not None:
-            self.derivative[l] = np.broadcast_to(evaluate(act.derivative, self.row_values(l)), self.z[l].shape)
             steps.append(self.step(rf"Derivative of {escape_latex(act.rule.name)} (derived by SymPy), "
                                    rf"element-wise", f_prime(l), act.derivative, names,
                                    self.row_numbers(l), self.derivative[l]))
         title = rf"Error gradient $\delta_{{{l}}} = \partial L / \partial z_{{{l}}}$"
         if act.derivative is None:
             steps.append(self.step(title, rf"\delta_{{{l}}}", act.backward, names, self.row_numbers(l),
-                                   self.delta[l], values=self.row_values(l)))
+                                   self.delta[l], worked=f"delta{l}"))
             return steps
         # element-wise: delta = g f'(z), filled in with the derivative's numbers found above
         derivative = sp.IndexedBase("derivative")[_UNIT]
@@ -464,7 +426,6 @@ class _Worker:
                                    f"${nt.param(f'b{n}')}$ (column sums of $\\delta_{{{l}}}$)",
                                    nt.grad(f"b{n}"), dense.db, names, numbers, self.grads[f"b{n}"]))
             if l > 1:
-                self.g[l - 1] = evaluate(dense.g_down, {"delta": delta, "W": self.params[f"W{n}"]})
                 steps.append(self.step(f"Gradient passed down to layer {l - 1}, "
                                        f"$g_{{{l - 1}}} = \\partial L / \\partial a_{{{l - 1}}}$ "
                                        f"(with ${nt.param(f'W{n}')}$ before its update)",
@@ -506,13 +467,13 @@ class _Worker:
     @staticmethod
     def start_value(init, values: dict) -> float:
         """A slot's start: a number, or a constant's value (adagrad's initial accumulator)."""
-        return float(evaluate(init, values)) if isinstance(init, sp.Basic) else float(init)
+        return float(values[str(init)]) if isinstance(init, sp.Symbol) else float(init)
 
     def step_scalars(self) -> dict[str, float]:
         """:meth:`optimizer_start` with each per-step scalar (Adam's alpha, nadam's u_t, ...)."""
         values = self.optimizer_start()
-        for target, expr in self.model.optimizer.step_assignments:
-            values[str(target)] = float(evaluate(expr, values))
+        for target, _ in self.model.optimizer.step_assignments:
+            values[str(target)] = float(self.trace[str(target)])
         return values
 
     def step_quantities(self) -> list[Step]:
@@ -523,7 +484,7 @@ class _Worker:
         steps = []
         for target, expr in opt.step_assignments:
             numbers = {k: format_number(v, d) for k, v in values.items()}
-            values[str(target)] = float(evaluate(expr, values))
+            values[str(target)] = float(self.trace[str(target)])
             lhs = names[str(target)] + (r"^{\mathrm{new}}" if str(target) in step_slots else "")
             lines = [f"{lhs} = {self.symbols(expr, names)}",
                      rf"\qquad = {self.filled(expr, numbers)} = {format_number(values[str(target)], d)}"]
@@ -540,9 +501,11 @@ class _Worker:
                        for sym, init in opt.slots.values()})
         values.update({str(opt.w): self.params[name], str(opt.grad): self.grads[name]})
         out = []
-        for target, expr in opt.assignments:
+        for (target, expr), (traced, value) in zip(opt.assignments, self.trace["update"][name]):
+            if traced != str(target):
+                raise RuntimeError(f"symbp bug: the trace assigns {traced} where the model assigns {target}")
             before = dict(values)
-            values[str(target)] = np.broadcast_to(evaluate(expr, values), self.params[name].shape)
+            values[str(target)] = np.broadcast_to(value, self.params[name].shape)
             out.append((target, expr, before, values[str(target)]))
         if not np.allclose(values[str(opt.w)], self.updated[name], rtol=1e-12, atol=1e-14):
             raise RuntimeError(f"symbp bug: the handout's update of {name} differs from the module's step")
