@@ -2,10 +2,10 @@
 
 ``handout_context(spec, options)`` prepares everything the templates print: each rule of the
 derivation model in symbols (:class:`~symbp.latex.RowLatexPrinter`), the same rule with the
-numbers filled in, and its result. Every number comes from the generated module (``forward``,
-``backward``, ``loss``, ``step``, ``train``), or, for the intermediate values the module keeps
-inside (the gradient ``g = dL/da`` a layer receives, ``f'(z)``, an optimizer's slots), from the
-same derivation-model expression evaluated by the NumPy printer. The templates only loop and print.
+numbers filled in, and its result. Every number of the worked step comes from the generated module's
+``trace`` (z, a, g, f'(z), delta, gradients, the optimizer's scalars, slots and intermediates,
+the parts a rule works out on the way), the training's from its ``train``: nothing here
+evaluates an expression. The templates only loop and print.
 
 The worked step is the first batch of the first epoch (``model.fit(shuffle=False)``'s first
 update); with more steps the handout adds the parameters after training and the loss per epoch.
