@@ -25,6 +25,7 @@ from .calculus import j as _UNIT
 from .codegen import derive_spec, module_source
 from .errors import HandoutError
 from .derive import NetworkDerivation, g as G_ROW
+from .chain_rule import Target, chain_rule, value_of
 from .trace import PARTS, output_gradient, worked_parts
 from .latex import (ONES_ROW, IndexLatexPrinter, RowLatexPrinter, blank_matrix_tex, escape_latex, format_number,
                     matrix_tex, shape_tex)
@@ -216,6 +217,7 @@ class _Worker:
         self.loss = float(trace["loss"])
         self.sample_losses = [float(value) for value in trace["per_sample"].reshape(-1)]
         self.updated = trace["updated"]
+        self.arrays = {**trace, **self.params}   # entries by the module's names (chain rule)
         self.g = {l: trace[f"g{l}"] for l in layers if f"g{l}" in trace}
         self.derivative = {l: trace[f"fprime{l}"] for l in layers if f"fprime{l}" in trace}
 
@@ -575,80 +577,91 @@ class _Worker:
         return RowLatexPrinter(names, digits=self.digits, filled=True, product=r"\cdot").doprint(expr)
 
     def explain(self, target: Explained) -> Step:
-        """dL/dw for one entry as a product of named factors, each with its number; the update."""
-        nt, d, opt = self.notation, self.digits, self.model.optimizer
-        l = int(target.name[1:]) + 1
-        c, layer = target.col, self.model.layers[l - 1]
-        entry = f"{c}" if target.row is None else f"{target.row},{c}"
-        param = f"{nt.param(target.name)}[{entry}]"
+        """dL/dw for one entry as a product of named factors (derived: :mod:`symbp.chain_rule`),
+        each with its number, their sum the module's gradient entry; then the entry's update."""
+        chain = chain_rule(self.model, Target(target.name, target.row, target.col), self.trace, self.params)
+        param = f"{self.notation.param(target.name)}[{','.join(map(str, chain.target.index))}]"
         d_param = rf"\frac{{\partial L}}{{\partial {param}}}"
-        through_activation = layer.activation.derivative is not None and not (
-            l == self.model.depth and self.model.loss.on_logits)
-        batch = len(self.x)
-        row_label = "0" if batch == 1 else "r"
-
-        def factors(r):
-            names = []
-            if through_activation:
-                names += [rf"\frac{{\partial L}}{{\partial a_{{{l}}}[{r},{c}]}}",
-                          rf"\frac{{\partial a_{{{l}}}[{r},{c}]}}{{\partial z_{{{l}}}[{r},{c}]}}"]
-            else:
-                names.append(rf"\frac{{\partial L}}{{\partial z_{{{l}}}[{r},{c}]}}")
-            return names + [rf"\frac{{\partial z_{{{l}}}[{r},{c}]}}{{\partial {param}}}"]
-
-        total = r"\sum_{r} " if batch > 1 else ""
-        lines = [rf"{d_param} = {total}" + r" \cdot ".join(factors(row_label))]
+        total = r"\sum_{r} " if len(chain.rows) > 1 else ""
+        generic = "0" if len(chain.rows) == 1 else "r"
+        lines = [rf"{d_param} = {total}" + r" \cdot ".join(self.factor_names(chain.rows[0], param, generic))]
         products = []
-        for r in range(batch):
-            named, values = factors(r), []
-            if through_activation:
-                value = self.g[l][r, c]
-                if l < self.model.depth:
-                    terms = " + ".join(rf"{_number_tex(self.delta[l + 1][r, k], d)} \cdot "
-                                       rf"{_number_tex(self.params[f'W{l}'][c, k], d)}"
-                                       for k in range(self.delta[l + 1].shape[1]))
-                    lines.append(rf"\quad {named[0]} = \sum_{{k}} \delta_{{{l + 1}}}[{r},k] \, "
-                                 rf"{nt.param(f'W{l}')}[{c},k]")
-                    lines.append(rf"\qquad = {terms} = {format_number(value, d)}")
-                else:
-                    lines.append(rf"\quad {named[0]} = g_{{{l}}}[{r},{c}] = {format_number(value, d)}"
-                                 r" \quad \text{(computed above)}")
-                derivative = layer.activation.derivative
-                symbolic = self.scalar(derivative, {"a": f"a_{{{l}}}[{r},{c}]", "z": f"z_{{{l}}}[{r},{c}]"})
-                if derivative.has(sp.Piecewise):   # the branch follows from z
-                    filled = rf" \quad (z_{{{l}}}[{r},{c}] = {format_number(self.z[l][r, c], d)})"
-                    lines.append(rf"\quad {named[1]} = {symbolic} = "
-                                 rf"{format_number(self.derivative[l][r, c], d)}{filled}")
-                else:
-                    filled = self.scalar(derivative, {"a": _number_tex(self.a[l][r, c], d),
-                                                      "z": _number_tex(self.z[l][r, c], d)})
-                    lines.append(rf"\quad {named[1]} = {symbolic} = {filled} = "
-                                 rf"{format_number(self.derivative[l][r, c], d)}")
-                values += [value, self.derivative[l][r, c]]
+        for factors in chain.rows:
+            lines += self.factor_lines(factors, param)
+            products.append(r" \cdot ".join(_number_tex(f.value, self.digits) for f in factors))
+        gradient = self.grads[target.name][chain.target.index]
+        lines.append(rf"{d_param} = " + " + ".join(products) + f" = {format_number(gradient, self.digits)}")
+        return Step(f"The chain rule for ${param}$", lines + self.explained_update(target, param))
+
+    def entry_tex(self, entry, row=None) -> str:
+        """An entry as the handout writes it: a_{1}[0,2], W_{1}[2,k] (``row`` replaces the first index)."""
+        base, indices = str(entry.base), [str(i) for i in entry.indices]
+        kind, number = base.rstrip("0123456789"), base[len(base.rstrip("0123456789")):]
+        tex = self.notation.param(base) if kind in ("W", "b") else \
+            (rf"\delta_{{{number}}}" if kind == "delta" else f"{kind}_{{{number}}}")
+        if row is not None and kind not in ("W", "b"):
+            indices[0] = row
+        return f"{tex}[{','.join(indices)}]"
+
+    def factor_names(self, factors, param: str, row=None) -> list[str]:
+        """Each factor as a partial derivative: dL/da[r,c], da/dz[r,c], dz[r,c]/dw."""
+        names = []
+        for factor in factors:
+            top = "L" if factor.by is None else self.entry_tex(factor.of, row)
+            bottom = self.entry_tex(factor.of, row) if factor.by is None else \
+                (param if factor is factors[-1] else self.entry_tex(factor.by, row))
+            names.append(rf"\frac{{\partial {top}}}{{\partial {bottom}}}")
+        return names
+
+    def factor_lines(self, factors, param: str) -> list[str]:
+        """One row's factors, each: its name = its derived rule (with numbers) = its value."""
+        d, names = self.digits, self.factor_names(factors, param)
+        lines = []
+        for factor, name in zip(factors, names):
+            if factor.terms:      # dL/da = sum_k delta[r,k] dz[r,k]/da[r,c], derived at k
+                delta, local = factor.terms[0]
+                unit = delta.indices[1]
+                generic = [self.entry_tex(e).replace(f",{unit}]", ",k]") for e in (delta, local)]
+                lines.append(rf"\quad {name} = \sum_{{k}} {generic[0]} \, {generic[1]}")
+                terms = " + ".join(rf"{_number_tex(value_of(delta, self.arrays), d)} \cdot "
+                                   rf"{_number_tex(value_of(local, self.arrays), d)}" for delta, local in factor.terms)
+                lines.append(rf"\qquad = {terms} = {format_number(factor.value, d)}")
+            elif factor.by is not None and factor is not factors[-1]:   # f'(z), the activation's
+                lines.append(self.derivative_line(factor, name))
+            elif factor.rule.is_number:
+                lines.append(rf"\quad {name} = {sp.latex(factor.rule)}")
             else:
-                lines.append(rf"\quad {named[0]} = \delta_{{{l}}}[{r},{c}] = "
-                             rf"{format_number(self.delta[l][r, c], d)} \quad \text{{(computed above)}}")
-                values.append(self.delta[l][r, c])
-            if target.row is None:
-                lines.append(rf"\quad {named[-1]} = 1")
-                values.append(1.0)
-            else:
-                lines.append(rf"\quad {named[-1]} = a_{{{l - 1}}}[{r},{target.row}] = "
-                             rf"{format_number(self.a[l - 1][r, target.row], d)}")
-                values.append(self.a[l - 1][r, target.row])
-            products.append(r" \cdot ".join(_number_tex(v, d) for v in values))
-        index = (c,) if target.row is None else (target.row, c)
-        lines.append(rf"{d_param} = " + " + ".join(products)
-                     + f" = {format_number(self.grads[target.name][index], d)}")
+                computed = r" \quad \text{(computed above)}" if factor.by is None else ""
+                lines.append(rf"\quad {name} = {self.entry_tex(factor.rule)} = "
+                             rf"{format_number(factor.value, d)}{computed}")
+        return lines
+
+    def derivative_line(self, factor, name: str) -> str:
+        """da/dz = f'(z) at the entry: the rule, its numbers (or the z that picks a branch), value."""
+        d, (a, z) = self.digits, (factor.of, factor.by)
+        derivative = factor.rule
+        symbolic = self.scalar(derivative, {"a": self.entry_tex(a), "z": self.entry_tex(z)})
+        if derivative.has(sp.Piecewise):   # the branch follows from z
+            return (rf"\quad {name} = {symbolic} = {format_number(factor.value, d)}"
+                    rf" \quad ({self.entry_tex(z)} = {format_number(value_of(z, self.arrays), d)})")
+        filled = self.scalar(derivative, {"a": _number_tex(value_of(a, self.arrays), d),
+                                          "z": _number_tex(value_of(z, self.arrays), d)})
+        return rf"\quad {name} = {symbolic} = {filled} = {format_number(factor.value, d)}"
+
+    def explained_update(self, target: Explained, param: str) -> list[str]:
+        """Each optimizer assignment of the entry, with its numbers (from the trace's update)."""
+        opt, d = self.model.optimizer, self.digits
+        index = (target.col,) if target.row is None else (target.row, target.col)
         names = self.update_names(target.name, param)
         renewed = {opt.w} | {sym for sym, _ in opt.slots.values()}
+        lines = []
         for assigned, expr, before, value in self.update_values(target.name):
             numbers = {k: (_number_tex(np.asarray(v)[index], d) if np.ndim(v) else format_number(v, d))
                        for k, v in before.items()}
             lhs = names[str(assigned)] + (r"^{\mathrm{new}}" if assigned in renewed else "")
             lines.append(rf"{lhs} = {self.scalar(expr, names)} = "
                          rf"{self.scalar(expr, numbers)} = {format_number(value[index], d)}")
-        return Step(f"The chain rule for ${param}$", lines)
+        return lines
 
     # ---- pictures
     def network_picture(self) -> dict:
