@@ -197,8 +197,9 @@ def parse_explain(target: str, spec: Spec) -> Explained:
     return Explained(f"b{n}", None, col)
 
 
-class _Worker:
-    """Builds the handout's sections from the derivation model and the module's numbers."""
+class _Numbers:
+    """Every number of the worked step, read from the generated module's ``trace`` (the step's
+    z, a, g, f'(z), delta, gradients, optimizer values): nothing here is evaluated."""
 
     def __init__(self, spec: Spec, options: HandoutOptions, model: NetworkDerivation, module):
         self.spec, self.options, self.model, self.module = spec, options, model, module
@@ -221,13 +222,20 @@ class _Worker:
         self.g = {l: trace[f"g{l}"] for l in layers if f"g{l}" in trace}
         self.derivative = {l: trace[f"fprime{l}"] for l in layers if f"fprime{l}" in trace}
 
+
+class _StepWriter:
+    """What every unit of the handout shares: the numbers (a :class:`_Numbers`'s attributes) and
+    how a step is written (``lhs = rule = rule with numbers = result``)."""
+
+    def __init__(self, numbers: _Numbers):
+        vars(self).update(vars(numbers))
+
     def label_rows(self, labels, units: int) -> np.ndarray:
         """The label rows the loss reads: one-hot rows of class indices for a sparse loss."""
         if self.model.loss.rule.sparse_labels:
             return np.eye(units)[np.asarray(labels, dtype=np.int64).reshape(-1)]
         return np.asarray(labels, dtype=np.float64)
 
-    # ---- printing helpers
     def m(self, values) -> str:
         return matrix_tex(values, self.digits)
 
@@ -236,6 +244,10 @@ class _Worker:
 
     def filled(self, expr, names, transposed=None) -> str:
         return RowLatexPrinter(names, transposed, digits=self.digits, filled=True).doprint(expr)
+
+    def scalar(self, expr, names) -> str:
+        """A row expression for one entry: names bound to entries or numbers, products as dots."""
+        return RowLatexPrinter(names, digits=self.digits, filled=True, product=r"\cdot").doprint(expr)
 
     def row_values(self, l: int) -> dict[str, object]:
         arguments = {str(sym): value for sym, value in self.model.loss.arguments.values()}
@@ -279,37 +291,10 @@ class _Worker:
                          rf"{self.filled(side, numbers)} = {self.m(value)}")
         return parts.rest, numbers, lines
 
-    # ---- sections
-    def givens(self) -> list[Step]:
-        nt = self.notation
-        steps = [Step("Inputs (one row per sample)", [rf"x = a_{{0}} = {self.m(self.spec.x)} "
-                                                        rf"\quad ({shape_tex(self.spec.x)})"]),
-                 self.labels_given()]
-        for name in self.spec.param_names:
-            l = int(name[1:]) + 1
-            where = (f"between the input and layer {l}" if l == 1 else f"between layer {l - 1} and layer {l}") \
-                if name[0] == "W" else f"of layer {l}"
-            kind = "Weights" if name[0] == "W" else ("Thetas" if nt.bias == r"\theta" else "Biases")
-            steps.append(Step(f"{kind} {where}",
-                              [rf"{nt.param(name)} = {self.m(self.params[name])} \quad "
-                               rf"({shape_tex(self.params[name])})"]))
-        return steps + self.loss_arguments()
 
-    def labels_given(self) -> Step:
-        y = np.asarray(self.spec.y, dtype=np.float64)
-        lines = [rf"y = {self.m(y)} \quad ({shape_tex(y)})"]
-        if not self.model.loss.rule.sparse_labels:
-            return Step("Labels", lines)
-        rows = self.label_rows(y, self.spec.widths[-1])
-        lines.append(rf"\text{{as one-hot rows (what the loss reads): }} y = {self.m(rows)} \quad "
-                     rf"({shape_tex(rows)})")
-        return Step("Labels (one class index per sample, counted from 0)", lines)
-
-    def loss_arguments(self) -> list[Step]:
-        loss = self.model.loss
-        return [Step(rf"Loss argument \texttt{{{escape_latex(name)}}} of {escape_latex(loss.rule.name)}",
-                     [rf"{sp.latex(sym)} = {format_number(value, self.digits)}"])
-                for name, (sym, value) in loss.arguments.items()]
+class _OptimizerSteps(_StepWriter):
+    """The optimizer: its hyperparameters, its rule, its per-step scalars and each parameter's
+    assignments (slots and intermediates), numbers from the trace's ``update``."""
 
     def hyperparameters(self) -> list[tuple[str, str, str]]:
         opt = self.model.optimizer
@@ -331,117 +316,6 @@ class _Worker:
                         format_number(opt.values[name], max(self.digits, 10)), escape_latex(note)))
         return out
 
-    def forward(self) -> list[Step]:
-        steps = []
-        dense = self.model.dense
-        for layer in self.model.layers:
-            l = layer.number
-            names = {**self.notation.dense(l), **self.notation.layer(l)}
-            numbers = {"a_prev": self.m(self.a[l - 1]), "W": self.m(self.params[f"W{l - 1}"]),
-                       "b": self.m(self.params[f"b{l - 1}"])}
-            steps.append(self.step(f"Layer {l}: pre-activation", f"z_{{{l}}}", dense.z, names, numbers,
-                                   self.z[l]))
-            act = layer.activation
-            steps.append(self.step(f"Layer {l}: {escape_latex(act.rule.name)} activation", f"a_{{{l}}}",
-                                   act.forward, names, {"z": self.m(self.z[l])}, self.a[l],
-                                   worked=f"a{l}"))
-        return steps
-
-    def loss_steps(self) -> tuple[str, list[Step]]:
-        """The per-sample loss in index form, then for the batch's rows; the batch mean."""
-        loss, depth = self.model.loss, self.model.depth
-        row = "z" if loss.on_logits else "a"
-        intro = (rf"Per sample, over the $K = {self.a[depth].shape[1]}$ units of a row of "
-                 rf"${row} = {row}_{{{depth}}}$ and $y$; the batch loss $L$ is the mean over the "
-                 rf"$B = {len(self.x)}$ row{'s' if len(self.x) > 1 else ''} of the batch.")
-        if loss.on_logits:
-            intro += (rf" Keras computes {escape_latex(loss.rule.name)} on a "
-                      rf"{escape_latex(loss.activation.name)} output from its logits $z_{{{depth}}}$.")
-        per_row = np.array(self.sample_losses).reshape(-1, 1)
-        names = self.notation.layer(depth)
-        in_rows = self.step("", "l", loss.per_sample, names, self.row_numbers(depth), per_row,
-                            worked="per_sample")
-        lines = [f"l = {IndexLatexPrinter(self.digits).doprint(loss.per_sample)}"] + in_rows.lines
-        total = rf"L = \frac{{1}}{{B}} \sum_{{r}} l_{{r}} = {format_number(self.loss, self.digits)}"
-        shown = f"{self.loss:.4f}"
-        if shown != format_number(self.loss, self.digits):
-            total += rf" \approx {shown} \quad \text{{(Keras's progress bar shows 4 digits)}}"
-        return intro, [Step("Loss", lines + [total])]
-
-    def output_delta(self) -> list[Step]:
-        loss, depth = self.model.loss, self.model.depth
-        layer = self.model.layers[-1]
-        names = self.notation.layer(depth)
-        title = rf"Error gradient $\delta_{{{depth}}} = \partial L / \partial z_{{{depth}}}$"
-        if loss.on_logits:
-            return [self.step(title + " (the loss on the logits: activation and loss together)",
-                              rf"\delta_{{{depth}}}", loss.delta, names, self.row_numbers(depth),
-                              self.delta[depth])]
-        steps = [self.step(rf"Gradient of the loss with respect to the output, "
-                           rf"$g_{{{depth}}} = \partial L / \partial a_{{{depth}}}$",
-                           f"g_{{{depth}}}", output_gradient(self.model), names, self.row_numbers(depth),
-                           self.g[depth], worked=f"g{depth}")]
-        return steps + self.activation_steps(layer)
-
-    def activation_steps(self, layer) -> list[Step]:
-        l, act = layer.number, layer.activation
-        names = self.notation.layer(l)
-        steps = []
-        if act.derivative is not None:
-            steps.append(self.step(rf"Derivative of {escape_latex(act.rule.name)} (derived by SymPy), "
-                                   rf"element-wise", f_prime(l), act.derivative, names,
-                                   self.row_numbers(l), self.derivative[l]))
-        title = rf"Error gradient $\delta_{{{l}}} = \partial L / \partial z_{{{l}}}$"
-        if act.derivative is None:
-            steps.append(self.step(title, rf"\delta_{{{l}}}", act.backward, names, self.row_numbers(l),
-                                   self.delta[l], worked=f"delta{l}"))
-            return steps
-        # element-wise: delta = g f'(z), filled in with the derivative's numbers found above
-        derivative = sp.IndexedBase("derivative")[_UNIT]
-        rule = G_ROW[_UNIT] * derivative
-        numbers = {"g": self.m(self.g[l]), "derivative": self.m(self.derivative[l])}
-        steps.append(self.step(title, rf"\delta_{{{l}}} = {self.symbols(rule, {**names, 'derivative': f_prime(l)})}",
-                               act.backward, names, numbers, self.delta[l], filled_expr=rule,
-                               shown_lhs=rf"\delta_{{{l}}}"))
-        return steps
-
-    def backprop(self) -> list[Section]:
-        sections = []
-        if self.model.optimizer.step_assignments:
-            sections.append(Section(
-                "The optimizer's per-step numbers (step $t = 1$)",
-                f"{escape_latex(self.model.optimizer.rule.name)} computes these once per step, "
-                f"the same for every weight and {'theta' if self.notation.bias != 'b' else 'bias'}.",
-                self.step_quantities()))
-        dense, nt = self.model.dense, self.notation
-        for layer in reversed(self.model.layers):
-            l, n = layer.number, layer.number - 1
-            steps = self.output_delta() if l == self.model.depth else self.activation_steps(layer)
-            names = nt.dense(l)
-            a_prev, delta = self.a[l - 1], self.delta[l]
-            numbers = {"a_prev": self.m(a_prev), "delta": self.m(delta),
-                       "W": self.m(self.params[f"W{n}"]), ONES_ROW: self.m(np.ones((1, len(delta))))}
-            transposed = {"a_prev": self.m(a_prev.T), "W": self.m(self.params[f"W{n}"].T)}
-            steps.append(self.step(f"Gradient of the weights ${nt.param(f'W{n}')}$", nt.grad(f"W{n}"),
-                                   dense.dW, names, numbers, self.grads[f"W{n}"], transposed))
-            steps.append(self.step(f"Gradient of the {'thetas' if nt.bias != 'b' else 'biases'} "
-                                   f"${nt.param(f'b{n}')}$ (column sums of $\\delta_{{{l}}}$)",
-                                   nt.grad(f"b{n}"), dense.db, names, numbers, self.grads[f"b{n}"]))
-            if l > 1:
-                steps.append(self.step(f"Gradient passed down to layer {l - 1}, "
-                                       f"$g_{{{l - 1}}} = \\partial L / \\partial a_{{{l - 1}}}$ "
-                                       f"(with ${nt.param(f'W{n}')}$ before its update)",
-                                       f"g_{{{l - 1}}}", dense.g_down, names, numbers, self.g[l - 1],
-                                       transposed))
-            for name in (f"W{n}", f"b{n}"):
-                steps.extend(self.update_steps(name))
-            title = f"Layer {l}" + (" (output layer)" if l == self.model.depth else "")
-            intro = (f"{escape_latex(layer.activation.rule.name)} activation, {layer.units} units; "
-                     f"parameters ${nt.param(f'W{n}')}$ and ${nt.param(f'b{n}')}$.")
-            sections.append(Section(title, intro, steps))
-        return sections
-
-    # ---- the optimizer's update
     def constant_names(self) -> dict[str, str]:
         """LaTeX of the optimizer's constants and per-step quantities, by symbol name."""
         opt = self.model.optimizer
@@ -571,10 +445,179 @@ class _Worker:
         return [rf"{names[str(t)]} \leftarrow {self.symbols(self.as_rows(e), names)}"
                 for t, e in opt.step_assignments + opt.assignments]
 
-    # ---- the scalar chain rule for one entry
-    def scalar(self, expr, names) -> str:
-        """A row expression for one entry: names bound to entries or numbers, products as dots."""
-        return RowLatexPrinter(names, digits=self.digits, filled=True, product=r"\cdot").doprint(expr)
+
+class _ForwardSteps(_StepWriter):
+    """The givens, the forward pass layer by layer, the loss, and the table of layers."""
+
+    def givens(self) -> list[Step]:
+        nt = self.notation
+        steps = [Step("Inputs (one row per sample)", [rf"x = a_{{0}} = {self.m(self.spec.x)} "
+                                                        rf"\quad ({shape_tex(self.spec.x)})"]),
+                 self.labels_given()]
+        for name in self.spec.param_names:
+            l = int(name[1:]) + 1
+            where = (f"between the input and layer {l}" if l == 1 else f"between layer {l - 1} and layer {l}") \
+                if name[0] == "W" else f"of layer {l}"
+            kind = "Weights" if name[0] == "W" else ("Thetas" if nt.bias == r"\theta" else "Biases")
+            steps.append(Step(f"{kind} {where}",
+                              [rf"{nt.param(name)} = {self.m(self.params[name])} \quad "
+                               rf"({shape_tex(self.params[name])})"]))
+        return steps + self.loss_arguments()
+
+    def labels_given(self) -> Step:
+        y = np.asarray(self.spec.y, dtype=np.float64)
+        lines = [rf"y = {self.m(y)} \quad ({shape_tex(y)})"]
+        if not self.model.loss.rule.sparse_labels:
+            return Step("Labels", lines)
+        rows = self.label_rows(y, self.spec.widths[-1])
+        lines.append(rf"\text{{as one-hot rows (what the loss reads): }} y = {self.m(rows)} \quad "
+                     rf"({shape_tex(rows)})")
+        return Step("Labels (one class index per sample, counted from 0)", lines)
+
+    def loss_arguments(self) -> list[Step]:
+        loss = self.model.loss
+        return [Step(rf"Loss argument \texttt{{{escape_latex(name)}}} of {escape_latex(loss.rule.name)}",
+                     [rf"{sp.latex(sym)} = {format_number(value, self.digits)}"])
+                for name, (sym, value) in loss.arguments.items()]
+
+    def forward(self) -> list[Step]:
+        steps = []
+        dense = self.model.dense
+        for layer in self.model.layers:
+            l = layer.number
+            names = {**self.notation.dense(l), **self.notation.layer(l)}
+            numbers = {"a_prev": self.m(self.a[l - 1]), "W": self.m(self.params[f"W{l - 1}"]),
+                       "b": self.m(self.params[f"b{l - 1}"])}
+            steps.append(self.step(f"Layer {l}: pre-activation", f"z_{{{l}}}", dense.z, names, numbers,
+                                   self.z[l]))
+            act = layer.activation
+            steps.append(self.step(f"Layer {l}: {escape_latex(act.rule.name)} activation", f"a_{{{l}}}",
+                                   act.forward, names, {"z": self.m(self.z[l])}, self.a[l],
+                                   worked=f"a{l}"))
+        return steps
+
+    def loss_steps(self) -> tuple[str, list[Step]]:
+        """The per-sample loss in index form, then for the batch's rows; the batch mean."""
+        loss, depth = self.model.loss, self.model.depth
+        row = "z" if loss.on_logits else "a"
+        intro = (rf"Per sample, over the $K = {self.a[depth].shape[1]}$ units of a row of "
+                 rf"${row} = {row}_{{{depth}}}$ and $y$; the batch loss $L$ is the mean over the "
+                 rf"$B = {len(self.x)}$ row{'s' if len(self.x) > 1 else ''} of the batch.")
+        if loss.on_logits:
+            intro += (rf" Keras computes {escape_latex(loss.rule.name)} on a "
+                      rf"{escape_latex(loss.activation.name)} output from its logits $z_{{{depth}}}$.")
+        per_row = np.array(self.sample_losses).reshape(-1, 1)
+        names = self.notation.layer(depth)
+        in_rows = self.step("", "l", loss.per_sample, names, self.row_numbers(depth), per_row,
+                            worked="per_sample")
+        lines = [f"l = {IndexLatexPrinter(self.digits).doprint(loss.per_sample)}"] + in_rows.lines
+        total = rf"L = \frac{{1}}{{B}} \sum_{{r}} l_{{r}} = {format_number(self.loss, self.digits)}"
+        shown = f"{self.loss:.4f}"
+        if shown != format_number(self.loss, self.digits):
+            total += rf" \approx {shown} \quad \text{{(Keras's progress bar shows 4 digits)}}"
+        return intro, [Step("Loss", lines + [total])]
+
+    def layer_table(self) -> list[dict]:
+        rows = []
+        for layer in self.model.layers:
+            act = layer.activation
+            names = {"z": "z", "a": "a", "g": r"\frac{\partial L}{\partial a}"}
+            rows.append({"number": layer.number, "units": layer.units,
+                         "activation": escape_latex(act.rule.name),
+                         "forward": self.symbols(act.forward, names),
+                         "derivative": self.symbols(act.derivative, names) if act.derivative is not None
+                         else rf"\text{{row-wise: }} \delta = {self.symbols(act.backward, names)}"})
+        return rows
+
+
+class _BackpropSections(_StepWriter):
+    """One section per layer from the output down: its delta, gradients, gradient passed down
+    and parameter updates (after the optimizer's per-step numbers, when it has any)."""
+
+    def __init__(self, numbers: _Numbers, optimizer: _OptimizerSteps):
+        super().__init__(numbers)
+        self.optimizer = optimizer
+
+    def output_delta(self) -> list[Step]:
+        loss, depth = self.model.loss, self.model.depth
+        layer = self.model.layers[-1]
+        names = self.notation.layer(depth)
+        title = rf"Error gradient $\delta_{{{depth}}} = \partial L / \partial z_{{{depth}}}$"
+        if loss.on_logits:
+            return [self.step(title + " (the loss on the logits: activation and loss together)",
+                              rf"\delta_{{{depth}}}", loss.delta, names, self.row_numbers(depth),
+                              self.delta[depth])]
+        steps = [self.step(rf"Gradient of the loss with respect to the output, "
+                           rf"$g_{{{depth}}} = \partial L / \partial a_{{{depth}}}$",
+                           f"g_{{{depth}}}", output_gradient(self.model), names, self.row_numbers(depth),
+                           self.g[depth], worked=f"g{depth}")]
+        return steps + self.activation_steps(layer)
+
+    def activation_steps(self, layer) -> list[Step]:
+        l, act = layer.number, layer.activation
+        names = self.notation.layer(l)
+        steps = []
+        if act.derivative is not None:
+            steps.append(self.step(rf"Derivative of {escape_latex(act.rule.name)} (derived by SymPy), "
+                                   rf"element-wise", f_prime(l), act.derivative, names,
+                                   self.row_numbers(l), self.derivative[l]))
+        title = rf"Error gradient $\delta_{{{l}}} = \partial L / \partial z_{{{l}}}$"
+        if act.derivative is None:
+            steps.append(self.step(title, rf"\delta_{{{l}}}", act.backward, names, self.row_numbers(l),
+                                   self.delta[l], worked=f"delta{l}"))
+            return steps
+        # element-wise: delta = g f'(z), filled in with the derivative's numbers found above
+        derivative = sp.IndexedBase("derivative")[_UNIT]
+        rule = G_ROW[_UNIT] * derivative
+        numbers = {"g": self.m(self.g[l]), "derivative": self.m(self.derivative[l])}
+        steps.append(self.step(title, rf"\delta_{{{l}}} = {self.symbols(rule, {**names, 'derivative': f_prime(l)})}",
+                               act.backward, names, numbers, self.delta[l], filled_expr=rule,
+                               shown_lhs=rf"\delta_{{{l}}}"))
+        return steps
+
+    def backprop(self) -> list[Section]:
+        sections = []
+        if self.model.optimizer.step_assignments:
+            sections.append(Section(
+                "The optimizer's per-step numbers (step $t = 1$)",
+                f"{escape_latex(self.model.optimizer.rule.name)} computes these once per step, "
+                f"the same for every weight and {'theta' if self.notation.bias != 'b' else 'bias'}.",
+                self.optimizer.step_quantities()))
+        dense, nt = self.model.dense, self.notation
+        for layer in reversed(self.model.layers):
+            l, n = layer.number, layer.number - 1
+            steps = self.output_delta() if l == self.model.depth else self.activation_steps(layer)
+            names = nt.dense(l)
+            a_prev, delta = self.a[l - 1], self.delta[l]
+            numbers = {"a_prev": self.m(a_prev), "delta": self.m(delta),
+                       "W": self.m(self.params[f"W{n}"]), ONES_ROW: self.m(np.ones((1, len(delta))))}
+            transposed = {"a_prev": self.m(a_prev.T), "W": self.m(self.params[f"W{n}"].T)}
+            steps.append(self.step(f"Gradient of the weights ${nt.param(f'W{n}')}$", nt.grad(f"W{n}"),
+                                   dense.dW, names, numbers, self.grads[f"W{n}"], transposed))
+            steps.append(self.step(f"Gradient of the {'thetas' if nt.bias != 'b' else 'biases'} "
+                                   f"${nt.param(f'b{n}')}$ (column sums of $\\delta_{{{l}}}$)",
+                                   nt.grad(f"b{n}"), dense.db, names, numbers, self.grads[f"b{n}"]))
+            if l > 1:
+                steps.append(self.step(f"Gradient passed down to layer {l - 1}, "
+                                       f"$g_{{{l - 1}}} = \\partial L / \\partial a_{{{l - 1}}}$ "
+                                       f"(with ${nt.param(f'W{n}')}$ before its update)",
+                                       f"g_{{{l - 1}}}", dense.g_down, names, numbers, self.g[l - 1],
+                                       transposed))
+            for name in (f"W{n}", f"b{n}"):
+                steps.extend(self.optimizer.update_steps(name))
+            title = f"Layer {l}" + (" (output layer)" if l == self.model.depth else "")
+            intro = (f"{escape_latex(layer.activation.rule.name)} activation, {layer.units} units; "
+                     f"parameters ${nt.param(f'W{n}')}$ and ${nt.param(f'b{n}')}$.")
+            sections.append(Section(title, intro, steps))
+        return sections
+
+
+class _ChainRuleSteps(_StepWriter):
+    """``--explain``: one entry's scalar chain rule (:mod:`symbp.chain_rule`) and its update."""
+
+    def __init__(self, numbers: _Numbers, optimizer: _OptimizerSteps):
+        super().__init__(numbers)
+        self.optimizer = optimizer
 
     def explain(self, target: Explained) -> Step:
         """dL/dw for one entry as a product of named factors (derived: :mod:`symbp.chain_rule`),
@@ -652,10 +695,10 @@ class _Worker:
         """Each optimizer assignment of the entry, with its numbers (from the trace's update)."""
         opt, d = self.model.optimizer, self.digits
         index = (target.col,) if target.row is None else (target.row, target.col)
-        names = self.update_names(target.name, param)
+        names = self.optimizer.update_names(target.name, param)
         renewed = {opt.w} | {sym for sym, _ in opt.slots.values()}
         lines = []
-        for assigned, expr, before, value in self.update_values(target.name):
+        for assigned, expr, before, value in self.optimizer.update_values(target.name):
             numbers = {k: (_number_tex(np.asarray(v)[index], d) if np.ndim(v) else format_number(v, d))
                        for k, v in before.items()}
             lhs = names[str(assigned)] + (r"^{\mathrm{new}}" if assigned in renewed else "")
@@ -663,7 +706,10 @@ class _Worker:
                          rf"{self.scalar(expr, numbers)} = {format_number(value[index], d)}")
         return lines
 
-    # ---- pictures
+
+class _Pictures(_StepWriter):
+    """The network drawing, the loss per epoch and the parameters after training."""
+
     def network_picture(self) -> dict:
         widths = self.spec.widths
         spacing_x, spacing_y = 4.2, 1.5
@@ -712,18 +758,6 @@ class _Worker:
         return [Step(f"${self.notation.param(name)}$",
                      [rf"{self.notation.param(name)} = {self.m(final[name])}"]) for name in self.spec.param_names]
 
-    def layer_table(self) -> list[dict]:
-        rows = []
-        for layer in self.model.layers:
-            act = layer.activation
-            names = {"z": "z", "a": "a", "g": r"\frac{\partial L}{\partial a}"}
-            rows.append({"number": layer.number, "units": layer.units,
-                         "activation": escape_latex(act.rule.name),
-                         "forward": self.symbols(act.forward, names),
-                         "derivative": self.symbols(act.derivative, names) if act.derivative is not None
-                         else rf"\text{{row-wise: }} \delta = {self.symbols(act.backward, names)}"})
-        return rows
-
 
 def handout_context(spec: Spec, options: HandoutOptions = HandoutOptions(),
                     model: NetworkDerivation | None = None, module=None) -> dict:
@@ -732,42 +766,43 @@ def handout_context(spec: Spec, options: HandoutOptions = HandoutOptions(),
     explained = [parse_explain(target, spec) for target in options.explain]
     model = model or derive_spec(spec)
     module = module or load_module(module_source(spec, model), spec.name)
-    work = _Worker(spec, options, model, module)
-    loss_intro, loss_steps = work.loss_steps()
-    backprop = work.backprop()
+    numbers = _Numbers(spec, options, model, module)
+    optimizer, forward, pictures = _OptimizerSteps(numbers), _ForwardSteps(numbers), _Pictures(numbers)
+    chain_rules = _ChainRuleSteps(numbers, optimizer)
+    loss_intro, loss_steps = forward.loss_steps()
     steps_per_epoch = -(-len(spec.x) // spec.batch_size)
-    rows = len(work.x)
+    rows = len(numbers.x)
     max_columns = max(max(spec.widths), len(spec.x), len(spec.y[0])) + 2
     return {
         "title": escape_latex(spec.title or spec.name),
         "name": escape_latex(spec.name),
         "bias_word": "thetas" if options.bias_symbol == "theta" else "biases",
         "bias_noun": "theta" if options.bias_symbol == "theta" else "bias",
-        "bias": work.notation.bias,
+        "bias": numbers.notation.bias,
         "blank_width": round(0.55 * (options.digits + 3), 2),
         "depth": model.depth,
         "architecture": escape_latex(" - ".join(str(w) for w in spec.widths)),
-        "layers": work.layer_table(),
-        "network": work.network_picture(),
-        "givens": work.givens(),
-        "hyperparameters": work.hyperparameters(),
+        "layers": forward.layer_table(),
+        "network": pictures.network_picture(),
+        "givens": forward.givens(),
+        "hyperparameters": optimizer.hyperparameters(),
         "loss_name": escape_latex(model.loss.rule.name),
         "optimizer_name": escape_latex(model.optimizer.rule.name),
-        "update_rule": work.update_rule(),
+        "update_rule": optimizer.update_rule(),
         "batch_rows": rows,
         "samples": len(spec.x),
         "batch_size": spec.batch_size,
         "epochs": spec.epochs,
         "steps": spec.epochs * steps_per_epoch,
-        "forward": work.forward(),
+        "forward": forward.forward(),
         "loss_intro": loss_intro,
         "loss": loss_steps,
-        "backprop": backprop,
-        "explained": [work.explain(target) for target in explained],
-        "updated": [(f"${work.notation.param(name)}$", work.m(work.params[name]), work.m(work.updated[name]))
+        "backprop": _BackpropSections(numbers, optimizer).backprop(),
+        "explained": [chain_rules.explain(target) for target in explained],
+        "updated": [(f"${numbers.notation.param(name)}$", forward.m(numbers.params[name]), forward.m(numbers.updated[name]))
                     for name in spec.param_names],
-        "trained": work.trained(),
-        "loss_plot": work.loss_plot(),
+        "trained": pictures.trained(),
+        "loss_plot": pictures.loss_plot(),
         "max_columns": max_columns,
         "digits": options.digits,
     }
