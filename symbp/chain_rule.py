@@ -85,6 +85,7 @@ class ChainRule:
     target: Target
     through_activation: bool
     rows: tuple[tuple[Factor, ...], ...]   # per row of the batch, the factors of its product
+    entries: dict                          # every entry the factors name -> its value
 
     @property
     def products(self) -> list[float]:
@@ -139,4 +140,7 @@ def chain_rule(model, target: Target, trace: dict, params: dict) -> ChainRule:
         local = partial(dense_entry(l, layer.inputs, r, c), target.entry())
         factors.append(Factor(z, target.entry(), local, value_of(local, arrays)))
         rows.append(tuple(factors))
-    return ChainRule(target, through, tuple(rows))
+    named = set().union(*(factor.rule.atoms(sp.Indexed) | {factor.of} for factors in rows for factor in factors))
+    named |= {factor.by for factors in rows for factor in factors if factor.by is not None}
+    concrete = {e for e in named if str(e.base) in arrays and all(i.is_Integer for i in e.indices)}
+    return ChainRule(target, through, tuple(rows), {e: value_of(e, arrays) for e in concrete})

@@ -14,7 +14,7 @@ update); with more steps the handout adds the parameters after training and the 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Optional
 
@@ -25,10 +25,12 @@ from .calculus import j as _UNIT
 from .codegen import derive_spec, module_source
 from .errors import HandoutError
 from .derive import NetworkDerivation, g as G_ROW
-from .chain_rule import Target, chain_rule, value_of
+from .chain_rule import Target, chain_rule
+from .handout_latex import LatexPresenter
 from .trace import PARTS, output_gradient, worked_parts
-from .latex import (ONES_ROW, IndexLatexPrinter, RowLatexPrinter, blank_matrix_tex, escape_latex, format_number,
-                    matrix_tex, shape_tex)
+from .worked_solution import (BatchMean, ChainRuleItem, Equation, EntryUpdate, Given, IndexForm, Part, Section,
+                              Step)
+from .latex import ONES_ROW, RowLatexPrinter, escape_latex, format_number
 from .render import latex_env, render
 from .spec import Spec
 
@@ -75,21 +77,6 @@ class HandoutOptions:
                                f"not {self.bias_symbol!r}")
         if not 1 <= self.digits <= 16:
             raise HandoutError(f"--digits must be between 1 and 16, not {self.digits}")
-
-
-@dataclass
-class Step:
-    """One quantity: what it is, then display lines (symbols, numbers filled in, result)."""
-    title: str
-    lines: list[str]
-    blank: list[str] = field(default_factory=list)   # the student sheet's version
-
-
-@dataclass
-class Section:
-    title: str
-    intro: str
-    steps: list[Step]
 
 
 # ---------------------------------------------------------------- notation
@@ -153,11 +140,6 @@ def f_prime(l: int) -> str:
     return f"f_{{{l}}}'(z_{{{l}}})"
 
 
-def _number_tex(value: float, digits: int) -> str:
-    text = format_number(value, digits)
-    return rf"\left({text}\right)" if text.startswith("-") else text
-
-
 # ---------------------------------------------------------------- the worked step
 @dataclass(frozen=True)
 class Explained:
@@ -218,7 +200,6 @@ class _Numbers:
         self.loss = float(trace["loss"])
         self.sample_losses = [float(value) for value in trace["per_sample"].reshape(-1)]
         self.updated = trace["updated"]
-        self.arrays = {**trace, **self.params}   # entries by the module's names (chain rule)
         self.g = {l: trace[f"g{l}"] for l in layers if f"g{l}" in trace}
         self.derivative = {l: trace[f"fprime{l}"] for l in layers if f"fprime{l}" in trace}
 
@@ -236,60 +217,40 @@ class _StepWriter:
             return np.eye(units)[np.asarray(labels, dtype=np.int64).reshape(-1)]
         return np.asarray(labels, dtype=np.float64)
 
-    def m(self, values) -> str:
-        return matrix_tex(values, self.digits)
-
     def symbols(self, expr, names, **kw) -> str:
+        """A rule in symbols, for the tables the templates print beside the steps."""
         return RowLatexPrinter(names, digits=self.digits, **kw).doprint(expr)
-
-    def filled(self, expr, names, transposed=None) -> str:
-        return RowLatexPrinter(names, transposed, digits=self.digits, filled=True).doprint(expr)
-
-    def scalar(self, expr, names) -> str:
-        """A row expression for one entry: names bound to entries or numbers, products as dots."""
-        return RowLatexPrinter(names, digits=self.digits, filled=True, product=r"\cdot").doprint(expr)
 
     def row_values(self, l: int) -> dict[str, object]:
         arguments = {str(sym): value for sym, value in self.model.loss.arguments.values()}
         return {"z": self.z[l], "a": self.a[l], "y": self.y, "B": float(len(self.x)), **arguments,
                 "K": float(self.a[l].shape[1]), **({"g": self.g[l]} if l in self.g else {})}
 
-    def row_numbers(self, l: int) -> dict[str, str]:
-        return {name: (self.m(v) if np.ndim(v) else format_number(v, self.digits))
-                for name, v in self.row_values(l).items()}
-
-    def step(self, title, lhs, expr, names, numbers, result, transposed=None, shown_lhs=None,
+    def step(self, title, lhs, expr, names, values, result, transposed=None, shown_lhs=None,
              filled_expr=None, worked=None) -> Step:
-        """``lhs = rule = rule with numbers = result``; the student's ``lhs = [blanks]``.
+        """A step of one :class:`Equation`: ``lhs = rule = rule with values = result``.
 
-        ``filled_expr`` (default ``expr``) is the form the numbers are filled into; for the
+        ``filled_expr`` (default ``expr``) is the form the values are filled into; for the
         trace key ``worked``, its parts are worked out first (:func:`~symbp.trace.worked_parts`).
         """
-        lines = [f"{lhs} = {self.symbols(expr, names)}"]
-        filled_expr = expr if filled_expr is None else filled_expr
-        if worked is not None:
-            filled_expr, numbers, part_lines = self.worked_lines(filled_expr, names, numbers, worked)
-            lines += part_lines
-        if numbers is not None and not filled_expr.has(sp.Piecewise) \
-                and filled_expr.free_symbols | filled_expr.atoms(sp.Indexed, sp.MatrixSymbol):
-            lines.append(rf"\qquad = {self.filled(filled_expr, numbers, transposed)}")
-        lines.append(rf"\qquad = {self.m(result)} \quad ({shape_tex(result)})")
-        blank = [f"{shown_lhs or lhs} = {blank_matrix_tex(np.shape(result))} \\quad ({shape_tex(result)})"]
-        return Step(title, lines, blank)
+        return Step(title, [self.equation(lhs, expr, names, values, result, transposed, shown_lhs,
+                                          filled_expr, worked)])
 
-    def worked_lines(self, expr, names, numbers, key):
-        """Each part of ``expr`` on a line of its own with its value from the trace: row sums
-        (their column then stands in the filled-in line), then the rows a piecewise rule compares."""
-        parts, values = worked_parts(expr), list(self.trace[PARTS].get(key, []))
-        lines, numbers = [], dict(numbers or {})
-        for (total, column), value in zip(parts.sums, values):
-            lines.append(rf"\qquad \text{{with }} {self.symbols(total, names)} = "
-                         rf"{self.filled(total, numbers)} = {self.m(value)}")
-            numbers[str(column.base)] = self.m(value)
-        for side, value in zip(parts.sides, values[len(parts.sums):]):
-            lines.append(rf"\qquad \text{{with }} {self.symbols(side, names)} = "
-                         rf"{self.filled(side, numbers)} = {self.m(value)}")
-        return parts.rest, numbers, lines
+    def equation(self, lhs, expr, names, values, result, transposed=None, shown_lhs=None,
+                 filled_expr=None, worked=None) -> Equation:
+        parts = ()
+        if worked is not None:
+            filled_expr, parts = self.worked(expr if filled_expr is None else filled_expr, worked)
+        return Equation(lhs, expr, names, values, result, transposed, filled_expr, parts,
+                        shown_lhs=shown_lhs)
+
+    def worked(self, expr, key) -> tuple[sp.Expr, tuple[Part, ...]]:
+        """The rule the values go into and its parts with their values from the trace: row sums
+        (their column then stands in the filled-in rule), then the rows a piecewise rule compares."""
+        found, values = worked_parts(expr), list(self.trace[PARTS].get(key, []))
+        parts = [Part(total, value, str(column.base)) for (total, column), value in zip(found.sums, values)]
+        parts += [Part(side, value) for side, value in zip(found.sides, values[len(found.sums):])]
+        return found.rest, tuple(parts)
 
 
 class _OptimizerSteps(_StepWriter):
@@ -354,19 +315,17 @@ class _OptimizerSteps(_StepWriter):
 
     def step_quantities(self) -> list[Step]:
         """Each per-step scalar of the optimizer: its rule, the numbers filled in, its value."""
-        opt, d = self.model.optimizer, self.digits
+        opt = self.model.optimizer
         names, values = self.constant_names(), self.optimizer_start()
         step_slots = {str(sym) for sym, _ in opt.step_slots.values()}
         steps = []
         for target, expr in opt.step_assignments:
-            numbers = {k: format_number(v, d) for k, v in values.items()}
+            before = dict(values)
             values[str(target)] = float(self.trace[str(target)])
             lhs = names[str(target)] + (r"^{\mathrm{new}}" if str(target) in step_slots else "")
-            lines = [f"{lhs} = {self.symbols(expr, names)}",
-                     rf"\qquad = {self.filled(expr, numbers)} = {format_number(values[str(target)], d)}"]
             title = (rf"Step slot ${names[str(target)]}$ (kept from step to step)" if str(target) in step_slots
                      else rf"Scalar ${lhs}$ of this step")
-            steps.append(Step(title, lines, [rf"{lhs} = \blank"]))
+            steps.append(self.step(title, lhs, expr, names, before, values[str(target)]))
         return steps
 
     def update_values(self, name: str) -> list[tuple[sp.Symbol, sp.Expr, dict, np.ndarray]]:
@@ -420,7 +379,6 @@ class _OptimizerSteps(_StepWriter):
         slots = {sym for sym, _ in opt.slots.values()}
         steps = []
         for target, expr, before, value in self.update_values(name):
-            numbers = {k: (self.m(v) if np.ndim(v) else format_number(v, self.digits)) for k, v in before.items()}
             decay = opt.symbols.get("weight_decay")
             if target == opt.w and decay is not None and decay in expr.free_symbols:
                 title = rf"Weight decay of ${nt.param(name)}$ (before the update, as Keras does)"
@@ -432,7 +390,7 @@ class _OptimizerSteps(_StepWriter):
                 title = rf"Optimizer quantity for ${nt.param(name)}$"
             lhs = names[str(target)] if target not in slots and target != opt.w else \
                 rf"{names[str(target)]}^{{\mathrm{{new}}}}"
-            steps.append(self.step(title, lhs, self.as_rows(expr), names, numbers, value,
+            steps.append(self.step(title, lhs, self.as_rows(expr), names, before, value,
                                    shown_lhs=lhs))
         return steps
 
@@ -451,33 +409,29 @@ class _ForwardSteps(_StepWriter):
 
     def givens(self) -> list[Step]:
         nt = self.notation
-        steps = [Step("Inputs (one row per sample)", [rf"x = a_{{0}} = {self.m(self.spec.x)} "
-                                                        rf"\quad ({shape_tex(self.spec.x)})"]),
+        steps = [Step("Inputs (one row per sample)", [Given("x = a_{0}", np.asarray(self.spec.x, dtype=float))]),
                  self.labels_given()]
         for name in self.spec.param_names:
             l = int(name[1:]) + 1
             where = (f"between the input and layer {l}" if l == 1 else f"between layer {l - 1} and layer {l}") \
                 if name[0] == "W" else f"of layer {l}"
             kind = "Weights" if name[0] == "W" else ("Thetas" if nt.bias == r"\theta" else "Biases")
-            steps.append(Step(f"{kind} {where}",
-                              [rf"{nt.param(name)} = {self.m(self.params[name])} \quad "
-                               rf"({shape_tex(self.params[name])})"]))
+            steps.append(Step(f"{kind} {where}", [Given(nt.param(name), self.params[name])]))
         return steps + self.loss_arguments()
 
     def labels_given(self) -> Step:
         y = np.asarray(self.spec.y, dtype=np.float64)
-        lines = [rf"y = {self.m(y)} \quad ({shape_tex(y)})"]
+        items = [Given("y", y)]
         if not self.model.loss.rule.sparse_labels:
-            return Step("Labels", lines)
+            return Step("Labels", items)
         rows = self.label_rows(y, self.spec.widths[-1])
-        lines.append(rf"\text{{as one-hot rows (what the loss reads): }} y = {self.m(rows)} \quad "
-                     rf"({shape_tex(rows)})")
-        return Step("Labels (one class index per sample, counted from 0)", lines)
+        items.append(Given("y", rows, note="as one-hot rows (what the loss reads)"))
+        return Step("Labels (one class index per sample, counted from 0)", items)
 
     def loss_arguments(self) -> list[Step]:
         loss = self.model.loss
         return [Step(rf"Loss argument \texttt{{{escape_latex(name)}}} of {escape_latex(loss.rule.name)}",
-                     [rf"{sp.latex(sym)} = {format_number(value, self.digits)}"])
+                     [Given(sp.latex(sym), value)])
                 for name, (sym, value) in loss.arguments.items()]
 
     def forward(self) -> list[Step]:
@@ -486,13 +440,12 @@ class _ForwardSteps(_StepWriter):
         for layer in self.model.layers:
             l = layer.number
             names = {**self.notation.dense(l), **self.notation.layer(l)}
-            numbers = {"a_prev": self.m(self.a[l - 1]), "W": self.m(self.params[f"W{l - 1}"]),
-                       "b": self.m(self.params[f"b{l - 1}"])}
+            numbers = {"a_prev": self.a[l - 1], "W": self.params[f"W{l - 1}"], "b": self.params[f"b{l - 1}"]}
             steps.append(self.step(f"Layer {l}: pre-activation", f"z_{{{l}}}", dense.z, names, numbers,
                                    self.z[l]))
             act = layer.activation
             steps.append(self.step(f"Layer {l}: {escape_latex(act.rule.name)} activation", f"a_{{{l}}}",
-                                   act.forward, names, {"z": self.m(self.z[l])}, self.a[l],
+                                   act.forward, names, {"z": self.z[l]}, self.a[l],
                                    worked=f"a{l}"))
         return steps
 
@@ -508,14 +461,9 @@ class _ForwardSteps(_StepWriter):
                       rf"{escape_latex(loss.activation.name)} output from its logits $z_{{{depth}}}$.")
         per_row = np.array(self.sample_losses).reshape(-1, 1)
         names = self.notation.layer(depth)
-        in_rows = self.step("", "l", loss.per_sample, names, self.row_numbers(depth), per_row,
-                            worked="per_sample")
-        lines = [f"l = {IndexLatexPrinter(self.digits).doprint(loss.per_sample)}"] + in_rows.lines
-        total = rf"L = \frac{{1}}{{B}} \sum_{{r}} l_{{r}} = {format_number(self.loss, self.digits)}"
-        shown = f"{self.loss:.4f}"
-        if shown != format_number(self.loss, self.digits):
-            total += rf" \approx {shown} \quad \text{{(Keras's progress bar shows 4 digits)}}"
-        return intro, [Step("Loss", lines + [total])]
+        in_rows = self.equation("l", loss.per_sample, names, self.row_values(depth), per_row,
+                                worked="per_sample")
+        return intro, [Step("Loss", [IndexForm("l", loss.per_sample), in_rows, BatchMean(self.loss)])]
 
     def layer_table(self) -> list[dict]:
         rows = []
@@ -545,11 +493,11 @@ class _BackpropSections(_StepWriter):
         title = rf"Error gradient $\delta_{{{depth}}} = \partial L / \partial z_{{{depth}}}$"
         if loss.on_logits:
             return [self.step(title + " (the loss on the logits: activation and loss together)",
-                              rf"\delta_{{{depth}}}", loss.delta, names, self.row_numbers(depth),
+                              rf"\delta_{{{depth}}}", loss.delta, names, self.row_values(depth),
                               self.delta[depth])]
         steps = [self.step(rf"Gradient of the loss with respect to the output, "
                            rf"$g_{{{depth}}} = \partial L / \partial a_{{{depth}}}$",
-                           f"g_{{{depth}}}", output_gradient(self.model), names, self.row_numbers(depth),
+                           f"g_{{{depth}}}", output_gradient(self.model), names, self.row_values(depth),
                            self.g[depth], worked=f"g{depth}")]
         return steps + self.activation_steps(layer)
 
@@ -560,19 +508,18 @@ class _BackpropSections(_StepWriter):
         if act.derivative is not None:
             steps.append(self.step(rf"Derivative of {escape_latex(act.rule.name)} (derived by SymPy), "
                                    rf"element-wise", f_prime(l), act.derivative, names,
-                                   self.row_numbers(l), self.derivative[l]))
+                                   self.row_values(l), self.derivative[l]))
         title = rf"Error gradient $\delta_{{{l}}} = \partial L / \partial z_{{{l}}}$"
         if act.derivative is None:
-            steps.append(self.step(title, rf"\delta_{{{l}}}", act.backward, names, self.row_numbers(l),
+            steps.append(self.step(title, rf"\delta_{{{l}}}", act.backward, names, self.row_values(l),
                                    self.delta[l], worked=f"delta{l}"))
             return steps
         # element-wise: delta = g f'(z), filled in with the derivative's numbers found above
         derivative = sp.IndexedBase("derivative")[_UNIT]
         rule = G_ROW[_UNIT] * derivative
-        numbers = {"g": self.m(self.g[l]), "derivative": self.m(self.derivative[l])}
-        steps.append(self.step(title, rf"\delta_{{{l}}} = {self.symbols(rule, {**names, 'derivative': f_prime(l)})}",
-                               act.backward, names, numbers, self.delta[l], filled_expr=rule,
-                               shown_lhs=rf"\delta_{{{l}}}"))
+        numbers = {"g": self.g[l], "derivative": self.derivative[l]}
+        equation = self.equation(rf"\delta_{{{l}}}", act.backward, names, numbers, self.delta[l], filled_expr=rule)
+        steps.append(Step(title, [replace(equation, via=(rule, {**names, "derivative": f_prime(l)}))]))
         return steps
 
     def backprop(self) -> list[Section]:
@@ -589,9 +536,8 @@ class _BackpropSections(_StepWriter):
             steps = self.output_delta() if l == self.model.depth else self.activation_steps(layer)
             names = nt.dense(l)
             a_prev, delta = self.a[l - 1], self.delta[l]
-            numbers = {"a_prev": self.m(a_prev), "delta": self.m(delta),
-                       "W": self.m(self.params[f"W{n}"]), ONES_ROW: self.m(np.ones((1, len(delta))))}
-            transposed = {"a_prev": self.m(a_prev.T), "W": self.m(self.params[f"W{n}"].T)}
+            numbers = {"a_prev": a_prev, "delta": delta, "W": self.params[f"W{n}"], ONES_ROW: np.ones((1, len(delta)))}
+            transposed = {"a_prev": a_prev.T, "W": self.params[f"W{n}"].T}
             steps.append(self.step(f"Gradient of the weights ${nt.param(f'W{n}')}$", nt.grad(f"W{n}"),
                                    dense.dW, names, numbers, self.grads[f"W{n}"], transposed))
             steps.append(self.step(f"Gradient of the {'thetas' if nt.bias != 'b' else 'biases'} "
@@ -623,88 +569,24 @@ class _ChainRuleSteps(_StepWriter):
         """dL/dw for one entry as a product of named factors (derived: :mod:`symbp.chain_rule`),
         each with its number, their sum the module's gradient entry; then the entry's update."""
         chain = chain_rule(self.model, Target(target.name, target.row, target.col), self.trace, self.params)
-        param = f"{self.notation.param(target.name)}[{','.join(map(str, chain.target.index))}]"
-        d_param = rf"\frac{{\partial L}}{{\partial {param}}}"
-        total = r"\sum_{r} " if len(chain.rows) > 1 else ""
-        generic = "0" if len(chain.rows) == 1 else "r"
-        lines = [rf"{d_param} = {total}" + r" \cdot ".join(self.factor_names(chain.rows[0], param, generic))]
-        products = []
-        for factors in chain.rows:
-            lines += self.factor_lines(factors, param)
-            products.append(r" \cdot ".join(_number_tex(f.value, self.digits) for f in factors))
-        gradient = self.grads[target.name][chain.target.index]
-        lines.append(rf"{d_param} = " + " + ".join(products) + f" = {format_number(gradient, self.digits)}")
-        return Step(f"The chain rule for ${param}$", lines + self.explained_update(target, param))
+        index = chain.target.index
+        param = f"{self.notation.param(target.name)}[{','.join(map(str, index))}]"
+        item = ChainRuleItem(param, chain, float(self.grads[target.name][index]),
+                             tuple(self.entry_updates(target.name, index, param)))
+        return Step(f"The chain rule for ${param}$", [item])
 
-    def entry_tex(self, entry, row=None) -> str:
-        """An entry as the handout writes it: a_{1}[0,2], W_{1}[2,k] (``row`` replaces the first index)."""
-        base, indices = str(entry.base), [str(i) for i in entry.indices]
-        kind, number = base.rstrip("0123456789"), base[len(base.rstrip("0123456789")):]
-        tex = self.notation.param(base) if kind in ("W", "b") else \
-            (rf"\delta_{{{number}}}" if kind == "delta" else f"{kind}_{{{number}}}")
-        if row is not None and kind not in ("W", "b"):
-            indices[0] = row
-        return f"{tex}[{','.join(indices)}]"
-
-    def factor_names(self, factors, param: str, row=None) -> list[str]:
-        """Each factor as a partial derivative: dL/da[r,c], da/dz[r,c], dz[r,c]/dw."""
-        names = []
-        for factor in factors:
-            top = "L" if factor.by is None else self.entry_tex(factor.of, row)
-            bottom = self.entry_tex(factor.of, row) if factor.by is None else \
-                (param if factor is factors[-1] else self.entry_tex(factor.by, row))
-            names.append(rf"\frac{{\partial {top}}}{{\partial {bottom}}}")
-        return names
-
-    def factor_lines(self, factors, param: str) -> list[str]:
-        """One row's factors, each: its name = its derived rule (with numbers) = its value."""
-        d, names = self.digits, self.factor_names(factors, param)
-        lines = []
-        for factor, name in zip(factors, names):
-            if factor.terms:      # dL/da = sum_k delta[r,k] dz[r,k]/da[r,c], derived at k
-                delta, local = factor.terms[0]
-                unit = delta.indices[1]
-                generic = [self.entry_tex(e).replace(f",{unit}]", ",k]") for e in (delta, local)]
-                lines.append(rf"\quad {name} = \sum_{{k}} {generic[0]} \, {generic[1]}")
-                terms = " + ".join(rf"{_number_tex(value_of(delta, self.arrays), d)} \cdot "
-                                   rf"{_number_tex(value_of(local, self.arrays), d)}" for delta, local in factor.terms)
-                lines.append(rf"\qquad = {terms} = {format_number(factor.value, d)}")
-            elif factor.by is not None and factor is not factors[-1]:   # f'(z), the activation's
-                lines.append(self.derivative_line(factor, name))
-            elif factor.rule.is_number:
-                lines.append(rf"\quad {name} = {sp.latex(factor.rule)}")
-            else:
-                computed = r" \quad \text{(computed above)}" if factor.by is None else ""
-                lines.append(rf"\quad {name} = {self.entry_tex(factor.rule)} = "
-                             rf"{format_number(factor.value, d)}{computed}")
-        return lines
-
-    def derivative_line(self, factor, name: str) -> str:
-        """da/dz = f'(z) at the entry: the rule, its numbers (or the z that picks a branch), value."""
-        d, (a, z) = self.digits, (factor.of, factor.by)
-        derivative = factor.rule
-        symbolic = self.scalar(derivative, {"a": self.entry_tex(a), "z": self.entry_tex(z)})
-        if derivative.has(sp.Piecewise):   # the branch follows from z
-            return (rf"\quad {name} = {symbolic} = {format_number(factor.value, d)}"
-                    rf" \quad ({self.entry_tex(z)} = {format_number(value_of(z, self.arrays), d)})")
-        filled = self.scalar(derivative, {"a": _number_tex(value_of(a, self.arrays), d),
-                                          "z": _number_tex(value_of(z, self.arrays), d)})
-        return rf"\quad {name} = {symbolic} = {filled} = {format_number(factor.value, d)}"
-
-    def explained_update(self, target: Explained, param: str) -> list[str]:
-        """Each optimizer assignment of the entry, with its numbers (from the trace's update)."""
-        opt, d = self.model.optimizer, self.digits
-        index = (target.col,) if target.row is None else (target.row, target.col)
-        names = self.optimizer.update_names(target.name, param)
+    def entry_updates(self, name: str, index: tuple, param: str) -> list[EntryUpdate]:
+        """Each optimizer assignment at the entry, with its values (from the trace's update)."""
+        opt = self.model.optimizer
+        names = self.optimizer.update_names(name, param)
         renewed = {opt.w} | {sym for sym, _ in opt.slots.values()}
-        lines = []
-        for assigned, expr, before, value in self.optimizer.update_values(target.name):
-            numbers = {k: (_number_tex(np.asarray(v)[index], d) if np.ndim(v) else format_number(v, d))
-                       for k, v in before.items()}
+        updates = []
+        for assigned, expr, before, value in self.optimizer.update_values(name):
+            entries = {k: float(np.asarray(v)[index]) for k, v in before.items() if np.ndim(v)}
+            constants = {k: v for k, v in before.items() if not np.ndim(v)}
             lhs = names[str(assigned)] + (r"^{\mathrm{new}}" if assigned in renewed else "")
-            lines.append(rf"{lhs} = {self.scalar(expr, names)} = "
-                         rf"{self.scalar(expr, numbers)} = {format_number(value[index], d)}")
-        return lines
+            updates.append(EntryUpdate(lhs, expr, names, entries, constants, float(value[index])))
+        return updates
 
 
 class _Pictures(_StepWriter):
@@ -755,13 +637,31 @@ class _Pictures(_StepWriter):
         if self.spec.epochs * steps_per_epoch < 2:
             return None
         final, _ = self.module.train()
-        return [Step(f"${self.notation.param(name)}$",
-                     [rf"{self.notation.param(name)} = {self.m(final[name])}"]) for name in self.spec.param_names]
+        return [Step(f"${self.notation.param(name)}$", [Given(self.notation.param(name), final[name], shape=False)])
+                for name in self.spec.param_names]
 
 
-def handout_context(spec: Spec, options: HandoutOptions = HandoutOptions(),
-                    model: NetworkDerivation | None = None, module=None) -> dict:
-    """Everything the solution and student templates print, prepared in Python."""
+@dataclass
+class WorkedSolution:
+    """The handout's content as data (:mod:`symbp.worked_solution`): steps and sections, the
+    parameters before and after the step; the units that built it, for the tables beside it."""
+    givens: list
+    forward: list
+    loss_intro: str
+    loss: list
+    backprop: list
+    explained: list
+    trained: Optional[list]
+    updated: list            # (parameter, before, after)
+    numbers: "_Numbers"
+    tables: "_ForwardSteps"
+    optimizer: "_OptimizerSteps"
+    pictures: "_Pictures"
+
+
+def worked_solution(spec: Spec, options: HandoutOptions = HandoutOptions(),
+                    model: NetworkDerivation | None = None, module=None) -> WorkedSolution:
+    """The worked first step of ``spec`` as data, every number from the module's trace."""
     from .keras_check import load_module
     explained = [parse_explain(target, spec) for target in options.explain]
     model = model or derive_spec(spec)
@@ -770,40 +670,52 @@ def handout_context(spec: Spec, options: HandoutOptions = HandoutOptions(),
     optimizer, forward, pictures = _OptimizerSteps(numbers), _ForwardSteps(numbers), _Pictures(numbers)
     chain_rules = _ChainRuleSteps(numbers, optimizer)
     loss_intro, loss_steps = forward.loss_steps()
+    return WorkedSolution(
+        forward.givens(), forward.forward(), loss_intro, loss_steps,
+        _BackpropSections(numbers, optimizer).backprop(), [chain_rules.explain(t) for t in explained],
+        pictures.trained(), [(name, numbers.params[name], numbers.updated[name]) for name in spec.param_names],
+        numbers, forward, optimizer, pictures)
+
+
+def handout_context(spec: Spec, options: HandoutOptions = HandoutOptions(),
+                    model: NetworkDerivation | None = None, module=None) -> dict:
+    """Everything the solution and student templates print: the worked solution written by the
+    LaTeX presenter, and the tables beside it."""
+    work = worked_solution(spec, options, model, module)
+    model, notation = work.numbers.model, work.numbers.notation
+    latex = LatexPresenter(options.digits, notation.param)
     steps_per_epoch = -(-len(spec.x) // spec.batch_size)
-    rows = len(numbers.x)
-    max_columns = max(max(spec.widths), len(spec.x), len(spec.y[0])) + 2
     return {
         "title": escape_latex(spec.title or spec.name),
         "name": escape_latex(spec.name),
         "bias_word": "thetas" if options.bias_symbol == "theta" else "biases",
         "bias_noun": "theta" if options.bias_symbol == "theta" else "bias",
-        "bias": numbers.notation.bias,
+        "bias": notation.bias,
         "blank_width": round(0.55 * (options.digits + 3), 2),
         "depth": model.depth,
         "architecture": escape_latex(" - ".join(str(w) for w in spec.widths)),
-        "layers": forward.layer_table(),
-        "network": pictures.network_picture(),
-        "givens": forward.givens(),
-        "hyperparameters": optimizer.hyperparameters(),
+        "layers": work.tables.layer_table(),
+        "network": work.pictures.network_picture(),
+        "givens": [latex.step(step) for step in work.givens],
+        "hyperparameters": work.optimizer.hyperparameters(),
         "loss_name": escape_latex(model.loss.rule.name),
         "optimizer_name": escape_latex(model.optimizer.rule.name),
-        "update_rule": optimizer.update_rule(),
-        "batch_rows": rows,
+        "update_rule": work.optimizer.update_rule(),
+        "batch_rows": len(work.numbers.x),
         "samples": len(spec.x),
         "batch_size": spec.batch_size,
         "epochs": spec.epochs,
         "steps": spec.epochs * steps_per_epoch,
-        "forward": forward.forward(),
-        "loss_intro": loss_intro,
-        "loss": loss_steps,
-        "backprop": _BackpropSections(numbers, optimizer).backprop(),
-        "explained": [chain_rules.explain(target) for target in explained],
-        "updated": [(f"${numbers.notation.param(name)}$", forward.m(numbers.params[name]), forward.m(numbers.updated[name]))
-                    for name in spec.param_names],
-        "trained": pictures.trained(),
-        "loss_plot": pictures.loss_plot(),
-        "max_columns": max_columns,
+        "forward": [latex.step(step) for step in work.forward],
+        "loss_intro": work.loss_intro,
+        "loss": [latex.step(step) for step in work.loss],
+        "backprop": [latex.section(section) for section in work.backprop],
+        "explained": [latex.step(step) for step in work.explained],
+        "updated": [(f"${notation.param(name)}$", latex.m(before), latex.m(after))
+                    for name, before, after in work.updated],
+        "trained": None if work.trained is None else [latex.step(step) for step in work.trained],
+        "loss_plot": work.pictures.loss_plot(),
+        "max_columns": max(max(spec.widths), len(spec.x), len(spec.y[0])) + 2,
         "digits": options.digits,
     }
 
