@@ -46,3 +46,21 @@ def test_trace_holds_the_step_the_module_computes(key):
     updated, _ = module.step(params, x, y)
     for name in spec.param_names:
         np.testing.assert_array_equal(trace["updated"][name], updated[name])
+
+
+def test_no_eval_outside_loading_the_generated_module():
+    """Presenters read the trace: eval and exec appear only where the generated module is loaded."""
+    import ast
+    from pathlib import Path
+
+    import symbp
+    calls = []
+    for path in sorted(Path(symbp.__file__).parent.rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        for function in ast.walk(tree):
+            if not isinstance(function, ast.FunctionDef):
+                continue
+            for node in ast.walk(function):
+                if isinstance(node, ast.Call) and getattr(node.func, "id", "") in ("eval", "exec"):
+                    calls.append((path.name, function.name))
+    assert set(calls) <= {("keras_check.py", "load_module")}, calls
