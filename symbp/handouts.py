@@ -141,12 +141,8 @@ def f_prime(l: int) -> str:
 
 
 # ---------------------------------------------------------------- the worked step
-@dataclass(frozen=True)
-class Explained:
-    """A parameter entry to expand by the scalar chain rule: W{n}[row, col] or b{n}[col]."""
-    name: str
-    row: Optional[int]
-    col: int
+#: a parameter entry to expand by the scalar chain rule: W{n}[row, col] or b{n}[col]
+Explained = Target
 
 
 _EXPLAIN = re.compile(r"\s*(W|b|theta)\s*_?(\d+)\s*\[\s*(\d+)\s*(?:,\s*(\d+)\s*)?\]\s*\Z")
@@ -568,7 +564,7 @@ class _ChainRuleSteps(_StepWriter):
     def explain(self, target: Explained) -> Step:
         """dL/dw for one entry as a product of named factors (derived: :mod:`symbp.chain_rule`),
         each with its number, their sum the module's gradient entry; then the entry's update."""
-        chain = chain_rule(self.model, Target(target.name, target.row, target.col), self.trace, self.params)
+        chain = chain_rule(self.model, target, self.trace, self.params)
         index = chain.target.index
         param = f"{self.notation.param(target.name)}[{','.join(map(str, index))}]"
         item = ChainRuleItem(param, chain, float(self.grads[target.name][index]),
