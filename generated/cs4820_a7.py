@@ -67,20 +67,24 @@ def forward(params, x):
     return _forward(params, x)[1]
 
 
-def loss(params, x, y, forward_pass=None):
+def loss(params, x, y, forward_pass=None, record=None):
     """The batch loss L = mean over rows of l, as Keras reduces it (sum_over_batch_size).
 
-    forward_pass: _forward(params, x), when the caller has computed it already.
+    forward_pass: _forward(params, x), when the caller has computed it already; record: a dict
+    that receives per_sample (see trace).
     """
     [z1, z2, z3], [a0, a1, a2, a3] = _forward(params, x) if forward_pass is None else forward_pass
     per_sample = -np.sum((z3 - _logsumexp(z3))*y, axis=-1, keepdims=True)  # l = -rowsum((z3 - log(rowsum(exp(z3))))*y)
+    if record is not None:
+        record["per_sample"] = per_sample
     return float(np.mean(per_sample))
 
 
-def backward(params, x, y, forward_pass=None):
+def backward(params, x, y, forward_pass=None, record=None):
     """Back-propagation from the output layer: (gradients by parameter name, [delta1, ..., deltaL]).
 
-    forward_pass: _forward(params, x), when the caller has computed it already.
+    forward_pass: _forward(params, x), when the caller has computed it already; record: a dict
+    that receives every line's value by its name (see trace).
     """
     W0, b0, W1, b1, W2, b2 = (params[name] for name in PARAM_NAMES)
     [z1, z2, z3], [a0, a1, a2, a3] = _forward(params, x) if forward_pass is None else forward_pass
@@ -97,6 +101,8 @@ def backward(params, x, y, forward_pass=None):
     dW0 = a0.T @ delta1  # dW0 = a0^T delta1
     db0 = delta1.sum(axis=0)  # db0 = colsum(delta1)
     grads = {"W0": dW0, "b0": db0, "W1": dW1, "b1": db1, "W2": dW2, "b2": db2}
+    if record is not None:
+        record.update({"delta3": delta3, "dW2": dW2, "db2": db2, "g2": g2, "delta2": delta2, "dW1": dW1, "db1": db1, "g1": g1, "delta1": delta1, "dW0": dW0, "db0": db0})
     return grads, [delta1, delta2, delta3]
 
 
@@ -125,6 +131,43 @@ def step(params, x, y, state=None, grads=None):
         w = w - LEARNING_RATE*g  # w = w - LEARNING_RATE*g
         new_params[name] = w
     return new_params, new_state
+
+
+def trace(params, x, y):
+    """Every intermediate of one training step on the batch (x, y), from a fresh optimizer state.
+
+    A dict keyed by this module's names: a0 (= x), z{l} and a{l} of each layer; y (the label rows
+    the loss reads); per_sample (l of each row) and loss; g{l} = dL/da{l}; fprime{l} = f'(z{l})
+    of each element-wise activation; delta{l}; dW{n} and db{n}; t and each per-step scalar;
+    "update": {parameter: [(target, value), ...]}, each optimizer assignment in order (w twice
+    with weight decay; slots start as step starts them); "updated": the parameters after step;
+    "parts": {key: [...]}, the row sums, then the piecewise sides, a worked rule for key shows.
+    """
+    forward_pass = _forward(params, x)
+    [z1, z2, z3], [a0, a1, a2, a3] = forward_pass
+    out = {"a0": a0, "a1": a1, "a2": a2, "a3": a3, "z1": z1, "z2": z2, "z3": z3}
+    out["loss"] = loss(params, x, y, forward_pass, record=out)
+    grads = backward(params, x, y, forward_pass, record=out)[0]
+    g1 = out["g1"]
+    g2 = out["g2"]
+    B, K = y.shape
+    fprime1 = 1 - a1**2  # f'(z1) = 1 - a1**2
+    fprime2 = 1 - a2**2  # f'(z2) = 1 - a2**2
+    parts = {}
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):  # each part as its rule's line computes it
+        parts["a3"] = [np.sum(np.exp(z3), axis=-1, keepdims=True)]
+        parts["per_sample"] = [np.sum(np.exp(z3), axis=-1, keepdims=True)]
+    out.update({"y": y, "parts": parts, "fprime1": fprime1, "fprime2": fprime2})
+    t = 1
+    out.update({"t": t})
+    out["update"] = {}
+    for name in PARAM_NAMES:
+        w, g = params[name], grads[name]
+        assigned = out["update"][name] = []
+        w = w - LEARNING_RATE*g  # w = w - LEARNING_RATE*g
+        assigned.append(("w", w))
+    out["updated"] = step(params, x, y, grads=grads)[0]
+    return out
 
 
 def train(params=None, x=X, y=Y, epochs=EPOCHS, batch_size=BATCH_SIZE):

@@ -22,6 +22,7 @@ from .printers import HELPERS, ArrayPrinter, PositiveFirst
 from .render import python_env, render
 from .initializers import TRUNCATED_NORMAL_SOURCE
 from .spec import Draw, Spec
+from .trace import trace_context
 
 
 class EquationPrinter(PositiveFirst, StrPrinter):
@@ -189,6 +190,7 @@ class ModuleContext:
     step_slots: list
     step_update: list
     update: list
+    trace: object               # the trace() block's lines (symbp.trace.TraceContext)
     helpers: list
     needs_math: bool
 
@@ -312,6 +314,7 @@ def module_context(spec: Spec, model: NetworkDerivation | None = None) -> Module
     backward = _backward_lines(model, emit, loss_names)
     step_update, update, opt_names = _optimizer_lines(opt, emit)
     loss_constants, optimizer_constants = _constants(model)
+    trace = trace_context(model, emit, loss_names)   # before the helpers: its lines may use some
     names = [param for layer in model.layers for param in layer.layer.param_names]
     return ModuleContext(
         spec=spec, title=repr(spec.title or spec.name),
@@ -334,7 +337,7 @@ def module_context(spec: Spec, model: NetworkDerivation | None = None) -> Module
         slots=[(name, opt_names[str(init)] if isinstance(init, sp.Symbol) else repr(float(init)))
                for name, (_, init) in opt.slots.items()],
         step_slots=[(name, repr(float(init))) for name, (_, init) in opt.step_slots.items()],
-        step_update=step_update, update=update,
+        step_update=step_update, update=update, trace=trace,
         helpers=[(name, *HELPERS[name]) for name in sorted(emit.helpers)],
         needs_math="_erfc" in emit.helpers)
 

@@ -2,10 +2,10 @@
 
 ``handout_context(spec, options)`` prepares everything the templates print: each rule of the
 derivation model in symbols (:class:`~symbp.latex.RowLatexPrinter`), the same rule with the
-numbers filled in, and its result. Every number comes from the generated module (``forward``,
-``backward``, ``loss``, ``step``, ``train``), or, for the intermediate values the module keeps
-inside (the gradient ``g = dL/da`` a layer receives, ``f'(z)``, an optimizer's slots), from the
-same derivation-model expression evaluated by the NumPy printer. The templates only loop and print.
+numbers filled in, and its result. Every number of the worked step comes from the generated module's
+``trace`` (z, a, g, f'(z), delta, gradients, the optimizer's scalars, slots and intermediates,
+the parts a rule works out on the way), the training's from its ``train``: nothing here
+evaluates an expression. The templates only loop and print.
 
 The worked step is the first batch of the first epoch (``model.fit(shuffle=False)``'s first
 update); with more steps the handout adds the parameters after training and the loss per epoch.
@@ -14,20 +14,23 @@ update); with more steps the handout adds the parameters after training and the 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 import sympy as sp
 
-from .calculus import B, j as _UNIT
+from .calculus import j as _UNIT
 from .codegen import derive_spec, module_source
 from .errors import HandoutError
 from .derive import NetworkDerivation, g as G_ROW
-from .latex import (ONES_ROW, IndexLatexPrinter, RowLatexPrinter, blank_matrix_tex, escape_latex, format_number,
-                    matrix_tex, shape_tex)
-from .printers import HELPERS, ArrayPrinter
+from .chain_rule import Target, chain_rule
+from .handout_latex import LatexPresenter
+from .trace import PARTS, output_gradient, worked_parts
+from .worked_solution import (BatchMean, ChainRuleItem, Equation, EntryUpdate, Given, IndexForm, Part, Section,
+                              Step)
+from .latex import ONES_ROW, RowLatexPrinter, escape_latex, format_number
 from .render import latex_env, render
 from .spec import Spec
 
@@ -74,21 +77,6 @@ class HandoutOptions:
                                f"not {self.bias_symbol!r}")
         if not 1 <= self.digits <= 16:
             raise HandoutError(f"--digits must be between 1 and 16, not {self.digits}")
-
-
-@dataclass
-class Step:
-    """One quantity: what it is, then display lines (symbols, numbers filled in, result)."""
-    title: str
-    lines: list[str]
-    blank: list[str] = field(default_factory=list)   # the student sheet's version
-
-
-@dataclass
-class Section:
-    title: str
-    intro: str
-    steps: list[Step]
 
 
 # ---------------------------------------------------------------- notation
@@ -148,36 +136,13 @@ def _place_labels(edges: list[dict], layers: list[dict]) -> bool:
     return True
 
 
-# ---------------------------------------------------------------- evaluating model expressions
-def evaluate(expr: sp.Basic, values: dict[str, object]) -> np.ndarray:
-    """The NumPy value of a derivation-model expression, rows and symbols bound by name."""
-    variables = {name: f"v{n}" for n, name in enumerate(values)}
-    printer = ArrayPrinter(variables)
-    code = printer.doprint(expr)
-    namespace: dict[str, object] = {"np": np, "math": __import__("math")}
-    for helper in printer.helpers_used:
-        argument, _, body = HELPERS[helper]
-        exec(f"def {helper}({argument}):\n" + "".join(f"    {line}\n" for line in body), namespace)
-    namespace.update({variables[name]: value for name, value in values.items()})
-    return np.asarray(eval(code, namespace), dtype=np.float64)  # our own printer's output
-
-
 def f_prime(l: int) -> str:
     return f"f_{{{l}}}'(z_{{{l}}})"
 
 
-def _number_tex(value: float, digits: int) -> str:
-    text = format_number(value, digits)
-    return rf"\left({text}\right)" if text.startswith("-") else text
-
-
 # ---------------------------------------------------------------- the worked step
-@dataclass(frozen=True)
-class Explained:
-    """A parameter entry to expand by the scalar chain rule: W{n}[row, col] or b{n}[col]."""
-    name: str
-    row: Optional[int]
-    col: int
+#: a parameter entry to expand by the scalar chain rule: W{n}[row, col] or b{n}[col]
+Explained = Target
 
 
 _EXPLAIN = re.compile(r"\s*(W|b|theta)\s*_?(\d+)\s*\[\s*(\d+)\s*(?:,\s*(\d+)\s*)?\]\s*\Z")
@@ -210,8 +175,9 @@ def parse_explain(target: str, spec: Spec) -> Explained:
     return Explained(f"b{n}", None, col)
 
 
-class _Worker:
-    """Builds the handout's sections from the derivation model and the module's numbers."""
+class _Numbers:
+    """Every number of the worked step, read from the generated module's ``trace`` (the step's
+    z, a, g, f'(z), delta, gradients, optimizer values): nothing here is evaluated."""
 
     def __init__(self, spec: Spec, options: HandoutOptions, model: NetworkDerivation, module):
         self.spec, self.options, self.model, self.module = spec, options, model, module
@@ -220,19 +186,26 @@ class _Worker:
         self.params = module.initial_params()
         rows = min(spec.batch_size, len(spec.x))
         self.x, self.labels = module.X[:rows], module.Y[:rows]     # as the module takes them
-        zs, outputs = module._forward(self.params, self.x)
-        self.y = self.label_rows(self.labels, outputs[-1].shape[1])  # as the loss reads them
-        self.z = {l: zs[l - 1] for l in range(1, model.depth + 1)}
-        self.a = dict(enumerate(outputs))
-        grads, deltas = module.backward(self.params, self.x, self.labels)
-        self.grads = grads
-        self.delta = {l: deltas[l - 1] for l in range(1, model.depth + 1)}
-        self.loss = float(module.loss(self.params, self.x, self.labels))
-        self.sample_losses = [float(module.loss(self.params, self.x[r:r + 1], self.labels[r:r + 1]))
-                              for r in range(rows)]
-        self.updated, _ = module.step(self.params, self.x, self.labels)
-        self.g: dict[int, np.ndarray] = {}
-        self.derivative: dict[int, np.ndarray] = {}
+        self.trace = trace = module.trace(self.params, self.x, self.labels)
+        layers = range(1, model.depth + 1)
+        self.y = trace["y"]     # the label rows the loss reads (one-hot rows of sparse labels)
+        self.z = {l: trace[f"z{l}"] for l in layers}
+        self.a = {l: trace[f"a{l}"] for l in range(model.depth + 1)}
+        self.grads = {name: trace[f"d{name}"] for name in spec.param_names}
+        self.delta = {l: trace[f"delta{l}"] for l in layers}
+        self.loss = float(trace["loss"])
+        self.sample_losses = [float(value) for value in trace["per_sample"].reshape(-1)]
+        self.updated = trace["updated"]
+        self.g = {l: trace[f"g{l}"] for l in layers if f"g{l}" in trace}
+        self.derivative = {l: trace[f"fprime{l}"] for l in layers if f"fprime{l}" in trace}
+
+
+class _StepWriter:
+    """What every unit of the handout shares: the numbers (a :class:`_Numbers`'s attributes) and
+    how a step is written (``lhs = rule = rule with numbers = result``)."""
+
+    def __init__(self, numbers: _Numbers):
+        vars(self).update(vars(numbers))
 
     def label_rows(self, labels, units: int) -> np.ndarray:
         """The label rows the loss reads: one-hot rows of class indices for a sparse loss."""
@@ -240,109 +213,45 @@ class _Worker:
             return np.eye(units)[np.asarray(labels, dtype=np.int64).reshape(-1)]
         return np.asarray(labels, dtype=np.float64)
 
-    # ---- printing helpers
-    def m(self, values) -> str:
-        return matrix_tex(values, self.digits)
-
     def symbols(self, expr, names, **kw) -> str:
+        """A rule in symbols, for the tables the templates print beside the steps."""
         return RowLatexPrinter(names, digits=self.digits, **kw).doprint(expr)
-
-    def filled(self, expr, names, transposed=None) -> str:
-        return RowLatexPrinter(names, transposed, digits=self.digits, filled=True).doprint(expr)
 
     def row_values(self, l: int) -> dict[str, object]:
         arguments = {str(sym): value for sym, value in self.model.loss.arguments.values()}
         return {"z": self.z[l], "a": self.a[l], "y": self.y, "B": float(len(self.x)), **arguments,
                 "K": float(self.a[l].shape[1]), **({"g": self.g[l]} if l in self.g else {})}
 
-    def row_numbers(self, l: int) -> dict[str, str]:
-        return {name: (self.m(v) if np.ndim(v) else format_number(v, self.digits))
-                for name, v in self.row_values(l).items()}
+    def step(self, title, lhs, expr, names, values, result, transposed=None, shown_lhs=None,
+             filled_expr=None, worked=None) -> Step:
+        """A step of one :class:`Equation`: ``lhs = rule = rule with values = result``.
 
-    def step(self, title, lhs, expr, names, numbers, result, transposed=None, shown_lhs=None,
-             filled_expr=None, values=None) -> Step:
-        """``lhs = rule = rule with numbers = result``; the student's ``lhs = [blanks]``.
-
-        ``filled_expr`` (default ``expr``) is the form the numbers are filled into; with the
-        rows' ``values``, row sums inside it are worked out first (see ``row_sums_first``).
+        ``filled_expr`` (default ``expr``) is the form the values are filled into; for the
+        trace key ``worked``, its parts are worked out first (:func:`~symbp.trace.worked_parts`).
         """
-        lines = [f"{lhs} = {self.symbols(expr, names)}"]
-        filled_expr = expr if filled_expr is None else filled_expr
-        if values is not None:
-            filled_expr, numbers, sums = self.row_sums_first(filled_expr, names, numbers, values)
-            lines += sums
-        if values is not None and filled_expr.has(sp.Piecewise):
-            lines += self.piecewise_sides(filled_expr, names, numbers, values)
-        if numbers is not None and not filled_expr.has(sp.Piecewise) \
-                and filled_expr.free_symbols | filled_expr.atoms(sp.Indexed, sp.MatrixSymbol):
-            lines.append(rf"\qquad = {self.filled(filled_expr, numbers, transposed)}")
-        lines.append(rf"\qquad = {self.m(result)} \quad ({shape_tex(result)})")
-        blank = [f"{shown_lhs or lhs} = {blank_matrix_tex(np.shape(result))} \\quad ({shape_tex(result)})"]
-        return Step(title, lines, blank)
+        return Step(title, [self.equation(lhs, expr, names, values, result, transposed, shown_lhs,
+                                          filled_expr, worked)])
 
-    def piecewise_sides(self, expr, names, numbers, values) -> list[str]:
-        """Each row a piecewise rule's conditions compare, with its numbers (huber's |a - y|):
-        the entries' cases follow from them."""
-        lines, seen = [], set()
-        for piecewise in sorted(expr.atoms(sp.Piecewise), key=sp.default_sort_key):
-            for _, condition in piecewise.args:
-                for side in getattr(condition, "args", ()):
-                    if side in seen or not side.has(sp.Indexed) or isinstance(side, sp.Indexed):
-                        continue
-                    seen.add(side)
-                    lines.append(rf"\qquad \text{{with }} {self.symbols(side, names)} = "
-                                 rf"{self.filled(side, numbers)} = {self.m(evaluate(side, values))}")
-        return lines
+    def equation(self, lhs, expr, names, values, result, transposed=None, shown_lhs=None,
+                 filled_expr=None, worked=None) -> Equation:
+        parts = ()
+        if worked is not None:
+            filled_expr, parts = self.worked(expr if filled_expr is None else filled_expr, worked)
+        return Equation(lhs, expr, names, values, result, transposed, filled_expr, parts,
+                        shown_lhs=shown_lhs)
 
-    def row_sums_first(self, expr, names, numbers, values):
-        """Work out each innermost row sum on a line of its own, when the rest of ``expr`` still
-        needs the rows (softmax's e^z / rowsum(e^z)): the filled-in line then shows its column."""
-        lines, numbers = [], dict(numbers or {})
-        for n, total in enumerate(sorted(expr.atoms(sp.Sum), key=sp.default_sort_key)):
-            if total.atoms(sp.Sum) != {total}:
-                continue
-            column = sp.IndexedBase(f"rowsum{n}")
-            rest = expr.xreplace({total: column[_UNIT]})
-            if not rest.atoms(sp.Indexed) - {column[_UNIT]}:
-                continue
-            value = evaluate(total, values)
-            lines.append(rf"\qquad \text{{with }} {self.symbols(total, names)} = "
-                         rf"{self.filled(total, numbers)} = {self.m(value)}")
-            numbers[str(column)] = self.m(value)
-            expr = rest
-        return expr, numbers, lines
+    def worked(self, expr, key) -> tuple[sp.Expr, tuple[Part, ...]]:
+        """The rule the values go into and its parts with their values from the trace: row sums
+        (their column then stands in the filled-in rule), then the rows a piecewise rule compares."""
+        found, values = worked_parts(expr), list(self.trace[PARTS].get(key, []))
+        parts = [Part(total, value, str(column.base)) for (total, column), value in zip(found.sums, values)]
+        parts += [Part(side, value) for side, value in zip(found.sides, values[len(found.sums):])]
+        return found.rest, tuple(parts)
 
-    # ---- sections
-    def givens(self) -> list[Step]:
-        nt = self.notation
-        steps = [Step("Inputs (one row per sample)", [rf"x = a_{{0}} = {self.m(self.spec.x)} "
-                                                        rf"\quad ({shape_tex(self.spec.x)})"]),
-                 self.labels_given()]
-        for name in self.spec.param_names:
-            l = int(name[1:]) + 1
-            where = (f"between the input and layer {l}" if l == 1 else f"between layer {l - 1} and layer {l}") \
-                if name[0] == "W" else f"of layer {l}"
-            kind = "Weights" if name[0] == "W" else ("Thetas" if nt.bias == r"\theta" else "Biases")
-            steps.append(Step(f"{kind} {where}",
-                              [rf"{nt.param(name)} = {self.m(self.params[name])} \quad "
-                               rf"({shape_tex(self.params[name])})"]))
-        return steps + self.loss_arguments()
 
-    def labels_given(self) -> Step:
-        y = np.asarray(self.spec.y, dtype=np.float64)
-        lines = [rf"y = {self.m(y)} \quad ({shape_tex(y)})"]
-        if not self.model.loss.rule.sparse_labels:
-            return Step("Labels", lines)
-        rows = self.label_rows(y, self.spec.widths[-1])
-        lines.append(rf"\text{{as one-hot rows (what the loss reads): }} y = {self.m(rows)} \quad "
-                     rf"({shape_tex(rows)})")
-        return Step("Labels (one class index per sample, counted from 0)", lines)
-
-    def loss_arguments(self) -> list[Step]:
-        loss = self.model.loss
-        return [Step(rf"Loss argument \texttt{{{escape_latex(name)}}} of {escape_latex(loss.rule.name)}",
-                     [rf"{sp.latex(sym)} = {format_number(value, self.digits)}"])
-                for name, (sym, value) in loss.arguments.items()]
+class _OptimizerSteps(_StepWriter):
+    """The optimizer: its hyperparameters, its rule, its per-step scalars and each parameter's
+    assignments (slots and intermediates), numbers from the trace's ``update``."""
 
     def hyperparameters(self) -> list[tuple[str, str, str]]:
         opt = self.model.optimizer
@@ -364,121 +273,6 @@ class _Worker:
                         format_number(opt.values[name], max(self.digits, 10)), escape_latex(note)))
         return out
 
-    def forward(self) -> list[Step]:
-        steps = []
-        dense = self.model.dense
-        for layer in self.model.layers:
-            l = layer.number
-            names = {**self.notation.dense(l), **self.notation.layer(l)}
-            numbers = {"a_prev": self.m(self.a[l - 1]), "W": self.m(self.params[f"W{l - 1}"]),
-                       "b": self.m(self.params[f"b{l - 1}"])}
-            steps.append(self.step(f"Layer {l}: pre-activation", f"z_{{{l}}}", dense.z, names, numbers,
-                                   self.z[l]))
-            act = layer.activation
-            steps.append(self.step(f"Layer {l}: {escape_latex(act.rule.name)} activation", f"a_{{{l}}}",
-                                   act.forward, names, {"z": self.m(self.z[l])}, self.a[l],
-                                   values={"z": self.z[l]}))
-        return steps
-
-    def loss_steps(self) -> tuple[str, list[Step]]:
-        """The per-sample loss in index form, then for the batch's rows; the batch mean."""
-        loss, depth = self.model.loss, self.model.depth
-        row = "z" if loss.on_logits else "a"
-        intro = (rf"Per sample, over the $K = {self.a[depth].shape[1]}$ units of a row of "
-                 rf"${row} = {row}_{{{depth}}}$ and $y$; the batch loss $L$ is the mean over the "
-                 rf"$B = {len(self.x)}$ row{'s' if len(self.x) > 1 else ''} of the batch.")
-        if loss.on_logits:
-            intro += (rf" Keras computes {escape_latex(loss.rule.name)} on a "
-                      rf"{escape_latex(loss.activation.name)} output from its logits $z_{{{depth}}}$.")
-        per_row = np.array(self.sample_losses).reshape(-1, 1)
-        names = self.notation.layer(depth)
-        in_rows = self.step("", "l", loss.per_sample, names, self.row_numbers(depth), per_row,
-                            values=self.row_values(depth))
-        lines = [f"l = {IndexLatexPrinter(self.digits).doprint(loss.per_sample)}"] + in_rows.lines
-        total = rf"L = \frac{{1}}{{B}} \sum_{{r}} l_{{r}} = {format_number(self.loss, self.digits)}"
-        shown = f"{self.loss:.4f}"
-        if shown != format_number(self.loss, self.digits):
-            total += rf" \approx {shown} \quad \text{{(Keras's progress bar shows 4 digits)}}"
-        return intro, [Step("Loss", lines + [total])]
-
-    def output_delta(self) -> list[Step]:
-        loss, depth = self.model.loss, self.model.depth
-        layer = self.model.layers[-1]
-        names = self.notation.layer(depth)
-        title = rf"Error gradient $\delta_{{{depth}}} = \partial L / \partial z_{{{depth}}}$"
-        if loss.on_logits:
-            return [self.step(title + " (the loss on the logits: activation and loss together)",
-                              rf"\delta_{{{depth}}}", loss.delta, names, self.row_numbers(depth),
-                              self.delta[depth])]
-        gradient = loss.gradient / B
-        self.g[depth] = evaluate(gradient, self.row_values(depth))
-        steps = [self.step(rf"Gradient of the loss with respect to the output, "
-                           rf"$g_{{{depth}}} = \partial L / \partial a_{{{depth}}}$",
-                           f"g_{{{depth}}}", gradient, names, self.row_numbers(depth), self.g[depth],
-                           values=self.row_values(depth))]
-        return steps + self.activation_steps(layer)
-
-    def activation_steps(self, layer) -> list[Step]:
-        l, act = layer.number, layer.activation
-        names = self.notation.layer(l)
-        steps = []
-        if act.derivative is not None:
-            self.derivative[l] = np.broadcast_to(evaluate(act.derivative, self.row_values(l)), self.z[l].shape)
-            steps.append(self.step(rf"Derivative of {escape_latex(act.rule.name)} (derived by SymPy), "
-                                   rf"element-wise", f_prime(l), act.derivative, names,
-                                   self.row_numbers(l), self.derivative[l]))
-        title = rf"Error gradient $\delta_{{{l}}} = \partial L / \partial z_{{{l}}}$"
-        if act.derivative is None:
-            steps.append(self.step(title, rf"\delta_{{{l}}}", act.backward, names, self.row_numbers(l),
-                                   self.delta[l], values=self.row_values(l)))
-            return steps
-        # element-wise: delta = g f'(z), filled in with the derivative's numbers found above
-        derivative = sp.IndexedBase("derivative")[_UNIT]
-        rule = G_ROW[_UNIT] * derivative
-        numbers = {"g": self.m(self.g[l]), "derivative": self.m(self.derivative[l])}
-        steps.append(self.step(title, rf"\delta_{{{l}}} = {self.symbols(rule, {**names, 'derivative': f_prime(l)})}",
-                               act.backward, names, numbers, self.delta[l], filled_expr=rule,
-                               shown_lhs=rf"\delta_{{{l}}}"))
-        return steps
-
-    def backprop(self) -> list[Section]:
-        sections = []
-        if self.model.optimizer.step_assignments:
-            sections.append(Section(
-                "The optimizer's per-step numbers (step $t = 1$)",
-                f"{escape_latex(self.model.optimizer.rule.name)} computes these once per step, "
-                f"the same for every weight and {'theta' if self.notation.bias != 'b' else 'bias'}.",
-                self.step_quantities()))
-        dense, nt = self.model.dense, self.notation
-        for layer in reversed(self.model.layers):
-            l, n = layer.number, layer.number - 1
-            steps = self.output_delta() if l == self.model.depth else self.activation_steps(layer)
-            names = nt.dense(l)
-            a_prev, delta = self.a[l - 1], self.delta[l]
-            numbers = {"a_prev": self.m(a_prev), "delta": self.m(delta),
-                       "W": self.m(self.params[f"W{n}"]), ONES_ROW: self.m(np.ones((1, len(delta))))}
-            transposed = {"a_prev": self.m(a_prev.T), "W": self.m(self.params[f"W{n}"].T)}
-            steps.append(self.step(f"Gradient of the weights ${nt.param(f'W{n}')}$", nt.grad(f"W{n}"),
-                                   dense.dW, names, numbers, self.grads[f"W{n}"], transposed))
-            steps.append(self.step(f"Gradient of the {'thetas' if nt.bias != 'b' else 'biases'} "
-                                   f"${nt.param(f'b{n}')}$ (column sums of $\\delta_{{{l}}}$)",
-                                   nt.grad(f"b{n}"), dense.db, names, numbers, self.grads[f"b{n}"]))
-            if l > 1:
-                self.g[l - 1] = evaluate(dense.g_down, {"delta": delta, "W": self.params[f"W{n}"]})
-                steps.append(self.step(f"Gradient passed down to layer {l - 1}, "
-                                       f"$g_{{{l - 1}}} = \\partial L / \\partial a_{{{l - 1}}}$ "
-                                       f"(with ${nt.param(f'W{n}')}$ before its update)",
-                                       f"g_{{{l - 1}}}", dense.g_down, names, numbers, self.g[l - 1],
-                                       transposed))
-            for name in (f"W{n}", f"b{n}"):
-                steps.extend(self.update_steps(name))
-            title = f"Layer {l}" + (" (output layer)" if l == self.model.depth else "")
-            intro = (f"{escape_latex(layer.activation.rule.name)} activation, {layer.units} units; "
-                     f"parameters ${nt.param(f'W{n}')}$ and ${nt.param(f'b{n}')}$.")
-            sections.append(Section(title, intro, steps))
-        return sections
-
-    # ---- the optimizer's update
     def constant_names(self) -> dict[str, str]:
         """LaTeX of the optimizer's constants and per-step quantities, by symbol name."""
         opt = self.model.optimizer
@@ -506,30 +300,28 @@ class _Worker:
     @staticmethod
     def start_value(init, values: dict) -> float:
         """A slot's start: a number, or a constant's value (adagrad's initial accumulator)."""
-        return float(evaluate(init, values)) if isinstance(init, sp.Basic) else float(init)
+        return float(values[str(init)]) if isinstance(init, sp.Symbol) else float(init)
 
     def step_scalars(self) -> dict[str, float]:
         """:meth:`optimizer_start` with each per-step scalar (Adam's alpha, nadam's u_t, ...)."""
         values = self.optimizer_start()
-        for target, expr in self.model.optimizer.step_assignments:
-            values[str(target)] = float(evaluate(expr, values))
+        for target, _ in self.model.optimizer.step_assignments:
+            values[str(target)] = float(self.trace[str(target)])
         return values
 
     def step_quantities(self) -> list[Step]:
         """Each per-step scalar of the optimizer: its rule, the numbers filled in, its value."""
-        opt, d = self.model.optimizer, self.digits
+        opt = self.model.optimizer
         names, values = self.constant_names(), self.optimizer_start()
         step_slots = {str(sym) for sym, _ in opt.step_slots.values()}
         steps = []
         for target, expr in opt.step_assignments:
-            numbers = {k: format_number(v, d) for k, v in values.items()}
-            values[str(target)] = float(evaluate(expr, values))
+            before = dict(values)
+            values[str(target)] = float(self.trace[str(target)])
             lhs = names[str(target)] + (r"^{\mathrm{new}}" if str(target) in step_slots else "")
-            lines = [f"{lhs} = {self.symbols(expr, names)}",
-                     rf"\qquad = {self.filled(expr, numbers)} = {format_number(values[str(target)], d)}"]
             title = (rf"Step slot ${names[str(target)]}$ (kept from step to step)" if str(target) in step_slots
                      else rf"Scalar ${lhs}$ of this step")
-            steps.append(Step(title, lines, [rf"{lhs} = \blank"]))
+            steps.append(self.step(title, lhs, expr, names, before, values[str(target)]))
         return steps
 
     def update_values(self, name: str) -> list[tuple[sp.Symbol, sp.Expr, dict, np.ndarray]]:
@@ -540,9 +332,11 @@ class _Worker:
                        for sym, init in opt.slots.values()})
         values.update({str(opt.w): self.params[name], str(opt.grad): self.grads[name]})
         out = []
-        for target, expr in opt.assignments:
+        for (target, expr), (traced, value) in zip(opt.assignments, self.trace["update"][name]):
+            if traced != str(target):
+                raise RuntimeError(f"symbp bug: the trace assigns {traced} where the model assigns {target}")
             before = dict(values)
-            values[str(target)] = np.broadcast_to(evaluate(expr, values), self.params[name].shape)
+            values[str(target)] = np.broadcast_to(value, self.params[name].shape)
             out.append((target, expr, before, values[str(target)]))
         if not np.allclose(values[str(opt.w)], self.updated[name], rtol=1e-12, atol=1e-14):
             raise RuntimeError(f"symbp bug: the handout's update of {name} differs from the module's step")
@@ -581,7 +375,6 @@ class _Worker:
         slots = {sym for sym, _ in opt.slots.values()}
         steps = []
         for target, expr, before, value in self.update_values(name):
-            numbers = {k: (self.m(v) if np.ndim(v) else format_number(v, self.digits)) for k, v in before.items()}
             decay = opt.symbols.get("weight_decay")
             if target == opt.w and decay is not None and decay in expr.free_symbols:
                 title = rf"Weight decay of ${nt.param(name)}$ (before the update, as Keras does)"
@@ -593,7 +386,7 @@ class _Worker:
                 title = rf"Optimizer quantity for ${nt.param(name)}$"
             lhs = names[str(target)] if target not in slots and target != opt.w else \
                 rf"{names[str(target)]}^{{\mathrm{{new}}}}"
-            steps.append(self.step(title, lhs, self.as_rows(expr), names, numbers, value,
+            steps.append(self.step(title, lhs, self.as_rows(expr), names, before, value,
                                    shown_lhs=lhs))
         return steps
 
@@ -606,88 +399,195 @@ class _Worker:
         return [rf"{names[str(t)]} \leftarrow {self.symbols(self.as_rows(e), names)}"
                 for t, e in opt.step_assignments + opt.assignments]
 
-    # ---- the scalar chain rule for one entry
-    def scalar(self, expr, names) -> str:
-        """A row expression for one entry: names bound to entries or numbers, products as dots."""
-        return RowLatexPrinter(names, digits=self.digits, filled=True, product=r"\cdot").doprint(expr)
+
+class _ForwardSteps(_StepWriter):
+    """The givens, the forward pass layer by layer, the loss, and the table of layers."""
+
+    def givens(self) -> list[Step]:
+        nt = self.notation
+        steps = [Step("Inputs (one row per sample)", [Given("x = a_{0}", np.asarray(self.spec.x, dtype=float))]),
+                 self.labels_given()]
+        for name in self.spec.param_names:
+            l = int(name[1:]) + 1
+            where = (f"between the input and layer {l}" if l == 1 else f"between layer {l - 1} and layer {l}") \
+                if name[0] == "W" else f"of layer {l}"
+            kind = "Weights" if name[0] == "W" else ("Thetas" if nt.bias == r"\theta" else "Biases")
+            steps.append(Step(f"{kind} {where}", [Given(nt.param(name), self.params[name])]))
+        return steps + self.loss_arguments()
+
+    def labels_given(self) -> Step:
+        y = np.asarray(self.spec.y, dtype=np.float64)
+        items = [Given("y", y)]
+        if not self.model.loss.rule.sparse_labels:
+            return Step("Labels", items)
+        rows = self.label_rows(y, self.spec.widths[-1])
+        items.append(Given("y", rows, note="as one-hot rows (what the loss reads)"))
+        return Step("Labels (one class index per sample, counted from 0)", items)
+
+    def loss_arguments(self) -> list[Step]:
+        loss = self.model.loss
+        return [Step(rf"Loss argument \texttt{{{escape_latex(name)}}} of {escape_latex(loss.rule.name)}",
+                     [Given(sp.latex(sym), value)])
+                for name, (sym, value) in loss.arguments.items()]
+
+    def forward(self) -> list[Step]:
+        steps = []
+        dense = self.model.dense
+        for layer in self.model.layers:
+            l = layer.number
+            names = {**self.notation.dense(l), **self.notation.layer(l)}
+            numbers = {"a_prev": self.a[l - 1], "W": self.params[f"W{l - 1}"], "b": self.params[f"b{l - 1}"]}
+            steps.append(self.step(f"Layer {l}: pre-activation", f"z_{{{l}}}", dense.z, names, numbers,
+                                   self.z[l]))
+            act = layer.activation
+            steps.append(self.step(f"Layer {l}: {escape_latex(act.rule.name)} activation", f"a_{{{l}}}",
+                                   act.forward, names, {"z": self.z[l]}, self.a[l],
+                                   worked=f"a{l}"))
+        return steps
+
+    def loss_steps(self) -> tuple[str, list[Step]]:
+        """The per-sample loss in index form, then for the batch's rows; the batch mean."""
+        loss, depth = self.model.loss, self.model.depth
+        row = "z" if loss.on_logits else "a"
+        intro = (rf"Per sample, over the $K = {self.a[depth].shape[1]}$ units of a row of "
+                 rf"${row} = {row}_{{{depth}}}$ and $y$; the batch loss $L$ is the mean over the "
+                 rf"$B = {len(self.x)}$ row{'s' if len(self.x) > 1 else ''} of the batch.")
+        if loss.on_logits:
+            intro += (rf" Keras computes {escape_latex(loss.rule.name)} on a "
+                      rf"{escape_latex(loss.activation.name)} output from its logits $z_{{{depth}}}$.")
+        per_row = np.array(self.sample_losses).reshape(-1, 1)
+        names = self.notation.layer(depth)
+        in_rows = self.equation("l", loss.per_sample, names, self.row_values(depth), per_row,
+                                worked="per_sample")
+        return intro, [Step("Loss", [IndexForm("l", loss.per_sample), in_rows, BatchMean(self.loss)])]
+
+    def layer_table(self) -> list[dict]:
+        rows = []
+        for layer in self.model.layers:
+            act = layer.activation
+            names = {"z": "z", "a": "a", "g": r"\frac{\partial L}{\partial a}"}
+            rows.append({"number": layer.number, "units": layer.units,
+                         "activation": escape_latex(act.rule.name),
+                         "forward": self.symbols(act.forward, names),
+                         "derivative": self.symbols(act.derivative, names) if act.derivative is not None
+                         else rf"\text{{row-wise: }} \delta = {self.symbols(act.backward, names)}"})
+        return rows
+
+
+class _BackpropSections(_StepWriter):
+    """One section per layer from the output down: its delta, gradients, gradient passed down
+    and parameter updates (after the optimizer's per-step numbers, when it has any)."""
+
+    def __init__(self, numbers: _Numbers, optimizer: _OptimizerSteps):
+        super().__init__(numbers)
+        self.optimizer = optimizer
+
+    def output_delta(self) -> list[Step]:
+        loss, depth = self.model.loss, self.model.depth
+        layer = self.model.layers[-1]
+        names = self.notation.layer(depth)
+        title = rf"Error gradient $\delta_{{{depth}}} = \partial L / \partial z_{{{depth}}}$"
+        if loss.on_logits:
+            return [self.step(title + " (the loss on the logits: activation and loss together)",
+                              rf"\delta_{{{depth}}}", loss.delta, names, self.row_values(depth),
+                              self.delta[depth])]
+        steps = [self.step(rf"Gradient of the loss with respect to the output, "
+                           rf"$g_{{{depth}}} = \partial L / \partial a_{{{depth}}}$",
+                           f"g_{{{depth}}}", output_gradient(self.model), names, self.row_values(depth),
+                           self.g[depth], worked=f"g{depth}")]
+        return steps + self.activation_steps(layer)
+
+    def activation_steps(self, layer) -> list[Step]:
+        l, act = layer.number, layer.activation
+        names = self.notation.layer(l)
+        steps = []
+        if act.derivative is not None:
+            steps.append(self.step(rf"Derivative of {escape_latex(act.rule.name)} (derived by SymPy), "
+                                   rf"element-wise", f_prime(l), act.derivative, names,
+                                   self.row_values(l), self.derivative[l]))
+        title = rf"Error gradient $\delta_{{{l}}} = \partial L / \partial z_{{{l}}}$"
+        if act.derivative is None:
+            steps.append(self.step(title, rf"\delta_{{{l}}}", act.backward, names, self.row_values(l),
+                                   self.delta[l], worked=f"delta{l}"))
+            return steps
+        # element-wise: delta = g f'(z), filled in with the derivative's numbers found above
+        derivative = sp.IndexedBase("derivative")[_UNIT]
+        rule = G_ROW[_UNIT] * derivative
+        numbers = {"g": self.g[l], "derivative": self.derivative[l]}
+        equation = self.equation(rf"\delta_{{{l}}}", act.backward, names, numbers, self.delta[l], filled_expr=rule)
+        steps.append(Step(title, [replace(equation, via=(rule, {**names, "derivative": f_prime(l)}))]))
+        return steps
+
+    def backprop(self) -> list[Section]:
+        sections = []
+        if self.model.optimizer.step_assignments:
+            sections.append(Section(
+                "The optimizer's per-step numbers (step $t = 1$)",
+                f"{escape_latex(self.model.optimizer.rule.name)} computes these once per step, "
+                f"the same for every weight and {'theta' if self.notation.bias != 'b' else 'bias'}.",
+                self.optimizer.step_quantities()))
+        dense, nt = self.model.dense, self.notation
+        for layer in reversed(self.model.layers):
+            l, n = layer.number, layer.number - 1
+            steps = self.output_delta() if l == self.model.depth else self.activation_steps(layer)
+            names = nt.dense(l)
+            a_prev, delta = self.a[l - 1], self.delta[l]
+            numbers = {"a_prev": a_prev, "delta": delta, "W": self.params[f"W{n}"], ONES_ROW: np.ones((1, len(delta)))}
+            transposed = {"a_prev": a_prev.T, "W": self.params[f"W{n}"].T}
+            steps.append(self.step(f"Gradient of the weights ${nt.param(f'W{n}')}$", nt.grad(f"W{n}"),
+                                   dense.dW, names, numbers, self.grads[f"W{n}"], transposed))
+            steps.append(self.step(f"Gradient of the {'thetas' if nt.bias != 'b' else 'biases'} "
+                                   f"${nt.param(f'b{n}')}$ (column sums of $\\delta_{{{l}}}$)",
+                                   nt.grad(f"b{n}"), dense.db, names, numbers, self.grads[f"b{n}"]))
+            if l > 1:
+                steps.append(self.step(f"Gradient passed down to layer {l - 1}, "
+                                       f"$g_{{{l - 1}}} = \\partial L / \\partial a_{{{l - 1}}}$ "
+                                       f"(with ${nt.param(f'W{n}')}$ before its update)",
+                                       f"g_{{{l - 1}}}", dense.g_down, names, numbers, self.g[l - 1],
+                                       transposed))
+            for name in (f"W{n}", f"b{n}"):
+                steps.extend(self.optimizer.update_steps(name))
+            title = f"Layer {l}" + (" (output layer)" if l == self.model.depth else "")
+            intro = (f"{escape_latex(layer.activation.rule.name)} activation, {layer.units} units; "
+                     f"parameters ${nt.param(f'W{n}')}$ and ${nt.param(f'b{n}')}$.")
+            sections.append(Section(title, intro, steps))
+        return sections
+
+
+class _ChainRuleSteps(_StepWriter):
+    """``--explain``: one entry's scalar chain rule (:mod:`symbp.chain_rule`) and its update."""
+
+    def __init__(self, numbers: _Numbers, optimizer: _OptimizerSteps):
+        super().__init__(numbers)
+        self.optimizer = optimizer
 
     def explain(self, target: Explained) -> Step:
-        """dL/dw for one entry as a product of named factors, each with its number; the update."""
-        nt, d, opt = self.notation, self.digits, self.model.optimizer
-        l = int(target.name[1:]) + 1
-        c, layer = target.col, self.model.layers[l - 1]
-        entry = f"{c}" if target.row is None else f"{target.row},{c}"
-        param = f"{nt.param(target.name)}[{entry}]"
-        d_param = rf"\frac{{\partial L}}{{\partial {param}}}"
-        through_activation = layer.activation.derivative is not None and not (
-            l == self.model.depth and self.model.loss.on_logits)
-        batch = len(self.x)
-        row_label = "0" if batch == 1 else "r"
+        """dL/dw for one entry as a product of named factors (derived: :mod:`symbp.chain_rule`),
+        each with its number, their sum the module's gradient entry; then the entry's update."""
+        chain = chain_rule(self.model, target, self.trace, self.params)
+        index = chain.target.index
+        param = f"{self.notation.param(target.name)}[{','.join(map(str, index))}]"
+        item = ChainRuleItem(param, chain, float(self.grads[target.name][index]),
+                             tuple(self.entry_updates(target.name, index, param)))
+        return Step(f"The chain rule for ${param}$", [item])
 
-        def factors(r):
-            names = []
-            if through_activation:
-                names += [rf"\frac{{\partial L}}{{\partial a_{{{l}}}[{r},{c}]}}",
-                          rf"\frac{{\partial a_{{{l}}}[{r},{c}]}}{{\partial z_{{{l}}}[{r},{c}]}}"]
-            else:
-                names.append(rf"\frac{{\partial L}}{{\partial z_{{{l}}}[{r},{c}]}}")
-            return names + [rf"\frac{{\partial z_{{{l}}}[{r},{c}]}}{{\partial {param}}}"]
-
-        total = r"\sum_{r} " if batch > 1 else ""
-        lines = [rf"{d_param} = {total}" + r" \cdot ".join(factors(row_label))]
-        products = []
-        for r in range(batch):
-            named, values = factors(r), []
-            if through_activation:
-                value = self.g[l][r, c]
-                if l < self.model.depth:
-                    terms = " + ".join(rf"{_number_tex(self.delta[l + 1][r, k], d)} \cdot "
-                                       rf"{_number_tex(self.params[f'W{l}'][c, k], d)}"
-                                       for k in range(self.delta[l + 1].shape[1]))
-                    lines.append(rf"\quad {named[0]} = \sum_{{k}} \delta_{{{l + 1}}}[{r},k] \, "
-                                 rf"{nt.param(f'W{l}')}[{c},k]")
-                    lines.append(rf"\qquad = {terms} = {format_number(value, d)}")
-                else:
-                    lines.append(rf"\quad {named[0]} = g_{{{l}}}[{r},{c}] = {format_number(value, d)}"
-                                 r" \quad \text{(computed above)}")
-                derivative = layer.activation.derivative
-                symbolic = self.scalar(derivative, {"a": f"a_{{{l}}}[{r},{c}]", "z": f"z_{{{l}}}[{r},{c}]"})
-                if derivative.has(sp.Piecewise):   # the branch follows from z
-                    filled = rf" \quad (z_{{{l}}}[{r},{c}] = {format_number(self.z[l][r, c], d)})"
-                    lines.append(rf"\quad {named[1]} = {symbolic} = "
-                                 rf"{format_number(self.derivative[l][r, c], d)}{filled}")
-                else:
-                    filled = self.scalar(derivative, {"a": _number_tex(self.a[l][r, c], d),
-                                                      "z": _number_tex(self.z[l][r, c], d)})
-                    lines.append(rf"\quad {named[1]} = {symbolic} = {filled} = "
-                                 rf"{format_number(self.derivative[l][r, c], d)}")
-                values += [value, self.derivative[l][r, c]]
-            else:
-                lines.append(rf"\quad {named[0]} = \delta_{{{l}}}[{r},{c}] = "
-                             rf"{format_number(self.delta[l][r, c], d)} \quad \text{{(computed above)}}")
-                values.append(self.delta[l][r, c])
-            if target.row is None:
-                lines.append(rf"\quad {named[-1]} = 1")
-                values.append(1.0)
-            else:
-                lines.append(rf"\quad {named[-1]} = a_{{{l - 1}}}[{r},{target.row}] = "
-                             rf"{format_number(self.a[l - 1][r, target.row], d)}")
-                values.append(self.a[l - 1][r, target.row])
-            products.append(r" \cdot ".join(_number_tex(v, d) for v in values))
-        index = (c,) if target.row is None else (target.row, c)
-        lines.append(rf"{d_param} = " + " + ".join(products)
-                     + f" = {format_number(self.grads[target.name][index], d)}")
-        names = self.update_names(target.name, param)
+    def entry_updates(self, name: str, index: tuple, param: str) -> list[EntryUpdate]:
+        """Each optimizer assignment at the entry, with its values (from the trace's update)."""
+        opt = self.model.optimizer
+        names = self.optimizer.update_names(name, param)
         renewed = {opt.w} | {sym for sym, _ in opt.slots.values()}
-        for assigned, expr, before, value in self.update_values(target.name):
-            numbers = {k: (_number_tex(np.asarray(v)[index], d) if np.ndim(v) else format_number(v, d))
-                       for k, v in before.items()}
+        updates = []
+        for assigned, expr, before, value in self.optimizer.update_values(name):
+            entries = {k: float(np.asarray(v)[index]) for k, v in before.items() if np.ndim(v)}
+            constants = {k: v for k, v in before.items() if not np.ndim(v)}
             lhs = names[str(assigned)] + (r"^{\mathrm{new}}" if assigned in renewed else "")
-            lines.append(rf"{lhs} = {self.scalar(expr, names)} = "
-                         rf"{self.scalar(expr, numbers)} = {format_number(value[index], d)}")
-        return Step(f"The chain rule for ${param}$", lines)
+            updates.append(EntryUpdate(lhs, expr, names, entries, constants, float(value[index])))
+        return updates
 
-    # ---- pictures
+
+class _Pictures(_StepWriter):
+    """The network drawing, the loss per epoch and the parameters after training."""
+
     def network_picture(self) -> dict:
         widths = self.spec.widths
         spacing_x, spacing_y = 4.2, 1.5
@@ -733,66 +633,85 @@ class _Worker:
         if self.spec.epochs * steps_per_epoch < 2:
             return None
         final, _ = self.module.train()
-        return [Step(f"${self.notation.param(name)}$",
-                     [rf"{self.notation.param(name)} = {self.m(final[name])}"]) for name in self.spec.param_names]
-
-    def layer_table(self) -> list[dict]:
-        rows = []
-        for layer in self.model.layers:
-            act = layer.activation
-            names = {"z": "z", "a": "a", "g": r"\frac{\partial L}{\partial a}"}
-            rows.append({"number": layer.number, "units": layer.units,
-                         "activation": escape_latex(act.rule.name),
-                         "forward": self.symbols(act.forward, names),
-                         "derivative": self.symbols(act.derivative, names) if act.derivative is not None
-                         else rf"\text{{row-wise: }} \delta = {self.symbols(act.backward, names)}"})
-        return rows
+        return [Step(f"${self.notation.param(name)}$", [Given(self.notation.param(name), final[name], shape=False)])
+                for name in self.spec.param_names]
 
 
-def handout_context(spec: Spec, options: HandoutOptions = HandoutOptions(),
-                    model: NetworkDerivation | None = None, module=None) -> dict:
-    """Everything the solution and student templates print, prepared in Python."""
+@dataclass
+class WorkedSolution:
+    """The handout's content as data (:mod:`symbp.worked_solution`): steps and sections, the
+    parameters before and after the step; the units that built it, for the tables beside it."""
+    givens: list
+    forward: list
+    loss_intro: str
+    loss: list
+    backprop: list
+    explained: list
+    trained: Optional[list]
+    updated: list            # (parameter, before, after)
+    numbers: "_Numbers"
+    tables: "_ForwardSteps"
+    optimizer: "_OptimizerSteps"
+    pictures: "_Pictures"
+
+
+def worked_solution(spec: Spec, options: HandoutOptions = HandoutOptions(),
+                    model: NetworkDerivation | None = None, module=None) -> WorkedSolution:
+    """The worked first step of ``spec`` as data, every number from the module's trace."""
     from .keras_check import load_module
     explained = [parse_explain(target, spec) for target in options.explain]
     model = model or derive_spec(spec)
     module = module or load_module(module_source(spec, model), spec.name)
-    work = _Worker(spec, options, model, module)
-    loss_intro, loss_steps = work.loss_steps()
-    backprop = work.backprop()
+    numbers = _Numbers(spec, options, model, module)
+    optimizer, forward, pictures = _OptimizerSteps(numbers), _ForwardSteps(numbers), _Pictures(numbers)
+    chain_rules = _ChainRuleSteps(numbers, optimizer)
+    loss_intro, loss_steps = forward.loss_steps()
+    return WorkedSolution(
+        forward.givens(), forward.forward(), loss_intro, loss_steps,
+        _BackpropSections(numbers, optimizer).backprop(), [chain_rules.explain(t) for t in explained],
+        pictures.trained(), [(name, numbers.params[name], numbers.updated[name]) for name in spec.param_names],
+        numbers, forward, optimizer, pictures)
+
+
+def handout_context(spec: Spec, options: HandoutOptions = HandoutOptions(),
+                    model: NetworkDerivation | None = None, module=None) -> dict:
+    """Everything the solution and student templates print: the worked solution written by the
+    LaTeX presenter, and the tables beside it."""
+    work = worked_solution(spec, options, model, module)
+    model, notation = work.numbers.model, work.numbers.notation
+    latex = LatexPresenter(options.digits, notation.param)
     steps_per_epoch = -(-len(spec.x) // spec.batch_size)
-    rows = len(work.x)
-    max_columns = max(max(spec.widths), len(spec.x), len(spec.y[0])) + 2
     return {
         "title": escape_latex(spec.title or spec.name),
         "name": escape_latex(spec.name),
         "bias_word": "thetas" if options.bias_symbol == "theta" else "biases",
         "bias_noun": "theta" if options.bias_symbol == "theta" else "bias",
-        "bias": work.notation.bias,
+        "bias": notation.bias,
         "blank_width": round(0.55 * (options.digits + 3), 2),
         "depth": model.depth,
         "architecture": escape_latex(" - ".join(str(w) for w in spec.widths)),
-        "layers": work.layer_table(),
-        "network": work.network_picture(),
-        "givens": work.givens(),
-        "hyperparameters": work.hyperparameters(),
+        "layers": work.tables.layer_table(),
+        "network": work.pictures.network_picture(),
+        "givens": [latex.step(step) for step in work.givens],
+        "hyperparameters": work.optimizer.hyperparameters(),
         "loss_name": escape_latex(model.loss.rule.name),
         "optimizer_name": escape_latex(model.optimizer.rule.name),
-        "update_rule": work.update_rule(),
-        "batch_rows": rows,
+        "update_rule": work.optimizer.update_rule(),
+        "batch_rows": len(work.numbers.x),
         "samples": len(spec.x),
         "batch_size": spec.batch_size,
         "epochs": spec.epochs,
         "steps": spec.epochs * steps_per_epoch,
-        "forward": work.forward(),
-        "loss_intro": loss_intro,
-        "loss": loss_steps,
-        "backprop": backprop,
-        "explained": [work.explain(target) for target in explained],
-        "updated": [(f"${work.notation.param(name)}$", work.m(work.params[name]), work.m(work.updated[name]))
-                    for name in spec.param_names],
-        "trained": work.trained(),
-        "loss_plot": work.loss_plot(),
-        "max_columns": max_columns,
+        "forward": [latex.step(step) for step in work.forward],
+        "loss_intro": work.loss_intro,
+        "loss": [latex.step(step) for step in work.loss],
+        "backprop": [latex.section(section) for section in work.backprop],
+        "explained": [latex.step(step) for step in work.explained],
+        "updated": [(f"${notation.param(name)}$", latex.m(before), latex.m(after))
+                    for name, before, after in work.updated],
+        "trained": None if work.trained is None else [latex.step(step) for step in work.trained],
+        "loss_plot": work.pictures.loss_plot(),
+        "max_columns": max(max(spec.widths), len(spec.x), len(spec.y[0])) + 2,
         "digits": options.digits,
     }
 

@@ -6,15 +6,14 @@ NumPy line is the generated module's (``module_context``) or printed from the sa
 (the per-parameter update). The notebook does one training step on the spec's first batch, then
 ``model.fit`` on that batch in Keras, and prints "They match!" per weight and bias.
 
-Cells tagged ``answer`` hold the answers (the student's copy has ``...`` there). The solution's
-cells up to the Keras section are run here, in-process, so the solution shows every answer's
-printed output and both copies show the completed cells' output.
+Cells tagged ``answer`` hold the answers (the student's copy has ``...`` there). The solution
+shows every answer's printed output and both copies show the completed cells' output: what each
+cell's prints show, with the values of the generated module's ``trace`` (nothing is run here).
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
+import ast
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,7 @@ import numpy as np
 import sympy as sp
 
 from . import naming
-from .codegen import EquationPrinter, Line, ModuleContext, array_literal, derive_spec, module_context
+from .codegen import EquationPrinter, Line, ModuleContext, array_literal, derive_spec, module_context, module_source
 from .derive import NetworkDerivation, derive_activation
 from .naming import ParamName
 from .printers import HELPERS, ArrayPrinter
@@ -266,20 +265,45 @@ def split_cells(text: str) -> list[tuple[str, list[str], str]]:
     return [(kind, tags, "\n".join(body).strip("\n")) for kind, tags, body in cells]
 
 
-def run_cells(cells: list[tuple[str, list[str], str]]) -> dict[int, str]:
-    """Run the code cells not tagged NOT_RUN_HERE in one namespace; index -> printed text.
+def traced_values(spec: Spec, model: NetworkDerivation) -> dict[str, object]:
+    """The notebook's variables after its step, by the notebook's names, from the generated
+    module's ``trace`` of the first batch: x, y (the label rows), W0, b0, ..., a1, ..., loss,
+    each delta, g, dW, db, and each ``<param>_updated``."""
+    from .keras_check import load_module
+    module = load_module(module_source(spec, model), spec.name)
+    params = module.initial_params()
+    rows = min(spec.batch_size, len(spec.x))
+    trace = module.trace(params, module.X[:rows], module.Y[:rows])
+    values = {key: value for key, value in trace.items() if isinstance(value, (np.ndarray, float))}
+    values.update(params, x=trace[naming.OUTPUT.format(l=0)], loss=np.float64(trace["loss"]))
+    values.update({naming.UPDATED.format(param=name): value for name, value in trace["updated"].items()})
+    return values
 
-    The cells are symbp's own template output (NumPy only), as the generated module is.
-    """
-    namespace: dict = {"__name__": "__notebook__"}
+
+def _printed(call: ast.Call, values: dict) -> str:
+    """What ``print(...)`` of string constants and variable names prints, from ``values``."""
+    parts = []
+    for argument in call.args:
+        if isinstance(argument, ast.Constant) and isinstance(argument.value, str):
+            parts.append(argument.value)
+        elif isinstance(argument, ast.Name) and argument.id in values:
+            parts.append(str(values[argument.id]))
+        else:
+            raise ValueError(f"notebook template: a print of {ast.dump(argument)} has no traced value")
+    return " ".join(parts) + "\n"
+
+
+def printed_outputs(cells: list[tuple[str, list[str], str]], values: dict) -> dict[int, str]:
+    """What each code cell not tagged NOT_RUN_HERE prints, index -> text: each of its prints
+    (statements of the cell) with the traced values, as a fresh kernel prints them. Nothing runs."""
     printed = {}
     for index, (kind, tags, source) in enumerate(cells):
         if kind != "code" or NOT_RUN_HERE & set(tags):
             continue
-        buffer = io.StringIO()
-        with contextlib.redirect_stdout(buffer), np.printoptions(**FRESH_PRINT_OPTIONS):
-            exec(compile(source, f"<notebook cell {index}>", "exec"), namespace)
-        printed[index] = buffer.getvalue()
+        calls = [node.value for node in ast.parse(source).body if isinstance(node, ast.Expr)
+                 and isinstance(node.value, ast.Call) and getattr(node.value.func, "id", "") == "print"]
+        with np.printoptions(**FRESH_PRINT_OPTIONS):
+            printed[index] = "".join(_printed(call, values) for call in calls)
     return printed
 
 
@@ -293,7 +317,7 @@ def notebooks(spec: Spec, model: NetworkDerivation | None = None) -> dict:
              for kind in KINDS}
     if [(k, t) for k, t, _ in cells["student"]] != [(k, t) for k, t, _ in cells["solution"]]:
         raise AssertionError("notebook template: student and solution cells differ in structure")
-    printed = run_cells(cells["solution"])
+    printed = printed_outputs(cells["solution"], traced_values(spec, model or derive_spec(spec)))
     out = {}
     for kind in KINDS:
         nb = v4.new_notebook()

@@ -1,0 +1,146 @@
+"""The scalar chain rule of one parameter entry (``--explain W1[2,0]``), derived by SymPy.
+
+A Dense layer's entry is ``z_l[r, c] = sum_i a_{l-1}[r, i] W_{l-1}[i, c] + b_{l-1}[c]``
+(:func:`dense_entry`). For the entry ``p`` of ``W_{l-1}`` or ``b_{l-1}`` the loss depends on
+``p`` only through ``z_l[r, c]`` of each row r, so
+
+    dL/dp = sum_r dL/dz_l[r, c] * dz_l[r, c]/dp,
+
+and, for an element-wise activation (not the output of a loss Keras takes on the logits),
+``dL/dz_l[r, c] = dL/da_l[r, c] * f'(z_l[r, c])`` with, below the output layer,
+``dL/da_l[r, c] = sum_k delta_{l+1}[r, k] * dz_{l+1}[r, k]/da_l[r, c]``. Each partial of a
+``z`` is SymPy's derivative of :func:`dense_entry`; ``f'`` is the activation's derivative of
+the derivation model; ``delta``, ``g`` and ``f'(z)`` are the module's trace (their own rules are
+worked out in the handout's backprop). :func:`chain_rule` returns the factors with their
+values, so their products can be checked against the module's gradient.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+import sympy as sp
+
+from . import naming
+from .trace import DERIVATIVE
+
+#: a generic row and unit of an entry (the rule in symbols before it is filled in per row)
+ROW, SUM_UNIT = sp.Symbol("r", integer=True, nonnegative=True), sp.Symbol("k", integer=True, nonnegative=True)
+_SUMMED = sp.Symbol("i", integer=True, nonnegative=True)
+
+
+def entries(l: int) -> dict[str, sp.IndexedBase]:
+    """The indexed bases of layer l's entries, named as the module names its arrays."""
+    n = l - 1
+    return {"a_prev": sp.IndexedBase(naming.OUTPUT.format(l=l - 1)), "W": sp.IndexedBase(naming.KERNEL.format(n=n)),
+            "b": sp.IndexedBase(naming.BIAS.format(n=n)), "a": sp.IndexedBase(naming.OUTPUT.format(l=l)),
+            "z": sp.IndexedBase(naming.PRE_ACTIVATION.format(l=l)), "delta": sp.IndexedBase(naming.DELTA.format(l=l)),
+            "g": sp.IndexedBase(naming.UPSTREAM.format(l=l))}
+
+
+def dense_entry(l: int, inputs: int, row, unit) -> sp.Expr:
+    """z_l[row, unit] = sum_i a_{l-1}[row, i] W_{l-1}[i, unit] + b_{l-1}[unit]: one entry of Dense."""
+    e = entries(l)
+    return sp.Sum(e["a_prev"][row, _SUMMED] * e["W"][_SUMMED, unit], (_SUMMED, 0, inputs - 1)) + e["b"][unit]
+
+
+def partial(expr: sp.Expr, entry: sp.Indexed) -> sp.Expr:
+    """d expr / d entry, sums of Kronecker deltas done (SymPy's derivative of an indexed formula)."""
+    return sp.diff(expr, entry).doit()
+
+
+@dataclass(frozen=True)
+class Target:
+    """A parameter entry: W{n}[row, col] (row given) or b{n}[col]."""
+    name: str
+    row: Optional[int]
+    col: int
+
+    @property
+    def layer(self) -> int:
+        return int(self.name[1:]) + 1
+
+    @property
+    def index(self) -> tuple[int, ...]:
+        return (self.col,) if self.row is None else (self.row, self.col)
+
+    def entry(self) -> sp.Indexed:
+        return sp.IndexedBase(self.name)[self.index]
+
+
+@dataclass(frozen=True)
+class Factor:
+    """One factor of a row's product: which partial (``of`` by ``by``), its rule, its value."""
+    of: sp.Indexed          # the differentiated entry, or the loss (None)
+    by: sp.Indexed
+    rule: sp.Expr           # its derived formula in entries (a sum over k for dL/da)
+    value: float
+    terms: tuple = ()       # dL/da's (delta_{l+1}[r, k], dz_{l+1}[r, k]/da_l[r, c]) for each k
+
+
+@dataclass(frozen=True)
+class ChainRule:
+    target: Target
+    through_activation: bool
+    rows: tuple[tuple[Factor, ...], ...]   # per row of the batch, the factors of its product
+    entries: dict                          # every entry the factors name -> its value
+
+    @property
+    def products(self) -> list[float]:
+        return [float(np.prod([f.value for f in factors])) for factors in self.rows]
+
+    @property
+    def total(self) -> float:
+        return float(sum(self.products))
+
+
+def value_of(expr: sp.Expr, arrays: dict) -> float:
+    """The number of an expression in entries: each entry replaced by its array's value."""
+    numbers = {e: float(np.asarray(arrays[str(e.base)])[tuple(int(i) for i in e.indices)])
+               for e in expr.atoms(sp.Indexed)}
+    return float(expr.xreplace(numbers))
+
+
+def upstream_terms(model, l: int, row, unit) -> list[tuple[sp.Indexed, sp.Expr]]:
+    """dL/da_l[row, unit] = sum_k delta_{l+1}[row, k] dz_{l+1}[row, k]/da_l[row, unit] (l < L):
+    each k's (delta entry, derived partial); ``unit`` symbolic (:data:`SUM_UNIT`) gives the rule."""
+    above = model.layers[l]      # layer l + 1
+    delta, a = entries(l + 1)["delta"], entries(l)["a"][row, unit]
+    return [(delta[row, k], partial(dense_entry(l + 1, above.inputs, row, k), a)) for k in range(above.units)]
+
+
+def upstream_factor(model, l: int, row: int, unit: int, arrays: dict) -> Factor:
+    """dL/da_l[row, unit]: the output layer's g (the trace's), else the sum over the layer above."""
+    e = entries(l)
+    if l == model.depth:
+        return Factor(e["a"][row, unit], None, e["g"][row, unit], value_of(e["g"][row, unit], arrays))
+    terms = tuple(upstream_terms(model, l, row, unit))
+    rule = sp.Add(*[delta * local for delta, local in terms])
+    return Factor(e["a"][row, unit], None, rule, value_of(rule, arrays), terms)
+
+
+def chain_rule(model, target: Target, trace: dict, params: dict) -> ChainRule:
+    """The factors of dL/dp for each row of the traced batch, derived and valued (see module)."""
+    l, c = target.layer, target.col
+    layer, e = model.layers[l - 1], entries(l)
+    arrays = {**trace, **params}
+    through = layer.activation.derivative is not None and not (l == model.depth and model.loss.on_logits)
+    rows = []
+    for r in range(len(trace[naming.OUTPUT.format(l=0)])):
+        z = e["z"][r, c]
+        factors = []
+        if through:
+            factors.append(upstream_factor(model, l, r, c, arrays))
+            fprime = trace[DERIVATIVE.format(l=l)][r, c]
+            factors.append(Factor(e["a"][r, c], z, layer.activation.derivative, float(fprime)))
+        else:
+            factors.append(Factor(z, None, e["delta"][r, c], value_of(e["delta"][r, c], arrays)))
+        local = partial(dense_entry(l, layer.inputs, r, c), target.entry())
+        factors.append(Factor(z, target.entry(), local, value_of(local, arrays)))
+        rows.append(tuple(factors))
+    named = set().union(*(factor.rule.atoms(sp.Indexed) | {factor.of} for factors in rows for factor in factors))
+    named |= {factor.by for factors in rows for factor in factors if factor.by is not None}
+    concrete = {e for e in named if str(e.base) in arrays and all(i.is_Integer for i in e.indices)}
+    return ChainRule(target, through, tuple(rows), {e: value_of(e, arrays) for e in concrete})

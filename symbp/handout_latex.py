@@ -1,0 +1,220 @@
+"""The LaTeX presenter of the worked solution (:mod:`symbp.worked_solution`).
+
+Each item becomes display lines: a rule in symbols by :class:`~symbp.latex.RowLatexPrinter`,
+the same rule with its values filled in, the result as a matrix with its shape; the student
+sheet's version of a step keeps only blanks of the right shape. The templates print the
+:class:`LatexStep` and :class:`LatexSection` this returns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import sympy as sp
+
+from .latex import IndexLatexPrinter, RowLatexPrinter, blank_matrix_tex, format_number, matrix_tex, shape_tex
+from .worked_solution import (BatchMean, ChainRuleItem, Equation, EntryUpdate, Given, IndexForm, Section,
+                              Step)
+
+
+@dataclass
+class LatexStep:
+    title: str
+    lines: list[str]
+    blank: list[str] = field(default_factory=list)   # the student sheet's version
+
+
+@dataclass
+class LatexSection:
+    title: str
+    intro: str
+    steps: list[LatexStep]
+
+
+def number_tex(value: float, digits: int) -> str:
+    """A number as a factor: negative ones in brackets."""
+    text = format_number(value, digits)
+    return rf"\left({text}\right)" if text.startswith("-") else text
+
+
+class LatexPresenter:
+    """Writes steps and sections as LaTeX; ``param_tex`` writes a parameter (W0 -> W_{0})."""
+
+    def __init__(self, digits: int, param_tex):
+        self.digits, self.param_tex = digits, param_tex
+
+    # ---- numbers and rules
+    def m(self, values) -> str:
+        return matrix_tex(values, self.digits)
+
+    def number(self, value) -> str:
+        return self.m(value) if np.ndim(value) else format_number(value, self.digits)
+
+    def numbers(self, values: dict | None) -> dict | None:
+        return None if values is None else {name: self.number(v) for name, v in values.items()}
+
+    def symbols(self, expr, names) -> str:
+        return RowLatexPrinter(names, digits=self.digits).doprint(expr)
+
+    def filled(self, expr, names, transposed=None) -> str:
+        return RowLatexPrinter(names, transposed, digits=self.digits, filled=True).doprint(expr)
+
+    def scalar(self, expr, names) -> str:
+        """A row expression for one entry: names bound to entries or numbers, products as dots."""
+        return RowLatexPrinter(names, digits=self.digits, filled=True, product=r"\cdot").doprint(expr)
+
+    # ---- steps and sections
+    def section(self, section: Section) -> LatexSection:
+        return LatexSection(section.title, section.intro, [self.step(step) for step in section.steps])
+
+    def step(self, step: Step) -> LatexStep:
+        lines, blank = [], []
+        for item in step.items:
+            item_lines, item_blank = self.item(item)
+            lines += item_lines
+            blank += item_blank
+        return LatexStep(step.title, lines, blank)
+
+    def item(self, item) -> tuple[list[str], list[str]]:
+        """(solution lines, student lines) of one item."""
+        if isinstance(item, Equation):
+            return (self.scalar_equation(item) if np.ndim(item.result) == 0 else self.equation(item)), \
+                self.equation_blank(item)
+        if isinstance(item, Given):
+            return [self.given(item)], []
+        if isinstance(item, IndexForm):
+            return [f"{item.lhs} = {IndexLatexPrinter(self.digits).doprint(item.rule)}"], []
+        if isinstance(item, BatchMean):
+            return [self.batch_mean(item)], []
+        if isinstance(item, ChainRuleItem):
+            return ChainRuleLatex(self).lines(item), []
+        raise TypeError(f"symbp bug: no LaTeX for a {type(item).__name__}")
+
+    def equation(self, eq: Equation) -> list[str]:
+        """lhs = rule; its parts worked out; = rule with values; = result (shape)."""
+        lhs = eq.lhs if eq.via is None else f"{eq.lhs} = {self.symbols(*eq.via)}"
+        lines = [f"{lhs} = {self.symbols(eq.rule, eq.names)}"]
+        filled_rule = eq.rule if eq.filled_rule is None else eq.filled_rule
+        values = self.numbers(eq.values)
+        lines += self.parts(eq, values)
+        if values is not None and not filled_rule.has(sp.Piecewise) \
+                and filled_rule.free_symbols | filled_rule.atoms(sp.Indexed, sp.MatrixSymbol):
+            lines.append(rf"\qquad = {self.filled(filled_rule, values, self.numbers(eq.transposed))}")
+        lines.append(rf"\qquad = {self.m(eq.result)} \quad ({shape_tex(eq.result)})")
+        return lines
+
+    def parts(self, eq: Equation, values: dict | None) -> list[str]:
+        """Each part on a line of its own; a row sum's column then stands in ``values``."""
+        lines = []
+        for part in eq.parts:
+            lines.append(rf"\qquad \text{{with }} {self.symbols(part.rule, eq.names)} = "
+                         rf"{self.filled(part.rule, values)} = {self.m(part.value)}")
+            if part.column is not None:
+                values[part.column] = self.m(part.value)
+        return lines
+
+    def scalar_equation(self, eq: Equation) -> list[str]:
+        values = self.numbers(eq.values)
+        return [f"{eq.lhs} = {self.symbols(eq.rule, eq.names)}",
+                rf"\qquad = {self.filled(eq.rule, values)} = {format_number(eq.result, self.digits)}"]
+
+    def equation_blank(self, eq: Equation) -> list[str]:
+        lhs = eq.shown_lhs or eq.lhs
+        if np.ndim(eq.result) == 0:
+            return [rf"{lhs} = \blank"]
+        return [f"{lhs} = {blank_matrix_tex(np.shape(eq.result))} \\quad ({shape_tex(eq.result)})"]
+
+    def given(self, given: Given) -> str:
+        note = rf"\text{{{given.note}: }} " if given.note else ""
+        shape = rf" \quad ({shape_tex(given.value)})" if given.shape and np.ndim(given.value) else ""
+        return f"{note}{given.lhs} = {self.number(given.value)}{shape}"
+
+    def batch_mean(self, mean: BatchMean) -> str:
+        total = rf"L = \frac{{1}}{{B}} \sum_{{r}} l_{{r}} = {format_number(mean.value, self.digits)}"
+        shown = f"{mean.value:.4f}"
+        if shown != format_number(mean.value, self.digits):
+            total += rf" \approx {shown} \quad \text{{(Keras's progress bar shows 4 digits)}}"
+        return total
+
+
+class ChainRuleLatex:
+    """``--explain``'s lines: the product of partials, each factor with its derived rule and
+    numbers, their sum (the module's gradient entry), then the entry's update."""
+
+    def __init__(self, presenter: LatexPresenter):
+        self.presenter, self.digits = presenter, presenter.digits
+
+    def lines(self, item: ChainRuleItem) -> list[str]:
+        chain, d = item.chain, self.digits
+        d_param = rf"\frac{{\partial L}}{{\partial {item.param}}}"
+        total = r"\sum_{r} " if len(chain.rows) > 1 else ""
+        generic = "0" if len(chain.rows) == 1 else "r"
+        lines = [rf"{d_param} = {total}" + r" \cdot ".join(self.factor_names(chain.rows[0], item.param, generic))]
+        products = []
+        for factors in chain.rows:
+            lines += self.factor_lines(chain, factors, item.param)
+            products.append(r" \cdot ".join(number_tex(f.value, d) for f in factors))
+        lines.append(rf"{d_param} = " + " + ".join(products) + f" = {format_number(item.gradient, d)}")
+        return lines + [self.update_line(update) for update in item.updates]
+
+    def entry_tex(self, entry, row=None) -> str:
+        """An entry as the handout writes it: a_{1}[0,2], W_{1}[2,k] (``row`` replaces the first index)."""
+        base, indices = str(entry.base), [str(i) for i in entry.indices]
+        kind, number = base.rstrip("0123456789"), base[len(base.rstrip("0123456789")):]
+        tex = self.presenter.param_tex(base) if kind in ("W", "b") else \
+            (rf"\delta_{{{number}}}" if kind == "delta" else f"{kind}_{{{number}}}")
+        if row is not None and kind not in ("W", "b"):
+            indices[0] = row
+        return f"{tex}[{','.join(indices)}]"
+
+    def factor_names(self, factors, param: str, row=None) -> list[str]:
+        """Each factor as a partial derivative: dL/da[r,c], da/dz[r,c], dz[r,c]/dw."""
+        names = []
+        for factor in factors:
+            top = "L" if factor.by is None else self.entry_tex(factor.of, row)
+            bottom = self.entry_tex(factor.of, row) if factor.by is None else \
+                (param if factor is factors[-1] else self.entry_tex(factor.by, row))
+            names.append(rf"\frac{{\partial {top}}}{{\partial {bottom}}}")
+        return names
+
+    def factor_lines(self, chain, factors, param: str) -> list[str]:
+        """One row's factors, each: its name = its derived rule (with numbers) = its value."""
+        d, names = self.digits, self.factor_names(factors, param)
+        lines = []
+        for factor, name in zip(factors, names):
+            if factor.terms:      # dL/da = sum_k delta[r,k] dz[r,k]/da[r,c], derived at k
+                delta, local = factor.terms[0]
+                unit = delta.indices[1]
+                generic = [self.entry_tex(e).replace(f",{unit}]", ",k]") for e in (delta, local)]
+                lines.append(rf"\quad {name} = \sum_{{k}} {generic[0]} \, {generic[1]}")
+                terms = " + ".join(rf"{number_tex(chain.entries[delta], d)} \cdot "
+                                   rf"{number_tex(chain.entries[local], d)}" for delta, local in factor.terms)
+                lines.append(rf"\qquad = {terms} = {format_number(factor.value, d)}")
+            elif factor.by is not None and factor is not factors[-1]:   # f'(z), the activation's
+                lines.append(self.derivative_line(chain, factor, name))
+            elif factor.rule.is_number:
+                lines.append(rf"\quad {name} = {sp.latex(factor.rule)}")
+            else:
+                computed = r" \quad \text{(computed above)}" if factor.by is None else ""
+                lines.append(rf"\quad {name} = {self.entry_tex(factor.rule)} = "
+                             rf"{format_number(factor.value, d)}{computed}")
+        return lines
+
+    def derivative_line(self, chain, factor, name: str) -> str:
+        """da/dz = f'(z) at the entry: the rule, its numbers (or the z that picks a branch), value."""
+        d, (a, z) = self.digits, (factor.of, factor.by)
+        scalar = self.presenter.scalar
+        symbolic = scalar(factor.rule, {"a": self.entry_tex(a), "z": self.entry_tex(z)})
+        if factor.rule.has(sp.Piecewise):   # the branch follows from z
+            return (rf"\quad {name} = {symbolic} = {format_number(factor.value, d)}"
+                    rf" \quad ({self.entry_tex(z)} = {format_number(chain.entries[z], d)})")
+        filled = scalar(factor.rule, {"a": number_tex(chain.entries[a], d), "z": number_tex(chain.entries[z], d)})
+        return rf"\quad {name} = {symbolic} = {filled} = {format_number(factor.value, d)}"
+
+    def update_line(self, update: EntryUpdate) -> str:
+        d = self.digits
+        values = {**{k: format_number(v, d) for k, v in update.constants.items()},
+                  **{k: number_tex(v, d) for k, v in update.entries.items()}}
+        return (rf"{update.lhs} = {self.presenter.scalar(update.rule, update.names)} = "
+                rf"{self.presenter.scalar(update.rule, values)} = {format_number(update.result, d)}")

@@ -1,0 +1,101 @@
+"""The worked solution as data: sections of steps, each step a list of items a presenter writes.
+
+An item holds what is shown, not how: a rule as the derivation model's SymPy expression with
+``names`` binding its rows to the handout's notation, the values filled in as numbers (arrays
+or floats), and the result. :mod:`symbp.handout_latex` writes them as LaTeX lines; an HTML or
+LMS presenter would write the same items its own way. Nothing here formats a number.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional, Union
+
+import sympy as sp
+
+from .chain_rule import ChainRule
+
+
+@dataclass(frozen=True)
+class Part:
+    """A part of a rule worked out on the way: a row sum (its ``column`` then stands for it in
+    the filled-in rule) or a row a piecewise condition compares (``column`` None)."""
+    rule: sp.Expr
+    value: object
+    column: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class Equation:
+    """``lhs = rule = rule with values = result``: for a matrix result its shape follows, the
+    student writes ``lhs = [blanks]``; for a scalar result the values and result share a line."""
+    lhs: str
+    rule: sp.Expr
+    names: dict
+    values: Optional[dict]              # row or symbol name -> the number filled in
+    result: object
+    transposed: Optional[dict] = None   # values of rows shown transposed (a^T, W^T)
+    filled_rule: Optional[sp.Expr] = None   # the form the values go into (default: rule)
+    parts: tuple[Part, ...] = ()
+    via: Optional[tuple[sp.Expr, dict]] = None   # a rule shown between lhs and rule (g f'(z))
+    shown_lhs: Optional[str] = None     # the student's left-hand side (default: lhs)
+
+
+@dataclass(frozen=True)
+class Given:
+    """``lhs = value`` (a matrix with its shape unless ``shape`` is False), after a ``note``."""
+    lhs: str
+    value: object
+    shape: bool = True
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class IndexForm:
+    """A per-sample rule in index form (the loss's l = -sum_i y_i log a_i)."""
+    lhs: str
+    rule: sp.Expr
+
+
+@dataclass(frozen=True)
+class BatchMean:
+    """L = 1/B sum_r l_r: the batch loss, and what Keras's progress bar shows of it."""
+    value: float
+
+
+@dataclass(frozen=True)
+class EntryUpdate:
+    """One optimizer assignment at one entry: ``lhs = rule = rule with values = result``."""
+    lhs: str
+    rule: sp.Expr
+    names: dict
+    entries: dict       # the parameter's own values (w, g, slots) at the entry
+    constants: dict     # hyperparameters and per-step scalars
+    result: float
+
+
+@dataclass(frozen=True)
+class ChainRuleItem:
+    """``--explain``: the entry's derived chain rule (factors with values), the module's gradient
+    entry they sum to, and the entry's update."""
+    param: str                  # the entry in the notation: W_{1}[2,0]
+    chain: ChainRule
+    gradient: float
+    updates: tuple[EntryUpdate, ...]
+
+
+Item = Union[Equation, Given, IndexForm, BatchMean, ChainRuleItem]
+
+
+@dataclass
+class Step:
+    """One quantity: its title and what is shown of it."""
+    title: str
+    items: list = field(default_factory=list)
+
+
+@dataclass
+class Section:
+    title: str
+    intro: str
+    steps: list

@@ -1,0 +1,56 @@
+"""--explain's scalar chain rule is SymPy's: its products, evaluated, sum to the module's gradient.
+
+For entries of hidden and output layers, weights and biases, a batch of one and of several rows,
+element-wise activations (through dL/da and f'(z)), a row-wise softmax and a loss on the logits
+(through delta), the factors of :func:`symbp.chain_rule.chain_rule` multiply and sum, row by
+row, to the generated module's ``gradients`` entry.
+"""
+
+from __future__ import annotations
+
+import pytest
+import sympy as sp
+
+from symbp.chain_rule import Target, chain_rule, dense_entry, entries, partial
+from symbp.codegen import derive_spec, module_source
+from symbp.keras_check import load_module
+from symbp.spec import load_spec
+from test_every_optimizer_and_loss import CASES
+from test_handouts import OTHER_SPECS
+
+SPECS = {"seed": load_spec, **OTHER_SPECS, "adamw_huber": CASES["adamw_huber"]}
+ENTRIES = {
+    "seed": [("W1", 2, 0), ("b2", None, 1), ("W0", 3, 2), ("b0", None, 1), ("W2", 1, 3)],
+    "sigmoid_mse": [("W1", 1, 0), ("b1", None, 1), ("W0", 0, 1)],            # output through g, f'
+    "deep_bce": [("W0", 1, 0), ("W3", 1, 0), ("b2", None, 1), ("W1", 3, 2)],  # batch 2, relu, elu
+    "momentum_softmax_mse": [("W1", 4, 2), ("b0", None, 3)],                  # softmax: through delta
+    "adamw_huber": [("W1", 0, 1), ("W0", 2, 0), ("b1", None, 0)],             # batch 2, huber
+}
+
+
+@pytest.mark.parametrize("key", sorted(ENTRIES))
+def test_explain_products_sum_to_the_module_gradient(key):
+    spec = SPECS[key]()
+    model = derive_spec(spec)
+    module = load_module(module_source(spec, model), spec.name)
+    params = module.initial_params()
+    x, y = module.X[:spec.batch_size], module.Y[:spec.batch_size]
+    trace = module.trace(params, x, y)
+    gradients = module.gradients(params, x, y)
+    for name, row, col in ENTRIES[key]:
+        chain = chain_rule(model, Target(name, row, col), trace, params)
+        assert len(chain.rows) == len(x)
+        expected = gradients[name][chain.target.index]
+        assert chain.total == pytest.approx(expected, rel=1e-12, abs=1e-15), (name, row, col)
+        assert all(len(factors) == (3 if chain.through_activation else 2) for factors in chain.rows)
+
+
+def test_partials_come_from_differentiating_the_dense_entry():
+    """dz[r,c]/dW[i,c] = a_prev[r,i], dz[r,c]/db[c] = 1, dz[r,k]/da_prev[r,c] = W[c,k]: derived."""
+    e = entries(2)
+    z = dense_entry(2, 4, 0, 1)
+    assert partial(z, e["W"][3, 1]) == e["a_prev"][0, 3]
+    assert partial(z, e["W"][3, 0]) == 0
+    assert partial(z, e["b"][1]) == 1
+    k = sp.Symbol("k", integer=True, nonnegative=True)
+    assert partial(dense_entry(2, 4, 0, k), e["a_prev"][0, 2]) == e["W"][2, k]
