@@ -34,8 +34,8 @@ _SUMMED = sp.Symbol("i", integer=True, nonnegative=True)
 def entries(l: int) -> dict[str, sp.IndexedBase]:
     """The indexed bases of layer l's entries, named as the module names its arrays."""
     n = l - 1
-    return {"a_prev": sp.IndexedBase(naming.OUTPUT.format(l=l - 1)), "W": sp.IndexedBase(naming.KERNEL.format(n=n)),
-            "b": sp.IndexedBase(naming.BIAS.format(n=n)), "a": sp.IndexedBase(naming.OUTPUT.format(l=l)),
+    return {"a_prev": sp.IndexedBase(naming.OUTPUT.format(l=l - 1)), "W": sp.IndexedBase(naming.ParamName(n, "kernel").code),
+            "b": sp.IndexedBase(naming.ParamName(n, "bias").code), "a": sp.IndexedBase(naming.OUTPUT.format(l=l)),
             "z": sp.IndexedBase(naming.PRE_ACTIVATION.format(l=l)), "delta": sp.IndexedBase(naming.DELTA.format(l=l)),
             "g": sp.IndexedBase(naming.UPSTREAM.format(l=l))}
 
