@@ -269,7 +269,8 @@ class _Worker:
         lines = [f"{lhs} = {self.symbols(expr, names)}"]
         filled_expr = expr if filled_expr is None else filled_expr
         if values is not None:
-            filled_expr, numbers, sums = self.row_sums_first(filled_expr, names, numbers, values)
+            filled_expr, names, numbers, values, sums = self.row_sums_first(filled_expr, names, numbers,
+                                                                             values)
             lines += sums
         if values is not None and filled_expr.has(sp.Piecewise):
             lines += self.piecewise_sides(filled_expr, names, numbers, values)
@@ -286,18 +287,25 @@ class _Worker:
         lines, seen = [], set()
         for piecewise in sorted(expr.atoms(sp.Piecewise), key=sp.default_sort_key):
             for _, condition in piecewise.args:
-                for side in getattr(condition, "args", ()):
-                    if side in seen or not side.has(sp.Indexed) or isinstance(side, sp.Indexed):
+                relations = sorted(condition.atoms(sp.Rel), key=sp.default_sort_key) \
+                    if isinstance(condition, sp.Basic) else ()
+                for side in (side for relation in relations for side in relation.args):
+                    if not side.has(sp.Indexed) or isinstance(side, sp.Indexed) \
+                            or self.symbols(side, names) in seen:   # sums' dummies differ: by text
                         continue
-                    seen.add(side)
+                    seen.add(self.symbols(side, names))
                     lines.append(rf"\qquad \text{{with }} {self.symbols(side, names)} = "
                                  rf"{self.filled(side, numbers)} = {self.m(evaluate(side, values))}")
         return lines
 
     def row_sums_first(self, expr, names, numbers, values):
         """Work out each innermost row sum on a line of its own, when the rest of ``expr`` still
-        needs the rows (softmax's e^z / rowsum(e^z)): the filled-in line then shows its column."""
-        lines, numbers = [], dict(numbers or {})
+        needs the rows (softmax's e^z / rowsum(e^z)): the filled-in line then shows its column.
+
+        Returns (expr with each such sum as a column ``rowsum<n>``, names, numbers, values, lines):
+        ``names`` and ``values`` bind each column to its symbols and value too, so later lines that
+        show parts of the rewritten expr (a piecewise rule's sides, CCE's p / rowsum(p)) can."""
+        lines, names, numbers, values = [], dict(names), dict(numbers or {}), dict(values)
         for n, total in enumerate(sorted(expr.atoms(sp.Sum), key=sp.default_sort_key)):
             if total.atoms(sp.Sum) != {total}:
                 continue
@@ -309,8 +317,10 @@ class _Worker:
             lines.append(rf"\qquad \text{{with }} {self.symbols(total, names)} = "
                          rf"{self.filled(total, numbers)} = {self.m(value)}")
             numbers[str(column)] = self.m(value)
+            values[str(column)] = value
+            names[str(column)] = self.symbols(total, names)
             expr = rest
-        return expr, numbers, lines
+        return expr, names, numbers, values, lines
 
     # ---- sections
     def givens(self) -> list[Step]:
