@@ -158,12 +158,12 @@ def load_data(path: str | Path) -> tuple[dict, dict]:
                     raise UnusableInput(f"{path}: no array named {' or '.join(sorted(missing))} "
                                         f"(found {', '.join(arrays.files) or 'none'})")
                 x, y = (np.atleast_2d(np.asarray(arrays[k], dtype=np.float64)) for k in ("x", "y"))
-        except (OSError, ValueError) as err:
-            raise UnusableInput(f"{path}: not a readable .npz file ({err})") from None
+        except (OSError, ValueError, MemoryError) as err:   # MemoryError: a header claiming a huge array
+            raise UnusableInput(f"{path}: not a readable .npz file ({type(err).__name__}: {err})") from None
         return {"x": x.tolist(), "y": y.tolist()}, {}
     try:
         table = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, ValueError) as err:  # ValueError: an integer of 4300+ digits
         raise UnusableInput(f"{path}: not a TOML file with a [data] table ({err})") from None
     if not isinstance(table.get("data"), dict):
         raise UnusableInput(f"{path}: no [data] table (with x and y), as in a spec")
