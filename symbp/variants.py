@@ -38,11 +38,13 @@ from .codegen import module_source
 from .errors import UnusableInput
 from .files import write_all
 from .keras_check import load_module
+from .tolerance import TOLERANCES
 from .rules import losses
 from .spec import VARIANT_DEFAULTS, VARIANT_ITEMS, LayerSpec, Spec
 
 KEY_JSON, KEY_CSV = "answer_key.json", "answer_key.csv"
-TOLERANCE = 1e-9
+#: Keras's float64 run against the answer key (symbp.tolerance: relative to each value's scale)
+TOLERANCE = TOLERANCES["float64"]
 #: a unit's delta counts as zero below this, for every row of the batch
 ZERO_GRADIENT = 1e-6
 TRIES_PER_VARIANT = 200
@@ -171,15 +173,16 @@ def key_csv(key: dict[str, dict]) -> str:
 
 # ---------------------------------------------------------------- per student (worker processes)
 def keras_answers_check(spec: Spec, expected: dict) -> float:
-    """Largest |Keras - answer| over the loss and the updated parameters of the first-batch step."""
+    """Largest scaled difference |Keras - answer| / max(1, max |Keras|) over the loss and each
+    updated parameter of the first-batch step (symbp.tolerance; compare with TOLERANCE.relative)."""
     import logging
     from .keras_check import keras_train
     logging.getLogger("tensorflow").setLevel(logging.ERROR)  # one new model per student retraces
     step = dataclasses.replace(spec, x=spec.x[:spec.batch_size], y=spec.y[:spec.batch_size],
                                training={**spec.training, "epochs": 1})
     params, epoch_losses = keras_train(step, "float64")
-    diffs = [abs(epoch_losses[0] - expected["loss"])]
-    diffs += [float(np.max(np.abs(params[name] - np.array(expected[naming.UPDATED.format(param=name)]))))
+    diffs = [TOLERANCE.scaled_difference(epoch_losses[0], expected["loss"])]
+    diffs += [TOLERANCE.scaled_difference(params[name], expected[naming.UPDATED.format(param=name)])
               for name in spec.param_names]
     return max(diffs) if all(math.isfinite(d) for d in diffs) else math.inf
 
@@ -210,7 +213,7 @@ class ClassSet:
 
     @property
     def match(self) -> bool:
-        return all(d <= TOLERANCE for d in self.keras_diff.values())
+        return all(d <= TOLERANCE.relative for d in self.keras_diff.values())
 
 
 def render_variants(spec: Spec, count: int, seed: int, directory: Path, *, notebook: bool = False,
