@@ -241,7 +241,7 @@ def corruptions(draw, data: dict, widths: list[int]):
     layer_index = draw(st.integers(0, len(data["layers"]) - 1))
     layer = data["layers"][layer_index]
     inputs, units = widths[layer_index], widths[layer_index + 1]
-    choice = draw(st.integers(0, 17))
+    choice = draw(st.integers(0, 18))
     if choice == 0:  # a required key removed
         where = draw(st.sampled_from(["name", "data", "layers", "loss", "optimizer", "x", "y", "units",
                                       "loss.name", "optimizer.name"]))
@@ -347,6 +347,10 @@ def corruptions(draw, data: dict, widths: list[int]):
         else:
             data["data"]["y"][0] = [2 * v for v in data["data"]["y"][0]]
         return "labels the loss cannot take"
+    if choice == 17:  # a number past its range, past float32, or too large for integer arithmetic
+        case = draw(st.sampled_from(sorted(EXTREME_NUMBERS)))
+        EXTREME_NUMBERS[case][1](data)
+        return f"extreme number: {case}"
     data[_typo(draw, draw(st.sampled_from(["name", "layers", "loss", "title", "epochs", "weights"])))
          + "_unknown"] = draw(st.sampled_from([1, "x", [1], {"a": 1}]))
     return "unknown top-level key"
@@ -465,18 +469,18 @@ BASE_SPEC = {"name": "extreme", "data": {"x": [[0.5, -0.2]], "y": [[1.0]]},
 
 #: (where the message points, the change) for each number the 2026 fuzz campaign saw end in exit 3
 EXTREME_NUMBERS = {
-    "batch_size 10^21": ("training.batch_size", lambda d: d["training"].update(batch_size=10 ** 21)),
-    "batch_size 2^63": ("training.batch_size", lambda d: d["training"].update(batch_size=2 ** 63)),
+    "batch_size 10^21": ("training.batch_size", lambda d: d.setdefault("training", {}).update(batch_size=10 ** 21)),
+    "batch_size 2^63": ("training.batch_size", lambda d: d.setdefault("training", {}).update(batch_size=2 ** 63)),
     "range +-1e308": ("variants.range", lambda d: d.update(variants={"range": [-1e308, 1e308]})),
     "range to 10^400": ("variants.range", lambda d: d.update(variants={"range": [0, 10 ** 400]})),
     "step 5e-324": ("variants.range", lambda d: d.update(variants={"step": 5e-324})),
     "per-item step 5e-324": ("variants.x.range", lambda d: d.update(variants={"x": {"step": 5e-324}})),
-    "beta_1 past float32": ("optimizer.beta_1", lambda d: d["optimizer"].update(beta_1=3.5e38)),
+    "beta_1 past float32": ("optimizer.beta_1", lambda d: d.update(optimizer={"name": "adam", "beta_1": 3.5e38})),
     "adamw weight_decay past float32": ("optimizer.weight_decay",
                                         lambda d: d.update(optimizer={"name": "adamw", "weight_decay": 1e39})),
     "huber delta 1e300": ("loss.delta", lambda d: d.update(loss={"name": "huber", "delta": 1e300})),
-    "beta_2 = 1025": ("optimizer.beta_2", lambda d: d["optimizer"].update(beta_2=1025.0)),
-    "beta_1 = 1": ("optimizer.beta_1", lambda d: d["optimizer"].update(beta_1=1.0)),
+    "beta_2 = 1025": ("optimizer.beta_2", lambda d: d.update(optimizer={"name": "adam", "beta_2": 1025.0})),
+    "beta_1 = 1": ("optimizer.beta_1", lambda d: d.update(optimizer={"name": "nadam", "beta_1": 1.0})),
     "rho = 2": ("optimizer.rho", lambda d: d.update(optimizer={"name": "rmsprop", "rho": 2.0})),
 }
 
