@@ -24,7 +24,7 @@ from .initializers import INITIALIZERS, Draw, initialize  # noqa: F401 (part of 
 from .rules import activations, losses, optimizers
 from .rules.losses import ARGUMENT_RANGES as LOSS_ARGUMENT_RANGES
 from .rules.optimizers import ARGUMENT_RANGES as OPTIMIZER_ARGUMENT_RANGES
-from .rules.ranges import FLOAT32_MAX, Interval, finite_in_float32
+from .rules.ranges import FLOAT32_MAX, Interval, finite_in_float32, float32
 from .rules.registry import UnknownName
 
 BUILTIN_EXAMPLE = "cs4820_a7"
@@ -321,8 +321,9 @@ class _Validator:
         return value
 
     def in_range(self, value: Any, where: str, interval: Interval) -> Optional[float]:
-        """A rule's argument: a number in ``interval`` that stays finite when Keras rounds it to
-        float32 (|x| <= 3.4e38; see symbp.rules.ranges)."""
+        """A rule's argument: a number in ``interval`` that stays finite, and in ``interval``,
+        when Keras rounds it to float32 (|x| <= 3.4e38; beta_1 = 0.9999999999 is 1.0 there,
+        and Adam's 1 - beta_1^t is 0; see symbp.rules.ranges)."""
         if self.number(value, where) is None:
             return None
         if not finite_in_float32(value):
@@ -331,6 +332,10 @@ class _Validator:
             return None
         if value not in interval:
             self.problem(where, f"must be {interval.requirement()}, found {value!r}")
+            return None
+        if float32(value) not in interval:
+            self.problem(where, f"must be {interval.requirement()} also as Keras rounds it to float32 "
+                                f"({float32(value)!r}), found {value!r}")
             return None
         return value
 

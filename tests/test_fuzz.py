@@ -481,6 +481,9 @@ EXTREME_NUMBERS = {
     "huber delta 1e300": ("loss.delta", lambda d: d.update(loss={"name": "huber", "delta": 1e300})),
     "beta_2 = 1025": ("optimizer.beta_2", lambda d: d.update(optimizer={"name": "adam", "beta_2": 1025.0})),
     "beta_1 = 1": ("optimizer.beta_1", lambda d: d.update(optimizer={"name": "nadam", "beta_1": 1.0})),
+    "beta_2 1 in float32": ("optimizer.beta_2", lambda d: d.update(optimizer={"name": "adam", "beta_2": 0.9999999999})),
+    "learning rate 0 in float32": ("optimizer.learning_rate",
+                                   lambda d: d.update(optimizer={"name": "sgd", "learning_rate": 1e-50})),
     "rho = 2": ("optimizer.rho", lambda d: d.update(optimizer={"name": "rmsprop", "rho": 2.0})),
 }
 

@@ -31,6 +31,11 @@ def finite_in_float32(value: float) -> bool:
         return bool(np.isfinite(np.float32(value)))
 
 
+def float32(value: float) -> float:
+    """``value`` rounded to float32, as a Python float (finite values only)."""
+    return float(np.float32(value))
+
+
 @dataclass(frozen=True)
 class Interval:
     """low .. high, each end open or closed (``[0, 1)``); ends at +-inf mean no bound."""
