@@ -152,7 +152,8 @@ def codegen(ctx, spec, directory, from_keras, data):
 @main.command()
 @spec_argument
 @click.option("--dtype", type=DTYPES, default="float64", show_default=True,
-              help="Precision of both runs (tolerance 1e-9 for float64, 1e-5 for float32).")
+              help="Precision of both runs (tolerance 1e-9 for float64, 1e-5 for float32, "
+                   "times max(1, |value|)).")
 @click.option("--json", "as_json", is_flag=True, help="Print only a JSON report on stdout.")
 @click.option("--finite-differences", is_flag=True,
               help="Also compare the generated gradients with central differences of its loss.")
@@ -257,8 +258,10 @@ def variants(ctx, spec, count, seed, directory, notebook, check, jobs):
                    f"{directory / SOLUTIONS}/ and the answer key {directory / KEY_JSON}, {directory / KEY_CSV}")
         if check:
             worst = max(result.keras_diff.values())
-            failed = [s for s, d in result.keras_diff.items() if not d <= 1e-9]
-            click.echo(f"Keras check: {count - len(failed)} of {count} match (largest difference {worst:.3g})"
+            from .variants import TOLERANCE
+            failed = [s for s, d in result.keras_diff.items() if not d <= TOLERANCE.relative]
+            click.echo(f"Keras check: {count - len(failed)} of {count} match (largest difference "
+                       f"{worst:.3g} of max(1, |value|); allowed {TOLERANCE.relative:g})"
                        + (f"; NOT matching: {', '.join(failed)}" if failed else ""))
         return result.match
     ctx.exit(0 if _run(ctx, action) else 1)

@@ -18,14 +18,14 @@ from . import naming
 from .calculus import B, K
 from .derive import NetworkDerivation, derive_network
 from .network import layers_from_spec
-from .printers import HELPERS, ArrayPrinter, PositiveFirst
+from .printers import HELPERS, ArrayPrinter, FiniteNumbers, PositiveFirst, array_literal_rows, float_literal
 from .render import python_env, render
 from .initializers import TRUNCATED_NORMAL_SOURCE
 from .spec import Draw, Spec
 from .trace import trace_context
 
 
-class EquationPrinter(PositiveFirst, StrPrinter):
+class EquationPrinter(FiniteNumbers, PositiveFirst, StrPrinter):
     """One-line plain-text equations for comments: rows by name, sums as sum_i(..)."""
 
     printmethod = "_symbp_str"
@@ -45,9 +45,6 @@ class EquationPrinter(PositiveFirst, StrPrinter):
 
     def _print_Sum(self, expr):
         return f"rowsum({self._print(expr.function)})"
-
-    def _print_Float(self, expr):
-        return repr(float(expr))
 
     def _print_Clip(self, expr):
         return "clip({}, {}, {})".format(*(self._print(arg) for arg in expr.args))
@@ -93,12 +90,8 @@ class Line:
 
 
 def array_literal(values: np.ndarray) -> str:
-    """A NumPy array literal with every float written exactly (repr round-trips)."""
-    def fmt(array):
-        if array.ndim == 1:  # a row: repr of each Python float, mapped in one go
-            return "[" + ", ".join(map(repr, array.tolist())) + "]"
-        return "[" + ", ".join(fmt(row) for row in array) + "]"
-    return f"np.array({fmt(np.asarray(values, dtype=np.float64))})"
+    """A NumPy array literal with every float written exactly (repr round-trips; finite only)."""
+    return f"np.array({array_literal_rows(values)})"
 
 
 class _Emitter:
@@ -254,9 +247,9 @@ def _constants(model: NetworkDerivation) -> tuple[list, list]:
     slot_inits = {name: init for name, (_, init) in opt.slots.items()}
     used = set().union(*(expr.free_symbols for _, expr in opt.step_assignments + opt.assignments),
                        {init for init in slot_inits.values() if isinstance(init, sp.Symbol)})
-    loss_constants = [(naming.loss_argument(loss.rule.name, name), repr(value), f"{loss.rule.name}'s {name}")
+    loss_constants = [(naming.loss_argument(loss.rule.name, name), float_literal(value), f"{loss.rule.name}'s {name}")
                       for name, (_, value) in loss.arguments.items()]
-    optimizer_constants = [(naming.hyperparameter(name), repr(opt.values[name]), _float32_note(opt, name))
+    optimizer_constants = [(naming.hyperparameter(name), float_literal(opt.values[name]), _float32_note(opt, name))
                            for name, sym in opt.symbols.items() if sym in used]
     return loss_constants, optimizer_constants
 
@@ -334,9 +327,9 @@ def module_context(spec: Spec, model: NetworkDerivation | None = None) -> Module
         backward=backward, gradient_names=[(str(name), name.gradient) for name in names],
         uses_B=str(B) in emit.symbols_used, uses_K=str(K) in emit.symbols_used,
         loss_constants=loss_constants, optimizer_constants=optimizer_constants,
-        slots=[(name, opt_names[str(init)] if isinstance(init, sp.Symbol) else repr(float(init)))
+        slots=[(name, opt_names[str(init)] if isinstance(init, sp.Symbol) else float_literal(init))
                for name, (_, init) in opt.slots.items()],
-        step_slots=[(name, repr(float(init))) for name, (_, init) in opt.step_slots.items()],
+        step_slots=[(name, float_literal(init)) for name, (_, init) in opt.step_slots.items()],
         step_update=step_update, update=update, trace=trace,
         helpers=[(name, *HELPERS[name]) for name in sorted(emit.helpers)],
         needs_math="_erfc" in emit.helpers)

@@ -178,12 +178,12 @@ def load_data(path: str | Path) -> tuple[dict, dict]:
                 x, y = (_real_rows(arrays[k], f"{path}: array {k}") for k in ("x", "y"))
         except UnusableInput:
             raise
-        except (OSError, ValueError) as err:
-            raise UnusableInput(f"{path}: not a readable .npz file ({err})") from None
+        except (OSError, ValueError, MemoryError) as err:   # MemoryError: a header claiming a huge array
+            raise UnusableInput(f"{path}: not a readable .npz file ({type(err).__name__}: {err})") from None
         return {"x": x.tolist(), "y": y.tolist()}, {}
     try:
         table = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, ValueError) as err:  # ValueError: an integer of 4300+ digits
         raise UnusableInput(f"{path}: not a TOML file with a [data] table ({err})") from None
     if not isinstance(table.get("data"), dict):
         raise UnusableInput(f"{path}: no [data] table (with x and y), as in a spec")

@@ -338,7 +338,7 @@ class _OptimizerSteps(_StepWriter):
             before = dict(values)
             values[str(target)] = np.broadcast_to(value, self.params[name].shape)
             out.append((target, expr, before, values[str(target)]))
-        if not np.allclose(values[str(opt.w)], self.updated[name], rtol=1e-12, atol=1e-14):
+        if not np.allclose(values[str(opt.w)], self.updated[name], rtol=1e-12, atol=1e-14, equal_nan=True):
             raise RuntimeError(f"symbp bug: the handout's update of {name} differs from the module's step")
         return out
 

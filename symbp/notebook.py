@@ -28,12 +28,14 @@ from .naming import ParamName
 from .printers import HELPERS, ArrayPrinter
 from .render import python_env, render
 from .spec import Spec
+from .tolerance import TOLERANCES
 
 TEMPLATE = "notebook.py.j2"
 KINDS = ("student", "solution")
 #: cells that need Keras (or its results): never run here
 NOT_RUN_HERE = {"keras", "validation"}
-TOLERANCE = 1e-9
+#: the validation cells' tolerance (symbp.tolerance: relative to each value's scale)
+TOLERANCE = TOLERANCES["float64"]
 #: NumPy's print options in a fresh kernel (the outputs shown must be what it prints)
 FRESH_PRINT_OPTIONS = dict(precision=8, threshold=1000, edgeitems=3, linewidth=75, suppress=False,
                            nanstr="nan", infstr="inf", sign="-", floatmode="maxprec", legacy=False)
@@ -245,7 +247,7 @@ def notebook_context(spec: Spec, model: NetworkDerivation | None = None) -> dict
         "keras_names": [naming.KERAS_RESULT.format(param=p) for p in module.param_names],
         "checks": [(p, naming.KERAS_RESULT.format(param=p), naming.UPDATED.format(param=p),
                     _check_description(p, depth)) for p in module.param_names],
-        "tolerance": repr(TOLERANCE),
+        "tolerance": repr(TOLERANCE.relative),
     }
 
 

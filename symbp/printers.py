@@ -14,12 +14,55 @@ the module template defines only those.
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 
+import numpy as np
 import sympy as sp
 from sympy.printing.numpy import NumPyPrinter
 
 from .rules.losses import EPSILON, Clip, clip
+
+
+class NonFiniteLiteral(ValueError):
+    """A number to be printed as a literal is inf or nan: a bug (the spec's numbers are checked
+    finite, also in float32); printing it would write a module that fails on import."""
+
+
+def float_literal(value) -> str:
+    """The one way a number becomes code: ``repr`` of the Python float (it round-trips exactly).
+
+    Never a bare ``inf`` or ``nan`` (names a generated module does not define): those raise
+    NonFiniteLiteral instead.
+    """
+    number = float(value)
+    if not math.isfinite(number):
+        raise NonFiniteLiteral(f"a non-finite number ({number!r}) would be printed as a literal")
+    return repr(number)
+
+
+def array_literal_rows(values) -> str:
+    """Nested lists of float literals, row by row (``[[1.0, 2.5], [...]]``), finite only."""
+    array = np.asarray(values, dtype=np.float64)
+    if not np.all(np.isfinite(array)):
+        raise NonFiniteLiteral(f"a non-finite number would be printed in an array literal of shape {array.shape}")
+    def fmt(rows):
+        if rows.ndim == 1:  # a row: repr of each Python float (finite, checked above), mapped in one go
+            return "[" + ", ".join(map(repr, rows.tolist())) + "]"
+        return "[" + ", ".join(fmt(row) for row in rows) + "]"
+    return fmt(array)
+
+
+class FiniteNumbers:
+    """Printer mixin: numbers print through float_literal; inf, -inf, zoo and nan raise."""
+
+    def _print_Float(self, expr):
+        return float_literal(expr)
+
+    def _print_non_finite(self, expr):
+        raise NonFiniteLiteral(f"a non-finite number ({expr}) would be printed as a literal")
+
+    _print_Infinity = _print_NegativeInfinity = _print_ComplexInfinity = _print_NaN = _print_non_finite
 
 
 class Softmax(sp.Function):
@@ -204,7 +247,7 @@ class PositiveFirst:
         return sorted(terms, key=_leads_with_minus)
 
 
-class ArrayPrinter(PositiveFirst, NumPyPrinter):
+class ArrayPrinter(FiniteNumbers, PositiveFirst, NumPyPrinter):
     """NumPy printer for the derivation model; ``names`` binds SymPy bases/symbols to variables."""
 
     printmethod = "_symbp_numpy"
@@ -238,9 +281,6 @@ class ArrayPrinter(PositiveFirst, NumPyPrinter):
 
     def _print_IndexedBase(self, expr):
         return self.names.get(str(expr), str(expr))
-
-    def _print_Float(self, expr):
-        return repr(float(expr))
 
     # ---- row sums and piecewise
     def _print_Sum(self, expr):

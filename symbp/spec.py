@@ -22,6 +22,9 @@ import numpy as np
 from .network import layers_from_spec, param_names as network_param_names
 from .initializers import INITIALIZERS, Draw, initialize  # noqa: F401 (part of the spec's API)
 from .rules import activations, losses, optimizers
+from .rules.losses import ARGUMENT_RANGES as LOSS_ARGUMENT_RANGES
+from .rules.optimizers import ARGUMENT_RANGES as OPTIMIZER_ARGUMENT_RANGES
+from .rules.ranges import FLOAT32_MAX, Interval, finite_in_float32, float32
 from .rules.registry import UnknownName
 from .wording import did_you_mean, plural
 
@@ -204,6 +207,8 @@ def load_spec(path: str | Path | None = None) -> Spec:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise SpecError(source, [Problem("", _toml_message(err))]) from None
+    except ValueError as err:   # Python's limit on converting integers of over 4300 digits
+        raise SpecError(source, [Problem("", f"a number too long to read ({_shown(str(err))})")]) from None
     except RecursionError:
         raise SpecError(source, [Problem("", "not valid TOML: arrays or tables nested too deeply")]) from None
     return Spec.from_dict(data, source)
@@ -247,8 +252,6 @@ def shadows_a_module(name: str) -> bool:
 #: sizes past which a spec is not a teaching example (and would make huge literals or slow runs)
 LIMITS = {"layers": 32, "units": 1024, "features": 1024, "samples": 10_000, "epochs": 10_000,
           "seed": 2**32 - 1}
-#: ranges Keras itself enforces when it builds an optimizer
-HYPERPARAMETER_RANGES = {"momentum": (0.0, 1.0)}
 TOP_KEYS = {"name", "title", "seed", "data", "layers", "loss", "optimizer", "training", "variants"}
 LAYER_KEYS = {"units", "activation", "weights", "bias", "kernel_initializer", "bias_initializer"}
 TRAINING_KEYS = {"batch_size", "epochs", "shuffle"}
@@ -258,6 +261,8 @@ VARIANT_KEYS = {"vary", "step", "range", "max_abs_z", "kink_margin", *VARIANT_IT
 #: what ``symbp variants`` draws when a spec has no [variants] table (or leaves a key out)
 VARIANT_DEFAULTS = {"vary": ["weights"], "step": 0.1, "range": [-1.0, 1.0], "max_abs_z": 3.0,
                     "kink_margin": 0.05}
+#: a variants grid's values are k * step with |k| at most this (integers exact in a float64)
+MAX_GRID_MULTIPLE = 2**53
 
 
 def _shown(value: Any, limit: int = 60) -> str:
@@ -362,6 +367,25 @@ class _Validator:
             return None
         if positive and value <= 0:
             self.problem(where, f"must be positive, found {value!r}")
+            return None
+        return value
+
+    def in_range(self, value: Any, where: str, interval: Interval) -> Optional[float]:
+        """A rule's argument: a number in ``interval`` that stays finite, and in ``interval``,
+        when Keras rounds it to float32 (|x| <= 3.4e38; beta_1 = 0.9999999999 is 1.0 there,
+        and Adam's 1 - beta_1^t is 0; see symbp.rules.ranges)."""
+        if self.number(value, where) is None:
+            return None
+        if not finite_in_float32(value):
+            self.problem(where, f"must be at most {FLOAT32_MAX:.4g} in size (Keras rounds it to "
+                                f"float32), found {_shown(value)}")
+            return None
+        if value not in interval:
+            self.problem(where, f"must be {interval.requirement()}, found {value!r}")
+            return None
+        if float32(value) not in interval:
+            self.problem(where, f"must be {interval.requirement()} also as Keras rounds it to float32 "
+                                f"({float32(value)!r}), found {value!r}")
             return None
         return value
 
@@ -546,7 +570,7 @@ class _Validator:
                 self.problem("data.y", "binary_crossentropy needs labels between 0 and 1")
         out: dict[str, Any] = {"name": name}
         for key in rule.arguments:
-            if key in table and self.number(table[key], f"loss.{key}", positive=True) is not None:
+            if key in table and self.in_range(table[key], f"loss.{key}", LOSS_ARGUMENT_RANGES[key]) is not None:
                 out[key] = table[key]
         return out
 
@@ -574,15 +598,7 @@ class _Validator:
                 if not isinstance(value, bool):
                     self.problem(where, f"expected true or false, found {_kind(value)}")
                     continue
-            elif self.number(value, where, positive=(key == "learning_rate")) is None:
-                continue
-            elif value < 0:
-                self.problem(where, f"must be 0 or more, found {value!r}")
-                continue
-            elif key in HYPERPARAMETER_RANGES and not (
-                    HYPERPARAMETER_RANGES[key][0] <= value <= HYPERPARAMETER_RANGES[key][1]):
-                low, high = HYPERPARAMETER_RANGES[key]
-                self.problem(where, f"must be between {low:g} and {high:g}, found {value!r}")
+            elif self.in_range(value, where, OPTIMIZER_ARGUMENT_RANGES[key]) is None:
                 continue
             elif not isinstance(default, int):
                 value = float(value)  # Keras wants floats (SGD rejects momentum = 0)
@@ -598,6 +614,10 @@ class _Validator:
                                             positive=True) is not None:
                 out[key] = table[key]
         self.at_most(out["epochs"], "training.epochs", "epochs", "epochs")
+        # a batch past the samples limit is the whole data (same as batch_size = samples); no
+        # larger number reaches Keras's or NumPy's integer arithmetic
+        self.at_most(out["batch_size"], "training.batch_size", "samples",
+                     "samples per batch (the most a spec has)")
         if "shuffle" in table:
             if table["shuffle"] is not False:
                 self.problem("training.shuffle", "must be false: symbp replays model.fit(shuffle=False)")
@@ -643,20 +663,24 @@ class _Validator:
         return out
 
     def grid(self, table: dict, where: str, out: dict, default_step: float, default_range: list) -> None:
-        """step (positive) and range [low, high] holding at least two multiples of step."""
+        """step (positive) and range [low, high] holding at least two multiples of step, each
+        k * step with |k| <= MAX_GRID_MULTIPLE (2^53: k exact, low / step finite)."""
         step, bounds = default_step, default_range
         if "step" in table and self.number(table["step"], where + "step", positive=True) is not None:
             step = out["step"] = table["step"]
         if "range" in table:
             value = table["range"]
-            if (not isinstance(value, list) or len(value) != 2
-                    or any(isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) for v in value)):
-                self.problem(where + "range", f"expected [low, high] (two numbers), found {value!r}")
+            if not isinstance(value, list) or len(value) != 2 or not all(map(_is_finite_number, value)):
+                self.problem(where + "range", f"expected [low, high] (two finite numbers), found {_shown(value)}")
                 return
             if value[0] >= value[1]:
                 self.problem(where + "range", f"low must be below high, found {value!r}")
                 return
             bounds = out["range"] = list(value)
+        if not max(abs(bounds[0] / step), abs(bounds[1] / step)) <= MAX_GRID_MULTIPLE:
+            self.problem(where + "range", f"{_shown(bounds)} reaches past {MAX_GRID_MULTIPLE:.3g} "
+                                          f"multiples of step {step!r} (choose a larger step or a smaller range)")
+            return
         if math.floor(bounds[1] / step + 1e-9) - math.ceil(bounds[0] / step - 1e-9) < 1:
             self.problem(where + "range", f"{bounds!r} holds fewer than two multiples of step {step!r}")
 

@@ -66,7 +66,9 @@ def worked_parts(expr: sp.Expr) -> WorkedParts:
     sides, seen = [], set()
     for piecewise in sorted(expr.atoms(sp.Piecewise), key=sp.default_sort_key):
         for _, condition in piecewise.args:
-            for side in getattr(condition, "args", ()):
+            relations = sorted(condition.atoms(sp.Rel), key=sp.default_sort_key) \
+                if isinstance(condition, sp.Basic) else ()
+            for side in (side for relation in relations for side in relation.args):
                 if side in seen or not side.has(sp.Indexed) or isinstance(side, sp.Indexed):
                     continue
                 seen.add(side)

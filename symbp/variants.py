@@ -49,13 +49,15 @@ from .keras_check import load_module
 from .kinks import nearest_kink
 from .naming import ParamName
 from .network import layers_from_spec
+from .tolerance import TOLERANCES
 from .rules import losses
 from .spec import VARIANT_DEFAULTS, VARIANT_ITEMS, LayerSpec, Spec
 
 KEY_JSON, KEY_CSV = "answer_key.json", "answer_key.csv"
 #: CLASS/students/<id>/ is handed out; CLASS/solutions/<id>/ stays with the instructor
 STUDENTS, SOLUTIONS = "students", "solutions"
-TOLERANCE = 1e-9
+#: Keras's float64 run against the answer key (symbp.tolerance: relative to each value's scale)
+TOLERANCE = TOLERANCES["float64"]
 #: a unit's delta counts as zero below this, for every row of the batch
 ZERO_GRADIENT = 1e-6
 TRIES_PER_VARIANT = 200
@@ -228,15 +230,16 @@ def key_csv(key: dict[str, dict]) -> str:
 
 # ---------------------------------------------------------------- per student (worker processes)
 def keras_answers_check(spec: Spec, expected: dict) -> float:
-    """Largest |Keras - answer| over the loss and the updated parameters of the first-batch step."""
+    """Largest scaled difference |Keras - answer| / max(1, max |Keras|) over the loss and each
+    updated parameter of the first-batch step (symbp.tolerance; compare with TOLERANCE.relative)."""
     import logging
     from .keras_check import keras_train
     logging.getLogger("tensorflow").setLevel(logging.ERROR)  # one new model per student retraces
     step = dataclasses.replace(spec, x=spec.x[:spec.batch_size], y=spec.y[:spec.batch_size],
                                training={**spec.training, "epochs": 1})
     params, epoch_losses = keras_train(step, "float64")
-    diffs = [abs(epoch_losses[0] - expected["loss"])]
-    diffs += [float(np.max(np.abs(params[name] - np.array(expected[naming.UPDATED.format(param=name)]))))
+    diffs = [TOLERANCE.scaled_difference(epoch_losses[0], expected["loss"])]
+    diffs += [TOLERANCE.scaled_difference(params[name], expected[naming.UPDATED.format(param=name)])
               for name in spec.param_names]
     return max(diffs) if all(math.isfinite(d) for d in diffs) else math.inf
 
@@ -298,7 +301,7 @@ class ClassSet:
 
     @property
     def match(self) -> bool:
-        return all(d <= TOLERANCE for d in self.keras_diff.values())
+        return all(d <= TOLERANCE.relative for d in self.keras_diff.values())
 
 
 def _titled(variant: Spec, student: str) -> Spec:
@@ -312,7 +315,7 @@ def _redraw_mismatches(out: ClassSet, spec: Spec, draws: Iterator[Optional[Spec]
     stays a function of the seed). One that still differs stays, and the key says so."""
     for student in list(out.keras_diff):
         for _ in range(CHECK_REDRAWS):
-            if out.keras_diff[student] <= TOLERANCE:
+            if out.keras_diff[student] <= TOLERANCE.relative:
                 break
             try:
                 variant = _titled(_take(spec, draws, 1)[0], student)
@@ -329,7 +332,7 @@ def _mark_keras_verdicts(out: ClassSet) -> None:
     and ``keras_match`` (within TOLERANCE), so a key that disagrees with Keras says so itself."""
     for student, diff in out.keras_diff.items():
         out.key[student]["keras_max_abs_diff"] = diff if math.isfinite(diff) else None
-        out.key[student]["keras_match"] = diff <= TOLERANCE
+        out.key[student]["keras_match"] = diff <= TOLERANCE.relative
 
 
 def render_variants(spec: Spec, count: int, seed: int, directory: Path, *, notebook: bool = False,

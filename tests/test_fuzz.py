@@ -241,7 +241,7 @@ def corruptions(draw, data: dict, widths: list[int]):
     layer_index = draw(st.integers(0, len(data["layers"]) - 1))
     layer = data["layers"][layer_index]
     inputs, units = widths[layer_index], widths[layer_index + 1]
-    choice = draw(st.integers(0, 17))
+    choice = draw(st.integers(0, 18))
     if choice == 0:  # a required key removed
         where = draw(st.sampled_from(["name", "data", "layers", "loss", "optimizer", "x", "y", "units",
                                       "loss.name", "optimizer.name"]))
@@ -347,6 +347,10 @@ def corruptions(draw, data: dict, widths: list[int]):
         else:
             data["data"]["y"][0] = [2 * v for v in data["data"]["y"][0]]
         return "labels the loss cannot take"
+    if choice == 17:  # a number past its range, past float32, or too large for integer arithmetic
+        case = draw(st.sampled_from(sorted(EXTREME_NUMBERS)))
+        EXTREME_NUMBERS[case][1](data)
+        return f"extreme number: {case}"
     data[_typo(draw, draw(st.sampled_from(["name", "layers", "loss", "title", "epochs", "weights"])))
          + "_unknown"] = draw(st.sampled_from([1, "x", [1], {"a": 1}]))
     return "unknown top-level key"
@@ -455,3 +459,85 @@ def _fixed_corruption(seed: int):
         data["data"]["x"] = [[1.0, 2.0], [3.0]]
         data["loss"]["name"] = "cross"
     return data, f"fixed corruption {seed}"
+
+
+# ---------------------------------------------------------------- numbers past what Keras or a module holds
+BASE_SPEC = {"name": "extreme", "data": {"x": [[0.5, -0.2]], "y": [[1.0]]},
+             "layers": [{"units": 1, "activation": "linear", "weights": [[0.3], [0.1]], "bias": [0.0]}],
+             "loss": {"name": "mse"}, "optimizer": {"name": "adam", "learning_rate": 0.01},
+             "training": {"batch_size": 1, "epochs": 1}}
+
+#: (where the message points, the change) for each number the 2026 fuzz campaign saw end in exit 3
+EXTREME_NUMBERS = {
+    "batch_size 10^21": ("training.batch_size", lambda d: d.setdefault("training", {}).update(batch_size=10 ** 21)),
+    "batch_size 2^63": ("training.batch_size", lambda d: d.setdefault("training", {}).update(batch_size=2 ** 63)),
+    "range +-1e308": ("variants.range", lambda d: d.update(variants={"range": [-1e308, 1e308]})),
+    "range to 10^400": ("variants.range", lambda d: d.update(variants={"range": [0, 10 ** 400]})),
+    "step 5e-324": ("variants.range", lambda d: d.update(variants={"step": 5e-324})),
+    "per-item step 5e-324": ("variants.x.range", lambda d: d.update(variants={"x": {"step": 5e-324}})),
+    "beta_1 past float32": ("optimizer.beta_1", lambda d: d.update(optimizer={"name": "adam", "beta_1": 3.5e38})),
+    "adamw weight_decay past float32": ("optimizer.weight_decay",
+                                        lambda d: d.update(optimizer={"name": "adamw", "weight_decay": 1e39})),
+    "huber delta 1e300": ("loss.delta", lambda d: d.update(loss={"name": "huber", "delta": 1e300})),
+    "beta_2 = 1025": ("optimizer.beta_2", lambda d: d.update(optimizer={"name": "adam", "beta_2": 1025.0})),
+    "beta_1 = 1": ("optimizer.beta_1", lambda d: d.update(optimizer={"name": "nadam", "beta_1": 1.0})),
+    "beta_2 1 in float32": ("optimizer.beta_2", lambda d: d.update(optimizer={"name": "adam", "beta_2": 0.9999999999})),
+    "learning rate 0 in float32": ("optimizer.learning_rate",
+                                   lambda d: d.update(optimizer={"name": "sgd", "learning_rate": 1e-50})),
+    "rho = 2": ("optimizer.rho", lambda d: d.update(optimizer={"name": "rmsprop", "rho": 2.0})),
+}
+
+
+@pytest.mark.parametrize("case", sorted(EXTREME_NUMBERS))
+def test_numbers_past_what_keras_or_a_module_holds_exit_2(tmp_path, case):
+    """Each is the spec's fault: exit 2 naming the place, nothing written (they exited 3, or
+    wrote a module with a bare inf, before the ranges of symbp.rules.ranges)."""
+    where, change = EXTREME_NUMBERS[case]
+    data = copy.deepcopy(BASE_SPEC)
+    change(data)
+    path = tmp_path / "spec.toml"
+    path.write_text(tomli_w.dumps(data), encoding="utf-8")
+    result = CliRunner().invoke(main, ["codegen", str(path), "-o", str(tmp_path / "out")])
+    assert result.exit_code == 2, (case, result.output, result.exception)
+    assert f"{where}:" in result.output and "internal error" not in result.output, result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_integer_too_long_to_read_exits_2(tmp_path):
+    """A 5,000-digit integer: Python refuses to convert it (ValueError, was exit 3)."""
+    path = tmp_path / "spec.toml"
+    path.write_text(tomli_w.dumps(BASE_SPEC) + "\n[variants]\nstep = " + "9" * 5000 + "\n", encoding="utf-8")
+    result = CliRunner().invoke(main, ["codegen", str(path), "-o", str(tmp_path / "out")])
+    assert result.exit_code == 2 and "too long" in result.output, result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_npz_whose_header_claims_a_huge_array_is_unusable_input(tmp_path):
+    """MemoryError while reading it is the file's fault (UnusableInput: exit 2), not symbp's."""
+    from symbp.errors import UnusableInput
+    from symbp.from_keras import load_data
+    import zipfile
+    header = "{'descr': '<f8', 'fortran_order': False, 'shape': (%d,), }" % 2 ** 45
+    header = header + " " * (63 - (len(header) + 10) % 64) + "\n"
+    member = b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header.encode("latin1")
+    path = tmp_path / "huge.npz"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("x.npy", member)
+        archive.writestr("y.npy", member)
+    with pytest.raises(UnusableInput, match="huge.npz"):
+        load_data(path)
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan")])
+def test_no_printer_writes_a_bare_inf_or_nan(value):
+    """Every number printed as code goes through float_literal (or the array literal)."""
+    import sympy as sp
+    from symbp.codegen import EquationPrinter, array_literal
+    from symbp.printers import ArrayPrinter, NonFiniteLiteral, float_literal
+    with pytest.raises(NonFiniteLiteral):
+        float_literal(value)
+    with pytest.raises(NonFiniteLiteral):
+        array_literal(np.array([[1.0, value]]))
+    for printer in (ArrayPrinter(), EquationPrinter()):
+        with pytest.raises(NonFiniteLiteral):
+            printer.doprint(sp.Symbol("w") * sp.Float(value))

@@ -281,3 +281,20 @@ def test_a_character_without_a_glyph_is_named_in_a_warning(character, name, tmp_
     assert len(warnings) == 1 and f"U+{ord(character):04X} {name}" in warnings[0]
     assert "prints there as '?'" in warnings[0]
     assert escape_latex(data["title"]) == "Net ?"
+
+
+# ---------------------------------------------------------------- row sums inside piecewise rules
+@pytest.mark.parametrize("output", ["linear", "relu"])
+def test_cross_entropy_on_an_unclipped_output_works_its_row_sum_into_the_cases(output):
+    """CCE on a linear or relu output (supported, with a warning): the clipped rule's cases
+    compare p / rowsum(p), and the handout works that row sum out first; the sides it shows must
+    be evaluated with the row sum's value (they raised NameError: rowsum1 before)."""
+    spec = small_spec(f"cce_{output}", [2, 3], [output], "categorical_crossentropy",
+                      [[0.5, 0.2], [0.9, -0.3]], [[0, 1, 0], [0.2, 0.3, 0.5]], batch_size=2)
+    module = load_module(module_source(spec), spec.name)
+    params = module.initial_params()
+    outputs = module.forward(params, module.X)[-1]
+    texts = render_handouts(spec, HandoutOptions(), module=module)
+    quotients = outputs / outputs.sum(axis=1, keepdims=True)
+    assert formatted(outputs.sum(axis=1, keepdims=True)) <= numbers_in(texts["solution"])
+    assert formatted(quotients) <= numbers_in(texts["solution"])

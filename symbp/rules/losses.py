@@ -16,6 +16,7 @@ from typing import Callable, Optional
 
 import sympy as sp
 
+from .ranges import POSITIVE
 from .registry import Registry
 
 #: ``keras.config.epsilon()``: the clipping bound of the cross-entropies' probability paths.
@@ -64,6 +65,9 @@ class Loss:
 
 
 losses: Registry[Loss] = Registry("loss")
+
+#: the values each loss argument may take (besides being finite in float32, symbp.rules.ranges)
+ARGUMENT_RANGES = {"delta": POSITIVE}
 
 
 def categorical_crossentropy(p, y, i, K):

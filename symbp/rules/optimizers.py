@@ -26,6 +26,7 @@ from typing import Callable, Union
 
 import sympy as sp
 
+from .ranges import DECAY_RATE, NON_NEGATIVE, POSITIVE, UNIT
 from .registry import Registry
 
 
@@ -58,11 +59,20 @@ optimizers: Registry[Optimizer] = Registry("optimizer")
 #: the arguments every Keras optimizer takes that symbp follows
 COMMON_DEFAULTS = {"weight_decay": None}
 
+#: the values each numeric argument may take (any optimizer that has it), besides being finite in
+#: float32 (see symbp.rules.ranges): betas and rho are decay rates, 1 - x^t > 0 for every step t
+ARGUMENT_RANGES = {"learning_rate": POSITIVE, "momentum": UNIT, "beta_1": DECAY_RATE,
+                   "beta_2": DECAY_RATE, "rho": DECAY_RATE, "epsilon": NON_NEGATIVE,
+                   "weight_decay": NON_NEGATIVE, "initial_accumulator_value": NON_NEGATIVE}
+
 
 def optimizer(name: str, defaults: dict, *, slots=None, switches=(), step_slots=None,
               constants=None):
     """Register ``rule`` as the optimizer ``name`` (Keras's defaults, slots and switches)."""
     def register(rule):
+        unranged = {key for key, value in defaults.items() if not isinstance(value, bool)} - set(ARGUMENT_RANGES)
+        if unranged:
+            raise ValueError(f"optimizer {name}: no range in ARGUMENT_RANGES for {sorted(unranged)}")
         optimizers.add(name, Optimizer(name, rule, {**defaults, **COMMON_DEFAULTS}, dict(slots or {}),
                                        frozenset(switches), dict(step_slots or {}),
                                        dict(constants or {})))
