@@ -1,0 +1,115 @@
+"""Sizes are checked before anything large is read or allocated, and every spec within the
+limits goes through codegen, check and derive in bounded memory (issue 11, item 3)."""
+
+import io
+import json
+import zipfile
+
+import numpy as np
+import pytest
+
+from symbp.errors import UnusableInput
+from symbp.from_keras import load_data, load_model
+from symbp.spec import MAX_SPEC_BYTES, Spec, SpecError, dense
+
+
+def dense_config(units: int, inputs: int = 4) -> dict:
+    """A Sequential config.json as Keras 3 writes it, with one Dense layer of ``units``."""
+    return {"module": "keras", "class_name": "Sequential", "config": {"name": "sequential", "layers": [
+        {"class_name": "InputLayer", "config": {"batch_shape": [None, inputs], "name": "input"}},
+        {"class_name": "Dense", "config": {"name": "dense", "units": units, "activation": "linear"},
+         "build_config": {"input_shape": [None, inputs]}}]}}
+
+
+def write_keras(path, config_text: str, compress=zipfile.ZIP_STORED):
+    with zipfile.ZipFile(path, "w", compression=compress) as archive:
+        archive.writestr("metadata.json", json.dumps({"keras_version": "3.0.0"}))
+        archive.writestr("config.json", config_text)
+    return path
+
+
+def test_keras_file_declaring_a_huge_dense_is_refused_before_loading(tmp_path):
+    # 2 KB on disk; building this layer would take 20000 x 20000 x 8 bytes = 3.2 GB
+    path = write_keras(tmp_path / "huge.keras", json.dumps(dense_config(20_000)))
+    assert path.stat().st_size < 4096
+    with pytest.raises(UnusableInput, match=r"units of 20,000; symbp allows at most 1,024"):
+        load_model(path)
+
+
+def test_keras_file_declaring_a_huge_input_is_refused(tmp_path):
+    path = write_keras(tmp_path / "wide.keras", json.dumps(dense_config(4, inputs=5_000_000)))
+    with pytest.raises(UnusableInput, match=r"input dimension of 5,000,000"):
+        load_model(path)
+
+
+def test_keras_file_with_an_inflating_config_is_refused_by_its_declared_size(tmp_path):
+    # a few KB compressed, 5 MB once inflated (the reporter's was 2 GB): refused unread
+    padding = " " * (5 * 2**20)
+    path = write_keras(tmp_path / "bomb.keras", json.dumps(dense_config(3)) + padding, zipfile.ZIP_DEFLATED)
+    assert path.stat().st_size < 64 * 1024
+    with pytest.raises(UnusableInput, match=r"config\.json is 5,2\d\d,\d\d\d bytes uncompressed"):
+        load_model(path)
+
+
+def write_npz_headers(path, shapes: dict, dtype="<f8"):
+    """A .npz whose members hold only .npy headers declaring ``shapes`` (no data at all)."""
+    with zipfile.ZipFile(path, "w") as archive:
+        for key, shape in shapes.items():
+            header = io.BytesIO()
+            np.lib.format.write_array_header_1_0(
+                header, {"descr": dtype, "fortran_order": False, "shape": shape})
+            archive.writestr(f"{key}.npy", header.getvalue())
+    return path
+
+
+def test_npz_declaring_huge_arrays_is_refused_from_its_header(tmp_path):
+    path = write_npz_headers(tmp_path / "big.npz", {"x": (20_000, 20_000), "y": (20_000, 1)})
+    with pytest.raises(UnusableInput, match=r"array x has shape \(20000, 20000\): at most 10,000 samples"):
+        load_data(path)
+
+
+def test_npz_too_many_features_is_refused(tmp_path):
+    path = write_npz_headers(tmp_path / "wide.npz", {"x": (10, 2_000), "y": (10, 1)})
+    with pytest.raises(UnusableInput, match=r"at most 1,024 columns"):
+        load_data(path)
+
+
+def test_npz_object_arrays_are_refused(tmp_path):
+    path = write_npz_headers(tmp_path / "objects.npz", {"x": (2, 2), "y": (2, 1)}, dtype="|O")
+    with pytest.raises(UnusableInput, match=r"array x has dtype object"):
+        load_data(path)
+
+
+def test_npz_within_limits_is_read(tmp_path):
+    path = tmp_path / "data.npz"
+    np.savez(path, x=np.ones((3, 2)), y=np.zeros((3, 1)))
+    data, training = load_data(path)
+    assert data == {"x": [[1.0, 1.0]] * 3, "y": [[0.0]] * 3} and training == {}
+
+
+def test_data_toml_has_the_spec_size_cap(tmp_path):
+    path = tmp_path / "data.toml"
+    path.write_text("[data]\nx = [[1.0]]\ny = [[0.0]]\n" + "#" * (MAX_SPEC_BYTES + 10) + "\n")
+    with pytest.raises(UnusableInput, match=r"larger than 16 MB"):
+        load_data(path)
+
+
+def small_network(widths, samples=4, batch_size=4) -> dict:
+    return {"name": "big", "data": {"x": np.zeros((samples, widths[0])).tolist(),
+                                    "y": np.zeros((samples, widths[-1])).tolist()},
+            "layers": [dense(w, "relu") for w in widths[1:]], "loss": {"name": "mse"},
+            "optimizer": {"name": "sgd"}, "training": {"batch_size": batch_size}}
+
+
+def test_parameter_count_is_limited():
+    # 5 layers of 1024 units: 5.2 million parameters, past LIMITS["parameters"]
+    widths = [8] + [1024] * 5
+    with pytest.raises(SpecError, match=r"layers: at most 4194304 parameters"):
+        Spec.from_dict(small_network(widths))
+
+
+def test_values_in_one_batch_are_limited():
+    # 4500 samples in one batch through 1024 units: 4.6 million values
+    with pytest.raises(SpecError, match=r"training.batch_size: at most 4194304 values in one batch"):
+        Spec.from_dict(small_network([1, 1023, 1], samples=4500, batch_size=4500))
+    Spec.from_dict(small_network([1, 1023, 1], samples=4500, batch_size=2000))
