@@ -6,7 +6,9 @@
 
 from __future__ import annotations
 
+import io
 import textwrap
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,6 +95,38 @@ def array_literal(values: np.ndarray) -> str:
             return "[" + ", ".join(map(repr, array.tolist())) + "]"
         return "[" + ", ".join(fmt(row) for row in array) + "]"
     return f"np.array({fmt(np.asarray(values, dtype=np.float64))})"
+
+
+#: numbers (x, y and the weights a spec gives) past which the module reads them from a sidecar
+#: ``<name>_data.npz`` instead of holding them as literals: a literal costs Python ~100 bytes
+#: of memory per number to compile, so 8 million of them took 6.7 GB and 20 s to import
+MAX_LITERAL_NUMBERS = 4096
+
+
+def module_data(spec: Spec) -> dict[str, np.ndarray]:
+    """The arrays the module reads from its sidecar .npz ({} when it holds them as literals):
+    X, Y and every weight or bias the spec gives, by parameter name."""
+    given = {name: source for name, source in spec.initial_sources().items() if not isinstance(source, Draw)}
+    arrays = {"X": np.array(spec.x, dtype=np.float64), "Y": np.array(spec.y, dtype=np.float64),
+              **{name: np.asarray(value, dtype=np.float64) for name, value in given.items()}}
+    return arrays if sum(a.size for a in arrays.values()) > MAX_LITERAL_NUMBERS else {}
+
+
+def data_file_name(spec: Spec) -> str:
+    return f"{spec.name}_data.npz"
+
+
+def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    """``arrays`` as an .npz file (what np.savez writes), byte-identical for the same arrays: every
+    member has the same fixed date, so regenerating a module rewrites the same sidecar."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, array in arrays.items():
+            member = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            member.compress_type = zipfile.ZIP_DEFLATED
+            with archive.open(member, "w", force_zip64=True) as handle:
+                np.lib.format.write_array(handle, np.ascontiguousarray(array), allow_pickle=False)
+    return out.getvalue()
 
 
 class _Emitter:
@@ -189,7 +223,9 @@ def module_context(spec: Spec, model: NetworkDerivation | None = None) -> dict:
 
     sources = spec.initial_sources()
     draws = [source for source in sources.values() if isinstance(source, Draw)]
+    sidecar = bool(module_data(spec))
     return {
+        "data_file": data_file_name(spec) if sidecar else "",
         "spec": spec,
         "title": repr(spec.title or spec.name),
         "docstring_title": _docstring_safe(spec.title) or spec.name,
@@ -208,11 +244,12 @@ def module_context(spec: Spec, model: NetworkDerivation | None = None) -> dict:
             f"Optimizer: {opt.rule.name}; " + "; ".join(line.equation for line in step_update + update) + ".",
             95, subsequent_indent="    "),
         "param_names": spec.param_names,
-        "x_literal": array_literal(np.array(spec.x)),
-        "y_literal": array_literal(np.array(spec.y)),
+        "x_literal": '_DATA["X"]' if sidecar else array_literal(np.array(spec.x)),
+        "y_literal": '_DATA["Y"]' if sidecar else array_literal(np.array(spec.y)),
         "epochs": spec.epochs,
         "batch_size": spec.batch_size,
-        "params": [(name, source.code() if isinstance(source, Draw) else array_literal(source))
+        "params": [(name, source.code() if isinstance(source, Draw) else
+                    f'_DATA["{name}"].copy()' if sidecar else array_literal(source))
                    for name, source in sources.items()],
         "seed": spec.seed,
         "draws_weights": any(draw.uses_rng for draw in draws),
@@ -247,3 +284,12 @@ def module_source(spec: Spec, model: NetworkDerivation | None = None) -> str:
 
 def module_path(spec: Spec, directory: Path) -> Path:
     return Path(directory) / f"{spec.name}.py"
+
+
+def module_files(spec: Spec, directory: Path, source: str | None = None) -> dict[Path, str | bytes]:
+    """What ``symbp codegen`` writes: the module, and its sidecar .npz when it has one."""
+    files: dict[Path, str | bytes] = {module_path(spec, directory): source or module_source(spec)}
+    data = module_data(spec)
+    if data:
+        files[Path(directory) / data_file_name(spec)] = npz_bytes(data)
+    return files

@@ -22,7 +22,7 @@ import numpy as np
 import sympy as sp
 
 from .calculus import B, j as _UNIT
-from .codegen import derive_spec, module_source
+from .codegen import derive_spec
 from .errors import HandoutError
 from .derive import NetworkDerivation, g as G_ROW
 from .latex import (ONES_ROW, IndexLatexPrinter, RowLatexPrinter, blank_matrix_tex, escape_latex, format_number,
@@ -752,10 +752,10 @@ class _Worker:
 def handout_context(spec: Spec, options: HandoutOptions = HandoutOptions(),
                     model: NetworkDerivation | None = None, module=None) -> dict:
     """Everything the solution and student templates print, prepared in Python."""
-    from .keras_check import load_module
+    from .keras_check import spec_module
     explained = [parse_explain(target, spec) for target in options.explain]
     model = model or derive_spec(spec)
-    module = module or load_module(module_source(spec, model), spec.name)
+    module = module or spec_module(spec, model)
     work = _Worker(spec, options, model, module)
     loss_intro, loss_steps = work.loss_steps()
     backprop = work.backprop()

@@ -9,8 +9,10 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import tempfile
 import types
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -20,12 +22,29 @@ from .spec import Spec
 TOLERANCE = {"float64": 1e-9, "float32": 1e-5}
 
 
-def load_module(source: str, name: str) -> types.ModuleType:
-    """Execute generated module source (our own template's output) as a fresh module."""
+def load_module(source: str, name: str, data: dict[str, np.ndarray] | None = None) -> types.ModuleType:
+    """Execute generated module source (our own template's output) as a fresh module.
+
+    ``data``: the arrays of its sidecar .npz (``codegen.module_data``), when it has one; they are
+    written beside it in a temporary folder, so the module reads them the way it will once written.
+    """
     module = types.ModuleType(name)
-    module.__file__ = f"<symbp generated {name}>"
-    exec(compile(source, module.__file__, "exec"), module.__dict__)
+    if not data:
+        module.__file__ = f"<symbp generated {name}>"
+        exec(compile(source, module.__file__, "exec"), module.__dict__)
+        return module
+    from .codegen import npz_bytes
+    with tempfile.TemporaryDirectory(prefix="symbp-") as folder:
+        module.__file__ = os.path.join(folder, f"{name}.py")
+        Path(folder, f"{name}_data.npz").write_bytes(npz_bytes(data))
+        exec(compile(source, module.__file__, "exec"), module.__dict__)
     return module
+
+
+def spec_module(spec: Spec, model=None, source: str | None = None) -> types.ModuleType:
+    """The spec's generated module, loaded (with its sidecar data, if any)."""
+    from .codegen import module_data
+    return load_module(source or module_source(spec, model), spec.name, module_data(spec))
 
 
 def _keras():
@@ -112,7 +131,7 @@ def keras_train(spec: Spec, dtype: str = "float64") -> tuple[dict[str, np.ndarra
 
 def module_train(spec: Spec, dtype: str = "float64", module=None):
     """Train with the generated module's ``train`` on arrays of ``dtype``."""
-    module = module or load_module(module_source(spec), spec.name)
+    module = module or spec_module(spec)
     params = {k: v.astype(dtype) for k, v in module.initial_params().items()}
     return module.train(params, module.X.astype(dtype), module.Y.astype(dtype))
 

@@ -34,10 +34,9 @@ from typing import Optional
 import numpy as np
 
 from . import naming
-from .codegen import module_source
 from .errors import UnusableInput
 from .files import write_all
-from .keras_check import load_module
+from .keras_check import spec_module
 from .rules import losses
 from .spec import VARIANT_DEFAULTS, VARIANT_ITEMS, LayerSpec, Spec
 
@@ -110,7 +109,7 @@ def draw_variants(spec: Spec, count: int, seed: int) -> list[Spec]:
         raise UnusableInput(f"--count must be at least 1, found {count}")
     vary, grids, max_abs_z = settings_of(spec)
     base = dataclasses.replace(spec.with_initial_params(), variants=None)
-    module = load_module(module_source(base), base.name)
+    module = spec_module(base)
     rng = np.random.default_rng(seed)
     params0, x0, y0 = base.initial_params(), np.array(base.x), np.array(base.y)
     seen, out = set(), []
@@ -138,7 +137,7 @@ def draw_variants(spec: Spec, count: int, seed: int) -> list[Spec]:
 # ---------------------------------------------------------------- answers
 def answers(spec: Spec, module=None) -> dict:
     """The notebook's answers: one step on the first batch (loss, deltas, gradients, updates)."""
-    module = module or load_module(module_source(spec), spec.name)
+    module = module or spec_module(spec)
     params = spec.initial_params()
     x, y = np.array(spec.x[:spec.batch_size]), np.array(spec.y[:spec.batch_size])
     grads, deltas = module.backward(params, x, y)
@@ -219,7 +218,7 @@ def render_variants(spec: Spec, count: int, seed: int, directory: Path, *, noteb
     directory = Path(directory)
     drawn = draw_variants(spec, count, seed)
     ids = student_ids(count)
-    base_module = load_module(module_source(drawn[0]), drawn[0].name)
+    base_module = spec_module(drawn[0])
     specs = {student: dataclasses.replace(s, title=f"{s.title[:180]} ({student})" if s.title else student)
              for student, s in zip(ids, drawn)}
     key = {student: answers(s, base_module) for student, s in specs.items()}

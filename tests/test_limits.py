@@ -10,7 +10,7 @@ import pytest
 
 from symbp.errors import UnusableInput
 from symbp.from_keras import load_data, load_model
-from symbp.spec import MAX_SPEC_BYTES, Spec, SpecError, dense
+from symbp.spec import MAX_SPEC_BYTES, Spec, SpecError, dense, network
 
 
 def dense_config(units: int, inputs: int = 4) -> dict:
@@ -113,3 +113,46 @@ def test_values_in_one_batch_are_limited():
     with pytest.raises(SpecError, match=r"training.batch_size: at most 4194304 values in one batch"):
         Spec.from_dict(small_network([1, 1023, 1], samples=4500, batch_size=4500))
     Spec.from_dict(small_network([1, 1023, 1], samples=4500, batch_size=2000))
+
+
+def many_numbers_spec(samples=300, features=20) -> Spec:
+    """A spec with more numbers than a module writes as literals (x alone: 6,000)."""
+    rng = np.random.default_rng(1)
+    return network("sidecar_net", x=rng.normal(size=(samples, features)).round(3),
+                   y=rng.normal(size=(samples, 2)).round(3),
+                   layers=[dense(8, "tanh", weights=rng.normal(size=(features, 8)).round(2).tolist(),
+                                 bias=[0.1] * 8), dense(2)],
+                   loss="mse", optimizer="adam", batch_size=64, epochs=2)
+
+
+def test_many_numbers_go_to_a_sidecar_npz_the_module_reads(tmp_path, symbp_cli):
+    spec = many_numbers_spec()
+    out = tmp_path / "gen"
+    spec.save(tmp_path / "net.toml")
+    result = symbp_cli("codegen", str(tmp_path / "net.toml"), "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    module_file, data_file = out / "sidecar_net.py", out / "sidecar_net_data.npz"
+    assert f"wrote {data_file}" in result.stdout
+    source = module_file.read_text()
+    assert len(source) < 20_000 and "np.array([[" not in source  # no big literal left
+    with np.load(data_file, allow_pickle=False) as data:
+        np.testing.assert_array_equal(data["X"], np.array(spec.x))
+        np.testing.assert_array_equal(data["W0"], spec.initial_params()["W0"])
+    # the written module, imported from its own folder, trains as the spec says
+    import importlib.util
+    loader = importlib.util.spec_from_file_location("sidecar_net", module_file)
+    module = importlib.util.module_from_spec(loader)
+    loader.loader.exec_module(module)
+    np.testing.assert_array_equal(module.Y, np.array(spec.y))
+    params = module.initial_params()
+    params["W0"][0, 0] = 99.0  # the caller's copy: the module's own stays as given
+    assert module.initial_params()["W0"][0, 0] == spec.initial_params()["W0"][0, 0]
+    from symbp.keras_check import module_train
+    trained, losses = module.train()
+    expected, expected_losses = module_train(spec)
+    np.testing.assert_array_equal(trained["W1"], expected["W1"])
+    assert losses == expected_losses
+    # the same spec regenerates the same bytes
+    again = symbp_cli("codegen", str(tmp_path / "net.toml"), "-o", str(tmp_path / "again"))
+    assert again.returncode == 0
+    assert (tmp_path / "again" / data_file.name).read_bytes() == data_file.read_bytes()
