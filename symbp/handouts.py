@@ -26,7 +26,7 @@ from .codegen import derive_spec
 from .errors import HandoutError
 from .derive import NetworkDerivation, g as G_ROW
 from .latex import (ONES_ROW, IndexLatexPrinter, RowLatexPrinter, blank_matrix_tex, escape_latex, format_number,
-                    matrix_tex, shape_tex)
+                    matrix_tex, shape_tex, shown_columns, shown_indices)
 from .printers import HELPERS, ArrayPrinter
 from .render import latex_env, render
 from .spec import Spec
@@ -208,6 +208,10 @@ def parse_explain(target: str, spec: Spec) -> Explained:
     if col >= cols:
         raise HandoutError(f"--explain {target!r}: b{n} has shape ({cols},); indices start at 0")
     return Explained(f"b{n}", None, col)
+
+
+#: the loss plot's points (epochs past it are sampled evenly) and the most epochs it labels one by one
+MAX_PLOT_POINTS, MAX_PLOT_TICKS = 200, 20
 
 
 class _Worker:
@@ -721,18 +725,30 @@ class _Worker:
             del edge["from"], edge["to"], edge["weight"]
         return {"layers": layers, "edges": edges, "labelled": label}
 
+    def training(self) -> tuple[dict, list[float]]:
+        """The module's whole training (final params, epoch losses), run once for the handout."""
+        if not hasattr(self, "_training"):
+            self._training = self.module.train()
+        return self._training
+
     def loss_plot(self) -> Optional[dict]:
+        """Points for the plot (at most MAX_PLOT_POINTS, evenly spaced epochs and the last) and the
+        table's rows (the first and last epochs around a row of dots when there are many)."""
         if self.spec.epochs < 2:
             return None
-        _, losses = self.module.train()
-        return {"points": [(e + 1, format_number(v, self.digits)) for e, v in enumerate(losses)],
-                "table": [(e + 1, format_number(v, self.digits)) for e, v in enumerate(losses)]}
+        _, losses = self.training()
+        every = -(-len(losses) // MAX_PLOT_POINTS)
+        plotted = sorted(set(range(0, len(losses), every)) | {len(losses) - 1})
+        return {"points": [(e + 1, format_number(losses[e], self.digits)) for e in plotted],
+                "ticks": len(plotted) <= MAX_PLOT_TICKS,
+                "table": [(r"\vdots", "") if e is None else (e + 1, format_number(losses[e], self.digits))
+                          for e in shown_indices(len(losses))]}
 
     def trained(self) -> Optional[list[Step]]:
         steps_per_epoch = -(-len(self.spec.x) // self.spec.batch_size)
         if self.spec.epochs * steps_per_epoch < 2:
             return None
-        final, _ = self.module.train()
+        final, _ = self.training()
         return [Step(f"${self.notation.param(name)}$",
                      [rf"{self.notation.param(name)} = {self.m(final[name])}"]) for name in self.spec.param_names]
 
@@ -761,7 +777,7 @@ def handout_context(spec: Spec, options: HandoutOptions = HandoutOptions(),
     backprop = work.backprop()
     steps_per_epoch = -(-len(spec.x) // spec.batch_size)
     rows = len(work.x)
-    max_columns = max(max(spec.widths), len(spec.x), len(spec.y[0])) + 2
+    max_columns = shown_columns(max(max(spec.widths), len(spec.x), len(spec.y[0]))) + 2
     return {
         "title": escape_latex(spec.title or spec.name),
         "name": escape_latex(spec.name),

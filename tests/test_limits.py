@@ -156,3 +156,39 @@ def test_many_numbers_go_to_a_sidecar_npz_the_module_reads(tmp_path, symbp_cli):
     again = symbp_cli("codegen", str(tmp_path / "net.toml"), "-o", str(tmp_path / "again"))
     assert again.returncode == 0
     assert (tmp_path / "again" / data_file.name).read_bytes() == data_file.read_bytes()
+
+
+def wide_spec(units=48, depth=3, samples=48, epochs=30) -> Spec:
+    """The reporter's --pdf case: 3 layers of 48 units, 48 samples in one batch; many epochs."""
+    rng = np.random.default_rng(2)
+    return network("wide", x=rng.normal(size=(samples, units)).round(2), y=np.eye(4)[np.arange(samples) % 4],
+                   layers=[dense(units, "tanh") for _ in range(depth - 1)] + [dense(4, "softmax")],
+                   loss="categorical_crossentropy", optimizer="sgd", batch_size=samples, epochs=epochs)
+
+
+def widest_matrix(tex: str) -> tuple[int, int]:
+    """(rows, columns) of the largest bmatrix in ``tex``."""
+    import re
+    shapes = [(body.count(r"\\") + 1, body.split(r"\\")[0].count("&") + 1)
+              for body in re.findall(r"\\begin\{bmatrix\}(.*?)\\end\{bmatrix\}", tex, re.S)]
+    return max(r for r, _ in shapes), max(c for _, c in shapes)
+
+
+def test_handouts_summarize_large_matrices():
+    from symbp.handouts import render_handouts
+    from symbp.latex import MAX_SHOWN
+    handouts = render_handouts(wide_spec())
+    for kind, tex in handouts.items():
+        rows, columns = widest_matrix(tex)
+        assert rows <= MAX_SHOWN and columns <= MAX_SHOWN, (kind, rows, columns)
+        assert len(tex) < 300_000, (kind, len(tex))
+    assert r"\vdots" in handouts["solution"] and r"\cdots" in handouts["student"]
+
+
+def test_handouts_of_the_reporters_size_compile_to_pdf(tmp_path):
+    from symbp.outputs import compile_handouts, write_all_outputs
+    spec = wide_spec()
+    write_all_outputs(spec, tmp_path)
+    pdfs = compile_handouts(spec, tmp_path)
+    assert [p.name for p in pdfs] == ["wide_solution.pdf", "wide_student.pdf"]
+    assert all(p.stat().st_size > 10_000 for p in pdfs)
