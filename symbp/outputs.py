@@ -20,6 +20,9 @@ def rendered_outputs(spec: Spec, directory: Path, *, notebook: bool = False, dig
     from .handouts import HandoutOptions, handout_paths, render_handouts
     from .keras_check import spec_module
     options = HandoutOptions(digits, tuple(explain), bias_symbol)   # checked before any work
+    if notebook:
+        from .notebook import check_notebook_size
+        check_notebook_size(spec)
     model = derive_spec(spec)
     source = module_source(spec, model)   # rendered once: written, and run for the handouts' numbers
     handouts = render_handouts(spec, options, model, spec_module(spec, source=source))

@@ -192,3 +192,15 @@ def test_handouts_of_the_reporters_size_compile_to_pdf(tmp_path):
     pdfs = compile_handouts(spec, tmp_path)
     assert [p.name for p in pdfs] == ["wide_solution.pdf", "wide_student.pdf"]
     assert all(p.stat().st_size > 10_000 for p in pdfs)
+
+
+def test_notebooks_past_their_literal_limit_exit_2_and_write_nothing(tmp_path, symbp_cli):
+    # 8 layers of 256 units: 399,361 weights and biases the notebooks would write out as literals
+    spec = network("deep", x=np.ones((4, 16)), y=np.ones((4, 1)),
+                   layers=[dense(256, "relu") for _ in range(7)] + [dense(1)], loss="mse",
+                   optimizer="sgd", batch_size=4)
+    spec.save(tmp_path / "deep.toml")
+    result = symbp_cli("derive", str(tmp_path / "deep.toml"), "--notebook", "--no-check", "-o", str(tmp_path / "out"))
+    assert result.returncode == 2, result.stderr
+    assert "--notebook: the notebooks would write 399,429 numbers" in result.stderr
+    assert not (tmp_path / "out").exists()
