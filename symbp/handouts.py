@@ -728,7 +728,8 @@ class _Worker:
     def training(self) -> tuple[dict, list[float]]:
         """The module's whole training (final params, epoch losses), run once for the handout."""
         if not hasattr(self, "_training"):
-            self._training = self.module.train()
+            from .keras_check import training_progress
+            self._training = self.module.train(progress=training_progress(self.spec, "handout's training"))
         return self._training
 
     def loss_plot(self) -> Optional[dict]:

@@ -204,3 +204,16 @@ def test_notebooks_past_their_literal_limit_exit_2_and_write_nothing(tmp_path, s
     assert result.returncode == 2, result.stderr
     assert "--notebook: the notebooks would write 399,429 numbers" in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_long_trainings_show_progress_on_stderr(monkeypatch, capsys):
+    from symbp import keras_check
+    spec = many_numbers_spec(samples=40)
+    keras_check.check(spec)
+    assert "epoch" not in capsys.readouterr().err  # short: nothing printed
+    monkeypatch.setattr(keras_check, "PROGRESS_WORK", keras_check.training_work(spec))  # as if long
+    report = keras_check.check(spec)
+    err = capsys.readouterr().err.splitlines()
+    assert report.match
+    for who in ("Keras model.fit", "generated module"):
+        assert f"{who}: epoch 1/2" in err and f"{who}: epoch 2/2" in err, err
