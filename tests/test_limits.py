@@ -217,3 +217,69 @@ def test_long_trainings_show_progress_on_stderr(monkeypatch, capsys):
     assert report.match
     for who in ("Keras model.fit", "generated module"):
         assert f"{who}: epoch 1/2" in err and f"{who}: epoch 2/2" in err, err
+
+
+# ---------------------------------------------------------------- memory of whole commands
+MEASURE = """\
+import resource, subprocess, sys
+done = subprocess.run(sys.argv[1:], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                      stderr=subprocess.PIPE, text=True)
+peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+print(done.returncode, peak_kb, done.stderr[-2000:].replace(chr(10), " | "))
+"""
+
+
+def peak_memory(*args: str, timeout: float = 1800) -> tuple[int, int, str]:
+    """(exit status, peak resident memory in MB, stderr's end) of ``python -m symbp ARGS``, run in
+    a fresh process so that no other child of the test run counts (RUSAGE_CHILDREN is a maximum)."""
+    import os
+    import subprocess
+    import sys
+    from tests.conftest import ROOT
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run([sys.executable, "-c", MEASURE, sys.executable, "-m", "symbp", *args],
+                          env=env, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    status, peak_kb, stderr = done.stdout.split(" ", 2)
+    return int(status), int(peak_kb) // 1024, stderr
+
+
+def write_zeros_spec(path, samples, features, units: list[int], outputs, batch_size, epochs) -> None:
+    """A spec file written as text (zeros as ``0``: the most numbers the 16 MB cap lets in)."""
+    row = "[" + ",".join(["0"] * features) + "]"
+    label = "[" + ",".join(["0"] * (outputs - 1) + ["1"]) + "]"
+    layers = "".join(f'\n[[layers]]\nunits = {n}\nactivation = "relu"\n' for n in units)
+    path.write_text(
+        f'name = "{path.stem}"\n\n[data]\nx = [{",".join([row] * samples)}]\n'
+        f'y = [{",".join([label] * samples)}]\n{layers}\n[[layers]]\nunits = {outputs}\n'
+        f'activation = "softmax"\n\n[loss]\nname = "categorical_crossentropy"\n\n'
+        f'[optimizer]\nname = "adam"\n\n[training]\nbatch_size = {batch_size}\nepochs = {epochs}\n')
+
+
+def test_a_mid_size_spec_derives_in_little_memory_with_small_outputs(tmp_path):
+    # the reporter's mid-size spec: 8 x 256 relu, 1,000 samples (its solution .tex was 159 MB)
+    spec_path = tmp_path / "mid.toml"
+    write_zeros_spec(spec_path, 1000, 64, [256] * 8, 10, batch_size=1000, epochs=2)
+    status, peak_mb, stderr = peak_memory("derive", str(spec_path), "--no-check", "-o", str(tmp_path / "out"))
+    assert status == 0, stderr
+    assert peak_mb < 700, peak_mb
+    sizes = {p.name: p.stat().st_size for p in (tmp_path / "out").iterdir()}
+    assert set(sizes) == {"mid.py", "mid_data.npz", "mid_solution.tex", "mid_student.tex"}
+    assert sizes["mid.py"] < 30_000 and max(sizes["mid_solution.tex"], sizes["mid_student.tex"]) < 500_000, sizes
+
+
+@pytest.mark.slow
+def test_the_largest_spec_the_validator_accepts_goes_through_in_2_gb(tmp_path):
+    """10,000 samples of 780 features (a 15 MB spec file), 4 x 1024 relu + 10 softmax (3.96
+    million parameters, the limit 4.19), batches of 858 (4.19 million values, the limit), adam,
+    2 epochs: codegen, check and derive each peak under 2 GB (about 1.8 GB measured; 6-8 min)."""
+    spec_path = tmp_path / "largest.toml"
+    write_zeros_spec(spec_path, 10_000, 780, [1024] * 4, 10, batch_size=858, epochs=2)
+    assert spec_path.stat().st_size < MAX_SPEC_BYTES
+    spec = Spec.from_dict(__import__("tomllib").loads(spec_path.read_text()))   # accepted
+    for command in (["codegen", "-o", str(tmp_path / "gen")], ["check"], ["derive", "-o", str(tmp_path / "out")]):
+        status, peak_mb, stderr = peak_memory(command[0], str(spec_path), *command[1:])
+        assert status == 0, (command, stderr)
+        assert peak_mb < 2048, (command, peak_mb)
+        if command[0] != "codegen":
+            assert "generated module: epoch 2/2" in stderr  # progress of a long training
+    assert (tmp_path / "out" / f"{spec.name}_data.npz").exists()
