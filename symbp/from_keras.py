@@ -268,8 +268,10 @@ def check_npz_file(path: Path) -> None:
         if missing:
             raise UnusableInput(f"{source}: no array named {' or '.join(sorted(missing))} "
                                 f"(found {', '.join(sorted(present)) or 'none'})")
+        numbers = 0
         for key, limits in _NPZ_LIMITS.items():
             shape, dtype = _npz_header(archive, key, source)
+            numbers += int(np.prod(shape))
             if dtype.kind not in "biuf":
                 raise UnusableInput(f"{source}: array {key} has dtype {dtype}; symbp reads numbers "
                                     "(integer or float)")
@@ -280,6 +282,9 @@ def check_npz_file(path: Path) -> None:
                 if size > limit:
                     raise UnusableInput(f"{source}: array {key} has shape {shape}: at most {limit:,} "
                                         f"{what}")
+        if numbers > LIMITS["data_values"]:
+            raise UnusableInput(f"{source}: x and y hold {numbers:,} numbers; at most "
+                                f"{LIMITS['data_values']:,} (samples x (features + outputs))")
 
 
 def _read_npz(path: Path) -> dict:

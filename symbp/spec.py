@@ -214,10 +214,11 @@ _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}\Z")
 RESERVED_NAMES = frozenset(sys.stdlib_module_names) | {"numpy", "np", "symbp", "sympy", "keras",
                                                        "tensorflow", "jinja2", "click"}
 #: sizes past which a spec is not a teaching example (and would make huge literals or slow runs);
-#: "parameters" (weights and biases in all) and "batch_values" (one batch's inputs and every
-#: layer's outputs, batch_size x (features + all units)) keep every command within ~2 GB of memory
+#: "parameters" (weights and biases in all), "batch_values" (one batch's inputs and every
+#: layer's outputs, batch_size x (features + all units)) and "data_values" (samples x (features
+#: + outputs), about what a 16 MB spec file holds) keep every command within ~2 GB of memory
 LIMITS = {"layers": 32, "units": 1024, "features": 1024, "samples": 10_000, "epochs": 10_000,
-          "seed": 2**32 - 1, "parameters": 2**22, "batch_values": 2**22}
+          "seed": 2**32 - 1, "parameters": 2**22, "batch_values": 2**22, "data_values": 2**23}
 #: ranges Keras itself enforces when it builds an optimizer
 HYPERPARAMETER_RANGES = {"momentum": (0.0, 1.0)}
 TOP_KEYS = {"name", "title", "seed", "data", "layers", "loss", "optimizer", "training", "variants"}
@@ -413,6 +414,9 @@ class _Validator:
         optimizer = self.optimizer(self.named_table(data, "optimizer"))
         training = self.training(self.table(data, "training", required=False))
         variants = self.variants(data["variants"]) if "variants" in data else None
+        if x is not None and y is not None and x.shape[0] == y.shape[0]:
+            self.at_most(x.size + y.size, "data", "data_values",
+                         "numbers of data (samples x (features + outputs))")
         if x is not None and layers:
             self.working_sizes(x.shape, [layer.units for layer in layers], training["batch_size"])
         if self.problems:

@@ -283,3 +283,10 @@ def test_the_largest_spec_the_validator_accepts_goes_through_in_2_gb(tmp_path):
         if command[0] != "codegen":
             assert "generated module: epoch 2/2" in stderr  # progress of a long training
     assert (tmp_path / "out" / f"{spec.name}_data.npz").exists()
+
+
+def test_data_values_are_limited_before_reading(tmp_path):
+    # 10,000 x 1024 is within the samples and features limits, but 10.3 million numbers of data
+    path = write_npz_headers(tmp_path / "much.npz", {"x": (10_000, 1024), "y": (10_000, 10)})
+    with pytest.raises(UnusableInput, match=r"x and y hold 10,340,000 numbers; at most 8,388,608"):
+        load_data(path)
