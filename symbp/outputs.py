@@ -38,7 +38,7 @@ def rendered_outputs(spec: Spec, directory: Path, *, notebook: bool = False, dig
 
 def write_module(spec: Spec, directory: Path) -> list[Path]:
     """DIR/<name>.py, and its sidecar DIR/<name>_data.npz when the spec has many numbers."""
-    files = module_files(spec, directory)
+    files = module_files(spec, directory, module_source(spec))
     write_all(files)
     return list(files)
 
