@@ -271,7 +271,7 @@ def test_a_mid_size_spec_derives_in_little_memory_with_small_outputs(tmp_path):
 def test_the_largest_spec_the_validator_accepts_goes_through_in_2_gb(tmp_path):
     """10,000 samples of 780 features (a 15 MB spec file), 4 x 1024 relu + 10 softmax (3.96
     million parameters, the limit 4.19), batches of 858 (4.19 million values, the limit), adam,
-    2 epochs: codegen, check and derive each peak under 2 GB (about 1.8 GB measured; 6-8 min)."""
+    2 epochs: codegen, check and derive each peak under 2 GB (1.8 GB measured; 1.5-4 min)."""
     spec_path = tmp_path / "largest.toml"
     write_zeros_spec(spec_path, 10_000, 780, [1024] * 4, 10, batch_size=858, epochs=2)
     assert spec_path.stat().st_size < MAX_SPEC_BYTES
