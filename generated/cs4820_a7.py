@@ -170,12 +170,13 @@ def trace(params, x, y):
     return out
 
 
-def train(params=None, x=X, y=Y, epochs=EPOCHS, batch_size=BATCH_SIZE):
+def train(params=None, x=X, y=Y, epochs=EPOCHS, batch_size=BATCH_SIZE, progress=None):
     """Replay model.fit(x, y, batch_size, epochs, shuffle=False).
 
     Batches are consecutive rows (the last one shorter when batch_size does not divide the
     rows); each epoch's loss is the batch losses (before each update) weighted by batch size,
-    as Keras's history reports it. Returns (params, epoch_losses).
+    as Keras's history reports it. Returns (params, epoch_losses). progress, if given, is
+    called as progress(epochs_done) after each epoch.
     """
     params = initial_params() if params is None else params
     state = None
@@ -189,4 +190,6 @@ def train(params=None, x=X, y=Y, epochs=EPOCHS, batch_size=BATCH_SIZE):
             grads = backward(params, xb, yb, forward_pass)[0]
             params, state = step(params, xb, yb, state, grads)
         epoch_losses.append(total / len(x))
+        if progress is not None:
+            progress(len(epoch_losses))
     return params, epoch_losses

@@ -144,8 +144,8 @@ def codegen(ctx, spec, directory, from_keras, data):
         from .outputs import write_module
         loaded = _load(spec, from_keras, data)
         _warn(loaded)
-        path = write_module(loaded, directory)
-        click.echo(f"wrote {path}")
+        for path in write_module(loaded, directory):
+            click.echo(f"wrote {path}")
     _run(ctx, action)
 
 

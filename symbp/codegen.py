@@ -6,7 +6,9 @@
 
 from __future__ import annotations
 
+import io
 import textwrap
+import zipfile
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -94,6 +96,38 @@ def array_literal(values: np.ndarray) -> str:
     return f"np.array({array_literal_rows(values)})"
 
 
+#: numbers (x, y and the weights a spec gives) past which the module reads them from a sidecar
+#: ``<name>_data.npz`` instead of holding them as literals: a literal costs Python ~100 bytes
+#: of memory per number to compile, so 8 million of them took 6.7 GB and 20 s to import
+MAX_LITERAL_NUMBERS = 4096
+
+
+def module_data(spec: Spec) -> dict[str, np.ndarray]:
+    """The arrays the module reads from its sidecar .npz ({} when it holds them as literals):
+    X, Y and every weight or bias the spec gives, by parameter name."""
+    given = {name: source for name, source in spec.initial_sources().items() if not isinstance(source, Draw)}
+    arrays = {"X": np.array(spec.x, dtype=np.float64), "Y": np.array(spec.y, dtype=np.float64),
+              **{name: np.asarray(value, dtype=np.float64) for name, value in given.items()}}
+    return arrays if sum(a.size for a in arrays.values()) > MAX_LITERAL_NUMBERS else {}
+
+
+def data_file_name(spec: Spec) -> str:
+    return f"{spec.name}_data.npz"
+
+
+def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    """``arrays`` as an .npz file (what np.savez writes), byte-identical for the same arrays: every
+    member has the same fixed date, so regenerating a module rewrites the same sidecar."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, array in arrays.items():
+            member = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            member.compress_type = zipfile.ZIP_DEFLATED
+            with archive.open(member, "w", force_zip64=True) as handle:
+                np.lib.format.write_array(handle, np.ascontiguousarray(array), allow_pickle=False)
+    return out.getvalue()
+
+
 class _Emitter:
     def __init__(self):
         self.helpers: set[str] = set()
@@ -162,6 +196,7 @@ class ModuleContext:
     batch_size: int
     params: list
     seed: int
+    data_file: str              # the sidecar .npz the module reads X, Y and given weights from, or ""
     draws_weights: bool
     initializer_helper: str
     z_names: list
@@ -288,8 +323,11 @@ def _initial_values(spec: Spec) -> dict:
     """The parameters as literals or as the initializer calls that draw them."""
     sources = spec.initial_sources()
     draws = [source for source in sources.values() if isinstance(source, Draw)]
+    sidecar = bool(module_data(spec))
     return {
-        "params": [(name, source.code() if isinstance(source, Draw) else array_literal(source))
+        "data_file": data_file_name(spec) if sidecar else "",
+        "params": [(name, source.code() if isinstance(source, Draw) else
+                    f'_DATA["{name}"].copy()' if sidecar else array_literal(source))
                    for name, source in sources.items()],
         "seed": spec.seed,
         "draws_weights": any(draw.uses_rng for draw in draws),
@@ -314,7 +352,8 @@ def module_context(spec: Spec, model: NetworkDerivation | None = None) -> Module
         docstring_title=_docstring_safe(spec.title) or spec.name,
         **_descriptions(model, step_update, update),
         param_names=[str(name) for name in names],
-        x_literal=array_literal(np.array(spec.x)), y_literal=array_literal(np.array(spec.y)),
+        x_literal='_DATA["X"]' if module_data(spec) else array_literal(np.array(spec.x)),
+        y_literal='_DATA["Y"]' if module_data(spec) else array_literal(np.array(spec.y)),
         epochs=spec.epochs, batch_size=spec.batch_size, **_initial_values(spec),
         z_names=[naming.PRE_ACTIVATION.format(l=l) for l in range(1, depth + 1)],
         a_names=[naming.OUTPUT.format(l=l) for l in range(depth + 1)],
@@ -341,3 +380,12 @@ def module_source(spec: Spec, model: NetworkDerivation | None = None) -> str:
 
 def module_path(spec: Spec, directory: Path) -> Path:
     return Path(directory) / f"{spec.name}.py"
+
+
+def module_files(spec: Spec, directory: Path, source: str | None = None) -> dict[Path, str | bytes]:
+    """What ``symbp codegen`` writes: the module, and its sidecar .npz when it has one."""
+    files: dict[Path, str | bytes] = {module_path(spec, directory): source or module_source(spec)}
+    data = module_data(spec)
+    if data:
+        files[Path(directory) / data_file_name(spec)] = npz_bytes(data)
+    return files

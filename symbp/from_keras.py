@@ -13,6 +13,8 @@ step count) is not read: the spec trains afresh, as a new ``model.fit`` would.
 
 from __future__ import annotations
 
+import io
+import json
 import keyword
 import re
 import tomllib
@@ -26,7 +28,7 @@ import numpy as np
 from .errors import UnusableInput
 from .files import not_a_regular_file
 from .rules import activations, losses, optimizers
-from .spec import Spec
+from .spec import LIMITS, MAX_SPEC_BYTES, Spec
 from .wording import article, plural
 
 #: settings of any Keras optimizer that symbp leaves out only at their "off" value
@@ -42,6 +44,98 @@ def _keras():
     return import_keras()
 
 
+#: the largest config.json / metadata.json a model within the spec's limits needs (32 Dense
+#: layers take ~100 KB)
+MAX_CONFIG_BYTES = 4 * 2**20
+#: the largest weights file: every parameter the limits allow in float64, with up to three
+#: optimizer slots each, plus room for HDF5's own structure
+MAX_WEIGHTS_BYTES = 4 * 8 * LIMITS["parameters"] + 16 * 2**20
+#: a dimension any array of a spec may have: samples, features, units
+_MAX_DIMENSION = max(LIMITS["samples"], LIMITS["features"], LIMITS["units"])
+
+
+def _zip_members(path: Path, what: str) -> zipfile.ZipFile:
+    """``path`` opened as a zip file (a .keras or .npz file is one), or an UnusableInput."""
+    try:
+        return zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as err:
+        raise UnusableInput(f"{path}: not a {what} (not a zip archive: {err})") from None
+
+
+def _check_keras_members(archive: zipfile.ZipFile, source: str) -> None:
+    """Each member's uncompressed size (as the zip declares it) before anything is inflated."""
+    for member in archive.infolist():
+        limit = MAX_WEIGHTS_BYTES if member.filename.endswith(".h5") else MAX_CONFIG_BYTES
+        if member.file_size > limit:
+            raise UnusableInput(f"{source}: {member.filename} is {member.file_size:,} bytes uncompressed; "
+                                f"a model within symbp's limits needs at most {limit:,}")
+
+
+def _declared_sizes(node: Any, found: dict) -> None:
+    """Collect from a Keras config every declared ``units`` and every dimension of a shape."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "units" and isinstance(value, int):
+                found["units"].append(value)
+            elif key in ("batch_shape", "input_shape", "batch_input_shape", "shape") \
+                    and isinstance(value, list):
+                found["dimensions"] += [v for v in value if isinstance(v, int)]
+            else:
+                _declared_sizes(value, found)
+    elif isinstance(node, list):
+        for value in node:
+            _declared_sizes(value, found)
+
+
+def _check_declared_shapes(config: Any, source: str) -> None:
+    """The config's layer sizes against the limits, before Keras builds (allocates) any layer."""
+    found = {"units": [], "dimensions": []}
+    _declared_sizes(config, found)
+    if len(found["units"]) > LIMITS["layers"]:
+        raise UnusableInput(f"{source}: declares {len(found['units'])} Dense layers; symbp allows at most "
+                            f"{LIMITS['layers']}")
+    for kind, values, limit in (("units", found["units"], LIMITS["units"]),
+                                ("an input dimension", found["dimensions"], _MAX_DIMENSION)):
+        too_large = [v for v in values if v > limit]
+        if too_large:
+            raise UnusableInput(f"{source}: declares {kind} of {max(too_large):,}; symbp allows at most "
+                                f"{limit:,}")
+
+
+def _check_weight_shapes(archive: zipfile.ZipFile, source: str) -> None:
+    """Every array the weights file declares (HDF5 metadata only), before any is read."""
+    import h5py
+    names = [name for name in archive.namelist() if name.endswith(".h5")]
+    def check(array_name, item):
+        if isinstance(item, h5py.Dataset) and item.size * item.dtype.itemsize > MAX_WEIGHTS_BYTES:
+            raise UnusableInput(f"{source}: {name} declares {array_name} of shape {item.shape}; "
+                                f"larger than any model within symbp's limits")
+    for name in names:
+        with archive.open(name) as member:
+            try:
+                weights = h5py.File(io.BytesIO(member.read()), "r")
+            except OSError as err:
+                raise UnusableInput(f"{source}: {name} is not a readable HDF5 weights file ({err})") from None
+            with weights:
+                weights.visititems(check)
+
+
+def check_model_file(path: Path) -> None:
+    """A .keras file's declared sizes within the limits, checked before Keras loads it: the zip's
+    member sizes, config.json's layer sizes, the weights file's array shapes."""
+    source = str(path)
+    with _zip_members(path, "Keras model file (.keras)") as archive:
+        _check_keras_members(archive, source)
+        try:
+            config = json.loads(archive.read("config.json"))
+        except KeyError:
+            raise UnusableInput(f"{source}: no config.json inside; not a Keras model file (.keras)") from None
+        except (ValueError, RecursionError) as err:
+            raise UnusableInput(f"{source}: config.json is not valid JSON ({err})") from None
+        _check_declared_shapes(config, source)
+        _check_weight_shapes(archive, source)
+
+
 def load_model(path: str | Path):
     """The saved model, loaded in float64 (so a float64 model keeps its exact hyperparameters)."""
     path = Path(path)
@@ -51,6 +145,7 @@ def load_model(path: str | Path):
     if path.suffix.lower() == ".keras" and not zipfile.is_zipfile(path):
         raise UnusableInput(f"{path}: not a saved Keras model (a .keras file is a zip archive "
                             "written by model.save; this one is not)")
+    check_model_file(path)
     from .keras_check import keras_floatx
     with keras_floatx("float64") as keras, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the optimizer's saved slots: not read (see above)
@@ -162,28 +257,90 @@ def _real_rows(array: np.ndarray, where: str) -> np.ndarray:
     return np.atleast_2d(np.asarray(array, dtype=np.float64))
 
 
+#: what each array of a .npz data file may be: (dimensions it may have, limit of each)
+_NPZ_LIMITS = {"x": (LIMITS["samples"], LIMITS["features"]), "y": (LIMITS["samples"], LIMITS["units"])}
+
+
+def _npz_header(archive: zipfile.ZipFile, key: str, source: str) -> tuple[tuple[int, ...], np.dtype]:
+    """(shape, dtype) of ``key``.npy from its header alone (nothing inflated beyond it)."""
+    with archive.open(f"{key}.npy") as member:
+        try:
+            version = np.lib.format.read_magic(member)
+            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                           else np.lib.format.read_array_header_2_0)
+            shape, _, dtype = read_header(member)
+        except (ValueError, OSError, zipfile.BadZipFile) as err:
+            raise UnusableInput(f"{source}: array {key} has no readable .npy header ({err})") from None
+    return shape, dtype
+
+
+def check_npz_file(path: Path) -> None:
+    """Arrays x and y present, numeric, at most 2-D and within the limits (samples, features,
+    outputs), read from their .npy headers before any array is read."""
+    source = str(path)
+    with _zip_members(path, ".npz file") as archive:
+        present = {name[:-4] for name in archive.namelist() if name.endswith(".npy")}
+        missing = {"x", "y"} - present
+        if missing:
+            raise UnusableInput(f"{source}: no array named {' or '.join(sorted(missing))} "
+                                f"(found {', '.join(sorted(present)) or 'none'})")
+        numbers = 0
+        for key, limits in _NPZ_LIMITS.items():
+            shape, dtype = _npz_header(archive, key, source)
+            numbers += int(np.prod(shape))
+            if dtype.kind not in "biuf":
+                raise UnusableInput(f"{source}: array {key} has dtype {dtype}; symbp reads numbers "
+                                    "(integer or float)")
+            if len(shape) > 2:
+                raise UnusableInput(f"{source}: array {key} has shape {shape}; symbp reads "
+                                    "(samples, columns) arrays")
+            for size, limit, what in zip(shape if len(shape) == 2 else (1, *shape), limits, ("samples", "columns")):
+                if size > limit:
+                    raise UnusableInput(f"{source}: array {key} has shape {shape}: at most {limit:,} "
+                                        f"{what}")
+        if numbers > LIMITS["data_values"]:
+            raise UnusableInput(f"{source}: x and y hold {numbers:,} numbers; at most "
+                                f"{LIMITS['data_values']:,} (samples x (features + outputs))")
+
+
+def _read_npz(path: Path) -> dict:
+    check_npz_file(path)
+    try:
+        with np.load(path, allow_pickle=False) as arrays:
+            x, y = (_real_rows(arrays[k], f"{path}: array {k}") for k in ("x", "y"))
+    except (OSError, ValueError, MemoryError, zipfile.BadZipFile) as err:
+        raise UnusableInput(f"{path}: not a readable .npz file ({type(err).__name__}: {err})") from None
+    return {"x": x.tolist(), "y": y.tolist()}
+
+
+def _read_data_toml(path: Path) -> str:
+    """The file's text, refused past the spec size cap before more of it is read."""
+    with path.open("rb") as handle:
+        raw = handle.read(MAX_SPEC_BYTES + 1)
+    if len(raw) > MAX_SPEC_BYTES:
+        raise UnusableInput(f"{path}: larger than {MAX_SPEC_BYTES // 2**20} MB, the limit of a spec "
+                            "and of a data file")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise UnusableInput(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+
+
 def load_data(path: str | Path) -> tuple[dict, dict]:
-    """({"x": rows, "y": rows}, training table) from a .toml ([data], [training]) or .npz (x, y) file."""
+    """({"x": rows, "y": rows}, training table) from a .toml ([data], [training]) or .npz (x, y) file.
+
+    Sizes are checked before the data is read: a .npz file's array headers, a .toml file's
+    length (the spec cap, MAX_SPEC_BYTES).
+    """
     path = Path(path)
     why = not_a_regular_file(path)
     if why is not None:
         raise UnusableInput(f"{path}: {why} (the training data to read)")
     if path.suffix == ".npz":
-        try:
-            with np.load(path, allow_pickle=False) as arrays:
-                missing = {"x", "y"} - set(arrays.files)
-                if missing:
-                    raise UnusableInput(f"{path}: no array named {' or '.join(sorted(missing))} "
-                                        f"(found {', '.join(arrays.files) or 'none'})")
-                x, y = (_real_rows(arrays[k], f"{path}: array {k}") for k in ("x", "y"))
-        except UnusableInput:
-            raise
-        except (OSError, ValueError, MemoryError) as err:   # MemoryError: a header claiming a huge array
-            raise UnusableInput(f"{path}: not a readable .npz file ({type(err).__name__}: {err})") from None
-        return {"x": x.tolist(), "y": y.tolist()}, {}
+        return _read_npz(path), {}
     try:
-        table = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError, ValueError) as err:  # ValueError: an integer of 4300+ digits
+        table = tomllib.loads(_read_data_toml(path))
+    except (tomllib.TOMLDecodeError, ValueError) as err:  # ValueError: an integer of 4300+ digits
         raise UnusableInput(f"{path}: not a TOML file with a [data] table ({err})") from None
     if not isinstance(table.get("data"), dict):
         raise UnusableInput(f"{path}: no [data] table (with x and y), as in a spec")

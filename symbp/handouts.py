@@ -30,7 +30,7 @@ from .handout_latex import LatexPresenter
 from .trace import PARTS, output_gradient, worked_parts
 from .worked_solution import (BatchMean, ChainRuleItem, Equation, EntryUpdate, Given, IndexForm, Part, Section,
                               Step)
-from .latex import ONES_ROW, RowLatexPrinter, escape_latex, format_number
+from .latex import ONES_ROW, RowLatexPrinter, escape_latex, format_number, shown_columns, shown_indices
 from .render import latex_env, render
 from .spec import Spec
 
@@ -173,6 +173,10 @@ def parse_explain(target: str, spec: Spec) -> Explained:
     if col >= cols:
         raise HandoutError(f"--explain {target!r}: b{n} has shape ({cols},); indices start at 0")
     return Explained(f"b{n}", None, col)
+
+
+#: the loss plot's points (epochs past it are sampled evenly) and the most epochs it labels one by one
+MAX_PLOT_POINTS, MAX_PLOT_TICKS = 200, 20
 
 
 class _Numbers:
@@ -621,18 +625,31 @@ class _Pictures(_StepWriter):
             del edge["from"], edge["to"], edge["weight"]
         return {"layers": layers, "edges": edges, "labelled": label}
 
+    def training(self) -> tuple[dict, list[float]]:
+        """The module's whole training (final params, epoch losses), run once for the handout."""
+        if not hasattr(self, "_training"):
+            from .keras_check import training_progress
+            self._training = self.module.train(progress=training_progress(self.spec, "handout's training"))
+        return self._training
+
     def loss_plot(self) -> Optional[dict]:
+        """Points for the plot (at most MAX_PLOT_POINTS, evenly spaced epochs and the last) and the
+        table's rows (the first and last epochs around a row of dots when there are many)."""
         if self.spec.epochs < 2:
             return None
-        _, losses = self.module.train()
-        return {"points": [(e + 1, format_number(v, self.digits)) for e, v in enumerate(losses)],
-                "table": [(e + 1, format_number(v, self.digits)) for e, v in enumerate(losses)]}
+        _, losses = self.training()
+        every = -(-len(losses) // MAX_PLOT_POINTS)
+        plotted = sorted(set(range(0, len(losses), every)) | {len(losses) - 1})
+        return {"points": [(e + 1, format_number(losses[e], self.digits)) for e in plotted],
+                "ticks": len(plotted) <= MAX_PLOT_TICKS,
+                "table": [(r"\vdots", "") if e is None else (e + 1, format_number(losses[e], self.digits))
+                          for e in shown_indices(len(losses))]}
 
     def trained(self) -> Optional[list[Step]]:
         steps_per_epoch = -(-len(self.spec.x) // self.spec.batch_size)
         if self.spec.epochs * steps_per_epoch < 2:
             return None
-        final, _ = self.module.train()
+        final, _ = self.training()
         return [Step(f"${self.notation.param(name)}$", [Given(self.notation.param(name), final[name], shape=False)])
                 for name in self.spec.param_names]
 
@@ -658,10 +675,10 @@ class WorkedSolution:
 def worked_solution(spec: Spec, options: HandoutOptions = HandoutOptions(),
                     model: NetworkDerivation | None = None, module=None) -> WorkedSolution:
     """The worked first step of ``spec`` as data, every number from the module's trace."""
-    from .keras_check import load_module
+    from .keras_check import spec_module
     explained = [parse_explain(target, spec) for target in options.explain]
     model = model or derive_spec(spec)
-    module = module or load_module(module_source(spec, model), spec.name)
+    module = module or spec_module(spec, model)
     numbers = _Numbers(spec, options, model, module)
     optimizer, forward, pictures = _OptimizerSteps(numbers), _ForwardSteps(numbers), _Pictures(numbers)
     chain_rules = _ChainRuleSteps(numbers, optimizer)
@@ -711,7 +728,7 @@ def handout_context(spec: Spec, options: HandoutOptions = HandoutOptions(),
                     for name, before, after in work.updated],
         "trained": None if work.trained is None else [latex.step(step) for step in work.trained],
         "loss_plot": work.pictures.loss_plot(),
-        "max_columns": max(max(spec.widths), len(spec.x), len(spec.y[0])) + 2,
+        "max_columns": shown_columns(max(max(spec.widths), len(spec.x), len(spec.y[0]))) + 2,
         "digits": options.digits,
     }
 

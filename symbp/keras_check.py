@@ -9,8 +9,11 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import tempfile
+import time
 import types
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -26,14 +29,58 @@ TOLERANCE = {dtype: tolerance.relative for dtype, tolerance in TOLERANCES.items(
 ROUNDING_GROWTH_FACTOR = 10.0
 #: ... and the losses of the first this many epochs (the formulas, before rounding grows) agree
 EARLY_EPOCHS = 10
+#: training work (epochs x samples x parameters, ~ a third of its floating-point operations)
+#: past which check and derive print their progress: a few seconds of training
+PROGRESS_WORK = 3 * 10**9
+#: seconds between two progress lines (the last epoch is always reported)
+PROGRESS_INTERVAL = 2.0
 
 
-def load_module(source: str, name: str) -> types.ModuleType:
-    """Execute generated module source (our own template's output) as a fresh module."""
+def training_work(spec: Spec) -> int:
+    """epochs x samples x parameters: what a training's time grows with."""
+    widths = spec.widths
+    parameters = sum((fan_in + 1) * units for fan_in, units in zip(widths, widths[1:]))
+    return spec.epochs * len(spec.x) * parameters
+
+
+def training_progress(spec: Spec, who: str, stream=None):
+    """A callback ``report(epochs_done)`` printing ``who: epoch e/E`` on stderr at most every
+    PROGRESS_INTERVAL seconds (and at the last epoch), or None for a training too short to wait on."""
+    if training_work(spec) < PROGRESS_WORK:
+        return None
+    last = [float("-inf")]
+
+    def report(done: int) -> None:
+        now = time.monotonic()
+        if now - last[0] >= PROGRESS_INTERVAL or done == spec.epochs:
+            last[0] = now
+            print(f"{who}: epoch {done}/{spec.epochs}", file=stream or sys.stderr, flush=True)
+    return report
+
+
+def load_module(source: str, name: str, data: dict[str, np.ndarray] | None = None) -> types.ModuleType:
+    """Execute generated module source (our own template's output) as a fresh module.
+
+    ``data``: the arrays of its sidecar .npz (``codegen.module_data``), when it has one; they are
+    written beside it in a temporary folder, so the module reads them the way it will once written.
+    """
     module = types.ModuleType(name)
-    module.__file__ = f"<symbp generated {name}>"
-    exec(compile(source, module.__file__, "exec"), module.__dict__)
+    if not data:
+        module.__file__ = f"<symbp generated {name}>"
+        exec(compile(source, module.__file__, "exec"), module.__dict__)
+        return module
+    from .codegen import npz_bytes
+    with tempfile.TemporaryDirectory(prefix="symbp-") as folder:
+        module.__file__ = os.path.join(folder, f"{name}.py")
+        Path(folder, f"{name}_data.npz").write_bytes(npz_bytes(data))
+        exec(compile(source, module.__file__, "exec"), module.__dict__)
     return module
+
+
+def spec_module(spec: Spec, model=None, source: str | None = None) -> types.ModuleType:
+    """The spec's generated module, loaded (with its sidecar data, if any)."""
+    from .codegen import module_data
+    return load_module(source or module_source(spec, model), spec.name, module_data(spec))
 
 
 def _keras():
@@ -112,17 +159,22 @@ def keras_train(spec: Spec, dtype: str = "float64") -> tuple[dict[str, np.ndarra
         keras.utils.set_random_seed(spec.seed)
         params = {k: v.astype(dtype) for k, v in spec.initial_params().items()}
         model = build_keras_model(spec, params)
+        report = training_progress(spec, "Keras model.fit")
+        callbacks = [] if report is None else [
+            keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: report(epoch + 1))]
         history = model.fit(np.array(spec.x, dtype=dtype), np.array(spec.y, dtype=dtype),
-                            batch_size=spec.batch_size, epochs=spec.epochs, shuffle=False, verbose=0)
+                            batch_size=spec.batch_size, epochs=spec.epochs, shuffle=False, verbose=0,
+                            callbacks=callbacks)
         weights = model.get_weights()
     return dict(zip(spec.param_names, weights)), [float(v) for v in history.history["loss"]]
 
 
 def module_train(spec: Spec, dtype: str = "float64", module=None):
     """Train with the generated module's ``train`` on arrays of ``dtype``."""
-    module = module or load_module(module_source(spec), spec.name)
+    module = module or spec_module(spec)
     params = {k: v.astype(dtype) for k, v in module.initial_params().items()}
-    return module.train(params, module.X.astype(dtype), module.Y.astype(dtype))
+    return module.train(params, module.X.astype(dtype), module.Y.astype(dtype),
+                        progress=training_progress(spec, "generated module"))
 
 
 @dataclass

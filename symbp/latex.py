@@ -161,18 +161,46 @@ def as_matrix(values) -> np.ndarray:
     return array.reshape(1, -1) if array.ndim < 2 else array
 
 
+#: a matrix with more rows (or columns) than this prints its first HEAD and last TAIL ones around
+#: dots (\vdots, \cdots): a handout is read, and TeX cannot hold a 1000 x 1000 matrix; the full
+#: values are the generated module's
+MAX_SHOWN, HEAD, TAIL = 8, 3, 2
+
+
+def shown_indices(count: int) -> list[int | None]:
+    """The rows (or columns) a matrix prints: all up to MAX_SHOWN, else HEAD, None (dots), TAIL."""
+    if count <= MAX_SHOWN:
+        return list(range(count))
+    return list(range(HEAD)) + [None] + list(range(count - TAIL, count))
+
+
+def _matrix_body(shape: tuple[int, int], cell) -> str:
+    """The bmatrix rows of ``cell(r, c)``, elided past MAX_SHOWN rows or columns."""
+    rows, cols = shown_indices(shape[0]), shown_indices(shape[1])
+    lines = []
+    for r in rows:
+        if r is None:
+            lines.append(" & ".join(r"\vdots" if c is not None else r"\ddots" for c in cols))
+        else:
+            lines.append(" & ".join(r"\cdots" if c is None else cell(r, c) for c in cols))
+    return r" \\ ".join(lines)
+
+
+def shown_columns(count: int) -> int:
+    """How many columns a matrix of ``count`` columns prints (dots included)."""
+    return len(shown_indices(count))
+
+
 def matrix_tex(values, digits: int) -> str:
-    """A bmatrix of ``values`` (a vector prints as one row)."""
+    """A bmatrix of ``values`` (a vector prints as one row), elided past MAX_SHOWN rows or columns."""
     rows = as_matrix(values)
-    body = r" \\ ".join(" & ".join(format_number(v, digits) for v in row) for row in rows)
+    body = _matrix_body(rows.shape, lambda r, c: format_number(rows[r, c], digits))
     return rf"\begin{{bmatrix}} {body} \end{{bmatrix}}"
 
 
 def blank_matrix_tex(shape: tuple[int, ...]) -> str:
-    """A bmatrix of the given shape with an empty box to fill in for every entry."""
-    rows, cols = as_matrix(np.zeros(shape)).shape
-    cell = r"\blank"
-    body = r" \\ ".join(" & ".join([cell] * cols) for _ in range(rows))
+    """A bmatrix of the given shape with an empty box to fill in for every shown entry."""
+    body = _matrix_body(as_matrix(np.zeros(shape)).shape, lambda r, c: r"\blank")
     return rf"{{\renewcommand{{\arraystretch}}{{1.7}}\begin{{bmatrix}} {body} \end{{bmatrix}}}}"
 
 

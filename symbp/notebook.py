@@ -198,8 +198,27 @@ def _check_description(param: str, depth: int) -> str:
     return f"biases (thetas) in {layer_name(name.layer + 1, depth)}"
 
 
+#: numbers a notebook writes out as literals (the first batch's x and y, every weight and bias):
+#: the notebook is self-contained and read cell by cell, so past this it is refused, not written
+MAX_NOTEBOOK_NUMBERS = 100_000
+
+
+def check_notebook_size(spec: Spec) -> None:
+    """Refuse (exit 2) a spec whose notebook would hold more than MAX_NOTEBOOK_NUMBERS literals."""
+    rows = min(spec.batch_size, len(spec.x))
+    widths = spec.widths
+    numbers = rows * (widths[0] + len(spec.y[0])) + sum(
+        (fan_in + 1) * units for fan_in, units in zip(widths, widths[1:]))
+    if numbers > MAX_NOTEBOOK_NUMBERS:
+        from .errors import UnusableInput
+        raise UnusableInput(f"--notebook: the notebooks would write {numbers:,} numbers as literals (the "
+                            f"first batch's x and y, every weight and bias); at most "
+                            f"{MAX_NOTEBOOK_NUMBERS:,}: use a smaller network or batch for the notebooks")
+
+
 def notebook_context(spec: Spec, model: NetworkDerivation | None = None) -> dict:
     """Everything the notebook template prints, for one training step on the first batch."""
+    check_notebook_size(spec)
     model = model or derive_spec(spec)
     module = module_context(spec, model)
     depth, params = model.depth, spec.initial_params()

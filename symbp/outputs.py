@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .codegen import module_path, module_source
+from .codegen import module_files, module_source
 from .files import write_all
 from .spec import Spec
 
 
 def rendered_outputs(spec: Spec, directory: Path, *, notebook: bool = False, digits: int = 8,
-                     explain: tuple[str, ...] = (), bias_symbol: str = "theta") -> dict[Path, str]:
+                     explain: tuple[str, ...] = (), bias_symbol: str = "theta") -> dict[Path, str | bytes]:
     """Every output file of ``symbp derive`` for ``spec``: path -> text (nothing written).
 
     ``notebook`` adds the assignment notebooks. The handout options: ``digits`` decimals, ``explain`` entries (``W1[2,0]``) expanded by the
@@ -18,14 +18,17 @@ def rendered_outputs(spec: Spec, directory: Path, *, notebook: bool = False, dig
     """
     from .codegen import derive_spec
     from .handouts import HandoutOptions, handout_paths, render_handouts
-    from .keras_check import load_module
+    from .keras_check import spec_module
     options = HandoutOptions(digits, tuple(explain), bias_symbol)   # checked before any work
+    if notebook:
+        from .notebook import check_notebook_size
+        check_notebook_size(spec)
     model = derive_spec(spec)
     source = module_source(spec, model)   # rendered once: written, and run for the handouts' numbers
-    handouts = render_handouts(spec, options, model, load_module(source, spec.name))
+    handouts = render_handouts(spec, options, model, spec_module(spec, source=source))
     directory = Path(directory)
     paths = handout_paths(spec, directory)
-    files = {module_path(spec, directory): source,
+    files = {**module_files(spec, directory, source),
              **{paths[kind]: text for kind, text in handouts.items()}}
     if notebook:
         from .notebook import rendered_notebooks
@@ -33,10 +36,11 @@ def rendered_outputs(spec: Spec, directory: Path, *, notebook: bool = False, dig
     return files
 
 
-def write_module(spec: Spec, directory: Path) -> Path:
-    path = module_path(spec, directory)
-    write_all({path: module_source(spec)})
-    return path
+def write_module(spec: Spec, directory: Path) -> list[Path]:
+    """DIR/<name>.py, and its sidecar DIR/<name>_data.npz when the spec has many numbers."""
+    files = module_files(spec, directory, module_source(spec))
+    write_all(files)
+    return list(files)
 
 
 def write_all_outputs(spec: Spec, directory: Path, *, pdf: bool = False, **options) -> list[Path]:

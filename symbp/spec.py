@@ -249,9 +249,14 @@ def shadows_a_module(name: str) -> bool:
         return importlib.machinery.PathFinder.find_spec(name, search) is not None
     except (ImportError, ValueError, OSError):
         return True
-#: sizes past which a spec is not a teaching example (and would make huge literals or slow runs)
+
+
+#: sizes past which a spec is not a teaching example (and would make huge literals or slow runs);
+#: "parameters" (weights and biases in all), "batch_values" (one batch's inputs and every
+#: layer's outputs, batch_size x (features + all units)) and "data_values" (samples x (features
+#: + outputs), about what a 16 MB spec file holds) keep every command within ~2 GB of memory
 LIMITS = {"layers": 32, "units": 1024, "features": 1024, "samples": 10_000, "epochs": 10_000,
-          "seed": 2**32 - 1}
+          "seed": 2**32 - 1, "parameters": 2**22, "batch_values": 2**22, "data_values": 2**23}
 TOP_KEYS = {"name", "title", "seed", "data", "layers", "loss", "optimizer", "training", "variants"}
 LAYER_KEYS = {"units", "activation", "weights", "bias", "kernel_initializer", "bias_initializer"}
 TRAINING_KEYS = {"batch_size", "epochs", "shuffle"}
@@ -490,9 +495,27 @@ class _Validator:
         optimizer = self.optimizer(self.named_table(data, "optimizer"))
         training = self.training(self.table(data, "training", required=False))
         variants = self.variants(data["variants"]) if "variants" in data else None
+        if x is not None and y is not None and x.shape[0] == y.shape[0]:
+            self.at_most(x.size + y.size, "data", "data_values",
+                         "numbers of data (samples x (features + outputs))")
+        if x is not None and layers:
+            self.working_sizes(x.shape, [layer.units for layer in layers], training["batch_size"])
         if self.problems:
             raise SpecError(self.source, self.problems)
         return Spec(name, x.tolist(), y.tolist(), layers, loss, optimizer, training, title, seed, variants)
+
+    def working_sizes(self, data_shape: tuple[int, int], units: list[int], batch_size: int) -> None:
+        """The sizes memory grows with: parameters sum((fan_in + 1) * units) over the layers (each
+        kept with its gradient and optimizer slots), and one batch's values,
+        min(batch_size, samples) * (features + sum(units)) (every z and a of the batch, each
+        with its delta in back-propagation)."""
+        samples, features = data_shape
+        widths = [features, *units]
+        parameters = sum((fan_in + 1) * width for fan_in, width in zip(widths, widths[1:]))
+        self.at_most(parameters, "layers", "parameters", "parameters (weights and biases in all)")
+        batch_values = min(batch_size, samples) * sum(widths)
+        self.at_most(batch_values, "training.batch_size", "batch_values",
+                     "values in one batch (batch_size x (features + all units))")
 
     def layers(self, value: Any, inputs: Optional[int]) -> list[LayerSpec]:
         if value is None:

@@ -42,14 +42,13 @@ from typing import Iterator, Optional
 import numpy as np
 
 from . import naming
-from .codegen import module_source
 from .errors import UnusableInput
 from .files import write_all
-from .keras_check import load_module
 from .kinks import nearest_kink
 from .naming import ParamName
 from .network import layers_from_spec
 from .tolerance import TOLERANCES
+from .keras_check import spec_module
 from .rules import losses
 from .spec import VARIANT_DEFAULTS, VARIANT_ITEMS, LayerSpec, Spec
 
@@ -142,7 +141,7 @@ def _draws(spec: Spec, seed: int) -> Iterator[Optional[Spec]]:
     vary, grids, max_abs_z = settings_of(spec)
     kink_margin = kink_margin_of(spec)
     base = dataclasses.replace(spec.with_initial_params(), variants=None)
-    module = load_module(module_source(base), base.name)
+    module = spec_module(base)
     rng = np.random.default_rng(seed)
     params0, x0, y0 = base.initial_params(), np.array(base.x), np.array(base.y)
     built_layers = layers_from_spec(base)
@@ -195,7 +194,7 @@ def draw_variants(spec: Spec, count: int, seed: int) -> list[Spec]:
 # ---------------------------------------------------------------- answers
 def answers(spec: Spec, module=None) -> dict:
     """The notebook's answers: one step on the first batch (loss, deltas, gradients, updates)."""
-    module = module or load_module(module_source(spec), spec.name)
+    module = module or spec_module(spec)
     params = spec.initial_params()
     x, y = np.array(spec.x[:spec.batch_size]), np.array(spec.y[:spec.batch_size])
     grads, deltas = module.backward(params, x, y)
@@ -342,7 +341,7 @@ def render_variants(spec: Spec, count: int, seed: int, directory: Path, *, noteb
     draws = _draws(spec, seed)
     drawn = _take(spec, draws, count)
     ids = student_ids(count)
-    base_module = load_module(module_source(drawn[0]), drawn[0].name)
+    base_module = spec_module(drawn[0])
     specs = {student: _titled(s, student) for student, s in zip(ids, drawn)}
     key = {student: answers(s, base_module) for student, s in specs.items()}
     tasks = [(s, directory, student, notebook, key[student] if check else None) for student, s in specs.items()]
