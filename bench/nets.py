@@ -20,9 +20,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from symbp.codegen import module_source  # noqa: E402
-from symbp.keras_check import load_module  # noqa: E402
-from symbp.spec import LayerSpec, Spec, load_spec  # noqa: E402
+from symbp.emit.codegen import module_source  # noqa: E402
+from symbp.witnesses.keras import load_module  # noqa: E402
+from symbp.spec.model import LayerSpec, Spec, load_spec  # noqa: E402
 
 
 @dataclass

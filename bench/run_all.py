@@ -105,7 +105,7 @@ def tensorflow_gemm_only(net: Net):
 
 
 def keras_model(net: Net):
-    from symbp.keras_check import build_keras_model
+    from symbp.witnesses.keras import build_keras_model
     return build_keras_model(net.spec, net.params)
 
 
@@ -214,7 +214,8 @@ def bench_train(quick: bool) -> list[list[str]]:
 
 # ---------------------------------------------------------------- 3: derivation + codegen
 def clear_derivation_caches() -> None:
-    from symbp import derive, printers
+    from symbp.derivation import derive
+    from symbp.emit import printers
     for cached in (derive.derive_layer, derive.derive_activation, derive.derive_loss, printers.stable_forms):
         cached.cache_clear()
 
@@ -222,7 +223,7 @@ def clear_derivation_caches() -> None:
 def codegen_seconds(widths: list[int], repeats: int) -> float:
     """Median time of a cold derivation (caches cleared) plus the module source, of a spec built
     below the validator (its limits reject the 50-layer and 2048-wide rows)."""
-    from symbp.codegen import module_source
+    from symbp.emit.codegen import module_source
     spec = wide_spec(widths, rows=2, validate=False)
     samples = []
     for _ in range(repeats):
@@ -238,7 +239,7 @@ import sys, time
 sys.path[:0] = [{root!r}, {bench!r}]
 start = time.perf_counter()
 from nets import wide_spec
-from symbp.codegen import module_source
+from symbp.emit.codegen import module_source
 spec = wide_spec([1024] * 20 + [10], rows=2)
 module_source(spec)
 print(time.perf_counter() - start)
@@ -267,8 +268,8 @@ import sys, tempfile, time
 from pathlib import Path
 start = time.perf_counter()
 sys.path.insert(0, {root!r})
-from symbp.outputs import rendered_outputs
-from symbp.spec import load_spec
+from symbp.emit.outputs import rendered_outputs
+from symbp.spec.model import load_spec
 rendered_outputs(load_spec(), Path(tempfile.gettempdir()))
 print(time.perf_counter() - start)
 """
@@ -278,8 +279,8 @@ def bench_handouts(quick: bool) -> list[list[str]]:
     """The seed's module and both .tex handouts, rendered in memory (``symbp derive`` without
     writing, PDF or Keras check): in this process with a cold derivation (symbp's caches
     cleared, SymPy's imports and caches warm), and in a fresh process, imports included."""
-    from symbp.outputs import rendered_outputs
-    from symbp.spec import load_spec
+    from symbp.emit.outputs import rendered_outputs
+    from symbp.spec.model import load_spec
     spec = load_spec()
     repeats = 1 if quick else 5
     samples = []

@@ -68,21 +68,21 @@ def _load(spec_path, from_keras=None, data=None):
     if from_keras is not None:
         if spec_path is not None:
             raise UsageProblem("give either SPEC or --from-keras, not both")
-        from .from_keras import spec_from_keras
+        from .io.from_keras import spec_from_keras
         return spec_from_keras(from_keras, data)
     if data is not None:
         raise UsageProblem("--data goes with --from-keras (a spec has its own [data])")
-    from .spec import load_spec
+    from .spec.model import load_spec
     return load_spec(spec_path)
 
 
 def _warn(spec, handouts: bool = False) -> list[str]:
     """Print what Keras does surprisingly for this spec and, when ``handouts`` are written, the
     title's characters they cannot print (stderr; stdout stays the report)."""
-    from .derive import loss_warnings
+    from .derivation.derive import loss_warnings
     warnings = list(loss_warnings(spec.loss["name"], spec.layers[-1].activation))
     if handouts:
-        from .latex import glyph_warnings
+        from .emit.latex import glyph_warnings
         warnings += glyph_warnings(spec.title or spec.name, "title")
     for warning in warnings:
         click.echo(f"symbp: warning: {warning}", err=True)
@@ -104,7 +104,7 @@ class SymbpGroup(click.Group):
     """The command group; SIGTERM unwinds like Ctrl-C, and both exit 130 / 143, not click's 1."""
 
     def invoke(self, ctx: click.Context):
-        from .interrupts import Terminated, exit_status, terminate_as_exception
+        from .io.interrupts import Terminated, exit_status, terminate_as_exception
         terminate_as_exception()
         try:
             return super().invoke(ctx)
@@ -141,7 +141,7 @@ def main(ctx: click.Context, debug: bool) -> None:
 def codegen(ctx, spec, directory, from_keras, data):
     """Write the generated NumPy module DIR/<name>.py for SPEC."""
     def action():
-        from .outputs import write_module
+        from .emit.outputs import write_module
         loaded = _load(spec, from_keras, data)
         _warn(loaded)
         for path in write_module(loaded, directory):
@@ -165,14 +165,14 @@ def check(ctx, spec, dtype, as_json, finite_differences, from_keras, data):
     Exit status 0 when everything matches, 1 when not.
     """
     def action():
-        from .keras_check import check as run_check
+        from .witnesses.keras import check as run_check
         loaded = _load(spec, from_keras, data)
         warnings = _warn(loaded)
         report = run_check(loaded, dtype)
         result, text, match = report.to_json(), report.describe(loaded), report.match
         result["warnings"] = warnings
         if finite_differences:
-            from .finite_differences import check as run_finite_differences
+            from .witnesses.finite_differences import check as run_finite_differences
             agreement = run_finite_differences(loaded)
             result["finite_differences"] = agreement.to_json()
             text += "\n" + agreement.describe()
@@ -204,8 +204,8 @@ def derive(ctx, spec, directory, no_check, dtype, pdf, digits, explain, bias_sym
            from_keras, data):
     """Write everything SPEC can produce into DIR (module, LaTeX handouts, notebooks), then check it against Keras."""
     def action():
-        from .files import write_all
-        from .outputs import compiled_handouts, rendered_outputs
+        from .io.files import write_all
+        from .emit.outputs import compiled_handouts, rendered_outputs
         loaded = _load(spec, from_keras, data)
         _warn(loaded, handouts=True)
         # everything in memory first (the check and the PDFs included): a failure writes nothing
@@ -213,7 +213,7 @@ def derive(ctx, spec, directory, no_check, dtype, pdf, digits, explain, bias_sym
                                  explain=explain, bias_symbol=bias_symbol)
         report = None
         if not no_check:
-            from .keras_check import check as run_check
+            from .witnesses.keras import check as run_check
             report = run_check(loaded, dtype)
         if pdf:
             files.update(compiled_handouts(loaded, files, directory))
@@ -247,8 +247,8 @@ def variants(ctx, spec, count, seed, directory, notebook, check, jobs):
     not match Keras again (3 times at most); exit status 1 when one still does not match.
     """
     def action():
-        from .latex import glyph_warnings
-        from .variants import KEY_CSV, KEY_JSON, SOLUTIONS, STUDENTS, write_variants
+        from .emit.latex import glyph_warnings
+        from .classroom.variants import KEY_CSV, KEY_JSON, SOLUTIONS, STUDENTS, write_variants
         loaded = _load(spec)
         for warning in glyph_warnings(loaded.title or loaded.name, "title"):   # in every handout
             click.echo(f"symbp: warning: {warning}", err=True)
@@ -258,7 +258,7 @@ def variants(ctx, spec, count, seed, directory, notebook, check, jobs):
                    f"{directory / SOLUTIONS}/ and the answer key {directory / KEY_JSON}, {directory / KEY_CSV}")
         if check:
             worst = max(result.keras_diff.values())
-            from .variants import TOLERANCE
+            from .classroom.variants import TOLERANCE
             failed = [s for s, d in result.keras_diff.items() if not d <= TOLERANCE.relative]
             click.echo(f"Keras check: {count - len(failed)} of {count} match (largest difference "
                        f"{worst:.3g} of max(1, |value|); allowed {TOLERANCE.relative:g})"
@@ -279,12 +279,12 @@ def variants(ctx, spec, count, seed, directory, notebook, check, jobs):
 def spec_command(ctx, from_keras, data, output):
     """Write the spec (TOML) of a saved Keras Sequential model of Dense layers."""
     def action():
-        from .from_keras import spec_toml_from_keras
+        from .io.from_keras import spec_toml_from_keras
         text = spec_toml_from_keras(from_keras, data)
         if output is None:
             click.echo(text, nl=False)
             return
-        from .files import write_atomically
+        from .io.files import write_atomically
         write_atomically(output, text)
         click.echo(f"wrote {output}")
     _run(ctx, action)

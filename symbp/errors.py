@@ -1,9 +1,9 @@
 """Errors that are the user's input or setup (TeX), not symbp's bugs: the CLI prints them and exits 2."""
 
-from .files import OutputError
-from .pdf import TexFailed, TexNotFound
+from .io.files import OutputError
+from .io.pdf import TexFailed, TexNotFound
 from .rules.registry import UnknownName
-from .spec import SpecError
+from .spec.model import SpecError
 
 
 class HandoutError(ValueError):

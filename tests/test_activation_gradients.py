@@ -7,9 +7,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from symbp.derive import derive_activation
-from symbp.keras_check import _keras
-from symbp.printers import ArrayPrinter
+from symbp.derivation.derive import derive_activation
+from symbp.witnesses.keras import _keras
+from symbp.emit.printers import ArrayPrinter
 
 Z = np.array([1.5, -1.5, 0.0, -2.0, 2.0, -0.5])
 UPSTREAM = np.array([np.inf, np.inf, -3.0, -1.0, np.nan, np.nan])

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from conftest import ROOT
-from symbp.codegen import module_source
-from symbp.keras_check import load_module
-from symbp.spec import Spec
+from symbp.emit.codegen import module_source
+from symbp.witnesses.keras import load_module
+from symbp.spec.model import Spec
 
 
 def handwritten():

@@ -2,7 +2,7 @@
 
 For entries of hidden and output layers, weights and biases, a batch of one and of several rows,
 element-wise activations (through dL/da and f'(z)), a row-wise softmax and a loss on the logits
-(through delta), the factors of :func:`symbp.chain_rule.chain_rule` multiply and sum, row by
+(through delta), the factors of :func:`symbp.derivation.chain_rule.chain_rule` multiply and sum, row by
 row, to the generated module's ``gradients`` entry.
 """
 
@@ -11,10 +11,10 @@ from __future__ import annotations
 import pytest
 import sympy as sp
 
-from symbp.chain_rule import Target, chain_rule, dense_entry, entries, partial
-from symbp.codegen import derive_spec, module_source
-from symbp.keras_check import load_module
-from symbp.spec import load_spec
+from symbp.derivation.chain_rule import Target, chain_rule, dense_entry, entries, partial
+from symbp.emit.codegen import derive_spec, module_source
+from symbp.witnesses.keras import load_module
+from symbp.spec.model import load_spec
 from test_every_optimizer_and_loss import CASES
 from test_handouts import OTHER_SPECS
 

@@ -17,14 +17,14 @@ import numpy as np
 import pytest
 from nbclient import NotebookClient
 
-from symbp.codegen import module_path, module_source
-from symbp.handouts import HandoutOptions, render_handouts
-from symbp.keras_check import load_module
-from symbp.latex import format_number, matrix_tex
-from symbp.notebook import rendered_notebooks
-from symbp.outputs import rendered_outputs
-from symbp.spec import Spec
-from symbp.variants import draw_variants
+from symbp.emit.codegen import module_path, module_source
+from symbp.emit.handouts import HandoutOptions, render_handouts
+from symbp.witnesses.keras import load_module
+from symbp.emit.latex import format_number, matrix_tex
+from symbp.emit.notebook import rendered_notebooks
+from symbp.emit.outputs import rendered_outputs
+from symbp.spec.model import Spec
+from symbp.classroom.variants import draw_variants
 from test_handouts import compile_both, formatted, numbers_in
 
 X = [[0.5, -0.2, 0.1], [0.3, 0.8, -0.6], [-0.4, 0.2, 0.9]]

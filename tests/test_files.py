@@ -1,4 +1,4 @@
-"""symbp.files: all-or-nothing writes (rollback of a rename failing part-way, signals held back
+"""symbp.io.files: all-or-nothing writes (rollback of a rename failing part-way, signals held back
 during the renames), the umask honoured, symlinks never followed."""
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-import symbp.files as files_module
-from symbp.files import OutputError, write_all
-from symbp.interrupts import Terminated
+import symbp.io.files as files_module
+from symbp.io.files import OutputError, write_all
+from symbp.io.interrupts import Terminated
 
 
 @pytest.fixture

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from symbp.errors import UnusableInput
-from symbp.from_keras import spec_from_keras, spec_toml_from_keras
-from symbp.keras_check import _keras, keras_floatx, module_train
-from symbp.spec import load_spec
+from symbp.io.from_keras import spec_from_keras, spec_toml_from_keras
+from symbp.witnesses.keras import _keras, keras_floatx, module_train
+from symbp.spec.model import load_spec
 
 DATA_TOML = """\
 [data]
@@ -162,7 +162,7 @@ def test_cli_errors_exit_2(saved, tmp_path, keras, symbp_cli):
 
 def test_floatx_switch_reaches_new_layers(keras):
     """Keras caches its dtype policy: keras_floatx must set it too, or float32 runs stay float64."""
-    from symbp.keras_check import keras_train
+    from symbp.witnesses.keras import keras_train
     spec = load_spec()
     assert all(w.dtype == np.float64 for w in keras_train(spec, "float64")[0].values())
     assert all(w.dtype == np.float32 for w in keras_train(spec, "float32")[0].values())

@@ -25,10 +25,10 @@ from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
 from symbp.cli import main
-from symbp.codegen import module_source
-from symbp.keras_check import load_module
+from symbp.emit.codegen import module_source
+from symbp.witnesses.keras import load_module
 from symbp.rules import activations, optimizers
-from symbp.spec import DATA_KEYS, LAYER_KEYS, TOP_KEYS, TRAINING_KEYS, Spec, SpecError
+from symbp.spec.model import DATA_KEYS, LAYER_KEYS, TOP_KEYS, TRAINING_KEYS, Spec, SpecError
 
 CAMPAIGN = os.environ.get("SYMBP_FUZZ_EXAMPLES")
 
@@ -515,7 +515,7 @@ def test_an_integer_too_long_to_read_exits_2(tmp_path):
 def test_an_npz_whose_header_claims_a_huge_array_is_unusable_input(tmp_path):
     """MemoryError while reading it is the file's fault (UnusableInput: exit 2), not symbp's."""
     from symbp.errors import UnusableInput
-    from symbp.from_keras import load_data
+    from symbp.io.from_keras import load_data
     import zipfile
     header = "{'descr': '<f8', 'fortran_order': False, 'shape': (%d,), }" % 2 ** 45
     header = header + " " * (63 - (len(header) + 10) % 64) + "\n"
@@ -532,8 +532,8 @@ def test_an_npz_whose_header_claims_a_huge_array_is_unusable_input(tmp_path):
 def test_no_printer_writes_a_bare_inf_or_nan(value):
     """Every number printed as code goes through float_literal (or the array literal)."""
     import sympy as sp
-    from symbp.codegen import EquationPrinter, array_literal
-    from symbp.printers import ArrayPrinter, NonFiniteLiteral, float_literal
+    from symbp.emit.codegen import EquationPrinter, array_literal
+    from symbp.emit.printers import ArrayPrinter, NonFiniteLiteral, float_literal
     with pytest.raises(NonFiniteLiteral):
         float_literal(value)
     with pytest.raises(NonFiniteLiteral):

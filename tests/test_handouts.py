@@ -15,12 +15,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from symbp.codegen import module_source
-from symbp.handouts import HandoutOptions, render_handouts
-from symbp.keras_check import load_module
-from symbp.latex import escape_latex, format_number
-from symbp.pdf import TexFailed, compile_pdf
-from symbp.spec import Spec, load_spec
+from symbp.emit.codegen import module_source
+from symbp.emit.handouts import HandoutOptions, render_handouts
+from symbp.witnesses.keras import load_module
+from symbp.emit.latex import escape_latex, format_number
+from symbp.io.pdf import TexFailed, compile_pdf
+from symbp.spec.model import Spec, load_spec
 
 # The seed notebook's printed output (sections 1.1-1.3), as printed.
 SEED_LOSS = "0.4137"
@@ -210,9 +210,9 @@ def test_bad_explain_target_is_an_input_error(target, message, tmp_path):
 
 
 def test_pdf_without_tex_says_how_to_install_it(tmp_path, monkeypatch):
-    import symbp.pdf
+    import symbp.io.pdf
     from symbp.cli import main
-    monkeypatch.setattr(symbp.pdf.shutil, "which", lambda name: None)
+    monkeypatch.setattr(symbp.io.pdf.shutil, "which", lambda name: None)
     result = CliRunner().invoke(main, ["derive", "-o", str(tmp_path), "--pdf", "--no-check"])
     assert result.exit_code == 2
     assert "texlive-latex-recommended" in result.output
@@ -237,10 +237,10 @@ def test_missing_latex_package_is_named(tmp_path):
 
 def test_pdflatex_when_latexmk_is_missing(tmp_path, monkeypatch):
     import shutil
-    import symbp.pdf
+    import symbp.io.pdf
     real_which = shutil.which
-    monkeypatch.setattr(symbp.pdf.shutil, "which", lambda name: None if name == "latexmk" else real_which(name))
-    assert symbp.pdf.tex_command("x.tex")[0] == "pdflatex"
+    monkeypatch.setattr(symbp.io.pdf.shutil, "which", lambda name: None if name == "latexmk" else real_which(name))
+    assert symbp.io.pdf.tex_command("x.tex")[0] == "pdflatex"
     doc = tmp_path / "plain.tex"
     doc.write_text(r"\documentclass{article}\begin{document}plain $x^2$\end{document}")
     pdf, _ = compile_pdf(doc)

@@ -9,9 +9,9 @@ import difflib
 
 import pytest
 
-from symbp.codegen import module_source
-from symbp.keras_check import load_module
-from symbp.spec import Spec, SpecError
+from symbp.emit.codegen import module_source
+from symbp.witnesses.keras import load_module
+from symbp.spec.model import Spec, SpecError
 
 BASE = {
     "name": "hostile",

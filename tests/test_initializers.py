@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from symbp.codegen import module_source
-from symbp.initializers import INITIALIZERS
-from symbp.keras_check import load_module
-from symbp.spec import Spec
+from symbp.emit.codegen import module_source
+from symbp.rules.initializers import INITIALIZERS
+from symbp.witnesses.keras import load_module
+from symbp.spec.model import Spec
 
 
 def spec_with(kernel: str, bias: str, widths=(6, 5, 3), seed=7, explicit_middle=False) -> Spec:

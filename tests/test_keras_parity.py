@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from symbp.keras_check import check
+from symbp.witnesses.keras import check
 from symbp.rules import activations
-from symbp.spec import Spec
+from symbp.spec.model import Spec
 
 ACTIVATIONS = activations.names()
 CORE_LOSSES = ["categorical_crossentropy", "binary_crossentropy", "mean_squared_error"]
@@ -99,8 +99,8 @@ def test_seed_spec_through_the_cli(symbp_cli):
 
 def test_a_mismatch_is_reported(monkeypatch):
     """The check can fail: a module that trains with the wrong learning rate does not match."""
-    from symbp import keras_check
-    from symbp.codegen import module_source
+    from symbp.witnesses import keras as keras_check
+    from symbp.emit.codegen import module_source
     spec = make_spec([3, 4, 3], ["tanh", "softmax"], "categorical_crossentropy")
     module = keras_check.load_module(module_source(spec).replace("LEARNING_RATE = 0.05", "LEARNING_RATE = 0.0500001"),
                                      spec.name)

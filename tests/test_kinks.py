@@ -9,14 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from symbp import variants
+from symbp.classroom import variants
 
-from symbp.keras_check import check, load_module
-from symbp.codegen import module_source
-from symbp.kinks import activation_kinks, loss_kinks, nearest_kink, spec_loss_kinks
+from symbp.witnesses.keras import check, load_module
+from symbp.emit.codegen import module_source
+from symbp.derivation.kinks import activation_kinks, loss_kinks, nearest_kink, spec_loss_kinks
 from symbp.rules import activations, losses
-from symbp.spec import Spec, SpecError
-from symbp.variants import KEY_CSV, KEY_JSON, answers, draw_variants, render_variants
+from symbp.spec.model import Spec, SpecError
+from symbp.classroom.variants import KEY_CSV, KEY_JSON, answers, draw_variants, render_variants
 
 
 def test_kinks_come_from_the_formulas():

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from symbp.codegen import derive_spec, module_source
-from symbp.keras_check import load_module
-from symbp.naming import ParamName
-from symbp.network import layers_from_spec
+from symbp.emit.codegen import derive_spec, module_source
+from symbp.witnesses.keras import load_module
+from symbp.derivation.naming import ParamName
+from symbp.derivation.network import layers_from_spec
 from symbp.rules.layers import LayerRule, Parameter, layers, register
-from symbp.spec import LayerSpec, Spec
+from symbp.spec.model import LayerSpec, Spec
 
 
 def _scale_forward(a_prev, p):
@@ -104,7 +104,7 @@ def test_an_element_wise_layer_prints_its_products_in_the_comments():
 
 
 def test_the_module_context_is_a_dataclass_read_by_field_and_layer():
-    from symbp.codegen import ModuleContext, module_context
+    from symbp.emit.codegen import ModuleContext, module_context
     context = module_context(scale_network())
     assert isinstance(context, ModuleContext)
     assert [[line.target for line in layer.forward] for layer in context.layers] == \

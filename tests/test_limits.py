@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from symbp.errors import UnusableInput
-from symbp.from_keras import load_data, load_model
-from symbp.spec import MAX_SPEC_BYTES, Spec, SpecError, dense, network
+from symbp.io.from_keras import load_data, load_model
+from symbp.spec.model import MAX_SPEC_BYTES, Spec, SpecError, dense, network
 
 
 def dense_config(units: int, inputs: int = 4) -> dict:
@@ -147,7 +147,7 @@ def test_many_numbers_go_to_a_sidecar_npz_the_module_reads(tmp_path, symbp_cli):
     params = module.initial_params()
     params["W0"][0, 0] = 99.0  # the caller's copy: the module's own stays as given
     assert module.initial_params()["W0"][0, 0] == spec.initial_params()["W0"][0, 0]
-    from symbp.keras_check import module_train
+    from symbp.witnesses.keras import module_train
     trained, losses = module.train()
     expected, expected_losses = module_train(spec)
     np.testing.assert_array_equal(trained["W1"], expected["W1"])
@@ -175,8 +175,8 @@ def widest_matrix(tex: str) -> tuple[int, int]:
 
 
 def test_handouts_summarize_large_matrices():
-    from symbp.handouts import render_handouts
-    from symbp.latex import MAX_SHOWN
+    from symbp.emit.handouts import render_handouts
+    from symbp.emit.latex import MAX_SHOWN
     handouts = render_handouts(wide_spec())
     for kind, tex in handouts.items():
         rows, columns = widest_matrix(tex)
@@ -186,7 +186,7 @@ def test_handouts_summarize_large_matrices():
 
 
 def test_handouts_of_the_reporters_size_compile_to_pdf(tmp_path):
-    from symbp.outputs import compile_handouts, write_all_outputs
+    from symbp.emit.outputs import compile_handouts, write_all_outputs
     spec = wide_spec()
     write_all_outputs(spec, tmp_path)
     pdfs = compile_handouts(spec, tmp_path)
@@ -207,7 +207,7 @@ def test_notebooks_past_their_literal_limit_exit_2_and_write_nothing(tmp_path, s
 
 
 def test_long_trainings_show_progress_on_stderr(monkeypatch, capsys):
-    from symbp import keras_check
+    from symbp.witnesses import keras as keras_check
     spec = many_numbers_spec(samples=40)
     keras_check.check(spec)
     assert "epoch" not in capsys.readouterr().err  # short: nothing printed

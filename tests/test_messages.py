@@ -14,8 +14,8 @@ from click.testing import CliRunner
 
 from symbp.cli import main
 from symbp.errors import UnusableInput, printable
-from symbp.keras_check import CheckReport, Comparison
-from symbp.spec import Spec, SpecError, load_spec
+from symbp.witnesses.keras import CheckReport, Comparison
+from symbp.spec.model import Spec, SpecError, load_spec
 from symbp.wording import suggest
 
 VALID = {
@@ -80,7 +80,7 @@ def test_counts_are_singular_when_one():
 
 
 def test_a_schedule_is_named_with_the_right_article():
-    from symbp.from_keras import _optimizer
+    from symbp.io.from_keras import _optimizer
 
     class SGD:  # a loaded optimizer whose learning rate is a schedule, as Keras's get_config gives it
         def get_config(self):
@@ -140,7 +140,7 @@ def test_a_fifo_as_spec_exits_2_at_once(tmp_path, symbp_cli):
 
 
 def test_a_fifo_or_device_as_data_or_model_is_refused(tmp_path):
-    from symbp.from_keras import load_data, load_model
+    from symbp.io.from_keras import load_data, load_model
     fifo = tmp_path / "data.npz"
     os.mkfifo(fifo)
     with pytest.raises(UnusableInput, match="FIFO"):
@@ -152,14 +152,14 @@ def test_a_fifo_or_device_as_data_or_model_is_refused(tmp_path):
 
 
 def test_a_complex_npz_is_refused_not_truncated(tmp_path):
-    from symbp.from_keras import load_data
+    from symbp.io.from_keras import load_data
     np.savez(tmp_path / "data.npz", x=np.array([[1 + 2j, 0.5]]), y=np.array([[1.0]]))
     with pytest.raises(UnusableInput, match=r"array x holds complex numbers"):
         load_data(tmp_path / "data.npz")
 
 
 def test_a_keras_file_that_is_not_a_zip_says_so(tmp_path):
-    from symbp.from_keras import load_model
+    from symbp.io.from_keras import load_model
     path = tmp_path / "model.keras"
     path.write_text("not a model")
     with pytest.raises(UnusableInput, match="not a saved Keras model .*zip"):
@@ -168,7 +168,7 @@ def test_a_keras_file_that_is_not_a_zip_says_so(tmp_path):
 
 # ---------------------------------------------------------------- issue 10 item 7
 def test_the_module_docstring_states_the_training_keras_defaults_to():
-    from symbp.codegen import module_source
+    from symbp.emit.codegen import module_source
     spec = Spec.from_dict(copy.deepcopy(VALID), "spec.toml")   # no [training] table
     docstring = module_source(spec).split('"""')[1]
     assert "model.fit(batch_size=32, epochs=1, shuffle=False)" in docstring

@@ -12,9 +12,9 @@ from __future__ import annotations
 import pytest
 import sympy as sp
 
-from symbp.calculus import B, K, j
-from symbp.derive import a, derive_network, g, y, z
-from symbp.network import dense_layers
+from symbp.derivation.calculus import B, K, j
+from symbp.derivation.derive import a, derive_network, g, y, z
+from symbp.derivation.network import dense_layers
 
 NETS = [
     # (widths, activations, loss, x rows, y rows) — inputs and labels exact rationals

@@ -7,9 +7,9 @@ printed to 8 decimals); each is checked to half a unit of its last printed digit
 import numpy as np
 import pytest
 
-from symbp.codegen import module_source
-from symbp.keras_check import load_module
-from symbp.spec import load_spec
+from symbp.emit.codegen import module_source
+from symbp.witnesses.keras import load_module
+from symbp.spec.model import load_spec
 
 HALF_LAST_DIGIT = 5e-9
 

@@ -4,8 +4,8 @@ import tomllib
 
 import numpy as np
 
-from symbp.codegen import module_source
-from symbp.spec import Spec, dense, load_spec, network
+from symbp.emit.codegen import module_source
+from symbp.spec.model import Spec, dense, load_spec, network
 
 
 def test_builtin_spec_round_trips_through_toml(tmp_path):

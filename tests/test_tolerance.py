@@ -1,4 +1,4 @@
-"""The Keras comparison's tolerance (symbp.tolerance) and its rounding-growth witness
+"""The Keras comparison's tolerance (symbp.witnesses.tolerance) and its rounding-growth witness
 (keras_check.explain_rounding_growth): no false "They don't match", no excused wrong formula."""
 
 from __future__ import annotations
@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from symbp.codegen import module_source
-from symbp.keras_check import check, load_module
-from symbp.spec import Spec
-from symbp.tolerance import TOLERANCES, Tolerance
+from symbp.emit.codegen import module_source
+from symbp.witnesses.keras import check, load_module
+from symbp.spec.model import Spec
+from symbp.witnesses.tolerance import TOLERANCES, Tolerance
 
 
 def test_tolerance_is_relative_to_the_keras_value_scale():

@@ -3,9 +3,9 @@ calling loss() and step() separately, batch by batch."""
 
 import numpy as np
 
-from symbp.codegen import module_source
-from symbp.keras_check import load_module
-from symbp.spec import Spec
+from symbp.emit.codegen import module_source
+from symbp.witnesses.keras import load_module
+from symbp.spec.model import Spec
 
 
 def test_train_equals_loss_then_step_per_batch():

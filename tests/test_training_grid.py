@@ -15,11 +15,13 @@ import json
 import numpy as np
 import pytest
 
-from symbp import finite_differences, keras_check
-from symbp.codegen import module_source
-from symbp.derive import loss_warnings
+from symbp.witnesses import finite_differences
+
+from symbp.witnesses import keras as keras_check
+from symbp.emit.codegen import module_source
+from symbp.derivation.derive import loss_warnings
 from symbp.rules import activations, losses
-from symbp.spec import Spec, SpecError
+from symbp.spec.model import Spec, SpecError
 
 SAMPLES, INPUTS, HIDDEN, OUTPUTS = 7, 3, 4, 3
 BATCH_SIZE, EPOCHS = 3, 3

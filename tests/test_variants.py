@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from symbp.errors import UnusableInput
-from symbp.keras_check import load_module
-from symbp.spec import Spec, SpecError, load_spec
-from symbp.variants import KEY_CSV, KEY_JSON, SOLUTIONS, STUDENTS, draw_variants, render_variants
+from symbp.witnesses.keras import load_module
+from symbp.spec.model import Spec, SpecError, load_spec
+from symbp.classroom.variants import KEY_CSV, KEY_JSON, SOLUTIONS, STUDENTS, draw_variants, render_variants
 
 CLASS = 30
 SEED = 7

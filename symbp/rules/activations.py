@@ -2,7 +2,7 @@
 
 Convention: an element-wise rule maps the pre-activation ``z`` (a SymPy scalar) to the
 output; a row-wise rule (softmax) maps the indexed row ``z[k]`` to its ``j``-th output.
-Nothing here states a derivative: :mod:`symbp.derive` gets every one from these formulas.
+Nothing here states a derivative: :mod:`symbp.derivation.derive` gets every one from these formulas.
 Constants Keras stores as float32 are written ``f32(...)``.
 """
 

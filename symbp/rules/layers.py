@@ -14,9 +14,9 @@ A :class:`LayerRule` states, and nothing else:
 * ``shape_arguments``: the arguments its shapes depend on (Dense: ``units``), made symbols when
   the rule is derived once for every width;
 * the activation it applies, by the argument ``activation`` (applied by
-  :mod:`symbp.derive`, whose chain rule is the same for every layer).
+  :mod:`symbp.derivation.derive`, whose chain rule is the same for every layer).
 
-No backward rule is stated here. :func:`symbp.derive.derive_layer` gets every one from
+No backward rule is stated here. :func:`symbp.derivation.derive.derive_layer` gets every one from
 ``forward`` by matrix calculus: with ``delta = dL/dz``, ``dL/dX = d trace(delta^T z) / dX`` for
 the input and for every parameter the forward formula is linear in (Dense: ``dW = a^T delta``,
 ``db = 1^T delta``, ``g = delta W^T``). The printers print the resulting matrix expressions
@@ -27,7 +27,7 @@ sum_{u, v, k} a[r, y*s + u, x*s + v, k] W[u, v, k, c] + b[c]`` is an indexed sum
 not a product of matrices. Its entry gives the same four things, with ``forward`` returning that
 indexed formula (``IndexedBase`` rows, ``Sum`` over the window) and ``indexed = True``; the
 derivation then differentiates it per entry, ``dL/dW[u, v, k, c] = sum_{r, y, x} delta[r, y, x,
-c] dz[r, y, x, c] / dW[u, v, k, c]``, with :func:`symbp.calculus.row_gradient`'s Kronecker-delta
+c] dz[r, y, x, c] / dW[u, v, k, c]``, with :func:`symbp.derivation.calculus.row_gradient`'s Kronecker-delta
 summing, and the NumPy printer gets one method for the resulting window sum (a correlation).
 Adding it touches this registry and one printer method, plus, the first time an indexed
 layer arrives, that generic indexed branch of ``derive_layer`` (not written yet: it is about
@@ -42,7 +42,7 @@ from typing import Callable
 
 import sympy as sp
 
-from ..naming import register_parameter_code
+from ..derivation.naming import register_parameter_code
 from .registry import Registry
 
 #: a shape as Keras writes it, the batch left out; its entries are ints or SymPy symbols

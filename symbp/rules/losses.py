@@ -4,7 +4,7 @@ Convention: ``p`` is the output row (``IndexedBase``), ``y`` the label row, ``i`
 summed over, ``K`` the number of output units; a loss with arguments (huber's ``delta``) gets
 each as a SymPy symbol by its Keras name. A loss on sparse labels (a class index per sample)
 states its formula on the one-hot row of that index, as Keras computes it. Keras then reduces per-sample losses by
-``sum_over_batch_size`` (mean over the batch); :mod:`symbp.derive` adds that and derives every
+``sum_over_batch_size`` (mean over the batch); :mod:`symbp.derivation.derive` adds that and derives every
 gradient. A loss may also state its form on the logits ``z``: Keras takes that path when the
 output activation tags its logits (softmax, sigmoid; see ``Activation.tags_logits``).
 """

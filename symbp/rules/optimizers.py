@@ -15,7 +15,7 @@ not used by that configuration (SGD without momentum has none).
 ``F32(x)`` marks where Keras casts a Python-float hyperparameter to a tensor (``ops.cast``): the
 value is rounded to float32 there even in a float64 model (f32(0.9) = 0.8999999761581421), while
 the same hyperparameter used directly in arithmetic stays exact. Keras's decoupled
-``weight_decay`` (``w <- w - w f32(wd) lr``, before the update) is added by :mod:`symbp.derive`
+``weight_decay`` (``w <- w - w f32(wd) lr``, before the update) is added by :mod:`symbp.derivation.derive`
 for every optimizer, as Keras's base optimizer does.
 """
 

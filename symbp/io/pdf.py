@@ -2,7 +2,7 @@
 
 The LaTeX source is compiled from memory in a private temporary folder (``symbp-tex-*`` in
 ``$TMPDIR``, removed however the compile ends) and the PDF comes back as bytes: the caller writes
-it with the other outputs in one all-or-nothing write (:func:`symbp.files.write_all`), so a
+it with the other outputs in one all-or-nothing write (:func:`symbp.io.files.write_all`), so a
 failed compile writes nothing. TeX may read and write files only in that folder (kpathsea's
 paranoid ``openin_any``/``openout_any``).
 """

@@ -7,7 +7,7 @@ arithmetic stays hand-friendly. A draw is rejected when it is degenerate on the 
 error gradient delta is zero for every row, a parameter with a zero gradient, anything not
 finite; when a pre-activation of a piecewise activation, or an argument of a piecewise loss,
 comes within ``kink_margin`` of a kink at any step of the whole training (relu at 0: there
-NumPy and Keras round an exact 0 to +-1e-17 with different signs; see :mod:`symbp.kinks`); or
+NumPy and Keras round an exact 0 to +-1e-17 with different signs; see :mod:`symbp.derivation.kinks`); or
 when it repeats an earlier draw. Draws come from ``numpy.random.default_rng(seed)`` in order,
 so a seed gives the same class every time.
 
@@ -41,21 +41,21 @@ from typing import Iterator, Optional
 
 import numpy as np
 
-from . import naming
-from .errors import UnusableInput
-from .files import write_all
-from .kinks import nearest_kink
-from .naming import ParamName
-from .network import layers_from_spec
-from .tolerance import TOLERANCES
-from .keras_check import spec_module
-from .rules import losses
-from .spec import VARIANT_DEFAULTS, VARIANT_ITEMS, LayerSpec, Spec
+from ..derivation import naming
+from ..errors import UnusableInput
+from ..io.files import write_all
+from ..derivation.kinks import nearest_kink
+from ..derivation.naming import ParamName
+from ..derivation.network import layers_from_spec
+from ..witnesses.tolerance import TOLERANCES
+from ..witnesses.keras import spec_module
+from ..rules import losses
+from ..spec.model import VARIANT_DEFAULTS, VARIANT_ITEMS, LayerSpec, Spec
 
 KEY_JSON, KEY_CSV = "answer_key.json", "answer_key.csv"
 #: CLASS/students/<id>/ is handed out; CLASS/solutions/<id>/ stays with the instructor
 STUDENTS, SOLUTIONS = "students", "solutions"
-#: Keras's float64 run against the answer key (symbp.tolerance: relative to each value's scale)
+#: Keras's float64 run against the answer key (symbp.witnesses.tolerance: relative to each value's scale)
 TOLERANCE = TOLERANCES["float64"]
 #: a unit's delta counts as zero below this, for every row of the batch
 ZERO_GRADIENT = 1e-6
@@ -230,9 +230,9 @@ def key_csv(key: dict[str, dict]) -> str:
 # ---------------------------------------------------------------- per student (worker processes)
 def keras_answers_check(spec: Spec, expected: dict) -> float:
     """Largest scaled difference |Keras - answer| / max(1, max |Keras|) over the loss and each
-    updated parameter of the first-batch step (symbp.tolerance; compare with TOLERANCE.relative)."""
+    updated parameter of the first-batch step (symbp.witnesses.tolerance; compare with TOLERANCE.relative)."""
     import logging
-    from .keras_check import keras_train
+    from ..witnesses.keras import keras_train
     logging.getLogger("tensorflow").setLevel(logging.ERROR)  # one new model per student retraces
     step = dataclasses.replace(spec, x=spec.x[:spec.batch_size], y=spec.y[:spec.batch_size],
                                training={**spec.training, "epochs": 1})
@@ -245,8 +245,8 @@ def keras_answers_check(spec: Spec, expected: dict) -> float:
 
 def handed_out_paths(spec: Spec, folder: Path) -> set[Path]:
     """The files of ``folder`` a student may have: the student's handout and notebook only."""
-    from .handouts import handout_paths
-    from .notebook import notebook_paths
+    from ..emit.handouts import handout_paths
+    from ..emit.notebook import notebook_paths
     return {handout_paths(spec, folder)["student"], notebook_paths(spec, folder)["student"]}
 
 
@@ -254,7 +254,7 @@ def student_files(spec: Spec, directory: Path, student: str, notebook: bool) -> 
     """One student's files: the handout (and notebook) to hand out under CLASS/students/<id>/,
     and under CLASS/solutions/<id>/ everything that gives the answers away: the solution handout
     and notebook, the generated module (it computes them) and the spec (symbp derives them)."""
-    from .outputs import rendered_outputs
+    from ..emit.outputs import rendered_outputs
     solutions = Path(directory) / SOLUTIONS / student
     files = {solutions / f"{spec.name}.toml": spec.to_toml()}
     files.update(rendered_outputs(spec, solutions, notebook=notebook))

@@ -25,11 +25,11 @@ from typing import Any, Optional
 
 import numpy as np
 
-from .errors import UnusableInput
+from ..errors import UnusableInput
 from .files import not_a_regular_file
-from .rules import activations, losses, optimizers
-from .spec import LIMITS, MAX_SPEC_BYTES, Spec
-from .wording import article, plural
+from ..rules import activations, losses, optimizers
+from ..spec.model import LIMITS, MAX_SPEC_BYTES, Spec
+from ..wording import article, plural
 
 #: settings of any Keras optimizer that symbp leaves out only at their "off" value
 _OPTIMIZER_OFF = {"clipnorm": None, "clipvalue": None, "global_clipnorm": None, "use_ema": False,
@@ -40,7 +40,7 @@ _DENSE_OFF = ("kernel_regularizer", "bias_regularizer", "activity_regularizer",
 
 
 def _keras():
-    from .keras_check import _keras as import_keras
+    from ..witnesses.keras import _keras as import_keras
     return import_keras()
 
 
@@ -146,7 +146,7 @@ def load_model(path: str | Path):
         raise UnusableInput(f"{path}: not a saved Keras model (a .keras file is a zip archive "
                             "written by model.save; this one is not)")
     check_model_file(path)
-    from .keras_check import keras_floatx
+    from ..witnesses.keras import keras_floatx
     with keras_floatx("float64") as keras, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the optimizer's saved slots: not read (see above)
         try:

@@ -7,7 +7,7 @@ with the shell's status for a death by that signal: 128 + 2 = 130 (SIGINT), 128 
 (SIGTERM).
 
 :func:`signals_deferred` holds both signals back while a few renames must all happen or none
-(see :mod:`symbp.files`): a signal arriving then takes effect right after.
+(see :mod:`symbp.io.files`): a signal arriving then takes effect right after.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ import numpy as np
 import sympy as sp
 
 from . import naming
-from .trace import DERIVATIVE
+from ..emit.trace import DERIVATIVE
 
 #: a generic row and unit of an entry (the rule in symbols before it is filled in per row)
 ROW, SUM_UNIT = sp.Symbol("r", integer=True, nonnegative=True), sp.Symbol("k", integer=True, nonnegative=True)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import jinja2
 
-PACKAGE = Path(__file__).resolve().parent
+PACKAGE = Path(__file__).resolve().parent.parent   # symbp/ (this file is symbp/emit/render.py)
 #: where the templates are: inside the package when installed from a wheel (pyproject.toml maps
 #: the top-level templates/ to symbp/templates), at the top of the checkout otherwise
 SHIPPED_TEMPLATES = PACKAGE / "templates"

@@ -21,20 +21,20 @@ from pathlib import Path
 import numpy as np
 import sympy as sp
 
-from . import naming
+from ..derivation import naming
 from .codegen import EquationPrinter, Line, ModuleContext, array_literal, derive_spec, module_context, module_source
-from .derive import NetworkDerivation, derive_activation
-from .naming import ParamName
+from ..derivation.derive import NetworkDerivation, derive_activation
+from ..derivation.naming import ParamName
 from .printers import HELPERS, ArrayPrinter
 from .render import python_env, render
-from .spec import Spec
-from .tolerance import TOLERANCES
+from ..spec.model import Spec
+from ..witnesses.tolerance import TOLERANCES
 
 TEMPLATE = "notebook.py.j2"
 KINDS = ("student", "solution")
 #: cells that need Keras (or its results): never run here
 NOT_RUN_HERE = {"keras", "validation"}
-#: the validation cells' tolerance (symbp.tolerance: relative to each value's scale)
+#: the validation cells' tolerance (symbp.witnesses.tolerance: relative to each value's scale)
 TOLERANCE = TOLERANCES["float64"]
 #: NumPy's print options in a fresh kernel (the outputs shown must be what it prints)
 FRESH_PRINT_OPTIONS = dict(precision=8, threshold=1000, edgeitems=3, linewidth=75, suppress=False,
@@ -210,7 +210,7 @@ def check_notebook_size(spec: Spec) -> None:
     numbers = rows * (widths[0] + len(spec.y[0])) + sum(
         (fan_in + 1) * units for fan_in, units in zip(widths, widths[1:]))
     if numbers > MAX_NOTEBOOK_NUMBERS:
-        from .errors import UnusableInput
+        from ..errors import UnusableInput
         raise UnusableInput(f"--notebook: the notebooks would write {numbers:,} numbers as literals (the "
                             f"first batch's x and y, every weight and bias); at most "
                             f"{MAX_NOTEBOOK_NUMBERS:,}: use a smaller network or batch for the notebooks")
@@ -290,7 +290,7 @@ def traced_values(spec: Spec, model: NetworkDerivation) -> dict[str, object]:
     """The notebook's variables after its step, by the notebook's names, from the generated
     module's ``trace`` of the first batch: x, y (the label rows), W0, b0, ..., a1, ..., loss,
     each delta, g, dW, db, and each ``<param>_updated``."""
-    from .keras_check import load_module
+    from ..witnesses.keras import load_module
     module = load_module(module_source(spec, model), spec.name)
     params = module.initial_params()
     rows = min(spec.batch_size, len(spec.x))

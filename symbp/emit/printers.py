@@ -21,7 +21,7 @@ import numpy as np
 import sympy as sp
 from sympy.printing.numpy import NumPyPrinter
 
-from .rules.losses import EPSILON, Clip, clip
+from ..rules.losses import EPSILON, Clip, clip
 
 
 class NonFiniteLiteral(ValueError):

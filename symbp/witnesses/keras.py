@@ -17,12 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .codegen import module_source
-from .naming import ParamName
-from .spec import Spec
+from ..emit.codegen import module_source
+from ..derivation.naming import ParamName
+from ..spec.model import Spec
 from .tolerance import TOLERANCES, Tolerance
 
-#: the relative tolerance per dtype (symbp.tolerance states the comparison)
+#: the relative tolerance per dtype (symbp.witnesses.tolerance states the comparison)
 TOLERANCE = {dtype: tolerance.relative for dtype, tolerance in TOLERANCES.items()}
 #: a difference past the tolerance is rounding growth when it is at most this many times the
 #: spread that nudging every step of symbp's own run by one ulp makes (see explain_rounding_growth)
@@ -69,7 +69,7 @@ def load_module(source: str, name: str, data: dict[str, np.ndarray] | None = Non
         module.__file__ = f"<symbp generated {name}>"
         exec(compile(source, module.__file__, "exec"), module.__dict__)
         return module
-    from .codegen import npz_bytes
+    from ..emit.codegen import npz_bytes
     with tempfile.TemporaryDirectory(prefix="symbp-") as folder:
         module.__file__ = os.path.join(folder, f"{name}.py")
         Path(folder, f"{name}_data.npz").write_bytes(npz_bytes(data))
@@ -79,7 +79,7 @@ def load_module(source: str, name: str, data: dict[str, np.ndarray] | None = Non
 
 def spec_module(spec: Spec, model=None, source: str | None = None) -> types.ModuleType:
     """The spec's generated module, loaded (with its sidecar data, if any)."""
-    from .codegen import module_data
+    from ..emit.codegen import module_data
     return load_module(source or module_source(spec, model), spec.name, module_data(spec))
 
 
@@ -184,7 +184,7 @@ class Comparison:
     symbp: np.ndarray
     max_abs_diff: float
     match: bool
-    #: the largest difference allowed: tolerance * max(1, max |keras|) (symbp.tolerance)
+    #: the largest difference allowed: tolerance * max(1, max |keras|) (symbp.witnesses.tolerance)
     allowed: float = 0.0
     #: set when a difference past ``allowed`` was found to be rounding growth: how far one-ulp
     #: nudges of every step move symbp's own result
@@ -265,7 +265,7 @@ class CheckReport:
 
 
 def _compare(name: str, keras_value, symbp_value, tolerance: Tolerance) -> Comparison:
-    """|keras - symbp| against ``tolerance.bound(keras)`` (symbp.tolerance); never a match when
+    """|keras - symbp| against ``tolerance.bound(keras)`` (symbp.witnesses.tolerance); never a match when
     the shapes differ or either side holds inf or nan."""
     keras_value = np.asarray(keras_value, dtype=np.float64)
     symbp_value = np.asarray(symbp_value, dtype=np.float64)
@@ -321,7 +321,7 @@ def explain_rounding_growth(report: CheckReport, spec: Spec, run: tuple, toleran
 
 def check(spec: Spec, dtype: str = "float64", module=None) -> CheckReport:
     """Train with Keras and with the generated module; compare every parameter and epoch loss
-    (symbp.tolerance), then look for rounding growth behind any difference past the tolerance."""
+    (symbp.witnesses.tolerance), then look for rounding growth behind any difference past the tolerance."""
     if dtype not in TOLERANCES:
         raise ValueError(f"dtype must be float64 or float32, not {dtype!r}")
     tolerance = TOLERANCES[dtype]
@@ -348,7 +348,7 @@ AT_KINK = 1e-9
 def kink_at_rounding(spec: Spec, module=None):
     """The pre-activation of a piecewise activation, or argument of a piecewise loss, nearest
     its kink over the whole training, when it is within AT_KINK of it (else None)."""
-    from .kinks import nearest_kink
+    from ..derivation.kinks import nearest_kink
     module = module or load_module(module_source(spec), spec.name)
     hit = nearest_kink(spec, module)
     return hit if hit is not None and hit.distance <= AT_KINK * max(1.0, abs(hit.kink)) else None

@@ -2,7 +2,7 @@
 
 ``escape_latex`` makes any string print literally (it can run no TeX command).
 ``RowLatexPrinter`` prints the derivation model's row expressions as whole-matrix LaTeX, the way
-:class:`symbp.printers.ArrayPrinter` prints them as NumPy: an indexed row ``a[j]`` prints as the
+:class:`symbp.emit.printers.ArrayPrinter` prints them as NumPy: an indexed row ``a[j]`` prints as the
 matrix bound to its base, a sum over the unit index as ``rowsum(..)`` (each row summed over its
 units), a product of rows with ``\\odot`` (element-wise), and the Dense rule's ``1 b`` as ``b``
 (added to every row), ``1^T delta`` as ``\\mathbf{1}^\\top \\delta`` (column sums). Binding a base

@@ -3,7 +3,7 @@
 Presenters (the handouts, the answer key) read a step's numbers from ``trace(params, x, y)``;
 none of them evaluates an expression itself. The trace reuses the module's ``_forward``,
 ``loss`` and ``backward`` (which record their intermediates into it) and prints, from the
-derivation model with the same :class:`~symbp.printers.ArrayPrinter`, only what the training
+derivation model with the same :class:`~symbp.emit.printers.ArrayPrinter`, only what the training
 step does not compute on its own:
 
 * ``fprime{l} = f'(z{l})`` of each element-wise activation (the derivative SymPy derived);
@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from . import naming
-from .calculus import B, j as UNIT
+from ..derivation import naming
+from ..derivation.calculus import B, j as UNIT
 
 #: the module's name of a worked rule's parts (row sums first, then piecewise sides), by key
 PARTS = "parts"

@@ -1,6 +1,6 @@
-"""The LaTeX presenter of the worked solution (:mod:`symbp.worked_solution`).
+"""The LaTeX presenter of the worked solution (:mod:`symbp.emit.worked_solution`).
 
-Each item becomes display lines: a rule in symbols by :class:`~symbp.latex.RowLatexPrinter`,
+Each item becomes display lines: a rule in symbols by :class:`~symbp.emit.latex.RowLatexPrinter`,
 the same rule with its values filled in, the result as a matrix with its shape; the student
 sheet's version of a step keeps only blanks of the right shape. The templates print the
 :class:`LatexStep` and :class:`LatexSection` this returns.

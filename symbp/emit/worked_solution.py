@@ -2,7 +2,7 @@
 
 An item holds what is shown, not how: a rule as the derivation model's SymPy expression with
 ``names`` binding its rows to the handout's notation, the values filled in as numbers (arrays
-or floats), and the result. :mod:`symbp.handout_latex` writes them as LaTeX lines; an HTML or
+or floats), and the result. :mod:`symbp.emit.handout_latex` writes them as LaTeX lines; an HTML or
 LMS presenter would write the same items its own way. Nothing here formats a number.
 """
 
@@ -13,7 +13,7 @@ from typing import Optional, Union
 
 import sympy as sp
 
-from .chain_rule import ChainRule
+from ..derivation.chain_rule import ChainRule
 
 
 @dataclass(frozen=True)

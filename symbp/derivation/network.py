@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .naming import ParamName
-from .rules.layers import LayerRule, layers as layer_rules
+from ..rules.layers import LayerRule, layers as layer_rules
 
 
 @dataclass(frozen=True)

@@ -19,14 +19,14 @@ from typing import Any, Optional
 
 import numpy as np
 
-from .network import layers_from_spec, param_names as network_param_names
-from .initializers import INITIALIZERS, Draw, initialize  # noqa: F401 (part of the spec's API)
-from .rules import activations, losses, optimizers
-from .rules.losses import ARGUMENT_RANGES as LOSS_ARGUMENT_RANGES
-from .rules.optimizers import ARGUMENT_RANGES as OPTIMIZER_ARGUMENT_RANGES
-from .rules.ranges import FLOAT32_MAX, Interval, finite_in_float32, float32
-from .rules.registry import UnknownName
-from .wording import did_you_mean, plural
+from ..derivation.network import layers_from_spec, param_names as network_param_names
+from ..rules.initializers import INITIALIZERS, Draw, initialize  # noqa: F401 (part of the spec's API)
+from ..rules import activations, losses, optimizers
+from ..rules.losses import ARGUMENT_RANGES as LOSS_ARGUMENT_RANGES
+from ..rules.optimizers import ARGUMENT_RANGES as OPTIMIZER_ARGUMENT_RANGES
+from ..rules.ranges import FLOAT32_MAX, Interval, finite_in_float32, float32
+from ..rules.registry import UnknownName
+from ..wording import did_you_mean, plural
 
 BUILTIN_EXAMPLE = "cs4820_a7"
 
@@ -156,7 +156,7 @@ class Spec:
         return tomli_w.dumps(self.to_dict())
 
     def save(self, path: str | Path) -> None:
-        from .files import write_atomically
+        from ..io.files import write_atomically
         write_atomically(Path(path), self.to_toml())
 
     @classmethod
@@ -166,7 +166,7 @@ class Spec:
 
 
 # ---------------------------------------------------------------- initializers (Keras names)
-# INITIALIZERS, Draw, initialize: symbp/initializers.py (each draw runs here and prints into
+# INITIALIZERS, Draw, initialize: symbp/rules/initializers.py (each draw runs here and prints into
 # generated modules)
 
 
@@ -180,7 +180,7 @@ MAX_SPEC_BYTES = 16 * 2**20
 
 def load_spec(path: str | Path | None = None) -> Spec:
     """Read and validate a spec file; ``None`` means the built-in example."""
-    from .files import not_a_regular_file
+    from ..io.files import not_a_regular_file
     path = builtin_spec_path() if path is None else Path(path)
     source = str(path)
     why = not_a_regular_file(path)

@@ -27,11 +27,11 @@ import sympy as sp
 
 from .calculus import B, K, clean_floats, i, j, pull_out_of_sums, row_gradient, same_function
 from .network import Layer
-from .rules import Activation, Loss, Optimizer, activations, losses, optimizers
-from .rules.layers import LayerRule, layers as layer_rules
-from .rules.activations import f32
-from .rules.losses import piecewise_form
-from .rules.optimizers import F32
+from ..rules import Activation, Loss, Optimizer, activations, losses, optimizers
+from ..rules.layers import LayerRule, layers as layer_rules
+from ..rules.activations import f32
+from ..rules.losses import piecewise_form
+from ..rules.optimizers import F32
 
 #: a layer's pre-activation, output, upstream gradient dL/da, and the label row
 z = sp.IndexedBase("z", real=True)
@@ -443,7 +443,7 @@ class _DenseView:
 
 def derive_network(layers: tuple[Layer, ...], loss_name: str, optimizer_settings: dict,
                    loss_arguments: dict | None = None) -> NetworkDerivation:
-    """Derive every rule of a network of layer instances (:func:`symbp.network.layers_from_spec`)."""
+    """Derive every rule of a network of layer instances (:func:`symbp.derivation.network.layers_from_spec`)."""
     derived = tuple(LayerDerivation(layer, derive_layer(layer.rule.name),
                                     derive_activation(activations.canonical(layer.activation)))
                     for layer in layers)

@@ -1,7 +1,7 @@
 """The LaTeX handouts: the worked solution and the student sheet of one training step.
 
 ``handout_context(spec, options)`` prepares everything the templates print: each rule of the
-derivation model in symbols (:class:`~symbp.latex.RowLatexPrinter`), the same rule with the
+derivation model in symbols (:class:`~symbp.emit.latex.RowLatexPrinter`), the same rule with the
 numbers filled in, and its result. Every number of the worked step comes from the generated module's
 ``trace`` (z, a, g, f'(z), delta, gradients, the optimizer's scalars, slots and intermediates,
 the parts a rule works out on the way), the training's from its ``train``: nothing here
@@ -21,18 +21,18 @@ from typing import Optional
 import numpy as np
 import sympy as sp
 
-from .calculus import j as _UNIT
+from ..derivation.calculus import j as _UNIT
 from .codegen import derive_spec, module_source
-from .errors import HandoutError
-from .derive import NetworkDerivation, g as G_ROW
-from .chain_rule import Target, chain_rule
+from ..errors import HandoutError
+from ..derivation.derive import NetworkDerivation, g as G_ROW
+from ..derivation.chain_rule import Target, chain_rule
 from .handout_latex import LatexPresenter
 from .trace import PARTS, output_gradient, worked_parts
 from .worked_solution import (BatchMean, ChainRuleItem, Equation, EntryUpdate, Given, IndexForm, Part, Section,
                               Step)
 from .latex import ONES_ROW, RowLatexPrinter, escape_latex, format_number, shown_columns, shown_indices
 from .render import latex_env, render
-from .spec import Spec
+from ..spec.model import Spec
 
 BIAS_SYMBOLS = {"theta": r"\theta", "b": "b"}
 #: LaTeX of an optimizer slot, by slot name (others print as \mathrm{name})
@@ -231,7 +231,7 @@ class _StepWriter:
         """A step of one :class:`Equation`: ``lhs = rule = rule with values = result``.
 
         ``filled_expr`` (default ``expr``) is the form the values are filled into; for the
-        trace key ``worked``, its parts are worked out first (:func:`~symbp.trace.worked_parts`).
+        trace key ``worked``, its parts are worked out first (:func:`~symbp.emit.trace.worked_parts`).
         """
         return Step(title, [self.equation(lhs, expr, names, values, result, transposed, shown_lhs,
                                           filled_expr, worked)])
@@ -559,14 +559,14 @@ class _BackpropSections(_StepWriter):
 
 
 class _ChainRuleSteps(_StepWriter):
-    """``--explain``: one entry's scalar chain rule (:mod:`symbp.chain_rule`) and its update."""
+    """``--explain``: one entry's scalar chain rule (:mod:`symbp.derivation.chain_rule`) and its update."""
 
     def __init__(self, numbers: _Numbers, optimizer: _OptimizerSteps):
         super().__init__(numbers)
         self.optimizer = optimizer
 
     def explain(self, target: Explained) -> Step:
-        """dL/dw for one entry as a product of named factors (derived: :mod:`symbp.chain_rule`),
+        """dL/dw for one entry as a product of named factors (derived: :mod:`symbp.derivation.chain_rule`),
         each with its number, their sum the module's gradient entry; then the entry's update."""
         chain = chain_rule(self.model, target, self.trace, self.params)
         index = chain.target.index
@@ -628,7 +628,7 @@ class _Pictures(_StepWriter):
     def training(self) -> tuple[dict, list[float]]:
         """The module's whole training (final params, epoch losses), run once for the handout."""
         if not hasattr(self, "_training"):
-            from .keras_check import training_progress
+            from ..witnesses.keras import training_progress
             self._training = self.module.train(progress=training_progress(self.spec, "handout's training"))
         return self._training
 
@@ -656,7 +656,7 @@ class _Pictures(_StepWriter):
 
 @dataclass
 class WorkedSolution:
-    """The handout's content as data (:mod:`symbp.worked_solution`): steps and sections, the
+    """The handout's content as data (:mod:`symbp.emit.worked_solution`): steps and sections, the
     parameters before and after the step; the units that built it, for the tables beside it."""
     givens: list
     forward: list
@@ -675,7 +675,7 @@ class WorkedSolution:
 def worked_solution(spec: Spec, options: HandoutOptions = HandoutOptions(),
                     model: NetworkDerivation | None = None, module=None) -> WorkedSolution:
     """The worked first step of ``spec`` as data, every number from the module's trace."""
-    from .keras_check import spec_module
+    from ..witnesses.keras import spec_module
     explained = [parse_explain(target, spec) for target in options.explain]
     model = model or derive_spec(spec)
     module = module or spec_module(spec, model)

@@ -91,7 +91,7 @@ class ParamName:
             raise ValueError(f"not a parameter name: {text!r} (expected one of {letters})")
         return cls(int(match[2]), kinds[match[1]])
 
-# the assignment notebooks (symbp.notebook)
+# the assignment notebooks (symbp.emit.notebook)
 UPDATED = "{param}_updated"   # the parameter after one optimizer step
 KERAS_RESULT = "{param}_keras"  # the same parameter after Keras's model.fit
 SLOT = "{slot}_{param}"       # an optimizer slot (momentum, velocity) of one parameter

@@ -24,7 +24,7 @@ from typing import Iterable, NamedTuple, Optional
 import numpy as np
 import sympy as sp
 
-from .rules import activations, losses
+from ..rules import activations, losses
 
 #: the variable of a rule: the pre-activation z, or a loss's e = p_i - y_i
 T = sp.Symbol("t", real=True)

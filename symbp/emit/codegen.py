@@ -16,14 +16,14 @@ import numpy as np
 import sympy as sp
 from sympy.printing.str import StrPrinter
 
-from . import naming
-from .calculus import B, K
-from .derive import NetworkDerivation, derive_network
-from .network import layers_from_spec
+from ..derivation import naming
+from ..derivation.calculus import B, K
+from ..derivation.derive import NetworkDerivation, derive_network
+from ..derivation.network import layers_from_spec
 from .printers import HELPERS, ArrayPrinter, FiniteNumbers, PositiveFirst, array_literal_rows, float_literal
 from .render import python_env, render
-from .initializers import TRUNCATED_NORMAL_SOURCE
-from .spec import Draw, Spec
+from ..rules.initializers import TRUNCATED_NORMAL_SOURCE
+from ..spec.model import Draw, Spec
 from .trace import trace_context
 
 
@@ -218,7 +218,7 @@ class ModuleContext:
     step_slots: list
     step_update: list
     update: list
-    trace: object               # the trace() block's lines (symbp.trace.TraceContext)
+    trace: object               # the trace() block's lines (symbp.emit.trace.TraceContext)
     helpers: list
     needs_math: bool
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from .codegen import module_files, module_source
-from .files import write_all
-from .spec import Spec
+from ..io.files import write_all
+from ..spec.model import Spec
 
 
 def rendered_outputs(spec: Spec, directory: Path, *, notebook: bool = False, digits: int = 8,
@@ -18,7 +18,7 @@ def rendered_outputs(spec: Spec, directory: Path, *, notebook: bool = False, dig
     """
     from .codegen import derive_spec
     from .handouts import HandoutOptions, handout_paths, render_handouts
-    from .keras_check import spec_module
+    from ..witnesses.keras import spec_module
     options = HandoutOptions(digits, tuple(explain), bias_symbol)   # checked before any work
     if notebook:
         from .notebook import check_notebook_size
@@ -55,10 +55,10 @@ def write_all_outputs(spec: Spec, directory: Path, *, pdf: bool = False, **optio
 def compiled_handouts(spec: Spec, files: dict[Path, str], directory: Path) -> dict[Path, bytes]:
     """The handouts among the rendered ``files`` compiled to PDF: path beside the .tex -> bytes.
 
-    Compiled from memory (see :mod:`symbp.pdf`), so they join the one all-or-nothing write:
+    Compiled from memory (see :mod:`symbp.io.pdf`), so they join the one all-or-nothing write:
     a TeX error or an interruption leaves no new .tex beside an old PDF.
     """
     from .handouts import handout_paths
-    from .pdf import pdf_from_source
+    from ..io.pdf import pdf_from_source
     return {path.with_suffix(".pdf"): pdf_from_source(files[path], path)[0]
             for path in handout_paths(spec, directory).values()}

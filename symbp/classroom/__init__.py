@@ -1,0 +1,1 @@
+"""A class's assignment: per-student variants and their answer key."""

@@ -1,0 +1,1 @@
+"""The derivation model: calculus helpers, each rule's derivation, the network composition."""

@@ -1,0 +1,1 @@
+"""Files written all-or-nothing (umask modes), PDF compilation, signals, model import."""

@@ -1,0 +1,3 @@
+"""The spec: the typed network description, loading and validation (see :mod:`.model`)."""
+
+from .model import *  # noqa: F401,F403  the public API: load_spec, Spec, dense, network, ...

@@ -1,0 +1,1 @@
+"""Independent witnesses of the generated module: Keras, finite differences."""
