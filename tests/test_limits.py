@@ -76,7 +76,7 @@ def test_npz_too_many_features_is_refused(tmp_path):
 
 def test_npz_object_arrays_are_refused(tmp_path):
     path = write_npz_headers(tmp_path / "objects.npz", {"x": (2, 2), "y": (2, 1)}, dtype="|O")
-    with pytest.raises(UnusableInput, match=r"array x has dtype object"):
+    with pytest.raises(UnusableInput, match=r"array x holds Python objects \(dtype object\)"):
         load_data(path)
 
 

@@ -247,12 +247,16 @@ def _optimizer(model, source: str, float32: bool) -> dict:
     return out
 
 
+#: what an array of a non-numeric dtype kind holds, for messages
+_DTYPE_KINDS = {"c": "complex numbers", "U": "strings", "S": "bytes", "M": "dates", "m": "time spans",
+                "O": "Python objects", "V": "records"}
+
+
 def _real_rows(array: np.ndarray, where: str) -> np.ndarray:
     """An .npz array as float64 rows; only integers, floats and booleans are numbers here
     (a complex array would silently lose its imaginary part, strings or dates make no sense)."""
     if array.dtype.kind not in "biuf":
-        kind = {"c": "complex numbers", "U": "strings", "S": "bytes", "M": "dates", "m": "time spans",
-                "O": "Python objects", "V": "records"}.get(array.dtype.kind, "values")
+        kind = _DTYPE_KINDS.get(array.dtype.kind, "values")
         raise UnusableInput(f"{where} holds {kind} (dtype {array.dtype}); symbp needs real numbers")
     return np.atleast_2d(np.asarray(array, dtype=np.float64))
 
@@ -289,8 +293,8 @@ def check_npz_file(path: Path) -> None:
             shape, dtype = _npz_header(archive, key, source)
             numbers += int(np.prod(shape))
             if dtype.kind not in "biuf":
-                raise UnusableInput(f"{source}: array {key} has dtype {dtype}; symbp reads numbers "
-                                    "(integer or float)")
+                raise UnusableInput(f"{source}: array {key} holds {_DTYPE_KINDS.get(dtype.kind, 'values')} "
+                                    f"(dtype {dtype}); symbp needs real numbers (integer or float)")
             if len(shape) > 2:
                 raise UnusableInput(f"{source}: array {key} has shape {shape}; symbp reads "
                                     "(samples, columns) arrays")
