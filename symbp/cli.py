@@ -80,7 +80,7 @@ def _warn(spec, handouts: bool = False) -> list[str]:
     """Print what Keras does surprisingly for this spec and, when ``handouts`` are written, the
     title's characters they cannot print (stderr; stdout stays the report)."""
     from .derivation.derive import loss_warnings
-    warnings = list(loss_warnings(spec.loss["name"], spec.layers[-1].activation))
+    warnings = list(loss_warnings(spec.loss["name"], spec.layers[-1].activation, spec.framework))
     if handouts:
         from .emit.latex import glyph_warnings
         warnings += glyph_warnings(spec.title or spec.name, "title")

@@ -55,10 +55,14 @@ def build_layers(input_shape: tuple, entries: list[tuple[str, dict]]) -> tuple[L
     return tuple(built)
 
 
+#: the layer a spec's [[layers]] table is, by the spec's framework
+LAYER_TYPE = {"keras": "Dense", "torch": "Linear"}
+
+
 def layers_from_spec(spec) -> tuple[Layer, ...]:
     """The spec's ``[[layers]]`` (Dense tables: units, activation) as layer instances."""
-    entries = [(getattr(layer, "type", "Dense"), {"units": layer.units, "activation": layer.activation})
-               for layer in spec.layers]
+    layer_type = LAYER_TYPE[getattr(spec, "framework", "keras")]
+    entries = [(layer_type, {"units": layer.units, "activation": layer.activation}) for layer in spec.layers]
     return build_layers((len(spec.x[0]),), entries)
 
 

@@ -164,8 +164,10 @@ def _float32_note(opt, key: str) -> str:
 
 def derive_spec(spec: Spec) -> NetworkDerivation:
     """The derivation model of ``spec``'s network, loss (with its arguments) and optimizer."""
+    torch = spec.framework == "torch"
     return derive_network(layers_from_spec(spec), spec.loss["name"], spec.optimizer,
-                          {k: v for k, v in spec.loss.items() if k != "name"})
+                          {k: v for k, v in spec.loss.items() if k != "name"}, spec.framework,
+                          torch and spec.class_indices)
 
 
 @dataclass(frozen=True)
@@ -212,6 +214,7 @@ class ModuleContext:
     gradient_names: list
     uses_B: bool
     uses_K: bool
+    batch_reduction: str        # the batch loss from the rows' losses: "mean" or "sum" (torch)
     loss_constants: list        # (constant, value, note) of the loss's arguments
     optimizer_constants: list   # (constant, value, note) of the optimizer's hyperparameters
     slots: list
@@ -365,7 +368,7 @@ def module_context(spec: Spec, model: NetworkDerivation | None = None) -> Module
         warnings=[textwrap.fill(f"Warning: {warning}.", 95) for warning in model.warnings],
         backward=backward, gradient_names=[(str(name), name.gradient) for name in names],
         uses_B=str(B) in emit.symbols_used, uses_K=str(K) in emit.symbols_used,
-        loss_constants=loss_constants, optimizer_constants=optimizer_constants,
+        batch_reduction=loss.batch_reduction, loss_constants=loss_constants, optimizer_constants=optimizer_constants,
         slots=[(name, opt_names[str(init)] if isinstance(init, sp.Symbol) else float_literal(init))
                for name, (_, init) in opt.slots.items()],
         step_slots=[(name, float_literal(init)) for name, (_, init) in opt.step_slots.items()],

@@ -101,3 +101,21 @@ DENSE = register(LayerRule(
     lambda shape, args: (*shape[:-1], args["units"]),
     ("units",),
     _dense_forward.__doc__))
+
+
+def _linear_forward(a_prev: sp.MatrixExpr, p: dict) -> sp.MatrixExpr:
+    """z = a W^T + 1 b: torch's nn.Linear, its weight (units x inputs) transposed onto the batch."""
+    return a_prev * p["kernel"].T + sp.OneMatrix(a_prev.shape[0], 1) * p["bias"]
+
+
+#: torch.nn.Linear: its ``weight`` is the (units x inputs) matrix (the spec's ``weight``, kept in
+#: LayerSpec.weights); its parameters are kernel and bias here too (W0, b0), in
+#: model.parameters()'s order, so every name past the spec is the same for both frameworks
+LINEAR = register(LayerRule(
+    "Linear",
+    (Parameter("kernel", "W", lambda shape, args: (args["units"], shape[-1]), "glorot_uniform", "weights"),
+     Parameter("bias", "b", lambda shape, args: (args["units"],), "zeros", "bias")),
+    _linear_forward,
+    lambda shape, args: (*shape[:-1], args["units"]),
+    ("units",),
+    _linear_forward.__doc__))

@@ -21,9 +21,17 @@ import numpy as np
 
 from ..derivation.network import layers_from_spec, param_names as network_param_names
 from ..rules.initializers import INITIALIZERS, Draw, initialize  # noqa: F401 (part of the spec's API)
-from ..rules import activations, losses, optimizers
-from ..rules.losses import ARGUMENT_RANGES as LOSS_ARGUMENT_RANGES
-from ..rules.optimizers import ARGUMENT_RANGES as OPTIMIZER_ARGUMENT_RANGES
+from ..rules import FRAMEWORKS, activations, loss_registry, optimizer_registry
+from ..rules.losses import ARGUMENT_RANGES as KERAS_LOSS_RANGES
+from ..rules.optimizers import ARGUMENT_RANGES as KERAS_OPTIMIZER_RANGES
+from ..rules.torch_losses import ARGUMENT_RANGES as TORCH_LOSS_RANGES, REDUCTIONS
+from ..rules.torch_optimizers import ARGUMENT_RANGES as TORCH_OPTIMIZER_RANGES
+
+#: framework -> the ranges of its loss arguments and of its optimizer arguments
+ARGUMENT_RANGES = {"keras": (KERAS_LOSS_RANGES, KERAS_OPTIMIZER_RANGES),
+                   "torch": (TORCH_LOSS_RANGES, TORCH_OPTIMIZER_RANGES)}
+#: the optimizer argument every spec's optimizer gets (its default when the table leaves it out)
+LEARNING_RATE_KEY = {"keras": "learning_rate", "torch": "lr"}
 from ..rules.ranges import FLOAT32_MAX, Interval, finite_in_float32, float32
 from ..rules.registry import UnknownName
 from ..wording import did_you_mean, plural
@@ -78,6 +86,13 @@ class Spec:
     seed: int = 0
     #: the [variants] table as validated (what ``symbp variants`` draws afresh); None when absent
     variants: Optional[dict] = None
+    #: "keras" (Keras's names, Dense layers) or "torch" (torch.nn / torch.optim names, Linear layers)
+    framework: str = "keras"
+
+    @property
+    def class_indices(self) -> bool:
+        """The labels are one class index per sample (a single column for a wider output)."""
+        return len(self.y[0]) == 1 and self.layers[-1].units > 1
 
     # ------------------------------------------------------------ derived views
     @property
@@ -123,7 +138,7 @@ class Spec:
                                for p, name in zip(built.rule.parameters, built.param_names)})
                   for layer, built in zip(self.layers, layers_from_spec(self))]
         return Spec(self.name, self.x, self.y, layers, dict(self.loss), dict(self.optimizer),
-                    dict(self.training), self.title, self.seed)
+                    dict(self.training), self.title, self.seed, framework=self.framework)
 
     # ------------------------------------------------------------ TOML
     def to_dict(self) -> dict:
@@ -131,12 +146,14 @@ class Spec:
         if self.title:
             out["title"] = self.title
         out["seed"] = self.seed
+        if self.framework != "keras":
+            out["framework"] = self.framework
         out["data"] = {"x": self.x, "y": self.y}
         out["layers"] = []
         for layer in self.layers:
             entry: dict[str, Any] = {"units": layer.units, "activation": layer.activation}
             if layer.weights is not None:
-                entry["weights"] = layer.weights
+                entry[WEIGHTS_KEY[self.framework]] = layer.weights
             else:
                 entry["kernel_initializer"] = layer.kernel_initializer
             if layer.bias is not None:
@@ -257,7 +274,9 @@ def shadows_a_module(name: str) -> bool:
 #: + outputs), about what a 16 MB spec file holds) keep every command within ~2 GB of memory
 LIMITS = {"layers": 32, "units": 1024, "features": 1024, "samples": 10_000, "epochs": 10_000,
           "seed": 2**32 - 1, "parameters": 2**22, "batch_values": 2**22, "data_values": 2**23}
-TOP_KEYS = {"name", "title", "seed", "data", "layers", "loss", "optimizer", "training", "variants"}
+TOP_KEYS = {"name", "title", "seed", "framework", "data", "layers", "loss", "optimizer", "training", "variants"}
+#: the layer key of the weight matrix: Keras's kernel (inputs x units), torch's Linear.weight (units x inputs)
+WEIGHTS_KEY = {"keras": "weights", "torch": "weight"}
 LAYER_KEYS = {"units", "activation", "weights", "bias", "kernel_initializer", "bias_initializer"}
 TRAINING_KEYS = {"batch_size", "epochs", "shuffle"}
 DATA_KEYS = {"x", "y"}
@@ -472,6 +491,11 @@ class _Validator:
                 self.problem("seed", f"must be 0 or more, found {seed}")
             self.at_most(seed, "seed", "seed", "(a 32-bit seed)")
 
+        self.framework = data.get("framework", "keras")
+        if self.framework not in FRAMEWORKS:
+            self.problem("framework", f"unknown framework {_shown(self.framework)} (one of "
+                                      f"{', '.join(map(repr, FRAMEWORKS))})")
+            self.framework = "keras"
         data_table = self.table(data, "data")
         self.unknown_keys(data_table, DATA_KEYS, "data.")
         x = y = None
@@ -502,7 +526,8 @@ class _Validator:
             self.working_sizes(x.shape, [layer.units for layer in layers], training["batch_size"])
         if self.problems:
             raise SpecError(self.source, self.problems)
-        return Spec(name, x.tolist(), y.tolist(), layers, loss, optimizer, training, title, seed, variants)
+        return Spec(name, x.tolist(), y.tolist(), layers, loss, optimizer, training, title, seed, variants,
+                    self.framework)
 
     def working_sizes(self, data_shape: tuple[int, int], units: list[int], batch_size: int) -> None:
         """The sizes memory grows with: parameters sum((fan_in + 1) * units) over the layers (each
@@ -536,7 +561,8 @@ class _Validator:
                 self.problem(where, f"expected a table ([[layers]]), found {_kind(table)}")
                 fan_in = None
                 continue
-            self.unknown_keys(table, LAYER_KEYS, where + ".")
+            weights_key = WEIGHTS_KEY[self.framework]
+            self.unknown_keys(table, LAYER_KEYS - {"weights"} | {weights_key}, where + ".")
             units = table.get("units")
             if units is None:
                 self.problem(f"{where}.units", "missing (required)")
@@ -546,8 +572,9 @@ class _Validator:
                 self.at_most(units, f"{where}.units", "units", "units")
                 units = None
             activation = self.name_in(activations, table.get("activation", "linear"), f"{where}.activation")
-            weights = table.get("weights")
-            if weights is not None and self.matrix(weights, f"{where}.weights", fan_in, units) is None:
+            weights = table.get(weights_key)
+            rows, columns = (units, fan_in) if self.framework == "torch" else (fan_in, units)
+            if weights is not None and self.matrix(weights, f"{where}.{weights_key}", rows, columns) is None:
                 weights = None
             bias = table.get("bias")
             if bias is not None and units is not None and self.vector(bias, f"{where}.bias", units) is None:
@@ -566,11 +593,14 @@ class _Validator:
 
     def loss(self, table: dict, y: Optional[np.ndarray], units: Optional[int]) -> dict:
         """The loss's name and arguments; checks the labels' shape and values against it."""
-        name = self.name_in(losses, table["name"], "loss.name") if "name" in table else None
-        rule = losses[name] if name else None
-        self.unknown_keys(table, {"name"} | set(rule.arguments if rule else ()), "loss.")
-        if y is not None and units is not None and not (rule and rule.sparse_labels) \
-                and y.shape[1] != units:
+        registry = loss_registry(self.framework)
+        name = self.name_in(registry, table["name"], "loss.name") if "name" in table else None
+        rule = registry[name] if name else None
+        extra = {"reduction"} if self.framework == "torch" else set()
+        self.unknown_keys(table, {"name"} | extra | set(rule.arguments if rule else ()), "loss.")
+        indices = bool(rule and (rule.sparse_labels or (rule.either_labels and y is not None
+                                                        and y.shape[1] == 1 and units != 1)))
+        if y is not None and units is not None and not indices and y.shape[1] != units:
             self.problem("data.y", f"has {plural(y.shape[1], 'column')} but the output layer "
                                    f"(layers[{self.output_layer}]) has {plural(units, 'unit')}"
                                    + _class_index_hint(name, y, units))
@@ -579,23 +609,34 @@ class _Validator:
         if rule is None:
             return {}
         if y is not None:
-            if rule.sparse_labels:
-                if y.shape[1] != 1:
-                    self.problem("data.y", f"{name} needs one class index per sample (a single "
-                                           f"column, [[2], [0], ...]), found {plural(y.shape[1], 'column')}")
-                elif units is not None and not (np.all(y == np.round(y)) and y.min() >= 0 and y.max() < units):
-                    self.problem("data.y", f"{name} needs class indices 0 .. {units - 1} "
-                                           f"(the output layer's units)")
-            if name == "categorical_crossentropy" and not np.allclose(y.sum(axis=1), 1.0, atol=1e-9):
-                self.problem("data.y", "categorical_crossentropy needs label rows that sum to 1 "
-                                       "(one-hot or probabilities)")
-            if name == "binary_crossentropy" and (y.min() < 0 or y.max() > 1):
-                self.problem("data.y", "binary_crossentropy needs labels between 0 and 1")
+            self.labels(rule, name, y, units, indices)
         out: dict[str, Any] = {"name": name}
         for key in rule.arguments:
-            if key in table and self.in_range(table[key], f"loss.{key}", LOSS_ARGUMENT_RANGES[key]) is not None:
+            if key in table and self.in_range(table[key], f"loss.{key}",
+                                              ARGUMENT_RANGES[self.framework][0][key]) is not None:
                 out[key] = table[key]
+        if "reduction" in table and self.framework == "torch":
+            if table["reduction"] in REDUCTIONS:
+                out["reduction"] = table["reduction"]
+            else:
+                self.problem("loss.reduction", f"must be one of {', '.join(map(repr, REDUCTIONS))} "
+                                               f"(\"none\" gives no loss to train on), found {_shown(table['reduction'])}")
         return out
+
+    def labels(self, rule, name: str, y: np.ndarray, units: Optional[int], indices: bool) -> None:
+        """The labels as the loss reads them: class indices in range, rows summing to one, [0, 1]."""
+        if indices:
+            if y.shape[1] != 1:
+                self.problem("data.y", f"{name} needs one class index per sample (a single "
+                                       f"column, [[2], [0], ...]), found {plural(y.shape[1], 'column')}")
+            elif units is not None and not (np.all(y == np.round(y)) and y.min() >= 0 and y.max() < units):
+                self.problem("data.y", f"{name} needs class indices 0 .. {units - 1} "
+                                       f"(the output layer's units)")
+        elif (name == "categorical_crossentropy" or rule.either_labels) \
+                and not np.allclose(y.sum(axis=1), 1.0, atol=1e-9):
+            self.problem("data.y", f"{name} needs label rows that sum to 1 (one-hot or probabilities)")
+        if name in ("binary_crossentropy", "bceloss", "bcewithlogitsloss") and (y.min() < 0 or y.max() > 1):
+            self.problem("data.y", f"{name} needs labels between 0 and 1")
 
     def optimizer(self, table: dict) -> dict:
         if not table:
@@ -603,31 +644,47 @@ class _Validator:
         if "name" not in table:
             self.problem("optimizer.name", "missing (required)")
             return {}
-        name = self.name_in(optimizers, table["name"], "optimizer.name")
+        name = self.name_in(optimizer_registry(self.framework), table["name"], "optimizer.name")
         if name is None:
             return {}
-        rule = optimizers[name]
+        rule = optimizer_registry(self.framework)[name]
         out: dict[str, Any] = {"name": name}
         for key, value in table.items():
             if key == "name":
                 continue
-            where = f"optimizer.{key}"
             if key not in rule.defaults:
                 self.problem(f"optimizer.{_key(key)}",
                              f"not an argument of {name}{_nearest(str(key), rule.defaults)}")
                 continue
-            default = rule.defaults[key]
-            if isinstance(default, bool):
-                if not isinstance(value, bool):
-                    self.problem(where, f"expected true or false, found {_kind(value)}")
-                    continue
-            elif self.in_range(value, where, OPTIMIZER_ARGUMENT_RANGES[key]) is None:
-                continue
-            elif not isinstance(default, int):
-                value = float(value)  # Keras wants floats (SGD rejects momentum = 0)
-            out[key] = value
-        out.setdefault("learning_rate", rule.defaults["learning_rate"])
+            value = self.optimizer_argument(key, value, rule.defaults[key])
+            if value is not None:
+                out[key] = value
+        key = LEARNING_RATE_KEY[self.framework]
+        out.setdefault(key, rule.defaults[key])
+        if rule.framework == "torch" and out.get("nesterov") and (not out.get("momentum") or out.get("dampening")):
+            self.problem("optimizer.nesterov", "torch's Nesterov momentum needs a momentum above 0 "
+                                               "and dampening 0")
         return out
+
+    def optimizer_argument(self, key: str, value: Any, default: Any) -> Any:
+        """One optimizer argument checked against its default's kind (a switch, a pair, a number)
+        and its range; None when it is not valid."""
+        where = f"optimizer.{key}"
+        ranges = ARGUMENT_RANGES[self.framework][1]
+        if isinstance(default, bool):
+            if not isinstance(value, bool):
+                self.problem(where, f"expected true or false, found {_kind(value)}")
+                return None
+            return value
+        if isinstance(default, tuple):
+            if not isinstance(value, list) or len(value) != len(default):
+                self.problem(where, f"expected {len(default)} numbers ([0.9, 0.999]), found {_shown(value)}")
+                return None
+            checked = [self.in_range(v, f"{where}[{n}]", ranges[key]) for n, v in enumerate(value)]
+            return [float(v) for v in value] if None not in checked else None
+        if self.in_range(value, where, ranges[key]) is None:
+            return None
+        return value if isinstance(default, int) and not isinstance(default, float) else float(value)
 
     def training(self, table: dict) -> dict:
         self.unknown_keys(table, TRAINING_KEYS, "training.")
