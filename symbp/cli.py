@@ -76,6 +76,15 @@ def _load(spec_path, from_keras=None, data=None):
     return load_spec(spec_path)
 
 
+def _witness_check(spec):
+    """The check of the spec's framework: Keras's, or PyTorch's for ``framework = "torch"``."""
+    if spec.framework == "torch":
+        from .witnesses.torch import check as torch_check
+        return torch_check
+    from .witnesses.keras import check as keras_check
+    return keras_check
+
+
 def _warn(spec, handouts: bool = False) -> list[str]:
     """Print what Keras does surprisingly for this spec and, when ``handouts`` are written, the
     title's characters they cannot print (stderr; stdout stays the report)."""
@@ -165,10 +174,9 @@ def check(ctx, spec, dtype, as_json, finite_differences, from_keras, data):
     Exit status 0 when everything matches, 1 when not.
     """
     def action():
-        from .witnesses.keras import check as run_check
         loaded = _load(spec, from_keras, data)
         warnings = _warn(loaded)
-        report = run_check(loaded, dtype)
+        report = _witness_check(loaded)(loaded, dtype)
         result, text, match = report.to_json(), report.describe(loaded), report.match
         result["warnings"] = warnings
         if finite_differences:
@@ -213,8 +221,7 @@ def derive(ctx, spec, directory, no_check, dtype, pdf, digits, explain, bias_sym
                                  explain=explain, bias_symbol=bias_symbol)
         report = None
         if not no_check:
-            from .witnesses.keras import check as run_check
-            report = run_check(loaded, dtype)
+            report = _witness_check(loaded)(loaded, dtype)
         if pdf:
             files.update(compiled_handouts(loaded, files, directory))
         write_all(files)

@@ -61,7 +61,8 @@ def sgd(h, w, g, slots, t, settings):
     if settings.get("momentum"):
         b, mu = slots["momentum_buffer"], h["momentum"]
         # the first step copies d into the buffer: no dampening then (min(t - 1, 1) is 0 at t = 1)
-        steps.append((b, mu * b + (1 - h["dampening"] * sp.Min(t - 1, 1)) * d))
+        kept = sp.Symbol("kept", positive=True)   # a per-step scalar: the share of d the buffer takes
+        steps += [(kept, 1 - h["dampening"] * sp.Min(t - 1, 1)), (b, mu * b + kept * d)]
         if settings.get("nesterov"):
             steps.append((sp.Symbol("d", real=True), d + mu * b))
             d = sp.Symbol("d", real=True)

@@ -209,6 +209,8 @@ class CheckReport:
     losses: Comparison | None = None
     #: when they differ: a value of the training at a kink (see ``kink_at_rounding``), the likely why
     kink: object | None = None
+    #: who trained the other side: "Keras" (this module) or "PyTorch" (symbp.witnesses.torch)
+    witness: str = "Keras"
 
     @property
     def match(self) -> bool:
@@ -243,17 +245,18 @@ class CheckReport:
                 lower, upper = between(param.layer)
                 what = (f"weights between {lower} and {upper}" if param.kind == "kernel"
                         else f"{biases} in the {upper}")
-                blocks.append(f"Checking {c.name} ({what}):\n\nKeras:\n{c.keras}\nsymbp:\n{c.symbp}\n"
+                blocks.append(f"Checking {c.name} ({what}):\n\n{self.witness}:\n{c.keras}\nsymbp:\n{c.symbp}\n"
                               f"{c.verdict()}")
             if self.losses is not None:
-                blocks.append(f"Checking the loss of each epoch:\n\nKeras: {self.losses.keras}\n"
+                blocks.append(f"Checking the loss of each epoch:\n\n{self.witness}: {self.losses.keras}\n"
                               f"symbp: {self.losses.symbp}\n{self.losses.verdict()}")
-        summary = ("Everything matches Keras." if self.match else "Some parameters do NOT match Keras.")
+        summary = (f"Everything matches {self.witness}." if self.match
+                   else f"Some parameters do NOT match {self.witness}.")
         if not self.match and self.kink is not None:
             summary += (f"\nWhy: {self.kink.describe()}: there the rule's branch depends on rounding "
                         f"(NumPy and Keras can round it to +-1e-17 with different signs and take different "
                         f"branches); move the data or weights off the kink")
-        rule = (f"allowed: {self.tolerance:g} x max(1, largest |Keras value|) of each quantity"
+        rule = (f"allowed: {self.tolerance:g} x max(1, largest |{self.witness} value|) of each quantity"
                 + (f"; differences past that count as rounding growth when at most "
                    f"{ROUNDING_GROWTH_FACTOR:g}x what one-ulp nudges of every step make"
                    if any(c.rounding_spread is not None for c in self.comparisons) else ""))
