@@ -5,4 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-tex.sh
 python -m pip install -q -e ".[test]"
+bash scripts/install-torch.sh
 python -m pytest -q "$@"

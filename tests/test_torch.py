@@ -1,0 +1,133 @@
+"""framework = "torch": every torch.nn loss and torch.optim optimizer symbp states, with their
+options, trained by the generated module and by PyTorch (nn.Sequential + torch.optim), agreeing to
+1e-9 in float64 and 1e-5 in float32 across depths, activations, short last batches and epochs."""
+
+import numpy as np
+import pytest
+
+from symbp.spec.model import Spec, SpecError
+from symbp.witnesses.torch import check, torch_train
+
+pytest.importorskip("torch")  # scripts/test.sh installs it; a clear error here if it did not
+
+X = [[0.9, 1.2, 0.7], [0.1, -0.3, 0.5], [0.4, 0.4, -0.8], [-0.6, 0.2, 0.3], [0.5, -0.9, 0.1]]
+INDICES = [[2], [0], [1], [1], [0]]
+ONE_HOT = [[0, 0, 1], [1, 0, 0], [0, 1, 0], [0, 1, 0], [1, 0, 0]]
+SOFT = [[0.1, 0.2, 0.7], [0.6, 0.3, 0.1], [0.2, 0.5, 0.3], [0.3, 0.4, 0.3], [0.5, 0.25, 0.25]]
+REAL = [[0.3, -1.5, 0.2], [1.1, 0.4, -0.2], [-0.7, 0.0, 0.9], [0.2, 2.5, -0.4], [0.0, 0.6, 0.1]]
+
+
+def torch_spec(loss, optimizer, y, activations=("tanh", "linear"), units=(4, 3), batch_size=2, epochs=3):
+    rng = np.random.default_rng(7)
+    layers, inputs = [], 3
+    for width, activation in zip(units, activations):
+        layers.append({"units": width, "activation": activation,
+                       "weight": rng.uniform(-0.8, 0.8, (width, inputs)).round(3).tolist(),
+                       "bias": rng.uniform(-0.2, 0.2, width).round(3).tolist()})
+        inputs = width
+    return Spec.from_dict({"name": "net", "framework": "torch", "data": {"x": X, "y": y}, "layers": layers,
+                           "loss": loss if isinstance(loss, dict) else {"name": loss},
+                           "optimizer": optimizer, "training": {"batch_size": batch_size, "epochs": epochs}})
+
+
+def assert_matches(spec, dtype="float64"):
+    report = check(spec, dtype)
+    assert report.match, report.describe(spec)
+    assert report.losses.max_abs_diff <= report.losses.allowed
+
+
+LOSSES = [
+    ({"name": "CrossEntropyLoss"}, INDICES, "linear"),
+    ({"name": "CrossEntropyLoss", "label_smoothing": 0.2}, INDICES, "linear"),
+    ({"name": "CrossEntropyLoss", "reduction": "sum"}, SOFT, "linear"),
+    ({"name": "CrossEntropyLoss", "label_smoothing": 0.1}, ONE_HOT, "linear"),
+    ({"name": "NLLLoss"}, INDICES, "linear"),
+    ({"name": "MSELoss"}, REAL, "linear"),
+    ({"name": "MSELoss", "reduction": "sum"}, REAL, "tanh"),
+    ({"name": "L1Loss"}, REAL, "linear"),
+    ({"name": "BCELoss"}, SOFT, "sigmoid"),
+    ({"name": "BCELoss", "reduction": "sum"}, ONE_HOT, "sigmoid"),
+    ({"name": "BCEWithLogitsLoss"}, SOFT, "linear"),
+    ({"name": "HuberLoss", "delta": 0.5}, REAL, "linear"),
+    ({"name": "HuberLoss"}, REAL, "linear"),
+    ({"name": "SmoothL1Loss", "beta": 0.7}, REAL, "linear"),
+]
+
+
+@pytest.mark.parametrize("loss,y,output", LOSSES, ids=lambda v: str(v) if isinstance(v, dict) else None)
+def test_every_loss_matches_torch(loss, y, output):
+    assert_matches(torch_spec(loss, {"name": "SGD", "lr": 0.1, "momentum": 0.9}, y, ("tanh", output)))
+
+
+OPTIMIZERS = [
+    {"name": "SGD", "lr": 0.1},
+    {"name": "SGD", "lr": 0.1, "momentum": 0.9, "dampening": 0.3, "weight_decay": 0.01},
+    {"name": "SGD", "lr": 0.1, "momentum": 0.8, "nesterov": True, "weight_decay": 0.001},
+    {"name": "Adam"},
+    {"name": "Adam", "lr": 0.01, "betas": [0.8, 0.99], "eps": 1e-6, "weight_decay": 0.1, "amsgrad": True},
+    {"name": "AdamW", "lr": 0.01},
+    {"name": "AdamW", "lr": 0.01, "weight_decay": 0.2, "amsgrad": True},
+    {"name": "RMSprop"},
+    {"name": "RMSprop", "alpha": 0.9, "centered": True, "momentum": 0.5, "weight_decay": 0.01},
+    {"name": "Adagrad"},
+    {"name": "Adagrad", "lr_decay": 0.1, "initial_accumulator_value": 0.2, "weight_decay": 0.01},
+    {"name": "Adamax"},
+    {"name": "Adamax", "betas": [0.7, 0.9], "weight_decay": 0.05},
+    {"name": "NAdam"},
+    {"name": "NAdam", "momentum_decay": 0.01, "weight_decay": 0.01},
+    {"name": "RAdam", "lr": 0.01},
+    {"name": "RAdam", "lr": 0.01, "betas": [0.5, 0.8], "weight_decay": 0.01},   # rectified from step 7
+]
+
+
+@pytest.mark.parametrize("optimizer", OPTIMIZERS, ids=lambda o: "-".join(f"{k}={v}" for k, v in o.items()))
+def test_every_optimizer_matches_torch(optimizer):
+    assert_matches(torch_spec("CrossEntropyLoss", optimizer, INDICES, epochs=4))
+
+
+GRID = [  # depths, activations, short last batches (5 rows), epochs
+    (("relu",), (3,), 5, 1),
+    (("sigmoid", "linear"), (4, 3), 3, 2),
+    (("elu", "softsign", "linear"), (5, 4, 3), 2, 3),
+    (("gelu", "silu", "selu", "linear"), (4, 4, 3, 3), 4, 2),
+    (("leaky_relu", "softplus", "linear"), (2, 6, 3), 1, 2),
+]
+
+
+@pytest.mark.parametrize("activations,units,batch_size,epochs", GRID)
+def test_grid_matches_torch(activations, units, batch_size, epochs):
+    spec = torch_spec("MSELoss", {"name": "Adam", "lr": 0.01}, REAL, activations, units, batch_size, epochs)
+    assert_matches(spec)
+
+
+@pytest.mark.parametrize("optimizer", [OPTIMIZERS[2], OPTIMIZERS[4], OPTIMIZERS[8], OPTIMIZERS[14]],
+                         ids=lambda o: o["name"])
+def test_float32_matches_torch(optimizer):
+    spec = torch_spec("CrossEntropyLoss", optimizer, INDICES, epochs=3)
+    report = check(spec, "float32")
+    assert report.match, report.describe(spec)
+
+
+def test_torch_layout_and_epoch_losses():
+    """Linear.weight is (units x inputs); epoch losses are the batch-size-weighted pre-update mean."""
+    spec = torch_spec("MSELoss", {"name": "SGD", "lr": 1e-30}, REAL, batch_size=2, epochs=2)
+    params, losses = torch_train(spec)
+    assert params["W0"].shape == (4, 3) and params["W1"].shape == (3, 4)
+    import torch
+    w = {k: torch.as_tensor(v) for k, v in spec.initial_params().items()}
+    x, y = torch.as_tensor(X, dtype=torch.float64), torch.as_tensor(REAL, dtype=torch.float64)
+    out = torch.tanh(x @ w["W0"].T + w["b0"]) @ w["W1"].T + w["b1"]
+    rows = ((out - y) ** 2).mean(dim=1)
+    weighted = (rows[:2].mean() * 2 + rows[2:4].mean() * 2 + rows[4:].mean() * 1) / 5
+    assert losses[0] == pytest.approx(float(weighted), rel=1e-12)
+
+
+def test_torch_spec_errors_name_the_place():
+    with pytest.raises(SpecError) as err:
+        Spec.from_dict({"name": "net", "framework": "torch", "data": {"x": X, "y": REAL},
+                        "layers": [{"units": 3, "weights": [[0.0] * 3] * 3}],
+                        "loss": {"name": "MSELoss", "reduction": "none"},
+                        "optimizer": {"name": "SGD", "learning_rate": 0.1, "nesterov": True}})
+    text = str(err.value)
+    assert "layers[0].weights" in text and "loss.reduction" in text
+    assert "optimizer.learning_rate" in text and "optimizer.nesterov" in text
