@@ -131,3 +131,51 @@ def test_torch_spec_errors_name_the_place():
     text = str(err.value)
     assert "layers[0].weights" in text and "loss.reduction" in text
     assert "optimizer.learning_rate" in text and "optimizer.nesterov" in text
+
+
+TORCH_SPEC = """
+name = "net"
+framework = "torch"
+[data]
+x = [[0.5, -0.2]]
+y = [[1]]
+[[layers]]
+units = 2
+weight = [[0.1, 0.2], [0.3, -0.4]]
+bias = [0.0, 0.1]
+[loss]
+name = "CrossEntropyLoss"
+[optimizer]
+name = "SGD"
+lr = 0.1
+"""
+
+BLOCK_TORCH = """
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ImportError("blocked")
+sys.meta_path.insert(0, Block())
+from symbp.cli import main
+main(["check", sys.argv[1]])
+"""
+
+
+def test_torch_spec_without_torch_is_an_input_error(tmp_path):
+    """Without torch installed, checking a torch spec exits 2 naming the extra to install; codegen
+    needs no torch."""
+    import os
+    import subprocess
+    import sys
+    path = tmp_path / "net.toml"
+    path.write_text(TORCH_SPEC)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(__import__("pathlib").Path(__file__).parents[1]),
+                                                                     os.environ.get("PYTHONPATH")]))}
+    run = subprocess.run([sys.executable, "-c", BLOCK_TORCH, str(path)], capture_output=True, text=True,
+                         env=env, cwd=tmp_path)
+    assert run.returncode == 2, run.stderr
+    assert "symbp[torch]" in run.stderr and "Traceback" not in run.stderr
+    codegen = subprocess.run([sys.executable, "-m", "symbp", "codegen", str(path), "-o", str(tmp_path)],
+                             capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert codegen.returncode == 0 and (tmp_path / "net.py").exists()
