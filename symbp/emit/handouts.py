@@ -49,7 +49,7 @@ QUANTITY_SYMBOLS = {"alpha": r"\alpha", "u_product": r"\Pi", "u_t": "u_{t}", "u_
                     "m_hat": r"\hat{m}", "v_hat": r"\hat{v}", "increment": r"\Delta",
                     "decay": r"\mathrm{decay}",
                     # torch.optim's quantities, as its documentation writes them
-                    "kept": r"(1 - \tau_{t})", "step_size": r"\eta_{t}", "bias_correction2_sqrt": r"\sqrt{1 - \beta_2^{t}}",
+                    "kept": "c_{t}", "step_size": r"\eta_{t}", "bias_correction2_sqrt": r"\sqrt{1 - \beta_2^{t}}",
                     "clr": r"\eta_{t}", "mu_t": r"\mu_{t}", "mu_next": r"\mu_{t+1}", "mu_product": r"\Pi",
                     "rho_inf": r"\rho_{\infty}", "rho_t": r"\rho_{t}", "rect": "r_{t}", "denom": r"D"}
 #: the largest layer drawn in full; wider layers show their first units, a gap and the last
