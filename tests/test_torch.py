@@ -179,3 +179,52 @@ def test_torch_spec_without_torch_is_an_input_error(tmp_path):
     codegen = subprocess.run([sys.executable, "-m", "symbp", "codegen", str(path), "-o", str(tmp_path)],
                              capture_output=True, text=True, env=env, cwd=tmp_path)
     assert codegen.returncode == 0 and (tmp_path / "net.py").exists()
+
+
+def torch_seed():
+    from symbp.spec.model import load_spec
+    from pathlib import Path
+    import symbp
+    return load_spec(Path(symbp.__file__).parent / "examples" / "cs4820_a7_torch.toml")
+
+
+def test_torch_seed_trains_to_the_keras_seed_numbers():
+    """The seed network as a torch spec (weights transposed, logits + CrossEntropyLoss) ends where
+    the Keras seed (softmax + categorical_crossentropy) ends: the same lesson in two frameworks."""
+    from symbp.spec.model import load_spec
+    from symbp.witnesses.keras import module_train
+    torch_params, torch_losses_ = module_train(torch_seed())
+    keras_params, keras_losses = module_train(load_spec(None))
+    for name in torch_params:
+        expected = keras_params[name].T if name.startswith("W") else keras_params[name]
+        np.testing.assert_allclose(torch_params[name], expected, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(torch_losses_, keras_losses, rtol=1e-12)
+    assert check(torch_seed()).match
+
+
+def test_torch_seed_handout_is_in_pytorch_notation(tmp_path):
+    from symbp.emit.outputs import rendered_outputs
+    files = rendered_outputs(torch_seed(), tmp_path)
+    solution = next(text for path, text in files.items() if path.name.endswith("_solution.tex"))
+    assert r"z_{1} = a_{0} \, {W_{0}}^{\top} + \theta_{0}" in solution
+    assert r"\frac{\partial L}{\partial W_{0}} = {\delta_{1}}^{\top} \, a_{0}" in solution
+    assert "model.fit" not in solution and "Keras" not in solution
+
+
+def test_torch_seed_notebook_prints_they_match_against_pytorch(tmp_path):
+    import nbformat
+    from nbclient import NotebookClient
+    from symbp.emit.notebook import rendered_notebooks
+    spec = torch_seed()
+    files = rendered_notebooks(spec, tmp_path)
+    solution = nbformat.reads(files[tmp_path / f"{spec.name}_solution.ipynb"], as_version=4)
+    sources = "\n".join(c.source for c in solution.cells)
+    assert "nn.Sequential(" in sources and "nn.CrossEntropyLoss()" in sources and "optimizer.step()" in sources
+    assert "import keras" not in sources
+    NotebookClient(solution, timeout=600, kernel_name="python3",
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    checks = ["".join(o.get("text", "") for o in c.get("outputs", []))
+              for c in solution.cells if "validation" in c.metadata.get("tags", [])]
+    assert len(checks) == len(spec.param_names) + 1
+    for printed in checks:
+        assert printed.count("They match!") == 1 and "They don't match." not in printed, printed
