@@ -267,7 +267,8 @@ def variants(ctx, spec, count, seed, directory, notebook, check, jobs):
             worst = max(result.keras_diff.values())
             from .classroom.variants import TOLERANCE
             failed = [s for s, d in result.keras_diff.items() if not d <= TOLERANCE.relative]
-            click.echo(f"Keras check: {count - len(failed)} of {count} match (largest difference "
+            witness = "PyTorch" if loaded.framework == "torch" else "Keras"
+            click.echo(f"{witness} check: {count - len(failed)} of {count} match (largest difference "
                        f"{worst:.3g} of max(1, |value|); allowed {TOLERANCE.relative:g})"
                        + (f"; NOT matching: {', '.join(failed)}" if failed else ""))
         return result.match

@@ -228,3 +228,20 @@ def test_torch_seed_notebook_prints_they_match_against_pytorch(tmp_path):
     assert len(checks) == len(spec.param_names) + 1
     for printed in checks:
         assert printed.count("They match!") == 1 and "They don't match." not in printed, printed
+
+
+def test_torch_variants_and_answer_keys_are_checked_against_pytorch(tmp_path, symbp_cli):
+    """Each student's copy stays a torch spec (torch's layout), and --check trains it with PyTorch."""
+    from symbp.spec.model import load_spec
+    import json
+    import symbp
+    from pathlib import Path
+    example = Path(symbp.__file__).parent / "examples" / "cs4820_a7_torch.toml"
+    run = symbp_cli("variants", str(example), "-n", "2", "--check", "-o", str(tmp_path / "class"))
+    assert run.returncode == 0, run.stderr
+    assert "PyTorch check: 2 of 2 match" in run.stdout
+    key = json.loads((tmp_path / "class" / "answer_key.json").read_text())
+    assert len(key) == 2 and all(entry["keras_match"] for entry in key.values())
+    variant = load_spec(tmp_path / "class" / "solutions" / "student_01" / "cs4820_a7_torch.toml")
+    assert variant.framework == "torch" and np.array(variant.layers[0].weights).shape == (3, 4)
+    assert check(variant).match

@@ -49,7 +49,7 @@ from ..derivation.naming import ParamName
 from ..derivation.network import layers_from_spec
 from ..witnesses.tolerance import TOLERANCES
 from ..witnesses.keras import spec_module
-from ..rules import losses
+from ..rules import loss_registry
 from ..spec.model import VARIANT_DEFAULTS, VARIANT_ITEMS, LayerSpec, Spec
 
 KEY_JSON, KEY_CSV = "answer_key.json", "answer_key.csv"
@@ -100,11 +100,12 @@ def _draw_labels(spec: Spec, grid: Grid, rng: np.random.Generator, shape) -> np.
     """Labels the loss accepts: one-hot rows for categorical cross-entropy, class indices for
     the sparse one, 0/1 for binary."""
     rows, units = shape
-    if losses[spec.loss["name"]].sparse_labels:
+    rule = loss_registry(spec.framework)[spec.loss["name"]]
+    if rule.sparse_labels or (rule.either_labels and spec.class_indices):
         return rng.integers(0, spec.widths[-1], size=(rows, 1)).astype(np.float64)
-    if losses[spec.loss["name"]].labels_are_distributions:
+    if rule.labels_are_distributions:
         return np.eye(units)[rng.integers(0, units, size=rows)]
-    if spec.loss["name"] == "binary_crossentropy":
+    if spec.loss["name"] in ("binary_crossentropy", "bceloss", "bcewithlogitsloss"):
         return rng.integers(0, 2, size=shape).astype(np.float64)
     return grid.draw(rng, shape)
 
@@ -233,10 +234,11 @@ def keras_answers_check(spec: Spec, expected: dict) -> float:
     updated parameter of the first-batch step (symbp.witnesses.tolerance; compare with TOLERANCE.relative)."""
     import logging
     from ..witnesses.keras import keras_train
+    from ..witnesses.torch import torch_train
     logging.getLogger("tensorflow").setLevel(logging.ERROR)  # one new model per student retraces
     step = dataclasses.replace(spec, x=spec.x[:spec.batch_size], y=spec.y[:spec.batch_size],
                                training={**spec.training, "epochs": 1})
-    params, epoch_losses = keras_train(step, "float64")
+    params, epoch_losses = (torch_train if spec.framework == "torch" else keras_train)(step, "float64")
     diffs = [TOLERANCE.scaled_difference(epoch_losses[0], expected["loss"])]
     diffs += [TOLERANCE.scaled_difference(params[name], expected[naming.UPDATED.format(param=name)])
               for name in spec.param_names]
