@@ -276,19 +276,34 @@ def variants(ctx, spec, count, seed, directory, notebook, check, jobs):
 
 
 @main.command("spec")
-@click.option("--from-keras", "from_keras", required=True, type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--from-keras", "from_keras", type=click.Path(dir_okay=False, path_type=Path),
               help="The saved Keras model (.keras) to describe.")
+@click.option("--from-torch", "from_torch", type=click.Path(dir_okay=False, path_type=Path),
+              help="A saved PyTorch state_dict (.pt) of Linear layers, read with weights_only=True.")
+@click.option("--layers", "layer_activations", metavar="ACT,ACT,...",
+              help="With --from-torch: each Linear layer's activation (linear for none).")
+@click.option("--loss", default="CrossEntropyLoss", show_default=True, help="With --from-torch: the torch.nn loss.")
+@click.option("--optimizer", default="SGD", show_default=True, help="With --from-torch: the torch.optim class.")
 @click.option("--data", type=click.Path(dir_okay=False, path_type=Path),
               help="Training data: .toml with a [data] table, or .npz with x and y "
                    "(without it the spec gets placeholder data to replace).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the spec here (default: print it).")
 @click.pass_context
-def spec_command(ctx, from_keras, data, output):
-    """Write the spec (TOML) of a saved Keras Sequential model of Dense layers."""
+def spec_command(ctx, from_keras, from_torch, layer_activations, loss, optimizer, data, output):
+    """Write the spec (TOML) of a saved Keras Sequential model of Dense layers, or of a PyTorch
+    state_dict of Linear layers."""
     def action():
-        from .io.from_keras import spec_toml_from_keras
-        text = spec_toml_from_keras(from_keras, data)
+        if (from_keras is None) == (from_torch is None):
+            raise UsageProblem("give one of --from-keras MODEL.keras or --from-torch WEIGHTS.pt")
+        if from_torch is not None:
+            if not layer_activations:
+                raise UsageProblem("--from-torch needs --layers: each Linear layer's activation (tanh,linear)")
+            from .io.from_torch import spec_toml_from_torch
+            text = spec_toml_from_torch(from_torch, layer_activations.split(","), data, loss, optimizer)
+        else:
+            from .io.from_keras import spec_toml_from_keras
+            text = spec_toml_from_keras(from_keras, data)
         if output is None:
             click.echo(text, nl=False)
             return

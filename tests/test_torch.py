@@ -245,3 +245,56 @@ def test_torch_variants_and_answer_keys_are_checked_against_pytorch(tmp_path, sy
     variant = load_spec(tmp_path / "class" / "solutions" / "student_01" / "cs4820_a7_torch.toml")
     assert variant.framework == "torch" and np.array(variant.layers[0].weights).shape == (3, 4)
     assert check(variant).match
+
+
+FROM_TORCH_DATA = """
+[data]
+x = [[0.9, 1.2, 0.7], [0.1, -0.3, 0.5], [0.4, 0.4, -0.8]]
+y = [[2], [0], [1]]
+[training]
+batch_size = 2
+epochs = 2
+"""
+
+
+def test_spec_from_a_torch_state_dict_trains_like_torch(tmp_path, symbp_cli):
+    import torch
+    from symbp.spec.model import load_spec
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 3))
+    torch.save(model.state_dict(), tmp_path / "weights.pt")
+    (tmp_path / "data.toml").write_text(FROM_TORCH_DATA)
+    run = symbp_cli("spec", "--from-torch", str(tmp_path / "weights.pt"), "--layers", "tanh,linear",
+                    "--data", str(tmp_path / "data.toml"), "--optimizer", "Adam", "-o", str(tmp_path / "net.toml"))
+    assert run.returncode == 0, run.stderr
+    spec = load_spec(tmp_path / "net.toml")
+    assert spec.framework == "torch" and spec.optimizer["name"] == "adam"
+    np.testing.assert_array_equal(np.array(spec.layers[0].weights), model[0].weight.detach().double().numpy())
+    assert check(spec).match
+
+
+def test_from_torch_never_unpickles_other_objects(tmp_path, symbp_cli):
+    """A pickle that would run a command is refused by weights_only=True: exit 2, nothing run."""
+    import pickle
+    marker = tmp_path / "ran"
+
+    class Payload:
+        def __reduce__(self):
+            import os
+            return (os.system, (f"touch {marker}",))
+
+    (tmp_path / "evil.pt").write_bytes(pickle.dumps({"0.weight": Payload()}))
+    run = symbp_cli("spec", "--from-torch", str(tmp_path / "evil.pt"), "--layers", "linear")
+    assert run.returncode == 2 and not marker.exists()
+    assert "weights_only" in run.stderr and "weights_only=False" not in run.stderr and "Traceback" not in run.stderr
+
+
+def test_from_torch_names_what_it_cannot_read(tmp_path, symbp_cli):
+    import torch
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4), torch.nn.Linear(4, 2))
+    torch.save(model.state_dict(), tmp_path / "bn.pt")
+    run = symbp_cli("spec", "--from-torch", str(tmp_path / "bn.pt"), "--layers", "relu,linear,linear")
+    assert run.returncode == 2 and "running_mean" in run.stderr and "Linear layers" in run.stderr
+    torch.save(torch.nn.Sequential(torch.nn.Linear(3, 2)).state_dict(), tmp_path / "one.pt")
+    run = symbp_cli("spec", "--from-torch", str(tmp_path / "one.pt"), "--layers", "tanh,linear")
+    assert run.returncode == 2 and "1 Linear layer" in run.stderr
