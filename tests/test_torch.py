@@ -298,3 +298,17 @@ def test_from_torch_names_what_it_cannot_read(tmp_path, symbp_cli):
     torch.save(torch.nn.Sequential(torch.nn.Linear(3, 2)).state_dict(), tmp_path / "one.pt")
     run = symbp_cli("spec", "--from-torch", str(tmp_path / "one.pt"), "--layers", "tanh,linear")
     assert run.returncode == 2 and "1 Linear layer" in run.stderr
+
+
+def test_param_names_follow_model_parameters_with_torch_names():
+    """PARAM_NAMES in model.parameters() order; TORCH_NAMES their state_dict keys (activations count)."""
+    import torch
+    from symbp.witnesses.keras import spec_module
+    from symbp.witnesses.torch import build_torch_model
+    spec = torch_spec("MSELoss", {"name": "SGD", "lr": 0.1}, REAL, ("relu", "linear", "linear"), (4, 2, 3))
+    module = spec_module(spec)
+    model = build_torch_model(spec, spec.initial_params(), torch.float64)
+    assert list(module.TORCH_NAMES) == list(module.PARAM_NAMES)
+    assert list(module.TORCH_NAMES.values()) == list(model.state_dict())
+    for name, key in module.TORCH_NAMES.items():
+        np.testing.assert_array_equal(model.state_dict()[key].numpy(), spec.initial_params()[name])

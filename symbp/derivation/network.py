@@ -66,6 +66,17 @@ def layers_from_spec(spec) -> tuple[Layer, ...]:
     return build_layers((len(spec.x[0]),), entries)
 
 
+def torch_parameter_keys(layers: tuple[Layer, ...]) -> list[tuple[ParamName, str]]:
+    """Each parameter with its key in the state_dict of the nn.Sequential torch builds for
+    ``layers``: nn.Linear then the activation's module (none for linear), so module indices
+    count both (``0.weight``, ``0.bias``, ``2.weight``, ...)."""
+    keys, index = [], 0
+    for layer in layers:
+        keys += [(name, f"{index}.{'weight' if name.kind == 'kernel' else name.kind}") for name in layer.param_names]
+        index += 1 if layer.activation == "linear" else 2
+    return keys
+
+
 def dense_layers(widths: list[int], activation_names: list[str]) -> tuple[Layer, ...]:
     """Dense layers ``widths = [inputs, units_1, ..., units_L]`` (tests and the API's shorthand)."""
     return build_layers((widths[0],), [("Dense", {"units": units, "activation": act})
