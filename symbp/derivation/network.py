@@ -60,9 +60,11 @@ LAYER_TYPE = {"keras": "Dense", "torch": "Linear"}
 
 
 def layers_from_spec(spec) -> tuple[Layer, ...]:
-    """The spec's ``[[layers]]`` (Dense tables: units, activation) as layer instances."""
-    layer_type = LAYER_TYPE[getattr(spec, "framework", "keras")]
-    entries = [(layer_type, {"units": layer.units, "activation": layer.activation}) for layer in spec.layers]
+    """The spec's ``[[layers]]`` (units, activation) as layer instances: each of its ``type`` when it
+    has one, else the framework's (Dense for Keras, Linear for torch)."""
+    default_type = LAYER_TYPE[getattr(spec, "framework", "keras")]
+    entries = [(getattr(layer, "type", None) or default_type, {"units": layer.units, "activation": layer.activation})
+               for layer in spec.layers]
     return build_layers((len(spec.x[0]),), entries)
 
 
