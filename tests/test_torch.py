@@ -77,6 +77,7 @@ OPTIMIZERS = [
     {"name": "NAdam", "momentum_decay": 0.01, "weight_decay": 0.01},
     {"name": "RAdam", "lr": 0.01},
     {"name": "RAdam", "lr": 0.01, "betas": [0.5, 0.8], "weight_decay": 0.01},   # rectified from step 7
+    {"name": "RAdam", "lr": 0.01, "betas": [0.9, 0.6]},   # rho_inf = 4: never rectified
 ]
 
 

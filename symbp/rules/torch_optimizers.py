@@ -179,8 +179,11 @@ def radam(h, w, g, slots, t, settings):
     b1, b2 = h["beta1"], h["beta2"]
     rho_inf, rho_t, rect = sp.Symbol("rho_inf", positive=True), sp.Symbol("rho_t", real=True), \
         sp.Symbol("rect", nonnegative=True)
-    # rect's radicand is positive wherever it is used (rho_t > 5); max(., 0) keeps the unused one real
-    radicand = (rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)
+    # rect is used only where rho_t > 5 (so rho_inf > 5): there max(rho_t, 5) = rho_t and
+    # max(rho_inf, 5) = rho_inf; elsewhere they keep the unused value finite (b2 <= 0.6 makes
+    # rho_inf <= 4, and torch never rectifies) and max(., 0) keeps it real
+    rho_t_used, rho_inf_used = sp.Max(rho_t, 5), sp.Max(rho_inf, 5)
+    radicand = (rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf_used - 4) * (rho_inf_used - 2) * rho_t_used)
     adaptive = sp.Piecewise((rect * sp.sqrt(1 - b2 ** t) / (sp.sqrt(v) + h["eps"]), rho_t > 5), (1, True))
     return steps + [(rho_inf, 2 / (1 - b2) - 1), (rho_t, rho_inf - 2 * t * b2 ** t / (1 - b2 ** t)),
                     (rect, sp.sqrt(sp.Max(radicand, 0))),
