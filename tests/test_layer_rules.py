@@ -10,7 +10,7 @@ import pytest
 import sympy as sp
 
 from symbp.emit.codegen import derive_spec, module_source
-from symbp.witnesses.keras import load_module
+from symbp.witnesses.module import load_module
 from symbp.derivation.naming import ParamName
 from symbp.derivation.network import layers_from_spec
 from symbp.rules.layers import LayerRule, Parameter, layers, register

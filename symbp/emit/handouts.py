@@ -628,7 +628,7 @@ class _Pictures(_StepWriter):
     def training(self) -> tuple[dict, list[float]]:
         """The module's whole training (final params, epoch losses), run once for the handout."""
         if not hasattr(self, "_training"):
-            from ..witnesses.keras import training_progress
+            from ..witnesses.module import training_progress
             self._training = self.module.train(progress=training_progress(self.spec, "handout's training"))
         return self._training
 
@@ -675,7 +675,7 @@ class WorkedSolution:
 def worked_solution(spec: Spec, options: HandoutOptions = HandoutOptions(),
                     model: NetworkDerivation | None = None, module=None) -> WorkedSolution:
     """The worked first step of ``spec`` as data, every number from the module's trace."""
-    from ..witnesses.keras import spec_module
+    from ..witnesses.module import spec_module
     explained = [parse_explain(target, spec) for target in options.explain]
     model = model or derive_spec(spec)
     module = module or spec_module(spec, model)

@@ -98,6 +98,6 @@ def compare_gradients(module, params: dict, x: np.ndarray, y: np.ndarray, step: 
 def check(spec, module=None, step: float = STEP,
           tolerance: float = RELATIVE_TOLERANCE) -> FiniteDifferenceReport:
     """The spec's generated module at its initial weights, on all of its data as one batch."""
-    from .keras import spec_module
+    from .module import spec_module
     module = module or spec_module(spec)
     return compare_gradients(module, module.initial_params(), module.X, module.Y, step, tolerance)
