@@ -28,7 +28,8 @@ if "scale" not in layers:  # registered here only: symbp itself knows Dense alon
         "Scale",
         (Parameter("scale", "s", lambda shape, args: (shape[-1],), "ones", "scale"),
          Parameter("bias", "b", lambda shape, args: (shape[-1],), "zeros", "bias")),
-        _scale_forward, lambda shape, args: tuple(shape), (), _scale_forward.__doc__))
+        _scale_forward, lambda shape, args: tuple(shape), (), _scale_forward.__doc__,
+        keras_class="symbp_test>Scale", keras_arguments=("activation",)))
 
 
 @dataclass
@@ -112,3 +113,45 @@ def test_the_module_context_is_a_dataclass_read_by_field_and_layer():
     assert [layer.param_names for layer in context.layers] == [("W0", "b0"), ("s1", "b1"), ("W2", "b2")]
     assert context.gradient_names[2] == ("s1", "ds1")
     assert context.hyperparameters == context.loss_constants + context.optimizer_constants
+
+
+def keras_scale_layer():
+    """The toy layer as a Keras custom layer (registered with Keras as ``symbp_test>Scale``):
+    ``activation(x * scale + bias)``, its weights built scale first, as the rule lists them."""
+    from symbp.witnesses.keras import _keras
+    keras = _keras()
+    if keras.saving.get_registered_object("symbp_test>Scale") is not None:
+        return keras.saving.get_registered_object("symbp_test>Scale")
+
+    @keras.saving.register_keras_serializable(package="symbp_test", name="Scale")
+    class KerasScale(keras.layers.Layer):
+        def __init__(self, activation=None, **kwargs):
+            super().__init__(**kwargs)
+            self.activation = keras.activations.get(activation)
+
+        def build(self, input_shape):
+            self.scale = self.add_weight(shape=(input_shape[-1],), initializer="ones", name="scale")
+            self.bias = self.add_weight(shape=(input_shape[-1],), initializer="zeros", name="bias")
+
+        def call(self, x):
+            return self.activation(x * self.scale + self.bias)
+    return KerasScale
+
+
+def test_the_keras_witness_builds_each_layer_from_its_rule():
+    """No Scale in the witness: the rule names its Keras class and arguments, and `check` trains
+    the Keras model of Dense, Scale, Dense, weights set by ParamName, to 1e-9."""
+    from symbp.witnesses.compare import check
+    from symbp.witnesses.keras import _keras, build_keras_model, keras_floatx
+    scale_class = keras_scale_layer()
+    spec = scale_network()
+    with keras_floatx("float64"):
+        model = build_keras_model(spec, spec.initial_params())
+    keras = _keras()
+    assert [type(layer) for layer in model.layers] == [keras.layers.Dense, scale_class, keras.layers.Dense]
+    assert [layer.units for layer in (model.layers[0], model.layers[2])] == [3, 2]
+    np.testing.assert_array_equal(model.layers[1].get_weights()[0], [1.5, -0.7, 0.9])
+    report = check(spec, "float64")
+    assert [c.name for c in report.parameters] == ["W0", "b0", "s1", "b1", "W2", "b2"]
+    assert report.match, report.describe(spec)
+    assert "Checking s1 (scale of the hidden layer 2)" in report.describe(spec)

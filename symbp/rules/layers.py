@@ -73,9 +73,19 @@ class LayerRule:
     output_shape: Callable[[Shape, dict], Shape]
     shape_arguments: tuple[str, ...] = ()
     doc: str = ""
+    #: the Keras class a witness builds (``keras.layers.<name>``, or a name registered with
+    #: ``keras.saving.register_keras_serializable``, ``"package>Name"``); empty: ``name``
+    keras_class: str = ""
+    #: the layer's arguments that Keras's constructor takes, by its argument names
+    keras_arguments: tuple[str, ...] = ()
 
     def parameter(self, kind: str) -> Parameter:
         return next(p for p in self.parameters if p.kind == kind)
+
+    def keras_layer(self, arguments: dict) -> tuple[str, dict]:
+        """(Keras class name, constructor arguments) of a layer of this type. Its weights are
+        ``parameters`` in this order: the order of Keras's ``get_weights``."""
+        return self.keras_class or self.name, {k: arguments[k] for k in self.keras_arguments if k in arguments}
 
 
 layers: Registry[LayerRule] = Registry("layer")
@@ -100,4 +110,5 @@ DENSE = register(LayerRule(
     _dense_forward,
     lambda shape, args: (*shape[:-1], args["units"]),
     ("units",),
-    _dense_forward.__doc__))
+    _dense_forward.__doc__,
+    keras_arguments=("units", "activation")))

@@ -65,17 +65,35 @@ def keras_floatx(dtype: str):
         keras.config.set_dtype_policy(previous[1])
 
 
+def keras_layer(keras, layer):
+    """One layer as Keras builds it: ``keras.layers.<rule's Keras class>(**its Keras arguments)``
+    (a class not in ``keras.layers`` is looked up among Keras's registered serializables)."""
+    class_name, arguments = layer.rule.keras_layer(layer.arguments)
+    cls = getattr(keras.layers, class_name, None) or keras.saving.get_registered_object(class_name)
+    if cls is None:
+        raise ValueError(f"Keras has no layer class {class_name!r} (layer rule {layer.rule.name})")
+    return cls(**arguments)
+
+
+def keras_weights(layers, params: dict[str, np.ndarray]) -> list[np.ndarray]:
+    """The module's parameters in Keras's ``get_weights`` order: layer by layer, each rule's
+    parameters in the order it lists them (Keras's ``build`` order)."""
+    return [params[name.code] for layer in layers for name in layer.param_names]
+
+
 def build_keras_model(spec: Spec, params: dict[str, np.ndarray]):
-    """The spec's network as a compiled Keras Sequential model holding ``params``."""
+    """The spec's network, built from its layer rules, as a compiled Keras Sequential model holding ``params``."""
+    from ..derivation.network import layers_from_spec
     keras = _keras()
-    model = keras.Sequential([keras.Input(shape=(spec.widths[0],))] + [
-        keras.layers.Dense(layer.units, activation=layer.activation) for layer in spec.layers])
+    layers = layers_from_spec(spec)
+    model = keras.Sequential([keras.Input(shape=layers[0].input_shape)]
+                             + [keras_layer(keras, layer) for layer in layers])
     # numbers as floats: Keras's SGD rejects an integer momentum
     settings = {k: v if isinstance(v, bool) else float(v)
                 for k, v in spec.optimizer.items() if k != "name" and v is not None}
     optimizer_class = type(keras.optimizers.get(spec.optimizer["name"]))
     model.compile(optimizer=optimizer_class(**settings), loss=keras_loss(spec.loss), jit_compile=False)
-    model.set_weights([params[name] for name in spec.param_names])
+    model.set_weights(keras_weights(layers, params))
     return model
 
 
