@@ -29,7 +29,8 @@ if "scale" not in layers:  # registered here only: symbp itself knows Dense alon
         (Parameter("scale", "s", lambda shape, args: (shape[-1],), "ones", "scale"),
          Parameter("bias", "b", lambda shape, args: (shape[-1],), "zeros", "bias")),
         _scale_forward, lambda shape, args: tuple(shape), (), _scale_forward.__doc__,
-        keras_class="symbp_test>Scale", keras_arguments=("activation",)))
+        keras_class="symbp_test>Scale", keras_arguments=("activation",),
+        entry=lambda a_prev, p, row, unit, shape: a_prev[row, unit] * p["scale"][unit] + p["bias"][unit]))
 
 
 @dataclass
@@ -155,3 +156,25 @@ def test_the_keras_witness_builds_each_layer_from_its_rule():
     assert [c.name for c in report.parameters] == ["W0", "b0", "s1", "b1", "W2", "b2"]
     assert report.match, report.describe(spec)
     assert "Checking s1 (scale of the hidden layer 2)" in report.describe(spec)
+
+
+def test_explain_and_the_handout_read_any_layer_rule_that_states_its_entry():
+    """The toy rule states its entry z[r, c] = a[r, c] s[c] + b[c]: --explain derives s1's and
+    W2's chain rules through it (their products sum to the module's gradients) and the handout
+    writes its gradient steps from the rule's derived formulas, named by ParamName."""
+    from symbp.derivation.chain_rule import Target, chain_rule
+    from symbp.emit.handouts import HandoutOptions, parse_explain, render_handouts
+    spec = scale_network()
+    model = derive_spec(spec)
+    module = load_module(module_source(spec, model), spec.name)
+    params = module.initial_params()
+    trace = module.trace(params, module.X, module.Y)
+    gradients = module.gradients(params, module.X, module.Y)
+    for name, row, col in (("s1", None, 1), ("b1", None, 2), ("W0", 1, 2), ("W2", 0, 1)):
+        chain = chain_rule(model, Target(name, row, col), trace, params)
+        assert chain.total == pytest.approx(gradients[name][chain.target.index], rel=1e-12, abs=1e-15), name
+    assert parse_explain("s1[2]", spec) == Target("s1", None, 2)
+    solution = render_handouts(spec, HandoutOptions(explain=("s1[1]",)))["solution"]
+    assert r"\steptitle{Gradient of the scale $s_{1}$}" in solution
+    assert r"\steptitle{The chain rule for $s_{1}[1]$}" in solution
+    assert "(with $s_{1}$ before its update)" in solution
