@@ -185,10 +185,9 @@ def check(ctx, spec, dtype, as_json, finite_differences, framework, from_keras, 
         result, text, match = report.to_json(), report.describe(loaded), report.match
         result["warnings"] = warnings
         if finite_differences:
-            from .witnesses.finite_differences import check as run_finite_differences
-            agreement = run_finite_differences(loaded)
+            agreement = compare.check(loaded, "float64", witness=_witness("finite_differences"))
             result["finite_differences"] = agreement.to_json()
-            text += "\n" + agreement.describe()
+            text += "\n" + agreement.describe(loaded)
             match = match and agreement.match
             result["match"] = match
         click.echo(json.dumps(result, indent=2) if as_json else text)

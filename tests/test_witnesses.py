@@ -73,3 +73,14 @@ def test_keras_is_a_registered_witness_whose_run_has_the_modules_names_and_layou
     assert len(run.epoch_losses) == spec.epochs and run.gradients is None
     with pytest.raises(UnknownName):
         witness("no_such_framework")
+
+
+def test_finite_differences_is_a_witness_of_gradients_in_the_same_report():
+    result = check("--witness", "finite_differences", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert "parameters" not in report and "epoch_losses" not in report
+    assert set(report["gradients"]) == {"W0", "b0", "W1", "b1", "W2", "b2"}
+    assert all(g["match"] and 0 < g["max_abs_diff"] < g["allowed"] for g in report["gradients"].values())
+    text = check("--finite-differences").output
+    assert "\nKeras:\n" in text and "\nCentral differences:\n" in text and "Checking dL/dW0" in text

@@ -18,6 +18,7 @@ from typing import ClassVar
 import numpy as np
 
 from ..rules.registry import Registry
+from .tolerance import TOLERANCES, Tolerance
 
 
 @dataclass
@@ -45,6 +46,11 @@ class Witness:
     def train(self, spec, dtype: str = "float64") -> Run:
         """Train ``spec`` in ``dtype`` (``model.fit(shuffle=False)`` semantics) and return the Run."""
         raise NotImplementedError(f"{type(self).__name__} does not train")
+
+    def gradient_tolerance(self, dtype: str) -> Tolerance:
+        """How closely its ``Run.gradients`` must agree with the module's, relative to the largest
+        of its gradient entries over all parameters: the framework tolerance of ``dtype``."""
+        return TOLERANCES[dtype]
 
 
 witnesses: Registry[type[Witness]] = Registry("witness")

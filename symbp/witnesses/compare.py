@@ -12,8 +12,8 @@ import numpy as np
 
 from ..spec.model import Spec
 from .base import Run, Witness, witness as witness_named
-from .module import load_module, module_gradients, module_train, nudged_train
-from .report import ROUNDING_GROWTH_FACTOR, CheckReport, compare
+from .module import load_module, module_gradients, module_train, nudged_train, spec_module
+from .report import ROUNDING_GROWTH_FACTOR, CheckReport, Comparison, compare
 from .tolerance import TOLERANCES, Tolerance
 
 #: the relative tolerance per dtype (symbp.witnesses.tolerance states the comparison)
@@ -25,38 +25,46 @@ AT_KINK = 1e-9
 
 
 def check(spec: Spec, dtype: str = "float64", module=None, witness: str | Witness = "keras") -> CheckReport:
-    """Train with the witness and with the generated module; compare (see the module)."""
+    """Train with the witness and with the generated module; compare (see the module). A witness
+    of gradients only (finite differences) is compared on those, at the initial parameters."""
     if dtype not in TOLERANCES:
         raise ValueError(f"dtype must be float64 or float32, not {dtype!r}")
     witness = witness_named(witness) if isinstance(witness, str) else witness
-    tolerance = TOLERANCES[dtype]
+    module = module or spec_module(spec)
     run = witness.train(spec, dtype)
-    params, losses = module_train(spec, dtype, module)
-    report = compare_runs(spec, run, Run(params, losses), tolerance, dtype)
-    report.framework, report.witness = witness.framework, witness.name
+    report = CheckReport(dtype, TOLERANCES[dtype].relative, framework=witness.framework, witness=witness.name)
+    if run.params is not None:
+        compare_training(report, spec, run, module)
     if run.gradients is not None:
-        symbp_gradients = module_gradients(spec, module)
-        report.gradients = [compare(name, run.gradients[name], symbp_gradients[name], tolerance)
-                            for name in spec.param_names]
+        tolerance = witness.gradient_tolerance(dtype)
+        report.gradients = compare_gradients(spec.param_names, run.gradients, module_gradients(spec, module),
+                                             tolerance)
+        report.tolerance = report.tolerance if run.params is not None else tolerance.relative
     if not report.match and report.losses is not None:
-        explain_rounding_growth(report, spec, (params, losses), tolerance)
-    for c in report.parameters:   # float32 in must give float32 out, whatever the numbers
-        if params[c.name].dtype != np.dtype(dtype):
-            c.match = False
-    if not report.match:
         report.kink = kink_at_rounding(spec, module)
     return report
 
 
-def compare_runs(spec: Spec, theirs: Run, ours: Run, tolerance: Tolerance, dtype: str) -> CheckReport:
-    """Every parameter and the epoch losses of the witness's run against symbp's (those it has)."""
-    report = CheckReport(dtype, tolerance.relative)
-    if theirs.params is not None:
-        report.parameters = [compare(name, theirs.params[name], ours.params[name], tolerance)
-                             for name in spec.param_names]
-    if theirs.epoch_losses is not None:
-        report.losses = compare("loss", theirs.epoch_losses, ours.epoch_losses, tolerance)
-    return report
+def compare_training(report: CheckReport, spec: Spec, run: Run, module) -> None:
+    """The witness's trained parameters and epoch losses against the module's own training, in
+    the report's dtype; then rounding growth behind a difference past the tolerance."""
+    tolerance = TOLERANCES[report.dtype]
+    params, losses = module_train(spec, report.dtype, module)
+    report.parameters = [compare(name, run.params[name], params[name], tolerance) for name in spec.param_names]
+    report.losses = compare("loss", run.epoch_losses, losses, tolerance)
+    if not report.match:
+        explain_rounding_growth(report, spec, (params, losses), tolerance)
+    for c in report.parameters:   # float32 in must give float32 out, whatever the numbers
+        if params[c.name].dtype != np.dtype(report.dtype):
+            c.match = False
+
+
+def compare_gradients(names, theirs: dict, ours: dict, tolerance: Tolerance) -> list[Comparison]:
+    """Each parameter's gradient against the witness's, held to ``tolerance`` of the largest
+    |witness gradient entry| over all parameters (a tiny entry is not held to an impossible
+    relative error)."""
+    scale = [np.max(np.abs(np.asarray(theirs[name], dtype=np.float64)), initial=0.0) for name in names]
+    return [compare(name, theirs[name], ours[name], tolerance, reference=max(scale, default=0.0)) for name in names]
 
 
 def explain_rounding_growth(report: CheckReport, spec: Spec, run: tuple, tolerance: Tolerance) -> None:

@@ -26,8 +26,9 @@ PROGRESS_INTERVAL = 2.0
 
 def training_work(spec: Spec) -> int:
     """epochs x samples x parameters: what a training's time grows with."""
-    widths = spec.widths
-    parameters = sum((fan_in + 1) * units for fan_in, units in zip(widths, widths[1:]))
+    from ..derivation.network import layers_from_spec
+    parameters = sum(int(np.prod(layer.param_shape(name.kind)))
+                     for layer in layers_from_spec(spec) for name in layer.param_names)
     return spec.epochs * len(spec.x) * parameters
 
 

@@ -44,12 +44,13 @@ class Comparison:
                 "rounding_spread": self.rounding_spread}
 
 
-def compare(name: str, witness_value, symbp_value, tolerance: Tolerance) -> Comparison:
-    """|witness - symbp| against ``tolerance.bound(witness)``; never a match when the shapes
-    differ or either side holds inf or nan."""
+def compare(name: str, witness_value, symbp_value, tolerance: Tolerance, reference=None) -> Comparison:
+    """|witness - symbp| against ``tolerance.bound(witness)`` (or ``bound(reference)``: the
+    gradients are held to the scale of all of them); never a match when the shapes differ or
+    either side holds inf or nan."""
     witness_value = np.asarray(witness_value, dtype=np.float64)
     symbp_value = np.asarray(symbp_value, dtype=np.float64)
-    allowed = tolerance.bound(witness_value)
+    allowed = tolerance.bound(witness_value if reference is None else reference)
     if witness_value.shape != symbp_value.shape:
         return Comparison(name, witness_value, symbp_value, float("inf"), False, allowed)
     with np.errstate(over="ignore", invalid="ignore"):   # 3e38 - (-3e38) in float64 is inf: no match
@@ -87,8 +88,9 @@ class CheckReport:
         return all(c.match for c in self.comparisons)
 
     def to_json(self) -> dict:
-        result = {"match": self.match, "tolerance": self.tolerance, "dtype": self.dtype,
-                  "parameters": {c.name: c.to_json() for c in self.parameters}}
+        result = {"match": self.match, "tolerance": self.tolerance, "dtype": self.dtype}
+        if self.parameters or not self.gradients:
+            result["parameters"] = {c.name: c.to_json() for c in self.parameters}
         if self.losses is not None:
             result["epoch_losses"] = {**self.losses.to_json(), self.witness: self.losses.witness.tolist(),
                                       "symbp": self.losses.symbp.tolist()}
@@ -112,6 +114,9 @@ class CheckReport:
                         f"(NumPy and {self.framework} can round it to +-1e-17 with different signs and take "
                         f"different branches); move the data or weights off the kink")
         rule = (f"allowed: {self.tolerance:g} x max(1, largest |{self.framework} value|) of each quantity"
+                if self.parameters else
+                f"allowed: {self.tolerance:g} x the largest |{self.framework} gradient entry| of all parameters")
+        rule = (rule
                 + (f"; differences past that count as rounding growth when at most "
                    f"{ROUNDING_GROWTH_FACTOR:g}x what one-ulp nudges of every step make"
                    if any(c.rounding_spread is not None for c in self.comparisons) else ""))
