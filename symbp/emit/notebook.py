@@ -118,7 +118,7 @@ def _update_lines(model: NetworkDerivation, param: str, gradient: str) -> list[L
 
 def keras_loss_source(loss: dict) -> str:
     """The spec's loss as the notebook's ``compile`` gets it: its name, or its Keras class
-    with the arguments (``keras.losses.Huber(delta=0.5)``), as :func:`keras_check.keras_loss`."""
+    with the arguments (``keras.losses.Huber(delta=0.5)``), as :func:`symbp.witnesses.keras.keras_loss`."""
     arguments = {k: float(v) for k, v in loss.items() if k != "name"}
     if not arguments:
         return repr(loss["name"])
