@@ -170,6 +170,9 @@ def _explained_param(target: str, letter: str, n: int, spec: Spec) -> tuple[Para
     if n >= len(layers) or name not in layers[n].param_names:
         raise HandoutError(f"--explain {target!r}: the network has parameters "
                            f"{', '.join(spec.param_names)} (no {name})")
+    if layers[n].rule.entry is None:
+        raise HandoutError(f"--explain {target!r}: the {layers[n].rule.name} layer rule states no "
+                           f"indexed entry to differentiate")
     return name, layers[n].param_shape(name.kind)
 
 

@@ -6,7 +6,8 @@ and returns a :class:`Run`. The comparison with the generated module
 (:func:`symbp.witnesses.compare.check`) and its report (:mod:`symbp.witnesses.report`) are the
 same for every witness; so is the tolerance (:mod:`symbp.witnesses.tolerance`). A new framework
 is one new class (``witnesses/torch.py``: build the model from the layer rules, train, read its
-weights back in the module's layout), registered with :func:`register`.
+weights back in the module's layout), registered with :func:`register` and its module named in
+:data:`BUILT_IN` (imported on first use).
 """
 
 from __future__ import annotations
