@@ -21,7 +21,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from symbp.emit.codegen import module_source  # noqa: E402
-from symbp.witnesses.keras import load_module  # noqa: E402
+from symbp.witnesses.module import load_module  # noqa: E402
 from symbp.spec.model import LayerSpec, Spec, load_spec  # noqa: E402
 
 

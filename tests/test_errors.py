@@ -324,7 +324,7 @@ def test_a_check_that_crashes_writes_nothing(tmp_path, previous_outputs, monkeyp
 
     def broken_check(*args, **kwargs):
         raise RuntimeError("keras went away")
-    monkeypatch.setattr("symbp.witnesses.keras.check", broken_check)
+    monkeypatch.setattr("symbp.witnesses.compare.check", broken_check)
     result = run("derive", str(write_spec(tmp_path, data)), "-o", str(out))
     assert result.exit_code == 3
     assert "internal error" in result.output and "keras went away" in result.output

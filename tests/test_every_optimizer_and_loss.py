@@ -19,7 +19,7 @@ from nbclient import NotebookClient
 
 from symbp.emit.codegen import module_path, module_source
 from symbp.emit.handouts import HandoutOptions, render_handouts
-from symbp.witnesses.keras import load_module
+from symbp.witnesses.module import load_module
 from symbp.emit.latex import format_number, matrix_tex
 from symbp.emit.notebook import rendered_notebooks
 from symbp.emit.outputs import rendered_outputs

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from symbp.emit.codegen import module_source
-from symbp.witnesses.keras import _keras, build_keras_model, keras_train, load_module
+from symbp.witnesses.keras import _keras, build_keras_model, keras_train
+from symbp.witnesses.module import load_module
 from symbp.rules import activations
 from symbp.spec.model import Spec
 

@@ -5,7 +5,8 @@ import pytest
 
 from symbp.errors import UnusableInput
 from symbp.io.from_keras import spec_from_keras, spec_toml_from_keras
-from symbp.witnesses.keras import _keras, keras_floatx, module_train
+from symbp.witnesses.keras import _keras, keras_floatx
+from symbp.witnesses.module import module_train
 from symbp.spec.model import load_spec
 
 DATA_TOML = """\

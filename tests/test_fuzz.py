@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 
 from symbp.cli import main
 from symbp.emit.codegen import module_source
-from symbp.witnesses.keras import load_module
+from symbp.witnesses.module import load_module
 from symbp.rules import activations, optimizers
 from symbp.spec.model import DATA_KEYS, LAYER_KEYS, TOP_KEYS, TRAINING_KEYS, Spec, SpecError
 

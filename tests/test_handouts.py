@@ -17,7 +17,7 @@ from click.testing import CliRunner
 
 from symbp.emit.codegen import module_source
 from symbp.emit.handouts import HandoutOptions, render_handouts
-from symbp.witnesses.keras import load_module
+from symbp.witnesses.module import load_module
 from symbp.emit.latex import escape_latex, format_number
 from symbp.io.pdf import TexFailed, compile_pdf
 from symbp.spec.model import Spec, load_spec

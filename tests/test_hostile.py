@@ -10,7 +10,7 @@ import difflib
 import pytest
 
 from symbp.emit.codegen import module_source
-from symbp.witnesses.keras import load_module
+from symbp.witnesses.module import load_module
 from symbp.spec.model import Spec, SpecError
 
 BASE = {

@@ -5,7 +5,7 @@ import pytest
 
 from symbp.emit.codegen import module_source
 from symbp.rules.initializers import INITIALIZERS
-from symbp.witnesses.keras import load_module
+from symbp.witnesses.module import load_module
 from symbp.spec.model import Spec
 
 

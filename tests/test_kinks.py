@@ -11,7 +11,8 @@ import pytest
 
 from symbp.classroom import variants
 
-from symbp.witnesses.keras import check, load_module
+from symbp.witnesses.compare import check
+from symbp.witnesses.module import load_module
 from symbp.emit.codegen import module_source
 from symbp.derivation.kinks import activation_kinks, loss_kinks, nearest_kink, spec_loss_kinks
 from symbp.rules import activations, losses

@@ -4,7 +4,7 @@ calling loss() and step() separately, batch by batch."""
 import numpy as np
 
 from symbp.emit.codegen import module_source
-from symbp.witnesses.keras import load_module
+from symbp.witnesses.module import load_module
 from symbp.spec.model import Spec
 
 

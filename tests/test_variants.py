@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from symbp.errors import UnusableInput
-from symbp.witnesses.keras import load_module
+from symbp.witnesses.module import load_module
 from symbp.spec.model import Spec, SpecError, load_spec
 from symbp.classroom.variants import KEY_CSV, KEY_JSON, SOLUTIONS, STUDENTS, draw_variants, render_variants
 

@@ -48,7 +48,7 @@ from ..derivation.kinks import nearest_kink
 from ..derivation.naming import ParamName
 from ..derivation.network import layers_from_spec
 from ..witnesses.tolerance import TOLERANCES
-from ..witnesses.keras import spec_module
+from ..witnesses.module import spec_module
 from ..rules import losses
 from ..spec.model import VARIANT_DEFAULTS, VARIANT_ITEMS, LayerSpec, Spec
 
@@ -232,11 +232,12 @@ def keras_answers_check(spec: Spec, expected: dict) -> float:
     """Largest scaled difference |Keras - answer| / max(1, max |Keras|) over the loss and each
     updated parameter of the first-batch step (symbp.witnesses.tolerance; compare with TOLERANCE.relative)."""
     import logging
-    from ..witnesses.keras import keras_train
+    from ..witnesses.base import witness
     logging.getLogger("tensorflow").setLevel(logging.ERROR)  # one new model per student retraces
     step = dataclasses.replace(spec, x=spec.x[:spec.batch_size], y=spec.y[:spec.batch_size],
                                training={**spec.training, "epochs": 1})
-    params, epoch_losses = keras_train(step, "float64")
+    run = witness("keras").train(step, "float64")
+    params, epoch_losses = run.params, run.epoch_losses
     diffs = [TOLERANCE.scaled_difference(epoch_losses[0], expected["loss"])]
     diffs += [TOLERANCE.scaled_difference(params[name], expected[naming.UPDATED.format(param=name)])
               for name in spec.param_names]

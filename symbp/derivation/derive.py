@@ -427,19 +427,6 @@ class NetworkDerivation:
     def warnings(self) -> tuple[str, ...]:
         return self.loss.warnings
 
-    @property
-    def dense(self) -> "_DenseView":
-        """For handouts.py until it reads the layer rules: the Dense rules, with ``dW``/``db``."""
-        return _DenseView(derive_layer("Dense"))
-
-
-class _DenseView:
-    """For handouts.py until it reads the layer rules: Dense's calculus as the old DenseRule."""
-
-    def __init__(self, calculus: LayerCalculus):
-        self.z, self.g_down = calculus.z, calculus.g_down
-        self.dW, self.db = calculus.gradients["kernel"], calculus.gradients["bias"]
-
 
 def derive_network(layers: tuple[Layer, ...], loss_name: str, optimizer_settings: dict,
                    loss_arguments: dict | None = None) -> NetworkDerivation:

@@ -118,7 +118,7 @@ def _update_lines(model: NetworkDerivation, param: str, gradient: str) -> list[L
 
 def keras_loss_source(loss: dict) -> str:
     """The spec's loss as the notebook's ``compile`` gets it: its name, or its Keras class
-    with the arguments (``keras.losses.Huber(delta=0.5)``), as :func:`keras_check.keras_loss`."""
+    with the arguments (``keras.losses.Huber(delta=0.5)``), as :func:`symbp.witnesses.keras.keras_loss`."""
     arguments = {k: float(v) for k, v in loss.items() if k != "name"}
     if not arguments:
         return repr(loss["name"])
@@ -290,7 +290,7 @@ def traced_values(spec: Spec, model: NetworkDerivation) -> dict[str, object]:
     """The notebook's variables after its step, by the notebook's names, from the generated
     module's ``trace`` of the first batch: x, y (the label rows), W0, b0, ..., a1, ..., loss,
     each delta, g, dW, db, and each ``<param>_updated``."""
-    from ..witnesses.keras import load_module
+    from ..witnesses.module import load_module
     module = load_module(module_source(spec, model), spec.name)
     params = module.initial_params()
     rows = min(spec.batch_size, len(spec.x))
