@@ -14,7 +14,7 @@ import sympy as sp
 from symbp.derivation.chain_rule import Target, chain_rule, dense_entry, entries, partial
 from symbp.emit.codegen import derive_spec, module_source
 from symbp.witnesses.keras import load_module
-from symbp.spec.model import load_spec
+from symbp.spec import load_spec
 from test_every_optimizer_and_loss import CASES
 from test_handouts import OTHER_SPECS
 

@@ -5,7 +5,7 @@ import tomllib
 import numpy as np
 
 from symbp.emit.codegen import module_source
-from symbp.spec.model import Spec, dense, load_spec, network
+from symbp.spec import Spec, dense, load_spec, network
 
 
 def test_builtin_spec_round_trips_through_toml(tmp_path):

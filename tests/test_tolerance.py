@@ -8,7 +8,7 @@ import pytest
 
 from symbp.emit.codegen import module_source
 from symbp.witnesses.keras import check, load_module
-from symbp.spec.model import Spec
+from symbp.spec import Spec
 from symbp.witnesses.tolerance import TOLERANCES, Tolerance
 
 

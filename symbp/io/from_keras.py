@@ -28,7 +28,7 @@ import numpy as np
 from ..errors import UnusableInput
 from .files import not_a_regular_file
 from ..rules import activations, losses, optimizers
-from ..spec.model import LIMITS, MAX_SPEC_BYTES, Spec
+from ..spec import LIMITS, MAX_SPEC_BYTES, Spec
 from ..wording import article, plural
 
 #: settings of any Keras optimizer that symbp leaves out only at their "off" value

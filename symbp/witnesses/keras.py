@@ -19,7 +19,7 @@ import numpy as np
 
 from ..emit.codegen import module_source
 from ..derivation.naming import ParamName
-from ..spec.model import Spec
+from ..spec import Spec
 from .tolerance import TOLERANCES, Tolerance
 
 #: the relative tolerance per dtype (symbp.witnesses.tolerance states the comparison)
@@ -137,20 +137,20 @@ def build_keras_model(spec: Spec, params: dict[str, np.ndarray]):
         keras.layers.Dense(layer.units, activation=layer.activation) for layer in spec.layers])
     # numbers as floats: Keras's SGD rejects an integer momentum
     settings = {k: v if isinstance(v, bool) else float(v)
-                for k, v in spec.optimizer.items() if k != "name" and v is not None}
-    optimizer_class = type(keras.optimizers.get(spec.optimizer["name"]))
+                for k, v in spec.optimizer.arguments.items()}
+    optimizer_class = type(keras.optimizers.get(spec.optimizer.name))
     model.compile(optimizer=optimizer_class(**settings), loss=keras_loss(spec.loss), jit_compile=False)
     model.set_weights([params[name] for name in spec.param_names])
     return model
 
 
-def keras_loss(loss: dict):
-    """The spec's loss for ``compile``: its name, or its Keras class when it has arguments."""
-    arguments = {k: float(v) for k, v in loss.items() if k != "name"}
+def keras_loss(loss):
+    """The spec's loss (a LossSpec) for ``compile``: its name, or its Keras class when it has arguments."""
+    arguments = {k: float(v) for k, v in loss.arguments.items()}
     if not arguments:
-        return loss["name"]
+        return loss.name
     keras = _keras()
-    return getattr(keras.losses, "".join(part.title() for part in loss["name"].split("_")))(**arguments)
+    return getattr(keras.losses, "".join(part.title() for part in loss.name.split("_")))(**arguments)
 
 
 def keras_train(spec: Spec, dtype: str = "float64") -> tuple[dict[str, np.ndarray], list[float]]:
