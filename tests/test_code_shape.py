@@ -32,8 +32,9 @@ ALLOWANCE_REDESIGN_WITNESSES = {
                      "symbp/derivation/chain_rule.py::Target.layer"},
 }
 
-#: the names a parameter name goes by; indexing one of these at [0] or slicing [1:] is parsing it
-_NAME_WORDS = ("name", "param")
+#: a variable holding a parameter's name is called ``name`` or ``<something>_name`` (``self.name``,
+#: ``param_name``); indexing one at [0] or slicing it [1:] is parsing it (a list ``names`` is not)
+_NAME_SUFFIX = "name"
 
 
 class _Walker(ast.NodeVisitor):
@@ -86,7 +87,7 @@ def _is_a_name(node) -> bool:
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "str" and node.args:
         return _is_a_name(node.args[0])
     word = node.id if isinstance(node, ast.Name) else node.attr if isinstance(node, ast.Attribute) else ""
-    return any(part in word.lower() for part in _NAME_WORDS)
+    return word.lower().endswith(_NAME_SUFFIX)
 
 
 def _is_first_or_rest(index) -> bool:
@@ -142,7 +143,7 @@ def test_the_walker_finds_what_it_is_for():
     """Each rule catches its offender (so a pass above is not a walker that sees nothing)."""
     body = "\n".join(f"    x{k} = {k}" for k in range(MAX_FUNCTION_LINES))
     source = (f"def long():\n{body}\n\ndef short():\n    return 1\n\n"
-              "class Kind:\n    def of(self, name):\n        return name[0], str(name)[1:], name[:-4]\n"
+              "class Kind:\n    def of(self, name):\n        return name[0], str(name)[1:], name[:-4], names[0], self.parameters[0]\n"
               "    def run(self, text):\n        exec(text)\n        return builtins.eval(text), model.eval(), re.compile(text).sub('', text)\n")
     walker = walk(source, "m.py")
     assert [unit for unit, _, _ in walker.long] == ["m.py::long"]
