@@ -72,7 +72,7 @@ def _load(spec_path, from_keras=None, data=None):
         return spec_from_keras(from_keras, data)
     if data is not None:
         raise UsageProblem("--data goes with --from-keras (a spec has its own [data])")
-    from .spec.model import load_spec
+    from .spec import load_spec
     return load_spec(spec_path)
 
 
@@ -80,7 +80,7 @@ def _warn(spec, handouts: bool = False) -> list[str]:
     """Print what Keras does surprisingly for this spec and, when ``handouts`` are written, the
     title's characters they cannot print (stderr; stdout stays the report)."""
     from .derivation.derive import loss_warnings
-    warnings = list(loss_warnings(spec.loss["name"], spec.layers[-1].activation))
+    warnings = list(loss_warnings(spec.loss.name, spec.layers[-1].activation))
     if handouts:
         from .emit.latex import glyph_warnings
         warnings += glyph_warnings(spec.title or spec.name, "title")

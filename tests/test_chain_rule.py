@@ -15,7 +15,7 @@ from symbp.derivation.chain_rule import Target, chain_rule, entries, layer_entry
 from symbp.derivation.network import dense_layers
 from symbp.emit.codegen import derive_spec, module_source
 from symbp.witnesses.module import load_module
-from symbp.spec.model import load_spec
+from symbp.spec import load_spec
 from test_every_optimizer_and_loss import CASES
 from test_handouts import OTHER_SPECS
 

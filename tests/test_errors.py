@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from symbp.io import files as files_module
 from symbp.cli import main
 from symbp.io.files import OutputError, write_all
-from symbp.spec.model import LIMITS, Spec, SpecError, load_spec
+from symbp.spec import LIMITS, Spec, SpecError, load_spec
 
 VALID = {
     "name": "small",

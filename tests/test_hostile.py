@@ -11,7 +11,7 @@ import pytest
 
 from symbp.emit.codegen import module_source
 from symbp.witnesses.module import load_module
-from symbp.spec.model import Spec, SpecError
+from symbp.spec import Spec, SpecError
 
 BASE = {
     "name": "hostile",

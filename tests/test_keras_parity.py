@@ -12,7 +12,7 @@ import pytest
 
 from symbp.witnesses.compare import check
 from symbp.rules import activations
-from symbp.spec.model import Spec
+from symbp.spec import Spec
 
 ACTIVATIONS = activations.names()
 CORE_LOSSES = ["categorical_crossentropy", "binary_crossentropy", "mean_squared_error"]

@@ -14,7 +14,7 @@ from symbp.witnesses.module import load_module
 from symbp.derivation.naming import ParamName
 from symbp.derivation.network import layers_from_spec
 from symbp.rules.layers import LayerRule, Parameter, layers, register
-from symbp.spec.model import LayerSpec, Spec
+from symbp.spec import LayerSpec, LossSpec, OptimizerSpec, Spec, TrainingSpec
 
 
 def _scale_forward(a_prev, p):
@@ -46,8 +46,8 @@ def scale_network() -> Spec:
                ScaleSpec(3, "sigmoid", bias=[0.2, 0.0, -0.1], scale=[1.5, -0.7, 0.9]),
                LayerSpec(2, "softmax", rng.normal(0, 0.8, (3, 2)).tolist(), [0.0, 0.1])]
     return Spec("scaled", rng.normal(0, 1, (4, 2)).tolist(), [[1, 0], [0, 1], [0, 1], [1, 0]], layers_,
-                {"name": "categorical_crossentropy"}, {"name": "sgd", "learning_rate": 0.1},
-                {"batch_size": 4, "epochs": 1, "shuffle": False})
+                LossSpec("categorical_crossentropy"), OptimizerSpec("sgd", {"learning_rate": 0.1}),
+                TrainingSpec(batch_size=4, epochs=1))
 
 
 def test_a_registered_layer_gets_its_parameters_names_and_backward_rules():

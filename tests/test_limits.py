@@ -10,7 +10,7 @@ import pytest
 
 from symbp.errors import UnusableInput
 from symbp.io.from_keras import load_data, load_model
-from symbp.spec.model import MAX_SPEC_BYTES, Spec, SpecError, dense, network
+from symbp.spec import MAX_SPEC_BYTES, Spec, SpecError, dense, network
 
 
 def dense_config(units: int, inputs: int = 4) -> dict:

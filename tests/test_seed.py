@@ -9,7 +9,7 @@ import pytest
 
 from symbp.emit.codegen import module_source
 from symbp.witnesses.module import load_module
-from symbp.spec.model import load_spec
+from symbp.spec import load_spec
 
 HALF_LAST_DIGIT = 5e-9
 

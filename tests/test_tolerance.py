@@ -9,7 +9,7 @@ import pytest
 from symbp.emit.codegen import module_source
 from symbp.witnesses.compare import check
 from symbp.witnesses.module import load_module
-from symbp.spec.model import Spec
+from symbp.spec import Spec
 from symbp.witnesses.tolerance import TOLERANCES, Tolerance
 
 

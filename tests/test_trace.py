@@ -11,7 +11,7 @@ import pytest
 
 from symbp.emit.codegen import module_source
 from symbp.witnesses.module import load_module
-from symbp.spec.model import load_spec
+from symbp.spec import load_spec
 from test_every_optimizer_and_loss import CASES
 from test_handouts import OTHER_SPECS
 

@@ -23,7 +23,7 @@ from symbp.witnesses.report import CheckReport
 from symbp.emit.codegen import module_source
 from symbp.derivation.derive import loss_warnings
 from symbp.rules import activations, losses
-from symbp.spec.model import Spec, SpecError
+from symbp.spec import Spec, SpecError
 
 SAMPLES, INPUTS, HIDDEN, OUTPUTS = 7, 3, 4, 3
 BATCH_SIZE, EPOCHS = 3, 3

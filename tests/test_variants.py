@@ -13,7 +13,7 @@ import pytest
 
 from symbp.errors import UnusableInput
 from symbp.witnesses.module import load_module
-from symbp.spec.model import Spec, SpecError, load_spec
+from symbp.spec import Spec, SpecError, load_spec
 from symbp.classroom.variants import KEY_CSV, KEY_JSON, SOLUTIONS, STUDENTS, draw_variants, render_variants
 
 CLASS = 30

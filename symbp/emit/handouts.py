@@ -34,7 +34,7 @@ from .worked_solution import (BatchMean, ChainRuleItem, Equation, EntryUpdate, G
                               Step)
 from .latex import ONES_ROW, RowLatexPrinter, escape_latex, format_number, shown_columns, shown_indices
 from .render import latex_env, render
-from ..spec.model import Spec
+from ..spec import Spec
 
 BIAS_SYMBOLS = {"theta": r"\theta", "b": "b"}
 #: LaTeX of an optimizer slot, by slot name (others print as \mathrm{name})

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from .codegen import module_files, module_source
 from ..io.files import write_all
-from ..spec.model import Spec
+from ..spec import Spec
 
 
 def rendered_outputs(spec: Spec, directory: Path, *, notebook: bool = False, digits: int = 8,

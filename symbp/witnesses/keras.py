@@ -13,7 +13,7 @@ import sys
 
 import numpy as np
 
-from ..spec.model import Spec
+from ..spec import Spec
 from .base import Run, Witness, register
 from .module import training_progress
 
@@ -90,20 +90,20 @@ def build_keras_model(spec: Spec, params: dict[str, np.ndarray]):
                              + [keras_layer(keras, layer) for layer in layers])
     # numbers as floats: Keras's SGD rejects an integer momentum
     settings = {k: v if isinstance(v, bool) else float(v)
-                for k, v in spec.optimizer.items() if k != "name" and v is not None}
-    optimizer_class = type(keras.optimizers.get(spec.optimizer["name"]))
+                for k, v in spec.optimizer.arguments.items()}
+    optimizer_class = type(keras.optimizers.get(spec.optimizer.name))
     model.compile(optimizer=optimizer_class(**settings), loss=keras_loss(spec.loss), jit_compile=False)
     model.set_weights(keras_weights(layers, params))
     return model
 
 
-def keras_loss(loss: dict):
-    """The spec's loss for ``compile``: its name, or its Keras class when it has arguments."""
-    arguments = {k: float(v) for k, v in loss.items() if k != "name"}
+def keras_loss(loss):
+    """The spec's loss (a LossSpec) for ``compile``: its name, or its Keras class when it has arguments."""
+    arguments = {k: float(v) for k, v in loss.arguments.items()}
     if not arguments:
-        return loss["name"]
+        return loss.name
     keras = _keras()
-    return getattr(keras.losses, "".join(part.title() for part in loss["name"].split("_")))(**arguments)
+    return getattr(keras.losses, "".join(part.title() for part in loss.name.split("_")))(**arguments)
 
 
 def keras_train(spec: Spec, dtype: str = "float64") -> tuple[dict[str, np.ndarray], list[float]]:
