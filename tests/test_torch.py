@@ -2,11 +2,14 @@
 options, trained by the generated module and by PyTorch (nn.Sequential + torch.optim), agreeing to
 1e-9 in float64 and 1e-5 in float32 across depths, activations, short last batches and epochs."""
 
+import json
+
 import numpy as np
 import pytest
 
 from symbp.spec.model import Spec, SpecError
-from symbp.witnesses.torch import check, torch_train
+from symbp.witnesses.compare import check
+from symbp.witnesses.torch import torch_train
 
 pytest.importorskip("torch")  # scripts/test.sh installs it; a clear error here if it did not
 
@@ -182,18 +185,22 @@ def test_torch_spec_without_torch_is_an_input_error(tmp_path):
     assert codegen.returncode == 0 and (tmp_path / "net.py").exists()
 
 
-def torch_seed():
-    from symbp.spec.model import load_spec
+def torch_seed_path():
     from pathlib import Path
     import symbp
-    return load_spec(Path(symbp.__file__).parent / "examples" / "cs4820_a7_torch.toml")
+    return Path(symbp.__file__).parent / "examples" / "cs4820_a7_torch.toml"
+
+
+def torch_seed():
+    from symbp.spec.model import load_spec
+    return load_spec(torch_seed_path())
 
 
 def test_torch_seed_trains_to_the_keras_seed_numbers():
     """The seed network as a torch spec (weights transposed, logits + CrossEntropyLoss) ends where
     the Keras seed (softmax + categorical_crossentropy) ends: the same lesson in two frameworks."""
     from symbp.spec.model import load_spec
-    from symbp.witnesses.keras import module_train
+    from symbp.witnesses.module import module_train
     torch_params, torch_losses_ = module_train(torch_seed())
     keras_params, keras_losses = module_train(load_spec(None))
     for name in torch_params:
@@ -201,6 +208,24 @@ def test_torch_seed_trains_to_the_keras_seed_numbers():
         np.testing.assert_allclose(torch_params[name], expected, rtol=0, atol=1e-12)
     np.testing.assert_allclose(torch_losses_, keras_losses, rtol=1e-12)
     assert check(torch_seed()).match
+
+
+def test_symbp_check_of_a_torch_spec_goes_through_the_torch_witness(symbp_cli):
+    """`symbp check` on a torch spec: the witness registered under "torch" (no --witness needed),
+    compared and reported as Keras's is, every witness line named "PyTorch:"; a Keras witness
+    for a torch spec is a usage error (the spec's names are torch's)."""
+    from symbp.witnesses.base import BUILT_IN, witness
+    from symbp.witnesses.torch import TorchWitness
+    assert "torch" in BUILT_IN and isinstance(witness("torch"), TorchWitness)
+    seed = str(torch_seed_path())
+    run = symbp_cli("check", seed)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.count("PyTorch:") == len(torch_seed().param_names) + 1
+    assert "Everything matches PyTorch." in run.stdout and "Keras" not in run.stdout
+    as_json = json.loads(symbp_cli("check", seed, "--json").stdout)
+    assert as_json["match"] and "torch" in as_json["epoch_losses"] and "keras" not in as_json["epoch_losses"]
+    wrong = symbp_cli("check", seed, "--witness", "keras")
+    assert wrong.returncode == 2 and "torch" in wrong.stderr
 
 
 def test_torch_seed_handout_is_in_pytorch_notation(tmp_path):
@@ -269,7 +294,7 @@ def test_spec_from_a_torch_state_dict_trains_like_torch(tmp_path, symbp_cli):
                     "--data", str(tmp_path / "data.toml"), "--optimizer", "Adam", "-o", str(tmp_path / "net.toml"))
     assert run.returncode == 0, run.stderr
     spec = load_spec(tmp_path / "net.toml")
-    assert spec.framework == "torch" and spec.optimizer["name"] == "adam"
+    assert spec.framework == "torch" and spec.optimizer.name == "adam"
     np.testing.assert_array_equal(np.array(spec.layers[0].weights), model[0].weight.detach().double().numpy())
     assert check(spec).match
 
@@ -304,7 +329,7 @@ def test_from_torch_names_what_it_cannot_read(tmp_path, symbp_cli):
 def test_param_names_follow_model_parameters_with_torch_names():
     """PARAM_NAMES in model.parameters() order; TORCH_NAMES their state_dict keys (activations count)."""
     import torch
-    from symbp.witnesses.keras import spec_module
+    from symbp.witnesses.module import spec_module
     from symbp.witnesses.torch import build_torch_model
     spec = torch_spec("MSELoss", {"name": "SGD", "lr": 0.1}, REAL, ("relu", "linear", "linear"), (4, 2, 3))
     module = spec_module(spec)

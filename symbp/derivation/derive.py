@@ -422,10 +422,11 @@ def _expand_pairs(rule: Optimizer, settings: dict) -> dict:
     return out
 
 
-def derive_optimizer(name: str, settings: dict, framework: str = "keras") -> OptimizerDerivation:
-    """The optimizer's assignments for ``settings``: weight decay first, step scalars hoisted."""
+def derive_optimizer(name: str, arguments: dict, framework: str = "keras") -> OptimizerDerivation:
+    """The optimizer's assignments for its ``arguments`` (the rest its defaults; ``framework``'s
+    rule of that name): weight decay first, step scalars hoisted."""
     rule = optimizer_registry(framework)[name]
-    full = _expand_pairs(rule, {**rule.defaults, **{k: v for k, v in settings.items() if k != "name"}})
+    full = _expand_pairs(rule, {**rule.defaults, **arguments})
     numbers = {k: v for k, v in {**full, **rule.constants}.items()
                if k not in rule.switches and v is not None and not isinstance(v, bool)}
     symbols = {k: sp.Symbol(HYPERPARAMETER_SYMBOLS.get(k, k), positive=True) for k in numbers}
@@ -495,37 +496,22 @@ class NetworkDerivation:
     def warnings(self) -> tuple[str, ...]:
         return self.loss.warnings
 
-    @property
-    def dense(self) -> "_DenseView":
-        """For handouts.py until it reads the layer rules: the layers' rules (Dense's, or torch's
-        Linear), with ``dW``/``db``."""
-        return _DenseView(self.layers[0].calculus)
 
-
-class _DenseView:
-    """For handouts.py until it reads the layer rules: Dense's calculus as the old DenseRule."""
-
-    def __init__(self, calculus: LayerCalculus):
-        self.z, self.g_down = calculus.z, calculus.g_down
-        self.dW, self.db = calculus.gradients["kernel"], calculus.gradients["bias"]
-
-
-def derive_network(layers: tuple[Layer, ...], loss_name: str, optimizer_settings: dict,
-                   loss_arguments: dict | None = None, framework: str = "keras",
+def derive_network(layers: tuple[Layer, ...], loss, optimizer, framework: str = "keras",
                    class_indices: bool = False) -> NetworkDerivation:
     """Derive every rule of a network of layer instances (:func:`symbp.derivation.network.layers_from_spec`)
-    with ``framework``'s loss and optimizer (torch: ``loss_arguments`` may hold ``reduction``;
-    ``class_indices``: CrossEntropyLoss's labels are class indices)."""
+    with its loss and optimizer (:class:`~symbp.spec.model.LossSpec`, :class:`~symbp.spec.model.OptimizerSpec`)
+    in ``framework``'s registries (torch: the loss's ``reduction`` mean or sum; ``class_indices``:
+    CrossEntropyLoss's labels are class indices)."""
     derived = tuple(LayerDerivation(layer, derive_layer(layer.rule.name),
                                     derive_activation(activations.canonical(layer.activation)))
                     for layer in layers)
     output_activation = activations.canonical(layers[-1].activation)
-    arguments = dict(loss_arguments or {})
+    arguments = dict(loss.arguments)
     if framework == "torch":
         reduction = arguments.pop("reduction", "mean")
-        loss = derive_torch_loss(torch_losses.canonical(loss_name), output_activation,
-                                 tuple(sorted(arguments.items())), reduction, class_indices)
+        derived_loss = derive_torch_loss(torch_losses.canonical(loss.name), output_activation,
+                                         tuple(sorted(arguments.items())), reduction, class_indices)
     else:
-        loss = derive_loss(losses.canonical(loss_name), output_activation, tuple(sorted(arguments.items())))
-    optimizer = derive_optimizer(optimizer_settings["name"], optimizer_settings, framework)
-    return NetworkDerivation(derived, loss, optimizer)
+        derived_loss = derive_loss(losses.canonical(loss.name), output_activation, tuple(sorted(arguments.items())))
+    return NetworkDerivation(derived, derived_loss, derive_optimizer(optimizer.name, optimizer.arguments, framework))

@@ -55,15 +55,10 @@ def build_layers(input_shape: tuple, entries: list[tuple[str, dict]]) -> tuple[L
     return tuple(built)
 
 
-#: the layer a spec's [[layers]] table is, by the spec's framework
-LAYER_TYPE = {"keras": "Dense", "torch": "Linear"}
-
-
 def layers_from_spec(spec) -> tuple[Layer, ...]:
-    """The spec's ``[[layers]]`` (units, activation) as layer instances: each of its ``type`` when it
-    has one, else the framework's (Dense for Keras, Linear for torch)."""
-    default_type = LAYER_TYPE[getattr(spec, "framework", "keras")]
-    entries = [(getattr(layer, "type", None) or default_type, {"units": layer.units, "activation": layer.activation})
+    """The spec's ``[[layers]]`` (units, activation) as layer instances, each of its ``type``
+    (Dense; a torch spec's are Linear)."""
+    entries = [(layer.type, {"units": layer.units, "activation": layer.activation})
                for layer in spec.layers]
     return build_layers((len(spec.x[0]),), entries)
 

@@ -27,7 +27,7 @@ from ..derivation.derive import NetworkDerivation, derive_activation
 from ..derivation.naming import ParamName
 from .printers import HELPERS, ArrayPrinter
 from .render import python_env, render
-from ..spec.model import Spec
+from ..spec import LossSpec, Spec
 from ..witnesses.tolerance import TOLERANCES
 
 TEMPLATE = "notebook.py.j2"
@@ -116,13 +116,13 @@ def _update_lines(model: NetworkDerivation, param: str, gradient: str) -> list[L
     return lines
 
 
-def keras_loss_source(loss: dict) -> str:
+def keras_loss_source(loss: LossSpec) -> str:
     """The spec's loss as the notebook's ``compile`` gets it: its name, or its Keras class
-    with the arguments (``keras.losses.Huber(delta=0.5)``), as :func:`keras_check.keras_loss`."""
-    arguments = {k: float(v) for k, v in loss.items() if k != "name"}
+    with the arguments (``keras.losses.Huber(delta=0.5)``), as :func:`symbp.witnesses.keras.keras_loss`."""
+    arguments = {k: float(v) for k, v in loss.arguments.items()}
     if not arguments:
-        return repr(loss["name"])
-    cls = "".join(part.title() for part in loss["name"].split("_"))
+        return repr(loss.name)
+    cls = "".join(part.title() for part in loss.name.split("_"))
     return f"keras.losses.{cls}(" + ", ".join(f"{k}={v!r}" for k, v in arguments.items()) + ")"
 
 
@@ -147,12 +147,11 @@ def torch_section(spec: Spec) -> dict:
             class_name, arguments = ACTIVATION_MODULES[name]
             modules.append(call(f"nn.{class_name}(", arguments))
         inputs = layer.units
-    loss = torch_losses[spec.loss["name"]]
-    optimizer = torch_optimizers[spec.optimizer["name"]]
-    settings = {k: v for k, v in spec.optimizer.items() if k != "name"}
+    loss = torch_losses[spec.loss.name]
+    optimizer = torch_optimizers[spec.optimizer.name]
     return {"torch": True, "torch_modules": modules,
-            "torch_loss": call(f"nn.{loss.name}(", {k: v for k, v in spec.loss.items() if k != "name"}),
-            "torch_optimizer": call(f"torch.optim.{optimizer.name}(model.parameters(), ", settings)
+            "torch_loss": call(f"nn.{loss.name}(", spec.loss.arguments),
+            "torch_optimizer": call(f"torch.optim.{optimizer.name}(model.parameters(), ", spec.optimizer.arguments)
                                .replace("(model.parameters(), )", "(model.parameters())")}
 
 
@@ -256,7 +255,7 @@ def notebook_context(spec: Spec, model: NetworkDerivation | None = None) -> dict
     helpers |= {name for name, *_ in module.helpers}
     uses_t = any(expr.has(model.optimizer.t)
                  for _, expr in model.optimizer.step_assignments + model.optimizer.assignments)
-    settings = {k: v for k, v in spec.optimizer.items() if k != "name" and v is not None}
+    settings = dict(spec.optimizer.arguments)
     torch = spec.framework == "torch"
     result = naming.TORCH_RESULT if torch else naming.KERAS_RESULT
     return {
@@ -288,8 +287,8 @@ def notebook_context(spec: Spec, model: NetworkDerivation | None = None) -> dict
         "inputs": model.layers[0].inputs,
         "outputs": model.layers[-1].units,
         "dense": [(layer.units, layer.activation) for layer in spec.layers],
-        "optimizer_config": repr({"class_name": spec.optimizer["name"], "config": settings}),
-        "loss_keras": keras_loss_source(spec.loss),
+        "optimizer_config": repr({"class_name": spec.optimizer.name, "config": settings}),
+        "loss_keras": "" if torch else keras_loss_source(spec.loss),
         "param_names": module.param_names,
         "keras_names": [result.format(param=p) for p in module.param_names],
         "checks": [(p, result.format(param=p), naming.UPDATED.format(param=p),
@@ -321,7 +320,7 @@ def traced_values(spec: Spec, model: NetworkDerivation) -> dict[str, object]:
     """The notebook's variables after its step, by the notebook's names, from the generated
     module's ``trace`` of the first batch: x, y (the label rows), W0, b0, ..., a1, ..., loss,
     each delta, g, dW, db, and each ``<param>_updated``."""
-    from ..witnesses.keras import load_module
+    from ..witnesses.module import load_module
     module = load_module(module_source(spec, model), spec.name)
     params = module.initial_params()
     rows = min(spec.batch_size, len(spec.x))
