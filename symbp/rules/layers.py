@@ -57,6 +57,9 @@ class Parameter:
     shape: Callable[[Shape, dict], Shape]      # (input shape, arguments) -> its Keras shape
     initializer: str                           # Keras's default initializer
     spec_key: str                              # the spec's key giving its values ("weights")
+    #: the index of one of its entries that is the layer's output unit (Keras's kernel[i, unit]:
+    #: the last; torch's Linear.weight[unit, i]: the first): --explain's z entry it moves
+    unit_axis: int = -1
 
     def matrix_shape(self, input_shape: Shape, arguments: dict) -> tuple:
         """The shape of its MatrixSymbol: a vector ``(k,)`` is the row ``(1, k)``."""
@@ -145,7 +148,7 @@ def _linear_entry(a_prev: sp.IndexedBase, p: dict, row, unit, input_shape: Shape
 #: model.parameters()'s order, so every name past the spec is the same for both frameworks
 LINEAR = register(LayerRule(
     "Linear",
-    (Parameter("kernel", "W", lambda shape, args: (args["units"], shape[-1]), "glorot_uniform", "weights"),
+    (Parameter("kernel", "W", lambda shape, args: (args["units"], shape[-1]), "glorot_uniform", "weights", 0),
      Parameter("bias", "b", lambda shape, args: (args["units"],), "zeros", "bias")),
     _linear_forward,
     lambda shape, args: (*shape[:-1], args["units"]),
