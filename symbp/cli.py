@@ -198,9 +198,11 @@ def check(ctx, spec, dtype, as_json, finite_differences, from_keras, data):
               help="Write the biases as theta (as the course does) or b.")
 @click.option("--notebook", is_flag=True,
               help="Also write the assignment notebooks DIR/<name>_student.ipynb and <name>_solution.ipynb.")
+@click.option("--html", is_flag=True,
+              help="Also write the handouts as web pages DIR/<name>_solution.html and <name>_student.html.")
 @from_keras_options
 @click.pass_context
-def derive(ctx, spec, directory, no_check, dtype, pdf, digits, explain, bias_symbol, notebook,
+def derive(ctx, spec, directory, no_check, dtype, pdf, digits, explain, bias_symbol, notebook, html,
            from_keras, data):
     """Write everything SPEC can produce into DIR (module, LaTeX handouts, notebooks), then check it against Keras."""
     def action():
@@ -210,7 +212,7 @@ def derive(ctx, spec, directory, no_check, dtype, pdf, digits, explain, bias_sym
         _warn(loaded, handouts=True)
         # everything in memory first (the check and the PDFs included): a failure writes nothing
         files = rendered_outputs(loaded, directory, notebook=notebook, digits=digits,
-                                 explain=explain, bias_symbol=bias_symbol)
+                                 explain=explain, bias_symbol=bias_symbol, html=html)
         report = None
         if not no_check:
             from .witnesses.keras import check as run_check
