@@ -1,0 +1,157 @@
+"""What every LMS export reads from a class folder and shares: quantities, entries, tolerance.
+
+A class folder is what ``symbp variants`` writes: ``CLASS/answer_key.json`` (per student, each
+quantity of the first-batch step: ``loss``, ``delta1``, ``dW0``, ``W0_updated``, ...) and
+``CLASS/solutions/<student>/<name>.toml`` (the student's spec). An export turns each quantity's
+entries into questions carrying the student's id in their name; the numbers come from the answer
+key only (a presenter never recomputes one). A student's answer counts as right when it is within
+:func:`tolerance` of the key: students work with the handout's rounded numbers, so the tolerance
+allows rounding in the last shown decimals.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..classroom.variants import KEY_JSON, SOLUTIONS
+from ..errors import UnusableInput, printable
+
+#: a submitted number is right within ABSOLUTE + RELATIVE * |answer| (hand-worked with 8 decimals
+#: shown, rounded at each step: a few units in the 4th decimal at most)
+ABSOLUTE, RELATIVE = 5e-4, 1e-3
+#: keys of an answer-key entry that are verdicts, not quantities
+VERDICTS = ("keras_max_abs_diff", "keras_match")
+_QUANTITY = re.compile(r"^(loss|delta\d+|d[A-Za-z]+\d+|[A-Za-z]+\d+_updated)$")
+
+
+def tolerance(value: float) -> float:
+    """How far a submitted number may be from ``value`` and count as right."""
+    return ABSOLUTE + RELATIVE * abs(float(value))
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One number to ask for: the quantity, its index in the matrix (None for a scalar), value."""
+    quantity: str
+    index: tuple[int, int] | None
+    value: float
+
+    @property
+    def label(self) -> str:
+        """``dW1[2,0]``, ``loss``: how the entry is named in a question and an identifier."""
+        return self.quantity if self.index is None else f"{self.quantity}[{self.index[0]},{self.index[1]}]"
+
+    @property
+    def ident(self) -> str:
+        """An identifier-safe form of the label: ``dW1_2_0``."""
+        return self.quantity if self.index is None else f"{self.quantity}_{self.index[0]}_{self.index[1]}"
+
+
+@dataclass(frozen=True)
+class Quantity:
+    name: str
+    value: object      # float or list of rows
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return np.shape(self.value)
+
+    def entries(self) -> list[Entry]:
+        """Row by row; a vector (a bias) as a 1 x n row, as the handouts show it."""
+        if np.ndim(self.value) == 0:
+            return [Entry(self.name, None, float(self.value))]
+        rows = np.asarray(self.value, dtype=np.float64)
+        rows = rows.reshape(1, -1) if rows.ndim == 1 else rows
+        return [Entry(self.name, (r, c), float(rows[r, c])) for r in range(rows.shape[0]) for c in range(rows.shape[1])]
+
+
+def describe(quantity: str) -> str:
+    """What a quantity is, in words: ``dW1`` -> the gradient of the loss by W1."""
+    if quantity == "loss":
+        return "the batch loss L"
+    if quantity.startswith("delta"):
+        return f"the error gradient delta{quantity[5:]} = dL/dz{quantity[5:]}"
+    if quantity.endswith("_updated"):
+        return f"{quantity[:-8]} after the first update"
+    return f"the gradient dL/d{quantity[1:]}"
+
+
+@dataclass
+class ClassFolder:
+    """The class as an export reads it: the assignment's name, per student the quantities."""
+    name: str
+    title: str
+    students: dict[str, dict[str, Quantity]]
+    specs: dict[str, Path]
+
+    def quantity_names(self) -> list[str]:
+        return list(next(iter(self.students.values())))
+
+
+def read_class(folder: Path, quantities: tuple[str, ...] = ()) -> ClassFolder:
+    """The class in ``folder`` (written by ``symbp variants``), keeping ``quantities`` (all when
+    empty); a missing or malformed file is an input error naming it."""
+    folder = Path(folder)
+    key = _read_key(folder / KEY_JSON)
+    students, specs = {}, {}
+    name = title = None
+    for student, entry in key.items():
+        spec_files = sorted((folder / SOLUTIONS / student).glob("*.toml"))
+        if len(spec_files) != 1:
+            raise UnusableInput(f"{printable(str(folder / SOLUTIONS / student))}: expected the student's "
+                                f"spec (one .toml), found {len(spec_files)}: is {printable(str(folder))} "
+                                f"a folder written by symbp variants?")
+        specs[student] = spec_files[0]
+        if name is None:
+            from ..spec.model import load_spec
+            spec = load_spec(spec_files[0])
+            name, title = spec.name, (spec.title or spec.name).removesuffix(f" ({student})")
+        students[student] = _quantities(entry, student, folder / KEY_JSON)
+    selected = _select(quantities, next(iter(students.values())))
+    return ClassFolder(name, title, {s: {q: qs[q] for q in selected} for s, qs in students.items()}, specs)
+
+
+def _read_key(path: Path) -> dict:
+    try:
+        key = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UnusableInput(f"{printable(str(path))}: no answer key: CLASS must be a folder written "
+                            f"by symbp variants") from None
+    except (OSError, ValueError) as err:
+        raise UnusableInput(f"{printable(str(path))}: not a readable answer key ({printable(str(err))})") from None
+    if not isinstance(key, dict) or not key or not all(isinstance(v, dict) for v in key.values()):
+        raise UnusableInput(f"{printable(str(path))}: expected an object of students, each an object of quantities")
+    for student in key:
+        if not re.fullmatch(r"[A-Za-z0-9_]{1,64}", student):
+            raise UnusableInput(f"{printable(str(path))}: student id {printable(student)!s} is not "
+                                f"letters, digits and _ (at most 64)")
+    return key
+
+
+def _quantities(entry: dict, student: str, path: Path) -> dict[str, Quantity]:
+    out = {}
+    for name, value in entry.items():
+        if name in VERDICTS:
+            continue
+        array = np.asarray(value, dtype=object)
+        if not _QUANTITY.match(name) or array.ndim > 2 or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in array.flat):
+            raise UnusableInput(f"{printable(str(path))}: {student}.{printable(name)} is not a quantity "
+                                f"of finite numbers (at most 2-D)")
+        out[name] = Quantity(name, value)
+    return out
+
+
+def _select(quantities: tuple[str, ...], available: dict) -> list[str]:
+    if not quantities:
+        return list(available)
+    unknown = [q for q in quantities if q not in available]
+    if unknown:
+        raise UnusableInput(f"--quantities: {', '.join(printable(q) for q in unknown)} not in the answer key "
+                            f"(one of {', '.join(available)})")
+    return list(dict.fromkeys(quantities))
