@@ -269,6 +269,31 @@ def variants(ctx, spec, count, seed, directory, notebook, check, jobs):
     ctx.exit(0 if _run(ctx, action) else 1)
 
 
+@main.command("export")
+@click.argument("fmt", metavar="FORMAT", type=click.Choice(["moodle", "canvas", "prairielearn"]))
+@click.argument("class_dir", metavar="CLASS", type=click.Path(file_okay=False, path_type=Path))
+@click.option("-o", "--output", "out", required=True, type=click.Path(path_type=Path),
+              help="moodle: a .xml file; canvas: a .zip file; prairielearn: the course's questions/ folder.")
+@click.option("--quantities", default="", metavar="NAMES",
+              help="Comma-separated quantities of the answer key to ask (default: all), e.g. loss,dW1,db1.")
+@click.option("--spec", "spec_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="prairielearn: the spec the class was drawn from (default: the built-in example).")
+@click.pass_context
+def export(ctx, fmt, class_dir, out, quantities, spec_path):
+    """Turn a class written by `symbp variants` into questions for an LMS: every student's
+    questions carry their id and their own numbers from CLASS/answer_key.json."""
+    def action():
+        from .classroom.export import exported_files
+        from .io.files import write_all
+        spec = None if spec_path is None else _load(spec_path)
+        names = tuple(q.strip() for q in quantities.split(",") if q.strip())
+        files = exported_files(fmt, class_dir, out, names, spec)
+        write_all(files)
+        for path in files:
+            click.echo(f"wrote {path}")
+    _run(ctx, action)
+
+
 @main.command("spec")
 @click.option("--from-keras", "from_keras", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="The saved Keras model (.keras) to describe.")
