@@ -106,6 +106,8 @@ def test_moodle_xml_has_every_students_numbers_with_tolerance(klass, tmp_path, s
         text = question.find("questiontext/text").text
         assert student in text and HOSTILE not in text
         assert_no_markup_from_the_spec(text)
+        if label.startswith("dW"):     # the quantity's rule, as the worked solution states it
+            assert f"\\(\\frac{{\\partial L}}{{\\partial W_{{{label[2]}}}}} = " in text
         found[(student, label)] = value
     assert found == expected_questions(key)   # every entry once, the key's own float
 

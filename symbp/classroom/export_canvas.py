@@ -31,13 +31,13 @@ def _metadata(item: ET.Element, fields: dict[str, str]) -> None:
         ET.SubElement(field, "fieldentry").text = entry
 
 
-def numerical_item(section: ET.Element, title: str, student: str, entry: Entry, shape) -> None:
+def numerical_item(section: ET.Element, title: str, student: str, entry: Entry, shape, rule=None) -> None:
     ident = f"{student}_{entry.ident}"
     item = ET.SubElement(section, "item", ident=ident, title=f"{student} {entry.label}")
     _metadata(item, {"question_type": "numerical_question", "points_possible": "1.0"})
     presentation = ET.SubElement(item, "presentation")
     ET.SubElement(ET.SubElement(presentation, "material"), "mattext", texttype="text/html").text = \
-        question_html(title, student, entry, shape)
+        question_html(title, student, entry, shape, rule)
     response = ET.SubElement(presentation, "response_str", ident="response1", rcardinality="Single")
     ET.SubElement(ET.SubElement(response, "render_fib", fibtype="Decimal"), "response_label", ident="answer1")
     processing = ET.SubElement(item, "resprocessing")
@@ -58,7 +58,7 @@ def assessment(klass: ClassFolder, student: str) -> str:
     section = ET.SubElement(test, "section", ident="root_section")
     for quantity in klass.students[student].values():
         for entry in quantity.entries():
-            numerical_item(section, klass.title, student, entry, quantity.shape)
+            numerical_item(section, klass.title, student, entry, quantity.shape, klass.rules.get(quantity.name))
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 

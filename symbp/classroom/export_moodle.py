@@ -28,20 +28,22 @@ def category(quiz: ET.Element, path: str) -> None:
     _text(ET.SubElement(quiz, "question", type="category"), "category", path)
 
 
-def question_html(title: str, student: str, entry: Entry, shape) -> str:
-    """The question's HTML: which student, which quantity and entry (every string escaped)."""
+def question_html(title: str, student: str, entry: Entry, shape, rule: str | None = None) -> str:
+    """The question's HTML: which student, which quantity and entry, the quantity's rule as
+    ``\\(TeX\\)`` for the LMS's MathJax filter (every string escaped)."""
     rows, cols = (shape[0], shape[1]) if len(shape) == 2 else (1, shape[-1] if shape else 1)
     where = "" if entry.index is None else \
         f"entry [{entry.index[0]}, {entry.index[1]}] (row, column, from 0) of the {rows} x {cols} matrix of "
     return (f"<p>{html.escape(title)}: worked sheet of <b>{html.escape(student)}</b>.</p>"
             f"<p>Give {html.escape(where)}{html.escape(describe(entry.quantity))} "
-            f"(<code>{html.escape(entry.label)}</code>), as your sheet computes it.</p>")
+            f"(<code>{html.escape(entry.label)}</code>), as your sheet computes it.</p>"
+            + (f"<p>\\({html.escape(rule)}\\)</p>" if rule else ""))
 
 
-def numerical_question(quiz: ET.Element, title: str, student: str, entry: Entry, shape) -> None:
+def numerical_question(quiz: ET.Element, title: str, student: str, entry: Entry, shape, rule=None) -> None:
     question = ET.SubElement(quiz, "question", type="numerical")
     _text(question, "name", f"{student} {entry.label}")
-    _text(question, "questiontext", question_html(title, student, entry, shape), format="html")
+    _text(question, "questiontext", question_html(title, student, entry, shape, rule), format="html")
     _text(question, "generalfeedback", "", format="html")
     ET.SubElement(question, "defaultgrade").text = "1"
     ET.SubElement(question, "penalty").text = "0.3333333"
@@ -62,6 +64,7 @@ def moodle_xml(klass: ClassFolder) -> str:
         category(quiz, f"{root}/{student}")
         for quantity in quantities.values():
             for entry in quantity.entries():
-                numerical_question(quiz, klass.title, student, entry, quantity.shape)
+                numerical_question(quiz, klass.title, student, entry, quantity.shape,
+                                   klass.rules.get(quantity.name))
     ET.indent(quiz)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(quiz, encoding="unicode") + "\n"

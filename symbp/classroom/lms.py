@@ -81,13 +81,34 @@ def describe(quantity: str) -> str:
     return f"the gradient dL/d{quantity[1:]}"
 
 
+def quantity_rules(spec) -> dict[str, str]:
+    """Each quantity's rule as the worked solution states it, in TeX (``\\delta_{2} = ...``):
+    the LaTeX presenter's first line of the step that computes it (the handouts' notation, the
+    bias as theta). The loss, a mean of per-sample losses, has no such line and is left out."""
+    from ..emit.handout_latex import LatexPresenter
+    from ..emit.handouts import HandoutOptions, Notation, worked_solution
+    from ..emit.worked_solution import Equation
+    options = HandoutOptions()
+    work = worked_solution(spec, options)
+    notation = Notation(options.bias_symbol)
+    presenter = LatexPresenter(options.digits, notation.param)
+    lines = {item.lhs: presenter.equation(item)[0] for section in work.backprop for step in section.steps
+             for item in step.items if isinstance(item, Equation) and item.lhs}
+    wanted = {**{f"delta{l}": rf"\delta_{{{l}}}" for l in range(1, len(spec.layers) + 1)},
+              **{f"d{p}": notation.grad(p) for p in spec.param_names},
+              **{f"{p}_updated": notation.param(p) + r"^{\mathrm{new}}" for p in spec.param_names}}
+    return {quantity: lines[lhs] for quantity, lhs in wanted.items() if lhs in lines}
+
+
 @dataclass
 class ClassFolder:
-    """The class as an export reads it: the assignment's name, per student the quantities."""
+    """The class as an export reads it: the assignment's name, per student the quantities, and
+    each quantity's rule in TeX (:func:`quantity_rules`)."""
     name: str
     title: str
     students: dict[str, dict[str, Quantity]]
     specs: dict[str, Path]
+    rules: dict[str, str]
 
     def quantity_names(self) -> list[str]:
         return list(next(iter(self.students.values())))
@@ -100,6 +121,7 @@ def read_class(folder: Path, quantities: tuple[str, ...] = ()) -> ClassFolder:
     key = _read_key(folder / KEY_JSON)
     students, specs = {}, {}
     name = title = None
+    rules: dict[str, str] = {}
     for student, entry in key.items():
         spec_files = sorted((folder / SOLUTIONS / student).glob("*.toml"))
         if len(spec_files) != 1:
@@ -111,9 +133,10 @@ def read_class(folder: Path, quantities: tuple[str, ...] = ()) -> ClassFolder:
             from ..spec.model import load_spec
             spec = load_spec(spec_files[0])
             name, title = spec.name, (spec.title or spec.name).removesuffix(f" ({student})")
+            rules = quantity_rules(spec)
         students[student] = _quantities(entry, student, folder / KEY_JSON)
     selected = _select(quantities, next(iter(students.values())))
-    return ClassFolder(name, title, {s: {q: qs[q] for q in selected} for s, qs in students.items()}, specs)
+    return ClassFolder(name, title, {s: {q: qs[q] for q in selected} for s, qs in students.items()}, specs, rules)
 
 
 def _read_key(path: Path) -> dict:
