@@ -200,3 +200,12 @@ def test_phone_width_page_does_not_overflow(written_pages, kind, tmp_path):
     margin = [row[-3 * 8:] for row in rows]    # the body's right padding: nothing drawn there
     assert all(set(strip) <= {255} for strip in margin), "something is drawn past the body's right edge"
     assert any(set(row) - {255} for row in rows), "the screenshot is blank"
+
+
+def test_derive_html_writes_both_pages(tmp_path, symbp_cli):
+    done = symbp_cli("derive", "--html", "--no-check", "-o", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    pages = {kind: (tmp_path / f"cs4820_a7_{kind}.html").read_text(encoding="utf-8") for kind in ("solution", "student")}
+    assert set(SEED_DELTAS) <= mathml_numbers(pages["solution"])
+    assert not set(SEED_DELTAS) - set(SEED_FORWARD) & mathml_numbers(pages["student"])
+    assert (tmp_path / "cs4820_a7_solution.tex").is_file()
