@@ -139,7 +139,16 @@ def read_class(folder: Path, quantities: tuple[str, ...] = ()) -> ClassFolder:
     return ClassFolder(name, title, {s: {q: qs[q] for q in selected} for s, qs in students.items()}, specs, rules)
 
 
+#: the largest answer key read (a class of 1000 students of the largest network is far less)
+MAX_KEY_BYTES = 256 * 2**20
+
+
 def _read_key(path: Path) -> dict:
+    """The answer key's JSON; a FIFO, device or folder in its place is refused unread."""
+    if path.exists() and not path.is_file():
+        raise UnusableInput(f"{printable(str(path))}: not a regular file")
+    if path.is_file() and path.stat().st_size > MAX_KEY_BYTES:
+        raise UnusableInput(f"{printable(str(path))}: larger than {MAX_KEY_BYTES // 2**20} MB")
     try:
         key = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
