@@ -232,3 +232,10 @@ def test_not_a_class_folder_is_an_input_error(tmp_path, symbp_cli):
     done = symbp_cli("export", "moodle", str(tmp_path), "-o", str(tmp_path / "x.zip"))
     assert done.returncode == 2 and ".xml" in done.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_answer_key_that_is_a_fifo_is_refused_unread(tmp_path, symbp_cli):
+    import os
+    os.mkfifo(tmp_path / KEY_JSON)
+    done = symbp_cli("export", "moodle", str(tmp_path), "-o", str(tmp_path / "q.xml"))
+    assert done.returncode == 2 and "not a regular file" in done.stderr
