@@ -66,6 +66,8 @@ def test_seed_solution_shows_every_number_and_links_each_result_to_its_rule(seed
     ids = {attrs["id"] for _, attrs in elements.tags if "id" in attrs}
     links = [attrs["href"] for tag, attrs in elements.tags if tag == "a" and attrs.get("class") == "rule-link"]
     assert len(links) > 20 and all(link[1:] in ids for link in links)
+    table = seed_pages["solution"].split("<h2>Updated parameters</h2>")[1].split("</table>")[0]
+    assert table.count('class="rule-link"') == len(load_spec().param_names)   # each updated matrix too
     assert "\\" not in "".join(re.findall(r"<math.*?</math>", seed_pages["solution"], re.S)), \
         "a LaTeX command was left unconverted"
 

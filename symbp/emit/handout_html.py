@@ -48,6 +48,7 @@ class HtmlPresenter(LatexPresenter):
         super().__init__(digits, param_tex)
         self.inserts: dict[str, str] = {}
         self.count = 0
+        self.anchors: dict[str, str] = {}     # an equation's left-hand side -> its step's anchor
 
     def _insert(self, mathml: str) -> str:
         token = PLACEHOLDER.format(len(self.inserts))
@@ -71,6 +72,7 @@ class HtmlPresenter(LatexPresenter):
         """The step's lines: the first is its rule, the last its result (one line: both)."""
         latex = self.step(step)
         self.count += 1
+        self.anchors.update({item.lhs: f"step-{self.count}" for item in step.items if isinstance(item, Equation)})
         lines = [self.math(line) for line in latex.lines]
         rule, work, result = (lines[:1], lines[1:-1], lines[-1:]) if len(lines) > 1 else (lines, [], [])
         return HtmlStep(f"step-{self.count}", Markup(prose_html(step.title)), rule, work, result,
@@ -109,7 +111,8 @@ def html_context(spec, options, model=None, module=None) -> dict:
         "loss": [html.html_step(step) for step in work.loss],
         "backprop": [html.html_section(section) for section in work.backprop],
         "explained": [html.html_step(step) for step in work.explained],
-        "updated": [(inline(notation.param(name)), inline(html.m(before)), inline(html.m(after)))
+        "updated": [(inline(notation.param(name)), inline(html.m(before)), inline(html.m(after)),
+                     html.anchors.get(notation.param(name) + r"^{\mathrm{new}}"))
                     for name, before, after in work.updated],
         "trained": None if work.trained is None else [html.html_step(step) for step in work.trained],
         "digits": options.digits,
