@@ -195,6 +195,7 @@ def test_prairielearn_question_draws_and_answers_as_symbp(klass, tmp_path, symbp
     for q in quantities:
         element = "pl-number-input" if q == "loss" else "pl-matrix-component-input"
         assert f'<{element} answers-name="{q}"' in page
+    assert "\\(\\frac{\\partial L}{\\partial W_{0}} = " in page    # each quantity's rule, for MathJax
 
     # variant_seed = the class's seed: the class's first student
     data = run_server(question, {"variant_seed": SEED, "params": {}, "correct_answers": {}}, "generate")

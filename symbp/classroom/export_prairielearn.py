@@ -82,7 +82,7 @@ def prairielearn_files(spec: Spec, klass: ClassFolder, out: Path) -> dict[Path, 
     files[folder / "info.json"] = json.dumps(info, indent=2) + "\n"
     files[folder / "draw.json"] = json.dumps(draw_config(spec, klass, f"{spec.name}.py"), indent=1) + "\n"
     files[folder / "server.py"] = render(python_env(), "prairielearn_server.py.j2")
-    quantities = [{"name": q, "description": describe(q), "scalar": q == "loss",
+    quantities = [{"name": q, "description": describe(q), "scalar": q == "loss", "rule": klass.rules.get(q),
                    "weight": 1} for q in klass.quantity_names()]
     files[folder / "question.html"] = render(
         html_env(), "prairielearn_question.html.j2", title=klass.title,
