@@ -72,7 +72,7 @@ def _load(spec_path, from_keras=None, data=None):
         return spec_from_keras(from_keras, data)
     if data is not None:
         raise UsageProblem("--data goes with --from-keras (a spec has its own [data])")
-    from .spec.model import load_spec
+    from .spec import load_spec
     return load_spec(spec_path)
 
 
@@ -80,13 +80,23 @@ def _warn(spec, handouts: bool = False) -> list[str]:
     """Print what Keras does surprisingly for this spec and, when ``handouts`` are written, the
     title's characters they cannot print (stderr; stdout stays the report)."""
     from .derivation.derive import loss_warnings
-    warnings = list(loss_warnings(spec.loss["name"], spec.layers[-1].activation))
+    warnings = list(loss_warnings(spec.loss.name, spec.layers[-1].activation))
     if handouts:
         from .emit.latex import glyph_warnings
         warnings += glyph_warnings(spec.title or spec.name, "title")
     for warning in warnings:
         click.echo(f"symbp: warning: {warning}", err=True)
     return warnings
+
+
+def _witness(framework: str):
+    """The registered witness of ``framework``; an unknown name is an input problem."""
+    from .rules.registry import UnknownName
+    from .witnesses.base import witness
+    try:
+        return witness(framework)
+    except UnknownName as err:
+        raise UsageProblem(f"--witness: {err}") from None
 
 
 class Interrupted(click.ClickException):
@@ -157,25 +167,27 @@ def codegen(ctx, spec, directory, from_keras, data):
 @click.option("--json", "as_json", is_flag=True, help="Print only a JSON report on stdout.")
 @click.option("--finite-differences", is_flag=True,
               help="Also compare the generated gradients with central differences of its loss.")
+@click.option("--witness", "framework", default="keras", show_default=True, metavar="FRAMEWORK",
+              help="The framework that trains SPEC independently (a registered witness).")
 @from_keras_options
 @click.pass_context
-def check(ctx, spec, dtype, as_json, finite_differences, from_keras, data):
-    """Train SPEC with Keras and with the generated module; compare every parameter.
+def check(ctx, spec, dtype, as_json, finite_differences, framework, from_keras, data):
+    """Train SPEC with a framework (Keras) and with the generated module; compare every parameter.
 
     Exit status 0 when everything matches, 1 when not.
     """
     def action():
-        from .witnesses.keras import check as run_check
+        from .witnesses import compare
+        witness = _witness(framework)
         loaded = _load(spec, from_keras, data)
         warnings = _warn(loaded)
-        report = run_check(loaded, dtype)
+        report = compare.check(loaded, dtype, witness=witness)
         result, text, match = report.to_json(), report.describe(loaded), report.match
         result["warnings"] = warnings
         if finite_differences:
-            from .witnesses.finite_differences import check as run_finite_differences
-            agreement = run_finite_differences(loaded)
+            agreement = compare.check(loaded, "float64", witness=_witness("finite_differences"))
             result["finite_differences"] = agreement.to_json()
-            text += "\n" + agreement.describe()
+            text += "\n" + agreement.describe(loaded)
             match = match and agreement.match
             result["match"] = match
         click.echo(json.dumps(result, indent=2) if as_json else text)
@@ -215,8 +227,8 @@ def derive(ctx, spec, directory, no_check, dtype, pdf, digits, explain, bias_sym
                                  explain=explain, bias_symbol=bias_symbol, html=html)
         report = None
         if not no_check:
-            from .witnesses.keras import check as run_check
-            report = run_check(loaded, dtype)
+            from .witnesses import compare
+            report = compare.check(loaded, dtype)
         if pdf:
             files.update(compiled_handouts(loaded, files, directory))
         write_all(files)

@@ -21,7 +21,7 @@ from symbp.emit.handout_html import render_html_handouts
 from symbp.emit.handouts import HandoutOptions
 from symbp.emit.outputs import rendered_outputs
 from symbp.spec.model import Spec, load_spec
-from symbp.witnesses.keras import load_module
+from symbp.witnesses.module import load_module
 from test_handouts import OTHER_SPECS, SEED_DELTAS, SEED_FORWARD, SEED_UPDATED, formatted
 
 HOSTILE_TITLE = '<script>alert(1)</script>"><img src=x onerror=alert(2)> & {{7*7}}'

@@ -30,12 +30,12 @@ NAMESPACE = uuid.UUID("6f1c1f52-3b7e-4a77-9a44-2d9a51b0c0de")
 def label_kind(spec: Spec) -> str:
     """How ``symbp variants`` draws labels for this loss (variants._draw_labels)."""
     from ..rules import losses
-    rule = losses[spec.loss["name"]]
+    rule = losses[spec.loss.name]
     if rule.sparse_labels:
         return "sparse"
     if rule.labels_are_distributions:
         return "one_hot"
-    return "binary" if spec.loss["name"] == "binary_crossentropy" else "grid"
+    return "binary" if spec.loss.name == "binary_crossentropy" else "grid"
 
 
 def draw_config(spec: Spec, klass: ClassFolder, module_file: str) -> dict:
@@ -86,7 +86,7 @@ def prairielearn_files(spec: Spec, klass: ClassFolder, out: Path) -> dict[Path, 
                    "weight": 1} for q in klass.quantity_names()]
     files[folder / "question.html"] = render(
         html_env(), "prairielearn_question.html.j2", title=klass.title,
-        architecture=" - ".join(map(str, spec.widths)), loss_name=spec.loss["name"],
-        optimizer=spec.optimizer["name"], batch_size=spec.batch_size,
+        architecture=" - ".join(map(str, spec.widths)), loss_name=spec.loss.name,
+        optimizer=spec.optimizer.name, batch_size=spec.batch_size,
         givens=[*spec.param_names, "x", "y"], quantities=quantities, rtol=RELATIVE, atol=ABSOLUTE)
     return files

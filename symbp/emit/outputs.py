@@ -6,7 +6,7 @@ from pathlib import Path
 
 from .codegen import module_files, module_source
 from ..io.files import write_all
-from ..spec.model import Spec
+from ..spec import Spec
 
 
 def rendered_outputs(spec: Spec, directory: Path, *, notebook: bool = False, digits: int = 8,
@@ -20,7 +20,7 @@ def rendered_outputs(spec: Spec, directory: Path, *, notebook: bool = False, dig
     """
     from .codegen import derive_spec
     from .handouts import HandoutOptions, handout_paths, render_handouts
-    from ..witnesses.keras import spec_module
+    from ..witnesses.module import spec_module
     options = HandoutOptions(digits, tuple(explain), bias_symbol)   # checked before any work
     if notebook:
         from .notebook import check_notebook_size
