@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from symbp.classroom.lms import ABSOLUTE, RELATIVE, tolerance
+from symbp.classroom.mistakes import MISTAKES, mistake_values
 from symbp.classroom.variants import KEY_JSON, answers, draw_variants, write_variants
 from symbp.spec.model import Spec, load_spec
 
@@ -95,11 +96,16 @@ def test_moodle_xml_has_every_students_numbers_with_tolerance(klass, tmp_path, s
     assert quiz.tag == "quiz"
     categories = [q.find("category/text").text for q in quiz.findall("question[@type='category']")]
     assert categories == [f"$course$/top/symbp/{spec.name}"] + [f"$course$/top/symbp/{spec.name}/{s}" for s in key]
-    found = {}
+    found, distractors = {}, []
     for question in quiz.findall("question[@type='numerical']"):
         student, label = question.find("name/text").text.split(" ")
         answers_ = question.findall("answer")
-        assert [a.get("fraction") for a in answers_] == ["100"]
+        assert [a.get("fraction") for a in answers_][:1] == ["100"] and set(a.get("fraction") for a in answers_[1:]) <= {"0"}
+        for wrong in answers_[1:]:     # a mistake's number, outside the right answer's tolerance, the mistake named
+            distractor = float(wrong.find("text").text)
+            assert abs(distractor - float(answers_[0].find("text").text)) > float(answers_[0].find("tolerance").text)
+            assert any(m.description in wrong.find("feedback/text").text for m in MISTAKES.values())
+            distractors.append((student, label, distractor))
         value, tol = float(answers_[0].find("text").text), float(answers_[0].find("tolerance").text)
         assert tol == pytest.approx(ABSOLUTE + RELATIVE * abs(value))
         assert question.find("questiontext").get("format") == "html"
@@ -110,6 +116,15 @@ def test_moodle_xml_has_every_students_numbers_with_tolerance(klass, tmp_path, s
             assert f"\\(\\frac{{\\partial L}}{{\\partial W_{{{label[2]}}}}} = " in text
         found[(student, label)] = value
     assert found == expected_questions(key)   # every entry once, the key's own float
+    assert distractors      # each checked against the mistake catalogue's own numbers for that student
+    specs = {s: load_spec(folder / "solutions" / s / f"{spec.name}.toml") for s in key}
+    for student, label, distractor in distractors:
+        quantity, index = (label.split("[") + [""])[:2]
+        values = [np.ravel(np.asarray(mistake_values(specs[student], m)[quantity]))
+                  for m in MISTAKES if quantity in mistake_values(specs[student], m)]
+        flat = int(index.rstrip("]").split(",")[0]) * (np.shape(key[student][quantity])[-1] if np.ndim(key[student][quantity]) == 2 else 0) \
+            + int(index.rstrip("]").split(",")[1]) if index else 0
+        assert any(v[flat] == distractor for v in values)
 
 
 def test_quantities_select_the_questions(klass, tmp_path, symbp_cli):

@@ -4,7 +4,8 @@
 student (``.../<name>/<student>``) holding that student's questions: one ``numerical`` question
 per entry of each quantity, named ``<student> <quantity>[r,c]``, with the student's own number as
 the ``fraction="100"`` answer and :func:`symbp.classroom.lms.tolerance` as its ``<tolerance>``
-(Moodle accepts answer +- tolerance). Moodle imports such a file with Question bank > Import >
+(Moodle accepts answer +- tolerance), then a ``fraction="0"`` answer per catalogued mistake
+(:mod:`symbp.classroom.mistakes`) whose number differs, its feedback naming the mistake. Moodle imports such a file with Question bank > Import >
 Moodle XML format; a random question per category then gives each student their own. Every text
 is escaped by ElementTree, and the HTML in it by :func:`html.escape`: nothing from a spec
 becomes markup.
@@ -15,7 +16,7 @@ from __future__ import annotations
 import html
 import xml.etree.ElementTree as ET
 
-from .lms import ClassFolder, Entry, describe, tolerance
+from .lms import ClassFolder, Entry, describe, distinct_distractors, mistake_answers, tolerance
 
 
 def _text(parent: ET.Element, tag: str, text: str, **attrs) -> ET.Element:
@@ -40,7 +41,8 @@ def question_html(title: str, student: str, entry: Entry, shape, rule: str | Non
             + (f"<p>\\({html.escape(rule)}\\)</p>" if rule else ""))
 
 
-def numerical_question(quiz: ET.Element, title: str, student: str, entry: Entry, shape, rule=None) -> None:
+def numerical_question(quiz: ET.Element, title: str, student: str, entry: Entry, shape, rule=None,
+                       distractors: list[tuple[float, str]] = ()) -> None:
     question = ET.SubElement(quiz, "question", type="numerical")
     _text(question, "name", f"{student} {entry.label}")
     _text(question, "questiontext", question_html(title, student, entry, shape, rule), format="html")
@@ -51,6 +53,10 @@ def numerical_question(quiz: ET.Element, title: str, student: str, entry: Entry,
     answer = _text(question, "answer", repr(entry.value), fraction="100", format="moodle_auto_format")
     ET.SubElement(answer, "tolerance").text = repr(tolerance(entry.value))
     _text(answer, "feedback", "Right.", format="html")
+    for value, description in distinct_distractors(entry.value, list(distractors)):
+        wrong = _text(question, "answer", repr(value), fraction="0", format="moodle_auto_format")
+        ET.SubElement(wrong, "tolerance").text = repr(tolerance(value))
+        _text(wrong, "feedback", html.escape(f"Not right: {description}."), format="html")
     for tag, value in (("unitgradingtype", "0"), ("unitpenalty", "0.1"), ("showunits", "3"), ("unitsleft", "0")):
         ET.SubElement(question, tag).text = value
 
@@ -62,9 +68,10 @@ def moodle_xml(klass: ClassFolder) -> str:
     category(quiz, root)
     for student, quantities in klass.students.items():
         category(quiz, f"{root}/{student}")
+        mistakes = mistake_answers(klass.specs[student])
         for quantity in quantities.values():
             for entry in quantity.entries():
                 numerical_question(quiz, klass.title, student, entry, quantity.shape,
-                                   klass.rules.get(quantity.name))
+                                   klass.rules.get(quantity.name), mistakes.get((entry.quantity, entry.index), []))
     ET.indent(quiz)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(quiz, encoding="unicode") + "\n"

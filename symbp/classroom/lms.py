@@ -187,3 +187,31 @@ def _select(quantities: tuple[str, ...], available: dict) -> list[str]:
         raise UnusableInput(f"--quantities: {', '.join(printable(q) for q in unknown)} not in the answer key "
                             f"(one of {', '.join(available)})")
     return list(dict.fromkeys(quantities))
+
+
+# ---------------------------------------------------------------- mistake distractors
+def mistake_answers(spec_path) -> dict[tuple[str, tuple | None], list[tuple[float, str]]]:
+    """{(quantity, index): [(value, what went wrong)]}: the numbers each catalogued mistake
+    (:data:`symbp.classroom.mistakes.MISTAKES`) gives for this student's spec, every earlier
+    quantity right; Moodle grades a submission that lands on one with 0 and names the mistake."""
+    from .mistakes import MISTAKES, mistake_values
+    from ..spec.model import load_spec
+    from ..witnesses.module import spec_module
+    spec = load_spec(spec_path)
+    module = spec_module(spec)
+    out: dict = {}
+    for mistake_id, mistake in MISTAKES.items():
+        for quantity, values in mistake_values(spec, mistake_id, module).items():
+            for entry in Quantity(quantity, np.asarray(values).tolist()).entries():
+                out.setdefault((quantity, entry.index), []).append((entry.value, mistake.description))
+    return out
+
+
+def distinct_distractors(correct: float, candidates: list[tuple[float, str]]) -> list[tuple[float, str]]:
+    """The candidates whose tolerance interval overlaps neither the right answer's nor an earlier
+    kept one's (Moodle takes the first answer a submission matches)."""
+    kept: list[tuple[float, str]] = []
+    for value, description in candidates:
+        if all(abs(value - other) > tolerance(value) + tolerance(other) for other, _ in [(correct, ""), *kept]):
+            kept.append((value, description))
+    return kept
