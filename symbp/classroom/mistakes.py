@@ -203,3 +203,24 @@ def mutated(mistake_id: str, rule: StepRule) -> Optional[StepRule]:
     if rule.kind not in mistake.kinds:
         return None
     return mistake.mutate(rule)
+
+
+def mistake_values(spec, mistake_id: str, module=None) -> dict[str, np.ndarray]:
+    """{quantity: the number mistake ``mistake_id`` gives there} for ``spec``'s step, every
+    earlier quantity correct: one distractor per quantity where the mistake changes the answer."""
+    from ..emit.codegen import derive_spec
+    from ..witnesses.keras import spec_module
+    from .rules_of_step import step_namespace, step_rules
+    from .variants import answers
+    module = module or spec_module(spec)
+    namespace = step_namespace(spec, module)
+    key = {name: np.asarray(value, dtype=np.float64) for name, value in answers(spec, module).items()}
+    namespace.update(key)
+    out = {}
+    for rule in step_rules(derive_spec(spec)):
+        changed = mutated(mistake_id, rule)
+        value = changed.evaluate(namespace) if changed is not None else None
+        expected = key[rule.quantity]
+        if value is not None and value.shape == expected.shape and not np.allclose(value, expected, rtol=1e-9, atol=0):
+            out[rule.quantity] = value
+    return out
