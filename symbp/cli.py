@@ -267,6 +267,55 @@ def variants(ctx, spec, count, seed, directory, notebook, check, jobs):
     ctx.exit(0 if _run(ctx, action) else 1)
 
 
+def _points(ctx, param, values):
+    """--points NAME=P (NAME a quantity or a glob such as 'dW*'), repeated."""
+    out = []
+    for value in values:
+        name, sep, points = value.partition("=")
+        try:
+            out.append((name.strip(), float(points)))
+        except ValueError:
+            raise click.BadParameter(f"expected NAME=POINTS (e.g. 'dW*=2'), found {value!r}") from None
+        if not sep or not name.strip() or not out[-1][1] >= 0:
+            raise click.BadParameter(f"expected NAME=POINTS with POINTS >= 0, found {value!r}")
+    return tuple(out)
+
+
+@main.command()
+@click.argument("class_dir", metavar="CLASS", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("submissions", metavar="SUBMISSIONS", type=click.Path(path_type=Path))
+@click.option("-o", "--output", "directory", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for grades.json, grades.csv and feedback/.")
+@click.option("--rtol", default=1e-3, show_default=True, type=click.FloatRange(min=0), help="Relative tolerance.")
+@click.option("--atol", default=1e-4, show_default=True, type=click.FloatRange(min=0), help="Absolute tolerance.")
+@click.option("--carried-forward-credit", default=1.0, show_default=True, type=click.FloatRange(0, 1),
+              help="Share of a quantity's points for an answer right from the student's own earlier answers.")
+@click.option("--points", multiple=True, callback=_points, help="NAME=POINTS for a quantity or glob (default 1 each).")
+@click.option("--gradescope", is_flag=True, help="Also write Gradescope's results.json (one submission).")
+@click.option("--timeout", default=60, show_default=True, type=click.IntRange(min=1),
+              help="Seconds a notebook cell may run.")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), help="Notebooks run at once (default: one per core).")
+@click.pass_context
+def grade(ctx, class_dir, submissions, directory, rtol, atol, carried_forward_credit, points, gradescope,
+          timeout, jobs):
+    """Grade SUBMISSIONS (a CSV in the answer key's format, or a folder of <student>.ipynb) of
+    the class CLASS (written by `symbp variants`): a status, score and diagnosed mistake per quantity."""
+    def action():
+        from .classroom.grading import GradingOptions
+        from .classroom.gradebook import grade_class, grade_files
+        from .errors import printable
+        from .io.files import write_all
+        options = GradingOptions(rtol, atol, carried_forward_credit, points)
+        result = grade_class(class_dir, submissions, options, timeout=timeout, jobs=jobs)
+        write_all(grade_files(result, directory, gradescope))
+        for problem in result.problems:
+            click.echo(f"symbp: warning: {printable(problem)}", err=True)
+        errors = sum(1 for g in result.grades.values() if g.error)
+        click.echo(f"graded {len(result.grades)} students into {directory}"
+                   + (f" ({errors} with input problems: see grades.json)" if errors else ""))
+    _run(ctx, action)
+
+
 @main.command("spec")
 @click.option("--from-keras", "from_keras", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="The saved Keras model (.keras) to describe.")
