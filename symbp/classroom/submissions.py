@@ -107,6 +107,14 @@ def _stream_text(cell) -> str:
     return "".join(o.get("text", "") for o in cell.get("outputs", []) if o.get("output_type") == "stream")
 
 
+def cells_to_run(cells) -> int:
+    """The cells up to the last one tagged ``answer`` (all without tags): the Keras comparison
+    after them checks the student's work but holds no answer, and loading TensorFlow in every
+    kernel would take most of a class's time."""
+    tagged = [n for n, cell in enumerate(cells) if "answer" in cell.get("metadata", {}).get("tags", [])]
+    return tagged[-1] + 1 if tagged else len(cells)
+
+
 def run_notebook(path: Path, names: list[str], timeout: int) -> dict:
     """Execute one notebook in a fresh kernel (its own process) and read the answer variables."""
     import nbformat
@@ -114,6 +122,7 @@ def run_notebook(path: Path, names: list[str], timeout: int) -> dict:
     if path.stat().st_size > MAX_NOTEBOOK_BYTES:
         raise ValueError(f"larger than {MAX_NOTEBOOK_BYTES // 2**20} MB")
     notebook = nbformat.read(str(path), as_version=4)
+    notebook.cells = notebook.cells[:cells_to_run(notebook.cells)]
     marker = f"symbp-answers-{secrets.token_hex(8)}:"
     notebook.cells.append(nbformat.v4.new_code_cell(_reader_cell(names, marker)))
     client = NotebookClient(notebook, timeout=timeout, kernel_name="python3", allow_errors=True,
@@ -152,7 +161,8 @@ def read_notebooks(folder: Path, shapes: dict[str, tuple], students: set[str], t
     paths = {p.stem: p for p in sorted(Path(folder).glob("*.ipynb"))}
     problems = [f"{quoted(p.name)}: names no student of the class" for s, p in paths.items() if s not in students]
     paths = {s: p for s, p in paths.items() if s in students}
-    jobs = jobs or len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if jobs is None:
+        jobs = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     # threads only wait: each notebook runs in its own kernel process
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         results = pool.map(lambda item: (item[0], notebook_submission(item[1], shapes, timeout)), paths.items())
