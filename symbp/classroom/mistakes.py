@@ -197,8 +197,10 @@ MISTAKES: dict[str, Mistake] = {m.id: m for m in [
 ]}
 
 
+@lru_cache(maxsize=4096)
 def mutated(mistake_id: str, rule: StepRule) -> Optional[StepRule]:
-    """``rule`` with mistake ``mistake_id`` made, or None where it does not apply."""
+    """``rule`` with mistake ``mistake_id`` made, or None where it does not apply (cached: a
+    class's students share their rules)."""
     mistake = MISTAKES[mistake_id]
     if rule.kind not in mistake.kinds:
         return None
