@@ -198,9 +198,10 @@ def check(ctx, spec, dtype, as_json, finite_differences, from_keras, data):
               help="Write the biases as theta (as the course does) or b.")
 @click.option("--notebook", is_flag=True,
               help="Also write the assignment notebooks DIR/<name>_student.ipynb and <name>_solution.ipynb.")
+@click.option("--nbgrader", is_flag=True, help="Notebooks with nbgrader cell metadata and autograder cells (implies --notebook).")
 @from_keras_options
 @click.pass_context
-def derive(ctx, spec, directory, no_check, dtype, pdf, digits, explain, bias_symbol, notebook,
+def derive(ctx, spec, directory, no_check, dtype, pdf, digits, explain, bias_symbol, notebook, nbgrader,
            from_keras, data):
     """Write everything SPEC can produce into DIR (module, LaTeX handouts, notebooks), then check it against Keras."""
     def action():
@@ -209,8 +210,8 @@ def derive(ctx, spec, directory, no_check, dtype, pdf, digits, explain, bias_sym
         loaded = _load(spec, from_keras, data)
         _warn(loaded, handouts=True)
         # everything in memory first (the check and the PDFs included): a failure writes nothing
-        files = rendered_outputs(loaded, directory, notebook=notebook, digits=digits,
-                                 explain=explain, bias_symbol=bias_symbol)
+        files = rendered_outputs(loaded, directory, notebook=notebook or nbgrader, digits=digits,
+                                 explain=explain, bias_symbol=bias_symbol, nbgrader=nbgrader)
         report = None
         if not no_check:
             from .witnesses.keras import check as run_check
@@ -236,10 +237,11 @@ def derive(ctx, spec, directory, no_check, dtype, pdf, digits, explain, bias_sym
 @click.option("-o", "--output", "directory", default="variants", show_default=True,
               type=click.Path(file_okay=False, path_type=Path), help="Folder for the class.")
 @click.option("--notebook", is_flag=True, help="Also write each student's notebooks.")
+@click.option("--nbgrader", is_flag=True, help="Notebooks with nbgrader cell metadata and autograder cells (implies --notebook).")
 @click.option("--check", is_flag=True, help="Verify every student's answers against Keras model.fit.")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), help="Worker processes (default: one per core).")
 @click.pass_context
-def variants(ctx, spec, count, seed, directory, notebook, check, jobs):
+def variants(ctx, spec, count, seed, directory, notebook, nbgrader, check, jobs):
     """Write one assignment per student (DIR/students/student_NN/, to hand out; the solutions in
     DIR/solutions/student_NN/) and the class's answer key.
 
@@ -252,8 +254,8 @@ def variants(ctx, spec, count, seed, directory, notebook, check, jobs):
         loaded = _load(spec)
         for warning in glyph_warnings(loaded.title or loaded.name, "title"):   # in every handout
             click.echo(f"symbp: warning: {warning}", err=True)
-        result = write_variants(loaded, count, seed, directory, notebook=notebook, check=check,
-                                jobs=jobs, progress=True)
+        result = write_variants(loaded, count, seed, directory, notebook=notebook or nbgrader, check=check,
+                                jobs=jobs, progress=True, nbgrader=nbgrader)
         click.echo(f"wrote {count} variants: hand out {directory / STUDENTS}/<student>/; keep "
                    f"{directory / SOLUTIONS}/ and the answer key {directory / KEY_JSON}, {directory / KEY_CSV}")
         if check:

@@ -4,8 +4,6 @@ Gradescope's results.json, notebooks run in their own kernels."""
 import csv
 import io
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -24,8 +22,8 @@ def klass(tmp_path_factory):
 
 
 def _grade(*args):
-    return subprocess.run([sys.executable, "-m", "symbp", "grade", *map(str, args)],
-                          capture_output=True, text=True, timeout=300)
+    from conftest import run_symbp
+    return run_symbp("grade", *map(str, args), timeout=300)
 
 
 def _key_rows(klass):
