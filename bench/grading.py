@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import subprocess
 import sys
 import tempfile
@@ -65,6 +66,10 @@ def main(kind: str) -> None:
         subprocess.run([sys.executable, "-m", "symbp", "grade", str(folder), str(submissions),
                         "-o", str(Path(tmp) / "out")], check=True, stderr=subprocess.DEVNULL)
         print(f"{kind}: {count} submissions graded in {time.perf_counter() - start:.1f} s")
+        grades = json.loads((Path(tmp) / "out" / "grades.json").read_text())["students"]
+        for student, grade in grades.items():
+            if "error" in grade:
+                print(f"  {student}: {grade['error']}")
 
 
 if __name__ == "__main__":

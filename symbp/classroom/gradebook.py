@@ -96,6 +96,10 @@ def grade_class(directory: Path, submissions: Path, options: GradingOptions, *,
         raise UnusableInput(f"{submissions}: no such file or folder")
     grades = {student: _grade_one(directory, student, key[student], read[student], rules, module, options)
               for student in key if student in read}
+    absent = [student for student in key if student not in read]
+    if absent:
+        problems.append(f"{len(absent)} student(s) of the class without a submission: {', '.join(absent[:20])}"
+                        + (" ..." if len(absent) > 20 else ""))
     return ClassGrades(grades, quantities, problems)
 
 

@@ -28,7 +28,6 @@ from typing import Optional
 
 import numpy as np
 
-from ..derivation import naming
 from .mistakes import MISTAKES, mutated
 from .rules_of_step import LOSS, StepRule, step_namespace, step_rules
 
@@ -141,24 +140,8 @@ def missing_grade(rules: list[StepRule], options: GradingOptions, error: str) ->
                         error)
 
 
-def key_arrays(entry: dict, quantities: list[str]) -> dict[str, np.ndarray]:
-    return {q: np.asarray(entry[q], dtype=np.float64) for q in quantities}
-
-
-def quantity_order(model) -> list[str]:
-    return [rule.quantity for rule in step_rules(model)]
-
-
-def rule_by_quantity(model) -> dict[str, StepRule]:
-    return {rule.quantity: rule for rule in step_rules(model)}
-
-
 def describe_mistake(mistake_id: str, quantity: str) -> str:
     """The feedback sentence for a diagnosed mistake."""
     mistake = MISTAKES[mistake_id]
     return (f"Likely mistake `{mistake.id}`: {mistake.description}. The rule to use: "
             f"`{mistake.rule}`. It first shows in `{quantity}`.")
-
-
-__all__ = ["GradingOptions", "QuantityGrade", "StudentGrade", "grade_student", "missing_grade",
-           "describe_mistake", "CORRECT", "CARRIED_FORWARD", "WRONG", "MISSING", "naming"]

@@ -135,12 +135,22 @@ def run_notebook(path: Path, names: list[str], timeout: int) -> dict:
     return json.loads(found[-1][len(marker):])
 
 
+def _timed_out(err: Exception) -> bool:
+    return "Timeout" in type(err).__name__ or "timed out" in str(err)
+
+
 def notebook_submission(path: Path, shapes: dict[str, tuple], timeout: int) -> Submission:
-    """One student's notebook as a Submission (a time-out or a broken file: an error)."""
+    """One student's notebook as a Submission (a time-out or a broken file: an error). A run
+    that fails otherwise is tried once more: a kernel may fail to start on a busy machine."""
     try:
-        values = run_notebook(path, list(shapes), timeout)
+        try:
+            values = run_notebook(path, list(shapes), timeout)
+        except Exception as err:
+            if _timed_out(err):
+                raise
+            values = run_notebook(path, list(shapes), timeout)
     except Exception as err:   # the student's notebook, not symbp: reported for this student
-        reason = "timed out" if "Timeout" in type(err).__name__ or "timed out" in str(err) else \
+        reason = "timed out" if _timed_out(err) else \
             f"could not be run ({type(err).__name__})"
         return Submission({}, f"{path.name}: {reason}")
     answers, problems = {}, []
