@@ -113,7 +113,11 @@ def _grade_one(directory: Path, student: str, entry: dict, submission: Submissio
         return missing_grade(rules, options, f"the class's files for {student}: {err}")
     if submission.error is not None and not submission.answers:
         return missing_grade(rules, options, submission.error)
-    grade = grade_student(rules, namespace, expected, submission.answers, options)
+    try:
+        grade = grade_student(rules, namespace, expected, submission.answers, options)
+    except Exception as err:   # a bug met on one student's numbers must not cost the others their grades
+        return missing_grade(rules, options, f"internal error grading {student} ({type(err).__name__}): "
+                                             "please report it")
     grade.error = submission.error
     return grade
 

@@ -12,6 +12,7 @@ expression of the derivation model, printed by the module's own
 
 from __future__ import annotations
 
+import ast
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Optional
@@ -51,9 +52,26 @@ def _printed(expr: sp.Basic, names: tuple) -> str:
     return ArrayPrinter(dict(names)).doprint(expr)
 
 
+def _function_source(setup: tuple, lines: tuple) -> str:
+    """A function ``evaluate(scope)``: each name a line reads taken from ``scope``, then the
+    lines in order (code printed from the derivation, and constants' names: no student text)."""
+    steps = [*setup, *((line.target, line.code()) for line in lines)]
+    assigned, reads = set(), []
+    for target, code in steps:
+        for name in sorted({n.id for n in ast.walk(ast.parse(code, mode="eval")) if isinstance(n, ast.Name)}):
+            if name not in assigned and name not in reads:
+                reads.append(name)
+        assigned.add(target)
+    body = [f"    {name} = scope[{name!r}]" for name in reads]
+    body += [f"    {target} = {code}" for target, code in steps]
+    return "def evaluate(scope):\n" + "\n".join(body) + f"\n    return {steps[-1][0]}\n"
+
+
 @lru_cache(maxsize=4096)
-def _compiled(code: str):
-    return compile(code, "<symbp rule>", "eval")
+def _compiled(setup: tuple, lines: tuple):
+    """The rule as a function, loaded the way the generated module is (its one loader)."""
+    from ..witnesses.keras import load_module
+    return load_module(_function_source(setup, lines), "symbp_rule").evaluate
 
 
 @dataclass(frozen=True)
@@ -77,17 +95,12 @@ class StepRule:
     def evaluate(self, namespace: dict) -> Optional[np.ndarray]:
         """The rule's value from ``namespace`` (its names bound to arrays), or None where NumPy
         cannot evaluate it (shapes that do not fit a transposed operand, say)."""
-        scope = dict(namespace)
         try:
             with np.errstate(all="ignore"):
-                for target, code in self.setup:
-                    scope[target] = eval(_compiled(code), scope)
-                for line in self.lines:
-                    scope[line.target] = eval(_compiled(line.code()), scope)   # code printed from SymPy
-        except (ValueError, TypeError, IndexError, ZeroDivisionError, FloatingPointError):
+                result = _compiled(self.setup, self.lines)(namespace)
+        except (ValueError, TypeError, IndexError, KeyError, ZeroDivisionError, FloatingPointError):
             return None
-        value = np.asarray(scope[self.lines[-1].target], dtype=np.float64)
-        return value
+        return np.asarray(result, dtype=np.float64)
 
 
 def _names(*mappings: dict) -> tuple:

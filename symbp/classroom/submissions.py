@@ -157,7 +157,11 @@ def notebook_submission(path: Path, shapes: dict[str, tuple], timeout: int) -> S
     for name, shape in shapes.items():
         if name not in values:
             continue
-        array = np.asarray(values[name], dtype=np.float64)
+        try:
+            array = np.asarray(values[name], dtype=np.float64)
+        except (TypeError, ValueError):
+            problems.append(f"{name} is not an array of numbers")
+            continue
         if array.shape != shape:
             problems.append(f"{name} has shape {array.shape}, expected {shape}")
             continue
