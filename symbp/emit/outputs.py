@@ -10,10 +10,11 @@ from ..spec import Spec
 
 
 def rendered_outputs(spec: Spec, directory: Path, *, notebook: bool = False, digits: int = 8,
-                     explain: tuple[str, ...] = (), bias_symbol: str = "theta") -> dict[Path, str | bytes]:
+                     explain: tuple[str, ...] = (), bias_symbol: str = "theta",
+                     nbgrader: bool = False) -> dict[Path, str | bytes]:
     """Every output file of ``symbp derive`` for ``spec``: path -> text (nothing written).
 
-    ``notebook`` adds the assignment notebooks. The handout options: ``digits`` decimals, ``explain`` entries (``W1[2,0]``) expanded by the
+    ``notebook`` adds the assignment notebooks (``nbgrader``: with nbgrader's cells). The handout options: ``digits`` decimals, ``explain`` entries (``W1[2,0]``) expanded by the
     chain rule, ``bias_symbol`` "theta" or "b".
     """
     from .codegen import derive_spec
@@ -32,7 +33,7 @@ def rendered_outputs(spec: Spec, directory: Path, *, notebook: bool = False, dig
              **{paths[kind]: text for kind, text in handouts.items()}}
     if notebook:
         from .notebook import rendered_notebooks
-        files.update(rendered_notebooks(spec, directory, model))
+        files.update(rendered_notebooks(spec, directory, model, nbgrader=nbgrader))
     return files
 
 
