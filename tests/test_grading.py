@@ -11,7 +11,7 @@ from symbp.classroom.variants import answers
 from symbp.emit.codegen import derive_spec
 from symbp.spec import dense, network
 from symbp.spec.model import load_spec
-from symbp.witnesses.keras import spec_module
+from symbp.witnesses.module import spec_module
 
 X3 = [[0.5, -0.3, 0.9], [0.2, 0.8, -0.4], [-0.7, 0.1, 0.6], [0.3, -0.6, -0.2]]
 

@@ -66,7 +66,7 @@ def student_spec(directory: Path, student: str) -> Spec:
 
 def _class_model(directory: Path, key: dict):
     from ..emit.codegen import derive_spec
-    from ..witnesses.keras import spec_module
+    from ..witnesses.module import spec_module
     first = student_spec(directory, next(iter(key)))
     return derive_spec(first), spec_module(first)
 

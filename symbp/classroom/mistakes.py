@@ -211,7 +211,7 @@ def mistake_values(spec, mistake_id: str, module=None) -> dict[str, np.ndarray]:
     """{quantity: the number mistake ``mistake_id`` gives there} for ``spec``'s step, every
     earlier quantity correct: one distractor per quantity where the mistake changes the answer."""
     from ..emit.codegen import derive_spec
-    from ..witnesses.keras import spec_module
+    from ..witnesses.module import spec_module
     from .rules_of_step import step_namespace, step_rules
     from .variants import answers
     module = module or spec_module(spec)

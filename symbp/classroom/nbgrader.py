@@ -72,7 +72,7 @@ def autograde_cell(namespace: dict, spec_toml: str, quantities: list[str]) -> fl
     import tomllib
     from ..emit.codegen import derive_spec
     from ..spec.model import Spec
-    from ..witnesses.keras import spec_module
+    from ..witnesses.module import spec_module
     from .grading import GradingOptions, describe_mistake, grade_student
     from .rules_of_step import step_namespace, step_rules
     from .variants import answers

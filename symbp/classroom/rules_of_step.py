@@ -70,7 +70,7 @@ def _function_source(setup: tuple, lines: tuple) -> str:
 @lru_cache(maxsize=4096)
 def _compiled(setup: tuple, lines: tuple):
     """The rule as a function, loaded the way the generated module is (its one loader)."""
-    from ..witnesses.keras import load_module
+    from ..witnesses.module import load_module
     return load_module(_function_source(setup, lines), "symbp_rule").evaluate
 
 
