@@ -11,11 +11,11 @@ from ..spec import Spec
 
 def rendered_outputs(spec: Spec, directory: Path, *, notebook: bool = False, digits: int = 8,
                      explain: tuple[str, ...] = (), bias_symbol: str = "theta",
-                     html: bool = False) -> dict[Path, str | bytes]:
+                     html: bool = False, nbgrader: bool = False) -> dict[Path, str | bytes]:
     """Every output file of ``symbp derive`` for ``spec``: path -> text (nothing written).
 
-    ``notebook`` adds the assignment notebooks, ``html`` the HTML handouts (DIR/<name>_solution.html,
-    <name>_student.html). The handout options: ``digits`` decimals, ``explain`` entries (``W1[2,0]``) expanded by the
+    ``notebook`` adds the assignment notebooks (``nbgrader``: with nbgrader's cells), ``html`` the
+    HTML handouts (DIR/<name>_solution.html, <name>_student.html). The handout options: ``digits`` decimals, ``explain`` entries (``W1[2,0]``) expanded by the
     chain rule, ``bias_symbol`` "theta" or "b".
     """
     from .codegen import derive_spec
@@ -39,7 +39,7 @@ def rendered_outputs(spec: Spec, directory: Path, *, notebook: bool = False, dig
         files.update({path: pages[kind] for kind, path in html_handout_paths(spec, directory).items()})
     if notebook:
         from .notebook import rendered_notebooks
-        files.update(rendered_notebooks(spec, directory, model))
+        files.update(rendered_notebooks(spec, directory, model, nbgrader=nbgrader))
     return files
 
 
