@@ -305,6 +305,9 @@ def export(ctx, fmt, class_dir, out, quantities, spec_path):
         write_all(files)
         for path in files:
             click.echo(f"wrote {path}")
+    _run(ctx, action)
+
+
 def _points(ctx, param, values):
     """--points NAME=P (NAME a quantity or a glob such as 'dW*'), repeated."""
     out = []
