@@ -88,6 +88,7 @@ def assert_no_markup_from_the_spec(html_text: str):
 
 
 # ---------------------------------------------------------------- Moodle
+@pytest.mark.slow   # the mistake catalogue's numbers per student, in the export and again here
 def test_moodle_xml_has_every_students_numbers_with_tolerance(klass, tmp_path, symbp_cli):
     spec, _, folder, key = klass
     out = tmp_path / "quiz.xml"
@@ -118,11 +119,11 @@ def test_moodle_xml_has_every_students_numbers_with_tolerance(klass, tmp_path, s
         found[(student, label)] = value
     assert found == expected_questions(key)   # every entry once, the key's own float
     assert distractors      # each checked against the mistake catalogue's own numbers for that student
-    specs = {s: load_spec(folder / "solutions" / s / f"{spec.name}.toml") for s in key}
+    made = {s: [mistake_values(load_spec(folder / "solutions" / s / f"{spec.name}.toml"), m) for m in MISTAKES]
+            for s in key}     # each mistake's numbers, once per student
     for student, label, distractor in distractors:
         quantity, index = (label.split("[") + [""])[:2]
-        values = [np.ravel(np.asarray(mistake_values(specs[student], m)[quantity]))
-                  for m in MISTAKES if quantity in mistake_values(specs[student], m)]
+        values = [np.ravel(np.asarray(numbers[quantity])) for numbers in made[student] if quantity in numbers]
         flat = int(index.rstrip("]").split(",")[0]) * (np.shape(key[student][quantity])[-1] if np.ndim(key[student][quantity]) == 2 else 0) \
             + int(index.rstrip("]").split(",")[1]) if index else 0
         assert any(v[flat] == distractor for v in values)
