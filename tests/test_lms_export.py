@@ -88,7 +88,6 @@ def assert_no_markup_from_the_spec(html_text: str):
 
 
 # ---------------------------------------------------------------- Moodle
-@pytest.mark.slow   # the mistake catalogue's numbers per student, in the export and again here
 def test_moodle_xml_has_every_students_numbers_with_tolerance(klass, tmp_path, symbp_cli):
     spec, _, folder, key = klass
     out = tmp_path / "quiz.xml"
