@@ -223,9 +223,12 @@ def check(ctx, spec, dtype, as_json, finite_differences, framework, from_keras, 
               help="Write the biases as theta (as the course does) or b.")
 @click.option("--notebook", is_flag=True,
               help="Also write the assignment notebooks DIR/<name>_student.ipynb and <name>_solution.ipynb.")
+@click.option("--html", is_flag=True,
+              help="Also write the handouts as web pages DIR/<name>_solution.html and <name>_student.html.")
+@click.option("--nbgrader", is_flag=True, help="Notebooks with nbgrader cell metadata and autograder cells (implies --notebook).")
 @from_keras_options
 @click.pass_context
-def derive(ctx, spec, directory, no_check, dtype, pdf, digits, explain, bias_symbol, notebook,
+def derive(ctx, spec, directory, no_check, dtype, pdf, digits, explain, bias_symbol, notebook, html, nbgrader,
            from_keras, data):
     """Write everything SPEC can produce into DIR (module, LaTeX handouts, notebooks), then check it against Keras."""
     def action():
@@ -234,8 +237,8 @@ def derive(ctx, spec, directory, no_check, dtype, pdf, digits, explain, bias_sym
         loaded = _load(spec, from_keras, data)
         _warn(loaded, handouts=True)
         # everything in memory first (the check and the PDFs included): a failure writes nothing
-        files = rendered_outputs(loaded, directory, notebook=notebook, digits=digits,
-                                 explain=explain, bias_symbol=bias_symbol)
+        files = rendered_outputs(loaded, directory, notebook=notebook or nbgrader, digits=digits,
+                                 explain=explain, bias_symbol=bias_symbol, html=html, nbgrader=nbgrader)
         report = None
         if not no_check:
             from .witnesses import compare
@@ -261,10 +264,11 @@ def derive(ctx, spec, directory, no_check, dtype, pdf, digits, explain, bias_sym
 @click.option("-o", "--output", "directory", default="variants", show_default=True,
               type=click.Path(file_okay=False, path_type=Path), help="Folder for the class.")
 @click.option("--notebook", is_flag=True, help="Also write each student's notebooks.")
+@click.option("--nbgrader", is_flag=True, help="Notebooks with nbgrader cell metadata and autograder cells (implies --notebook).")
 @click.option("--check", is_flag=True, help="Verify every student's answers against Keras model.fit.")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), help="Worker processes (default: one per core).")
 @click.pass_context
-def variants(ctx, spec, count, seed, directory, notebook, check, jobs):
+def variants(ctx, spec, count, seed, directory, notebook, nbgrader, check, jobs):
     """Write one assignment per student (DIR/students/student_NN/, to hand out; the solutions in
     DIR/solutions/student_NN/) and the class's answer key.
 
@@ -277,8 +281,8 @@ def variants(ctx, spec, count, seed, directory, notebook, check, jobs):
         loaded = _load(spec)
         for warning in glyph_warnings(loaded.title or loaded.name, "title"):   # in every handout
             click.echo(f"symbp: warning: {warning}", err=True)
-        result = write_variants(loaded, count, seed, directory, notebook=notebook, check=check,
-                                jobs=jobs, progress=True)
+        result = write_variants(loaded, count, seed, directory, notebook=notebook or nbgrader, check=check,
+                                jobs=jobs, progress=True, nbgrader=nbgrader)
         click.echo(f"wrote {count} variants: hand out {directory / STUDENTS}/<student>/; keep "
                    f"{directory / SOLUTIONS}/ and the answer key {directory / KEY_JSON}, {directory / KEY_CSV}")
         if check:
@@ -291,6 +295,80 @@ def variants(ctx, spec, count, seed, directory, notebook, check, jobs):
                        + (f"; NOT matching: {', '.join(failed)}" if failed else ""))
         return result.match
     ctx.exit(0 if _run(ctx, action) else 1)
+
+
+@main.command("export")
+@click.argument("fmt", metavar="FORMAT", type=click.Choice(["moodle", "canvas", "prairielearn"]))
+@click.argument("class_dir", metavar="CLASS", type=click.Path(file_okay=False, path_type=Path))
+@click.option("-o", "--output", "out", required=True, type=click.Path(path_type=Path),
+              help="moodle: a .xml file; canvas: a .zip file; prairielearn: the course's questions/ folder.")
+@click.option("--quantities", default="", metavar="NAMES",
+              help="Comma-separated quantities of the answer key to ask (default: all), e.g. loss,dW1,db1.")
+@click.option("--spec", "spec_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="prairielearn: the spec the class was drawn from (default: the built-in example).")
+@click.pass_context
+def export(ctx, fmt, class_dir, out, quantities, spec_path):
+    """Turn a class written by `symbp variants` into questions for an LMS: every student's
+    questions carry their id and their own numbers from CLASS/answer_key.json."""
+    def action():
+        from .classroom.export import exported_files
+        from .io.files import write_all
+        spec = None if spec_path is None else _load(spec_path)
+        names = tuple(q.strip() for q in quantities.split(",") if q.strip())
+        files = exported_files(fmt, class_dir, out, names, spec)
+        write_all(files)
+        for path in files:
+            click.echo(f"wrote {path}")
+    _run(ctx, action)
+
+
+def _points(ctx, param, values):
+    """--points NAME=P (NAME a quantity or a glob such as 'dW*'), repeated."""
+    out = []
+    for value in values:
+        name, sep, points = value.partition("=")
+        try:
+            out.append((name.strip(), float(points)))
+        except ValueError:
+            raise click.BadParameter(f"expected NAME=POINTS (e.g. 'dW*=2'), found {value!r}") from None
+        if not sep or not name.strip() or not out[-1][1] >= 0:
+            raise click.BadParameter(f"expected NAME=POINTS with POINTS >= 0, found {value!r}")
+    return tuple(out)
+
+
+@main.command()
+@click.argument("class_dir", metavar="CLASS", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("submissions", metavar="SUBMISSIONS", type=click.Path(path_type=Path))
+@click.option("-o", "--output", "directory", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for grades.json, grades.csv and feedback/.")
+@click.option("--rtol", default=1e-3, show_default=True, type=click.FloatRange(min=0), help="Relative tolerance.")
+@click.option("--atol", default=1e-4, show_default=True, type=click.FloatRange(min=0), help="Absolute tolerance.")
+@click.option("--carried-forward-credit", default=1.0, show_default=True, type=click.FloatRange(0, 1),
+              help="Share of a quantity's points for an answer right from the student's own earlier answers.")
+@click.option("--points", multiple=True, callback=_points, help="NAME=POINTS for a quantity or glob (default 1 each).")
+@click.option("--gradescope", is_flag=True, help="Also write Gradescope's results.json (one submission).")
+@click.option("--timeout", default=60, show_default=True, type=click.IntRange(min=1),
+              help="Seconds a notebook cell may run.")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), help="Notebooks run at once (default: one per core).")
+@click.pass_context
+def grade(ctx, class_dir, submissions, directory, rtol, atol, carried_forward_credit, points, gradescope,
+          timeout, jobs):
+    """Grade SUBMISSIONS (a CSV in the answer key's format, or a folder of <student>.ipynb) of
+    the class CLASS (written by `symbp variants`): a status, score and diagnosed mistake per quantity."""
+    def action():
+        from .classroom.grading import GradingOptions
+        from .classroom.gradebook import grade_class, grade_files
+        from .errors import printable
+        from .io.files import write_all
+        options = GradingOptions(rtol, atol, carried_forward_credit, points)
+        result = grade_class(class_dir, submissions, options, timeout=timeout, jobs=jobs)
+        write_all(grade_files(result, directory, gradescope))
+        for problem in result.problems:
+            click.echo(f"symbp: warning: {printable(problem)}", err=True)
+        errors = sum(1 for g in result.grades.values() if g.error)
+        click.echo(f"graded {len(result.grades)} students into {directory}"
+                   + (f" ({errors} with input problems: see grades.json)" if errors else ""))
+    _run(ctx, action)
 
 
 @main.command("spec")

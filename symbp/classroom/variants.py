@@ -249,14 +249,14 @@ def handed_out_paths(spec: Spec, folder: Path) -> set[Path]:
     return {handout_paths(spec, folder)["student"], notebook_paths(spec, folder)["student"]}
 
 
-def student_files(spec: Spec, directory: Path, student: str, notebook: bool) -> dict[Path, str]:
+def student_files(spec: Spec, directory: Path, student: str, notebook: bool, nbgrader: bool = False) -> dict[Path, str]:
     """One student's files: the handout (and notebook) to hand out under CLASS/students/<id>/,
     and under CLASS/solutions/<id>/ everything that gives the answers away: the solution handout
     and notebook, the generated module (it computes them) and the spec (symbp derives them)."""
     from ..emit.outputs import rendered_outputs
     solutions = Path(directory) / SOLUTIONS / student
     files = {solutions / f"{spec.name}.toml": spec.to_toml()}
-    files.update(rendered_outputs(spec, solutions, notebook=notebook))
+    files.update(rendered_outputs(spec, solutions, notebook=notebook, nbgrader=nbgrader))
     handed_out = handed_out_paths(spec, solutions)
     return {(Path(directory) / STUDENTS / student / path.name if path in handed_out else path): text
             for path, text in files.items()}
@@ -264,7 +264,7 @@ def student_files(spec: Spec, directory: Path, student: str, notebook: bool) -> 
 
 def _student_work(task: tuple) -> tuple[dict[Path, str], Optional[float]]:
     spec, directory, student, notebook, expected = task
-    files = student_files(spec, directory, student, notebook)
+    files = student_files(spec, directory, student, bool(notebook), notebook == "nbgrader")
     return files, (keras_answers_check(spec, expected) if expected is not None else None)
 
 
@@ -334,9 +334,12 @@ def _mark_keras_verdicts(out: ClassSet) -> None:
 
 
 def render_variants(spec: Spec, count: int, seed: int, directory: Path, *, notebook: bool = False,
-                    check: bool = False, jobs: Optional[int] = None, progress: bool = False) -> ClassSet:
-    """Draw the class, compute its answer key, render every student's files (and check them)."""
+                    check: bool = False, jobs: Optional[int] = None, progress: bool = False,
+                    nbgrader: bool = False) -> ClassSet:
+    """Draw the class, compute its answer key, render every student's files (and check them);
+    ``nbgrader``: notebooks with nbgrader's cells (implies ``notebook``)."""
     directory = Path(directory)
+    notebook = "nbgrader" if nbgrader else notebook
     draws = _draws(spec, seed)
     drawn = _take(spec, draws, count)
     ids = student_ids(count)

@@ -394,8 +394,14 @@ def notebook_paths(spec: Spec, directory: Path) -> dict[str, Path]:
     return {kind: Path(directory) / f"{spec.name}_{kind}.ipynb" for kind in KINDS}
 
 
-def rendered_notebooks(spec: Spec, directory: Path, model: NetworkDerivation | None = None) -> dict[Path, str]:
-    """DIR/<name>_student.ipynb and DIR/<name>_solution.ipynb: path -> JSON text (nothing written)."""
+def rendered_notebooks(spec: Spec, directory: Path, model: NetworkDerivation | None = None,
+                       nbgrader: bool = False) -> dict[Path, str]:
+    """DIR/<name>_student.ipynb and DIR/<name>_solution.ipynb: path -> JSON text (nothing written).
+    ``nbgrader``: with nbgrader's cell metadata and autograder cells (symbp.classroom.nbgrader)."""
     import nbformat
     books = notebooks(spec, model)
+    if nbgrader:
+        from ..classroom.nbgrader import add_nbgrader_cells, key_quantities
+        books = {kind: add_nbgrader_cells(nb, spec, key_quantities(spec), kind == "solution")
+                 for kind, nb in books.items()}
     return {path: nbformat.writes(books[kind]) + "\n" for kind, path in notebook_paths(spec, directory).items()}
