@@ -144,8 +144,22 @@ def build_keras_model(spec: Spec, params: dict[str, np.ndarray]):
     return model
 
 
+def half_sum_squared_error(y_true, y_pred):
+    """E = 1/2 sum_i (y_pred_i - y_true_i)^2 per sample; ``compile`` averages it over the batch
+    (Keras's sum_over_batch_size), as symbp's half_sum_squared_error rule states."""
+    ops = _keras().ops
+    return 0.5 * ops.sum(ops.square(y_pred - y_true), axis=-1)
+
+
+#: losses Keras does not have, given to ``compile`` as functions of (y_true, y_pred)
+CUSTOM_LOSSES = {"half_sum_squared_error": half_sum_squared_error}
+
+
 def keras_loss(loss: dict):
-    """The spec's loss for ``compile``: its name, or its Keras class when it has arguments."""
+    """The spec's loss for ``compile``: its name, its Keras class when it has arguments, or a
+    function of ours (CUSTOM_LOSSES) for a textbook loss Keras lacks."""
+    if loss["name"] in CUSTOM_LOSSES:
+        return CUSTOM_LOSSES[loss["name"]]
     arguments = {k: float(v) for k, v in loss.items() if k != "name"}
     if not arguments:
         return loss["name"]
