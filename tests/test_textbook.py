@@ -38,3 +38,33 @@ def test_half_sum_squared_error_is_half_the_sum_over_outputs_averaged_over_the_b
 def test_half_sum_squared_error_matches_keras_through_a_custom_loss():
     report = check(two_layer(optimizer={"name": "adam", "learning_rate": 0.1}))
     assert report.match, report.describe(two_layer())
+
+
+def test_fixed_biases_stay_in_param_names_and_come_back_unchanged():
+    spec = two_layer(optimizer={"name": "adam", "learning_rate": 0.1}, bias_trainable=(False, True))
+    assert spec.fixed_params == ["b0"]
+    assert "bias_trainable = false" in spec.to_toml()
+    module = load_module(module_source(spec), spec.name)
+    params = module.initial_params()
+    assert module.PARAM_NAMES == ("W0", "b0", "W1", "b1")
+    final, _ = module.train()
+    assert np.array_equal(final["b0"], params["b0"])
+    assert not np.array_equal(final["b1"], params["b1"]) and not np.array_equal(final["W0"], params["W0"])
+    assert np.array_equal(module.trace(params, module.X, module.Y)["updated"]["b0"], params["b0"])
+
+
+def test_fixed_biases_match_keras_with_frozen_bias_variables():
+    for optimizer in ({"name": "sgd", "learning_rate": 0.5, "momentum": 0.5},
+                      {"name": "adamw", "learning_rate": 0.1, "weight_decay": 0.1}):
+        spec = two_layer(optimizer=optimizer, bias_trainable=(False, False), epochs=3)
+        report = check(spec)
+        assert report.match, report.describe(spec)
+
+
+def test_bias_trainable_must_be_a_boolean():
+    import pytest
+    from symbp.spec.model import SpecError
+    data = two_layer().to_dict()
+    data["layers"][0]["bias_trainable"] = "no"
+    with pytest.raises(SpecError, match=r"layers\[0\]\.bias_trainable"):
+        Spec.from_dict(data)

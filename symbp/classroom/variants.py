@@ -163,7 +163,8 @@ def _draws(spec: Spec, seed: int) -> Iterator[Optional[Spec]]:
         seen.add(key)
         layers = [LayerSpec(layer.units, layer.activation,
                             **{p.spec_key: params[str(name)].tolist()
-                               for p, name in zip(built.rule.parameters, built.param_names)})
+                               for p, name in zip(built.rule.parameters, built.param_names)},
+                            bias_trainable=layer.bias_trainable)
                   for layer, built in zip(base.layers, built_layers)]
         yield dataclasses.replace(base, x=x.tolist(), y=y.tolist(), layers=layers)
 

@@ -63,6 +63,8 @@ class LayerSpec:
     bias: Optional[list] = None
     kernel_initializer: str = "glorot_uniform"
     bias_initializer: str = "zeros"
+    #: False keeps the bias as given (textbook examples that update the weights only)
+    bias_trainable: bool = True
 
 
 @dataclass
@@ -87,6 +89,12 @@ class Spec:
     @property
     def param_names(self) -> list[str]:
         return [str(name) for name in network_param_names(layers_from_spec(self))]
+
+    @property
+    def fixed_params(self) -> list[str]:
+        """Parameters training leaves as they are: the biases of layers with bias_trainable = false."""
+        return [str(name) for given, layer in zip(self.layers, layers_from_spec(self))
+                if not given.bias_trainable for name in layer.param_names if name.kind == "bias"]
 
     @property
     def batch_size(self) -> int:
@@ -120,7 +128,8 @@ class Spec:
         params = self.initial_params()
         layers = [LayerSpec(layer.units, layer.activation,
                             **{p.spec_key: params[str(name)].tolist()
-                               for p, name in zip(built.rule.parameters, built.param_names)})
+                               for p, name in zip(built.rule.parameters, built.param_names)},
+                            bias_trainable=layer.bias_trainable)
                   for layer, built in zip(self.layers, layers_from_spec(self))]
         return Spec(self.name, self.x, self.y, layers, dict(self.loss), dict(self.optimizer),
                     dict(self.training), self.title, self.seed)
@@ -143,6 +152,8 @@ class Spec:
                 entry["bias"] = layer.bias
             else:
                 entry["bias_initializer"] = layer.bias_initializer
+            if not layer.bias_trainable:
+                entry["bias_trainable"] = False
             out["layers"].append(entry)
         out["loss"] = dict(self.loss)
         out["optimizer"] = {k: v for k, v in self.optimizer.items() if v is not None}
@@ -258,7 +269,8 @@ def shadows_a_module(name: str) -> bool:
 LIMITS = {"layers": 32, "units": 1024, "features": 1024, "samples": 10_000, "epochs": 10_000,
           "seed": 2**32 - 1, "parameters": 2**22, "batch_values": 2**22, "data_values": 2**23}
 TOP_KEYS = {"name", "title", "seed", "data", "layers", "loss", "optimizer", "training", "variants"}
-LAYER_KEYS = {"units", "activation", "weights", "bias", "kernel_initializer", "bias_initializer"}
+LAYER_KEYS = {"units", "activation", "weights", "bias", "kernel_initializer", "bias_initializer",
+              "bias_trainable"}
 TRAINING_KEYS = {"batch_size", "epochs", "shuffle"}
 DATA_KEYS = {"x", "y"}
 VARIANT_ITEMS = ("weights", "bias", "x", "y")
@@ -559,8 +571,12 @@ class _Validator:
                     self.problem(f"{where}.{key}", f"unknown initializer {_shown(init)}"
                                                    f"{_nearest(str(init), INITIALIZERS)}")
                 initializers[key] = init
+            trainable = table.get("bias_trainable", True)
+            if not isinstance(trainable, bool):
+                self.problem(f"{where}.bias_trainable", f"expected true or false, found {_shown(trainable)}")
             if units is not None and activation is not None:
-                out.append(LayerSpec(units, activation, weights, bias, **initializers))
+                out.append(LayerSpec(units, activation, weights, bias, **initializers,
+                                     bias_trainable=trainable is not False))
             fan_in = units
         return out
 

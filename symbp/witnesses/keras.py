@@ -141,6 +141,9 @@ def build_keras_model(spec: Spec, params: dict[str, np.ndarray]):
     optimizer_class = type(keras.optimizers.get(spec.optimizer["name"]))
     model.compile(optimizer=optimizer_class(**settings), loss=keras_loss(spec.loss), jit_compile=False)
     model.set_weights([params[name] for name in spec.param_names])
+    for layer, given in zip(model.layers, spec.layers):
+        if not given.bias_trainable:
+            layer.bias.trainable = False  # kept in get_weights(); neither updated nor given a slot
     return model
 
 
