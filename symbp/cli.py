@@ -11,6 +11,10 @@ import click
 DTYPES = click.Choice(["float64", "float32"])
 # SPEC is checked by load_spec (missing, a folder, unreadable: exit 2 with one message)
 spec_argument = click.argument("spec", required=False, type=click.Path(path_type=Path))
+first_index_option = click.option(
+    "--first-index", type=click.IntRange(0, 1), default=0, show_default=True,
+    help="Number the first layer's weights and thetas from 0 (W0 feeds z1, Keras's order) or 1 "
+         "(W1, as textbooks do) in handouts and answer keys.")
 INTERNAL_ERROR = 3
 keras_options = [
     click.option("--from-keras", "from_keras", type=click.Path(dir_okay=False, path_type=Path),
@@ -198,10 +202,11 @@ def check(ctx, spec, dtype, as_json, finite_differences, from_keras, data):
               help="Write the biases as theta (as the course does) or b.")
 @click.option("--notebook", is_flag=True,
               help="Also write the assignment notebooks DIR/<name>_student.ipynb and <name>_solution.ipynb.")
+@first_index_option
 @from_keras_options
 @click.pass_context
 def derive(ctx, spec, directory, no_check, dtype, pdf, digits, explain, bias_symbol, notebook,
-           from_keras, data):
+           first_index, from_keras, data):
     """Write everything SPEC can produce into DIR (module, LaTeX handouts, notebooks), then check it against Keras."""
     def action():
         from .io.files import write_all
@@ -210,7 +215,7 @@ def derive(ctx, spec, directory, no_check, dtype, pdf, digits, explain, bias_sym
         _warn(loaded, handouts=True)
         # everything in memory first (the check and the PDFs included): a failure writes nothing
         files = rendered_outputs(loaded, directory, notebook=notebook, digits=digits,
-                                 explain=explain, bias_symbol=bias_symbol)
+                                 explain=explain, bias_symbol=bias_symbol, first_index=first_index)
         report = None
         if not no_check:
             from .witnesses.keras import check as run_check
@@ -238,8 +243,9 @@ def derive(ctx, spec, directory, no_check, dtype, pdf, digits, explain, bias_sym
 @click.option("--notebook", is_flag=True, help="Also write each student's notebooks.")
 @click.option("--check", is_flag=True, help="Verify every student's answers against Keras model.fit.")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), help="Worker processes (default: one per core).")
+@first_index_option
 @click.pass_context
-def variants(ctx, spec, count, seed, directory, notebook, check, jobs):
+def variants(ctx, spec, count, seed, directory, notebook, check, jobs, first_index):
     """Write one assignment per student (DIR/students/student_NN/, to hand out; the solutions in
     DIR/solutions/student_NN/) and the class's answer key.
 
@@ -253,7 +259,7 @@ def variants(ctx, spec, count, seed, directory, notebook, check, jobs):
         for warning in glyph_warnings(loaded.title or loaded.name, "title"):   # in every handout
             click.echo(f"symbp: warning: {warning}", err=True)
         result = write_variants(loaded, count, seed, directory, notebook=notebook, check=check,
-                                jobs=jobs, progress=True)
+                                jobs=jobs, progress=True, first_index=first_index)
         click.echo(f"wrote {count} variants: hand out {directory / STUDENTS}/<student>/; keep "
                    f"{directory / SOLUTIONS}/ and the answer key {directory / KEY_JSON}, {directory / KEY_CSV}")
         if check:

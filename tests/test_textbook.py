@@ -68,3 +68,64 @@ def test_bias_trainable_must_be_a_boolean():
     data["layers"][0]["bias_trainable"] = "no"
     with pytest.raises(SpecError, match=r"layers\[0\]\.bias_trainable"):
         Spec.from_dict(data)
+
+
+# ---------------------------------------------------------------- Mazur's example, his conventions
+MAZUR_PUBLISHED = {"E": "0.298371109", "w5+": "0.35891648", "w1+": "0.149780716"}
+
+
+def mazur_files(tmp_path, **options):
+    from symbp.emit.outputs import rendered_outputs
+    from symbp.spec.model import load_spec
+    from symbp.spec.model import builtin_spec_path
+    spec = load_spec(builtin_spec_path().parent / "mazur.toml")
+    return spec, rendered_outputs(spec, tmp_path, **options)
+
+
+def test_mazur_handout_pdf_shows_his_published_numbers_with_w1_numbering(tmp_path):
+    import re
+    import subprocess
+    from symbp.emit.outputs import compiled_handouts
+    spec, files = mazur_files(tmp_path, digits=9, first_index=1)
+    pdfs = compiled_handouts(spec, files, tmp_path)
+    pdf = tmp_path / "solution.pdf"
+    pdf.write_bytes(next(data for path, data in pdfs.items() if path.name == "mazur_solution.pdf"))
+    text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True,
+                          check=True).stdout
+    # E before the step; w5 is W2[0,0] (output layer), w1 is W1[0,0] (first layer) after it
+    assert re.search(r"L\s*=.*" + re.escape(MAZUR_PUBLISHED["E"]), text)
+    updated = text[text.index("Updated parameters"):]
+    # the table's rows in order: W1, θ1, W2, θ2 (a matrix's first row is set above its name)
+    first_layer = updated[:updated.index("θ1")]
+    output_layer = updated[updated.index("θ1"):updated.index("θ2")]
+    assert MAZUR_PUBLISHED["w1+"] in first_layer and MAZUR_PUBLISHED["w5+"] in output_layer
+    assert "W0" not in text and "θ0" not in text
+    # the biases stay as given (he updates the weights only), and the sheet says so
+    assert re.search(r"θ1\s+0\.35 0\.35\s+0\.35 0\.35", updated)
+    assert re.search(r"Kept fixed \(not updated\): θ1\s*, θ2", text)
+
+
+def test_mazur_notebook_matches_keras_with_the_custom_loss_and_frozen_biases(tmp_path):
+    import nbformat
+    from nbclient import NotebookClient
+    _, files = mazur_files(tmp_path, notebook=True)
+    notebook = nbformat.reads(files[tmp_path / "mazur_solution.ipynb"], as_version=4)
+    NotebookClient(notebook, timeout=600, kernel_name="python3",
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    checks = ["".join(o.get("text", "") for o in cell.get("outputs", []))
+              for cell in notebook.cells if "validation" in cell.metadata.get("tags", [])]
+    assert len(checks) == 5 and all(c.count("They match!") == 1 for c in checks), checks
+
+
+def test_variants_answer_key_counts_from_the_first_index(tmp_path):
+    import json
+    from symbp.classroom.variants import render_variants
+    from symbp.spec.model import load_spec, builtin_spec_path
+    spec = load_spec(builtin_spec_path().parent / "mazur.toml")
+    out = render_variants(spec, 2, 0, tmp_path, jobs=1, first_index=1)
+    key = json.loads(out.files[tmp_path / "answer_key.json"])
+    entry = next(iter(key.values()))
+    assert {"dW1", "db1", "W1_updated", "W2_updated", "b2_updated"} <= set(entry) and "W0_updated" not in entry
+    assert entry["b1_updated"] == out.specs["student_01"].layers[0].bias
+    student = next(text for path, text in out.files.items() if path.name == "mazur_student.tex")
+    assert "W_{1}" in student and "W_{0}" not in student

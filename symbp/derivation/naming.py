@@ -81,6 +81,11 @@ class ParamName:
     def __str__(self) -> str:
         return self.code
 
+    def printed(self, first_index: int = 0) -> str:
+        """Its name where layers' parameters are counted from ``first_index`` (1: W1 for the
+        first layer, as textbooks write it; the module itself keeps Keras's W0)."""
+        return PARAMETER.format(code=PARAMETER_CODES[self.kind], n=self.layer + first_index)
+
     @classmethod
     def parse(cls, text: str) -> "ParamName":
         """The one reader of a parameter's textual form: ``W1`` -> ParamName(1, "kernel")."""
@@ -90,6 +95,16 @@ class ParamName:
             letters = ", ".join(f"{code}<n>" for code in kinds)
             raise ValueError(f"not a parameter name: {text!r} (expected one of {letters})")
         return cls(int(match[2]), kinds[match[1]])
+
+def printed_answer_names(param_names, first_index: int) -> dict[str, str]:
+    """Answer-key names (dW0, db0, W0_updated) -> as printed from ``first_index`` (dW1, ...)."""
+    out = {}
+    for name in map(ParamName.parse, param_names):
+        shown = name.printed(first_index)
+        out[name.gradient] = GRADIENT.format(param=shown)
+        out[UPDATED.format(param=name.code)] = UPDATED.format(param=shown)
+    return out
+
 
 # the assignment notebooks (symbp.emit.notebook)
 UPDATED = "{param}_updated"   # the parameter after one optimizer step

@@ -70,6 +70,8 @@ class HandoutOptions:
     digits: int = 8
     explain: tuple[str, ...] = ()
     bias_symbol: str = "theta"
+    #: the index of the first layer's parameters in print: 0 (W0, as Keras's order) or 1 (W1, textbooks)
+    first_index: int = 0
 
     def __post_init__(self):
         if self.bias_symbol not in BIAS_SYMBOLS:
@@ -77,18 +79,27 @@ class HandoutOptions:
                                f"not {self.bias_symbol!r}")
         if not 1 <= self.digits <= 16:
             raise HandoutError(f"--digits must be between 1 and 16, not {self.digits}")
+        if self.first_index not in (0, 1):
+            raise HandoutError(f"--first-index must be 0 or 1, not {self.first_index}")
 
 
 # ---------------------------------------------------------------- notation
 class Notation:
-    """The handout's symbols: layer l = 1..L, parameters W_n, theta_n with n = l - 1 (seed)."""
+    """The handout's symbols: layer l = 1..L, parameters W_n, theta_n with n = l - 1 (seed), or
+    n = l with ``first_index`` 1 (textbooks: W_1 feeds z_1)."""
 
-    def __init__(self, bias_symbol: str):
-        self.bias = BIAS_SYMBOLS[bias_symbol]
+    def __init__(self, bias_symbol: str, first_index: int = 0):
+        self.bias, self.first_index = BIAS_SYMBOLS[bias_symbol], first_index
 
     def param(self, name: str) -> str:
-        kind, n = name[0], name[1:]
+        """The TeX of the module's parameter ``name`` (W0 -> W_{0}, or W_{1} from index 1)."""
+        kind, n = name[0], int(name[1:]) + self.first_index
         return f"W_{{{n}}}" if kind == "W" else f"{self.bias}_{{{n}}}"
+
+    @property
+    def param_index(self) -> str:
+        """The index of layer l's parameters in the notation paragraph."""
+        return "l" if self.first_index else "l-1"
 
     def grad(self, name: str) -> str:
         return rf"\frac{{\partial L}}{{\partial {self.param(name)}}}"
@@ -148,14 +159,15 @@ Explained = Target
 _EXPLAIN = re.compile(r"\s*(W|b|theta)\s*_?(\d+)\s*\[\s*(\d+)\s*(?:,\s*(\d+)\s*)?\]\s*\Z")
 
 
-def parse_explain(target: str, spec: Spec) -> Explained:
-    """``W1[2,0]``, ``b1[0]`` (or ``theta1[0]``) checked against the spec's shapes."""
+def parse_explain(target: str, spec: Spec, first_index: int = 0) -> Explained:
+    """``W1[2,0]``, ``b1[0]`` (or ``theta1[0]``) checked against the spec's shapes; the number
+    counts layers from ``first_index`` as the handout prints them."""
     match = _EXPLAIN.match(target)
     if not match:
         raise HandoutError(f"--explain {target!r}: expected a weight like W1[2,0] or a bias like b1[0]")
     kind, n, first, second = match.groups()
-    kind, n = ("b" if kind == "theta" else kind), int(n)
-    if n >= len(spec.layers):
+    kind, n = ("b" if kind == "theta" else kind), int(n) - first_index
+    if not 0 <= n < len(spec.layers):
         raise HandoutError(f"--explain {target!r}: the network has parameters "
                            f"{', '.join(spec.param_names)} (no {kind}{n})")
     rows, cols = spec.widths[n], spec.widths[n + 1]
@@ -186,7 +198,7 @@ class _Numbers:
     def __init__(self, spec: Spec, options: HandoutOptions, model: NetworkDerivation, module):
         self.spec, self.options, self.model, self.module = spec, options, model, module
         self.digits = options.digits
-        self.notation = Notation(options.bias_symbol)
+        self.notation = Notation(options.bias_symbol, options.first_index)
         self.params = module.initial_params()
         rows = min(spec.batch_size, len(spec.x))
         self.x, self.labels = module.X[:rows], module.Y[:rows]     # as the module takes them
@@ -676,7 +688,7 @@ def worked_solution(spec: Spec, options: HandoutOptions = HandoutOptions(),
                     model: NetworkDerivation | None = None, module=None) -> WorkedSolution:
     """The worked first step of ``spec`` as data, every number from the module's trace."""
     from ..witnesses.keras import spec_module
-    explained = [parse_explain(target, spec) for target in options.explain]
+    explained = [parse_explain(target, spec, options.first_index) for target in options.explain]
     model = model or derive_spec(spec)
     module = module or spec_module(spec, model)
     numbers = _Numbers(spec, options, model, module)
@@ -704,6 +716,8 @@ def handout_context(spec: Spec, options: HandoutOptions = HandoutOptions(),
         "bias_word": "thetas" if options.bias_symbol == "theta" else "biases",
         "bias_noun": "theta" if options.bias_symbol == "theta" else "bias",
         "bias": notation.bias,
+        "param_index": notation.param_index,
+        "fixed": ", ".join(f"${notation.param(name)}$" for name in spec.fixed_params),
         "blank_width": round(0.55 * (options.digits + 3), 2),
         "depth": model.depth,
         "architecture": escape_latex(" - ".join(str(w) for w in spec.widths)),

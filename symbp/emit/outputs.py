@@ -10,16 +10,17 @@ from ..spec.model import Spec
 
 
 def rendered_outputs(spec: Spec, directory: Path, *, notebook: bool = False, digits: int = 8,
-                     explain: tuple[str, ...] = (), bias_symbol: str = "theta") -> dict[Path, str | bytes]:
+                     explain: tuple[str, ...] = (), bias_symbol: str = "theta",
+                     first_index: int = 0) -> dict[Path, str | bytes]:
     """Every output file of ``symbp derive`` for ``spec``: path -> text (nothing written).
 
     ``notebook`` adds the assignment notebooks. The handout options: ``digits`` decimals, ``explain`` entries (``W1[2,0]``) expanded by the
-    chain rule, ``bias_symbol`` "theta" or "b".
+    chain rule, ``bias_symbol`` "theta" or "b", ``first_index`` 0 (W0 feeds z1) or 1 (W1 feeds z1).
     """
     from .codegen import derive_spec
     from .handouts import HandoutOptions, handout_paths, render_handouts
     from ..witnesses.keras import spec_module
-    options = HandoutOptions(digits, tuple(explain), bias_symbol)   # checked before any work
+    options = HandoutOptions(digits, tuple(explain), bias_symbol, first_index)   # checked before any work
     if notebook:
         from .notebook import check_notebook_size
         check_notebook_size(spec)
