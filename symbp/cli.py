@@ -243,9 +243,10 @@ def derive(ctx, spec, directory, no_check, dtype, pdf, digits, explain, bias_sym
 @click.option("--notebook", is_flag=True, help="Also write each student's notebooks.")
 @click.option("--check", is_flag=True, help="Verify every student's answers against Keras model.fit.")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), help="Worker processes (default: one per core).")
+@click.option("--pdf", is_flag=True, help="Also compile every handout to PDF (all cores, one precompiled preamble).")
 @first_index_option
 @click.pass_context
-def variants(ctx, spec, count, seed, directory, notebook, check, jobs, first_index):
+def variants(ctx, spec, count, seed, directory, notebook, check, jobs, pdf, first_index):
     """Write one assignment per student (DIR/students/student_NN/, to hand out; the solutions in
     DIR/solutions/student_NN/) and the class's answer key.
 
@@ -259,7 +260,7 @@ def variants(ctx, spec, count, seed, directory, notebook, check, jobs, first_ind
         for warning in glyph_warnings(loaded.title or loaded.name, "title"):   # in every handout
             click.echo(f"symbp: warning: {warning}", err=True)
         result = write_variants(loaded, count, seed, directory, notebook=notebook, check=check,
-                                jobs=jobs, progress=True, first_index=first_index)
+                                jobs=jobs, progress=True, first_index=first_index, pdf=pdf)
         click.echo(f"wrote {count} variants: hand out {directory / STUDENTS}/<student>/; keep "
                    f"{directory / SOLUTIONS}/ and the answer key {directory / KEY_JSON}, {directory / KEY_CSV}")
         if check:

@@ -338,10 +338,11 @@ def _mark_keras_verdicts(out: ClassSet) -> None:
 
 def render_variants(spec: Spec, count: int, seed: int, directory: Path, *, notebook: bool = False,
                     check: bool = False, jobs: Optional[int] = None, progress: bool = False,
-                    first_index: int = 0) -> ClassSet:
+                    first_index: int = 0, pdf: bool = False) -> ClassSet:
     """Draw the class, compute its answer key, render every student's files (and check them).
 
-    ``first_index`` 1 numbers the first layer's parameters W1 in the handouts and the key files."""
+    ``first_index`` 1 numbers the first layer's parameters W1 in the handouts and the key files;
+    ``pdf`` compiles every handout (:func:`compile_class`)."""
     directory = Path(directory)
     draws = _draws(spec, seed)
     drawn = _take(spec, draws, count)
@@ -393,7 +394,25 @@ def render_variants(spec: Spec, count: int, seed: int, directory: Path, *, noteb
                for student, entry in key.items()}
     out.files[directory / KEY_JSON] = json.dumps(printed, indent=1) + "\n"
     out.files[directory / KEY_CSV] = key_csv(printed)
+    if pdf:
+        out.files.update(compile_class(out.files, jobs, progress))
     return out
+
+
+def compile_class(files: dict[Path, str], jobs: int, progress: bool = False) -> dict[Path, bytes]:
+    """Every handout among ``files`` as PDF, beside its .tex (``jobs`` pdflatex runs at once, one
+    precompiled preamble: symbp.io.pdf.compile_many), with a progress bar on a terminal."""
+    from ..io.pdf import compile_many
+    sources = {path: text for path, text in files.items() if path.suffix == ".tex"}
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=len(sources), unit="pdf", desc="PDFs", disable=None)
+    try:
+        return compile_many(sources, jobs, None if bar is None else bar.update)
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 def write_variants(spec: Spec, count: int, seed: int, directory: Path, **options) -> ClassSet:
