@@ -738,7 +738,7 @@ def handout_context(spec: Spec, options: HandoutOptions = HandoutOptions(),
         "loss": [latex.step(step) for step in work.loss],
         "backprop": [latex.section(section) for section in work.backprop],
         "explained": [latex.step(step) for step in work.explained],
-        "updated": [(f"${notation.param(name)}$", latex.m(before), latex.m(after))
+        "updated": [(notation.param(name), latex.m(before), latex.m(after))
                     for name, before, after in work.updated],
         "trained": None if work.trained is None else [latex.step(step) for step in work.trained],
         "loss_plot": work.pictures.loss_plot(),
