@@ -11,6 +11,14 @@ import click
 DTYPES = click.Choice(["float64", "float32"])
 # SPEC is checked by load_spec (missing, a folder, unreadable: exit 2 with one message)
 spec_argument = click.argument("spec", required=False, type=click.Path(path_type=Path))
+def scaffolding_options(command):
+    """The student sheet's scaffolding, shared by derive and variants."""
+    command = click.option("--name-line", is_flag=True,
+                           help="Put a name and ID line at the top of the student sheet.")(command)
+    return click.option("--student-derivatives/--no-student-derivatives", default=True, show_default=True,
+                        help="Show the SymPy derivative column of the layer table on the student sheet.")(command)
+
+
 first_index_option = click.option(
     "--first-index", type=click.IntRange(0, 1), default=0, show_default=True,
     help="Number the first layer's weights and thetas from 0 (W0 feeds z1, Keras's order) or 1 "
@@ -203,10 +211,11 @@ def check(ctx, spec, dtype, as_json, finite_differences, from_keras, data):
 @click.option("--notebook", is_flag=True,
               help="Also write the assignment notebooks DIR/<name>_student.ipynb and <name>_solution.ipynb.")
 @first_index_option
+@scaffolding_options
 @from_keras_options
 @click.pass_context
 def derive(ctx, spec, directory, no_check, dtype, pdf, digits, explain, bias_symbol, notebook,
-           first_index, from_keras, data):
+           first_index, student_derivatives, name_line, from_keras, data):
     """Write everything SPEC can produce into DIR (module, LaTeX handouts, notebooks), then check it against Keras."""
     def action():
         from .io.files import write_all
@@ -215,7 +224,8 @@ def derive(ctx, spec, directory, no_check, dtype, pdf, digits, explain, bias_sym
         _warn(loaded, handouts=True)
         # everything in memory first (the check and the PDFs included): a failure writes nothing
         files = rendered_outputs(loaded, directory, notebook=notebook, digits=digits,
-                                 explain=explain, bias_symbol=bias_symbol, first_index=first_index)
+                                 explain=explain, bias_symbol=bias_symbol, first_index=first_index,
+                                 student_derivatives=student_derivatives, name_line=name_line)
         report = None
         if not no_check:
             from .witnesses.keras import check as run_check
@@ -245,8 +255,10 @@ def derive(ctx, spec, directory, no_check, dtype, pdf, digits, explain, bias_sym
 @click.option("-j", "--jobs", type=click.IntRange(min=1), help="Worker processes (default: one per core).")
 @click.option("--pdf", is_flag=True, help="Also compile every handout to PDF (all cores, one precompiled preamble).")
 @first_index_option
+@scaffolding_options
 @click.pass_context
-def variants(ctx, spec, count, seed, directory, notebook, check, jobs, pdf, first_index):
+def variants(ctx, spec, count, seed, directory, notebook, check, jobs, pdf, first_index,
+             student_derivatives, name_line):
     """Write one assignment per student (DIR/students/student_NN/, to hand out; the solutions in
     DIR/solutions/student_NN/) and the class's answer key.
 
@@ -260,7 +272,8 @@ def variants(ctx, spec, count, seed, directory, notebook, check, jobs, pdf, firs
         for warning in glyph_warnings(loaded.title or loaded.name, "title"):   # in every handout
             click.echo(f"symbp: warning: {warning}", err=True)
         result = write_variants(loaded, count, seed, directory, notebook=notebook, check=check,
-                                jobs=jobs, progress=True, first_index=first_index, pdf=pdf)
+                                jobs=jobs, progress=True, first_index=first_index, pdf=pdf,
+                                student_derivatives=student_derivatives, name_line=name_line)
         click.echo(f"wrote {count} variants: hand out {directory / STUDENTS}/<student>/; keep "
                    f"{directory / SOLUTIONS}/ and the answer key {directory / KEY_JSON}, {directory / KEY_CSV}")
         if check:

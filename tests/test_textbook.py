@@ -129,3 +129,14 @@ def test_variants_answer_key_counts_from_the_first_index(tmp_path):
     assert entry["b1_updated"] == out.specs["student_01"].layers[0].bias
     student = next(text for path, text in out.files.items() if path.name == "mazur_student.tex")
     assert "W_{1}" in student and "W_{0}" not in student
+
+
+def test_student_sheet_scaffolding_name_line_and_derivative_column(tmp_path):
+    from symbp.emit.handouts import HandoutOptions, render_handouts
+    spec = two_layer()
+    plain = render_handouts(spec)
+    tuned = render_handouts(spec, HandoutOptions(name_line=True, student_derivatives=False))
+    assert "Name:" in tuned["student"] and "Name:" not in plain["student"] + tuned["solution"]
+    column = "derivative $f'(z)$ (SymPy)"
+    assert column in plain["student"] and column not in tuned["student"] and column in tuned["solution"]
+    assert tuned["solution"] == plain["solution"]

@@ -252,22 +252,23 @@ def handed_out_paths(spec: Spec, folder: Path) -> set[Path]:
 
 
 def student_files(spec: Spec, directory: Path, student: str, notebook: bool,
-                  first_index: int = 0) -> dict[Path, str]:
+                  handout: Optional[dict] = None) -> dict[Path, str]:
     """One student's files: the handout (and notebook) to hand out under CLASS/students/<id>/,
     and under CLASS/solutions/<id>/ everything that gives the answers away: the solution handout
-    and notebook, the generated module (it computes them) and the spec (symbp derives them)."""
+    and notebook, the generated module (it computes them) and the spec (symbp derives them).
+    ``handout``: the handouts' options (rendered_outputs' first_index, student_derivatives, name_line)."""
     from ..emit.outputs import rendered_outputs
     solutions = Path(directory) / SOLUTIONS / student
     files = {solutions / f"{spec.name}.toml": spec.to_toml()}
-    files.update(rendered_outputs(spec, solutions, notebook=notebook, first_index=first_index))
+    files.update(rendered_outputs(spec, solutions, notebook=notebook, **(handout or {})))
     handed_out = handed_out_paths(spec, solutions)
     return {(Path(directory) / STUDENTS / student / path.name if path in handed_out else path): text
             for path, text in files.items()}
 
 
 def _student_work(task: tuple) -> tuple[dict[Path, str], Optional[float]]:
-    spec, directory, student, notebook, expected, first_index = task
-    files = student_files(spec, directory, student, notebook, first_index)
+    spec, directory, student, notebook, expected, handout = task
+    files = student_files(spec, directory, student, notebook, handout)
     return files, (keras_answers_check(spec, expected) if expected is not None else None)
 
 
@@ -310,7 +311,7 @@ def _titled(variant: Spec, student: str) -> Spec:
 
 
 def _redraw_mismatches(out: ClassSet, spec: Spec, draws: Iterator[Optional[Spec]], directory: Path,
-                       notebook: bool, module, first_index: int = 0) -> None:
+                       notebook: bool, module, handout: dict) -> None:
     """Draw again each student whose answers Keras does not reproduce, up to CHECK_REDRAWS
     times, from the class's own stream of draws (in student order, in this process: the class
     stays a function of the seed). One that still differs stays, and the key says so."""
@@ -323,7 +324,7 @@ def _redraw_mismatches(out: ClassSet, spec: Spec, draws: Iterator[Optional[Spec]
             except UnusableInput:
                 return  # no draw left: the remaining mismatches are marked, exit status 1
             expected = answers(variant, module)
-            files, diff = _student_work((variant, directory, student, notebook, expected, first_index))
+            files, diff = _student_work((variant, directory, student, notebook, expected, handout))
             out.specs[student], out.key[student], out.keras_diff[student] = variant, expected, diff
             out.files.update(files)
 
@@ -338,11 +339,13 @@ def _mark_keras_verdicts(out: ClassSet) -> None:
 
 def render_variants(spec: Spec, count: int, seed: int, directory: Path, *, notebook: bool = False,
                     check: bool = False, jobs: Optional[int] = None, progress: bool = False,
-                    first_index: int = 0, pdf: bool = False) -> ClassSet:
+                    first_index: int = 0, pdf: bool = False, student_derivatives: bool = True,
+                    name_line: bool = False) -> ClassSet:
     """Draw the class, compute its answer key, render every student's files (and check them).
 
     ``first_index`` 1 numbers the first layer's parameters W1 in the handouts and the key files;
-    ``pdf`` compiles every handout (:func:`compile_class`)."""
+    ``pdf`` compiles every handout (:func:`compile_class`); ``student_derivatives``, ``name_line``:
+    the student sheet's scaffolding (symbp.emit.handouts.HandoutOptions)."""
     directory = Path(directory)
     draws = _draws(spec, seed)
     drawn = _take(spec, draws, count)
@@ -350,7 +353,8 @@ def render_variants(spec: Spec, count: int, seed: int, directory: Path, *, noteb
     base_module = spec_module(drawn[0])
     specs = {student: _titled(s, student) for student, s in zip(ids, drawn)}
     key = {student: answers(s, base_module) for student, s in specs.items()}
-    tasks = [(s, directory, student, notebook, key[student] if check else None, first_index)
+    handout = {"first_index": first_index, "student_derivatives": student_derivatives, "name_line": name_line}
+    tasks = [(s, directory, student, notebook, key[student] if check else None, handout)
              for student, s in specs.items()]
     jobs = jobs or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()) or 1
     bar = None
@@ -387,7 +391,7 @@ def render_variants(spec: Spec, count: int, seed: int, directory: Path, *, noteb
         if diff is not None:
             out.keras_diff[student] = diff
     if check:
-        _redraw_mismatches(out, spec, draws, directory, notebook, base_module, first_index)
+        _redraw_mismatches(out, spec, draws, directory, notebook, base_module, handout)
         _mark_keras_verdicts(out)
     shown = naming.printed_answer_names(spec.param_names, first_index)
     printed = {student: {shown.get(name, name): value for name, value in entry.items()}

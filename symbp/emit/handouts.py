@@ -72,6 +72,9 @@ class HandoutOptions:
     bias_symbol: str = "theta"
     #: the index of the first layer's parameters in print: 0 (W0, as Keras's order) or 1 (W1, textbooks)
     first_index: int = 0
+    #: scaffolding of the student sheet: the SymPy derivative column of the layer table, a name/ID line
+    student_derivatives: bool = True
+    name_line: bool = False
 
     def __post_init__(self):
         if self.bias_symbol not in BIAS_SYMBOLS:
@@ -744,6 +747,8 @@ def handout_context(spec: Spec, options: HandoutOptions = HandoutOptions(),
         "loss_plot": work.pictures.loss_plot(),
         "max_columns": shown_columns(max(max(spec.widths), len(spec.x), len(spec.y[0]))) + 2,
         "digits": options.digits,
+        "student_derivatives": options.student_derivatives,
+        "name_line": options.name_line,
     }
 
 
@@ -752,7 +757,8 @@ def render_handouts(spec: Spec, options: HandoutOptions = HandoutOptions(),
     """{"solution": LaTeX, "student": LaTeX} for ``spec`` (``module``: its loaded generated module)."""
     context = handout_context(spec, options, model, module)
     env = latex_env()
-    return {kind: render(env, f"{kind}.tex.j2", **context) for kind in ("solution", "student")}
+    return {kind: render(env, f"{kind}.tex.j2", **context, student=kind == "student")
+            for kind in ("solution", "student")}
 
 
 def handout_paths(spec: Spec, directory) -> dict[str, Path]:
