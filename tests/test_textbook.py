@@ -140,3 +140,14 @@ def test_student_sheet_scaffolding_name_line_and_derivative_column(tmp_path):
     column = "derivative $f'(z)$ (SymPy)"
     assert column in plain["student"] and column not in tuned["student"] and column in tuned["solution"]
     assert tuned["solution"] == plain["solution"]
+
+
+def test_a_linear_layer_shows_its_numbers_once():
+    import re
+    from symbp.emit.handouts import render_handouts
+    data = two_layer().to_dict()
+    data["layers"][1]["activation"] = "linear"
+    solution = render_handouts(Spec.from_dict(data))["solution"]
+    step = solution[solution.index("Layer 2: linear activation"):]
+    lines = re.findall(r"^\\mathline\{(.*)\}$", step[:step.index("\\section*")], flags=re.M)
+    assert lines[0] == "a_{2} = z_{2}" and len(lines) == 2, lines

@@ -98,10 +98,13 @@ class LatexPresenter:
         filled_rule = eq.rule if eq.filled_rule is None else eq.filled_rule
         values = self.numbers(eq.values)
         lines += self.parts(eq, values)
+        result = self.m(eq.result)
         if values is not None and not filled_rule.has(sp.Piecewise) \
                 and filled_rule.free_symbols | filled_rule.atoms(sp.Indexed, sp.MatrixSymbol):
-            lines.append(rf"\qquad = {self.filled(filled_rule, values, self.numbers(eq.transposed))}")
-        lines.append(rf"\qquad = {self.m(eq.result)} \quad ({shape_tex(eq.result)})")
+            filled = self.filled(filled_rule, values, self.numbers(eq.transposed))
+            if filled != result:   # a rule that only renames (linear: a = z) shows its numbers once
+                lines.append(rf"\qquad = {filled}")
+        lines.append(rf"\qquad = {result} \quad ({shape_tex(eq.result)})")
         return lines
 
     def parts(self, eq: Equation, values: dict | None) -> list[str]:
