@@ -61,3 +61,20 @@ def test_no_number_is_set_below_7_pt(units, tmp_path, seven_pt):
         smallest = min(heights)
         assert smallest[0] >= seven_pt * 0.99, (
             f"{path.name}: {smallest[1]} set at {MIN_PT * smallest[0] / seven_pt:.1f} pt")
+
+
+def test_the_appendix_prints_every_entry_of_an_elided_given(tmp_path):
+    from symbp.emit.handouts import render_handouts
+    from symbp.emit.latex import format_number
+    spec = wide_spec(16)
+    params = spec.initial_params()
+    student = render_handouts(spec)["student"]
+    body, _, appendix = student.partition("Appendix: the givens in full")
+    assert appendix, "no appendix"
+    rows = re.findall(r"^(\d+) & (.*) \\\\$", appendix, flags=re.M)
+    cells = [cell.strip("$ ") for _, row in rows for cell in row.split(" & ")]
+    shown = [format_number(v, 8) for v in params["W1"].ravel()]
+    assert all(number in cells for number in shown)
+    # the 4 x 16, 16 x 16 and 16 x 3 kernels and both 16-unit thetas: every entry, once
+    assert len(cells) == sum(params[n].size for n in ("W0", "b0", "W1", "b1", "W2"))
+    assert "\\cdots" in body   # the body still shows them elided

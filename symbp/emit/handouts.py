@@ -727,6 +727,8 @@ def handout_context(spec: Spec, options: HandoutOptions = HandoutOptions(),
         "layers": work.tables.layer_table(),
         "network": work.pictures.network_picture(),
         "givens": [latex.step(step) for step in work.givens],
+        "appendix": [table for step in work.givens for item in step.items
+                     if isinstance(item, Given) and (table := latex.appendix(item)) is not None],
         "hyperparameters": work.optimizer.hyperparameters(),
         "loss_name": escape_latex(model.loss.rule.name),
         "optimizer_name": escape_latex(model.optimizer.rule.name),
