@@ -7,7 +7,8 @@ import numpy as np
 
 from symbp.emit.codegen import module_source
 from symbp.spec.model import Spec
-from symbp.witnesses.keras import check, load_module
+from symbp.witnesses.compare import check
+from symbp.witnesses.module import load_module
 
 
 def two_layer(loss="half_sum_squared_error", optimizer=None, bias_trainable=(True, True), epochs=2):

@@ -8,7 +8,7 @@ import pytest
 
 from symbp.classroom.variants import render_variants
 from symbp.io.pdf import TexFailed, compile_many
-from symbp.spec.model import load_spec
+from symbp.spec import load_spec
 
 
 @pytest.mark.slow  # ~40 s alone on 2 cores; the class's 80 PDFs

@@ -48,9 +48,9 @@ from ..derivation.kinks import nearest_kink
 from ..derivation.naming import ParamName
 from ..derivation.network import layers_from_spec
 from ..witnesses.tolerance import TOLERANCES
-from ..witnesses.keras import spec_module
+from ..witnesses.module import spec_module
 from ..rules import losses
-from ..spec.model import VARIANT_DEFAULTS, VARIANT_ITEMS, LayerSpec, Spec
+from ..spec import VARIANT_DEFAULTS, VARIANT_ITEMS, Spec
 
 KEY_JSON, KEY_CSV = "answer_key.json", "answer_key.csv"
 #: CLASS/students/<id>/ is handed out; CLASS/solutions/<id>/ stays with the instructor
@@ -100,11 +100,11 @@ def _draw_labels(spec: Spec, grid: Grid, rng: np.random.Generator, shape) -> np.
     """Labels the loss accepts: one-hot rows for categorical cross-entropy, class indices for
     the sparse one, 0/1 for binary."""
     rows, units = shape
-    if losses[spec.loss["name"]].sparse_labels:
+    if losses[spec.loss.name].sparse_labels:
         return rng.integers(0, spec.widths[-1], size=(rows, 1)).astype(np.float64)
-    if losses[spec.loss["name"]].labels_are_distributions:
+    if losses[spec.loss.name].labels_are_distributions:
         return np.eye(units)[rng.integers(0, units, size=rows)]
-    if spec.loss["name"] == "binary_crossentropy":
+    if spec.loss.name == "binary_crossentropy":
         return rng.integers(0, 2, size=shape).astype(np.float64)
     return grid.draw(rng, shape)
 
@@ -161,12 +161,7 @@ def _draws(spec: Spec, seed: int) -> Iterator[Optional[Spec]]:
             yield None
             continue
         seen.add(key)
-        layers = [LayerSpec(layer.units, layer.activation,
-                            **{p.spec_key: params[str(name)].tolist()
-                               for p, name in zip(built.rule.parameters, built.param_names)},
-                            bias_trainable=layer.bias_trainable)
-                  for layer, built in zip(base.layers, built_layers)]
-        yield dataclasses.replace(base, x=x.tolist(), y=y.tolist(), layers=layers)
+        yield dataclasses.replace(base, x=x.tolist(), y=y.tolist(), layers=base.with_params(params))
 
 
 def _take(spec: Spec, draws: Iterator[Optional[Spec]], count: int) -> list[Spec]:
@@ -233,11 +228,12 @@ def keras_answers_check(spec: Spec, expected: dict) -> float:
     """Largest scaled difference |Keras - answer| / max(1, max |Keras|) over the loss and each
     updated parameter of the first-batch step (symbp.witnesses.tolerance; compare with TOLERANCE.relative)."""
     import logging
-    from ..witnesses.keras import keras_train
+    from ..witnesses.base import witness
     logging.getLogger("tensorflow").setLevel(logging.ERROR)  # one new model per student retraces
     step = dataclasses.replace(spec, x=spec.x[:spec.batch_size], y=spec.y[:spec.batch_size],
-                               training={**spec.training, "epochs": 1})
-    params, epoch_losses = keras_train(step, "float64")
+                               training=dataclasses.replace(spec.training, epochs=1))
+    run = witness("keras").train(step, "float64")
+    params, epoch_losses = run.params, run.epoch_losses
     diffs = [TOLERANCE.scaled_difference(epoch_losses[0], expected["loss"])]
     diffs += [TOLERANCE.scaled_difference(params[name], expected[naming.UPDATED.format(param=name)])
               for name in spec.param_names]
@@ -340,12 +336,13 @@ def _mark_keras_verdicts(out: ClassSet) -> None:
 def render_variants(spec: Spec, count: int, seed: int, directory: Path, *, notebook: bool = False,
                     check: bool = False, jobs: Optional[int] = None, progress: bool = False,
                     first_index: int = 0, pdf: bool = False, student_derivatives: bool = True,
-                    name_line: bool = False) -> ClassSet:
+                    name_line: bool = False, nbgrader: bool = False) -> ClassSet:
     """Draw the class, compute its answer key, render every student's files (and check them).
 
     ``first_index`` 1 numbers the first layer's parameters W1 in the handouts and the key files;
     ``pdf`` compiles every handout (:func:`compile_class`); ``student_derivatives``, ``name_line``:
-    the student sheet's scaffolding (symbp.emit.handouts.HandoutOptions)."""
+    the student sheet's scaffolding (symbp.emit.handouts.HandoutOptions); ``nbgrader``: notebooks
+    with nbgrader's cells (implies ``notebook``)."""
     directory = Path(directory)
     draws = _draws(spec, seed)
     drawn = _take(spec, draws, count)
@@ -353,15 +350,42 @@ def render_variants(spec: Spec, count: int, seed: int, directory: Path, *, noteb
     base_module = spec_module(drawn[0])
     specs = {student: _titled(s, student) for student, s in zip(ids, drawn)}
     key = {student: answers(s, base_module) for student, s in specs.items()}
-    handout = {"first_index": first_index, "student_derivatives": student_derivatives, "name_line": name_line}
+    handout = {"first_index": first_index, "student_derivatives": student_derivatives,
+               "name_line": name_line, "nbgrader": nbgrader}
+    notebook = notebook or nbgrader
     tasks = [(s, directory, student, notebook, key[student] if check else None, handout)
              for student, s in specs.items()]
     jobs = jobs or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()) or 1
+    results = _run_students(tasks, jobs, progress, "variants" + (" + Keras" if check else ""))
+    out = ClassSet(specs, key)
+    for student, (files, diff) in zip(ids, results):
+        out.files.update(files)
+        if diff is not None:
+            out.keras_diff[student] = diff
+    if check:
+        _redraw_mismatches(out, spec, draws, directory, notebook, base_module, handout)
+        _mark_keras_verdicts(out)
+    out.files.update(key_files(out.key, directory, naming.printed_answer_names(spec.param_names, first_index)))
+    if pdf:
+        out.files.update(compile_class(out.files, jobs, progress))
+    return out
+
+
+def key_files(key: dict, directory: Path, shown: dict[str, str]) -> dict[Path, str]:
+    """The class's answer key as JSON and CSV, each answer under its printed name (``shown``:
+    dW0 -> dW1 with --first-index 1)."""
+    printed = {student: {shown.get(name, name): value for name, value in entry.items()}
+               for student, entry in key.items()}
+    return {directory / KEY_JSON: json.dumps(printed, indent=1) + "\n", directory / KEY_CSV: key_csv(printed)}
+
+
+def _run_students(tasks: list[tuple], jobs: int, progress: bool, description: str) -> list:
+    """Every student's task through :func:`_student_work`, in order: here with ``jobs`` 1, else in
+    a pool of spawned workers (TensorFlow does not survive a fork); a progress bar on a terminal."""
     bar = None
     if progress:
         from tqdm import tqdm
-        bar = tqdm(total=count, unit="student", desc="variants" + (" + Keras" if check else ""),
-                   disable=None)  # None: shown on a terminal only
+        bar = tqdm(total=len(tasks), unit="student", desc=description, disable=None)  # None: terminal only
     results = []
     try:
         if jobs == 1:
@@ -370,8 +394,7 @@ def render_variants(spec: Spec, count: int, seed: int, directory: Path, *, noteb
                 if bar is not None:
                     bar.update()
         else:
-            # spawn: workers start clean (TensorFlow does not survive a fork)
-            pool = ProcessPoolExecutor(max_workers=min(jobs, count), mp_context=get_context("spawn"),
+            pool = ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), mp_context=get_context("spawn"),
                                        initializer=_worker_start, initargs=(os.getpid(),))
             try:
                 for result in pool.map(_student_work, tasks):
@@ -385,22 +408,7 @@ def render_variants(spec: Spec, count: int, seed: int, directory: Path, *, noteb
     finally:
         if bar is not None:
             bar.close()
-    out = ClassSet(specs, key)
-    for student, (files, diff) in zip(ids, results):
-        out.files.update(files)
-        if diff is not None:
-            out.keras_diff[student] = diff
-    if check:
-        _redraw_mismatches(out, spec, draws, directory, notebook, base_module, handout)
-        _mark_keras_verdicts(out)
-    shown = naming.printed_answer_names(spec.param_names, first_index)
-    printed = {student: {shown.get(name, name): value for name, value in entry.items()}
-               for student, entry in key.items()}
-    out.files[directory / KEY_JSON] = json.dumps(printed, indent=1) + "\n"
-    out.files[directory / KEY_CSV] = key_csv(printed)
-    if pdf:
-        out.files.update(compile_class(out.files, jobs, progress))
-    return out
+    return results
 
 
 def compile_class(files: dict[Path, str], jobs: int, progress: bool = False) -> dict[Path, bytes]:

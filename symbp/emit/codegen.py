@@ -23,7 +23,7 @@ from ..derivation.network import layers_from_spec
 from .printers import HELPERS, ArrayPrinter, FiniteNumbers, PositiveFirst, array_literal_rows, float_literal
 from .render import python_env, render
 from ..rules.initializers import TRUNCATED_NORMAL_SOURCE
-from ..spec.model import Draw, Spec
+from ..spec import Draw, Spec
 from .trace import trace_context
 
 
@@ -164,8 +164,7 @@ def _float32_note(opt, key: str) -> str:
 
 def derive_spec(spec: Spec) -> NetworkDerivation:
     """The derivation model of ``spec``'s network, loss (with its arguments) and optimizer."""
-    return derive_network(layers_from_spec(spec), spec.loss["name"], spec.optimizer,
-                          {k: v for k, v in spec.loss.items() if k != "name"})
+    return derive_network(layers_from_spec(spec), spec.loss, spec.optimizer)
 
 
 @dataclass(frozen=True)
