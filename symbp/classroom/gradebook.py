@@ -80,7 +80,7 @@ def _class_model(directory: Path, key: dict):
     from ..emit.codegen import derive_spec
     from ..witnesses.module import spec_module
     first = student_spec(directory, next(iter(key)))
-    return derive_spec(first), spec_module(first)
+    return derive_spec(first), spec_module(first), first.fixed_params
 
 
 # ---------------------------------------------------------------- grading
@@ -89,8 +89,8 @@ def grade_class(directory: Path, submissions: Path, options: GradingOptions, *,
     """Grade every submission of SUBMISSIONS (a CSV file or a folder of notebooks) of CLASS."""
     directory, submissions = Path(directory), Path(submissions)
     key = load_key(directory)
-    model, module = _class_model(directory, key)
-    rules = step_rules(model)
+    model, module, fixed = _class_model(directory, key)
+    rules = step_rules(model, fixed)
     quantities = [rule.quantity for rule in rules]
     printed = key_printed_names(key, module.PARAM_NAMES)
     module_name = {shown: name for name, shown in printed.items()}
