@@ -149,3 +149,18 @@ def test_notebooks_run_in_their_own_kernels(tmp_path):
     assert (delta2["status"], delta2["diagnosis"]) == ("wrong", "missing_activation_derivative")
     assert grades["student_02"]["quantities"]["dW1"]["status"] == "carried_forward"
     assert "timed out" in grades["student_03"]["error"]
+
+
+def test_a_first_index_1_class_grades_by_its_printed_names(tmp_path):
+    """`variants --first-index 1` writes the key as the handouts print it (dW1 for the first
+    layer); grading reads that key and a CSV in its columns, every answer in its place."""
+    from symbp.classroom.gradebook import grade_class
+    from symbp.classroom.grading import GradingOptions
+    write_variants(load_spec(None), 2, 5, tmp_path / "class", jobs=1, first_index=1)
+    rows = _key_rows(tmp_path / "class")
+    assert "dW0[0][0]" not in rows[0] and "dW1[0][0]" in rows[0]
+    grades = grade_class(tmp_path / "class", _write_csv(tmp_path / "sub.csv", rows), GradingOptions())
+    assert "dW0" in grades.quantities
+    for grade in grades.grades.values():
+        assert grade.score == grade.max_score > 0
+        assert {q.status for q in grade.quantities.values()} == {"correct"}

@@ -155,3 +155,17 @@ def test_missing_answers_and_carried_forward_credit(klass):
         g = grade.quantities[q]
         assert g.score == 0.5 * g.max_score
         assert g.max_score == (2.0 if q.startswith("d") else 1.0)
+
+
+def test_a_fixed_bias_is_graded_as_kept():
+    """bias_trainable = false (Mazur's example): the grader's rule for the bias's update is the
+    bias itself, as the key has it, so carried-forward credit and diagnoses read the right rule."""
+    from pathlib import Path
+    spec = load_spec(Path(__file__).resolve().parents[1] / "symbp" / "examples" / "mazur.toml")
+    assert spec.fixed_params
+    fixed = Class(spec)
+    fixed.rules = step_rules(derive_spec(spec), spec.fixed_params)
+    test_correct_rules_reproduce_the_key(fixed)
+    changed = fixed.student_with("dW1", fixed.key["dW1"] + 0.01)
+    grade = grade_student(fixed.rules, fixed.namespace, fixed.key, changed, GradingOptions())
+    assert grade.quantities["b1_updated"].status == "correct"

@@ -22,6 +22,7 @@ from typing import Optional
 
 import numpy as np
 
+from ..derivation import naming
 from ..errors import UnusableInput
 from ..spec.model import Spec, SpecError, load_spec
 from .grading import (CARRIED_FORWARD, GradingOptions, StudentGrade, describe_mistake, grade_student,
@@ -56,6 +57,17 @@ def load_key(directory: Path) -> dict[str, dict]:
     return key
 
 
+def key_printed_names(key: dict, param_names) -> dict[str, str]:
+    """The key's names where the class was written with ``--first-index 1`` (module name dW0 ->
+    printed dW1, as the key files and the CSV columns name them), else {}. Unambiguous: such a
+    key has no dW0 and has the last layer's dW<L>, which the module's names never reach."""
+    printed = naming.printed_answer_names(param_names, 1)
+    first = next(iter(key.values()))
+    if all(name in first for name in printed) or not all(shown in first for shown in printed.values()):
+        return {}
+    return printed
+
+
 def student_spec(directory: Path, student: str) -> Spec:
     """The student's spec, CLASS/solutions/<id>/<name>.toml (the one .toml there)."""
     found = sorted((Path(directory) / SOLUTIONS / student).glob("*.toml"))
@@ -68,7 +80,7 @@ def _class_model(directory: Path, key: dict):
     from ..emit.codegen import derive_spec
     from ..witnesses.module import spec_module
     first = student_spec(directory, next(iter(key)))
-    return derive_spec(first), spec_module(first)
+    return derive_spec(first), spec_module(first), first.fixed_params
 
 
 # ---------------------------------------------------------------- grading
@@ -77,9 +89,13 @@ def grade_class(directory: Path, submissions: Path, options: GradingOptions, *,
     """Grade every submission of SUBMISSIONS (a CSV file or a folder of notebooks) of CLASS."""
     directory, submissions = Path(directory), Path(submissions)
     key = load_key(directory)
-    model, module = _class_model(directory, key)
-    rules = step_rules(model)
+    model, module, fixed = _class_model(directory, key)
+    rules = step_rules(model, fixed)
     quantities = [rule.quantity for rule in rules]
+    printed = key_printed_names(key, module.PARAM_NAMES)
+    module_name = {shown: name for name, shown in printed.items()}
+    key = {student: {module_name.get(name, name): value for name, value in entry.items()}
+           for student, entry in key.items()}
     first = next(iter(key.values()))
     missing = [q for q in quantities if q not in first]
     if missing:
@@ -89,7 +105,7 @@ def grade_class(directory: Path, submissions: Path, options: GradingOptions, *,
         read, problems = read_notebooks(submissions, shapes, set(key), timeout, jobs)
     elif submissions.is_file():
         try:
-            read, problems = read_csv(submissions, shapes, set(key))
+            read, problems = read_csv(submissions, shapes, set(key), printed)
         except ValueError as err:
             raise UnusableInput(str(err)) from None
     else:

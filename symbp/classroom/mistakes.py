@@ -219,7 +219,7 @@ def mistake_values(spec, mistake_id: str, module=None) -> dict[str, np.ndarray]:
     key = {name: np.asarray(value, dtype=np.float64) for name, value in answers(spec, module).items()}
     namespace.update(key)
     out = {}
-    for rule in step_rules(derive_spec(spec)):
+    for rule in step_rules(derive_spec(spec), spec.fixed_params):
         changed = mutated(mistake_id, rule)
         value = changed.evaluate(namespace) if changed is not None else None
         expected = key[rule.quantity]

@@ -78,7 +78,7 @@ def autograde_cell(namespace: dict, spec_toml: str, quantities: list[str]) -> fl
     from .variants import answers
     spec = Spec.from_dict(tomllib.loads(spec_toml))
     module = spec_module(spec)
-    rules = step_rules(derive_spec(spec))
+    rules = step_rules(derive_spec(spec), spec.fixed_params)
     key = {k: np.asarray(v, dtype=np.float64) for k, v in answers(spec, module).items()}
     given = {}
     for name, expected in key.items():

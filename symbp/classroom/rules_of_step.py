@@ -178,21 +178,31 @@ def update_rule(model: NetworkDerivation, layer, param: ParamName) -> StepRule:
                     setup=tuple(setup))
 
 
+def kept_rule(model: NetworkDerivation, layer, param: ParamName) -> StepRule:
+    """A parameter training keeps as given (``bias_trainable = false``): its update is itself."""
+    w = str(model.optimizer.w)
+    line = RuleLine(naming.UPDATED.format(param=param.code), model.optimizer.w, _names({}))
+    return StepRule(naming.UPDATED.format(param=param.code), UPDATE, (line,), layer.number, param,
+                    setup=((w, param.code),))
+
+
 def loss_rule(model: NetworkDerivation) -> StepRule:
     """The loss is given by the forward pass: graded against the key only."""
     return StepRule("loss", LOSS, (), model.depth)
 
 
-def step_rules(model: NetworkDerivation) -> list[StepRule]:
+def step_rules(model: NetworkDerivation, fixed=()) -> list[StepRule]:
     """Every quantity of the answer key in back-propagation order: the loss; then from the
-    output layer down: delta_l, each parameter's gradient, each parameter's update."""
+    output layer down: delta_l, each parameter's gradient, each parameter's update (``fixed``:
+    the names of parameters training keeps, ``Spec.fixed_params``, updated to themselves)."""
     rules = [loss_rule(model)]
     for layer in reversed(model.layers):
         l = layer.number
         rules.append(output_delta_rule(model) if l == model.depth else hidden_delta_rule(model, l))
         params = layer.layer.param_names
         rules += [gradient_rule(model, layer, p) for p in params]
-        rules += [update_rule(model, layer, p) for p in params]
+        rules += [kept_rule(model, layer, p) if p.code in fixed else update_rule(model, layer, p)
+                  for p in params]
     return rules
 
 

@@ -48,12 +48,13 @@ def cell_columns(name: str, shape: tuple) -> list[str]:
     return [name + "".join(f"[{i}]" for i in index) for index in np.ndindex(*shape)] if shape else [name]
 
 
-def parse_row(row: dict, shapes: dict[str, tuple]) -> Submission:
-    """One CSV row as arrays of the key's shapes; an empty (or absent) cell is NaN (missing)."""
+def parse_row(row: dict, shapes: dict[str, tuple], printed: Optional[dict] = None) -> Submission:
+    """One CSV row as arrays of the key's shapes; an empty (or absent) cell is NaN (missing).
+    ``printed``: a quantity's column name where the key prints it otherwise (dW0 -> dW1, --first-index 1)."""
     answers, problems = {}, []
     for name, shape in shapes.items():
         values = []
-        for column in cell_columns(name, shape):
+        for column in cell_columns((printed or {}).get(name, name), shape):
             cell = (row.get(column) or "").strip()
             try:
                 values.append(float(cell) if cell else math.nan)
@@ -66,8 +67,10 @@ def parse_row(row: dict, shapes: dict[str, tuple]) -> Submission:
     return Submission(answers, error)
 
 
-def read_csv(path: Path, shapes: dict[str, tuple], students: set[str]) -> tuple[dict[str, Submission], list[str]]:
-    """({student: Submission}, problems of rows that name no student of the class)."""
+def read_csv(path: Path, shapes: dict[str, tuple], students: set[str],
+             printed: Optional[dict] = None) -> tuple[dict[str, Submission], list[str]]:
+    """({student: Submission}, problems of rows that name no student of the class); ``printed``:
+    as :func:`parse_row`."""
     raw = Path(path).read_bytes()[:MAX_CSV_BYTES + 1]
     if len(raw) > MAX_CSV_BYTES:
         raise ValueError(f"{path}: larger than {MAX_CSV_BYTES // 2**20} MB")
@@ -85,7 +88,7 @@ def read_csv(path: Path, shapes: dict[str, tuple], students: set[str]) -> tuple[
         if student in out:
             problems.append(f"line {line}: {student} again (the first row counts)")
             continue
-        out[student] = parse_row(row, shapes)
+        out[student] = parse_row(row, shapes, printed)
     return out, problems
 
 

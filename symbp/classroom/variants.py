@@ -249,22 +249,24 @@ def handed_out_paths(spec: Spec, folder: Path) -> set[Path]:
     return {handout_paths(spec, folder)["student"], notebook_paths(spec, folder)["student"]}
 
 
-def student_files(spec: Spec, directory: Path, student: str, notebook: bool, nbgrader: bool = False) -> dict[Path, str]:
+def student_files(spec: Spec, directory: Path, student: str, notebook: bool,
+                  handout: Optional[dict] = None) -> dict[Path, str]:
     """One student's files: the handout (and notebook) to hand out under CLASS/students/<id>/,
     and under CLASS/solutions/<id>/ everything that gives the answers away: the solution handout
-    and notebook, the generated module (it computes them) and the spec (symbp derives them)."""
+    and notebook, the generated module (it computes them) and the spec (symbp derives them).
+    ``handout``: the handouts' options (rendered_outputs' first_index, student_derivatives, name_line)."""
     from ..emit.outputs import rendered_outputs
     solutions = Path(directory) / SOLUTIONS / student
     files = {solutions / f"{spec.name}.toml": spec.to_toml()}
-    files.update(rendered_outputs(spec, solutions, notebook=notebook, nbgrader=nbgrader))
+    files.update(rendered_outputs(spec, solutions, notebook=notebook, **(handout or {})))
     handed_out = handed_out_paths(spec, solutions)
     return {(Path(directory) / STUDENTS / student / path.name if path in handed_out else path): text
             for path, text in files.items()}
 
 
 def _student_work(task: tuple) -> tuple[dict[Path, str], Optional[float]]:
-    spec, directory, student, notebook, expected = task
-    files = student_files(spec, directory, student, bool(notebook), notebook == "nbgrader")
+    spec, directory, student, notebook, expected, handout = task
+    files = student_files(spec, directory, student, notebook, handout)
     return files, (keras_answers_check(spec, expected) if expected is not None else None)
 
 
@@ -307,7 +309,7 @@ def _titled(variant: Spec, student: str) -> Spec:
 
 
 def _redraw_mismatches(out: ClassSet, spec: Spec, draws: Iterator[Optional[Spec]], directory: Path,
-                       notebook: bool, module) -> None:
+                       notebook: bool, module, handout: dict) -> None:
     """Draw again each student whose answers Keras does not reproduce, up to CHECK_REDRAWS
     times, from the class's own stream of draws (in student order, in this process: the class
     stays a function of the seed). One that still differs stays, and the key says so."""
@@ -320,7 +322,7 @@ def _redraw_mismatches(out: ClassSet, spec: Spec, draws: Iterator[Optional[Spec]
             except UnusableInput:
                 return  # no draw left: the remaining mismatches are marked, exit status 1
             expected = answers(variant, module)
-            files, diff = _student_work((variant, directory, student, notebook, expected))
+            files, diff = _student_work((variant, directory, student, notebook, expected, handout))
             out.specs[student], out.key[student], out.keras_diff[student] = variant, expected, diff
             out.files.update(files)
 
@@ -335,24 +337,57 @@ def _mark_keras_verdicts(out: ClassSet) -> None:
 
 def render_variants(spec: Spec, count: int, seed: int, directory: Path, *, notebook: bool = False,
                     check: bool = False, jobs: Optional[int] = None, progress: bool = False,
-                    nbgrader: bool = False) -> ClassSet:
-    """Draw the class, compute its answer key, render every student's files (and check them);
-    ``nbgrader``: notebooks with nbgrader's cells (implies ``notebook``)."""
+                    first_index: int = 0, pdf: bool = False, student_derivatives: bool = True,
+                    name_line: bool = False, nbgrader: bool = False) -> ClassSet:
+    """Draw the class, compute its answer key, render every student's files (and check them).
+
+    ``first_index`` 1 numbers the first layer's parameters W1 in the handouts and the key files;
+    ``pdf`` compiles every handout (:func:`compile_class`); ``student_derivatives``, ``name_line``:
+    the student sheet's scaffolding (symbp.emit.handouts.HandoutOptions); ``nbgrader``: notebooks
+    with nbgrader's cells (implies ``notebook``)."""
     directory = Path(directory)
-    notebook = "nbgrader" if nbgrader else notebook
     draws = _draws(spec, seed)
     drawn = _take(spec, draws, count)
     ids = student_ids(count)
     base_module = spec_module(drawn[0])
     specs = {student: _titled(s, student) for student, s in zip(ids, drawn)}
     key = {student: answers(s, base_module) for student, s in specs.items()}
-    tasks = [(s, directory, student, notebook, key[student] if check else None) for student, s in specs.items()]
+    handout = {"first_index": first_index, "student_derivatives": student_derivatives,
+               "name_line": name_line, "nbgrader": nbgrader}
+    notebook = notebook or nbgrader
+    tasks = [(s, directory, student, notebook, key[student] if check else None, handout)
+             for student, s in specs.items()]
     jobs = jobs or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()) or 1
+    results = _run_students(tasks, jobs, progress, "variants" + (" + Keras" if check else ""))
+    out = ClassSet(specs, key)
+    for student, (files, diff) in zip(ids, results):
+        out.files.update(files)
+        if diff is not None:
+            out.keras_diff[student] = diff
+    if check:
+        _redraw_mismatches(out, spec, draws, directory, notebook, base_module, handout)
+        _mark_keras_verdicts(out)
+    out.files.update(key_files(out.key, directory, naming.printed_answer_names(spec.param_names, first_index)))
+    if pdf:
+        out.files.update(compile_class(out.files, jobs, progress))
+    return out
+
+
+def key_files(key: dict, directory: Path, shown: dict[str, str]) -> dict[Path, str]:
+    """The class's answer key as JSON and CSV, each answer under its printed name (``shown``:
+    dW0 -> dW1 with --first-index 1)."""
+    printed = {student: {shown.get(name, name): value for name, value in entry.items()}
+               for student, entry in key.items()}
+    return {directory / KEY_JSON: json.dumps(printed, indent=1) + "\n", directory / KEY_CSV: key_csv(printed)}
+
+
+def _run_students(tasks: list[tuple], jobs: int, progress: bool, description: str) -> list:
+    """Every student's task through :func:`_student_work`, in order: here with ``jobs`` 1, else in
+    a pool of spawned workers (TensorFlow does not survive a fork); a progress bar on a terminal."""
     bar = None
     if progress:
         from tqdm import tqdm
-        bar = tqdm(total=count, unit="student", desc="variants" + (" + Keras" if check else ""),
-                   disable=None)  # None: shown on a terminal only
+        bar = tqdm(total=len(tasks), unit="student", desc=description, disable=None)  # None: terminal only
     results = []
     try:
         if jobs == 1:
@@ -361,8 +396,7 @@ def render_variants(spec: Spec, count: int, seed: int, directory: Path, *, noteb
                 if bar is not None:
                     bar.update()
         else:
-            # spawn: workers start clean (TensorFlow does not survive a fork)
-            pool = ProcessPoolExecutor(max_workers=min(jobs, count), mp_context=get_context("spawn"),
+            pool = ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), mp_context=get_context("spawn"),
                                        initializer=_worker_start, initargs=(os.getpid(),))
             try:
                 for result in pool.map(_student_work, tasks):
@@ -376,17 +410,23 @@ def render_variants(spec: Spec, count: int, seed: int, directory: Path, *, noteb
     finally:
         if bar is not None:
             bar.close()
-    out = ClassSet(specs, key)
-    for student, (files, diff) in zip(ids, results):
-        out.files.update(files)
-        if diff is not None:
-            out.keras_diff[student] = diff
-    if check:
-        _redraw_mismatches(out, spec, draws, directory, notebook, base_module)
-        _mark_keras_verdicts(out)
-    out.files[directory / KEY_JSON] = json.dumps(key, indent=1) + "\n"
-    out.files[directory / KEY_CSV] = key_csv(key)
-    return out
+    return results
+
+
+def compile_class(files: dict[Path, str], jobs: int, progress: bool = False) -> dict[Path, bytes]:
+    """Every handout among ``files`` as PDF, beside its .tex (``jobs`` pdflatex runs at once, one
+    precompiled preamble: symbp.io.pdf.compile_many), with a progress bar on a terminal."""
+    from ..io.pdf import compile_many
+    sources = {path: text for path, text in files.items() if path.suffix == ".tex"}
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=len(sources), unit="pdf", desc="PDFs", disable=None)
+    try:
+        return compile_many(sources, jobs, None if bar is None else bar.update)
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 def write_variants(spec: Spec, count: int, seed: int, directory: Path, **options) -> ClassSet:

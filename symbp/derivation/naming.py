@@ -74,12 +74,19 @@ class ParamName:
         """The name of dL/d itself: dW0."""
         return GRADIENT.format(param=self.code)
 
-    def tex(self, symbols: dict[str, str] | None = None) -> str:
-        """Its TeX, ``W_{0}``; ``symbols`` replaces a kind's letter (the bias as ``\\theta``)."""
-        return f"{(symbols or {}).get(self.kind, PARAMETER_CODES[self.kind])}_{{{self.layer}}}"
+    def tex(self, symbols: dict[str, str] | None = None, first_index: int = 0) -> str:
+        """Its TeX, ``W_{0}``; ``symbols`` replaces a kind's letter (the bias as ``\\theta``);
+        ``first_index`` 1 counts layers from 1 in print (``W_{1}`` for the first layer)."""
+        letter = (symbols or {}).get(self.kind, PARAMETER_CODES[self.kind])
+        return f"{letter}_{{{self.layer + first_index}}}"
 
     def __str__(self) -> str:
         return self.code
+
+    def printed(self, first_index: int = 0) -> str:
+        """Its name where layers' parameters are counted from ``first_index`` (1: W1 for the
+        first layer, as textbooks write it; the module itself keeps Keras's W0)."""
+        return PARAMETER.format(code=PARAMETER_CODES[self.kind], n=self.layer + first_index)
 
     @classmethod
     def parse(cls, text: str) -> "ParamName":
@@ -90,6 +97,17 @@ class ParamName:
             letters = ", ".join(f"{code}<n>" for code in kinds)
             raise ValueError(f"not a parameter name: {text!r} (expected one of {letters})")
         return cls(int(match[2]), kinds[match[1]])
+
+
+def printed_answer_names(param_names, first_index: int) -> dict[str, str]:
+    """Answer-key names (dW0, db0, W0_updated) -> as printed from ``first_index`` (dW1, ...)."""
+    out = {}
+    for name in map(ParamName.parse, param_names):
+        shown = name.printed(first_index)
+        out[name.gradient] = GRADIENT.format(param=shown)
+        out[UPDATED.format(param=name.code)] = UPDATED.format(param=shown)
+    return out
+
 
 # the assignment notebooks (symbp.emit.notebook)
 UPDATED = "{param}_updated"   # the parameter after one optimizer step

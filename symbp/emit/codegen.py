@@ -190,6 +190,7 @@ class ModuleContext:
     loss_summary: str
     optimizer_summary: str
     param_names: list
+    fixed_params: list          # parameters step returns unchanged (bias_trainable = false)
     x_literal: str
     y_literal: str
     epochs: int
@@ -355,6 +356,7 @@ def module_context(spec: Spec, model: NetworkDerivation | None = None) -> Module
         docstring_title=_docstring_safe(spec.title) or spec.name,
         **_descriptions(model, step_update, update),
         param_names=[str(name) for name in names],
+        fixed_params=spec.fixed_params,
         x_literal='_DATA["X"]' if module_data(spec) else array_literal(np.array(spec.x)),
         y_literal='_DATA["Y"]' if module_data(spec) else array_literal(np.array(spec.y)),
         epochs=spec.epochs, batch_size=spec.batch_size, **_initial_values(spec),

@@ -8,12 +8,14 @@ sheet's version of a step keeps only blanks of the right shape. The templates pr
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
 import sympy as sp
 
-from .latex import IndexLatexPrinter, RowLatexPrinter, blank_matrix_tex, format_number, matrix_tex, shape_tex
+from .latex import (MAX_SHOWN, IndexLatexPrinter, RowLatexPrinter, blank_matrix_tex, format_number, matrix_tex,
+                    shape_tex)
 from .worked_solution import (BatchMean, ChainRuleItem, Equation, EntryUpdate, Given, IndexForm, Section,
                               Step)
 
@@ -23,6 +25,28 @@ class LatexStep:
     title: str
     lines: list[str]
     blank: list[str] = field(default_factory=list)   # the student sheet's version
+
+
+@dataclass
+class AppendixTable:
+    """A given matrix printed in full: its columns in groups that fit the page, each group a
+    table of rows (row index, numbers) that may break across pages."""
+    lhs: str
+    shape: str
+    groups: list[tuple[list[int], list[tuple[int, list[str]]]]]
+
+
+#: the columns of a group of the appendix, and the largest matrix it prints in full
+APPENDIX_COLUMNS, APPENDIX_MAX_ENTRIES = 6, 8192
+
+#: the end of a matrix not carrying a ^ or _: where a too-wide line may break (a W: juxtaposed)
+_MATRIX_END = re.compile(r"\\end\{bmatrix\}(?![\^_])")
+
+
+def breakable(line: str) -> str:
+    """``line`` with a permitted break after each matrix, for a line too wide for the page
+    (its \\mathline then sets it as a paragraph; a display line ignores the breaks)."""
+    return _MATRIX_END.sub(lambda m: m.group(0) + r"\allowbreak ", line)
 
 
 @dataclass
@@ -98,10 +122,13 @@ class LatexPresenter:
         filled_rule = eq.rule if eq.filled_rule is None else eq.filled_rule
         values = self.numbers(eq.values)
         lines += self.parts(eq, values)
+        result = self.m(eq.result)
         if values is not None and not filled_rule.has(sp.Piecewise) \
                 and filled_rule.free_symbols | filled_rule.atoms(sp.Indexed, sp.MatrixSymbol):
-            lines.append(rf"\qquad = {self.filled(filled_rule, values, self.numbers(eq.transposed))}")
-        lines.append(rf"\qquad = {self.m(eq.result)} \quad ({shape_tex(eq.result)})")
+            filled = breakable(self.filled(filled_rule, values, self.numbers(eq.transposed)))
+            if filled != breakable(result):   # a rule that only renames (linear: a = z) shows its numbers once
+                lines.append(rf"\qquad = {filled}")
+        lines.append(rf"\qquad = {result} \quad ({shape_tex(eq.result)})")
         return lines
 
     def parts(self, eq: Equation, values: dict | None) -> list[str]:
@@ -124,6 +151,20 @@ class LatexPresenter:
         if np.ndim(eq.result) == 0:
             return [rf"{lhs} = \blank"]
         return [f"{lhs} = {blank_matrix_tex(np.shape(eq.result))} \\quad ({shape_tex(eq.result)})"]
+
+    def appendix(self, given: Given) -> AppendixTable | None:
+        """The full values of a given the body shows elided (past MAX_SHOWN rows or columns);
+        None when it shows whole, or is too large to print (APPENDIX_MAX_ENTRIES)."""
+        values = np.atleast_2d(np.asarray(given.value, dtype=float))
+        if max(values.shape) <= MAX_SHOWN or values.size > APPENDIX_MAX_ENTRIES:
+            return None
+        groups = []
+        for start in range(0, values.shape[1], APPENDIX_COLUMNS):
+            columns = list(range(start, min(start + APPENDIX_COLUMNS, values.shape[1])))
+            rows = [(r, [format_number(values[r, c], self.digits) for c in columns])
+                    for r in range(values.shape[0])]
+            groups.append((columns, rows))
+        return AppendixTable(given.lhs, shape_tex(given.value), groups)
 
     def given(self, given: Given) -> str:
         note = rf"\text{{{given.note}: }} " if given.note else ""

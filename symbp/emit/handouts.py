@@ -80,6 +80,11 @@ class HandoutOptions:
     digits: int = 8
     explain: tuple[str, ...] = ()
     bias_symbol: str = "theta"
+    #: the index of the first layer's parameters in print: 0 (W0, as Keras's order) or 1 (W1, textbooks)
+    first_index: int = 0
+    #: scaffolding of the student sheet: the SymPy derivative column of the layer table, a name/ID line
+    student_derivatives: bool = True
+    name_line: bool = False
 
     def __post_init__(self):
         if self.bias_symbol not in BIAS_SYMBOLS:
@@ -87,19 +92,28 @@ class HandoutOptions:
                                f"not {self.bias_symbol!r}")
         if not 1 <= self.digits <= 16:
             raise HandoutError(f"--digits must be between 1 and 16, not {self.digits}")
+        if self.first_index not in (0, 1):
+            raise HandoutError(f"--first-index must be 0 or 1, not {self.first_index}")
 
 
 # ---------------------------------------------------------------- notation
 class Notation:
-    """The handout's symbols: layer l = 1..L, parameters W_n, theta_n with n = l - 1 (seed)."""
+    """The handout's symbols: layer l = 1..L, parameters W_n, theta_n with n = l - 1 (seed), or
+    n = l with ``first_index`` 1 (textbooks: W_1 feeds z_1)."""
 
-    def __init__(self, bias_symbol: str):
-        self.bias = BIAS_SYMBOLS[bias_symbol]
+    def __init__(self, bias_symbol: str, first_index: int = 0):
+        self.bias, self.first_index = BIAS_SYMBOLS[bias_symbol], first_index
 
     def param(self, name: ParamName | str) -> str:
-        """A parameter's TeX: W_{0}, and the bias as the course writes it (\\theta_{0} or b_{0})."""
+        """A parameter's TeX: W_{0} (W_{1} from index 1), and the bias as the course writes it
+        (\\theta_{0} or b_{0})."""
         name = name if isinstance(name, ParamName) else ParamName.parse(name)
-        return name.tex({"bias": self.bias})
+        return name.tex({"bias": self.bias}, self.first_index)
+
+    @property
+    def param_index(self) -> str:
+        """The index of layer l's parameters in the notation paragraph."""
+        return "l" if self.first_index else "l-1"
 
     def grad(self, name: str) -> str:
         return rf"\frac{{\partial L}}{{\partial {self.param(name)}}}"
@@ -184,13 +198,16 @@ def _explained_param(target: str, letter: str, n: int, spec: Spec) -> tuple[Para
     return name, layers[n].param_shape(name.kind)
 
 
-def parse_explain(target: str, spec: Spec) -> Explained:
-    """``W1[2,0]``, ``b1[0]`` (or ``theta1[0]``), any parameter's entry, checked against its shape."""
+def parse_explain(target: str, spec: Spec, first_index: int = 0) -> Explained:
+    """``W1[2,0]``, ``b1[0]`` (or ``theta1[0]``), any parameter's entry, checked against its
+    shape; the number counts layers from ``first_index`` as the handout prints them."""
     match = _EXPLAIN.match(target)
     if not match:
         raise HandoutError(f"--explain {target!r}: expected a weight like W1[2,0] or a bias like b1[0]")
     letter, n, indices = match.groups()
-    name, shape = _explained_param(target, letter, int(n), spec)
+    if int(n) < first_index:
+        raise HandoutError(f"--explain {target!r}: layers' parameters are numbered from {first_index}")
+    name, shape = _explained_param(target, letter, int(n) - first_index, spec)
     index = tuple(int(i) for i in indices.split(","))
     if len(index) != len(shape) or len(index) > 2:
         form = f"{name}[{','.join(('row', 'col') if len(shape) == 2 else ('col',))}]"
@@ -212,7 +229,7 @@ class _Numbers:
     def __init__(self, spec: Spec, options: HandoutOptions, model: NetworkDerivation, module):
         self.spec, self.options, self.model, self.module = spec, options, model, module
         self.digits = options.digits
-        self.notation = Notation(options.bias_symbol)
+        self.notation = Notation(options.bias_symbol, options.first_index)
         self.params = module.initial_params()
         rows = min(spec.batch_size, len(spec.x))
         self.x, self.labels = module.X[:rows], module.Y[:rows]     # as the module takes them
@@ -741,7 +758,7 @@ def worked_solution(spec: Spec, options: HandoutOptions = HandoutOptions(),
                     model: NetworkDerivation | None = None, module=None) -> WorkedSolution:
     """The worked first step of ``spec`` as data, every number from the module's trace."""
     from ..witnesses.module import spec_module
-    explained = [parse_explain(target, spec) for target in options.explain]
+    explained = [parse_explain(target, spec, options.first_index) for target in options.explain]
     model = model or derive_spec(spec)
     module = module or spec_module(spec, model)
     numbers = _Numbers(spec, options, model, module)
@@ -769,12 +786,16 @@ def handout_context(spec: Spec, options: HandoutOptions = HandoutOptions(),
         "bias_word": "thetas" if options.bias_symbol == "theta" else "biases",
         "bias_noun": "theta" if options.bias_symbol == "theta" else "bias",
         "bias": notation.bias,
+        "param_index": notation.param_index,
+        "fixed": ", ".join(f"${notation.param(name)}$" for name in spec.fixed_params),
         "blank_width": round(0.55 * (options.digits + 3), 2),
         "depth": model.depth,
         "architecture": escape_latex(" - ".join(str(w) for w in spec.widths)),
         "layers": work.tables.layer_table(),
         "network": work.pictures.network_picture(),
         "givens": [latex.step(step) for step in work.givens],
+        "appendix": [table for step in work.givens for item in step.items
+                     if isinstance(item, Given) and (table := latex.appendix(item)) is not None],
         "hyperparameters": work.optimizer.hyperparameters(),
         "loss_name": escape_latex(model.loss.rule.name),
         "optimizer_name": escape_latex(model.optimizer.rule.name),
@@ -790,12 +811,14 @@ def handout_context(spec: Spec, options: HandoutOptions = HandoutOptions(),
         "loss": [latex.step(step) for step in work.loss],
         "backprop": [latex.section(section) for section in work.backprop],
         "explained": [latex.step(step) for step in work.explained],
-        "updated": [(f"${notation.param(name)}$", latex.m(before), latex.m(after))
+        "updated": [(notation.param(name), latex.m(before), latex.m(after))
                     for name, before, after in work.updated],
         "trained": None if work.trained is None else [latex.step(step) for step in work.trained],
         "loss_plot": work.pictures.loss_plot(),
         "max_columns": shown_columns(max(max(spec.widths), len(spec.x), len(spec.y[0]))) + 2,
         "digits": options.digits,
+        "student_derivatives": options.student_derivatives,
+        "name_line": options.name_line,
     }
 
 
@@ -804,7 +827,8 @@ def render_handouts(spec: Spec, options: HandoutOptions = HandoutOptions(),
     """{"solution": LaTeX, "student": LaTeX} for ``spec`` (``module``: its loaded generated module)."""
     context = handout_context(spec, options, model, module)
     env = latex_env()
-    return {kind: render(env, f"{kind}.tex.j2", **context) for kind in ("solution", "student")}
+    return {kind: render(env, f"{kind}.tex.j2", **context, student=kind == "student")
+            for kind in ("solution", "student")}
 
 
 def handout_paths(spec: Spec, directory) -> dict[str, Path]:

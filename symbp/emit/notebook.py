@@ -116,9 +116,20 @@ def _update_lines(model: NetworkDerivation, param: str, gradient: str) -> list[L
     return lines
 
 
+#: losses Keras lacks, as the notebook defines them (symbp.witnesses.keras.CUSTOM_LOSSES)
+CUSTOM_LOSS_SOURCE = {
+    "half_sum_squared_error": ("def half_sum_squared_error(y_true, y_pred):\n"
+                               "    \"\"\"E = 1/2 sum over the outputs; compile averages it over the batch.\"\"\"\n"
+                               "    return 0.5 * keras.ops.sum(keras.ops.square(y_pred - y_true), axis=-1)\n"),
+}
+
+
 def keras_loss_source(loss: LossSpec) -> str:
-    """The spec's loss as the notebook's ``compile`` gets it: its name, or its Keras class
-    with the arguments (``keras.losses.Huber(delta=0.5)``), as :func:`symbp.witnesses.keras.keras_loss`."""
+    """The spec's loss as the notebook's ``compile`` gets it: its name, its Keras class with the
+    arguments (``keras.losses.Huber(delta=0.5)``), as :func:`symbp.witnesses.keras.keras_loss`,
+    or the function CUSTOM_LOSS_SOURCE defines."""
+    if loss.name in CUSTOM_LOSS_SOURCE:
+        return loss.name
     arguments = {k: float(v) for k, v in loss.arguments.items()}
     if not arguments:
         return repr(loss.name)
@@ -187,6 +198,12 @@ def _forward_layers(module: ModuleContext, model: NetworkDerivation, params: dic
     return layers
 
 
+def _fixed_update(param: str) -> list[Line]:
+    """A parameter training keeps (bias_trainable = false): its update is itself."""
+    updated = naming.UPDATED.format(param=param)
+    return [Line(updated, f"{param}.copy()", f"{updated} = {param} (kept fixed: bias_trainable = false)")]
+
+
 def _backward_steps(module: ModuleContext, model: NetworkDerivation, params: dict, rows: int) -> list[dict]:
     """Section 1.3 below the output delta: each layer's gradients and updates, then the delta
     passed down, from the output layer to the first."""
@@ -202,7 +219,8 @@ def _backward_steps(module: ModuleContext, model: NetworkDerivation, params: dic
             lines = [_answer(by_target[name.gradient], f"dL/d{param}", shape)]
             lines += [_answer(line, "the updated " + param if line.target == naming.UPDATED.format(param=param)
                               else f"the new {line.target}", shape)
-                      for line in _update_lines(model, param, name.gradient)]
+                      for line in (_fixed_update(param) if param in module.fixed_params
+                                   else _update_lines(model, param, name.gradient))]
             step[param] = AnswerCell(lines, naming.UPDATED.format(param=param))
         step["delta"] = None
         if l > 1:
@@ -289,6 +307,8 @@ def notebook_context(spec: Spec, model: NetworkDerivation | None = None) -> dict
         "dense": [(layer.units, layer.activation) for layer in spec.layers],
         "optimizer_config": repr({"class_name": spec.optimizer.name, "config": settings}),
         "loss_keras": "" if torch else keras_loss_source(spec.loss),
+        "custom_loss": CUSTOM_LOSS_SOURCE.get(spec.loss.name, ""),
+        "frozen_biases": [n for n, layer in enumerate(spec.layers) if not layer.bias_trainable],
         "param_names": module.param_names,
         "keras_names": [result.format(param=p) for p in module.param_names],
         "checks": [(p, result.format(param=p), naming.UPDATED.format(param=p),

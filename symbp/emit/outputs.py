@@ -11,17 +11,21 @@ from ..spec import Spec
 
 def rendered_outputs(spec: Spec, directory: Path, *, notebook: bool = False, digits: int = 8,
                      explain: tuple[str, ...] = (), bias_symbol: str = "theta",
-                     html: bool = False, nbgrader: bool = False) -> dict[Path, str | bytes]:
+                     html: bool = False, first_index: int = 0, student_derivatives: bool = True,
+                     name_line: bool = False, nbgrader: bool = False) -> dict[Path, str | bytes]:
     """Every output file of ``symbp derive`` for ``spec``: path -> text (nothing written).
 
     ``notebook`` adds the assignment notebooks (``nbgrader``: with nbgrader's cells), ``html`` the
-    HTML handouts (DIR/<name>_solution.html, <name>_student.html). The handout options: ``digits`` decimals, ``explain`` entries (``W1[2,0]``) expanded by the
-    chain rule, ``bias_symbol`` "theta" or "b".
+    HTML handouts (DIR/<name>_solution.html, <name>_student.html). The handout options: ``digits``
+    decimals, ``explain`` entries (``W1[2,0]``) expanded by the chain rule, ``bias_symbol`` "theta"
+    or "b", ``first_index`` 0 (W0 feeds z1) or 1 (W1 feeds z1); the student sheet's scaffolding:
+    ``student_derivatives`` (the SymPy derivative column), ``name_line``.
     """
     from .codegen import derive_spec
     from .handouts import HandoutOptions, handout_paths, render_handouts
     from ..witnesses.module import spec_module
-    options = HandoutOptions(digits, tuple(explain), bias_symbol)   # checked before any work
+    options = HandoutOptions(digits, tuple(explain), bias_symbol, first_index,   # checked before any work
+                             student_derivatives, name_line)
     if notebook:
         from .notebook import check_notebook_size
         check_notebook_size(spec)

@@ -91,3 +91,81 @@ def compile_pdf(tex_path: Path, timeout: float = 300) -> tuple[Path, str]:
     target = tex_path.with_suffix(".pdf")
     write_all({target: data})
     return target, log
+
+
+# ---------------------------------------------------------------- a class's handouts at once
+#: the name of the precompiled preamble (a TeX format) of the k-th distinct preamble
+FORMAT_NAME = "symbp-preamble-{k}"
+
+
+def preamble_of(source: str) -> str | None:
+    """Everything before ``\\begin{document}``: what a precompiled format can hold; None when
+    ``\\begin{document}`` does not start a line (mylatexformat skips a document's preamble by lines)."""
+    preamble, found, _ = source.partition("\n\\begin{document}")
+    return preamble + "\n" if found else None
+
+
+def _tex_env() -> dict:
+    return {**os.environ, "openin_any": "p", "openout_any": "p", "shell_escape": "f"}
+
+
+def _precompile(work: Path, preamble: str, k: int, timeout: float) -> str | None:
+    """Dump ``preamble`` as a format (mylatexformat) in ``work``; its name, or None when this
+    TeX cannot (then each file reads its preamble itself: slower, same PDF)."""
+    name = FORMAT_NAME.format(k=k)
+    (work / f"{name}.tex").write_text(preamble + "\\begin{document}\n\\end{document}\n", encoding="utf-8")
+    result = subprocess.run(["pdflatex", "-ini", "-no-shell-escape", "-interaction=nonstopmode",
+                             f"-jobname={name}", "&pdflatex", "mylatexformat.ltx", f"{name}.tex"],
+                            cwd=work, env=_tex_env(), capture_output=True, text=True, timeout=timeout,
+                            stdin=subprocess.DEVNULL)
+    return name if result.returncode == 0 and (work / f"{name}.fmt").exists() else None
+
+
+def _compile_one(work: Path, index: int, tex_path: Path, source: str, fmt: str | None,
+                 timeout: float) -> bytes:
+    """One pdflatex run on ``source`` (as ``s<index>.tex`` in ``work``; the handouts hold no
+    cross-reference, so one run is final), with the precompiled preamble ``fmt`` if any."""
+    stem = f"s{index}"
+    (work / f"{stem}.tex").write_text(source, encoding="utf-8")
+    command = ["pdflatex", "-no-shell-escape", "-interaction=nonstopmode", "-halt-on-error"]
+    result = subprocess.run(command + ([f"-fmt={fmt}"] if fmt else []) + [f"{stem}.tex"], cwd=work,
+                            env=_tex_env(), capture_output=True, text=True, timeout=timeout,
+                            stdin=subprocess.DEVNULL)
+    pdf, log = work / f"{stem}.pdf", work / f"{stem}.log"
+    if result.returncode != 0 or not pdf.exists():
+        log_text = log.read_text(errors="replace") if log.exists() else result.stdout + result.stderr
+        raise TexFailed(_failure_message(tex_path, log_text))
+    data = pdf.read_bytes()
+    for suffix in (".tex", ".pdf", ".log", ".aux"):
+        (work / f"{stem}{suffix}").unlink(missing_ok=True)
+    return data
+
+
+def compile_many(sources: dict[Path, str], jobs: int, progress=None, timeout: float = 300) -> dict[Path, bytes]:
+    """Every LaTeX source compiled, ``jobs`` pdflatex runs at once: .tex path -> the PDF's bytes.
+
+    Fast for a class (``symbp variants --pdf``): the students' handouts share their preamble
+    (tikz, pgfplots: most of a run's time), so it is loaded once into a format and each file
+    takes one run. ``progress()`` is called after each PDF. One private folder, removed however
+    this ends; an error or Ctrl-C cancels the runs not started.
+    """
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+    if not shutil.which("pdflatex"):
+        raise TexNotFound()
+    with tempfile.TemporaryDirectory(prefix="symbp-tex-") as folder:
+        work = Path(folder)
+        preambles = list(dict.fromkeys(preamble_of(source) for source in sources.values()))
+        formats = {p: p is not None and _precompile(work, p, k, timeout) or None
+                   for k, p in enumerate(preambles)}
+        out: dict[Path, bytes] = {}
+        pool = ThreadPoolExecutor(max_workers=max(1, jobs))
+        try:
+            futures = {pool.submit(_compile_one, work, n, path, source, formats[preamble_of(source)],
+                                   timeout): path for n, (path, source) in enumerate(sources.items())}
+            for future in as_completed(futures):
+                out[futures[future].with_suffix(".pdf")] = future.result()
+                if progress is not None:
+                    progress()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+    return {path.with_suffix(".pdf"): out[path.with_suffix(".pdf")] for path in sources}

@@ -105,6 +105,12 @@ def mean_squared_error(p, y, i, K):
     return sp.Sum((p[i] - y[i]) ** 2, (i, 0, K - 1)) / K
 
 
+def half_sum_squared_error(p, y, i, K):
+    """l = 1/2 sum_i (p_i - y_i)^2: the textbook E (Mazur, Nielsen), summed over the outputs and
+    halved so that dl/dp = p - y; Keras has no such loss (the check passes it as a function)"""
+    return sp.Sum((p[i] - y[i]) ** 2, (i, 0, K - 1)) / 2
+
+
 def sparse_categorical_crossentropy(p, y, i, K):
     """l = log sum_k clip(p_k) - sum_i y_i log clip(p_i), y the one-hot row of the class index
     (softmax cross-entropy of log clip(p), without normalising p first)"""
@@ -139,6 +145,8 @@ losses.add("binary_crossentropy",
            aliases=("bce", "binarycrossentropy"))
 losses.add("mean_squared_error", Loss("mean_squared_error", mean_squared_error),
            aliases=("mse", "meansquarederror"))
+losses.add("half_sum_squared_error", Loss("half_sum_squared_error", half_sum_squared_error),
+           aliases=("half_sse", "halfsumsquarederror"))
 losses.add("mean_absolute_error", Loss("mean_absolute_error", mean_absolute_error),
            aliases=("mae", "meanabsoluteerror"))
 losses.add("huber", Loss("huber", huber, arguments={"delta": 1.0}), aliases=("huber_loss",))

@@ -58,6 +58,8 @@ class LayerSpec:
     kernel_initializer: str = "glorot_uniform"
     bias_initializer: str = "zeros"
     type: str = "Dense"
+    #: False keeps the bias as given (textbook examples that update the weights only)
+    bias_trainable: bool = True
 
     @property
     def weights(self) -> Optional[list]:
@@ -163,6 +165,12 @@ class Spec:
         return [str(name) for name in network_param_names(layers_from_spec(self))]
 
     @property
+    def fixed_params(self) -> list[str]:
+        """Parameters training leaves as they are: the biases of layers with bias_trainable = false."""
+        return [str(name) for given, layer in zip(self.layers, layers_from_spec(self))
+                if not given.bias_trainable for name in layer.param_names if name.kind == "bias"]
+
+    @property
     def batch_size(self) -> int:
         return int(self.training.batch_size)
 
@@ -248,6 +256,8 @@ def _layer_table(layer: LayerSpec, weights_key: str = "weights") -> dict[str, An
         entry["bias"] = layer.bias
     else:
         entry["bias_initializer"] = layer.bias_initializer
+    if not layer.bias_trainable:
+        entry["bias_trainable"] = False
     return entry
 
 

@@ -41,7 +41,8 @@ RESERVED_NAMES = frozenset(sys.stdlib_module_names) | {"numpy", "np", "symbp", "
 LIMITS = {"layers": 32, "units": 1024, "features": 1024, "samples": 10_000, "epochs": 10_000,
           "seed": 2**32 - 1, "parameters": 2**22, "batch_values": 2**22, "data_values": 2**23}
 TOP_KEYS = {"name", "title", "seed", "framework", "data", "layers", "loss", "optimizer", "training", "variants"}
-LAYER_KEYS = {"units", "activation", "weights", "bias", "kernel_initializer", "bias_initializer"}
+LAYER_KEYS = {"units", "activation", "weights", "bias", "kernel_initializer", "bias_initializer",
+              "bias_trainable"}
 TRAINING_KEYS = {"batch_size", "epochs", "shuffle"}
 DATA_KEYS = {"x", "y"}
 VARIANT_ITEMS = ("weights", "bias", "x", "y")
@@ -209,10 +210,14 @@ def check_layer(problems: Problems, entry: Any, where: str, fan_in: Optional[int
         if not isinstance(init, str) or init not in INITIALIZERS:
             problems.add(f"{where}.{key}", f"unknown initializer {shown(init)}{nearest(str(init), INITIALIZERS)}")
         initializers[key] = init
+    trainable = entry.get("bias_trainable", True)
+    if not isinstance(trainable, bool):
+        problems.expected(f"{where}.bias_trainable", "true or false", kind_of(trainable))
     if units is None or activation is None:
         return None, units
     return LayerSpec(units, activation, kernel, bias, **initializers,
-                     type="Linear" if framework == "torch" else "Dense"), units
+                     type="Linear" if framework == "torch" else "Dense",
+                     bias_trainable=trainable is not False), units
 
 
 def _check_units(problems: Problems, units: Any, where: str) -> Optional[int]:

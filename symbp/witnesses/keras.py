@@ -94,11 +94,34 @@ def build_keras_model(spec: Spec, params: dict[str, np.ndarray]):
     optimizer_class = type(keras.optimizers.get(spec.optimizer.name))
     model.compile(optimizer=optimizer_class(**settings), loss=keras_loss(spec.loss), jit_compile=False)
     model.set_weights(keras_weights(layers, params))
+    freeze_biases(model, spec)
     return model
 
 
+def freeze_biases(model, spec: Spec) -> None:
+    """``bias_trainable = false``: the layer's bias variable made non-trainable, so it stays in
+    ``get_weights()`` (same order) but the optimizer neither updates it nor gives it a slot."""
+    for layer, given in zip(model.layers, spec.layers):
+        if not given.bias_trainable:
+            layer.bias.trainable = False
+
+
+def half_sum_squared_error(y_true, y_pred):
+    """E = 1/2 sum_i (y_pred_i - y_true_i)^2 per sample; ``compile`` averages it over the batch
+    (Keras's sum_over_batch_size), as symbp's half_sum_squared_error rule states."""
+    ops = _keras().ops
+    return 0.5 * ops.sum(ops.square(y_pred - y_true), axis=-1)
+
+
+#: losses Keras does not have, given to ``compile`` as functions of (y_true, y_pred)
+CUSTOM_LOSSES = {"half_sum_squared_error": half_sum_squared_error}
+
+
 def keras_loss(loss):
-    """The spec's loss (a LossSpec) for ``compile``: its name, or its Keras class when it has arguments."""
+    """The spec's loss (a LossSpec) for ``compile``: its name, its Keras class when it has
+    arguments, or a function of ours (CUSTOM_LOSSES) for a textbook loss Keras lacks."""
+    if loss.name in CUSTOM_LOSSES:
+        return CUSTOM_LOSSES[loss.name]
     arguments = {k: float(v) for k, v in loss.arguments.items()}
     if not arguments:
         return loss.name
