@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from .naming import ParamName
 from ..rules.layers import LayerRule, layers as layer_rules
 
@@ -57,9 +59,10 @@ def build_layers(input_shape: tuple, entries: list[tuple[str, dict]]) -> tuple[L
 
 def layers_from_spec(spec) -> tuple[Layer, ...]:
     """The spec's ``[[layers]]`` (Dense tables: units, activation) as layer instances."""
-    entries = [(getattr(layer, "type", "Dense"), {"units": layer.units, "activation": layer.activation})
+    entries = [(getattr(layer, "type", "Dense"), {"units": layer.units, "activation": layer.activation,
+                                                  **getattr(layer, "arguments", {})})
                for layer in spec.layers]
-    return build_layers((len(spec.x[0]),), entries)
+    return build_layers(tuple(np.shape(spec.x)[1:]), entries)
 
 
 def dense_layers(widths: list[int], activation_names: list[str]) -> tuple[Layer, ...]:

@@ -120,9 +120,9 @@ class Gather:
     """How an indexed layer reads its input ``a`` (batch first, channels last) into ``win``.
 
     ``kind`` "windows": the windows of ``a`` padded (TensorFlow's "same": total padding
-    max((ceil(n / s) - 1) s + k - n, 0) per axis, the smaller half before), axes
-    ``(n, positions..., channel, offsets...)`` as ``sliding_window_view`` gives them; padding
-    counts as ``pad_value`` (max pooling: -inf, so it is never selected). ``kind`` "flatten":
+    max((ceil(n / s) - 1) s + k - n, 0) per axis, the smaller half before, zeros), axes
+    ``(n, positions..., channel, offsets...)`` as ``sliding_window_view`` gives them (max
+    pooling's mask never selects padding). ``kind`` "flatten":
     ``a`` reshaped to ``(n, features)``. ``mask``: the selection weights pooling sums with
     ("first_max" or "mean"; None for none). Its adjoint adds each window back where it came from.
     """
@@ -130,7 +130,6 @@ class Gather:
     spatial: int = 0
     window: Callable[[Shape, dict], tuple] = lambda shape, args: ()
     strides: Callable[[dict], tuple] = lambda args: ()
-    pad_value: float = 0.0
     mask: Optional[str] = None
     global_window: bool = False
 
@@ -200,8 +199,7 @@ def _pool_rule(name: str, rank: int, mask: str) -> LayerRule:
         name, (), pool_forward, _spatial_output(rank, "pool_size", lambda shape, args: shape[-1]),
         (), pool_forward.__doc__, indexed=True,
         gather=Gather("windows", rank, lambda shape, args: _tuple(args["pool_size"], rank),
-                      lambda args: _tuple(args.get("strides") or args["pool_size"], rank),
-                      -np.inf if mask == "first_max" else 0.0, mask),
+                      lambda args: _tuple(args.get("strides") or args["pool_size"], rank), mask),
         arguments=(("pool_size", 2), ("strides", None), ("padding", "valid")))
 
 
@@ -209,7 +207,7 @@ def _global_pool_rule(name: str, rank: int, mask: str) -> LayerRule:
     return LayerRule(
         name, (), pool_forward, lambda shape, args: (shape[-1],), (), pool_forward.__doc__, indexed=True,
         gather=Gather("windows", rank, lambda shape, args: tuple(shape[:rank]), lambda args: (1,) * rank,
-                      -np.inf if mask == "first_max" else 0.0, mask, global_window=True))
+                      mask, global_window=True))
 
 
 CONV2D = register(_conv_rule("Conv2D", 2))

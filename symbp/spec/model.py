@@ -19,13 +19,14 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ..derivation.network import layers_from_spec, param_names as network_param_names
+from ..derivation.network import build_layers, layers_from_spec, param_names as network_param_names
 from ..rules.initializers import INITIALIZERS, Draw, initialize  # noqa: F401 (part of the spec's API)
 from ..rules import activations, losses, optimizers
 from ..rules.losses import ARGUMENT_RANGES as LOSS_ARGUMENT_RANGES
 from ..rules.optimizers import ARGUMENT_RANGES as OPTIMIZER_ARGUMENT_RANGES
 from ..rules.ranges import FLOAT32_MAX, Interval, finite_in_float32, float32
 from ..rules.registry import UnknownName
+from ..rules.layers import layers as layer_rules
 from ..wording import did_you_mean, plural
 
 BUILTIN_EXAMPLE = "cs4820_a7"
@@ -57,12 +58,14 @@ class SpecError(ValueError):
 
 @dataclass
 class LayerSpec:
-    units: int
+    units: int                   # the width of its output (its last axis; Dense's units)
     activation: str = "linear"
-    weights: Optional[list] = None
+    weights: Optional[list] = None   # the kernel (Keras's layout)
     bias: Optional[list] = None
     kernel_initializer: str = "glorot_uniform"
     bias_initializer: str = "zeros"
+    type: str = "Dense"          # the Keras class name
+    arguments: dict = field(default_factory=dict)   # Keras arguments besides units and activation
 
 
 @dataclass
@@ -120,7 +123,8 @@ class Spec:
         params = self.initial_params()
         layers = [LayerSpec(layer.units, layer.activation,
                             **{p.spec_key: params[str(name)].tolist()
-                               for p, name in zip(built.rule.parameters, built.param_names)})
+                               for p, name in zip(built.rule.parameters, built.param_names)},
+                            type=layer.type, arguments=dict(layer.arguments))
                   for layer, built in zip(self.layers, layers_from_spec(self))]
         return Spec(self.name, self.x, self.y, layers, dict(self.loss), dict(self.optimizer),
                     dict(self.training), self.title, self.seed)
@@ -134,6 +138,9 @@ class Spec:
         out["data"] = {"x": self.x, "y": self.y}
         out["layers"] = []
         for layer in self.layers:
+            if layer.type != "Dense":
+                out["layers"].append(_indexed_layer_table(layer))
+                continue
             entry: dict[str, Any] = {"units": layer.units, "activation": layer.activation}
             if layer.weights is not None:
                 entry["weights"] = layer.weights
@@ -163,6 +170,19 @@ class Spec:
     def from_dict(cls, data: Any, source: str = "<spec>") -> "Spec":
         with np.errstate(all="ignore"):  # label checks on huge finite values may overflow: no warnings
             return _Validator(source).spec(data)
+
+
+def _indexed_layer_table(layer: LayerSpec) -> dict:
+    """A non-Dense layer's [[layers]] table: type, arguments, kernel and bias (or initializers)."""
+    entry: dict[str, Any] = {"type": layer.type, **layer.arguments}
+    if layer_rules[layer.type].parameters:
+        entry["activation"] = layer.activation
+        for key, values in (("kernel", layer.weights), ("bias", layer.bias)):
+            if values is not None:
+                entry[key] = values
+            else:
+                entry[f"{key}_initializer"] = getattr(layer, f"{key}_initializer")
+    return entry
 
 
 # ---------------------------------------------------------------- initializers (Keras names)
@@ -479,15 +499,15 @@ class _Validator:
             for key, what in (("x", "samples x features"), ("y", "samples x outputs")):
                 if key not in data_table:
                     self.problem(f"data.{key}", f"missing (required: {what})")
-            x = self.matrix(data_table["x"], "data.x") if "x" in data_table else None
+            x = self.data_x(data_table["x"], data.get("layers")) if "x" in data_table else None
             y = self.matrix(data_table["y"], "data.y") if "y" in data_table else None
         if x is not None and y is not None and x.shape[0] != y.shape[0]:
             self.problem("data.y", f"has {plural(y.shape[0], 'sample')} but data.x has {x.shape[0]}")
         if x is not None:
             self.at_most(x.shape[0], "data.x", "samples", "samples (rows)")
-            self.at_most(x.shape[1], "data.x", "features", "features (columns)")
+            self.at_most(int(np.prod(x.shape[1:])), "data.x", "features", "features (columns)")
 
-        layers = self.layers(data.get("layers"), None if x is None else x.shape[1])
+        layers = self.layers(data.get("layers"), None if x is None else x.shape[1:])
         # the label width is checked against the output layer only when every layer is valid
         complete = isinstance(data.get("layers"), list) and len(layers) == len(data["layers"])
         self.output_layer = len(layers) - 1
@@ -498,8 +518,10 @@ class _Validator:
         if x is not None and y is not None and x.shape[0] == y.shape[0]:
             self.at_most(x.size + y.size, "data", "data_values",
                          "numbers of data (samples x (features + outputs))")
-        if x is not None and layers:
+        if x is not None and layers and all(layer.type == "Dense" for layer in layers):
             self.working_sizes(x.shape, [layer.units for layer in layers], training["batch_size"])
+        elif x is not None and complete and not self.problems:
+            self.indexed_working_sizes(x.shape, layers, training["batch_size"])
         if self.problems:
             raise SpecError(self.source, self.problems)
         return Spec(name, x.tolist(), y.tolist(), layers, loss, optimizer, training, title, seed, variants)
@@ -517,7 +539,28 @@ class _Validator:
         self.at_most(batch_values, "training.batch_size", "batch_values",
                      "values in one batch (batch_size x (features + all units))")
 
-    def layers(self, value: Any, inputs: Optional[int]) -> list[LayerSpec]:
+    def data_x(self, value: Any, layers: Any) -> Optional[np.ndarray]:
+        """data.x: samples x features, or (samples, steps.., channels) when the first layer reads
+        windows (Conv2D: (samples, height, width, channels))."""
+        first = layers[0] if isinstance(layers, list) and layers and isinstance(layers[0], dict) else {}
+        kind = first.get("type", "Dense")
+        rank = layer_rules[kind].gather.spatial if kind in layer_rules and layer_rules[kind].indexed else 0
+        if not rank:
+            return self.matrix(value, "data.x")
+        try:
+            array = np.array(value, dtype=np.float64)
+        except (ValueError, TypeError, OverflowError):
+            array = None
+        if array is None or array.ndim != rank + 2 or array.size == 0:
+            self.problem("data.x", f"{kind} needs a {rank + 2}-D array (samples, "
+                                   f"{'steps' if rank == 1 else 'height, width'}, channels) of numbers")
+            return None
+        if not np.all(np.isfinite(array)):
+            self.problem("data.x", "expected finite numbers only")
+            return None
+        return array
+
+    def layers(self, value: Any, inputs: Optional[tuple]) -> list[LayerSpec]:
         if value is None:
             self.problem("layers", "missing (required: one [[layers]] table per Dense layer)")
             return []
@@ -536,7 +579,17 @@ class _Validator:
                 self.problem(where, f"expected a table ([[layers]]), found {_kind(table)}")
                 fan_in = None
                 continue
-            self.unknown_keys(table, LAYER_KEYS, where + ".")
+            kind = self.name_in(layer_rules, table.get("type", "Dense"), f"{where}.type")
+            if kind is None:
+                fan_in = None
+                continue
+            if kind != "dense" or (fan_in is not None and len(fan_in) != 1):
+                layer, fan_in = self.indexed_layer(table, where, layer_rules[kind], fan_in)
+                if layer is not None:
+                    out.append(layer)
+                continue
+            fan_in = None if fan_in is None else fan_in[0]
+            self.unknown_keys(table, LAYER_KEYS | {"type"}, where + ".")
             units = table.get("units")
             if units is None:
                 self.problem(f"{where}.units", "missing (required)")
@@ -561,8 +614,25 @@ class _Validator:
                 initializers[key] = init
             if units is not None and activation is not None:
                 out.append(LayerSpec(units, activation, weights, bias, **initializers))
-            fan_in = units
+            fan_in = None if units is None else (units,)
         return out
+
+    def indexed_layer(self, table: dict, where: str, rule, shape: Optional[tuple]):
+        """A layer of a type other than Dense (Conv2D, pooling, Flatten): its Keras arguments
+        checked, its output shape computed; (LayerSpec or None, its output shape or None)."""
+        from ..spec.layer_arguments import check_layer
+        return check_layer(self, table, where, rule, shape)
+
+    def indexed_working_sizes(self, data_shape: tuple, layers: list, batch_size: int) -> None:
+        """Parameters and one batch's values of a network with indexed layers, from its shapes."""
+        built = build_layers(tuple(data_shape[1:]), [(l.type, {"units": l.units, "activation": l.activation,
+                                                               **l.arguments}) for l in layers])
+        parameters = sum(int(np.prod(layer.param_shape(p.kind))) for layer in built for p in layer.rule.parameters)
+        self.at_most(parameters, "layers", "parameters", "parameters (weights and biases in all)")
+        values = min(batch_size, data_shape[0]) * sum(int(np.prod(s)) for s in
+                                                      [data_shape[1:], *(layer.output_shape for layer in built)])
+        self.at_most(values, "training.batch_size", "batch_values",
+                     "values in one batch (batch_size x (input and every layer's output))")
 
     def loss(self, table: dict, y: Optional[np.ndarray], units: Optional[int]) -> dict:
         """The loss's name and arguments; checks the labels' shape and values against it."""

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..rules.layers import layers as layer_rules
+
 from ..emit.codegen import module_source
 from ..derivation.naming import ParamName
 from ..spec.model import Spec
@@ -133,8 +135,8 @@ def keras_floatx(dtype: str):
 def build_keras_model(spec: Spec, params: dict[str, np.ndarray]):
     """The spec's network as a compiled Keras Sequential model holding ``params``."""
     keras = _keras()
-    model = keras.Sequential([keras.Input(shape=(spec.widths[0],))] + [
-        keras.layers.Dense(layer.units, activation=layer.activation) for layer in spec.layers])
+    model = keras.Sequential([keras.Input(shape=tuple(np.shape(spec.x)[1:]))] + [
+        keras_layer(keras, layer) for layer in spec.layers])
     # numbers as floats: Keras's SGD rejects an integer momentum
     settings = {k: v if isinstance(v, bool) else float(v)
                 for k, v in spec.optimizer.items() if k != "name" and v is not None}
@@ -142,6 +144,16 @@ def build_keras_model(spec: Spec, params: dict[str, np.ndarray]):
     model.compile(optimizer=optimizer_class(**settings), loss=keras_loss(spec.loss), jit_compile=False)
     model.set_weights([params[name] for name in spec.param_names])
     return model
+
+
+def keras_layer(keras, layer):
+    """The Keras layer of one [[layers]] table: its class by name, the spec's Keras arguments."""
+    if layer.type == "Dense":
+        return keras.layers.Dense(layer.units, activation=layer.activation)
+    arguments = dict(layer.arguments)
+    if layer_rules[layer.type].parameters:
+        arguments["activation"] = layer.activation
+    return getattr(keras.layers, layer_rules[layer.type].name)(**arguments)
 
 
 def keras_loss(loss: dict):
