@@ -285,3 +285,20 @@ def test_the_spec_round_trips_through_toml():
     spec = make_spec(KERAS_NETS[1][2], KERAS_NETS[1][1]).with_initial_params()
     again = Spec.from_dict(__import__("tomllib").loads(spec.to_toml()))
     assert again.layers == spec.layers and again.param_names == ["W0", "b0", "W4", "b4", "W5", "b5"]
+
+
+# ---------------------------------------------------------------- the command
+def test_the_cli_generates_and_checks_a_cnn_and_refuses_what_it_cannot_present_yet(tmp_path, symbp_cli):
+    spec = make_spec(KERAS_NETS[0][2], KERAS_NETS[0][1], optimizer={"name": "adam", "learning_rate": 0.01})
+    path = tmp_path / "small_cnn.toml"
+    path.write_text(spec.to_toml().replace('name = "conv_net"', 'name = "small_cnn"'))
+    made = symbp_cli("codegen", str(path), "-o", str(tmp_path / "out"))
+    assert made.returncode == 0, made.stderr
+    source = (tmp_path / "out" / "small_cnn.py").read_text()
+    assert "sliding_window_view" in source and "for " not in source.split("def _forward")[1].split("def forward")[0]
+    checked = symbp_cli("check", str(path), "--json")
+    assert checked.returncode == 0, checked.stderr
+    for command in (["derive", str(path), "-o", str(tmp_path / "d")], ["variants", str(path), "-o", str(tmp_path / "v")]):
+        refused = symbp_cli(*command)
+        assert refused.returncode == 2 and "layers[0].type" in refused.stderr and "Dense layers only" in refused.stderr
+        assert not (tmp_path / command[-1].rsplit("/", 1)[-1]).exists()

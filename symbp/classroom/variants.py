@@ -337,6 +337,7 @@ def _mark_keras_verdicts(out: ClassSet) -> None:
 def render_variants(spec: Spec, count: int, seed: int, directory: Path, *, notebook: bool = False,
                     check: bool = False, jobs: Optional[int] = None, progress: bool = False) -> ClassSet:
     """Draw the class, compute its answer key, render every student's files (and check them)."""
+    spec.require_dense("variants")
     directory = Path(directory)
     draws = _draws(spec, seed)
     drawn = _take(spec, draws, count)

@@ -20,6 +20,7 @@ def rendered_outputs(spec: Spec, directory: Path, *, notebook: bool = False, dig
     from .handouts import HandoutOptions, handout_paths, render_handouts
     from ..witnesses.keras import spec_module
     options = HandoutOptions(digits, tuple(explain), bias_symbol)   # checked before any work
+    spec.require_dense("the handouts and notebooks")
     if notebook:
         from .notebook import check_notebook_size
         check_notebook_size(spec)

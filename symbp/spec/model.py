@@ -129,6 +129,15 @@ class Spec:
         return Spec(self.name, self.x, self.y, layers, dict(self.loss), dict(self.optimizer),
                     dict(self.training), self.title, self.seed)
 
+    def require_dense(self, what: str) -> None:
+        """Raise a SpecError naming the first layer ``what`` (handouts, notebooks, variants) does
+        not support yet: those presenters cover Dense networks; codegen and check cover all."""
+        for n, layer in enumerate(self.layers):
+            if layer.type != "Dense":
+                raise SpecError(self.name, [Problem(f"layers[{n}].type", (
+                    f"{what} support Dense layers only so far, found {layer.type}: `symbp codegen` and "
+                    f"`symbp check` take this network"))])
+
     # ------------------------------------------------------------ TOML
     def to_dict(self) -> dict:
         out: dict[str, Any] = {"name": self.name}
