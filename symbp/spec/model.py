@@ -527,7 +527,7 @@ class _Validator:
         if x is not None and y is not None and x.shape[0] == y.shape[0]:
             self.at_most(x.size + y.size, "data", "data_values",
                          "numbers of data (samples x (features + outputs))")
-        if x is not None and layers and all(layer.type == "Dense" for layer in layers):
+        if x is not None and x.ndim == 2 and layers and all(layer.type == "Dense" for layer in layers):
             self.working_sizes(x.shape, [layer.units for layer in layers], training["batch_size"])
         elif x is not None and complete and not self.problems:
             self.indexed_working_sizes(x.shape, layers, training["batch_size"])
