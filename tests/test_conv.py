@@ -180,7 +180,8 @@ def test_max_pooling_ties_go_where_tensorflow_sends_them():
         tape.watch(xt)
         total = tf.reduce_sum(tf.nn.max_pool2d(xt, 2, 2, "VALID") * upstream)
     expected = tape.gradient(total, xt).numpy()
-    spec = make_spec([{"type": "MaxPooling2D"}, {"type": "Flatten"}], x.shape, classes=4)
+    spec = make_spec([{"type": "Conv2D", "filters": 1, "kernel_size": 1}, {"type": "MaxPooling2D"},
+                      {"type": "Flatten"}, {"units": 2}], x.shape, classes=2)   # its module has every helper
     module = load_module(module_source(spec), "conv_net_ties")
     win = module._windows(x, (2, 2), (2, 2), "valid")
     mask = module._first_max_mask(win, 2)
@@ -273,6 +274,11 @@ def test_bad_layers_are_named(layer, says):
     with pytest.raises(SpecError) as error:
         make_spec([layer, {"type": "Flatten"}, {"units": 3, "activation": "softmax"}], (2, 5, 5, 1))
     assert says in str(error.value)
+
+
+def test_a_network_needs_parameters():
+    with pytest.raises(SpecError, match="no layer with parameters"):
+        make_spec([{"type": "MaxPooling2D"}, {"type": "Flatten"}], (2, 4, 4, 1), classes=4)
 
 
 def test_dense_after_a_convolution_needs_flatten():

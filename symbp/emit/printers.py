@@ -168,9 +168,8 @@ HELPERS = {
         "if inside is not None:",
         "    win = np.where(inside > 0, win, -np.inf)",
         "flat = win.reshape(*win.shape[:-rank], -1)",
-        "mask = np.zeros(flat.shape, win.dtype)",
-        "np.put_along_axis(mask, flat.argmax(axis=-1)[..., None], 1, axis=-1)",
-        "return mask.reshape(win.shape)",
+        "first = flat.argmax(axis=-1)[..., None]  # argmax: the first of equal maxima",
+        "return (np.arange(flat.shape[-1]) == first).astype(win.dtype).reshape(win.shape)",
     ]),
     "_mean_mask": ("win_of_ones, rank",
                    "1 / (the number of input entries in the window) at each of them, 0 at padding: "

@@ -637,6 +637,8 @@ class _Validator:
         built = build_layers(tuple(data_shape[1:]), [(l.type, {"units": l.units, "activation": l.activation,
                                                                **l.arguments}) for l in layers])
         parameters = sum(int(np.prod(layer.param_shape(p.kind))) for layer in built for p in layer.rule.parameters)
+        if parameters == 0:
+            self.problem("layers", "no layer with parameters (Conv2D, Dense, ...): nothing to train")
         self.at_most(parameters, "layers", "parameters", "parameters (weights and biases in all)")
         values = min(batch_size, data_shape[0]) * sum(int(np.prod(s)) for s in
                                                       [data_shape[1:], *(layer.output_shape for layer in built)])
