@@ -19,7 +19,8 @@ from symbp.derivation import derive as derive_module
 from symbp.derivation.network import layers_from_spec
 from symbp.emit.codegen import module_data, module_source
 from symbp.spec.model import Spec
-from symbp.witnesses.keras import build_keras_model, keras_floatx, load_module
+from symbp.witnesses.keras import build_keras_model, keras_floatx
+from symbp.witnesses.module import load_module
 
 BATCH = 64
 LAYERS = [{"type": "Conv2D", "filters": 8, "kernel_size": 3, "activation": "relu"},

@@ -21,8 +21,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from symbp.emit.codegen import module_source  # noqa: E402
-from symbp.witnesses.keras import load_module  # noqa: E402
-from symbp.spec.model import LayerSpec, Spec, load_spec  # noqa: E402
+from symbp.witnesses.module import load_module  # noqa: E402
+from symbp.spec import LayerSpec, LossSpec, OptimizerSpec, Spec, TrainingSpec, load_spec  # noqa: E402
 
 
 @dataclass
@@ -58,8 +58,9 @@ def wide_spec(widths: list[int], name: str = "wide", rows: int = 4, seed: int = 
     activations = ["relu"] * (len(widths) - 2) + ["softmax"]
     loss, optimizer = {"name": "categorical_crossentropy"}, {"name": "sgd", "learning_rate": 0.01}
     if not validate:
-        return Spec(name, x, y, [LayerSpec(u, a) for u, a in zip(widths[1:], activations)], loss,
-                    optimizer, {"batch_size": rows, "epochs": 1, "shuffle": False}, seed=seed)
+        return Spec(name, x, y, [LayerSpec(u, a) for u, a in zip(widths[1:], activations)],
+                    LossSpec.from_mapping(loss), OptimizerSpec.from_mapping(optimizer),
+                    TrainingSpec(batch_size=rows), seed=seed)
     return Spec.from_dict({
         "name": name, "seed": seed, "data": {"x": x, "y": y},
         "layers": [{"units": u, "activation": a} for u, a in zip(widths[1:], activations)],

@@ -269,7 +269,7 @@ from pathlib import Path
 start = time.perf_counter()
 sys.path.insert(0, {root!r})
 from symbp.emit.outputs import rendered_outputs
-from symbp.spec.model import load_spec
+from symbp.spec import load_spec
 rendered_outputs(load_spec(), Path(tempfile.gettempdir()))
 print(time.perf_counter() - start)
 """
@@ -280,7 +280,7 @@ def bench_handouts(quick: bool) -> list[list[str]]:
     writing, PDF or Keras check): in this process with a cold derivation (symbp's caches
     cleared, SymPy's imports and caches warm), and in a fresh process, imports included."""
     from symbp.emit.outputs import rendered_outputs
-    from symbp.spec.model import load_spec
+    from symbp.spec import load_spec
     spec = load_spec()
     repeats = 1 if quick else 5
     samples = []

@@ -72,7 +72,7 @@ def _load(spec_path, from_keras=None, data=None):
         return spec_from_keras(from_keras, data)
     if data is not None:
         raise UsageProblem("--data goes with --from-keras (a spec has its own [data])")
-    from .spec.model import load_spec
+    from .spec import load_spec
     return load_spec(spec_path)
 
 
@@ -80,13 +80,23 @@ def _warn(spec, handouts: bool = False) -> list[str]:
     """Print what Keras does surprisingly for this spec and, when ``handouts`` are written, the
     title's characters they cannot print (stderr; stdout stays the report)."""
     from .derivation.derive import loss_warnings
-    warnings = list(loss_warnings(spec.loss["name"], spec.layers[-1].activation))
+    warnings = list(loss_warnings(spec.loss.name, spec.layers[-1].activation))
     if handouts:
         from .emit.latex import glyph_warnings
         warnings += glyph_warnings(spec.title or spec.name, "title")
     for warning in warnings:
         click.echo(f"symbp: warning: {warning}", err=True)
     return warnings
+
+
+def _witness(framework: str):
+    """The registered witness of ``framework``; an unknown name is an input problem."""
+    from .rules.registry import UnknownName
+    from .witnesses.base import witness
+    try:
+        return witness(framework)
+    except UnknownName as err:
+        raise UsageProblem(f"--witness: {err}") from None
 
 
 class Interrupted(click.ClickException):
@@ -157,25 +167,27 @@ def codegen(ctx, spec, directory, from_keras, data):
 @click.option("--json", "as_json", is_flag=True, help="Print only a JSON report on stdout.")
 @click.option("--finite-differences", is_flag=True,
               help="Also compare the generated gradients with central differences of its loss.")
+@click.option("--witness", "framework", default="keras", show_default=True, metavar="FRAMEWORK",
+              help="The framework that trains SPEC independently (a registered witness).")
 @from_keras_options
 @click.pass_context
-def check(ctx, spec, dtype, as_json, finite_differences, from_keras, data):
-    """Train SPEC with Keras and with the generated module; compare every parameter.
+def check(ctx, spec, dtype, as_json, finite_differences, framework, from_keras, data):
+    """Train SPEC with a framework (Keras) and with the generated module; compare every parameter.
 
     Exit status 0 when everything matches, 1 when not.
     """
     def action():
-        from .witnesses.keras import check as run_check
+        from .witnesses import compare
+        witness = _witness(framework)
         loaded = _load(spec, from_keras, data)
         warnings = _warn(loaded)
-        report = run_check(loaded, dtype)
+        report = compare.check(loaded, dtype, witness=witness)
         result, text, match = report.to_json(), report.describe(loaded), report.match
         result["warnings"] = warnings
         if finite_differences:
-            from .witnesses.finite_differences import check as run_finite_differences
-            agreement = run_finite_differences(loaded)
+            agreement = compare.check(loaded, "float64", witness=_witness("finite_differences"))
             result["finite_differences"] = agreement.to_json()
-            text += "\n" + agreement.describe()
+            text += "\n" + agreement.describe(loaded)
             match = match and agreement.match
             result["match"] = match
         click.echo(json.dumps(result, indent=2) if as_json else text)
@@ -198,9 +210,10 @@ def check(ctx, spec, dtype, as_json, finite_differences, from_keras, data):
               help="Write the biases as theta (as the course does) or b.")
 @click.option("--notebook", is_flag=True,
               help="Also write the assignment notebooks DIR/<name>_student.ipynb and <name>_solution.ipynb.")
+@click.option("--nbgrader", is_flag=True, help="Notebooks with nbgrader cell metadata and autograder cells (implies --notebook).")
 @from_keras_options
 @click.pass_context
-def derive(ctx, spec, directory, no_check, dtype, pdf, digits, explain, bias_symbol, notebook,
+def derive(ctx, spec, directory, no_check, dtype, pdf, digits, explain, bias_symbol, notebook, nbgrader,
            from_keras, data):
     """Write everything SPEC can produce into DIR (module, LaTeX handouts, notebooks), then check it against Keras."""
     def action():
@@ -209,12 +222,12 @@ def derive(ctx, spec, directory, no_check, dtype, pdf, digits, explain, bias_sym
         loaded = _load(spec, from_keras, data)
         _warn(loaded, handouts=True)
         # everything in memory first (the check and the PDFs included): a failure writes nothing
-        files = rendered_outputs(loaded, directory, notebook=notebook, digits=digits,
-                                 explain=explain, bias_symbol=bias_symbol)
+        files = rendered_outputs(loaded, directory, notebook=notebook or nbgrader, digits=digits,
+                                 explain=explain, bias_symbol=bias_symbol, nbgrader=nbgrader)
         report = None
         if not no_check:
-            from .witnesses.keras import check as run_check
-            report = run_check(loaded, dtype)
+            from .witnesses import compare
+            report = compare.check(loaded, dtype)
         if pdf:
             files.update(compiled_handouts(loaded, files, directory))
         write_all(files)
@@ -236,10 +249,11 @@ def derive(ctx, spec, directory, no_check, dtype, pdf, digits, explain, bias_sym
 @click.option("-o", "--output", "directory", default="variants", show_default=True,
               type=click.Path(file_okay=False, path_type=Path), help="Folder for the class.")
 @click.option("--notebook", is_flag=True, help="Also write each student's notebooks.")
+@click.option("--nbgrader", is_flag=True, help="Notebooks with nbgrader cell metadata and autograder cells (implies --notebook).")
 @click.option("--check", is_flag=True, help="Verify every student's answers against Keras model.fit.")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), help="Worker processes (default: one per core).")
 @click.pass_context
-def variants(ctx, spec, count, seed, directory, notebook, check, jobs):
+def variants(ctx, spec, count, seed, directory, notebook, nbgrader, check, jobs):
     """Write one assignment per student (DIR/students/student_NN/, to hand out; the solutions in
     DIR/solutions/student_NN/) and the class's answer key.
 
@@ -252,8 +266,8 @@ def variants(ctx, spec, count, seed, directory, notebook, check, jobs):
         loaded = _load(spec)
         for warning in glyph_warnings(loaded.title or loaded.name, "title"):   # in every handout
             click.echo(f"symbp: warning: {warning}", err=True)
-        result = write_variants(loaded, count, seed, directory, notebook=notebook, check=check,
-                                jobs=jobs, progress=True)
+        result = write_variants(loaded, count, seed, directory, notebook=notebook or nbgrader, check=check,
+                                jobs=jobs, progress=True, nbgrader=nbgrader)
         click.echo(f"wrote {count} variants: hand out {directory / STUDENTS}/<student>/; keep "
                    f"{directory / SOLUTIONS}/ and the answer key {directory / KEY_JSON}, {directory / KEY_CSV}")
         if check:
@@ -265,6 +279,55 @@ def variants(ctx, spec, count, seed, directory, notebook, check, jobs):
                        + (f"; NOT matching: {', '.join(failed)}" if failed else ""))
         return result.match
     ctx.exit(0 if _run(ctx, action) else 1)
+
+
+def _points(ctx, param, values):
+    """--points NAME=P (NAME a quantity or a glob such as 'dW*'), repeated."""
+    out = []
+    for value in values:
+        name, sep, points = value.partition("=")
+        try:
+            out.append((name.strip(), float(points)))
+        except ValueError:
+            raise click.BadParameter(f"expected NAME=POINTS (e.g. 'dW*=2'), found {value!r}") from None
+        if not sep or not name.strip() or not out[-1][1] >= 0:
+            raise click.BadParameter(f"expected NAME=POINTS with POINTS >= 0, found {value!r}")
+    return tuple(out)
+
+
+@main.command()
+@click.argument("class_dir", metavar="CLASS", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("submissions", metavar="SUBMISSIONS", type=click.Path(path_type=Path))
+@click.option("-o", "--output", "directory", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for grades.json, grades.csv and feedback/.")
+@click.option("--rtol", default=1e-3, show_default=True, type=click.FloatRange(min=0), help="Relative tolerance.")
+@click.option("--atol", default=1e-4, show_default=True, type=click.FloatRange(min=0), help="Absolute tolerance.")
+@click.option("--carried-forward-credit", default=1.0, show_default=True, type=click.FloatRange(0, 1),
+              help="Share of a quantity's points for an answer right from the student's own earlier answers.")
+@click.option("--points", multiple=True, callback=_points, help="NAME=POINTS for a quantity or glob (default 1 each).")
+@click.option("--gradescope", is_flag=True, help="Also write Gradescope's results.json (one submission).")
+@click.option("--timeout", default=60, show_default=True, type=click.IntRange(min=1),
+              help="Seconds a notebook cell may run.")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), help="Notebooks run at once (default: one per core).")
+@click.pass_context
+def grade(ctx, class_dir, submissions, directory, rtol, atol, carried_forward_credit, points, gradescope,
+          timeout, jobs):
+    """Grade SUBMISSIONS (a CSV in the answer key's format, or a folder of <student>.ipynb) of
+    the class CLASS (written by `symbp variants`): a status, score and diagnosed mistake per quantity."""
+    def action():
+        from .classroom.grading import GradingOptions
+        from .classroom.gradebook import grade_class, grade_files
+        from .errors import printable
+        from .io.files import write_all
+        options = GradingOptions(rtol, atol, carried_forward_credit, points)
+        result = grade_class(class_dir, submissions, options, timeout=timeout, jobs=jobs)
+        write_all(grade_files(result, directory, gradescope))
+        for problem in result.problems:
+            click.echo(f"symbp: warning: {printable(problem)}", err=True)
+        errors = sum(1 for g in result.grades.values() if g.error)
+        click.echo(f"graded {len(result.grades)} students into {directory}"
+                   + (f" ({errors} with input problems: see grades.json)" if errors else ""))
+    _run(ctx, action)
 
 
 @main.command("spec")

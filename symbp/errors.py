@@ -3,7 +3,7 @@
 from .io.files import OutputError
 from .io.pdf import TexFailed, TexNotFound
 from .rules.registry import UnknownName
-from .spec.model import SpecError
+from .spec import SpecError
 
 
 class HandoutError(ValueError):

@@ -8,8 +8,8 @@ import pytest
 
 from conftest import ROOT
 from symbp.emit.codegen import module_source
-from symbp.witnesses.keras import load_module
-from symbp.spec.model import Spec
+from symbp.witnesses.module import load_module
+from symbp.spec import Spec
 
 
 def handwritten():

@@ -11,10 +11,11 @@ from __future__ import annotations
 import pytest
 import sympy as sp
 
-from symbp.derivation.chain_rule import Target, chain_rule, dense_entry, entries, partial
+from symbp.derivation.chain_rule import Target, chain_rule, entries, layer_entry, parameter_entries, partial
+from symbp.derivation.network import dense_layers
 from symbp.emit.codegen import derive_spec, module_source
-from symbp.witnesses.keras import load_module
-from symbp.spec.model import load_spec
+from symbp.witnesses.module import load_module
+from symbp.spec import load_spec
 from test_every_optimizer_and_loss import CASES
 from test_handouts import OTHER_SPECS
 
@@ -46,11 +47,14 @@ def test_explain_products_sum_to_the_module_gradient(key):
 
 
 def test_partials_come_from_differentiating_the_dense_entry():
-    """dz[r,c]/dW[i,c] = a_prev[r,i], dz[r,c]/db[c] = 1, dz[r,k]/da_prev[r,c] = W[c,k]: derived."""
-    e = entries(2)
-    z = dense_entry(2, 4, 0, 1)
-    assert partial(z, e["W"][3, 1]) == e["a_prev"][0, 3]
-    assert partial(z, e["W"][3, 0]) == 0
-    assert partial(z, e["b"][1]) == 1
+    """dz[r,c]/dW[i,c] = a_prev[r,i], dz[r,c]/db[c] = 1, dz[r,k]/da_prev[r,c] = W[c,k]: derived
+    from the Dense rule's entry (rules/layers.py), for layer 2 of a 3-4-2 network."""
+    layer = dense_layers([3, 4, 2], ["tanh", "softmax"])[1]
+    e, p = entries(2), parameter_entries(layer)
+    assert set(p) == {"kernel", "bias"} and str(p["kernel"]) == "W1"
+    z = layer_entry(layer, 0, 1)
+    assert partial(z, p["kernel"][3, 1]) == e["a_prev"][0, 3]
+    assert partial(z, p["kernel"][3, 0]) == 0
+    assert partial(z, p["bias"][1]) == 1
     k = sp.Symbol("k", integer=True, nonnegative=True)
-    assert partial(dense_entry(2, 4, 0, k), e["a_prev"][0, 2]) == e["W"][2, k]
+    assert partial(layer_entry(layer, 0, k), e["a_prev"][0, 2]) == p["kernel"][2, k]

@@ -25,8 +25,8 @@ from symbp.derivation.network import build_layers
 from symbp.emit.codegen import module_source
 from symbp.rules import optimizers
 from symbp.spec.model import Spec, SpecError
-from symbp.witnesses import keras as keras_check
-from symbp.witnesses.keras import load_module
+from symbp.witnesses.compare import check as keras_check
+from symbp.witnesses.module import load_module
 
 
 def make_spec(layers, x_shape, classes=3, loss="categorical_crossentropy", optimizer=None,
@@ -247,7 +247,7 @@ def test_keras_agrees_float64_and_float32(case):
     spec = make_spec(layers, shape, optimizer=OPTIMIZER_CYCLE[case], batch_size=2, epochs=3, seed=case)
     module = load_module(module_source(spec), f"conv_net_{case}")
     for dtype in ("float64", "float32"):
-        report = keras_check.check(spec, dtype, module=module)
+        report = keras_check(spec, dtype, module=module)
         assert report.match, (name, dtype, [(c.name, c.max_abs_diff, c.allowed) for c in report.comparisons])
 
 
@@ -258,7 +258,7 @@ def test_keras_agrees_with_ties_in_max_pooling():
     spec = make_spec(layers, (4, 4, 4, 1), batch_size=3, epochs=2, integers=True)
     x = np.asarray(spec.x)
     assert any(np.sum(w == w.max()) > 1 for w in np.lib.stride_tricks.sliding_window_view(x, (2, 2), axis=(1, 2)).reshape(-1, 4))
-    assert keras_check.check(spec, "float64").match
+    assert keras_check(spec, "float64").match
 
 
 # ---------------------------------------------------------------- the spec

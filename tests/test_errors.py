@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from symbp.io import files as files_module
 from symbp.cli import main
 from symbp.io.files import OutputError, write_all
-from symbp.spec.model import LIMITS, Spec, SpecError, load_spec
+from symbp.spec import LIMITS, Spec, SpecError, load_spec
 
 VALID = {
     "name": "small",
@@ -324,7 +324,7 @@ def test_a_check_that_crashes_writes_nothing(tmp_path, previous_outputs, monkeyp
 
     def broken_check(*args, **kwargs):
         raise RuntimeError("keras went away")
-    monkeypatch.setattr("symbp.witnesses.keras.check", broken_check)
+    monkeypatch.setattr("symbp.witnesses.compare.check", broken_check)
     result = run("derive", str(write_spec(tmp_path, data)), "-o", str(out))
     assert result.exit_code == 3
     assert "internal error" in result.output and "keras went away" in result.output

@@ -19,11 +19,11 @@ from nbclient import NotebookClient
 
 from symbp.emit.codegen import module_path, module_source
 from symbp.emit.handouts import HandoutOptions, render_handouts
-from symbp.witnesses.keras import load_module
+from symbp.witnesses.module import load_module
 from symbp.emit.latex import format_number, matrix_tex
 from symbp.emit.notebook import rendered_notebooks
 from symbp.emit.outputs import rendered_outputs
-from symbp.spec.model import Spec
+from symbp.spec import Spec
 from symbp.classroom.variants import draw_variants
 from test_handouts import compile_both, formatted, numbers_in
 
@@ -75,11 +75,11 @@ CASES = {
 
 def keras_step_scalars(spec: Spec) -> set[str]:
     """The per-step numbers of step 1 as Keras's optimizers compute them (KERAS-SEMANTICS.md)."""
-    opt = {"learning_rate": 0.001, "beta_1": 0.9, "beta_2": 0.999, **spec.optimizer}
+    opt = {"learning_rate": 0.001, "beta_1": 0.9, "beta_2": 0.999, **spec.optimizer.arguments}
     b1, b2, lr = opt["beta_1"], opt["beta_2"], opt["learning_rate"]
-    if opt["name"] in ("adam", "adamw"):
+    if spec.optimizer.name in ("adam", "adamw"):
         return {format_number(lr * np.sqrt(1 - f32(b2)) / (1 - f32(b1)), 8)}
-    if opt["name"] == "nadam":
+    if spec.optimizer.name == "nadam":
         u_t, u_next = f32(b1) * (1 - 0.5 * f32(0.96)), f32(b1) * (1 - 0.5 * f32(0.96) ** 2)
         return formatted(u_t, u_next, b1 * (1 - 0.5 * 0.96))
     return set()
@@ -88,10 +88,10 @@ def keras_step_scalars(spec: Spec) -> set[str]:
 def keras_batch_loss(spec: Spec, outputs: np.ndarray, y: np.ndarray) -> float | None:
     """MAE and huber of the first batch, as Keras reduces them."""
     error = outputs - y
-    if spec.loss["name"] == "mean_absolute_error":
+    if spec.loss.name == "mean_absolute_error":
         return float(np.mean(np.abs(error)))
-    if spec.loss["name"] == "huber":
-        delta = spec.loss.get("delta", 1.0)
+    if spec.loss.name == "huber":
+        delta = spec.loss.arguments.get("delta", 1.0)
         return float(np.mean(np.where(np.abs(error) <= delta, error ** 2 / 2,
                                       delta * np.abs(error) - delta ** 2 / 2)))
     return None
@@ -139,7 +139,7 @@ def test_elementwise_losses_match_keras_formulas(key, handouts):
     outputs = module.forward(params, x)[-1]
     expected = keras_batch_loss(spec, outputs, y)
     assert format_number(expected, 8) in numbers_in(texts["solution"])
-    if spec.loss["name"] == "huber":   # the rows its cases compare, |a - y|, are worked out
+    if spec.loss.name == "huber":   # the rows its cases compare, |a - y|, are worked out
         assert not formatted(np.abs(outputs - y)) - numbers_in(texts["solution"])
 
 

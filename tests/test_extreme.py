@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 
 from symbp.emit.codegen import module_source
-from symbp.witnesses.keras import _keras, build_keras_model, keras_train, load_module
+from symbp.witnesses.keras import _keras, build_keras_model, keras_train
+from symbp.witnesses.module import load_module
 from symbp.rules import activations
-from symbp.spec.model import Spec
+from symbp.spec import Spec
 
 LOSSES = ["mean_squared_error", "categorical_crossentropy", "binary_crossentropy"]
 LABELS = {"mean_squared_error": [[0.5, 0.2, 0.1]], "categorical_crossentropy": [[1.0, 0.0, 0.0]],

@@ -5,8 +5,9 @@ import pytest
 
 from symbp.errors import UnusableInput
 from symbp.io.from_keras import spec_from_keras, spec_toml_from_keras
-from symbp.witnesses.keras import _keras, keras_floatx, module_train
-from symbp.spec.model import load_spec
+from symbp.witnesses.keras import _keras, keras_floatx
+from symbp.witnesses.module import module_train
+from symbp.spec import LossSpec, load_spec
 
 DATA_TOML = """\
 [data]
@@ -55,8 +56,8 @@ def test_round_trip_gives_the_same_training_as_keras(keras, saved):
     path, data = saved
     spec = spec_from_keras(path, data)
     assert [l.activation for l in spec.layers] == ["tanh", "softmax"]
-    assert spec.loss == {"name": "categorical_crossentropy"}
-    assert spec.optimizer["learning_rate"] == 0.1 and spec.optimizer["momentum"] == 0.5
+    assert spec.loss == LossSpec("categorical_crossentropy") and spec.loss.arguments == {}
+    assert spec.optimizer.arguments["learning_rate"] == 0.1 and spec.optimizer.arguments["momentum"] == 0.5
     assert spec.batch_size == 2 and spec.epochs == 3
     for n, (kernel, bias) in enumerate(zip(KERNELS, BIASES)):
         np.testing.assert_array_equal(spec.initial_params()[f"W{n}"], kernel)
@@ -107,7 +108,7 @@ def test_float32_values_read_as_written(keras, tmp_path, saved):
     assert keras.saving.load_model(path).get_weights()[0].dtype == np.float32
     spec = spec_from_keras(path, saved[1])
     assert spec.layers[0].weights == KERNELS[0].tolist()  # 0.2, not 0.20000000298023224
-    assert spec.optimizer["learning_rate"] == 0.1
+    assert spec.optimizer.arguments["learning_rate"] == 0.1
 
 
 @pytest.mark.parametrize("case, message", [

@@ -26,9 +26,9 @@ from hypothesis import strategies as st
 
 from symbp.cli import main
 from symbp.emit.codegen import module_source
-from symbp.witnesses.keras import load_module
+from symbp.witnesses.module import load_module
 from symbp.rules import activations, optimizers
-from symbp.spec.model import DATA_KEYS, LAYER_KEYS, TOP_KEYS, TRAINING_KEYS, Spec, SpecError
+from symbp.spec import DATA_KEYS, LAYER_KEYS, TOP_KEYS, TRAINING_KEYS, Spec, SpecError
 
 CAMPAIGN = os.environ.get("SYMBP_FUZZ_EXAMPLES")
 
@@ -154,9 +154,9 @@ def central_differences(loss, params, x, y, h=1e-6):
 @given(valid_specs())
 def test_valid_specs_generate_import_and_match_finite_differences(data):
     spec = Spec.from_dict(data, "fuzz.toml")
-    event(f"loss {spec.loss['name']}, output {spec.layers[-1].activation}")
+    event(f"loss {spec.loss.name}, output {spec.layers[-1].activation}")
     event(f"{len(spec.layers)} layer(s)")
-    event(f"optimizer {spec.optimizer['name']}")
+    event(f"optimizer {spec.optimizer.name}")
     source = module_source(spec)
     compile(source, "fuzz", "exec")
     with warnings.catch_warnings():
@@ -166,7 +166,7 @@ def test_valid_specs_generate_import_and_match_finite_differences(data):
         if KINKED & {layer.activation for layer in spec.layers}:
             z_rows = module._forward(params, x)[0]
             assume(min(float(np.min(np.abs(z))) for z in z_rows) > 1e-3)
-        if spec.loss["name"] in KINKED_LOSSES:
+        if spec.loss.name in KINKED_LOSSES:
             assume(float(np.min(np.abs(module.forward(params, x)[-1] - y))) > 1e-3)
         loss = module.loss(params, x, y)
         grads = module.gradients(params, x, y)
@@ -174,14 +174,14 @@ def test_valid_specs_generate_import_and_match_finite_differences(data):
         new_params, _ = module.step(params, x, y)
         trained, epoch_losses = module.train()
     assert math.isfinite(loss)
-    optimizer, lr = spec.optimizer["name"], spec.optimizer["learning_rate"]
-    decay = {**optimizers[optimizer].defaults, **spec.optimizer}["weight_decay"] or 0.0
+    optimizer, lr = spec.optimizer.name, spec.optimizer.arguments["learning_rate"]
+    decay = {**optimizers[optimizer].defaults, **spec.optimizer.arguments}["weight_decay"] or 0.0
     for name in spec.param_names:
         assert grads[name].shape == params[name].shape
         np.testing.assert_allclose(grads[name], numeric[name], rtol=1e-5, atol=1e-7 * max(1.0, abs(loss)),
                                    err_msg=f"{name} of {data}")
         assert np.all(np.isfinite(new_params[name])) and np.all(np.isfinite(trained[name]))
-        if optimizer == "sgd" and not spec.optimizer.get("momentum") and not decay:
+        if optimizer == "sgd" and not spec.optimizer.arguments.get("momentum") and not decay:
             np.testing.assert_allclose(new_params[name], params[name] - module.LEARNING_RATE * grads[name],
                                        rtol=0, atol=1e-15)
         if optimizer in ("adam", "adamw", "adamax"):   # Keras's first step moves an entry by at most lr

@@ -6,7 +6,7 @@ import numpy as np
 
 from conftest import ROOT
 from symbp.emit.codegen import module_source
-from symbp.spec.model import load_spec
+from symbp.spec import load_spec
 
 GENERATED = ROOT / "generated" / "cs4820_a7.py"
 

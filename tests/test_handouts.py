@@ -17,10 +17,10 @@ from click.testing import CliRunner
 
 from symbp.emit.codegen import module_source
 from symbp.emit.handouts import HandoutOptions, render_handouts
-from symbp.witnesses.keras import load_module
+from symbp.witnesses.module import load_module
 from symbp.emit.latex import escape_latex, format_number
 from symbp.io.pdf import TexFailed, compile_pdf
-from symbp.spec.model import Spec, load_spec
+from symbp.spec import Spec, load_spec
 
 # The seed notebook's printed output (sections 1.1-1.3), as printed.
 SEED_LOSS = "0.4137"

@@ -10,8 +10,8 @@ import difflib
 import pytest
 
 from symbp.emit.codegen import module_source
-from symbp.witnesses.keras import load_module
-from symbp.spec.model import Spec, SpecError
+from symbp.witnesses.module import load_module
+from symbp.spec import Spec, SpecError
 
 BASE = {
     "name": "hostile",

@@ -5,8 +5,8 @@ import pytest
 
 from symbp.emit.codegen import module_source
 from symbp.rules.initializers import INITIALIZERS
-from symbp.witnesses.keras import load_module
-from symbp.spec.model import Spec
+from symbp.witnesses.module import load_module
+from symbp.spec import Spec
 
 
 def spec_with(kernel: str, bias: str, widths=(6, 5, 3), seed=7, explicit_middle=False) -> Spec:

@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from symbp.witnesses.keras import check
+from symbp.witnesses.compare import check
 from symbp.rules import activations
-from symbp.spec.model import Spec
+from symbp.spec import Spec
 
 ACTIVATIONS = activations.names()
 CORE_LOSSES = ["categorical_crossentropy", "binary_crossentropy", "mean_squared_error"]
@@ -48,7 +48,7 @@ def make_spec(widths, acts, loss, *, rows=5, batch_size=2, epochs=3, seed=0, lr=
 def assert_matches(report):
     failures = {c.name: c.max_abs_diff for c in report.parameters if not c.match}
     assert not failures, f"parameters differ from Keras: {failures}"
-    assert report.losses.match, (report.losses.keras, report.losses.symbp)
+    assert report.losses.match, (report.losses.witness, report.losses.symbp)
     assert report.match
 
 
@@ -99,12 +99,13 @@ def test_seed_spec_through_the_cli(symbp_cli):
 
 def test_a_mismatch_is_reported(monkeypatch):
     """The check can fail: a module that trains with the wrong learning rate does not match."""
-    from symbp.witnesses import keras as keras_check
+    from symbp.witnesses.compare import check
+    from symbp.witnesses.module import load_module
     from symbp.emit.codegen import module_source
     spec = make_spec([3, 4, 3], ["tanh", "softmax"], "categorical_crossentropy")
-    module = keras_check.load_module(module_source(spec).replace("LEARNING_RATE = 0.05", "LEARNING_RATE = 0.0500001"),
-                                     spec.name)
-    report = keras_check.check(spec, "float64", module=module)
+    module = load_module(module_source(spec).replace("LEARNING_RATE = 0.05", "LEARNING_RATE = 0.0500001"),
+                         spec.name)
+    report = check(spec, "float64", module=module)
     assert not report.match
     assert any(not c.match for c in report.parameters)
 

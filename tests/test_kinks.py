@@ -11,11 +11,12 @@ import pytest
 
 from symbp.classroom import variants
 
-from symbp.witnesses.keras import check, load_module
+from symbp.witnesses.compare import check
+from symbp.witnesses.module import load_module
 from symbp.emit.codegen import module_source
 from symbp.derivation.kinks import activation_kinks, loss_kinks, nearest_kink, spec_loss_kinks
 from symbp.rules import activations, losses
-from symbp.spec.model import Spec, SpecError
+from symbp.spec import LossSpec, Spec, SpecError
 from symbp.classroom.variants import KEY_CSV, KEY_JSON, answers, draw_variants, render_variants
 
 
@@ -25,7 +26,7 @@ def test_kinks_come_from_the_formulas():
     assert all(found[name] == (0.0,) for name in ("relu", "leaky_relu", "elu", "selu"))
     assert {name: loss_kinks(name) for name in losses if loss_kinks(name)} == {
         "mean_absolute_error": (0.0,), "huber": (-1.0, 1.0)}
-    assert spec_loss_kinks({"name": "huber", "delta": 1.5}) == (-1.5, 1.5)  # its argument, not a default
+    assert spec_loss_kinks(LossSpec("huber", {"delta": 1.5})) == (-1.5, 1.5)  # its argument, not a default
 
 
 #: a two-layer relu net whose grid draws (x and weights varied, three epochs of batches of 2)

@@ -10,11 +10,11 @@ import pytest
 import sympy as sp
 
 from symbp.emit.codegen import derive_spec, module_source
-from symbp.witnesses.keras import load_module
+from symbp.witnesses.module import load_module
 from symbp.derivation.naming import ParamName
 from symbp.derivation.network import layers_from_spec
 from symbp.rules.layers import LayerRule, Parameter, layers, register
-from symbp.spec.model import LayerSpec, Spec
+from symbp.spec import LayerSpec, LossSpec, OptimizerSpec, Spec, TrainingSpec
 
 
 def _scale_forward(a_prev, p):
@@ -28,7 +28,9 @@ if "scale" not in layers:  # registered here only: symbp itself knows Dense alon
         "Scale",
         (Parameter("scale", "s", lambda shape, args: (shape[-1],), "ones", "scale"),
          Parameter("bias", "b", lambda shape, args: (shape[-1],), "zeros", "bias")),
-        _scale_forward, lambda shape, args: tuple(shape), (), _scale_forward.__doc__))
+        _scale_forward, lambda shape, args: tuple(shape), (), _scale_forward.__doc__,
+        keras_class="symbp_test>Scale", keras_arguments=("activation",),
+        entry=lambda a_prev, p, row, unit, shape: a_prev[row, unit] * p["scale"][unit] + p["bias"][unit]))
 
 
 @dataclass
@@ -44,8 +46,8 @@ def scale_network() -> Spec:
                ScaleSpec(3, "sigmoid", bias=[0.2, 0.0, -0.1], scale=[1.5, -0.7, 0.9]),
                LayerSpec(2, "softmax", rng.normal(0, 0.8, (3, 2)).tolist(), [0.0, 0.1])]
     return Spec("scaled", rng.normal(0, 1, (4, 2)).tolist(), [[1, 0], [0, 1], [0, 1], [1, 0]], layers_,
-                {"name": "categorical_crossentropy"}, {"name": "sgd", "learning_rate": 0.1},
-                {"batch_size": 4, "epochs": 1, "shuffle": False})
+                LossSpec("categorical_crossentropy"), OptimizerSpec("sgd", {"learning_rate": 0.1}),
+                TrainingSpec(batch_size=4, epochs=1))
 
 
 def test_a_registered_layer_gets_its_parameters_names_and_backward_rules():
@@ -112,3 +114,67 @@ def test_the_module_context_is_a_dataclass_read_by_field_and_layer():
     assert [layer.param_names for layer in context.layers] == [("W0", "b0"), ("s1", "b1"), ("W2", "b2")]
     assert context.gradient_names[2] == ("s1", "ds1")
     assert context.hyperparameters == context.loss_constants + context.optimizer_constants
+
+
+def keras_scale_layer():
+    """The toy layer as a Keras custom layer (registered with Keras as ``symbp_test>Scale``):
+    ``activation(x * scale + bias)``, its weights built scale first, as the rule lists them."""
+    from symbp.witnesses.keras import _keras
+    keras = _keras()
+    if keras.saving.get_registered_object("symbp_test>Scale") is not None:
+        return keras.saving.get_registered_object("symbp_test>Scale")
+
+    @keras.saving.register_keras_serializable(package="symbp_test", name="Scale")
+    class KerasScale(keras.layers.Layer):
+        def __init__(self, activation=None, **kwargs):
+            super().__init__(**kwargs)
+            self.activation = keras.activations.get(activation)
+
+        def build(self, input_shape):
+            self.scale = self.add_weight(shape=(input_shape[-1],), initializer="ones", name="scale")
+            self.bias = self.add_weight(shape=(input_shape[-1],), initializer="zeros", name="bias")
+
+        def call(self, x):
+            return self.activation(x * self.scale + self.bias)
+    return KerasScale
+
+
+def test_the_keras_witness_builds_each_layer_from_its_rule():
+    """No Scale in the witness: the rule names its Keras class and arguments, and `check` trains
+    the Keras model of Dense, Scale, Dense, weights set by ParamName, to 1e-9."""
+    from symbp.witnesses.compare import check
+    from symbp.witnesses.keras import _keras, build_keras_model, keras_floatx
+    scale_class = keras_scale_layer()
+    spec = scale_network()
+    with keras_floatx("float64"):
+        model = build_keras_model(spec, spec.initial_params())
+    keras = _keras()
+    assert [type(layer) for layer in model.layers] == [keras.layers.Dense, scale_class, keras.layers.Dense]
+    assert [layer.units for layer in (model.layers[0], model.layers[2])] == [3, 2]
+    np.testing.assert_array_equal(model.layers[1].get_weights()[0], [1.5, -0.7, 0.9])
+    report = check(spec, "float64")
+    assert [c.name for c in report.parameters] == ["W0", "b0", "s1", "b1", "W2", "b2"]
+    assert report.match, report.describe(spec)
+    assert "Checking s1 (scale of the hidden layer 2)" in report.describe(spec)
+
+
+def test_explain_and_the_handout_read_any_layer_rule_that_states_its_entry():
+    """The toy rule states its entry z[r, c] = a[r, c] s[c] + b[c]: --explain derives s1's and
+    W2's chain rules through it (their products sum to the module's gradients) and the handout
+    writes its gradient steps from the rule's derived formulas, named by ParamName."""
+    from symbp.derivation.chain_rule import Target, chain_rule
+    from symbp.emit.handouts import HandoutOptions, parse_explain, render_handouts
+    spec = scale_network()
+    model = derive_spec(spec)
+    module = load_module(module_source(spec, model), spec.name)
+    params = module.initial_params()
+    trace = module.trace(params, module.X, module.Y)
+    gradients = module.gradients(params, module.X, module.Y)
+    for name, row, col in (("s1", None, 1), ("b1", None, 2), ("W0", 1, 2), ("W2", 0, 1)):
+        chain = chain_rule(model, Target(name, row, col), trace, params)
+        assert chain.total == pytest.approx(gradients[name][chain.target.index], rel=1e-12, abs=1e-15), name
+    assert parse_explain("s1[2]", spec) == Target("s1", None, 2)
+    solution = render_handouts(spec, HandoutOptions(explain=("s1[1]",)))["solution"]
+    assert r"\steptitle{Gradient of the scale $s_{1}$}" in solution
+    assert r"\steptitle{The chain rule for $s_{1}[1]$}" in solution
+    assert "(with $s_{1}$ before its update)" in solution

@@ -10,7 +10,7 @@ import pytest
 
 from symbp.errors import UnusableInput
 from symbp.io.from_keras import load_data, load_model
-from symbp.spec.model import MAX_SPEC_BYTES, Spec, SpecError, dense, network
+from symbp.spec import MAX_SPEC_BYTES, Spec, SpecError, dense, network
 
 
 def dense_config(units: int, inputs: int = 4) -> dict:
@@ -147,7 +147,7 @@ def test_many_numbers_go_to_a_sidecar_npz_the_module_reads(tmp_path, symbp_cli):
     params = module.initial_params()
     params["W0"][0, 0] = 99.0  # the caller's copy: the module's own stays as given
     assert module.initial_params()["W0"][0, 0] == spec.initial_params()["W0"][0, 0]
-    from symbp.witnesses.keras import module_train
+    from symbp.witnesses.module import module_train
     trained, losses = module.train()
     expected, expected_losses = module_train(spec)
     np.testing.assert_array_equal(trained["W1"], expected["W1"])
@@ -206,12 +206,13 @@ def test_notebooks_past_their_literal_limit_exit_2_and_write_nothing(tmp_path, s
 
 
 def test_long_trainings_show_progress_on_stderr(monkeypatch, capsys):
-    from symbp.witnesses import keras as keras_check
+    from symbp.witnesses import module as generated
+    from symbp.witnesses.compare import check
     spec = many_numbers_spec(samples=40)
-    keras_check.check(spec)
+    check(spec)
     assert "epoch" not in capsys.readouterr().err  # short: nothing printed
-    monkeypatch.setattr(keras_check, "PROGRESS_WORK", keras_check.training_work(spec))  # as if long
-    report = keras_check.check(spec)
+    monkeypatch.setattr(generated, "PROGRESS_WORK", generated.training_work(spec))  # as if long
+    report = check(spec)
     err = capsys.readouterr().err.splitlines()
     assert report.match
     for who in ("Keras model.fit", "generated module"):

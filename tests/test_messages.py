@@ -14,8 +14,8 @@ from click.testing import CliRunner
 
 from symbp.cli import main
 from symbp.errors import UnusableInput, printable
-from symbp.witnesses.keras import CheckReport, Comparison
-from symbp.spec.model import Spec, SpecError, load_spec
+from symbp.witnesses.report import CheckReport, Comparison
+from symbp.spec import Spec, SpecError, load_spec
 from symbp.wording import suggest
 
 VALID = {

@@ -8,7 +8,7 @@ import pytest
 from nbclient import NotebookClient
 
 from symbp.emit.notebook import notebooks, rendered_notebooks
-from symbp.spec.model import Spec, load_spec
+from symbp.spec import Spec, load_spec
 
 #: two networks besides the seed: other activations, losses, batch sizes and optimizer rules
 OTHER_NETWORKS = {
@@ -127,7 +127,7 @@ def test_derivatives_are_printed_from_sympy():
 
 
 def test_gelu_notebook_imports_math_for_its_erfc_helper():
-    from symbp.spec.model import dense, network
+    from symbp.spec import dense, network
     spec = network("gelu_net", [[0.5, -1.0]], [[0.0, 1.0]], [dense(3, "gelu"), dense(2, "softmax")],
                    "categorical_crossentropy", {"name": "sgd", "learning_rate": 0.1}, batch_size=1)
     solution = notebooks(spec)["solution"]   # runs every cell: a missing import raises NameError

@@ -15,6 +15,7 @@ import sympy as sp
 from symbp.derivation.calculus import B, K, j
 from symbp.derivation.derive import a, derive_network, g, y, z
 from symbp.derivation.network import dense_layers
+from symbp.spec import LossSpec, OptimizerSpec
 
 NETS = [
     # (widths, activations, loss, x rows, y rows) — inputs and labels exact rationals
@@ -70,7 +71,8 @@ def scalar_loss(widths, act_names, loss_name, X, Y, Ws, bs, batch):
             A = Z.applyfunc(rule.formula)
         pre.append(Z)
         outs.append(A)
-    model = derive_network(dense_layers(widths, act_names), loss_name, {"name": "sgd", "learning_rate": 0.1})
+    model = derive_network(dense_layers(widths, act_names), LossSpec(loss_name),
+                           OptimizerSpec("sgd", {"learning_rate": 0.1}))
     units = widths[-1]
     row = model.loss.per_sample.subs(K, units)
     source = pre[-1] if model.loss.on_logits else outs[-1]

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from symbp.emit.codegen import module_source
-from symbp.witnesses.keras import load_module
-from symbp.spec.model import load_spec
+from symbp.witnesses.module import load_module
+from symbp.spec import load_spec
 
 HALF_LAST_DIGIT = 5e-9
 

@@ -1,5 +1,5 @@
 """The Keras comparison's tolerance (symbp.witnesses.tolerance) and its rounding-growth witness
-(keras_check.explain_rounding_growth): no false "They don't match", no excused wrong formula."""
+(symbp.witnesses.compare.explain_rounding_growth): no false "They don't match", no excused wrong formula."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from symbp.emit.codegen import module_source
-from symbp.witnesses.keras import check, load_module
-from symbp.spec.model import Spec
+from symbp.witnesses.compare import check
+from symbp.witnesses.module import load_module
+from symbp.spec import Spec
 from symbp.witnesses.tolerance import TOLERANCES, Tolerance
 
 
@@ -42,7 +43,7 @@ def test_a_huge_learning_rate_matches_relative_to_the_weights():
     report = check(spec)
     assert report.match, report.describe(spec)
     worst = max(report.parameters, key=lambda c: c.max_abs_diff)
-    assert worst.max_abs_diff > 1e-9 and np.max(np.abs(worst.keras)) > 1e20
+    assert worst.max_abs_diff > 1e-9 and np.max(np.abs(worst.witness)) > 1e20
     assert all(c.rounding_spread is None for c in report.comparisons)   # no witness needed
 
 

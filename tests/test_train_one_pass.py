@@ -4,8 +4,8 @@ calling loss() and step() separately, batch by batch."""
 import numpy as np
 
 from symbp.emit.codegen import module_source
-from symbp.witnesses.keras import load_module
-from symbp.spec.model import Spec
+from symbp.witnesses.module import load_module
+from symbp.spec import Spec
 
 
 def test_train_equals_loss_then_step_per_batch():

@@ -17,11 +17,13 @@ import pytest
 
 from symbp.witnesses import finite_differences
 
-from symbp.witnesses import keras as keras_check
+from symbp.witnesses import compare, module as generated
+from symbp.witnesses.keras import keras_train
+from symbp.witnesses.report import CheckReport
 from symbp.emit.codegen import module_source
 from symbp.derivation.derive import loss_warnings
 from symbp.rules import activations, losses
-from symbp.spec.model import Spec, SpecError
+from symbp.spec import Spec, SpecError
 
 SAMPLES, INPUTS, HIDDEN, OUTPUTS = 7, 3, 4, 3
 BATCH_SIZE, EPOCHS = 3, 3
@@ -133,17 +135,17 @@ def grid() -> list:
 GRID = grid()
 
 
-def assert_report_matches(report: keras_check.CheckReport) -> None:
+def assert_report_matches(report: CheckReport) -> None:
     failures = {c.name: c.max_abs_diff for c in report.parameters if not c.match}
     assert not failures, f"parameters differ from Keras: {failures}"
-    assert report.losses.match, (report.losses.keras, report.losses.symbp)
-    assert len(report.losses.keras) == EPOCHS
+    assert report.losses.match, (report.losses.witness, report.losses.symbp)
+    assert len(report.losses.witness) == EPOCHS
 
 
 @pytest.mark.parametrize("optimizer, cell, hidden", GRID)
 def test_float64_parity_with_keras(optimizer, cell, hidden):
     spec = make_spec(optimizer, cell, hidden)
-    report = keras_check.check(spec, "float64")
+    report = compare.check(spec, "float64")
     assert report.tolerance == 1e-9
     assert_report_matches(report)
 
@@ -159,7 +161,7 @@ FLOAT32_CELLS = [(optimizer, FLOAT32_LOSS_CELLS[n * 5 % len(FLOAT32_LOSS_CELLS)]
 @pytest.mark.parametrize("optimizer, cell, hidden", [pytest.param(*c, id=cell_id(*c)) for c in FLOAT32_CELLS])
 def test_float32_replay_stays_float32_and_matches_keras(optimizer, cell, hidden):
     spec = make_spec(optimizer, cell, hidden, seed=1)
-    report = keras_check.check(spec, "float32")   # also fails on any parameter not float32
+    report = compare.check(spec, "float32")   # also fails on any parameter not float32
     assert report.tolerance == 1e-5
     assert_report_matches(report)
 
@@ -168,23 +170,23 @@ def test_float32_replay_stays_float32_and_matches_keras(optimizer, cell, hidden)
 @pytest.mark.parametrize("hidden", SMOOTH_HIDDEN)
 def test_finite_differences_agree_with_gradients(cell, hidden):
     spec = make_spec(OPTIMIZERS[4], cell, hidden, seed=2)
-    module = keras_check.load_module(module_source(spec), spec.name)
+    module = generated.load_module(module_source(spec), spec.name)
     report = finite_differences.check(spec, module)
-    assert report.match, report.describe()
+    assert report.match and report.gradients, report.describe(spec)
     # and again at the trained weights (a different point, after several adam steps)
     trained, _ = module.train()
     again = finite_differences.compare_gradients(module, trained, module.X, module.Y)
-    assert again.match, again.describe()
+    assert again.match, again.describe(spec)
 
 
 def test_finite_differences_catch_a_wrong_gradient():
     spec = make_spec(OPTIMIZERS[0], LOSS_CELLS[0], "tanh")
-    module = keras_check.load_module(module_source(spec), spec.name)
+    module = generated.load_module(module_source(spec), spec.name)
     right = module.gradients
     module.gradients = lambda params, x, y: {**right(params, x, y), "b0": 1.01 * right(params, x, y)["b0"]}
     report = finite_differences.check(spec, module)
     assert not report.match
-    assert [p.name for p in report.parameters if not p.match] == ["b0"]
+    assert [g.name for g in report.gradients if not g.match] == ["b0"]
 
 
 def test_float32_rounding_of_hyperparameters_is_needed():
@@ -192,17 +194,17 @@ def test_float32_rounding_of_hyperparameters_is_needed():
     spec = make_spec(OPTIMIZERS[1], LOSS_CELLS[0], "tanh")
     source = module_source(spec)
     assert "MOMENTUM = 0.8999999761581421  # Keras rounds momentum to float32" in source
-    module = keras_check.load_module(source, spec.name)
+    module = generated.load_module(source, spec.name)
     module.MOMENTUM = 0.9
-    keras_params, _ = keras_check.keras_train(spec)
-    params, _ = keras_check.module_train(spec, module=module)
+    keras_params, _ = keras_train(spec)
+    params, _ = generated.module_train(spec, module=module)
     drift = max(float(np.max(np.abs(keras_params[n] - params[n]))) for n in spec.param_names)
     assert drift > 1e-9
 
 
 def test_step_carries_slots_and_step_count():
     spec = make_spec(OPTIMIZERS[17], LOSS_CELLS[3], "tanh")   # nadam: slots and a step slot
-    module = keras_check.load_module(module_source(spec), spec.name)
+    module = generated.load_module(module_source(spec), spec.name)
     params = module.initial_params()
     x, y = module.X[:BATCH_SIZE], module.Y[:BATCH_SIZE]
     once, state = module.step(params, x, y)
@@ -266,7 +268,7 @@ def test_cli_check_json_reports_every_parameter(tmp_path, symbp_cli, optimizer, 
     assert set(report["parameters"]) == {"W0", "b0", "W1", "b1"}
     assert all(p["match"] and p["max_abs_diff"] <= 1e-9 for p in report["parameters"].values())
     assert len(report["epoch_losses"]["keras"]) == EPOCHS
-    assert set(report["finite_differences"]["parameters"]) == {"W0", "b0", "W1", "b1"}
+    assert set(report["finite_differences"]["gradients"]) == {"W0", "b0", "W1", "b1"}
     assert report["finite_differences"]["match"] is True
     assert report["warnings"] == list(loss_warnings(cell[0], cell[2]))
     assert ("symbp: warning:" in result.stderr) == bool(report["warnings"])

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from symbp.errors import UnusableInput
-from symbp.witnesses.keras import load_module
-from symbp.spec.model import Spec, SpecError, load_spec
+from symbp.witnesses.module import load_module
+from symbp.spec import Spec, SpecError, load_spec
 from symbp.classroom.variants import KEY_CSV, KEY_JSON, SOLUTIONS, STUDENTS, draw_variants, render_variants
 
 CLASS = 30

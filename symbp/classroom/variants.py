@@ -48,9 +48,9 @@ from ..derivation.kinks import nearest_kink
 from ..derivation.naming import ParamName
 from ..derivation.network import layers_from_spec
 from ..witnesses.tolerance import TOLERANCES
-from ..witnesses.keras import spec_module
+from ..witnesses.module import spec_module
 from ..rules import losses
-from ..spec.model import VARIANT_DEFAULTS, VARIANT_ITEMS, LayerSpec, Spec
+from ..spec import VARIANT_DEFAULTS, VARIANT_ITEMS, Spec
 
 KEY_JSON, KEY_CSV = "answer_key.json", "answer_key.csv"
 #: CLASS/students/<id>/ is handed out; CLASS/solutions/<id>/ stays with the instructor
@@ -100,11 +100,11 @@ def _draw_labels(spec: Spec, grid: Grid, rng: np.random.Generator, shape) -> np.
     """Labels the loss accepts: one-hot rows for categorical cross-entropy, class indices for
     the sparse one, 0/1 for binary."""
     rows, units = shape
-    if losses[spec.loss["name"]].sparse_labels:
+    if losses[spec.loss.name].sparse_labels:
         return rng.integers(0, spec.widths[-1], size=(rows, 1)).astype(np.float64)
-    if losses[spec.loss["name"]].labels_are_distributions:
+    if losses[spec.loss.name].labels_are_distributions:
         return np.eye(units)[rng.integers(0, units, size=rows)]
-    if spec.loss["name"] == "binary_crossentropy":
+    if spec.loss.name == "binary_crossentropy":
         return rng.integers(0, 2, size=shape).astype(np.float64)
     return grid.draw(rng, shape)
 
@@ -161,11 +161,7 @@ def _draws(spec: Spec, seed: int) -> Iterator[Optional[Spec]]:
             yield None
             continue
         seen.add(key)
-        layers = [LayerSpec(layer.units, layer.activation,
-                            **{p.spec_key: params[str(name)].tolist()
-                               for p, name in zip(built.rule.parameters, built.param_names)})
-                  for layer, built in zip(base.layers, built_layers)]
-        yield dataclasses.replace(base, x=x.tolist(), y=y.tolist(), layers=layers)
+        yield dataclasses.replace(base, x=x.tolist(), y=y.tolist(), layers=base.with_params(params))
 
 
 def _take(spec: Spec, draws: Iterator[Optional[Spec]], count: int) -> list[Spec]:
@@ -232,11 +228,12 @@ def keras_answers_check(spec: Spec, expected: dict) -> float:
     """Largest scaled difference |Keras - answer| / max(1, max |Keras|) over the loss and each
     updated parameter of the first-batch step (symbp.witnesses.tolerance; compare with TOLERANCE.relative)."""
     import logging
-    from ..witnesses.keras import keras_train
+    from ..witnesses.base import witness
     logging.getLogger("tensorflow").setLevel(logging.ERROR)  # one new model per student retraces
     step = dataclasses.replace(spec, x=spec.x[:spec.batch_size], y=spec.y[:spec.batch_size],
-                               training={**spec.training, "epochs": 1})
-    params, epoch_losses = keras_train(step, "float64")
+                               training=dataclasses.replace(spec.training, epochs=1))
+    run = witness("keras").train(step, "float64")
+    params, epoch_losses = run.params, run.epoch_losses
     diffs = [TOLERANCE.scaled_difference(epoch_losses[0], expected["loss"])]
     diffs += [TOLERANCE.scaled_difference(params[name], expected[naming.UPDATED.format(param=name)])
               for name in spec.param_names]
@@ -250,14 +247,14 @@ def handed_out_paths(spec: Spec, folder: Path) -> set[Path]:
     return {handout_paths(spec, folder)["student"], notebook_paths(spec, folder)["student"]}
 
 
-def student_files(spec: Spec, directory: Path, student: str, notebook: bool) -> dict[Path, str]:
+def student_files(spec: Spec, directory: Path, student: str, notebook: bool, nbgrader: bool = False) -> dict[Path, str]:
     """One student's files: the handout (and notebook) to hand out under CLASS/students/<id>/,
     and under CLASS/solutions/<id>/ everything that gives the answers away: the solution handout
     and notebook, the generated module (it computes them) and the spec (symbp derives them)."""
     from ..emit.outputs import rendered_outputs
     solutions = Path(directory) / SOLUTIONS / student
     files = {solutions / f"{spec.name}.toml": spec.to_toml()}
-    files.update(rendered_outputs(spec, solutions, notebook=notebook))
+    files.update(rendered_outputs(spec, solutions, notebook=notebook, nbgrader=nbgrader))
     handed_out = handed_out_paths(spec, solutions)
     return {(Path(directory) / STUDENTS / student / path.name if path in handed_out else path): text
             for path, text in files.items()}
@@ -265,7 +262,7 @@ def student_files(spec: Spec, directory: Path, student: str, notebook: bool) -> 
 
 def _student_work(task: tuple) -> tuple[dict[Path, str], Optional[float]]:
     spec, directory, student, notebook, expected = task
-    files = student_files(spec, directory, student, notebook)
+    files = student_files(spec, directory, student, bool(notebook), notebook == "nbgrader")
     return files, (keras_answers_check(spec, expected) if expected is not None else None)
 
 
@@ -335,10 +332,13 @@ def _mark_keras_verdicts(out: ClassSet) -> None:
 
 
 def render_variants(spec: Spec, count: int, seed: int, directory: Path, *, notebook: bool = False,
-                    check: bool = False, jobs: Optional[int] = None, progress: bool = False) -> ClassSet:
-    """Draw the class, compute its answer key, render every student's files (and check them)."""
+                    check: bool = False, jobs: Optional[int] = None, progress: bool = False,
+                    nbgrader: bool = False) -> ClassSet:
+    """Draw the class, compute its answer key, render every student's files (and check them);
+    ``nbgrader``: notebooks with nbgrader's cells (implies ``notebook``)."""
     spec.require_dense("variants")
     directory = Path(directory)
+    notebook = "nbgrader" if nbgrader else notebook
     draws = _draws(spec, seed)
     drawn = _take(spec, draws, count)
     ids = student_ids(count)

@@ -1,18 +1,18 @@
 """The scalar chain rule of one parameter entry (``--explain W1[2,0]``), derived by SymPy.
 
-A Dense layer's entry is ``z_l[r, c] = sum_i a_{l-1}[r, i] W_{l-1}[i, c] + b_{l-1}[c]``
-(:func:`dense_entry`). For the entry ``p`` of ``W_{l-1}`` or ``b_{l-1}`` the loss depends on
-``p`` only through ``z_l[r, c]`` of each row r, so
+A layer rule states the indexed formula of one output entry (``LayerRule.entry``; Dense's is
+``z_l[r, c] = sum_i a_{l-1}[r, i] W_{l-1}[i, c] + b_{l-1}[c]``). For an entry ``p`` of a
+parameter of layer l the loss depends on ``p`` only through ``z_l[r, c]`` of each row r, so
 
     dL/dp = sum_r dL/dz_l[r, c] * dz_l[r, c]/dp,
 
 and, for an element-wise activation (not the output of a loss Keras takes on the logits),
 ``dL/dz_l[r, c] = dL/da_l[r, c] * f'(z_l[r, c])`` with, below the output layer,
 ``dL/da_l[r, c] = sum_k delta_{l+1}[r, k] * dz_{l+1}[r, k]/da_l[r, c]``. Each partial of a
-``z`` is SymPy's derivative of :func:`dense_entry`; ``f'`` is the activation's derivative of
-the derivation model; ``delta``, ``g`` and ``f'(z)`` are the module's trace (their own rules are
-worked out in the handout's backprop). :func:`chain_rule` returns the factors with their
-values, so their products can be checked against the module's gradient.
+``z`` is SymPy's derivative of the layer rule's entry (:func:`layer_entry`); ``f'`` is the
+activation's derivative of the derivation model; ``delta``, ``g`` and ``f'(z)`` are the module's
+trace (their own rules are worked out in the handout's backprop). :func:`chain_rule` returns the
+factors with their values, so their products can be checked against the module's gradient.
 """
 
 from __future__ import annotations
@@ -28,22 +28,25 @@ from ..emit.trace import DERIVATIVE
 
 #: a generic row and unit of an entry (the rule in symbols before it is filled in per row)
 ROW, SUM_UNIT = sp.Symbol("r", integer=True, nonnegative=True), sp.Symbol("k", integer=True, nonnegative=True)
-_SUMMED = sp.Symbol("i", integer=True, nonnegative=True)
 
 
 def entries(l: int) -> dict[str, sp.IndexedBase]:
-    """The indexed bases of layer l's entries, named as the module names its arrays."""
-    n = l - 1
-    return {"a_prev": sp.IndexedBase(naming.OUTPUT.format(l=l - 1)), "W": sp.IndexedBase(naming.ParamName(n, "kernel").code),
-            "b": sp.IndexedBase(naming.ParamName(n, "bias").code), "a": sp.IndexedBase(naming.OUTPUT.format(l=l)),
+    """The indexed bases of layer l's rows, named as the module names its arrays."""
+    return {"a_prev": sp.IndexedBase(naming.OUTPUT.format(l=l - 1)), "a": sp.IndexedBase(naming.OUTPUT.format(l=l)),
             "z": sp.IndexedBase(naming.PRE_ACTIVATION.format(l=l)), "delta": sp.IndexedBase(naming.DELTA.format(l=l)),
             "g": sp.IndexedBase(naming.UPSTREAM.format(l=l))}
 
 
-def dense_entry(l: int, inputs: int, row, unit) -> sp.Expr:
-    """z_l[row, unit] = sum_i a_{l-1}[row, i] W_{l-1}[i, unit] + b_{l-1}[unit]: one entry of Dense."""
-    e = entries(l)
-    return sp.Sum(e["a_prev"][row, _SUMMED] * e["W"][_SUMMED, unit], (_SUMMED, 0, inputs - 1)) + e["b"][unit]
+def parameter_entries(layer) -> dict[str, sp.IndexedBase]:
+    """The indexed base of each parameter of a layer instance, by Keras variable name (W1, b1)."""
+    return {name.kind: sp.IndexedBase(name.code) for name in layer.param_names}
+
+
+def layer_entry(layer, row, unit) -> sp.Expr:
+    """z_l[row, unit] of a layer instance, by its rule's ``entry`` (ValueError if it states none)."""
+    if layer.rule.entry is None:
+        raise ValueError(f"--explain: the {layer.rule.name} layer rule states no indexed entry")
+    return layer.rule.entry(entries(layer.number)["a_prev"], parameter_entries(layer), row, unit, layer.input_shape)
 
 
 def partial(expr: sp.Expr, entry: sp.Indexed) -> sp.Expr:
@@ -59,8 +62,13 @@ class Target:
     col: int
 
     @property
+    def param(self) -> naming.ParamName:
+        return naming.ParamName.parse(self.name)
+
+    @property
     def layer(self) -> int:
-        return int(self.name[1:]) + 1
+        """l = 1 .. L of the layer it belongs to."""
+        return self.param.layer + 1
 
     @property
     def index(self) -> tuple[int, ...]:
@@ -108,7 +116,7 @@ def upstream_terms(model, l: int, row, unit) -> list[tuple[sp.Indexed, sp.Expr]]
     each k's (delta entry, derived partial); ``unit`` symbolic (:data:`SUM_UNIT`) gives the rule."""
     above = model.layers[l]      # layer l + 1
     delta, a = entries(l + 1)["delta"], entries(l)["a"][row, unit]
-    return [(delta[row, k], partial(dense_entry(l + 1, above.inputs, row, k), a)) for k in range(above.units)]
+    return [(delta[row, k], partial(layer_entry(above.layer, row, k), a)) for k in range(above.units)]
 
 
 def upstream_factor(model, l: int, row: int, unit: int, arrays: dict) -> Factor:
@@ -137,7 +145,7 @@ def chain_rule(model, target: Target, trace: dict, params: dict) -> ChainRule:
             factors.append(Factor(e["a"][r, c], z, layer.activation.derivative, float(fprime)))
         else:
             factors.append(Factor(z, None, e["delta"][r, c], value_of(e["delta"][r, c], arrays)))
-        local = partial(dense_entry(l, layer.inputs, r, c), target.entry())
+        local = partial(layer_entry(layer.layer, r, c), target.entry())
         factors.append(Factor(z, target.entry(), local, value_of(local, arrays)))
         rows.append(tuple(factors))
     named = set().union(*(factor.rule.atoms(sp.Indexed) | {factor.of} for factors in rows for factor in factors))

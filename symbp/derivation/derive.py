@@ -418,10 +418,11 @@ def _resolve_float32(assignments: list, symbols: dict, values: dict, slot_inits:
     return resolved, symbols, values, float32_of
 
 
-def derive_optimizer(name: str, settings: dict) -> OptimizerDerivation:
-    """The optimizer's assignments for ``settings``: weight decay first, step scalars hoisted."""
+def derive_optimizer(name: str, arguments: dict) -> OptimizerDerivation:
+    """The optimizer's assignments for its ``arguments`` (the rest its defaults): weight decay
+    first, step scalars hoisted."""
     rule = optimizers[name]
-    full = {**rule.defaults, **{k: v for k, v in settings.items() if k != "name"}}
+    full = {**rule.defaults, **arguments}
     numbers = {k: v for k, v in {**full, **rule.constants}.items()
                if k not in rule.switches and v is not None and not isinstance(v, bool)}
     symbols = {k: sp.Symbol(HYPERPARAMETER_SYMBOLS.get(k, k), positive=True) for k in numbers}
@@ -490,28 +491,13 @@ class NetworkDerivation:
     def warnings(self) -> tuple[str, ...]:
         return self.loss.warnings
 
-    @property
-    def dense(self) -> "_DenseView":
-        """For handouts.py until it reads the layer rules: the Dense rules, with ``dW``/``db``."""
-        return _DenseView(derive_layer("Dense"))
 
-
-class _DenseView:
-    """For handouts.py until it reads the layer rules: Dense's calculus as the old DenseRule."""
-
-    def __init__(self, calculus: LayerCalculus):
-        self.z, self.g_down = calculus.z, calculus.g_down
-        self.dW, self.db = calculus.gradients["kernel"], calculus.gradients["bias"]
-
-
-def derive_network(layers: tuple[Layer, ...], loss_name: str, optimizer_settings: dict,
-                   loss_arguments: dict | None = None) -> NetworkDerivation:
-    """Derive every rule of a network of layer instances (:func:`symbp.derivation.network.layers_from_spec`)."""
+def derive_network(layers: tuple[Layer, ...], loss, optimizer) -> NetworkDerivation:
+    """Derive every rule of a network of layer instances (:func:`symbp.derivation.network.layers_from_spec`)
+    with its loss and optimizer (:class:`~symbp.spec.model.LossSpec`, :class:`~symbp.spec.model.OptimizerSpec`)."""
     derived = tuple(LayerDerivation(layer, (derive_indexed_layer if layer.rule.indexed else derive_layer)(layer.rule.name),
                                     derive_activation(activations.canonical(layer.activation)))
                     for layer in layers)
     output_activation = activations.canonical(layers[-1].activation)
-    loss = derive_loss(losses.canonical(loss_name), output_activation,
-                       tuple(sorted((loss_arguments or {}).items())))
-    optimizer = derive_optimizer(optimizer_settings["name"], optimizer_settings)
-    return NetworkDerivation(derived, loss, optimizer)
+    derived_loss = derive_loss(losses.canonical(loss.name), output_activation, tuple(sorted(loss.arguments.items())))
+    return NetworkDerivation(derived, derived_loss, derive_optimizer(optimizer.name, optimizer.arguments))

@@ -105,10 +105,10 @@ def loss_kinks(name: str, arguments: tuple[tuple[str, float], ...] = ()) -> tupl
     return kinks_of(summand)
 
 
-def spec_loss_kinks(loss: dict) -> tuple[float, ...]:
-    """Kinks of a spec's ``[loss]`` table (name and arguments)."""
-    arguments = tuple(sorted((k, float(v)) for k, v in loss.items() if k != "name"))
-    return loss_kinks(losses.canonical(loss["name"]), arguments)
+def spec_loss_kinks(loss) -> tuple[float, ...]:
+    """Kinks of a spec's loss (a :class:`~symbp.spec.model.LossSpec`: name and arguments)."""
+    arguments = tuple(sorted((k, float(v)) for k, v in loss.arguments.items()))
+    return loss_kinks(losses.canonical(loss.name), arguments)
 
 
 def distance_to_kinks(values: np.ndarray, kinks: Iterable[float]) -> float:
@@ -177,6 +177,6 @@ def nearest_kink(spec, module, params=None, x=None, y=None) -> Optional[KinkHit]
         for n, (z, kinks) in enumerate(zip(zs, layer_kinks)):
             hits.append(_nearest(z, kinks, f"layer {n} ({spec.layers[n].activation}) z", epoch, batch))
         if kinks_of_loss and outputs[-1].shape == yb.shape:
-            hits.append(_nearest(outputs[-1] - yb, kinks_of_loss, f"loss ({spec.loss['name']}) e = p - y",
+            hits.append(_nearest(outputs[-1] - yb, kinks_of_loss, f"loss ({spec.loss.name}) e = p - y",
                                  epoch, batch))
     return min((h for h in hits if h is not None), key=lambda h: h.distance, default=None)

@@ -59,8 +59,7 @@ def build_layers(input_shape: tuple, entries: list[tuple[str, dict]]) -> tuple[L
 
 def layers_from_spec(spec) -> tuple[Layer, ...]:
     """The spec's ``[[layers]]`` (Dense tables: units, activation) as layer instances."""
-    entries = [(getattr(layer, "type", "Dense"), {"units": layer.units, "activation": layer.activation,
-                                                  **getattr(layer, "arguments", {})})
+    entries = [(layer.type, {"units": layer.units, "activation": layer.activation, **layer.arguments})
                for layer in spec.layers]
     return build_layers(tuple(np.shape(spec.x)[1:]), entries)
 

@@ -24,7 +24,7 @@ from .printers import HELPERS, ArrayPrinter, FiniteNumbers, PositiveFirst, array
 from . import indexed
 from .render import python_env, render
 from ..rules.initializers import TRUNCATED_NORMAL_SOURCE
-from ..spec.model import Draw, Spec
+from ..spec import Draw, Spec
 from .trace import trace_context
 
 
@@ -165,8 +165,7 @@ def _float32_note(opt, key: str) -> str:
 
 def derive_spec(spec: Spec) -> NetworkDerivation:
     """The derivation model of ``spec``'s network, loss (with its arguments) and optimizer."""
-    return derive_network(layers_from_spec(spec), spec.loss["name"], spec.optimizer,
-                          {k: v for k, v in spec.loss.items() if k != "name"})
+    return derive_network(layers_from_spec(spec), spec.loss, spec.optimizer)
 
 
 @dataclass(frozen=True)

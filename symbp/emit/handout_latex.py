@@ -138,6 +138,16 @@ class LatexPresenter:
         return total
 
 
+def _is_parameter(name: str) -> bool:
+    """W1, b0 (a parameter, by ParamName's one reader) rather than a row such as a1 or delta2."""
+    from ..derivation.naming import ParamName
+    try:
+        ParamName.parse(name)
+    except ValueError:
+        return False
+    return True
+
+
 class ChainRuleLatex:
     """``--explain``'s lines: the product of partials, each factor with its derived rule and
     numbers, their sum (the module's gradient entry), then the entry's update."""
@@ -161,10 +171,11 @@ class ChainRuleLatex:
     def entry_tex(self, entry, row=None) -> str:
         """An entry as the handout writes it: a_{1}[0,2], W_{1}[2,k] (``row`` replaces the first index)."""
         base, indices = str(entry.base), [str(i) for i in entry.indices]
-        kind, number = base.rstrip("0123456789"), base[len(base.rstrip("0123456789")):]
-        tex = self.presenter.param_tex(base) if kind in ("W", "b") else \
-            (rf"\delta_{{{number}}}" if kind == "delta" else f"{kind}_{{{number}}}")
-        if row is not None and kind not in ("W", "b"):
+        if _is_parameter(base):
+            return f"{self.presenter.param_tex(base)}[{','.join(indices)}]"
+        kind, number = base.rstrip("0123456789"), base[len(base.rstrip("0123456789")):]   # a row: z1, delta2
+        tex = rf"\delta_{{{number}}}" if kind == "delta" else f"{kind}_{{{number}}}"
+        if row is not None:
             indices[0] = row
         return f"{tex}[{','.join(indices)}]"
 

@@ -26,13 +26,15 @@ from .codegen import derive_spec, module_source
 from ..errors import HandoutError
 from ..derivation.derive import NetworkDerivation, g as G_ROW
 from ..derivation.chain_rule import Target, chain_rule
+from ..derivation.naming import PARAMETER_CODES, ParamName
+from ..derivation.network import layers_from_spec
 from .handout_latex import LatexPresenter
 from .trace import PARTS, output_gradient, worked_parts
 from .worked_solution import (BatchMean, ChainRuleItem, Equation, EntryUpdate, Given, IndexForm, Part, Section,
                               Step)
 from .latex import ONES_ROW, RowLatexPrinter, escape_latex, format_number, shown_columns, shown_indices
 from .render import latex_env, render
-from ..spec.model import Spec
+from ..spec import Spec
 
 BIAS_SYMBOLS = {"theta": r"\theta", "b": "b"}
 #: LaTeX of an optimizer slot, by slot name (others print as \mathrm{name})
@@ -86,9 +88,10 @@ class Notation:
     def __init__(self, bias_symbol: str):
         self.bias = BIAS_SYMBOLS[bias_symbol]
 
-    def param(self, name: str) -> str:
-        kind, n = name[0], name[1:]
-        return f"W_{{{n}}}" if kind == "W" else f"{self.bias}_{{{n}}}"
+    def param(self, name: ParamName | str) -> str:
+        """A parameter's TeX: W_{0}, and the bias as the course writes it (\\theta_{0} or b_{0})."""
+        name = name if isinstance(name, ParamName) else ParamName.parse(name)
+        return name.tex({"bias": self.bias})
 
     def grad(self, name: str) -> str:
         return rf"\frac{{\partial L}}{{\partial {self.param(name)}}}"
@@ -99,9 +102,17 @@ class Notation:
         return {"z": f"z_{{{l}}}", "a": f"a_{{{l}}}", "g": f"g_{{{l}}}", "delta": rf"\delta_{{{l}}}",
                 "y": "y"}
 
-    def dense(self, l: int) -> dict[str, str]:
-        return {"a_prev": f"a_{{{l - 1}}}", "W": self.param(f"W{l - 1}"),
-                "b": self.param(f"b{l - 1}"), "delta": rf"\delta_{{{l}}}"}
+    def layer_rule(self, layer) -> dict[str, str]:
+        """Symbols of a layer rule's matrices for a layer instance: its input, its delta and each
+        parameter (the rule's MatrixSymbol, named by its letter) as that layer's parameter."""
+        l = layer.number
+        return {"a_prev": f"a_{{{l - 1}}}", "delta": rf"\delta_{{{l}}}",
+                **{p.code: self.param(ParamName(layer.position, p.kind)) for p in layer.rule.parameters}}
+
+    def parameter_list(self, layer) -> str:
+        """``$W_{0}$ and $\\theta_{0}$``: a layer's parameters, in its rule's order."""
+        names = [f"${self.param(name)}$" for name in layer.param_names]
+        return " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
 
 
 # ---------------------------------------------------------------- the network picture
@@ -145,34 +156,41 @@ def f_prime(l: int) -> str:
 Explained = Target
 
 
-_EXPLAIN = re.compile(r"\s*(W|b|theta)\s*_?(\d+)\s*\[\s*(\d+)\s*(?:,\s*(\d+)\s*)?\]\s*\Z")
+_EXPLAIN = re.compile(r"\s*([A-Za-z]+?)\s*_?(\d+)\s*\[\s*(\d+(?:\s*,\s*\d+)*)\s*\]\s*\Z")
+
+
+def _explained_param(target: str, letter: str, n: int, spec: Spec) -> tuple[ParamName, tuple]:
+    """The parameter ``letter``/``n`` name (theta: the bias) and its Keras shape, checked."""
+    letter = PARAMETER_CODES["bias"] if letter == "theta" else letter
+    try:
+        name = ParamName.parse(f"{letter}{n}")
+    except ValueError as err:
+        raise HandoutError(f"--explain {target!r}: {err}") from None
+    layers = layers_from_spec(spec)
+    if n >= len(layers) or name not in layers[n].param_names:
+        raise HandoutError(f"--explain {target!r}: the network has parameters "
+                           f"{', '.join(spec.param_names)} (no {name})")
+    if layers[n].rule.entry is None:
+        raise HandoutError(f"--explain {target!r}: the {layers[n].rule.name} layer rule states no "
+                           f"indexed entry to differentiate")
+    return name, layers[n].param_shape(name.kind)
 
 
 def parse_explain(target: str, spec: Spec) -> Explained:
-    """``W1[2,0]``, ``b1[0]`` (or ``theta1[0]``) checked against the spec's shapes."""
+    """``W1[2,0]``, ``b1[0]`` (or ``theta1[0]``), any parameter's entry, checked against its shape."""
     match = _EXPLAIN.match(target)
     if not match:
         raise HandoutError(f"--explain {target!r}: expected a weight like W1[2,0] or a bias like b1[0]")
-    kind, n, first, second = match.groups()
-    kind, n = ("b" if kind == "theta" else kind), int(n)
-    if n >= len(spec.layers):
-        raise HandoutError(f"--explain {target!r}: the network has parameters "
-                           f"{', '.join(spec.param_names)} (no {kind}{n})")
-    rows, cols = spec.widths[n], spec.widths[n + 1]
-    if kind == "W":
-        if second is None:
-            raise HandoutError(f"--explain {target!r}: a kernel entry needs two indices, W{n}[row,col]")
-        row, col = int(first), int(second)
-        if row >= rows or col >= cols:
-            raise HandoutError(f"--explain {target!r}: W{n} has shape ({rows}, {cols}); "
-                               f"indices start at 0")
-        return Explained(f"W{n}", row, col)
-    if second is not None:
-        raise HandoutError(f"--explain {target!r}: a bias entry has one index, b{n}[col]")
-    col = int(first)
-    if col >= cols:
-        raise HandoutError(f"--explain {target!r}: b{n} has shape ({cols},); indices start at 0")
-    return Explained(f"b{n}", None, col)
+    letter, n, indices = match.groups()
+    name, shape = _explained_param(target, letter, int(n), spec)
+    index = tuple(int(i) for i in indices.split(","))
+    if len(index) != len(shape) or len(index) > 2:
+        form = f"{name}[{','.join(('row', 'col') if len(shape) == 2 else ('col',))}]"
+        raise HandoutError(f"--explain {target!r}: a {name.kind} entry has "
+                           f"{'two indices' if len(shape) == 2 else 'one index'}, {form}")
+    if any(i >= size for i, size in zip(index, shape)):
+        raise HandoutError(f"--explain {target!r}: {name} has shape {shape}; indices start at 0")
+    return Explained(name.code, index[0] if len(index) == 2 else None, index[-1])
 
 
 #: the loss plot's points (epochs past it are sampled evenly) and the most epochs it labels one by one
@@ -220,6 +238,10 @@ class _StepWriter:
     def symbols(self, expr, names, **kw) -> str:
         """A rule in symbols, for the tables the templates print beside the steps."""
         return RowLatexPrinter(names, digits=self.digits, **kw).doprint(expr)
+
+    def parameter_values(self, layer) -> dict[str, np.ndarray]:
+        """A layer instance's parameters by its rule's letters (W, b): what its rule's matrices hold."""
+        return {p.code: self.params[ParamName(layer.position, p.kind).code] for p in layer.rule.parameters}
 
     def row_values(self, l: int) -> dict[str, object]:
         arguments = {str(sym): value for sym, value in self.model.loss.arguments.values()}
@@ -411,13 +433,20 @@ class _ForwardSteps(_StepWriter):
         nt = self.notation
         steps = [Step("Inputs (one row per sample)", [Given("x = a_{0}", np.asarray(self.spec.x, dtype=float))]),
                  self.labels_given()]
-        for name in self.spec.param_names:
-            l = int(name[1:]) + 1
-            where = (f"between the input and layer {l}" if l == 1 else f"between layer {l - 1} and layer {l}") \
-                if name[0] == "W" else f"of layer {l}"
-            kind = "Weights" if name[0] == "W" else ("Thetas" if nt.bias == r"\theta" else "Biases")
-            steps.append(Step(f"{kind} {where}", [Given(nt.param(name), self.params[name])]))
+        for layer in self.model.layers:
+            for name in layer.layer.param_names:
+                steps.append(Step(self.given_title(name), [Given(nt.param(name), self.params[name.code])]))
         return steps + self.loss_arguments()
+
+    def given_title(self, name: ParamName) -> str:
+        """Weights between layer l - 1 and layer l; Thetas (Biases) of layer l; <Kind> of layer l."""
+        l = name.layer + 1
+        if name.kind == "kernel":
+            return f"Weights between the input and layer {l}" if l == 1 else \
+                f"Weights between layer {l - 1} and layer {l}"
+        kind = ("Thetas" if self.notation.bias == r"\theta" else "Biases") if name.kind == "bias" \
+            else escape_latex(name.kind.replace("_", " ").capitalize())
+        return f"{kind} of layer {l}"
 
     def labels_given(self) -> Step:
         y = np.asarray(self.spec.y, dtype=np.float64)
@@ -436,12 +465,11 @@ class _ForwardSteps(_StepWriter):
 
     def forward(self) -> list[Step]:
         steps = []
-        dense = self.model.dense
         for layer in self.model.layers:
             l = layer.number
-            names = {**self.notation.dense(l), **self.notation.layer(l)}
-            numbers = {"a_prev": self.a[l - 1], "W": self.params[f"W{l - 1}"], "b": self.params[f"b{l - 1}"]}
-            steps.append(self.step(f"Layer {l}: pre-activation", f"z_{{{l}}}", dense.z, names, numbers,
+            names = {**self.notation.layer_rule(layer.layer), **self.notation.layer(l)}
+            numbers = {"a_prev": self.a[l - 1], **self.parameter_values(layer.layer)}
+            steps.append(self.step(f"Layer {l}: pre-activation", f"z_{{{l}}}", layer.calculus.z, names, numbers,
                                    self.z[l]))
             act = layer.activation
             steps.append(self.step(f"Layer {l}: {escape_latex(act.rule.name)} activation", f"a_{{{l}}}",
@@ -476,6 +504,11 @@ class _ForwardSteps(_StepWriter):
                          "derivative": self.symbols(act.derivative, names) if act.derivative is not None
                          else rf"\text{{row-wise: }} \delta = {self.symbols(act.backward, names)}"})
         return rows
+
+
+#: the title of a parameter's gradient step, by Keras variable name (others: "Gradient of the <kind>")
+GRADIENT_TITLES = {"kernel": "Gradient of the weights ${param}$",
+                   "bias": "Gradient of the {biases} ${param}$ (column sums of $\\delta_{{{l}}}$)"}
 
 
 class _BackpropSections(_StepWriter):
@@ -522,6 +555,31 @@ class _BackpropSections(_StepWriter):
         steps.append(Step(title, [replace(equation, via=(rule, {**names, "derivative": f_prime(l)}))]))
         return steps
 
+    def layer_gradient_steps(self, layer) -> list[Step]:
+        """dL/d each parameter of a layer, then the gradient it passes down: its rule's derived
+        matrix formulas (:func:`symbp.derivation.derive.derive_layer`) with the trace's numbers."""
+        nt, calculus, l = self.notation, layer.calculus, layer.number
+        names, values = nt.layer_rule(layer.layer), self.parameter_values(layer.layer)
+        a_prev, delta = self.a[l - 1], self.delta[l]
+        numbers = {"a_prev": a_prev, "delta": delta, **values, ONES_ROW: np.ones((1, len(delta)))}
+        transposed = {"a_prev": a_prev.T, **{code: v.T for code, v in values.items() if np.ndim(v) == 2}}
+        biases = "thetas" if nt.bias != "b" else "biases"
+        steps = []
+        for parameter, name in zip(layer.layer.rule.parameters, layer.layer.param_names):
+            title = GRADIENT_TITLES.get(name.kind, "Gradient of the {kind} ${param}$").format(
+                param=nt.param(name), biases=biases, l=l, kind=escape_latex(name.kind.replace("_", " ")))
+            steps.append(self.step(title, nt.grad(name), calculus.gradients[name.kind], names, numbers,
+                                   self.grads[name.code], transposed))
+        if l > 1:
+            used = [name for name in layer.layer.param_names
+                    if calculus.g_down.has(calculus.parameters[name.kind])]
+            before = "" if not used else (f" (with {', '.join(f'${nt.param(n)}$' for n in used)} before "
+                                          f"{'its' if len(used) == 1 else 'their'} update)")
+            steps.append(self.step(f"Gradient passed down to layer {l - 1}, "
+                                   f"$g_{{{l - 1}}} = \\partial L / \\partial a_{{{l - 1}}}${before}",
+                                   f"g_{{{l - 1}}}", calculus.g_down, names, numbers, self.g[l - 1], transposed))
+        return steps
+
     def backprop(self) -> list[Section]:
         sections = []
         if self.model.optimizer.step_assignments:
@@ -530,30 +588,15 @@ class _BackpropSections(_StepWriter):
                 f"{escape_latex(self.model.optimizer.rule.name)} computes these once per step, "
                 f"the same for every weight and {'theta' if self.notation.bias != 'b' else 'bias'}.",
                 self.optimizer.step_quantities()))
-        dense, nt = self.model.dense, self.notation
         for layer in reversed(self.model.layers):
-            l, n = layer.number, layer.number - 1
+            l = layer.number
             steps = self.output_delta() if l == self.model.depth else self.activation_steps(layer)
-            names = nt.dense(l)
-            a_prev, delta = self.a[l - 1], self.delta[l]
-            numbers = {"a_prev": a_prev, "delta": delta, "W": self.params[f"W{n}"], ONES_ROW: np.ones((1, len(delta)))}
-            transposed = {"a_prev": a_prev.T, "W": self.params[f"W{n}"].T}
-            steps.append(self.step(f"Gradient of the weights ${nt.param(f'W{n}')}$", nt.grad(f"W{n}"),
-                                   dense.dW, names, numbers, self.grads[f"W{n}"], transposed))
-            steps.append(self.step(f"Gradient of the {'thetas' if nt.bias != 'b' else 'biases'} "
-                                   f"${nt.param(f'b{n}')}$ (column sums of $\\delta_{{{l}}}$)",
-                                   nt.grad(f"b{n}"), dense.db, names, numbers, self.grads[f"b{n}"]))
-            if l > 1:
-                steps.append(self.step(f"Gradient passed down to layer {l - 1}, "
-                                       f"$g_{{{l - 1}}} = \\partial L / \\partial a_{{{l - 1}}}$ "
-                                       f"(with ${nt.param(f'W{n}')}$ before its update)",
-                                       f"g_{{{l - 1}}}", dense.g_down, names, numbers, self.g[l - 1],
-                                       transposed))
-            for name in (f"W{n}", f"b{n}"):
-                steps.extend(self.optimizer.update_steps(name))
+            steps += self.layer_gradient_steps(layer)
+            for name in layer.layer.param_names:
+                steps.extend(self.optimizer.update_steps(name.code))
             title = f"Layer {l}" + (" (output layer)" if l == self.model.depth else "")
             intro = (f"{escape_latex(layer.activation.rule.name)} activation, {layer.units} units; "
-                     f"parameters ${nt.param(f'W{n}')}$ and ${nt.param(f'b{n}')}$.")
+                     f"parameters {self.notation.parameter_list(layer.layer)}.")
             sections.append(Section(title, intro, steps))
         return sections
 
@@ -593,42 +636,46 @@ class _Pictures(_StepWriter):
     """The network drawing, the loss per epoch and the parameters after training."""
 
     def network_picture(self) -> dict:
+        """The layers as columns of neurons, each labelled with its bias, and the edges between
+        them, labelled with their kernel entry (a layer without a kernel joins unit k to unit k)."""
         widths = self.spec.widths
-        spacing_x, spacing_y = 4.2, 1.5
-        layers, edges = [], []
-        label = max(widths) <= LABELLED_WIDTH
-        for l, width in enumerate(widths):
-            units = list(range(width)) if width <= DRAWN_UNITS else \
-                list(range(DRAWN_UNITS - 2)) + [None, width - 1]
-            height = (len(units) - 1) * spacing_y
-            nodes = []
-            for k, unit in enumerate(units):
-                nodes.append({"id": f"n{l}u{k}", "unit": unit, "gap": unit is None, "x": l * spacing_x,
-                              "y": round(height / 2 - k * spacing_y, 3),
-                              "text": "" if unit is None else (f"x_{{{unit}}}" if l == 0 else f"{unit}")})
-            name = "input" if l == 0 else ("output" if l == len(widths) - 1 else f"hidden {l}")
-            activation = "" if l == 0 else escape_latex(self.spec.layers[l - 1].activation)
-            layers.append({"name": name, "activation": activation, "nodes": nodes, "x": l * spacing_x,
-                           "top": round(height / 2 + 0.9, 3), "bias": "" if l == 0 else
-                           self.notation.param(f"b{l - 1}")})
-        for l in range(1, len(widths)):
-            for source in layers[l - 1]["nodes"]:
-                for target in layers[l]["nodes"]:
-                    if not (source["gap"] or target["gap"]):
-                        edges.append({"source": source["id"], "target": target["id"], "text": "",
-                                      "pos": 0.5, "from": source, "to": target,
-                                      "weight": self.params[f"W{l - 1}"][source["unit"], target["unit"]]})
-        label = label and _place_labels(edges, layers)
+        layers = [self.picture_layer(l, width) for l, width in enumerate(widths)]
+        edges = [edge for l in range(1, len(widths)) for edge in self.picture_edges(l, layers)]
+        label = max(widths) <= LABELLED_WIDTH and _place_labels(edges, layers)
         for edge in edges:
-            if label:
+            if label and edge["weight"] is not None:
                 edge["text"] = format_number(edge["weight"], 2, significant=0)
             del edge["from"], edge["to"], edge["weight"]
         return {"layers": layers, "edges": edges, "labelled": label}
 
+    def picture_layer(self, l: int, width: int, spacing_x: float = 4.2, spacing_y: float = 1.5) -> dict:
+        """Layer l's column (l = 0 the input): its drawn units (a gap past DRAWN_UNITS) and labels."""
+        units = list(range(width)) if width <= DRAWN_UNITS else list(range(DRAWN_UNITS - 2)) + [None, width - 1]
+        height = (len(units) - 1) * spacing_y
+        nodes = [{"id": f"n{l}u{k}", "unit": unit, "gap": unit is None, "x": l * spacing_x,
+                  "y": round(height / 2 - k * spacing_y, 3),
+                  "text": "" if unit is None else (f"x_{{{unit}}}" if l == 0 else f"{unit}")}
+                 for k, unit in enumerate(units)]
+        name = "input" if l == 0 else ("output" if l == len(self.spec.widths) - 1 else f"hidden {l}")
+        activation = "" if l == 0 else escape_latex(self.spec.layers[l - 1].activation)
+        bias = ParamName(l - 1, "bias")
+        return {"name": name, "activation": activation, "nodes": nodes, "x": l * spacing_x,
+                "top": round(height / 2 + 0.9, 3),
+                "bias": self.notation.param(bias) if l and bias.code in self.params else ""}
+
+    def picture_edges(self, l: int, layers: list[dict]) -> list[dict]:
+        """The edges into layer l, each with its kernel entry (None: no kernel, unit to unit)."""
+        kernel = self.params.get(ParamName(l - 1, "kernel").code)
+        return [{"source": source["id"], "target": target["id"], "text": "", "pos": 0.5, "from": source,
+                 "to": target, "weight": None if kernel is None else kernel[source["unit"], target["unit"]]}
+                for source in layers[l - 1]["nodes"] for target in layers[l]["nodes"]
+                if not (source["gap"] or target["gap"])
+                and (kernel is not None or source["unit"] == target["unit"])]
+
     def training(self) -> tuple[dict, list[float]]:
         """The module's whole training (final params, epoch losses), run once for the handout."""
         if not hasattr(self, "_training"):
-            from ..witnesses.keras import training_progress
+            from ..witnesses.module import training_progress
             self._training = self.module.train(progress=training_progress(self.spec, "handout's training"))
         return self._training
 
@@ -675,7 +722,7 @@ class WorkedSolution:
 def worked_solution(spec: Spec, options: HandoutOptions = HandoutOptions(),
                     model: NetworkDerivation | None = None, module=None) -> WorkedSolution:
     """The worked first step of ``spec`` as data, every number from the module's trace."""
-    from ..witnesses.keras import spec_module
+    from ..witnesses.module import spec_module
     explained = [parse_explain(target, spec) for target in options.explain]
     model = model or derive_spec(spec)
     module = module or spec_module(spec, model)

@@ -27,7 +27,7 @@ from ..derivation.derive import NetworkDerivation, derive_activation
 from ..derivation.naming import ParamName
 from .printers import HELPERS, ArrayPrinter
 from .render import python_env, render
-from ..spec.model import Spec
+from ..spec import LossSpec, Spec
 from ..witnesses.tolerance import TOLERANCES
 
 TEMPLATE = "notebook.py.j2"
@@ -116,13 +116,13 @@ def _update_lines(model: NetworkDerivation, param: str, gradient: str) -> list[L
     return lines
 
 
-def keras_loss_source(loss: dict) -> str:
+def keras_loss_source(loss: LossSpec) -> str:
     """The spec's loss as the notebook's ``compile`` gets it: its name, or its Keras class
-    with the arguments (``keras.losses.Huber(delta=0.5)``), as :func:`keras_check.keras_loss`."""
-    arguments = {k: float(v) for k, v in loss.items() if k != "name"}
+    with the arguments (``keras.losses.Huber(delta=0.5)``), as :func:`symbp.witnesses.keras.keras_loss`."""
+    arguments = {k: float(v) for k, v in loss.arguments.items()}
     if not arguments:
-        return repr(loss["name"])
-    cls = "".join(part.title() for part in loss["name"].split("_"))
+        return repr(loss.name)
+    cls = "".join(part.title() for part in loss.name.split("_"))
     return f"keras.losses.{cls}(" + ", ".join(f"{k}={v!r}" for k, v in arguments.items()) + ")"
 
 
@@ -230,7 +230,7 @@ def notebook_context(spec: Spec, model: NetworkDerivation | None = None) -> dict
     helpers |= {name for name, *_ in module.helpers}
     uses_t = any(expr.has(model.optimizer.t)
                  for _, expr in model.optimizer.step_assignments + model.optimizer.assignments)
-    settings = {k: v for k, v in spec.optimizer.items() if k != "name" and v is not None}
+    settings = dict(spec.optimizer.arguments)
     return {
         "title": markdown_text(spec.title or spec.name),
         "architecture": module.architecture,
@@ -260,7 +260,7 @@ def notebook_context(spec: Spec, model: NetworkDerivation | None = None) -> dict
         "inputs": model.layers[0].inputs,
         "outputs": model.layers[-1].units,
         "dense": [(layer.units, layer.activation) for layer in spec.layers],
-        "optimizer_config": repr({"class_name": spec.optimizer["name"], "config": settings}),
+        "optimizer_config": repr({"class_name": spec.optimizer.name, "config": settings}),
         "loss_keras": keras_loss_source(spec.loss),
         "param_names": module.param_names,
         "keras_names": [naming.KERAS_RESULT.format(param=p) for p in module.param_names],
@@ -290,7 +290,7 @@ def traced_values(spec: Spec, model: NetworkDerivation) -> dict[str, object]:
     """The notebook's variables after its step, by the notebook's names, from the generated
     module's ``trace`` of the first batch: x, y (the label rows), W0, b0, ..., a1, ..., loss,
     each delta, g, dW, db, and each ``<param>_updated``."""
-    from ..witnesses.keras import load_module
+    from ..witnesses.module import load_module
     module = load_module(module_source(spec, model), spec.name)
     params = module.initial_params()
     rows = min(spec.batch_size, len(spec.x))
@@ -364,8 +364,14 @@ def notebook_paths(spec: Spec, directory: Path) -> dict[str, Path]:
     return {kind: Path(directory) / f"{spec.name}_{kind}.ipynb" for kind in KINDS}
 
 
-def rendered_notebooks(spec: Spec, directory: Path, model: NetworkDerivation | None = None) -> dict[Path, str]:
-    """DIR/<name>_student.ipynb and DIR/<name>_solution.ipynb: path -> JSON text (nothing written)."""
+def rendered_notebooks(spec: Spec, directory: Path, model: NetworkDerivation | None = None,
+                       nbgrader: bool = False) -> dict[Path, str]:
+    """DIR/<name>_student.ipynb and DIR/<name>_solution.ipynb: path -> JSON text (nothing written).
+    ``nbgrader``: with nbgrader's cell metadata and autograder cells (symbp.classroom.nbgrader)."""
     import nbformat
     books = notebooks(spec, model)
+    if nbgrader:
+        from ..classroom.nbgrader import add_nbgrader_cells, key_quantities
+        books = {kind: add_nbgrader_cells(nb, spec, key_quantities(spec), kind == "solution")
+                 for kind, nb in books.items()}
     return {path: nbformat.writes(books[kind]) + "\n" for kind, path in notebook_paths(spec, directory).items()}

@@ -6,19 +6,20 @@ from pathlib import Path
 
 from .codegen import module_files, module_source
 from ..io.files import write_all
-from ..spec.model import Spec
+from ..spec import Spec
 
 
 def rendered_outputs(spec: Spec, directory: Path, *, notebook: bool = False, digits: int = 8,
-                     explain: tuple[str, ...] = (), bias_symbol: str = "theta") -> dict[Path, str | bytes]:
+                     explain: tuple[str, ...] = (), bias_symbol: str = "theta",
+                     nbgrader: bool = False) -> dict[Path, str | bytes]:
     """Every output file of ``symbp derive`` for ``spec``: path -> text (nothing written).
 
-    ``notebook`` adds the assignment notebooks. The handout options: ``digits`` decimals, ``explain`` entries (``W1[2,0]``) expanded by the
+    ``notebook`` adds the assignment notebooks (``nbgrader``: with nbgrader's cells). The handout options: ``digits`` decimals, ``explain`` entries (``W1[2,0]``) expanded by the
     chain rule, ``bias_symbol`` "theta" or "b".
     """
     from .codegen import derive_spec
     from .handouts import HandoutOptions, handout_paths, render_handouts
-    from ..witnesses.keras import spec_module
+    from ..witnesses.module import spec_module
     options = HandoutOptions(digits, tuple(explain), bias_symbol)   # checked before any work
     spec.require_dense("the handouts and notebooks")
     if notebook:
@@ -33,7 +34,7 @@ def rendered_outputs(spec: Spec, directory: Path, *, notebook: bool = False, dig
              **{paths[kind]: text for kind, text in handouts.items()}}
     if notebook:
         from .notebook import rendered_notebooks
-        files.update(rendered_notebooks(spec, directory, model))
+        files.update(rendered_notebooks(spec, directory, model, nbgrader=nbgrader))
     return files
 
 

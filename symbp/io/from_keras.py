@@ -28,7 +28,7 @@ import numpy as np
 from ..errors import UnusableInput
 from .files import not_a_regular_file
 from ..rules import activations, losses, optimizers
-from ..spec.model import LIMITS, MAX_SPEC_BYTES, Spec
+from ..spec import LIMITS, MAX_SPEC_BYTES, Spec
 from ..wording import article, plural
 
 #: settings of any Keras optimizer that symbp leaves out only at their "off" value
@@ -368,7 +368,7 @@ def _check_inputs(table: dict, inputs: int, where: str) -> None:
 
 def _spec_name(path: Path) -> str:
     name = re.sub(r"\W", "_", path.stem, flags=re.ASCII)[:64] or "model"
-    if name[0].isdigit() or keyword.iskeyword(name):
+    if not name.isidentifier() or keyword.iskeyword(name):   # \w+ is one unless it starts with a digit
         name = ("model_" + name)[:64]
     return name
 

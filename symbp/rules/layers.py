@@ -83,10 +83,26 @@ class LayerRule:
     doc: str = ""
     indexed: bool = False                      # forward is an entry formula over a Gather (below)
     gather: Optional["Gather"] = None
-    arguments: tuple = ()                      # (Keras argument name, default) it accepts
+    #: (Keras argument name, default) of each argument the spec's table takes besides
+    #: ``activation`` (checked by :func:`symbp.spec.validate.check_window_layer`)
+    arguments: tuple = ()
+    #: the Keras class a witness builds (``keras.layers.<name>``, or a name registered with
+    #: ``keras.saving.register_keras_serializable``, ``"package>Name"``); empty: ``name``
+    keras_class: str = ""
+    #: the layer's arguments that Keras's constructor takes, by its argument names
+    keras_arguments: tuple[str, ...] = ()
+    #: the indexed forward formula of one output entry, ``(a_prev, {kind: IndexedBase}, row,
+    #: unit, input_shape) -> z[row, unit]``: what ``--explain``'s scalar chain rule differentiates
+    #: (:mod:`symbp.derivation.chain_rule`); None: no ``--explain`` for this layer type
+    entry: Optional[Callable[..., sp.Expr]] = None
 
     def parameter(self, kind: str) -> Parameter:
         return next(p for p in self.parameters if p.kind == kind)
+
+    def keras_layer(self, arguments: dict) -> tuple[str, dict]:
+        """(Keras class name, constructor arguments) of a layer of this type. Its weights are
+        ``parameters`` in this order: the order of Keras's ``get_weights``."""
+        return self.keras_class or self.name, {k: arguments[k] for k in self.keras_arguments if k in arguments}
 
 
 layers: Registry[LayerRule] = Registry("layer")
@@ -104,6 +120,16 @@ def _dense_forward(a_prev: sp.MatrixExpr, p: dict) -> sp.MatrixExpr:
     return a_prev * p["kernel"] + sp.OneMatrix(a_prev.shape[0], 1) * p["bias"]
 
 
+#: the summed input unit of an entry
+_SUMMED = sp.Symbol("i", integer=True, nonnegative=True)
+
+
+def _dense_entry(a_prev: sp.IndexedBase, p: dict, row, unit, input_shape: Shape) -> sp.Expr:
+    """z[row, unit] = sum_i a_prev[row, i] kernel[i, unit] + bias[unit]: ``_dense_forward``'s entry."""
+    return sp.Sum(a_prev[row, _SUMMED] * p["kernel"][_SUMMED, unit], (_SUMMED, 0, input_shape[-1] - 1)) \
+        + p["bias"][unit]
+
+
 DENSE = register(LayerRule(
     "Dense",
     (Parameter("kernel", "W", lambda shape, args: (shape[-1], args["units"]), "glorot_uniform", "weights"),
@@ -111,7 +137,9 @@ DENSE = register(LayerRule(
     _dense_forward,
     lambda shape, args: (*shape[:-1], args["units"]),
     ("units",),
-    _dense_forward.__doc__))
+    _dense_forward.__doc__,
+    keras_arguments=("units", "activation"),
+    entry=_dense_entry))
 
 
 # ---------------------------------------------------------------- indexed layers
@@ -191,7 +219,8 @@ def _conv_rule(name: str, rank: int) -> LayerRule:
         gather=Gather("windows", rank, lambda shape, args: _tuple(args["kernel_size"], rank),
                       lambda args: _tuple(args.get("strides", 1), rank)),
         arguments=(("filters", None), ("kernel_size", None), ("strides", 1), ("padding", "valid"),
-                   ("activation", "linear")))
+                   ("activation", "linear")),
+        keras_arguments=("filters", "kernel_size", "strides", "padding", "activation"))
 
 
 def _pool_rule(name: str, rank: int, mask: str) -> LayerRule:
@@ -200,7 +229,8 @@ def _pool_rule(name: str, rank: int, mask: str) -> LayerRule:
         (), pool_forward.__doc__, indexed=True,
         gather=Gather("windows", rank, lambda shape, args: _tuple(args["pool_size"], rank),
                       lambda args: _tuple(args.get("strides") or args["pool_size"], rank), mask),
-        arguments=(("pool_size", 2), ("strides", None), ("padding", "valid")))
+        arguments=(("pool_size", 2), ("strides", None), ("padding", "valid")),
+        keras_arguments=("pool_size", "strides", "padding"))
 
 
 def _global_pool_rule(name: str, rank: int, mask: str) -> LayerRule:

@@ -13,9 +13,13 @@ cross-entropies' probability paths), the quotient straddling it need not agree.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
+
+from . import compare
+from .base import Run, Witness, register
+from .module import spec_module
+from .report import CheckReport
+from .tolerance import Tolerance
 
 STEP = 1e-6
 RELATIVE_TOLERANCE = 1e-6
@@ -41,63 +45,40 @@ def central_differences(module, params: dict, x: np.ndarray, y: np.ndarray,
     return estimates
 
 
-@dataclass
-class Agreement:
-    name: str
-    max_abs_diff: float
-    relative_diff: float   # max_abs_diff over the gradient's scale
-    match: bool
+@register
+class FiniteDifferences(Witness):
+    """A witness of gradients only: central differences of the generated ``loss`` at the
+    initial parameters, all the data as one batch (``Run.gradients``; nothing trained)."""
+    name = "finite_differences"
+    framework = "Central differences"
 
+    def __init__(self, step: float = STEP, tolerance: float = RELATIVE_TOLERANCE):
+        self.step, self.tolerance = step, tolerance
 
-@dataclass
-class FiniteDifferenceReport:
-    step: float
-    tolerance: float
-    scale: float           # the largest |gradient entry| over all parameters
-    parameters: list[Agreement] = field(default_factory=list)
+    def train(self, spec, dtype: str = "float64") -> Run:
+        module = spec_module(spec)
+        return Run(None, None, central_differences(module, module.initial_params(), module.X, module.Y, self.step))
 
-    @property
-    def match(self) -> bool:
-        return all(p.match for p in self.parameters)
-
-    def to_json(self) -> dict:
-        return {"match": self.match, "step": self.step, "relative_tolerance": self.tolerance,
-                "gradient_scale": self.scale,
-                "parameters": {p.name: {"max_abs_diff": p.max_abs_diff,
-                                        "relative_diff": p.relative_diff, "match": p.match}
-                               for p in self.parameters}}
-
-    def describe(self) -> str:
-        lines = [f"Central differences (h = {self.step:g} max(1, |w|)) against the generated gradients:"]
-        for p in self.parameters:
-            verdict = "agree" if p.match else "DISAGREE"
-            lines.append(f"  {p.name}: largest difference {p.max_abs_diff:.3g} "
-                         f"(relative {p.relative_diff:.3g}) {verdict}")
-        summary = "agree" if self.match else "do NOT agree"
-        lines.append(f"Finite differences {summary} with the gradients (relative tolerance {self.tolerance:g}).")
-        return "\n".join(lines) + "\n"
+    def gradient_tolerance(self, dtype: str) -> Tolerance:
+        """RELATIVE_TOLERANCE of the gradients' scale (central differences leave ~1e-10 of
+        rounding in L / h), whatever the dtype: the quotient is taken in float64."""
+        return Tolerance(self.tolerance, floor=np.finfo(np.float64).tiny)
 
 
 def compare_gradients(module, params: dict, x: np.ndarray, y: np.ndarray, step: float = STEP,
-                      tolerance: float = RELATIVE_TOLERANCE) -> FiniteDifferenceReport:
-    """Central differences of ``module.loss`` against ``module.gradients`` at ``params``."""
+                      tolerance: float = RELATIVE_TOLERANCE) -> CheckReport:
+    """Central differences of ``module.loss`` against ``module.gradients`` at any ``params``."""
     params = {name: np.asarray(value, dtype=np.float64) for name, value in params.items()}
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
-    gradients = module.gradients(params, x, y)
-    estimates = central_differences(module, params, x, y, step)
-    scale = max(float(np.max(np.abs(g))) if g.size else 0.0 for g in gradients.values())
-    scale = max(scale, np.finfo(np.float64).tiny)
-    report = FiniteDifferenceReport(step, tolerance, scale)
-    for name in module.PARAM_NAMES:
-        diff = float(np.max(np.abs(gradients[name] - estimates[name]))) if estimates[name].size else 0.0
-        finite = bool(np.all(np.isfinite(gradients[name])) and np.all(np.isfinite(estimates[name])))
-        report.parameters.append(Agreement(name, diff, diff / scale, finite and diff / scale <= tolerance))
+    witness = FiniteDifferences(step, tolerance)
+    report = CheckReport("float64", tolerance, framework=witness.framework, witness=witness.name)
+    report.gradients = compare.compare_gradients(
+        list(module.PARAM_NAMES), central_differences(module, params, x, y, step),
+        module.gradients(params, x, y), witness.gradient_tolerance("float64"))
     return report
 
 
-def check(spec, module=None, step: float = STEP,
-          tolerance: float = RELATIVE_TOLERANCE) -> FiniteDifferenceReport:
-    """The spec's generated module at its initial weights, on all of its data as one batch."""
-    from .keras import spec_module
-    module = module or spec_module(spec)
-    return compare_gradients(module, module.initial_params(), module.X, module.Y, step, tolerance)
+def check(spec, module=None, step: float = STEP, tolerance: float = RELATIVE_TOLERANCE) -> CheckReport:
+    """The spec's generated module at its initial weights, on all of its data as one batch
+    (:func:`symbp.witnesses.compare.check` with this witness)."""
+    return compare.check(spec, "float64", module, witness=FiniteDifferences(step, tolerance))

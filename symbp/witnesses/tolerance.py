@@ -20,14 +20,16 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Tolerance:
-    """|keras - symbp| <= relative * max(1, max |keras|) (per quantity)."""
+    """|keras - symbp| <= relative * max(floor, max |keras|) (per quantity; ``floor`` 1: small
+    values held to an absolute ``relative``)."""
     relative: float
+    floor: float = 1.0
 
     def bound(self, reference) -> float:
         """The largest difference allowed for a quantity whose Keras value is ``reference``."""
         reference = np.abs(np.asarray(reference, dtype=np.float64))
         finite = reference[np.isfinite(reference)]
-        return self.relative * max(1.0, float(finite.max()) if finite.size else 1.0)
+        return self.relative * max(self.floor, float(finite.max()) if finite.size else 1.0)
 
     def scaled_difference(self, reference, value) -> float:
         """max |reference - value| / max(1, max |reference|): compare with ``relative``

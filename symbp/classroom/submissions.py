@@ -1,0 +1,183 @@
+"""Reading students' answers: a CSV in the answer key's format, or a folder of notebooks.
+
+Both give ``{student: Submission}``; a student whose input cannot be used gets a Submission with
+``error`` set (the others are graded all the same). A cell's text is data only: it is parsed as
+a number or reported; it never becomes code, and messages quote it escaped and shortened.
+
+Notebooks run as nbgrader's autograde runs them: each in its own kernel process (nbclient),
+with a time limit per cell, several at once (one per core), never in symbp's process. After the
+student's cells, one cell added by symbp prints the answer variables as JSON after a marker
+line; only that cell's output is read.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import secrets
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+#: a CSV submission file larger than this is refused (500 students of a large network fit)
+MAX_CSV_BYTES = 64 * 2**20
+MAX_NOTEBOOK_BYTES = 16 * 2**20
+NOTEBOOK_TIMEOUT = 60
+
+
+@dataclass
+class Submission:
+    answers: dict[str, np.ndarray] = field(default_factory=dict)
+    error: Optional[str] = None
+
+
+def quoted(text: str, limit: int = 40) -> str:
+    """Student text in a message: escaped (no control characters), at most ``limit`` characters."""
+    text = ascii(str(text))[1:-1]
+    return repr(text[:limit] + ("..." if len(text) > limit else ""))
+
+
+def cell_columns(name: str, shape: tuple) -> list[str]:
+    """The key's columns of a quantity: ``W0_updated[2][1]`` (one per entry; a scalar: its name)."""
+    return [name + "".join(f"[{i}]" for i in index) for index in np.ndindex(*shape)] if shape else [name]
+
+
+def parse_row(row: dict, shapes: dict[str, tuple]) -> Submission:
+    """One CSV row as arrays of the key's shapes; an empty (or absent) cell is NaN (missing)."""
+    answers, problems = {}, []
+    for name, shape in shapes.items():
+        values = []
+        for column in cell_columns(name, shape):
+            cell = (row.get(column) or "").strip()
+            try:
+                values.append(float(cell) if cell else math.nan)
+            except ValueError:
+                problems.append(f"{column}: not a number: {quoted(cell)}")
+                values.append(math.nan)
+        answers[name] = np.array(values, dtype=np.float64).reshape(shape)
+    error = f"{len(problems)} cell(s) not read as numbers (graded as missing): " + "; ".join(problems[:5]) \
+        if problems else None
+    return Submission(answers, error)
+
+
+def read_csv(path: Path, shapes: dict[str, tuple], students: set[str]) -> tuple[dict[str, Submission], list[str]]:
+    """({student: Submission}, problems of rows that name no student of the class)."""
+    raw = Path(path).read_bytes()[:MAX_CSV_BYTES + 1]
+    if len(raw) > MAX_CSV_BYTES:
+        raise ValueError(f"{path}: larger than {MAX_CSV_BYTES // 2**20} MB")
+    reader = csv.DictReader(io.StringIO(raw.decode("utf-8-sig", errors="replace"), newline=""))
+    if not reader.fieldnames or "student" not in reader.fieldnames:
+        raise ValueError(f"{path}: no 'student' column in the first row (the answer key's format)")
+    out, problems = {}, []
+    for line, row in enumerate(reader, start=2):
+        student = (row.get("student") or "").strip()
+        if None in row:   # more cells than the header has columns
+            problems.append(f"line {line}: more cells than columns")
+        if student not in students:
+            problems.append(f"line {line}: unknown student {quoted(student)}")
+            continue
+        if student in out:
+            problems.append(f"line {line}: {student} again (the first row counts)")
+            continue
+        out[student] = parse_row(row, shapes)
+    return out, problems
+
+
+# ---------------------------------------------------------------- notebooks
+def _reader_cell(names: list[str], marker: str) -> str:
+    """symbp's last cell: the answer variables as JSON after ``marker`` (names are the key's)."""
+    return ("import json as _symbp_json, numpy as _symbp_np\n"
+            f"_symbp_names = {names!r}\n"
+            "_symbp_out = {}\n"
+            "for _symbp_name in _symbp_names:\n"
+            "    try:\n"
+            "        _symbp_out[_symbp_name] = _symbp_np.asarray(globals()[_symbp_name], dtype=float).tolist()\n"
+            "    except Exception:\n"
+            "        pass\n"
+            f"print({marker!r} + _symbp_json.dumps(_symbp_out))\n")
+
+
+def _stream_text(cell) -> str:
+    return "".join(o.get("text", "") for o in cell.get("outputs", []) if o.get("output_type") == "stream")
+
+
+def cells_to_run(cells) -> int:
+    """The cells up to the last one tagged ``answer`` (all without tags): the Keras comparison
+    after them checks the student's work but holds no answer, and loading TensorFlow in every
+    kernel would take most of a class's time."""
+    tagged = [n for n, cell in enumerate(cells) if "answer" in cell.get("metadata", {}).get("tags", [])]
+    return tagged[-1] + 1 if tagged else len(cells)
+
+
+def run_notebook(path: Path, names: list[str], timeout: int) -> dict:
+    """Execute one notebook in a fresh kernel (its own process) and read the answer variables."""
+    import nbformat
+    from nbclient import NotebookClient
+    if path.stat().st_size > MAX_NOTEBOOK_BYTES:
+        raise ValueError(f"larger than {MAX_NOTEBOOK_BYTES // 2**20} MB")
+    notebook = nbformat.read(str(path), as_version=4)
+    notebook.cells = notebook.cells[:cells_to_run(notebook.cells)]
+    marker = f"symbp-answers-{secrets.token_hex(8)}:"
+    notebook.cells.append(nbformat.v4.new_code_cell(_reader_cell(names, marker)))
+    client = NotebookClient(notebook, timeout=timeout, kernel_name="python3", allow_errors=True,
+                            resources={"metadata": {"path": str(path.parent)}})
+    client.execute()
+    text = _stream_text(notebook.cells[-1])
+    found = [line for line in text.splitlines() if line.startswith(marker)]
+    if not found:
+        raise ValueError("the notebook's kernel stopped before its answers could be read")
+    return json.loads(found[-1][len(marker):])
+
+
+def _timed_out(err: Exception) -> bool:
+    return "Timeout" in type(err).__name__ or "timed out" in str(err)
+
+
+def notebook_submission(path: Path, shapes: dict[str, tuple], timeout: int) -> Submission:
+    """One student's notebook as a Submission (a time-out or a broken file: an error). A run
+    that fails otherwise is tried once more: a kernel may fail to start on a busy machine."""
+    try:
+        try:
+            values = run_notebook(path, list(shapes), timeout)
+        except Exception as err:
+            if _timed_out(err):
+                raise
+            values = run_notebook(path, list(shapes), timeout)
+    except Exception as err:   # the student's notebook, not symbp: reported for this student
+        reason = "timed out" if _timed_out(err) else \
+            f"could not be run ({type(err).__name__})"
+        return Submission({}, f"{path.name}: {reason}")
+    answers, problems = {}, []
+    for name, shape in shapes.items():
+        if name not in values:
+            continue
+        try:
+            array = np.asarray(values[name], dtype=np.float64)
+        except (TypeError, ValueError):
+            problems.append(f"{name} is not an array of numbers")
+            continue
+        if array.shape != shape:
+            problems.append(f"{name} has shape {array.shape}, expected {shape}")
+            continue
+        answers[name] = array
+    return Submission(answers, "; ".join(problems) or None)
+
+
+def read_notebooks(folder: Path, shapes: dict[str, tuple], students: set[str], timeout: int = NOTEBOOK_TIMEOUT,
+                   jobs: Optional[int] = None) -> tuple[dict[str, Submission], list[str]]:
+    """Each ``<student>.ipynb`` of ``folder`` run in its own kernel, ``jobs`` at once (cores)."""
+    paths = {p.stem: p for p in sorted(Path(folder).glob("*.ipynb"))}
+    problems = [f"{quoted(p.name)}: names no student of the class" for s, p in paths.items() if s not in students]
+    paths = {s: p for s, p in paths.items() if s in students}
+    if jobs is None:
+        jobs = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    # threads only wait: each notebook runs in its own kernel process
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        results = pool.map(lambda item: (item[0], notebook_submission(item[1], shapes, timeout)), paths.items())
+        return dict(results), problems

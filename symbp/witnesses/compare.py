@@ -1,0 +1,103 @@
+"""The check: a witness's Run against the generated module's, for every witness alike.
+
+``check(spec, dtype, witness="keras")`` trains with the witness and with the generated module,
+compares every parameter, the epoch losses and (where the witness has them) the initial
+gradients within the dtype's tolerance (:mod:`symbp.witnesses.tolerance`), then explains a
+difference past it: rounding grown over a long run, or a value at a kink.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..spec.model import Spec
+from .base import Run, Witness, witness as witness_named
+from .module import load_module, module_gradients, module_train, nudged_train, spec_module
+from .report import ROUNDING_GROWTH_FACTOR, CheckReport, Comparison, compare
+from .tolerance import TOLERANCES, Tolerance
+
+#: the relative tolerance per dtype (symbp.witnesses.tolerance states the comparison)
+TOLERANCE = {dtype: tolerance.relative for dtype, tolerance in TOLERANCES.items()}
+#: rounding growth needs the losses of the first this many epochs (the formulas) to agree
+EARLY_EPOCHS = 10
+#: a value this near a kink can be on either side of it after rounding
+AT_KINK = 1e-9
+
+
+def check(spec: Spec, dtype: str = "float64", module=None, witness: str | Witness = "keras") -> CheckReport:
+    """Train with the witness and with the generated module; compare (see the module). A witness
+    of gradients only (finite differences) is compared on those, at the initial parameters."""
+    if dtype not in TOLERANCES:
+        raise ValueError(f"dtype must be float64 or float32, not {dtype!r}")
+    witness = witness_named(witness) if isinstance(witness, str) else witness
+    module = module or spec_module(spec)
+    run = witness.train(spec, dtype)
+    report = CheckReport(dtype, TOLERANCES[dtype].relative, framework=witness.framework, witness=witness.name)
+    if run.params is not None:
+        compare_training(report, spec, run, module)
+    if run.gradients is not None:
+        tolerance = witness.gradient_tolerance(dtype)
+        report.gradients = compare_gradients(spec.param_names, run.gradients, module_gradients(spec, module),
+                                             tolerance)
+        report.tolerance = report.tolerance if run.params is not None else tolerance.relative
+    if not report.match and report.losses is not None:
+        report.kink = kink_at_rounding(spec, module)
+    return report
+
+
+def compare_training(report: CheckReport, spec: Spec, run: Run, module) -> None:
+    """The witness's trained parameters and epoch losses against the module's own training, in
+    the report's dtype; then rounding growth behind a difference past the tolerance."""
+    tolerance = TOLERANCES[report.dtype]
+    params, losses = module_train(spec, report.dtype, module)
+    report.parameters = [compare(name, run.params[name], params[name], tolerance) for name in spec.param_names]
+    report.losses = compare("loss", run.epoch_losses, losses, tolerance)
+    if not report.match:
+        explain_rounding_growth(report, spec, (params, losses), tolerance)
+    for c in report.parameters:   # float32 in must give float32 out, whatever the numbers
+        if params[c.name].dtype != np.dtype(report.dtype):
+            c.match = False
+
+
+def compare_gradients(names, theirs: dict, ours: dict, tolerance: Tolerance) -> list[Comparison]:
+    """Each parameter's gradient against the witness's, held to ``tolerance`` of the largest
+    |witness gradient entry| over all parameters (a tiny entry is not held to an impossible
+    relative error)."""
+    scale = [np.max(np.abs(np.asarray(theirs[name], dtype=np.float64)), initial=0.0) for name in names]
+    return [compare(name, theirs[name], ours[name], tolerance, reference=max(scale, default=0.0)) for name in names]
+
+
+def explain_rounding_growth(report: CheckReport, spec: Spec, run: tuple, tolerance: Tolerance) -> None:
+    """Mark the differences past the tolerance that are rounding grown over a long run as matches.
+
+    A long run amplifies rounding (Adam over 10,000 epochs drifts past 1e-9 after ~1,700 while
+    its formulas agree to 3e-15 at 1,000). Witness: symbp's own run with every step nudged by one
+    ulp (``nudged_train``); its spread from the exact run is how far rounding alone moves the
+    result. A difference counts as rounding growth when the first EARLY_EPOCHS epochs' losses
+    agree within the tolerance (the formulas are right) and it is at most
+    ROUNDING_GROWTH_FACTOR x that spread; ``rounding_spread`` then records the spread.
+    """
+    early = min(EARLY_EPOCHS, len(report.losses.witness))
+    if report.losses.symbp.shape != report.losses.witness.shape \
+            or not tolerance.agree(report.losses.witness[:early], report.losses.symbp[:early]):
+        return
+    params, losses = run
+    with np.errstate(all="ignore"):   # the nudged run overflows where the exact one does
+        nudged_params, nudged_losses = nudged_train(spec, report.dtype)
+    spreads = {name: float(np.max(np.abs(np.asarray(params[name], dtype=np.float64) - nudged_params[name])))
+               for name in spec.param_names}
+    spreads["loss"] = float(np.max(np.abs(np.asarray(losses) - np.asarray(nudged_losses))))
+    for c in report.parameters + [report.losses]:
+        past = c.max_abs_diff > c.allowed and np.isfinite(c.max_abs_diff)
+        if past and c.max_abs_diff <= ROUNDING_GROWTH_FACTOR * spreads[c.name]:
+            c.match, c.rounding_spread = True, spreads[c.name]
+
+
+def kink_at_rounding(spec: Spec, module=None):
+    """The pre-activation of a piecewise activation, or argument of a piecewise loss, nearest
+    its kink over the whole training, when it is within AT_KINK of it (else None)."""
+    from ..derivation.kinks import nearest_kink
+    from ..emit.codegen import module_source
+    module = module or load_module(module_source(spec), spec.name)
+    hit = nearest_kink(spec, module)
+    return hit if hit is not None and hit.distance <= AT_KINK * max(1.0, abs(hit.kink)) else None

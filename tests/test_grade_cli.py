@@ -1,0 +1,151 @@
+"""`symbp grade`: the documented outputs, bad input per student, CSV cells as data only,
+Gradescope's results.json, notebooks run in their own kernels."""
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from symbp.classroom.gradebook import spreadsheet_safe
+from symbp.classroom.variants import write_variants
+from symbp.spec.model import load_spec
+
+
+@pytest.fixture(scope="module")
+def klass(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("class")
+    write_variants(load_spec(None), 4, 5, folder, jobs=1)
+    return folder
+
+
+def _grade(*args):
+    from conftest import run_symbp
+    return run_symbp("grade", *map(str, args), timeout=300)
+
+
+def _key_rows(klass):
+    return list(csv.DictReader(io.StringIO((klass / "answer_key.csv").read_text())))
+
+
+def _write_csv(path, rows):
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def test_outputs_have_their_documented_shape(klass, tmp_path):
+    rows = _key_rows(klass)
+    rows[1]["W2_updated[0][0]"] = ""                                     # a missing entry
+    for column in [c for c in rows[1] if c.startswith("b2_updated")]:   # a whole quantity missing
+        rows[1][column] = ""
+    out = tmp_path / "out"
+    result = _grade(klass, _write_csv(tmp_path / "sub.csv", rows), "-o", out, "--points", "delta*=2")
+    assert result.returncode == 0, result.stderr
+    grades = json.loads((out / "grades.json").read_text())["students"]
+    assert set(grades) == {r["student"] for r in rows}
+    first = grades["student_01"]
+    assert first["score"] == first["max_score"] == 16 + 3   # three deltas at 2 points
+    assert set(first["quantities"]["delta3"]) == {"status", "score", "max_score", "diagnosis"}
+    assert grades["student_02"]["quantities"]["b2_updated"]["status"] == "missing"
+    assert grades["student_02"]["quantities"]["W2_updated"]["status"] == "wrong"   # an entry left out
+    table = list(csv.reader(io.StringIO((out / "grades.csv").read_text())))
+    assert table[0][:3] == ["student", "score", "max_score"] and table[0][3:] == list(first["quantities"])
+    assert float(table[2][table[0].index("b2_updated")]) == 0.0
+    feedback = (out / "feedback" / "student_02.md").read_text()
+    assert "`b2_updated` | missing" in feedback
+
+
+def test_a_diagnosed_mistake_in_feedback(klass, tmp_path):
+    rows = _key_rows(klass)
+    # student_03 goes up the gradient for W2: W2 + eta dW2 = 2 W2 - (W2 - eta dW2)
+    from symbp.classroom.gradebook import student_spec
+    W2 = student_spec(klass, "student_03").initial_params()["W2"]
+    for column in [c for c in rows[2] if c.startswith("W2_updated")]:
+        r, c = (int(p) for p in column[len("W2_updated["):-1].split("]["))
+        rows[2][column] = repr(float(2 * W2[r, c] - float(rows[2][column])))
+    out = tmp_path / "out"
+    assert _grade(klass, _write_csv(tmp_path / "sub.csv", rows), "-o", out).returncode == 0
+    quantity = json.loads((out / "grades.json").read_text())["students"]["student_03"]["quantities"]["W2_updated"]
+    assert quantity == {"status": "wrong", "score": 0.0, "max_score": 1.0, "diagnosis": "wrong_update_sign"}
+    feedback = (out / "feedback" / "student_03.md").read_text()
+    assert "wrong_update_sign" in feedback and "w = w - eta g" in feedback and "first shows in `W2_updated`" in feedback
+
+
+def test_bad_input_per_student_never_stops_the_others(klass, tmp_path):
+    rows = _key_rows(klass)
+    rows[0]["delta3[0][0]"] = '=HYPERLINK("http://x","y")'
+    rows.append({**rows[1], "student": "=cmd|' /C calc'!A0"})
+    (klass / "solutions" / "student_04" / "cs4820_a7.toml").rename(klass / "moved.toml")
+    try:
+        out = tmp_path / "out"
+        result = _grade(klass, _write_csv(tmp_path / "sub.csv", rows), "-o", out)
+    finally:
+        (klass / "moved.toml").rename(klass / "solutions" / "student_04" / "cs4820_a7.toml")
+    assert result.returncode == 0, result.stderr
+    report = json.loads((out / "grades.json").read_text())
+    grades = report["students"]
+    assert "not a number" in grades["student_01"]["error"]
+    assert grades["student_01"]["quantities"]["delta3"]["status"] == "wrong"
+    assert grades["student_02"]["score"] == grades["student_02"]["max_score"]
+    assert "error" in grades["student_04"] and grades["student_04"]["score"] == 0
+    assert any("unknown student" in p for p in report["problems"])
+    text = (out / "grades.csv").read_text()
+    assert "=HYPERLINK" not in text and "=cmd" not in text
+    for row in csv.reader(io.StringIO(text)):
+        assert not any(cell.startswith(("=", "+", "-", "@")) for cell in row)
+
+
+def test_spreadsheet_safe():
+    assert spreadsheet_safe('=HYPERLINK("a")') == '\'=HYPERLINK("a")'
+    assert spreadsheet_safe("-1.5") == "'-1.5" and spreadsheet_safe("student_01") == "student_01"
+
+
+def test_malformed_submissions_exit_2(klass, tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("name,loss\nx,1\n")
+    result = _grade(klass, bad, "-o", tmp_path / "out")
+    assert result.returncode == 2 and "student" in result.stderr
+    assert not (tmp_path / "out").exists()
+    assert _grade(tmp_path, bad, "-o", tmp_path / "out").returncode == 2   # not a class
+
+
+def test_gradescope_results_json(klass, tmp_path):
+    rows = _key_rows(klass)[:1]
+    out = tmp_path / "out"
+    result = _grade(klass, _write_csv(tmp_path / "one.csv", rows), "-o", out, "--gradescope")
+    assert result.returncode == 0, result.stderr
+    results = json.loads((out / "results.json").read_text())
+    assert results["score"] == 16.0
+    assert {tuple(sorted(t)) for t in results["tests"]} == {("max_score", "name", "output", "score", "visibility")}
+    assert len(results["tests"]) == 16
+    many = _grade(klass, klass / "answer_key.csv", "-o", tmp_path / "out2", "--gradescope")
+    assert many.returncode == 2
+
+
+def test_notebooks_run_in_their_own_kernels(tmp_path):
+    folder = tmp_path / "class"
+    write_variants(load_spec(None), 3, 2, folder, jobs=1, notebook=True)
+    submissions = tmp_path / "notebooks"
+    submissions.mkdir()
+    for student in ("student_01", "student_02"):
+        text = (folder / "solutions" / student / "cs4820_a7_solution.ipynb").read_text()
+        if student == "student_02":   # forgets f'(z): delta2 = g2
+            text = text.replace("delta2 = (1 - a2**2)*g2", "delta2 = g2")
+        (submissions / f"{student}.ipynb").write_text(text)
+    notebook = json.loads((folder / "students" / "student_03" / "cs4820_a7_student.ipynb").read_text())
+    notebook["cells"][15]["source"] = "import time\ntime.sleep(60)\n"
+    (submissions / "student_03.ipynb").write_text(json.dumps(notebook))
+    out = tmp_path / "out"
+    result = _grade(folder, submissions, "-o", out, "--timeout", "5")
+    assert result.returncode == 0, result.stderr
+    grades = json.loads((out / "grades.json").read_text())["students"]
+    assert grades["student_01"]["score"] == 16
+    delta2 = grades["student_02"]["quantities"]["delta2"]
+    assert (delta2["status"], delta2["diagnosis"]) == ("wrong", "missing_activation_derivative")
+    assert grades["student_02"]["quantities"]["dW1"]["status"] == "carried_forward"
+    assert "timed out" in grades["student_03"]["error"]
