@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The README's test command: installs everything the tests need (symbp with its test extras,
-# TeX Live and poppler for the handouts), then runs every test.
+# TeX Live and poppler for the handouts,
+# Chromium for the HTML handouts), then runs every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-tex.sh
+bash scripts/install-browser.sh
 python -m pip install -q -e ".[test]"
 python -m pytest -q "$@"

@@ -210,10 +210,12 @@ def check(ctx, spec, dtype, as_json, finite_differences, framework, from_keras, 
               help="Write the biases as theta (as the course does) or b.")
 @click.option("--notebook", is_flag=True,
               help="Also write the assignment notebooks DIR/<name>_student.ipynb and <name>_solution.ipynb.")
+@click.option("--html", is_flag=True,
+              help="Also write the handouts as web pages DIR/<name>_solution.html and <name>_student.html.")
 @click.option("--nbgrader", is_flag=True, help="Notebooks with nbgrader cell metadata and autograder cells (implies --notebook).")
 @from_keras_options
 @click.pass_context
-def derive(ctx, spec, directory, no_check, dtype, pdf, digits, explain, bias_symbol, notebook, nbgrader,
+def derive(ctx, spec, directory, no_check, dtype, pdf, digits, explain, bias_symbol, notebook, html, nbgrader,
            from_keras, data):
     """Write everything SPEC can produce into DIR (module, LaTeX handouts, notebooks), then check it against Keras."""
     def action():
@@ -223,7 +225,7 @@ def derive(ctx, spec, directory, no_check, dtype, pdf, digits, explain, bias_sym
         _warn(loaded, handouts=True)
         # everything in memory first (the check and the PDFs included): a failure writes nothing
         files = rendered_outputs(loaded, directory, notebook=notebook or nbgrader, digits=digits,
-                                 explain=explain, bias_symbol=bias_symbol, nbgrader=nbgrader)
+                                 explain=explain, bias_symbol=bias_symbol, html=html, nbgrader=nbgrader)
         report = None
         if not no_check:
             from .witnesses import compare
@@ -279,6 +281,31 @@ def variants(ctx, spec, count, seed, directory, notebook, nbgrader, check, jobs)
                        + (f"; NOT matching: {', '.join(failed)}" if failed else ""))
         return result.match
     ctx.exit(0 if _run(ctx, action) else 1)
+
+
+@main.command("export")
+@click.argument("fmt", metavar="FORMAT", type=click.Choice(["moodle", "canvas", "prairielearn"]))
+@click.argument("class_dir", metavar="CLASS", type=click.Path(file_okay=False, path_type=Path))
+@click.option("-o", "--output", "out", required=True, type=click.Path(path_type=Path),
+              help="moodle: a .xml file; canvas: a .zip file; prairielearn: the course's questions/ folder.")
+@click.option("--quantities", default="", metavar="NAMES",
+              help="Comma-separated quantities of the answer key to ask (default: all), e.g. loss,dW1,db1.")
+@click.option("--spec", "spec_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="prairielearn: the spec the class was drawn from (default: the built-in example).")
+@click.pass_context
+def export(ctx, fmt, class_dir, out, quantities, spec_path):
+    """Turn a class written by `symbp variants` into questions for an LMS: every student's
+    questions carry their id and their own numbers from CLASS/answer_key.json."""
+    def action():
+        from .classroom.export import exported_files
+        from .io.files import write_all
+        spec = None if spec_path is None else _load(spec_path)
+        names = tuple(q.strip() for q in quantities.split(",") if q.strip())
+        files = exported_files(fmt, class_dir, out, names, spec)
+        write_all(files)
+        for path in files:
+            click.echo(f"wrote {path}")
+    _run(ctx, action)
 
 
 def _points(ctx, param, values):

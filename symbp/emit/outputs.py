@@ -11,10 +11,11 @@ from ..spec import Spec
 
 def rendered_outputs(spec: Spec, directory: Path, *, notebook: bool = False, digits: int = 8,
                      explain: tuple[str, ...] = (), bias_symbol: str = "theta",
-                     nbgrader: bool = False) -> dict[Path, str | bytes]:
+                     html: bool = False, nbgrader: bool = False) -> dict[Path, str | bytes]:
     """Every output file of ``symbp derive`` for ``spec``: path -> text (nothing written).
 
-    ``notebook`` adds the assignment notebooks (``nbgrader``: with nbgrader's cells). The handout options: ``digits`` decimals, ``explain`` entries (``W1[2,0]``) expanded by the
+    ``notebook`` adds the assignment notebooks (``nbgrader``: with nbgrader's cells), ``html`` the
+    HTML handouts (DIR/<name>_solution.html, <name>_student.html). The handout options: ``digits`` decimals, ``explain`` entries (``W1[2,0]``) expanded by the
     chain rule, ``bias_symbol`` "theta" or "b".
     """
     from .codegen import derive_spec
@@ -27,11 +28,16 @@ def rendered_outputs(spec: Spec, directory: Path, *, notebook: bool = False, dig
         check_notebook_size(spec)
     model = derive_spec(spec)
     source = module_source(spec, model)   # rendered once: written, and run for the handouts' numbers
-    handouts = render_handouts(spec, options, model, spec_module(spec, source=source))
+    module = spec_module(spec, source=source)
+    handouts = render_handouts(spec, options, model, module)
     directory = Path(directory)
     paths = handout_paths(spec, directory)
     files = {**module_files(spec, directory, source),
              **{paths[kind]: text for kind, text in handouts.items()}}
+    if html:
+        from .handout_html import html_handout_paths, render_html_handouts
+        pages = render_html_handouts(spec, options, model, module)
+        files.update({path: pages[kind] for kind, path in html_handout_paths(spec, directory).items()})
     if notebook:
         from .notebook import rendered_notebooks
         files.update(rendered_notebooks(spec, directory, model, nbgrader=nbgrader))

@@ -53,3 +53,12 @@ def latex_env() -> jinja2.Environment:
 
 def render(env: jinja2.Environment, template: str, **context) -> str:
     return env.get_template(template).render(**context)
+
+
+@lru_cache(maxsize=None)
+def html_env() -> jinja2.Environment:
+    """HTML templates: every printed value autoescaped (a spec's title can hold no markup);
+    MathML the presenter wrote arrives as ``Markup``."""
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(templates_dir()), undefined=jinja2.StrictUndefined,
+        trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, autoescape=True)

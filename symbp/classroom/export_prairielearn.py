@@ -1,0 +1,92 @@
+"""PrairieLearn of a class: ``symbp export prairielearn CLASS -o COURSE/questions [--spec SPEC]``.
+
+Writes one v3 question, ``OUT/symbp_<name>/``: ``info.json`` (a stable ``uuid`` from the name,
+``type: "v3"``, title, topic), ``question.html`` (the givens with ``pl-matrix-latex``, a
+``pl-matrix-component-input`` per matrix quantity with partial credit and a ``pl-number-input``
+for the loss, :mod:`symbp.classroom.lms`'s tolerance as ``rtol``/``atol``), ``server.py``
+(``templates/prairielearn_server.py.j2``), the generated NumPy module of SPEC and ``draw.json``
+(what and how ``symbp variants`` draws). ``server.py`` draws the variant of a PrairieLearn
+``variant_seed`` as ``symbp variants --seed`` draws its first student, so CLASS's own students
+are PrairieLearn's variants of seeds the instructor kept; SPEC (the one with the [variants] table)
+must be the class's (same name, same numbers of units).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import uuid
+from pathlib import Path
+
+from .lms import ABSOLUTE, RELATIVE, ClassFolder, describe
+from .variants import TRIES_PER_VARIANT, ZERO_GRADIENT, kink_margin_of, settings_of
+from ..errors import UnusableInput
+from ..spec.model import Spec
+
+#: uuid5 namespace of the questions symbp writes (a question keeps its uuid across exports)
+NAMESPACE = uuid.UUID("6f1c1f52-3b7e-4a77-9a44-2d9a51b0c0de")
+
+
+def label_kind(spec: Spec) -> str:
+    """How ``symbp variants`` draws labels for this loss (variants._draw_labels)."""
+    from ..rules import losses
+    rule = losses[spec.loss.name]
+    if rule.sparse_labels:
+        return "sparse"
+    if rule.labels_are_distributions:
+        return "one_hot"
+    return "binary" if spec.loss.name == "binary_crossentropy" else "grid"
+
+
+def draw_config(spec: Spec, klass: ClassFolder, module_file: str) -> dict:
+    """Everything server.py needs to draw as ``symbp variants`` does, as plain numbers."""
+    from ..derivation.kinks import activation_kinks, spec_loss_kinks
+    from ..derivation.network import layers_from_spec
+    from ..rules import activations
+    vary, grids, max_abs_z = settings_of(spec)
+    built = layers_from_spec(spec)
+    return {
+        "module": module_file, "vary": vary, "max_abs_z": max_abs_z, "kink_margin": kink_margin_of(spec),
+        "grids": {item: [g.step, g.low, g.high] for item, g in grids.items()},
+        "params": [[str(name), p.spec_key] for layer in built for p, name in zip(layer.rule.parameters, layer.param_names)],
+        "label_kind": label_kind(spec), "output_units": spec.widths[-1],
+        "batch_size": spec.batch_size, "epochs": spec.epochs, "zero_gradient": ZERO_GRADIENT,
+        "tries": TRIES_PER_VARIANT,
+        "layer_kinks": [list(activation_kinks(activations.canonical(layer.activation))) for layer in spec.layers],
+        "loss_kinks": list(spec_loss_kinks(spec.loss)),
+        "quantities": klass.quantity_names(),
+        "feedback": {q: f"Not all of {describe(q)} is right: work it again from its rule on your sheet."
+                     for q in klass.quantity_names()},
+    }
+
+
+def check_matches(spec: Spec, klass: ClassFolder) -> None:
+    from ..spec.model import load_spec
+    student_spec = load_spec(next(iter(klass.specs.values())))
+    if spec.name != klass.name or spec.widths != student_spec.widths:
+        raise UnusableInput(f"--spec is {spec.name!r} ({'-'.join(map(str, spec.widths))}), the class is "
+                            f"{klass.name!r} ({'-'.join(map(str, student_spec.widths))}): give the spec "
+                            f"the class was drawn from")
+
+
+def prairielearn_files(spec: Spec, klass: ClassFolder, out: Path) -> dict[Path, str]:
+    """The question's files: path -> text (nothing written)."""
+    from ..emit.codegen import module_files, module_source
+    from ..emit.render import html_env, python_env, render
+    check_matches(spec, klass)
+    base = dataclasses.replace(spec.with_initial_params(), variants=None)
+    folder = Path(out) / f"symbp_{spec.name}"
+    files = dict(module_files(base, folder, module_source(base)))
+    info = {"uuid": str(uuid.uuid5(NAMESPACE, spec.name)), "title": klass.title, "topic": "Back-propagation",
+            "tags": ["symbp"], "type": "v3", "gradingMethod": "Internal", "singleVariant": False}
+    files[folder / "info.json"] = json.dumps(info, indent=2) + "\n"
+    files[folder / "draw.json"] = json.dumps(draw_config(spec, klass, f"{spec.name}.py"), indent=1) + "\n"
+    files[folder / "server.py"] = render(python_env(), "prairielearn_server.py.j2")
+    quantities = [{"name": q, "description": describe(q), "scalar": q == "loss", "rule": klass.rules.get(q),
+                   "weight": 1} for q in klass.quantity_names()]
+    files[folder / "question.html"] = render(
+        html_env(), "prairielearn_question.html.j2", title=klass.title,
+        architecture=" - ".join(map(str, spec.widths)), loss_name=spec.loss.name,
+        optimizer=spec.optimizer.name, batch_size=spec.batch_size,
+        givens=[*spec.param_names, "x", "y"], quantities=quantities, rtol=RELATIVE, atol=ABSOLUTE)
+    return files

@@ -1,0 +1,217 @@
+"""What every LMS export reads from a class folder and shares: quantities, entries, tolerance.
+
+A class folder is what ``symbp variants`` writes: ``CLASS/answer_key.json`` (per student, each
+quantity of the first-batch step: ``loss``, ``delta1``, ``dW0``, ``W0_updated``, ...) and
+``CLASS/solutions/<student>/<name>.toml`` (the student's spec). An export turns each quantity's
+entries into questions carrying the student's id in their name; the numbers come from the answer
+key only (a presenter never recomputes one). A student's answer counts as right when it is within
+:func:`tolerance` of the key: students work with the handout's rounded numbers, so the tolerance
+allows rounding in the last shown decimals.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..classroom.variants import KEY_JSON, SOLUTIONS
+from ..errors import UnusableInput, printable
+
+#: a submitted number is right within ABSOLUTE + RELATIVE * |answer| (hand-worked with 8 decimals
+#: shown, rounded at each step: a few units in the 4th decimal at most)
+ABSOLUTE, RELATIVE = 5e-4, 1e-3
+#: keys of an answer-key entry that are verdicts, not quantities
+VERDICTS = ("keras_max_abs_diff", "keras_match")
+_QUANTITY = re.compile(r"^(loss|delta\d+|d[A-Za-z]+\d+|[A-Za-z]+\d+_updated)$")
+
+
+def tolerance(value: float) -> float:
+    """How far a submitted number may be from ``value`` and count as right."""
+    return ABSOLUTE + RELATIVE * abs(float(value))
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One number to ask for: the quantity, its index in the matrix (None for a scalar), value."""
+    quantity: str
+    index: tuple[int, int] | None
+    value: float
+
+    @property
+    def label(self) -> str:
+        """``dW1[2,0]``, ``loss``: how the entry is named in a question and an identifier."""
+        return self.quantity if self.index is None else f"{self.quantity}[{self.index[0]},{self.index[1]}]"
+
+    @property
+    def ident(self) -> str:
+        """An identifier-safe form of the label: ``dW1_2_0``."""
+        return self.quantity if self.index is None else f"{self.quantity}_{self.index[0]}_{self.index[1]}"
+
+
+@dataclass(frozen=True)
+class Quantity:
+    name: str
+    value: object      # float or list of rows
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return np.shape(self.value)
+
+    def entries(self) -> list[Entry]:
+        """Row by row; a vector (a bias) as a 1 x n row, as the handouts show it."""
+        if np.ndim(self.value) == 0:
+            return [Entry(self.name, None, float(self.value))]
+        rows = np.asarray(self.value, dtype=np.float64)
+        rows = rows.reshape(1, -1) if rows.ndim == 1 else rows
+        return [Entry(self.name, (r, c), float(rows[r, c])) for r in range(rows.shape[0]) for c in range(rows.shape[1])]
+
+
+def describe(quantity: str) -> str:
+    """What a quantity is, in words: ``dW1`` -> the gradient of the loss by W1."""
+    if quantity == "loss":
+        return "the batch loss L"
+    if quantity.startswith("delta"):
+        return f"the error gradient delta{quantity[5:]} = dL/dz{quantity[5:]}"
+    if quantity.endswith("_updated"):
+        return f"{quantity[:-8]} after the first update"
+    return f"the gradient dL/d{quantity[1:]}"
+
+
+def quantity_rules(spec) -> dict[str, str]:
+    """Each quantity's rule as the worked solution states it, in TeX (``\\delta_{2} = ...``):
+    the LaTeX presenter's first line of the step that computes it (the handouts' notation, the
+    bias as theta). The loss, a mean of per-sample losses, has no such line and is left out."""
+    from ..emit.handout_latex import LatexPresenter
+    from ..emit.handouts import HandoutOptions, Notation, worked_solution
+    from ..emit.worked_solution import Equation
+    options = HandoutOptions()
+    work = worked_solution(spec, options)
+    notation = Notation(options.bias_symbol)
+    presenter = LatexPresenter(options.digits, notation.param)
+    lines = {item.lhs: presenter.equation(item)[0] for section in work.backprop for step in section.steps
+             for item in step.items if isinstance(item, Equation) and item.lhs}
+    wanted = {**{f"delta{l}": rf"\delta_{{{l}}}" for l in range(1, len(spec.layers) + 1)},
+              **{f"d{p}": notation.grad(p) for p in spec.param_names},
+              **{f"{p}_updated": notation.param(p) + r"^{\mathrm{new}}" for p in spec.param_names}}
+    return {quantity: lines[lhs] for quantity, lhs in wanted.items() if lhs in lines}
+
+
+@dataclass
+class ClassFolder:
+    """The class as an export reads it: the assignment's name, per student the quantities, and
+    each quantity's rule in TeX (:func:`quantity_rules`)."""
+    name: str
+    title: str
+    students: dict[str, dict[str, Quantity]]
+    specs: dict[str, Path]
+    rules: dict[str, str]
+
+    def quantity_names(self) -> list[str]:
+        return list(next(iter(self.students.values())))
+
+
+def read_class(folder: Path, quantities: tuple[str, ...] = ()) -> ClassFolder:
+    """The class in ``folder`` (written by ``symbp variants``), keeping ``quantities`` (all when
+    empty); a missing or malformed file is an input error naming it."""
+    folder = Path(folder)
+    key = _read_key(folder / KEY_JSON)
+    students, specs = {}, {}
+    name = title = None
+    rules: dict[str, str] = {}
+    for student, entry in key.items():
+        spec_files = sorted((folder / SOLUTIONS / student).glob("*.toml"))
+        if len(spec_files) != 1:
+            raise UnusableInput(f"{printable(str(folder / SOLUTIONS / student))}: expected the student's "
+                                f"spec (one .toml), found {len(spec_files)}: is {printable(str(folder))} "
+                                f"a folder written by symbp variants?")
+        specs[student] = spec_files[0]
+        if name is None:
+            from ..spec.model import load_spec
+            spec = load_spec(spec_files[0])
+            name, title = spec.name, (spec.title or spec.name).removesuffix(f" ({student})")
+            rules = quantity_rules(spec)
+        students[student] = _quantities(entry, student, folder / KEY_JSON)
+    selected = _select(quantities, next(iter(students.values())))
+    return ClassFolder(name, title, {s: {q: qs[q] for q in selected} for s, qs in students.items()}, specs, rules)
+
+
+#: the largest answer key read (a class of 1000 students of the largest network is far less)
+MAX_KEY_BYTES = 256 * 2**20
+
+
+def _read_key(path: Path) -> dict:
+    """The answer key's JSON; a FIFO, device or folder in its place is refused unread."""
+    if path.exists() and not path.is_file():
+        raise UnusableInput(f"{printable(str(path))}: not a regular file")
+    if path.is_file() and path.stat().st_size > MAX_KEY_BYTES:
+        raise UnusableInput(f"{printable(str(path))}: larger than {MAX_KEY_BYTES // 2**20} MB")
+    try:
+        key = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UnusableInput(f"{printable(str(path))}: no answer key: CLASS must be a folder written "
+                            f"by symbp variants") from None
+    except (OSError, ValueError) as err:
+        raise UnusableInput(f"{printable(str(path))}: not a readable answer key ({printable(str(err))})") from None
+    if not isinstance(key, dict) or not key or not all(isinstance(v, dict) for v in key.values()):
+        raise UnusableInput(f"{printable(str(path))}: expected an object of students, each an object of quantities")
+    for student in key:
+        if not re.fullmatch(r"[A-Za-z0-9_]{1,64}", student):
+            raise UnusableInput(f"{printable(str(path))}: student id {printable(student)!s} is not "
+                                f"letters, digits and _ (at most 64)")
+    return key
+
+
+def _quantities(entry: dict, student: str, path: Path) -> dict[str, Quantity]:
+    out = {}
+    for name, value in entry.items():
+        if name in VERDICTS:
+            continue
+        array = np.asarray(value, dtype=object)
+        if not _QUANTITY.match(name) or array.ndim > 2 or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in array.flat):
+            raise UnusableInput(f"{printable(str(path))}: {student}.{printable(name)} is not a quantity "
+                                f"of finite numbers (at most 2-D)")
+        out[name] = Quantity(name, value)
+    return out
+
+
+def _select(quantities: tuple[str, ...], available: dict) -> list[str]:
+    if not quantities:
+        return list(available)
+    unknown = [q for q in quantities if q not in available]
+    if unknown:
+        raise UnusableInput(f"--quantities: {', '.join(printable(q) for q in unknown)} not in the answer key "
+                            f"(one of {', '.join(available)})")
+    return list(dict.fromkeys(quantities))
+
+
+# ---------------------------------------------------------------- mistake distractors
+def mistake_answers(spec_path) -> dict[tuple[str, tuple | None], list[tuple[float, str]]]:
+    """{(quantity, index): [(value, what went wrong)]}: the numbers each catalogued mistake
+    (:data:`symbp.classroom.mistakes.MISTAKES`) gives for this student's spec, every earlier
+    quantity right; Moodle grades a submission that lands on one with 0 and names the mistake."""
+    from .mistakes import MISTAKES, mistake_values
+    from ..spec.model import load_spec
+    from ..witnesses.module import spec_module
+    spec = load_spec(spec_path)
+    module = spec_module(spec)
+    out: dict = {}
+    for mistake_id, mistake in MISTAKES.items():
+        for quantity, values in mistake_values(spec, mistake_id, module).items():
+            for entry in Quantity(quantity, np.asarray(values).tolist()).entries():
+                out.setdefault((quantity, entry.index), []).append((entry.value, mistake.description))
+    return out
+
+
+def distinct_distractors(correct: float, candidates: list[tuple[float, str]]) -> list[tuple[float, str]]:
+    """The candidates whose tolerance interval overlaps neither the right answer's nor an earlier
+    kept one's (Moodle takes the first answer a submission matches)."""
+    kept: list[tuple[float, str]] = []
+    for value, description in candidates:
+        if all(abs(value - other) > tolerance(value) + tolerance(other) for other, _ in [(correct, ""), *kept]):
+            kept.append((value, description))
+    return kept

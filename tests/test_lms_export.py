@@ -1,0 +1,258 @@
+"""``symbp export moodle|canvas|prairielearn``: each export read back (XML parsed, the zip opened,
+server.py run with a stub ``data``), every student's numbers compared with the answer key, and
+the structure the LMS reads checked (Moodle XML, QTI 1.2, a PrairieLearn v3 question)."""
+
+from __future__ import annotations
+
+import html
+import json
+import subprocess
+import sys
+import uuid
+import xml.etree.ElementTree as ET
+import zipfile
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from symbp.classroom.lms import ABSOLUTE, RELATIVE, tolerance
+from symbp.classroom.mistakes import MISTAKES, mistake_values
+from symbp.classroom.variants import KEY_JSON, answers, draw_variants, write_variants
+from symbp.spec.model import Spec, load_spec
+
+HOSTILE = '<script>alert(1)</script>"><img src=x onerror=alert(2)>'
+SEED = 5
+QTI = "{http://www.imsglobal.org/xsd/ims_qtiasiv1p2}"
+MANIFEST = "{http://www.imsglobal.org/xsd/imsccv1p1/imscp_v1p1}"
+#: a relu network whose inputs and one-hot labels vary too, with sparse labels' cousin in the
+#: built-in example: server.py's every drawing path (grids, labels, kinks) is exercised
+RELU = {
+    "name": "relu_net", "title": "relu " + HOSTILE,
+    "data": {"x": [[0.5, -0.4, 0.3], [0.2, 0.1, -0.3]], "y": [[0, 0, 1], [1, 0, 0]]},
+    "layers": [{"units": 4, "activation": "relu", "bias": [0.0, 0.0, 0.0, 0.0]},
+               {"units": 3, "activation": "softmax"}],
+    "loss": {"name": "categorical_crossentropy"}, "optimizer": {"name": "adam", "learning_rate": 0.01},
+    "training": {"batch_size": 1, "epochs": 2},
+    "variants": {"vary": ["weights", "x", "y"], "step": 0.5, "range": [-1, 1], "kink_margin": 0.1},
+}
+
+
+def hostile_example() -> Spec:
+    data = load_spec().to_dict()
+    data["title"] = HOSTILE
+    return Spec.from_dict(data)
+
+
+@pytest.fixture(scope="module", params=["example", "relu"])
+def klass(request, tmp_path_factory):
+    """(spec, class folder, answer key): 3 students drawn with SEED."""
+    spec = hostile_example() if request.param == "example" else Spec.from_dict(RELU)
+    folder = tmp_path_factory.mktemp(request.param)
+    spec_path = folder / "spec.toml"
+    spec_path.write_text(spec.to_toml(), encoding="utf-8")
+    write_variants(spec, 3, SEED, folder / "class", jobs=1)
+    key = json.loads((folder / "class" / KEY_JSON).read_text())
+    return spec, spec_path, folder / "class", key
+
+
+def entries(value):
+    array = np.asarray(value, dtype=np.float64)
+    array = array.reshape(1, -1) if array.ndim == 1 else array
+    if array.ndim == 0:
+        return {"": float(array)}
+    return {f"[{r},{c}]": float(array[r, c]) for r in range(array.shape[0]) for c in range(array.shape[1])}
+
+
+def expected_questions(key):
+    """{(student, label): value} of every entry of every quantity."""
+    return {(student, q + idx): v for student, qs in key.items() for q, value in qs.items()
+            if not q.startswith("keras") for idx, v in entries(value).items()}
+
+
+class Tags(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.tags = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+
+
+def assert_no_markup_from_the_spec(html_text: str):
+    parser = Tags()
+    parser.feed(html_text)
+    assert {tag for tag, _ in parser.tags} <= {"p", "b", "code"}
+    assert not [a for _, attrs in parser.tags for a in attrs]
+
+
+# ---------------------------------------------------------------- Moodle
+def test_moodle_xml_has_every_students_numbers_with_tolerance(klass, tmp_path, symbp_cli):
+    spec, _, folder, key = klass
+    out = tmp_path / "quiz.xml"
+    done = symbp_cli("export", "moodle", str(folder), "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    quiz = ET.parse(out).getroot()
+    assert quiz.tag == "quiz"
+    categories = [q.find("category/text").text for q in quiz.findall("question[@type='category']")]
+    assert categories == [f"$course$/top/symbp/{spec.name}"] + [f"$course$/top/symbp/{spec.name}/{s}" for s in key]
+    found, distractors = {}, []
+    for question in quiz.findall("question[@type='numerical']"):
+        student, label = question.find("name/text").text.split(" ")
+        answers_ = question.findall("answer")
+        assert [a.get("fraction") for a in answers_][:1] == ["100"] and set(a.get("fraction") for a in answers_[1:]) <= {"0"}
+        for wrong in answers_[1:]:     # a mistake's number, outside the right answer's tolerance, the mistake named
+            distractor = float(wrong.find("text").text)
+            assert abs(distractor - float(answers_[0].find("text").text)) > float(answers_[0].find("tolerance").text)
+            assert any(html.escape(m.description) in wrong.find("feedback/text").text for m in MISTAKES.values())
+            distractors.append((student, label, distractor))
+        value, tol = float(answers_[0].find("text").text), float(answers_[0].find("tolerance").text)
+        assert tol == pytest.approx(ABSOLUTE + RELATIVE * abs(value))
+        assert question.find("questiontext").get("format") == "html"
+        text = question.find("questiontext/text").text
+        assert student in text and HOSTILE not in text
+        assert_no_markup_from_the_spec(text)
+        if label.startswith("dW"):     # the quantity's rule, as the worked solution states it
+            assert f"\\(\\frac{{\\partial L}}{{\\partial W_{{{label[2]}}}}} = " in text
+        found[(student, label)] = value
+    assert found == expected_questions(key)   # every entry once, the key's own float
+    assert distractors      # each checked against the mistake catalogue's own numbers for that student
+    made = {s: [mistake_values(load_spec(folder / "solutions" / s / f"{spec.name}.toml"), m) for m in MISTAKES]
+            for s in key}     # each mistake's numbers, once per student
+    for student, label, distractor in distractors:
+        quantity, index = (label.split("[") + [""])[:2]
+        values = [np.ravel(np.asarray(numbers[quantity])) for numbers in made[student] if quantity in numbers]
+        flat = int(index.rstrip("]").split(",")[0]) * (np.shape(key[student][quantity])[-1] if np.ndim(key[student][quantity]) == 2 else 0) \
+            + int(index.rstrip("]").split(",")[1]) if index else 0
+        assert any(v[flat] == distractor for v in values)
+
+
+def test_quantities_select_the_questions(klass, tmp_path, symbp_cli):
+    _, _, folder, key = klass
+    out = tmp_path / "quiz.xml"
+    assert symbp_cli("export", "moodle", str(folder), "-o", str(out), "--quantities", "loss,dW1").returncode == 0
+    names = {q.find("name/text").text.split(" ")[1].split("[")[0]
+             for q in ET.parse(out).getroot().findall("question[@type='numerical']")}
+    assert names == {"loss", "dW1"}
+    bad = symbp_cli("export", "moodle", str(folder), "-o", str(tmp_path / "b.xml"), "--quantities", "dW9")
+    assert bad.returncode == 2 and "dW9" in bad.stderr and "dW0" in bad.stderr
+    assert not (tmp_path / "b.xml").exists()
+
+
+# ---------------------------------------------------------------- Canvas (QTI 1.2)
+def test_canvas_qti_zip_structure_and_numbers(klass, tmp_path, symbp_cli):
+    _, _, folder, key = klass
+    out = tmp_path / "quiz.zip"
+    done = symbp_cli("export", "canvas", str(folder), "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    archive = zipfile.ZipFile(out)
+    manifest = ET.fromstring(archive.read("imsmanifest.xml"))
+    assert manifest.tag == f"{MANIFEST}manifest"
+    resources = manifest.findall(f"{MANIFEST}resources/{MANIFEST}resource")
+    assert [r.get("identifier") for r in resources] == list(key)
+    found = {}
+    for resource in resources:
+        assert resource.get("type") == "imsqti_xmlv1p2"
+        href = resource.get("href")
+        assert resource.find(f"{MANIFEST}file").get("href") == href
+        root = ET.fromstring(archive.read(href))
+        assert root.tag == f"{QTI}questestinterop"
+        for item in root.findall(f"{QTI}assessment/{QTI}section/{QTI}item"):
+            fields = {f.find(f"{QTI}fieldlabel").text: f.find(f"{QTI}fieldentry").text
+                      for f in item.iter(f"{QTI}qtimetadatafield")}
+            assert fields["question_type"] == "numerical_question"
+            response = item.find(f"{QTI}presentation/{QTI}response_str")
+            assert response.find(f"{QTI}render_fib").get("fibtype") == "Decimal"
+            assert_no_markup_from_the_spec(item.find(f"{QTI}presentation/{QTI}material/{QTI}mattext").text)
+            condition = item.find(f"{QTI}resprocessing/{QTI}respcondition")
+            assert condition.find(f"{QTI}setvar").text == "100"
+            value = float(condition.find(f".//{QTI}varequal").text)
+            low, high = float(condition.find(f".//{QTI}vargte").text), float(condition.find(f".//{QTI}varlte").text)
+            assert low < value < high and high - value == pytest.approx(tolerance(value))
+            assert all(e.get("respident") == response.get("ident")
+                       for e in condition.iter() if e.tag.endswith(("varequal", "vargte", "varlte")))
+            student, label = item.get("title").split(" ")
+            assert student == resource.get("identifier")
+            found[(student, label)] = value
+    assert found == expected_questions(key)
+
+
+# ---------------------------------------------------------------- PrairieLearn
+def run_server(question: Path, data: dict, hook: str) -> dict:
+    """Call server.py's ``hook`` in a fresh Python where symbp cannot be imported."""
+    code = ("import json, sys; sys.modules['symbp'] = None; sys.path.insert(0, sys.argv[1]); "
+            "import server; data = json.loads(sys.stdin.read()); "
+            f"server.{hook}(data); print(json.dumps(data))")
+    done = subprocess.run([sys.executable, "-c", code, str(question)], input=json.dumps(data),
+                          capture_output=True, text=True, cwd=question.parent, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def plain(value):
+    return value["_value"] if isinstance(value, dict) else value
+
+
+def test_prairielearn_question_draws_and_answers_as_symbp(klass, tmp_path, symbp_cli):
+    spec, spec_path, folder, key = klass
+    out = tmp_path / "questions"
+    done = symbp_cli("export", "prairielearn", str(folder), "-o", str(out), "--spec", str(spec_path))
+    assert done.returncode == 0, done.stderr
+    question = out / f"symbp_{spec.name}"
+    info = json.loads((question / "info.json").read_text())
+    assert info["type"] == "v3" and uuid.UUID(info["uuid"]) and info["topic"] and info["title"]
+    server = (question / "server.py").read_text()
+    assert "symbp." not in server.replace("symbp.classroom", "").replace("symbp variants", "") \
+        and "import symbp" not in server and "from symbp" not in server
+    page = (question / "question.html").read_text()
+    assert HOSTILE not in page and "<script" not in page
+    quantities = [q for q in key["student_01"] if not q.startswith("keras")]
+    for q in quantities:
+        element = "pl-number-input" if q == "loss" else "pl-matrix-component-input"
+        assert f'<{element} answers-name="{q}"' in page
+    assert "\\(\\frac{\\partial L}{\\partial W_{0}} = " in page    # each quantity's rule, for MathJax
+
+    # variant_seed = the class's seed: the class's first student
+    data = run_server(question, {"variant_seed": SEED, "params": {}, "correct_answers": {}}, "generate")
+    for q in quantities:
+        np.testing.assert_array_equal(np.asarray(plain(data["correct_answers"][q])), np.asarray(key["student_01"][q]))
+    # other seeds: the first student symbp variants draws from them
+    for seed in (1, 11):
+        data = run_server(question, {"variant_seed": seed, "params": {}, "correct_answers": {}}, "generate")
+        variant = draw_variants(spec, 1, seed)[0]
+        expected = answers(variant)
+        for q in quantities:
+            np.testing.assert_allclose(np.asarray(plain(data["correct_answers"][q])), np.asarray(expected[q]),
+                                       rtol=1e-12, atol=1e-15)
+        np.testing.assert_array_equal(plain(data["params"]["W0"]), variant.layers[0].weights)   # the givens shown
+        np.testing.assert_array_equal(plain(data["params"]["x"]), variant.x[:variant.batch_size])
+
+    scores = {q: {"score": 1.0} for q in quantities}
+    scores[quantities[1]] = {"score": 0.5}
+    graded = run_server(question, {**data, "partial_scores": scores, "feedback": {}}, "grade")
+    assert list(graded["feedback"]) == [quantities[1]]
+
+
+def test_prairielearn_spec_must_be_the_classes(klass, tmp_path, symbp_cli):
+    spec, _, folder, _ = klass
+    if spec.name == "cs4820_a7":
+        return
+    done = symbp_cli("export", "prairielearn", str(folder), "-o", str(tmp_path / "q"))   # the built-in spec
+    assert done.returncode == 2 and "the class was drawn from" in done.stderr
+    assert not (tmp_path / "q").exists()
+
+
+def test_not_a_class_folder_is_an_input_error(tmp_path, symbp_cli):
+    done = symbp_cli("export", "canvas", str(tmp_path), "-o", str(tmp_path / "x.zip"))
+    assert done.returncode == 2 and "answer_key.json" in done.stderr
+    done = symbp_cli("export", "moodle", str(tmp_path), "-o", str(tmp_path / "x.zip"))
+    assert done.returncode == 2 and ".xml" in done.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_answer_key_that_is_a_fifo_is_refused_unread(tmp_path, symbp_cli):
+    import os
+    os.mkfifo(tmp_path / KEY_JSON)
+    done = symbp_cli("export", "moodle", str(tmp_path), "-o", str(tmp_path / "q.xml"))
+    assert done.returncode == 2 and "not a regular file" in done.stderr
