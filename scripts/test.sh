@@ -7,4 +7,5 @@ cd "$(dirname "$0")/.."
 bash scripts/install-tex.sh
 bash scripts/install-browser.sh
 python -m pip install -q -e ".[test]"
+bash scripts/install-torch.sh
 python -m pytest -q "$@"

@@ -76,11 +76,23 @@ def _load(spec_path, from_keras=None, data=None):
     return load_spec(spec_path)
 
 
+def _witness_name(given: str | None, spec) -> str:
+    """The witness ``--witness`` names, else the spec's framework (``framework = "torch"``:
+    PyTorch); a framework's witness must be the spec's own (its names are read in that framework)."""
+    from .rules import FRAMEWORKS
+    if given is None:
+        return spec.framework
+    if given in FRAMEWORKS and given != spec.framework:
+        raise UsageProblem(f"--witness {given}: the spec is written for {spec.framework} "
+                           f"(framework = {spec.framework!r}); check it with --witness {spec.framework}")
+    return given
+
+
 def _warn(spec, handouts: bool = False) -> list[str]:
     """Print what Keras does surprisingly for this spec and, when ``handouts`` are written, the
     title's characters they cannot print (stderr; stdout stays the report)."""
     from .derivation.derive import loss_warnings
-    warnings = list(loss_warnings(spec.loss.name, spec.layers[-1].activation))
+    warnings = list(loss_warnings(spec.loss.name, spec.layers[-1].activation, spec.framework))
     if handouts:
         from .emit.latex import glyph_warnings
         warnings += glyph_warnings(spec.title or spec.name, "title")
@@ -167,8 +179,9 @@ def codegen(ctx, spec, directory, from_keras, data):
 @click.option("--json", "as_json", is_flag=True, help="Print only a JSON report on stdout.")
 @click.option("--finite-differences", is_flag=True,
               help="Also compare the generated gradients with central differences of its loss.")
-@click.option("--witness", "framework", default="keras", show_default=True, metavar="FRAMEWORK",
-              help="The framework that trains SPEC independently (a registered witness).")
+@click.option("--witness", "framework", default=None, metavar="FRAMEWORK",
+              help="The framework that trains SPEC independently (a registered witness; "
+                   "default: the spec's framework, keras or torch).")
 @from_keras_options
 @click.pass_context
 def check(ctx, spec, dtype, as_json, finite_differences, framework, from_keras, data):
@@ -178,8 +191,8 @@ def check(ctx, spec, dtype, as_json, finite_differences, framework, from_keras, 
     """
     def action():
         from .witnesses import compare
-        witness = _witness(framework)
         loaded = _load(spec, from_keras, data)
+        witness = _witness(_witness_name(framework, loaded))
         warnings = _warn(loaded)
         report = compare.check(loaded, dtype, witness=witness)
         result, text, match = report.to_json(), report.describe(loaded), report.match
@@ -229,7 +242,7 @@ def derive(ctx, spec, directory, no_check, dtype, pdf, digits, explain, bias_sym
         report = None
         if not no_check:
             from .witnesses import compare
-            report = compare.check(loaded, dtype)
+            report = compare.check(loaded, dtype, witness=loaded.framework)
         if pdf:
             files.update(compiled_handouts(loaded, files, directory))
         write_all(files)
@@ -276,7 +289,8 @@ def variants(ctx, spec, count, seed, directory, notebook, nbgrader, check, jobs)
             worst = max(result.keras_diff.values())
             from .classroom.variants import TOLERANCE
             failed = [s for s, d in result.keras_diff.items() if not d <= TOLERANCE.relative]
-            click.echo(f"Keras check: {count - len(failed)} of {count} match (largest difference "
+            witness = "PyTorch" if loaded.framework == "torch" else "Keras"
+            click.echo(f"{witness} check: {count - len(failed)} of {count} match (largest difference "
                        f"{worst:.3g} of max(1, |value|); allowed {TOLERANCE.relative:g})"
                        + (f"; NOT matching: {', '.join(failed)}" if failed else ""))
         return result.match
@@ -358,19 +372,34 @@ def grade(ctx, class_dir, submissions, directory, rtol, atol, carried_forward_cr
 
 
 @main.command("spec")
-@click.option("--from-keras", "from_keras", required=True, type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--from-keras", "from_keras", type=click.Path(dir_okay=False, path_type=Path),
               help="The saved Keras model (.keras) to describe.")
+@click.option("--from-torch", "from_torch", type=click.Path(dir_okay=False, path_type=Path),
+              help="A saved PyTorch state_dict (.pt) of Linear layers, read with weights_only=True.")
+@click.option("--layers", "layer_activations", metavar="ACT,ACT,...",
+              help="With --from-torch: each Linear layer's activation (linear for none).")
+@click.option("--loss", default="CrossEntropyLoss", show_default=True, help="With --from-torch: the torch.nn loss.")
+@click.option("--optimizer", default="SGD", show_default=True, help="With --from-torch: the torch.optim class.")
 @click.option("--data", type=click.Path(dir_okay=False, path_type=Path),
               help="Training data: .toml with a [data] table, or .npz with x and y "
                    "(without it the spec gets placeholder data to replace).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the spec here (default: print it).")
 @click.pass_context
-def spec_command(ctx, from_keras, data, output):
-    """Write the spec (TOML) of a saved Keras Sequential model of Dense layers."""
+def spec_command(ctx, from_keras, from_torch, layer_activations, loss, optimizer, data, output):
+    """Write the spec (TOML) of a saved Keras Sequential model of Dense layers, or of a PyTorch
+    state_dict of Linear layers."""
     def action():
-        from .io.from_keras import spec_toml_from_keras
-        text = spec_toml_from_keras(from_keras, data)
+        if (from_keras is None) == (from_torch is None):
+            raise UsageProblem("give one of --from-keras MODEL.keras or --from-torch WEIGHTS.pt")
+        if from_torch is not None:
+            if not layer_activations:
+                raise UsageProblem("--from-torch needs --layers: each Linear layer's activation (tanh,linear)")
+            from .io.from_torch import spec_toml_from_torch
+            text = spec_toml_from_torch(from_torch, layer_activations.split(","), data, loss, optimizer)
+        else:
+            from .io.from_keras import spec_toml_from_keras
+            text = spec_toml_from_keras(from_keras, data)
         if output is None:
             click.echo(text, nl=False)
             return

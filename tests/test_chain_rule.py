@@ -19,13 +19,21 @@ from symbp.spec import load_spec
 from test_every_optimizer_and_loss import CASES
 from test_handouts import OTHER_SPECS
 
-SPECS = {"seed": load_spec, **OTHER_SPECS, "adamw_huber": CASES["adamw_huber"]}
+def torch_seed():
+    from pathlib import Path
+    import symbp
+    return load_spec(Path(symbp.__file__).parent / "examples" / "cs4820_a7_torch.toml")
+
+
+SPECS = {"seed": load_spec, **OTHER_SPECS, "adamw_huber": CASES["adamw_huber"], "torch_seed": torch_seed}
 ENTRIES = {
     "seed": [("W1", 2, 0), ("b2", None, 1), ("W0", 3, 2), ("b0", None, 1), ("W2", 1, 3)],
     "sigmoid_mse": [("W1", 1, 0), ("b1", None, 1), ("W0", 0, 1)],            # output through g, f'
     "deep_bce": [("W0", 1, 0), ("W3", 1, 0), ("b2", None, 1), ("W1", 3, 2)],  # batch 2, relu, elu
     "momentum_softmax_mse": [("W1", 4, 2), ("b0", None, 3)],                  # softmax: through delta
     "adamw_huber": [("W1", 0, 1), ("W0", 2, 0), ("b1", None, 0)],             # batch 2, huber
+    # torch's Linear.weight[unit, input]: the seed's entries transposed
+    "torch_seed": [("W1", 0, 2), ("b2", None, 1), ("W0", 2, 3), ("b0", None, 1), ("W2", 3, 1)],
 }
 
 

@@ -49,8 +49,9 @@ from ..derivation.naming import ParamName
 from ..derivation.network import layers_from_spec
 from ..witnesses.tolerance import TOLERANCES
 from ..witnesses.module import spec_module
-from ..rules import losses
+from ..rules import loss_registry
 from ..spec import VARIANT_DEFAULTS, VARIANT_ITEMS, Spec
+from ..spec.validate import BINARY_LOSSES
 
 KEY_JSON, KEY_CSV = "answer_key.json", "answer_key.csv"
 #: CLASS/students/<id>/ is handed out; CLASS/solutions/<id>/ stays with the instructor
@@ -100,11 +101,12 @@ def _draw_labels(spec: Spec, grid: Grid, rng: np.random.Generator, shape) -> np.
     """Labels the loss accepts: one-hot rows for categorical cross-entropy, class indices for
     the sparse one, 0/1 for binary."""
     rows, units = shape
-    if losses[spec.loss.name].sparse_labels:
+    rule = loss_registry(spec.framework)[spec.loss.name]
+    if rule.sparse_labels or (rule.either_labels and spec.class_indices):
         return rng.integers(0, spec.widths[-1], size=(rows, 1)).astype(np.float64)
-    if losses[spec.loss.name].labels_are_distributions:
+    if rule.labels_are_distributions:
         return np.eye(units)[rng.integers(0, units, size=rows)]
-    if spec.loss.name == "binary_crossentropy":
+    if spec.loss.name in BINARY_LOSSES:
         return rng.integers(0, 2, size=shape).astype(np.float64)
     return grid.draw(rng, shape)
 
@@ -232,7 +234,7 @@ def keras_answers_check(spec: Spec, expected: dict) -> float:
     logging.getLogger("tensorflow").setLevel(logging.ERROR)  # one new model per student retraces
     step = dataclasses.replace(spec, x=spec.x[:spec.batch_size], y=spec.y[:spec.batch_size],
                                training=dataclasses.replace(spec.training, epochs=1))
-    run = witness("keras").train(step, "float64")
+    run = witness(spec.framework).train(step, "float64")
     params, epoch_losses = run.params, run.epoch_losses
     diffs = [TOLERANCE.scaled_difference(epoch_losses[0], expected["loss"])]
     diffs += [TOLERANCE.scaled_difference(params[name], expected[naming.UPDATED.format(param=name)])

@@ -131,8 +131,9 @@ def upstream_factor(model, l: int, row: int, unit: int, arrays: dict) -> Factor:
 
 def chain_rule(model, target: Target, trace: dict, params: dict) -> ChainRule:
     """The factors of dL/dp for each row of the traced batch, derived and valued (see module)."""
-    l, c = target.layer, target.col
+    l = target.layer
     layer, e = model.layers[l - 1], entries(l)
+    c = target.index[layer.layer.rule.parameter(target.param.kind).unit_axis]   # the unit it feeds
     arrays = {**trace, **params}
     through = layer.activation.derivative is not None and not (l == model.depth and model.loss.on_logits)
     rows = []

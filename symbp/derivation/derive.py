@@ -19,7 +19,7 @@ the unit; the printers turn them into whole-array NumPy or LaTeX.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Optional
 
@@ -27,10 +27,11 @@ import sympy as sp
 
 from .calculus import B, K, clean_floats, entry_gradient, i, j, pull_out_of_sums, row_gradient, same_function
 from .network import Layer
-from ..rules import Activation, Loss, Optimizer, activations, losses, optimizers
+from ..rules import Activation, Loss, Optimizer, activations, loss_registry, losses, optimizer_registry
 from ..rules.layers import LayerRule, layers as layer_rules
 from ..rules.activations import f32
 from ..rules.losses import piecewise_form
+from ..rules.torch_losses import torch_losses
 from ..rules.optimizers import F32
 
 #: a layer's pre-activation, output, upstream gradient dL/da, and the label row
@@ -292,10 +293,11 @@ class LossDerivation:
     uses_z: bool
     arguments: dict = field(default_factory=dict)   # Keras argument name -> (symbol, value)
     warnings: tuple = ()     # where Keras's behaviour for this pairing is surprising
+    batch_reduction: str = "mean"   # the batch loss from the per-sample ones: "mean" or "sum" (torch)
 
 
 #: SymPy symbols of loss arguments (named apart from the rows a, z, delta of the derivation)
-LOSS_ARGUMENT_SYMBOLS = {"delta": "delta_huber"}
+LOSS_ARGUMENT_SYMBOLS = {"delta": "delta_huber", "beta": "beta_smooth", "label_smoothing": "epsilon_ls"}
 
 
 def _labels_sum_to_one(expr: sp.Expr) -> sp.Expr:
@@ -304,9 +306,26 @@ def _labels_sum_to_one(expr: sp.Expr) -> sp.Expr:
         lambda e: sp.S.One)
 
 
-def loss_warnings(loss_name: str, activation_name: str) -> tuple[str, ...]:
-    """What Keras does with this loss on this output activation, where it is surprising."""
-    rule, act = losses[loss_name], activations[activation_name]
+#: torch losses -> the output activation they are meant for (the model outputs what the loss takes)
+TORCH_EXPECTS = {"crossentropyloss": "linear", "bcewithlogitsloss": "linear", "bceloss": "sigmoid"}
+
+
+def torch_loss_warnings(loss_name: str, activation_name: str) -> tuple[str, ...]:
+    """A torch loss on an output it does not expect (CrossEntropyLoss after a softmax)."""
+    name, act = torch_losses.canonical(loss_name), activations.canonical(activation_name)
+    expected = TORCH_EXPECTS.get(name)
+    if expected is None or expected == act:
+        return ()
+    what = "logits (a linear output layer)" if expected == "linear" else f"a {expected} output"
+    return (f"{torch_losses[name].name} on a {act} output: torch applies the loss to the output as "
+            f"it is, and it expects {what}",)
+
+
+def loss_warnings(loss_name: str, activation_name: str, framework: str = "keras") -> tuple[str, ...]:
+    """What the framework does with this loss on this output activation, where it is surprising."""
+    if framework == "torch":
+        return torch_loss_warnings(loss_name, activation_name)
+    rule, act = loss_registry()[loss_name], activations[activation_name]
     if rule.logits_formula is None:
         return ()
     if act.tags_logits and act.name != rule.expects:
@@ -326,7 +345,7 @@ def loss_warnings(loss_name: str, activation_name: str) -> tuple[str, ...]:
 @lru_cache(maxsize=None)
 def derive_loss(loss_name: str, activation_name: str, arguments: tuple = ()) -> LossDerivation:
     """The loss's per-sample formula and output-layer delta; ``arguments``: ((name, value), ...)."""
-    rule, act = losses[loss_name], activations[activation_name]
+    rule, act = loss_registry()[loss_name], activations[activation_name]
     values = {**rule.arguments, **dict(arguments)}
     symbols = {name: sp.Symbol(LOSS_ARGUMENT_SYMBOLS.get(name, name), positive=True) for name in values}
     on_logits = rule.logits_formula is not None and act.tags_logits
@@ -351,6 +370,43 @@ def derive_loss(loss_name: str, activation_name: str, arguments: tuple = ()) -> 
     return LossDerivation(rule, act, on_logits, per_sample, gradient, delta, delta.has(z),
                           {name: (symbols[name], float(value)) for name, value in values.items()},
                           loss_warnings(loss_name, activation_name))
+
+
+def _max_as_piecewise(expr: sp.Expr) -> sp.Expr:
+    """max(u, c) as (u if u > c else c), so SymPy differentiates it (BCELoss's log clamp)."""
+    return expr.replace(lambda e: isinstance(e, sp.Max),
+                        lambda e: sp.Piecewise((e.args[0], e.args[0] > e.args[1]), (e.args[1], True))
+                        if len(e.args) == 2 else e)
+
+
+@lru_cache(maxsize=None)
+def derive_torch_loss(loss_name: str, activation_name: str, arguments: tuple = (),
+                      reduction: str = "mean", class_indices: bool = False) -> LossDerivation:
+    """A torch.nn loss's per-sample formula and output-layer delta, on the last layer's output
+    (torch has no logits path: the model outputs what the loss takes).
+
+    ``reduction="mean"``: L = 1/B sum_n l_n, with l the mean over the K elements of an
+    element-wise loss; ``"sum"``: L = sum_n l_n, l the sum over the elements.
+    ``class_indices``: the labels are one class index per sample (their one-hot rows).
+    """
+    rule = replace(torch_losses[loss_name], sparse_labels=class_indices or torch_losses[loss_name].sparse_labels)
+    act = activations[activation_name]
+    values = {**rule.arguments, **dict(arguments)}
+    symbols = {name: sp.Symbol(LOSS_ARGUMENT_SYMBOLS.get(name, name), nonnegative=True) for name in values}
+    per_sample = rule.formula(a, y, i, K, **symbols)
+    if rule.elementwise and reduction == "mean":
+        per_sample = per_sample / K
+    gradient = row_gradient(_max_as_piecewise(per_sample), a)
+    if rule.labels_are_distributions:   # log-softmax of the logits: its gradient softmax - y
+        gradient = express_in_output(_labels_sum_to_one(gradient).xreplace({a: z}), activations["softmax"])
+        softmax = activations["softmax"].formula(z, j, _k, K)
+        gradient = _substitute_row(gradient, a, softmax).xreplace({z: a})
+    gradient = sp.factor(gradient) if not gradient.has(sp.Piecewise, sp.Sum) else gradient
+    upstream = batch_mean(gradient) if reduction == "mean" else gradient
+    delta = _substitute_row(derive_activation(activation_name).backward, g, upstream)
+    return LossDerivation(rule, act, False, per_sample, gradient, delta, delta.has(z),
+                          {name: (symbols[name], float(value)) for name, value in values.items()},
+                          torch_loss_warnings(loss_name, activation_name), reduction)
 
 
 def _substitute_row(expr: sp.Expr, row: sp.IndexedBase, replacement: sp.Expr) -> sp.Expr:
@@ -386,10 +442,13 @@ HYPERPARAMETER_SYMBOLS = {
     "learning_rate": r"eta", "momentum": r"mu", "weight_decay": r"lambda",
     "beta_1": r"beta_1", "beta_2": r"beta_2", "epsilon": r"epsilon", "rho": r"rho",
     "initial_accumulator_value": r"A_0",
+    # torch.optim's names
+    "lr": r"eta", "eps": r"epsilon", "beta1": r"beta_1", "beta2": r"beta_2", "dampening": r"tau",
+    "lr_decay": r"kappa", "momentum_decay": r"psi",
 }
 
 
-def _resolve_float32(assignments: list, symbols: dict, values: dict, slot_inits: dict):
+def _resolve_float32(assignments: list, symbols: dict, values: dict, slot_inits: dict, framework: str = "keras"):
     """Replace each F32(x) by a symbol of x's float32 rounding.
 
     A hyperparameter Keras only ever casts keeps its name with the rounded value; one also used
@@ -411,18 +470,26 @@ def _resolve_float32(assignments: list, symbols: dict, values: dict, slot_inits:
         float32_of[key] = name
         replacements[cast] = symbols[key]
     for name in slot_inits.values():   # Keras's Constant initializer casts a slot's start value
-        if name not in float32_of.values():
+        if framework == "keras" and name not in float32_of.values():
             values[name] = float(f32(values[name]))
             float32_of[name] = name
     resolved = [(target, expr.xreplace(replacements)) for target, expr in assignments]
     return resolved, symbols, values, float32_of
 
 
-def derive_optimizer(name: str, arguments: dict) -> OptimizerDerivation:
-    """The optimizer's assignments for its ``arguments`` (the rest its defaults): weight decay
-    first, step scalars hoisted."""
-    rule = optimizers[name]
-    full = {**rule.defaults, **arguments}
+def _expand_pairs(rule: Optimizer, settings: dict) -> dict:
+    """An argument given as a pair (torch's ``betas``) as its two entries by the rule's names."""
+    out = dict(settings)
+    for pair, names in rule.pairs.items():
+        out.update(zip(names, (float(v) for v in out.pop(pair))))
+    return out
+
+
+def derive_optimizer(name: str, arguments: dict, framework: str = "keras") -> OptimizerDerivation:
+    """The optimizer's assignments for its ``arguments`` (the rest its defaults; ``framework``'s
+    rule of that name): weight decay first, step scalars hoisted."""
+    rule = optimizer_registry(framework)[name]
+    full = _expand_pairs(rule, {**rule.defaults, **arguments})
     numbers = {k: v for k, v in {**full, **rule.constants}.items()
                if k not in rule.switches and v is not None and not isinstance(v, bool)}
     symbols = {k: sp.Symbol(HYPERPARAMETER_SYMBOLS.get(k, k), positive=True) for k in numbers}
@@ -430,12 +497,13 @@ def derive_optimizer(name: str, arguments: dict) -> OptimizerDerivation:
     w, grad, t = sp.Symbol("w", real=True), sp.Symbol("g", real=True), sp.Symbol("t", positive=True, integer=True)
     slot_symbols = {s: sp.Symbol(s, real=True) for s in {**rule.slots, **rule.step_slots}}
     assignments = list(rule.rule(symbols, w, grad, slot_symbols, t, full))
-    if full.get("weight_decay"):
+    if full.get("weight_decay") and not rule.states_weight_decay:
         assignments.insert(0, (w, w - w * F32(symbols["weight_decay"]) * symbols["learning_rate"]))
     named = set().union(*({target} | expr.free_symbols for target, expr in assignments))
     slot_inits = {s: init for s, init in rule.slots.items() if slot_symbols[s] in named}
     assignments, symbols, values, float32_of = _resolve_float32(
-        assignments, symbols, values, {s: v for s, v in slot_inits.items() if isinstance(v, str)})
+        assignments, symbols, values, {s: v for s, v in slot_inits.items() if isinstance(v, str)},
+        rule.framework)
     step_level = {t} | set(symbols.values()) | {slot_symbols[s] for s in rule.step_slots}
     step_assignments, parameter_assignments = [], []
     for target, expr in assignments:
@@ -492,12 +560,21 @@ class NetworkDerivation:
         return self.loss.warnings
 
 
-def derive_network(layers: tuple[Layer, ...], loss, optimizer) -> NetworkDerivation:
+def derive_network(layers: tuple[Layer, ...], loss, optimizer, framework: str = "keras",
+                   class_indices: bool = False) -> NetworkDerivation:
     """Derive every rule of a network of layer instances (:func:`symbp.derivation.network.layers_from_spec`)
-    with its loss and optimizer (:class:`~symbp.spec.model.LossSpec`, :class:`~symbp.spec.model.OptimizerSpec`)."""
+    with its loss and optimizer (:class:`~symbp.spec.model.LossSpec`, :class:`~symbp.spec.model.OptimizerSpec`)
+    in ``framework``'s registries (torch: the loss's ``reduction`` mean or sum; ``class_indices``:
+    CrossEntropyLoss's labels are class indices)."""
     derived = tuple(LayerDerivation(layer, (derive_indexed_layer if layer.rule.indexed else derive_layer)(layer.rule.name),
                                     derive_activation(activations.canonical(layer.activation)))
                     for layer in layers)
     output_activation = activations.canonical(layers[-1].activation)
-    derived_loss = derive_loss(losses.canonical(loss.name), output_activation, tuple(sorted(loss.arguments.items())))
-    return NetworkDerivation(derived, derived_loss, derive_optimizer(optimizer.name, optimizer.arguments))
+    arguments = dict(loss.arguments)
+    if framework == "torch":
+        reduction = arguments.pop("reduction", "mean")
+        derived_loss = derive_torch_loss(torch_losses.canonical(loss.name), output_activation,
+                                         tuple(sorted(arguments.items())), reduction, class_indices)
+    else:
+        derived_loss = derive_loss(losses.canonical(loss.name), output_activation, tuple(sorted(arguments.items())))
+    return NetworkDerivation(derived, derived_loss, derive_optimizer(optimizer.name, optimizer.arguments, framework))

@@ -24,7 +24,7 @@ from typing import Iterable, NamedTuple, Optional
 import numpy as np
 import sympy as sp
 
-from ..rules import activations, losses
+from ..rules import activations, loss_registry
 
 #: the variable of a rule: the pre-activation z, or a loss's e = p_i - y_i
 T = sp.Symbol("t", real=True)
@@ -86,11 +86,11 @@ def activation_kinks(name: str) -> tuple[float, ...]:
 
 
 @functools.lru_cache(maxsize=None)
-def loss_kinks(name: str, arguments: tuple[tuple[str, float], ...] = ()) -> tuple[float, ...]:
+def loss_kinks(name: str, arguments: tuple[tuple[str, float], ...] = (), framework: str = "keras") -> tuple[float, ...]:
     """Kinks of a loss in e = p_i - y_i: its per-unit summand with p_i = y_i + e and its
     arguments (huber's delta) at their values. A loss whose summand still depends on y or on
     other units after that (the cross-entropies) has no kink in e."""
-    rule = losses[name]
+    rule = loss_registry(framework)[name]
     p, y = sp.IndexedBase("p"), sp.IndexedBase("y")
     i, K = sp.Idx("i"), sp.Symbol("K", integer=True, positive=True)
     values = {**rule.arguments, **dict(arguments)}
@@ -105,10 +105,11 @@ def loss_kinks(name: str, arguments: tuple[tuple[str, float], ...] = ()) -> tupl
     return kinks_of(summand)
 
 
-def spec_loss_kinks(loss) -> tuple[float, ...]:
-    """Kinks of a spec's loss (a :class:`~symbp.spec.model.LossSpec`: name and arguments)."""
-    arguments = tuple(sorted((k, float(v)) for k, v in loss.arguments.items()))
-    return loss_kinks(losses.canonical(loss.name), arguments)
+def spec_loss_kinks(loss, framework: str = "keras") -> tuple[float, ...]:
+    """Kinks of a spec's loss (a :class:`~symbp.spec.model.LossSpec`: name and numeric arguments;
+    torch's reduction scales the loss and moves no kink)."""
+    arguments = tuple(sorted((k, float(v)) for k, v in loss.arguments.items() if k != "reduction"))
+    return loss_kinks(loss_registry(framework).canonical(loss.name), arguments, framework)
 
 
 def distance_to_kinks(values: np.ndarray, kinks: Iterable[float]) -> float:
@@ -169,7 +170,7 @@ def nearest_kink(spec, module, params=None, x=None, y=None) -> Optional[KinkHit]
     x = np.array(spec.x, dtype=np.float64) if x is None else x
     y = np.array(spec.y, dtype=np.float64) if y is None else y
     layer_kinks = [activation_kinks(activations.canonical(layer.activation)) for layer in spec.layers]
-    kinks_of_loss = spec_loss_kinks(spec.loss)
+    kinks_of_loss = spec_loss_kinks(spec.loss, spec.framework)
     if not any(layer_kinks) and not kinks_of_loss:
         return None
     hits = []

@@ -94,6 +94,7 @@ class ParamName:
 # the assignment notebooks (symbp.emit.notebook)
 UPDATED = "{param}_updated"   # the parameter after one optimizer step
 KERAS_RESULT = "{param}_keras"  # the same parameter after Keras's model.fit
+TORCH_RESULT = "{param}_torch"  # the same parameter after torch's optimizer.step()
 SLOT = "{slot}_{param}"       # an optimizer slot (momentum, velocity) of one parameter
 
 # indexed layers (symbp.rules.layers' Gather): what layer l reads, its selection weights, dL/d them

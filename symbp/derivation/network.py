@@ -58,10 +58,23 @@ def build_layers(input_shape: tuple, entries: list[tuple[str, dict]]) -> tuple[L
 
 
 def layers_from_spec(spec) -> tuple[Layer, ...]:
-    """The spec's ``[[layers]]`` (Dense tables: units, activation) as layer instances."""
-    entries = [(layer.type, {"units": layer.units, "activation": layer.activation, **layer.arguments})
+    """The spec's ``[[layers]]`` (units, activation) as layer instances, each of its ``type``
+    (Dense; a torch spec's are Linear)."""
+    entries = [(layer.type, {"units": layer.units, "activation": layer.activation,
+                                **layer.arguments})
                for layer in spec.layers]
     return build_layers(tuple(np.shape(spec.x)[1:]), entries)
+
+
+def torch_parameter_keys(layers: tuple[Layer, ...]) -> list[tuple[ParamName, str]]:
+    """Each parameter with its key in the state_dict of the nn.Sequential torch builds for
+    ``layers``: nn.Linear then the activation's module (none for linear), so module indices
+    count both (``0.weight``, ``0.bias``, ``2.weight``, ...)."""
+    keys, index = [], 0
+    for layer in layers:
+        keys += [(name, f"{index}.{'weight' if name.kind == 'kernel' else name.kind}") for name in layer.param_names]
+        index += 1 if layer.activation == "linear" else 2
+    return keys
 
 
 def dense_layers(widths: list[int], activation_names: list[str]) -> tuple[Layer, ...]:

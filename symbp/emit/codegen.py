@@ -19,7 +19,7 @@ from sympy.printing.str import StrPrinter
 from ..derivation import naming
 from ..derivation.calculus import B, K
 from ..derivation.derive import NetworkDerivation, derive_network
-from ..derivation.network import layers_from_spec
+from ..derivation.network import layers_from_spec, torch_parameter_keys
 from .printers import HELPERS, ArrayPrinter, FiniteNumbers, PositiveFirst, array_literal_rows, float_literal
 from . import indexed
 from .render import python_env, render
@@ -165,7 +165,8 @@ def _float32_note(opt, key: str) -> str:
 
 def derive_spec(spec: Spec) -> NetworkDerivation:
     """The derivation model of ``spec``'s network, loss (with its arguments) and optimizer."""
-    return derive_network(layers_from_spec(spec), spec.loss, spec.optimizer)
+    return derive_network(layers_from_spec(spec), spec.loss, spec.optimizer, spec.framework,
+                          spec.framework == "torch" and spec.class_indices)
 
 
 @dataclass(frozen=True)
@@ -212,6 +213,8 @@ class ModuleContext:
     gradient_names: list
     uses_B: bool
     uses_K: bool
+    batch_reduction: str        # the batch loss from the rows' losses: "mean" or "sum" (torch)
+    torch_names: list           # (parameter, its state_dict key) of a torch spec; [] for Keras
     loss_constants: list        # (constant, value, note) of the loss's arguments
     optimizer_constants: list   # (constant, value, note) of the optimizer's hyperparameters
     slots: list
@@ -334,7 +337,8 @@ def _descriptions(model: NetworkDerivation, step_update: list, update: list) -> 
         "architecture": _architecture(model),
         "loss_name": loss.rule.name + on_logits, "loss_doc": loss_doc,
         "optimizer_name": opt.rule.name, "optimizer_doc": optimizer_doc,
-        "loss_summary": textwrap.fill(f"Loss: {loss.rule.name}{on_logits}; {loss_doc}; mean over the batch.",
+        "loss_summary": textwrap.fill(f"Loss: {loss.rule.name}{on_logits}; {loss_doc}; {loss.batch_reduction} "
+                                      f"over the batch.",
                                       95, subsequent_indent="    "),
         "optimizer_summary": textwrap.fill(f"Optimizer: {opt.rule.name}; {optimizer_doc}.", 95,
                                            subsequent_indent="    "),
@@ -387,6 +391,9 @@ def module_context(spec: Spec, model: NetworkDerivation | None = None) -> Module
         warnings=[textwrap.fill(f"Warning: {warning}.", 95) for warning in model.warnings],
         backward=backward, gradient_names=[(str(name), name.gradient) for name in names],
         uses_B=str(B) in emit.symbols_used, uses_K=str(K) in emit.symbols_used,
+        batch_reduction=loss.batch_reduction,
+        torch_names=[(str(name), key) for name, key in torch_parameter_keys(layers_from_spec(spec))]
+        if spec.framework == "torch" else [],
         loss_constants=loss_constants, optimizer_constants=optimizer_constants,
         slots=[(name, opt_names[str(init)] if isinstance(init, sp.Symbol) else float_literal(init))
                for name, (_, init) in opt.slots.items()],

@@ -131,9 +131,10 @@ class LatexPresenter:
         return f"{note}{given.lhs} = {self.number(given.value)}{shape}"
 
     def batch_mean(self, mean: BatchMean) -> str:
-        total = rf"L = \frac{{1}}{{B}} \sum_{{r}} l_{{r}} = {format_number(mean.value, self.digits)}"
+        average = r"\frac{1}{B} " if mean.reduction == "mean" else ""
+        total = rf"L = {average}\sum_{{r}} l_{{r}} = {format_number(mean.value, self.digits)}"
         shown = f"{mean.value:.4f}"
-        if shown != format_number(mean.value, self.digits):
+        if mean.keras and shown != format_number(mean.value, self.digits):
             total += rf" \approx {shown} \quad \text{{(Keras's progress bar shows 4 digits)}}"
         return total
 

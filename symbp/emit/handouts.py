@@ -22,6 +22,7 @@ import numpy as np
 import sympy as sp
 
 from ..derivation.calculus import j as _UNIT
+from ..derivation.network import layers_from_spec
 from .codegen import derive_spec, module_source
 from ..errors import HandoutError
 from ..derivation.derive import NetworkDerivation, g as G_ROW
@@ -40,12 +41,19 @@ BIAS_SYMBOLS = {"theta": r"\theta", "b": "b"}
 #: LaTeX of an optimizer slot, by slot name (others print as \mathrm{name})
 SLOT_SYMBOLS = {"momentum": "m", "velocity": "v", "m": "m", "v": "v", "u": "u", "norm": "u",
                 "accumulator": "A", "average_gradient": r"\bar{g}", "v_hat": r"\hat{v}",
-                "velocity_hat": r"\hat{v}"}
+                "velocity_hat": r"\hat{v}",
+                # torch.optim's state, by the letters its documentation uses
+                "momentum_buffer": "b", "exp_avg": "m", "exp_avg_sq": "v", "max_exp_avg_sq": r"v^{\max}",
+                "square_avg": "v", "grad_avg": r"\bar{g}", "sum": r"\mathrm{sum}", "exp_inf": "u"}
 #: LaTeX of an optimizer's other quantities (per-step scalars, step slots, intermediates) and
 #: fixed constants, by symbol name (others print as SymPy writes them)
 QUANTITY_SYMBOLS = {"alpha": r"\alpha", "u_product": r"\Pi", "u_t": "u_{t}", "u_next": "u_{t+1}",
                     "m_hat": r"\hat{m}", "v_hat": r"\hat{v}", "increment": r"\Delta",
-                    "decay": r"\mathrm{decay}"}
+                    "decay": r"\mathrm{decay}",
+                    # torch.optim's quantities, as its documentation writes them
+                    "kept": "c_{t}", "step_size": r"\eta_{t}", "bias_correction2_sqrt": r"\sqrt{1 - \beta_2^{t}}",
+                    "clr": r"\eta_{t}", "mu_t": r"\mu_{t}", "mu_next": r"\mu_{t+1}", "mu_product": r"\Pi",
+                    "rho_inf": r"\rho_{\infty}", "rho_t": r"\rho_{t}", "rect": "r_{t}", "denom": r"D"}
 #: the largest layer drawn in full; wider layers show their first units, a gap and the last
 DRAWN_UNITS = 8
 #: edges carry their weight when no layer is wider than this
@@ -403,7 +411,7 @@ class _OptimizerSteps(_StepWriter):
         for target, expr, before, value in self.update_values(name):
             decay = opt.symbols.get("weight_decay")
             if target == opt.w and decay is not None and decay in expr.free_symbols:
-                title = rf"Weight decay of ${nt.param(name)}$ (before the update, as Keras does)"
+                title = rf"Weight decay of ${nt.param(name)}$ (before the update, as {escape_latex(opt.rule.name)} does)"
             elif target == opt.w:
                 title = rf"Update of ${nt.param(name)}$ ({escape_latex(opt.rule.name)})"
             elif target in slots:
@@ -468,9 +476,10 @@ class _ForwardSteps(_StepWriter):
         for layer in self.model.layers:
             l = layer.number
             names = {**self.notation.layer_rule(layer.layer), **self.notation.layer(l)}
-            numbers = {"a_prev": self.a[l - 1], **self.parameter_values(layer.layer)}
+            values = self.parameter_values(layer.layer)
+            numbers = {"a_prev": self.a[l - 1], **values}
             steps.append(self.step(f"Layer {l}: pre-activation", f"z_{{{l}}}", layer.calculus.z, names, numbers,
-                                   self.z[l]))
+                                   self.z[l], {code: v.T for code, v in values.items() if np.ndim(v) == 2}))
             act = layer.activation
             steps.append(self.step(f"Layer {l}: {escape_latex(act.rule.name)} activation", f"a_{{{l}}}",
                                    act.forward, names, {"z": self.z[l]}, self.a[l],
@@ -482,8 +491,8 @@ class _ForwardSteps(_StepWriter):
         loss, depth = self.model.loss, self.model.depth
         row = "z" if loss.on_logits else "a"
         intro = (rf"Per sample, over the $K = {self.a[depth].shape[1]}$ units of a row of "
-                 rf"${row} = {row}_{{{depth}}}$ and $y$; the batch loss $L$ is the mean over the "
-                 rf"$B = {len(self.x)}$ row{'s' if len(self.x) > 1 else ''} of the batch.")
+                 rf"${row} = {row}_{{{depth}}}$ and $y$; the batch loss $L$ is the "
+                 rf"{'sum' if loss.batch_reduction == 'sum' else 'mean'} over the $B = {len(self.x)}$ row{'s' if len(self.x) > 1 else ''} of the batch.")
         if loss.on_logits:
             intro += (rf" Keras computes {escape_latex(loss.rule.name)} on a "
                       rf"{escape_latex(loss.activation.name)} output from its logits $z_{{{depth}}}$.")
@@ -491,7 +500,8 @@ class _ForwardSteps(_StepWriter):
         names = self.notation.layer(depth)
         in_rows = self.equation("l", loss.per_sample, names, self.row_values(depth), per_row,
                                 worked="per_sample")
-        return intro, [Step("Loss", [IndexForm("l", loss.per_sample), in_rows, BatchMean(self.loss)])]
+        mean = BatchMean(self.loss, loss.batch_reduction, self.spec.framework == "keras")
+        return intro, [Step("Loss", [IndexForm("l", loss.per_sample), in_rows, mean])]
 
     def layer_table(self) -> list[dict]:
         rows = []
@@ -562,7 +572,7 @@ class _BackpropSections(_StepWriter):
         names, values = nt.layer_rule(layer.layer), self.parameter_values(layer.layer)
         a_prev, delta = self.a[l - 1], self.delta[l]
         numbers = {"a_prev": a_prev, "delta": delta, **values, ONES_ROW: np.ones((1, len(delta)))}
-        transposed = {"a_prev": a_prev.T, **{code: v.T for code, v in values.items() if np.ndim(v) == 2}}
+        transposed = {"a_prev": a_prev.T, "delta": delta.T, **{code: v.T for code, v in values.items() if np.ndim(v) == 2}}
         biases = "thetas" if nt.bias != "b" else "biases"
         steps = []
         for parameter, name in zip(layer.layer.rule.parameters, layer.layer.param_names):
@@ -635,6 +645,14 @@ class _ChainRuleSteps(_StepWriter):
 class _Pictures(_StepWriter):
     """The network drawing, the loss per epoch and the parameters after training."""
 
+    def kernel_by_inputs(self, n: int) -> Optional[np.ndarray]:
+        """Layer n + 1's weights as (inputs x units): Keras's kernel, torch's weight transposed
+        (None: the layer has no kernel)."""
+        weights = self.params.get(ParamName(n, "kernel").code)
+        if weights is None:
+            return None
+        return weights.T if layers_from_spec(self.spec)[n].rule.name == "Linear" else weights
+
     def network_picture(self) -> dict:
         """The layers as columns of neurons, each labelled with its bias, and the edges between
         them, labelled with their kernel entry (a layer without a kernel joins unit k to unit k)."""
@@ -665,7 +683,7 @@ class _Pictures(_StepWriter):
 
     def picture_edges(self, l: int, layers: list[dict]) -> list[dict]:
         """The edges into layer l, each with its kernel entry (None: no kernel, unit to unit)."""
-        kernel = self.params.get(ParamName(l - 1, "kernel").code)
+        kernel = self.kernel_by_inputs(l - 1)
         return [{"source": source["id"], "target": target["id"], "text": "", "pos": 0.5, "from": source,
                  "to": target, "weight": None if kernel is None else kernel[source["unit"], target["unit"]]}
                 for source in layers[l - 1]["nodes"] for target in layers[l]["nodes"]
@@ -766,6 +784,7 @@ def handout_context(spec: Spec, options: HandoutOptions = HandoutOptions(),
         "batch_size": spec.batch_size,
         "epochs": spec.epochs,
         "steps": spec.epochs * steps_per_epoch,
+        "torch": spec.framework == "torch",
         "forward": [latex.step(step) for step in work.forward],
         "loss_intro": work.loss_intro,
         "loss": [latex.step(step) for step in work.loss],

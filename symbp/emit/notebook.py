@@ -33,7 +33,7 @@ from ..witnesses.tolerance import TOLERANCES
 TEMPLATE = "notebook.py.j2"
 KINDS = ("student", "solution")
 #: cells that need Keras (or its results): never run here
-NOT_RUN_HERE = {"keras", "validation"}
+NOT_RUN_HERE = {"keras", "torch", "validation"}
 #: the validation cells' tolerance (symbp.witnesses.tolerance: relative to each value's scale)
 TOLERANCE = TOLERANCES["float64"]
 #: NumPy's print options in a fresh kernel (the outputs shown must be what it prints)
@@ -128,6 +128,31 @@ def keras_loss_source(loss: LossSpec) -> str:
 
 #: characters with a meaning in Markdown (and MathJax's $) that a title must not start
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]#|$~])")
+
+
+def torch_section(spec: Spec) -> dict:
+    """Section 2 of a torch spec's notebook: the nn.Sequential's modules, the loss and the
+    optimizer as code (torch's class names, the spec's numbers by repr: never its text)."""
+    from ..rules import activations, torch_losses, torch_optimizers
+    from ..witnesses.torch import ACTIVATION_MODULES
+
+    def call(prefix: str, arguments: dict) -> str:
+        return prefix + ", ".join(f"{k}={tuple(v) if isinstance(v, list) else v!r}" for k, v in arguments.items()) + ")"
+
+    modules, inputs = [], len(spec.x[0])
+    for layer in spec.layers:
+        modules.append(f"nn.Linear({inputs}, {layer.units})")
+        name = activations.canonical(layer.activation)
+        if name != "linear":
+            class_name, arguments = ACTIVATION_MODULES[name]
+            modules.append(call(f"nn.{class_name}(", arguments))
+        inputs = layer.units
+    loss = torch_losses[spec.loss.name]
+    optimizer = torch_optimizers[spec.optimizer.name]
+    return {"torch": True, "torch_modules": modules,
+            "torch_loss": call(f"nn.{loss.name}(", spec.loss.arguments),
+            "torch_optimizer": call(f"torch.optim.{optimizer.name}(model.parameters(), ", spec.optimizer.arguments)
+                               .replace("(model.parameters(), )", "(model.parameters())")}
 
 
 def markdown_text(text: str) -> str:
@@ -231,6 +256,8 @@ def notebook_context(spec: Spec, model: NetworkDerivation | None = None) -> dict
     uses_t = any(expr.has(model.optimizer.t)
                  for _, expr in model.optimizer.step_assignments + model.optimizer.assignments)
     settings = dict(spec.optimizer.arguments)
+    torch = spec.framework == "torch"
+    result = naming.TORCH_RESULT if torch else naming.KERAS_RESULT
     return {
         "title": markdown_text(spec.title or spec.name),
         "architecture": module.architecture,
@@ -261,11 +288,14 @@ def notebook_context(spec: Spec, model: NetworkDerivation | None = None) -> dict
         "outputs": model.layers[-1].units,
         "dense": [(layer.units, layer.activation) for layer in spec.layers],
         "optimizer_config": repr({"class_name": spec.optimizer.name, "config": settings}),
-        "loss_keras": keras_loss_source(spec.loss),
+        "loss_keras": "" if torch else keras_loss_source(spec.loss),
         "param_names": module.param_names,
-        "keras_names": [naming.KERAS_RESULT.format(param=p) for p in module.param_names],
-        "checks": [(p, naming.KERAS_RESULT.format(param=p), naming.UPDATED.format(param=p),
+        "keras_names": [result.format(param=p) for p in module.param_names],
+        "checks": [(p, result.format(param=p), naming.UPDATED.format(param=p),
                     _check_description(p, depth)) for p in module.param_names],
+        "witness": "PyTorch" if torch else "Keras",
+        "witness_loss": "loss_torch" if torch else "loss_keras",
+        **(torch_section(spec) if torch else {"torch": False}),
         "tolerance": repr(TOLERANCE.relative),
     }
 

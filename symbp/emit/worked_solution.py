@@ -59,8 +59,11 @@ class IndexForm:
 
 @dataclass(frozen=True)
 class BatchMean:
-    """L = 1/B sum_r l_r: the batch loss, and what Keras's progress bar shows of it."""
+    """L = 1/B sum_r l_r (torch's reduction="sum": sum_r l_r): the batch loss, and what Keras's
+    progress bar shows of it (``keras``)."""
     value: float
+    reduction: str = "mean"
+    keras: bool = True
 
 
 @dataclass(frozen=True)

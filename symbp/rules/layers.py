@@ -65,6 +65,9 @@ class Parameter:
     shape: Callable[[Shape, dict], Shape]      # (input shape, arguments) -> its Keras shape
     initializer: str                           # Keras's default initializer
     spec_key: str                              # the spec's key giving its values ("weights")
+    #: the index of one of its entries that is the layer's output unit (Keras's kernel[i, unit]:
+    #: the last; torch's Linear.weight[unit, i]: the first): --explain's z entry it moves
+    unit_axis: int = -1
 
     def matrix_shape(self, input_shape: Shape, arguments: dict) -> tuple:
         """The shape of its MatrixSymbol: a vector ``(k,)`` is the row ``(1, k)``."""
@@ -250,3 +253,28 @@ for _rank in (1, 2):
 FLATTEN = register(LayerRule(
     "Flatten", (), flatten_forward, lambda shape, args: (int(np.prod(shape)),), (),
     flatten_forward.__doc__, indexed=True, gather=Gather("flatten")))
+
+
+def _linear_forward(a_prev: sp.MatrixExpr, p: dict) -> sp.MatrixExpr:
+    """z = a W^T + 1 b: torch's nn.Linear, its weight (units x inputs) transposed onto the batch."""
+    return a_prev * p["kernel"].T + sp.OneMatrix(a_prev.shape[0], 1) * p["bias"]
+
+
+def _linear_entry(a_prev: sp.IndexedBase, p: dict, row, unit, input_shape: Shape) -> sp.Expr:
+    """z[row, unit] = sum_i a_prev[row, i] weight[unit, i] + bias[unit]: ``_linear_forward``'s entry."""
+    return sp.Sum(a_prev[row, _SUMMED] * p["kernel"][unit, _SUMMED], (_SUMMED, 0, input_shape[-1] - 1)) \
+        + p["bias"][unit]
+
+
+#: torch.nn.Linear: its ``weight`` is the (units x inputs) matrix (the spec's ``weight``, kept in
+#: LayerSpec.kernel); its parameters are kernel and bias here too (W0, b0), in
+#: model.parameters()'s order, so every name past the spec is the same for both frameworks
+LINEAR = register(LayerRule(
+    "Linear",
+    (Parameter("kernel", "W", lambda shape, args: (args["units"], shape[-1]), "glorot_uniform", "weights", 0),
+     Parameter("bias", "b", lambda shape, args: (args["units"],), "zeros", "bias")),
+    _linear_forward,
+    lambda shape, args: (*shape[:-1], args["units"]),
+    ("units",),
+    _linear_forward.__doc__,
+    entry=_linear_entry))

@@ -58,6 +58,13 @@ class Loss:
     sparse_labels: bool = False
     #: Keras argument name -> default value (huber: delta = 1.0)
     arguments: dict = field(default_factory=dict)
+    #: the framework whose loss this is (torch's live in :mod:`symbp.rules.torch_losses`)
+    framework: str = "keras"
+    #: torch: ``formula`` sums one term per output unit, so reduction "mean" also divides by K
+    #: (the mean over every element); a class loss (CrossEntropyLoss) states one term per sample
+    elementwise: bool = False
+    #: labels may be class indices (one column) or rows, as the data gives them (CrossEntropyLoss)
+    either_labels: bool = False
 
     @property
     def doc(self) -> str:

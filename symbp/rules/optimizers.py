@@ -48,6 +48,12 @@ class Optimizer:
     step_slots: dict[str, float] = field(default_factory=dict)
     #: fixed numbers the rule names (not arguments of the Keras class)
     constants: dict[str, float] = field(default_factory=dict)
+    #: the framework whose class this is (torch.optim's live in :mod:`symbp.rules.torch_optimizers`)
+    framework: str = "keras"
+    #: an argument given as a pair, by the names its entries have in the rule (torch's betas)
+    pairs: dict[str, tuple[str, str]] = field(default_factory=dict)
+    #: the rule states its own weight decay (torch's); else Keras's decoupled decay is added
+    states_weight_decay: bool = False
 
     @property
     def doc(self) -> str:

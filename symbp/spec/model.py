@@ -141,11 +141,20 @@ class Spec:
     seed: int = 0
     #: the [variants] table as validated (what ``symbp variants`` draws afresh); None when absent
     variants: Optional[dict] = None
+    #: "keras" (Keras's names, Dense layers) or "torch" (torch.nn / torch.optim names, Linear layers)
+    framework: str = "keras"
+
+    @property
+    def class_indices(self) -> bool:
+        """The labels are one class index per sample (a single column for a wider output)."""
+        return len(self.y[0]) == 1 and self.layers[-1].units > 1
 
     def __post_init__(self):
         self.loss = _typed(self.loss, LossSpec)
         self.optimizer = _typed(self.optimizer, OptimizerSpec)
         self.training = _typed(self.training, TrainingSpec)
+        if self.framework == "torch":   # a torch spec's [[layers]] are nn.Linear (weight: units x inputs)
+            self.layers = [replace(layer, type="Linear") if layer.type == "Dense" else layer for layer in self.layers]
 
     # ------------------------------------------------------------ derived views
     @property
@@ -192,7 +201,7 @@ class Spec:
     def with_initial_params(self) -> "Spec":
         """The same spec with every weight and bias written out (nothing left to initializers)."""
         return Spec(self.name, self.x, self.y, self.with_params(self.initial_params()), self.loss,
-                    self.optimizer, self.training, self.title, self.seed)
+                    self.optimizer, self.training, self.title, self.seed, framework=self.framework)
 
     def require_dense(self, what: str) -> None:
         """Raise a SpecError naming the first layer ``what`` (handouts, notebooks, variants) does
@@ -209,8 +218,10 @@ class Spec:
         if self.title:
             out["title"] = self.title
         out["seed"] = self.seed
+        if self.framework != "keras":
+            out["framework"] = self.framework
         out["data"] = {"x": self.x, "y": self.y}
-        out["layers"] = [_layer_table(layer) for layer in self.layers]
+        out["layers"] = [_layer_table(layer, WEIGHTS_KEY[self.framework]) for layer in self.layers]
         out["loss"] = self.loss.to_dict()
         out["optimizer"] = self.optimizer.to_dict()
         out["training"] = self.training.to_dict()
@@ -234,13 +245,17 @@ class Spec:
             return validate_spec(data, source)
 
 
-def _layer_table(layer: LayerSpec) -> dict[str, Any]:
+#: the layer key of the weight matrix: Keras's kernel (inputs x units), torch's Linear.weight (units x inputs)
+WEIGHTS_KEY = {"keras": "weights", "torch": "weight"}
+
+
+def _layer_table(layer: LayerSpec, weights_key: str = "weights") -> dict[str, Any]:
     """A Dense layer as its ``[[layers]]`` table: the kernel under the file's key ``weights``."""
     if layer.type != "Dense":
         return _indexed_layer_table(layer)
     entry: dict[str, Any] = {"units": layer.units, "activation": layer.activation}
     if layer.kernel is not None:
-        entry["weights"] = layer.kernel
+        entry[weights_key] = layer.kernel
     else:
         entry["kernel_initializer"] = layer.kernel_initializer
     if layer.bias is not None:

@@ -19,13 +19,15 @@ from typing import Any, Optional
 import numpy as np
 
 from ..derivation.network import build_layers
-from ..rules import activations, losses, optimizers
+from ..rules import FRAMEWORKS, activations, loss_registry, optimizer_registry
 from ..rules.layers import layers as layer_rules
 from ..rules.initializers import INITIALIZERS
-from ..rules.losses import ARGUMENT_RANGES as LOSS_ARGUMENT_RANGES
-from ..rules.optimizers import ARGUMENT_RANGES as OPTIMIZER_ARGUMENT_RANGES
+from ..rules.losses import ARGUMENT_RANGES as KERAS_LOSS_RANGES
+from ..rules.optimizers import ARGUMENT_RANGES as KERAS_OPTIMIZER_RANGES
+from ..rules.torch_losses import ARGUMENT_RANGES as TORCH_LOSS_RANGES, REDUCTIONS
+from ..rules.torch_optimizers import ARGUMENT_RANGES as TORCH_OPTIMIZER_RANGES
 from ..wording import plural
-from .model import LayerSpec, LossSpec, OptimizerSpec, Problem, Spec, SpecError, TrainingSpec
+from .model import WEIGHTS_KEY, LayerSpec, LossSpec, OptimizerSpec, Problem, Spec, SpecError, TrainingSpec
 from .values import (Problems, at_most, in_range, is_finite_number, key_shown, kind_of, matrix,
                      name_in, named_table, nearest, number, shown, table, unknown_keys, vector)
 
@@ -40,7 +42,7 @@ RESERVED_NAMES = frozenset(sys.stdlib_module_names) | {"numpy", "np", "symbp", "
 #: + outputs), about what a 16 MB spec file holds) keep every command within ~2 GB of memory
 LIMITS = {"layers": 32, "units": 1024, "features": 1024, "samples": 10_000, "epochs": 10_000,
           "seed": 2**32 - 1, "parameters": 2**22, "batch_values": 2**22, "data_values": 2**23}
-TOP_KEYS = {"name", "title", "seed", "data", "layers", "loss", "optimizer", "training", "variants"}
+TOP_KEYS = {"name", "title", "seed", "framework", "data", "layers", "loss", "optimizer", "training", "variants"}
 LAYER_KEYS = {"units", "activation", "weights", "bias", "kernel_initializer", "bias_initializer"}
 TRAINING_KEYS = {"batch_size", "epochs", "shuffle"}
 DATA_KEYS = {"x", "y"}
@@ -49,6 +51,13 @@ VARIANT_KEYS = {"vary", "step", "range", "max_abs_z", "kink_margin", *VARIANT_IT
 #: what ``symbp variants`` draws when a spec has no [variants] table (or leaves a key out)
 VARIANT_DEFAULTS = {"vary": ["weights"], "step": 0.1, "range": [-1.0, 1.0], "max_abs_z": 3.0,
                     "kink_margin": 0.05}
+#: framework -> the ranges of its loss arguments and of its optimizer arguments
+ARGUMENT_RANGES = {"keras": (KERAS_LOSS_RANGES, KERAS_OPTIMIZER_RANGES),
+                   "torch": (TORCH_LOSS_RANGES, TORCH_OPTIMIZER_RANGES)}
+#: the optimizer argument every spec's optimizer gets (its default when the table leaves it out)
+LEARNING_RATE_KEY = {"keras": "learning_rate", "torch": "lr"}
+#: the losses whose labels are between 0 and 1
+BINARY_LOSSES = ("binary_crossentropy", "bceloss", "bcewithlogitsloss")
 #: a variants grid's values are k * step with |k| at most this (integers exact in a float64)
 MAX_GRID_MULTIPLE = 2**53
 
@@ -86,19 +95,21 @@ def validate_spec(data: Any, source: str) -> Spec:
     problems = Problems()
     unknown_keys(problems, data, TOP_KEYS, "")
     name, title, seed = check_top_level(problems, data)
+    framework = check_framework(problems, data.get("framework", "keras"))
     x, y = check_data(problems, data)
     layer_tables = data.get("layers")
-    layers = check_layers(problems, layer_tables, None if x is None else x.shape[1:])
+    layers = check_layers(problems, layer_tables, None if x is None else x.shape[1:], framework)
     # the label width is checked against the output layer only when every layer is valid
     complete = isinstance(layer_tables, list) and len(layers) == len(layer_tables)
     loss = check_loss(problems, named_table(problems, data, "loss"), y, len(layers) - 1,
-                      layers[-1].units if layers and complete else None)
-    optimizer = check_optimizer(problems, named_table(problems, data, "optimizer"))
+                      layers[-1].units if layers and complete else None, framework)
+    optimizer = check_optimizer(problems, named_table(problems, data, "optimizer"), framework)
     training = check_training(problems, table(problems, data, "training", required=False))
     variants = check_variants(problems, data["variants"]) if "variants" in data else None
     check_limits(problems, x, y, layers, training, complete)
     problems.raise_if_any(source)
-    return Spec(name, x.tolist(), y.tolist(), layers, loss, optimizer, training, title, seed, variants)
+    return Spec(name, x.tolist(), y.tolist(), layers, loss, optimizer, training, title, seed, variants,
+                framework)
 
 
 def check_top_level(problems: Problems, data: dict) -> tuple[Any, str, Any]:
@@ -124,6 +135,15 @@ def check_top_level(problems: Problems, data: dict) -> tuple[Any, str, Any]:
             problems.add("seed", f"must be 0 or more, found {seed}")
         _limit(problems, seed, "seed", "seed", "(a 32-bit seed)")
     return name, title, seed
+
+
+def check_framework(problems: Problems, framework: Any) -> str:
+    """``framework``: "keras" (the default) or "torch"; the names of the loss and optimizer and
+    the layer layout are read in its registries (Keras after a problem, to report the rest)."""
+    if framework in FRAMEWORKS:
+        return framework
+    problems.add("framework", f"unknown framework {shown(framework)} (one of {', '.join(map(repr, FRAMEWORKS))})")
+    return "keras"
 
 
 def check_data(problems: Problems, data: dict) -> tuple[Optional[np.ndarray], Optional[np.ndarray]]:
@@ -169,7 +189,7 @@ def check_x(problems: Problems, value: Any, layer_tables: Any) -> Optional[np.nd
 
 
 # ---------------------------------------------------------------- [[layers]]
-def check_layers(problems: Problems, value: Any, inputs: Optional[tuple]) -> list[LayerSpec]:
+def check_layers(problems: Problems, value: Any, inputs: Optional[tuple], framework: str = "keras") -> list[LayerSpec]:
     """Every ``[[layers]]`` table, each layer's input shape the output shape of the one before
     (``inputs``: a sample's shape, batch left out)."""
     if value is None:
@@ -184,14 +204,14 @@ def check_layers(problems: Problems, value: Any, inputs: Optional[tuple]) -> lis
     _limit(problems, len(value), "layers", "layers", "layers")
     out, shape = [], inputs
     for n, entry in enumerate(value):
-        layer, shape = check_layer(problems, entry, f"layers[{n}]", shape)
+        layer, shape = check_layer(problems, entry, f"layers[{n}]", shape, framework)
         if layer is not None:
             out.append(layer)
     return out
 
 
-def check_layer(problems: Problems, entry: Any, where: str,
-                shape: Optional[tuple]) -> tuple[Optional[LayerSpec], Optional[tuple]]:
+def check_layer(problems: Problems, entry: Any, where: str, shape: Optional[tuple],
+                framework: str = "keras") -> tuple[Optional[LayerSpec], Optional[tuple]]:
     """One ``[[layers]]`` table, checked by the function of its ``type`` (Dense: absent): the
     layer (None when unusable) and its output shape when valid (the next layer's input)."""
     if not isinstance(entry, dict):
@@ -201,20 +221,23 @@ def check_layer(problems: Problems, entry: Any, where: str,
     if kind is None:
         return None, None
     if kind == "dense" and (shape is None or len(shape) == 1):
-        layer, units = check_dense_layer(problems, entry, where, None if shape is None else shape[0])
+        layer, units = check_dense_layer(problems, entry, where, None if shape is None else shape[0], framework)
         return layer, None if units is None else (units,)
     return check_window_layer(problems, entry, where, layer_rules[kind], shape)
 
 
-def check_dense_layer(problems: Problems, entry: dict, where: str,
-                      fan_in: Optional[int]) -> tuple[Optional[LayerSpec], Optional[int]]:
-    """One Dense table: units, activation, weights (fan_in x units), bias (units,), initializers;
-    the layer (None when unusable) and its units when valid (the next layer's fan-in)."""
-    unknown_keys(problems, entry, LAYER_KEYS | {"type"}, where + ".")
+def check_dense_layer(problems: Problems, entry: dict, where: str, fan_in: Optional[int],
+                      framework: str = "keras") -> tuple[Optional[LayerSpec], Optional[int]]:
+    """One Dense table: units, activation, weights (fan_in x units), bias (units,), initializers
+    (torch's Linear: ``weight``, units x fan_in); the layer (None when unusable) and its units
+    when valid (the next layer's fan-in)."""
+    weights_key = WEIGHTS_KEY[framework]
+    unknown_keys(problems, entry, LAYER_KEYS - {"weights"} | {weights_key, "type"}, where + ".")
     units = _check_units(problems, entry.get("units"), f"{where}.units")
     activation = name_in(problems, activations, entry.get("activation", "linear"), f"{where}.activation")
-    kernel = entry.get("weights")
-    if kernel is not None and matrix(problems, kernel, f"{where}.weights", fan_in, units) is None:
+    kernel = entry.get(weights_key)
+    rows, columns = (units, fan_in) if framework == "torch" else (fan_in, units)
+    if kernel is not None and matrix(problems, kernel, f"{where}.{weights_key}", rows, columns) is None:
         kernel = None
     bias = entry.get("bias")
     if bias is not None and units is not None and vector(problems, bias, f"{where}.bias", units) is None:
@@ -227,7 +250,8 @@ def check_dense_layer(problems: Problems, entry: dict, where: str,
         initializers[key] = init
     if units is None or activation is None:
         return None, units
-    return LayerSpec(units, activation, kernel, bias, **initializers), units
+    return LayerSpec(units, activation, kernel, bias, **initializers,
+                     type="Linear" if framework == "torch" else "Dense"), units
 
 
 def check_window_layer(problems: Problems, entry: dict, where: str, rule,
@@ -353,13 +377,18 @@ def _check_units(problems: Problems, units: Any, where: str) -> Optional[int]:
 
 # ---------------------------------------------------------------- [loss], [optimizer], [training]
 def check_loss(problems: Problems, loss_table: dict, y: Optional[np.ndarray], output_layer: int,
-               units: Optional[int]) -> Optional[LossSpec]:
-    """The loss's name and arguments; the labels' shape and values against it (``units``: the
-    output layer's, None when a layer is invalid; ``output_layer``: its place, for the message)."""
-    name = name_in(problems, losses, loss_table["name"], "loss.name") if "name" in loss_table else None
-    rule = losses[name] if name else None
-    unknown_keys(problems, loss_table, {"name"} | set(rule.arguments if rule else ()), "loss.")
-    if y is not None and units is not None and not (rule and rule.sparse_labels) and y.shape[1] != units:
+               units: Optional[int], framework: str = "keras") -> Optional[LossSpec]:
+    """The loss's name (in ``framework``'s registry) and arguments (torch's: and ``reduction``);
+    the labels' shape and values against it (``units``: the output layer's, None when a layer is
+    invalid; ``output_layer``: its place, for the message)."""
+    registry = loss_registry(framework)
+    name = name_in(problems, registry, loss_table["name"], "loss.name") if "name" in loss_table else None
+    rule = registry[name] if name else None
+    extra = {"reduction"} if framework == "torch" else set()
+    unknown_keys(problems, loss_table, {"name"} | extra | set(rule.arguments if rule else ()), "loss.")
+    indices = bool(rule and (rule.sparse_labels or (rule.either_labels and y is not None
+                                                    and y.shape[1] == 1 and units != 1)))
+    if y is not None and units is not None and not indices and y.shape[1] != units:
         problems.add("data.y", f"has {plural(y.shape[1], 'column')} but the output layer "
                                f"(layers[{output_layer}]) has {plural(units, 'unit')}"
                                + _class_index_hint(name, y, units))
@@ -368,25 +397,39 @@ def check_loss(problems: Problems, loss_table: dict, y: Optional[np.ndarray], ou
     if rule is None:
         return None
     if y is not None:
-        check_labels(problems, name, rule, y, units)
+        check_labels(problems, name, rule, y, units, indices)
+    ranges = ARGUMENT_RANGES[framework][0]
     arguments = {key: loss_table[key] for key in rule.arguments if key in loss_table
-                 and in_range(problems, loss_table[key], f"loss.{key}", LOSS_ARGUMENT_RANGES[key]) is not None}
+                 and in_range(problems, loss_table[key], f"loss.{key}", ranges[key]) is not None}
+    if "reduction" in loss_table and framework == "torch":
+        arguments.update(_check_reduction(problems, loss_table["reduction"]))
     return LossSpec(name, arguments)
 
 
-def check_labels(problems: Problems, name: str, rule, y: np.ndarray, units: Optional[int]) -> None:
-    """The labels a loss takes: class indices below ``units`` (sparse), rows summing to 1
-    (categorical_crossentropy), values in [0, 1] (binary_crossentropy)."""
-    if rule.sparse_labels:
+def _check_reduction(problems: Problems, reduction: Any) -> dict:
+    """torch's ``reduction``: "mean" or "sum" ({} after a problem)."""
+    if reduction in REDUCTIONS:
+        return {"reduction": reduction}
+    problems.add("loss.reduction", f"must be one of {', '.join(map(repr, REDUCTIONS))} "
+                                   f"(\"none\" gives no loss to train on), found {shown(reduction)}")
+    return {}
+
+
+def check_labels(problems: Problems, name: str, rule, y: np.ndarray, units: Optional[int],
+                 indices: Optional[bool] = None) -> None:
+    """The labels a loss takes: class indices below ``units`` (sparse, or CrossEntropyLoss given
+    one column: ``indices``), rows summing to 1 (categorical_crossentropy, CrossEntropyLoss's
+    probabilities), values in [0, 1] (binary cross-entropies)."""
+    if indices if indices is not None else rule.sparse_labels:
         if y.shape[1] != 1:
             problems.add("data.y", f"{name} needs one class index per sample (a single "
                                    f"column, [[2], [0], ...]), found {plural(y.shape[1], 'column')}")
         elif units is not None and not _class_indices(y, units):
             problems.add("data.y", f"{name} needs class indices 0 .. {units - 1} (the output layer's units)")
-    if name == "categorical_crossentropy" and not np.allclose(y.sum(axis=1), 1.0, atol=1e-9):
-        problems.add("data.y", "categorical_crossentropy needs label rows that sum to 1 (one-hot or probabilities)")
-    if name == "binary_crossentropy" and (y.min() < 0 or y.max() > 1):
-        problems.add("data.y", "binary_crossentropy needs labels between 0 and 1")
+    elif (name == "categorical_crossentropy" or rule.either_labels) and not np.allclose(y.sum(axis=1), 1.0, atol=1e-9):
+        problems.add("data.y", f"{name} needs label rows that sum to 1 (one-hot or probabilities)")
+    if name in BINARY_LOSSES and (y.min() < 0 or y.max() > 1):
+        problems.add("data.y", f"{name} needs labels between 0 and 1")
 
 
 def _class_indices(y: np.ndarray, units: int) -> bool:
@@ -405,18 +448,19 @@ def _class_index_hint(loss: Optional[str], y: np.ndarray, units: Optional[int]) 
             f"them, or write each label one-hot ([{example}] for class 1)")
 
 
-def check_optimizer(problems: Problems, optimizer_table: dict) -> Optional[OptimizerSpec]:
-    """The optimizer's name and its arguments (Keras's names and ranges; numbers as floats,
-    since Keras's SGD rejects momentum = 0); learning_rate defaults to the optimizer's."""
+def check_optimizer(problems: Problems, optimizer_table: dict, framework: str = "keras") -> Optional[OptimizerSpec]:
+    """The optimizer's name and its arguments (``framework``'s names and ranges; numbers as
+    floats, since Keras's SGD rejects momentum = 0); the learning rate defaults to the optimizer's."""
     if not optimizer_table:
         return None
     if "name" not in optimizer_table:
         problems.add("optimizer.name", "missing (required)")
         return None
-    name = name_in(problems, optimizers, optimizer_table["name"], "optimizer.name")
+    registry = optimizer_registry(framework)
+    name = name_in(problems, registry, optimizer_table["name"], "optimizer.name")
     if name is None:
         return None
-    rule = optimizers[name]
+    rule = registry[name]
     arguments: dict[str, Any] = {}
     for key, value in optimizer_table.items():
         if key == "name":
@@ -424,22 +468,32 @@ def check_optimizer(problems: Problems, optimizer_table: dict) -> Optional[Optim
         if key not in rule.defaults:
             problems.add(f"optimizer.{key_shown(key)}", f"not an argument of {name}{nearest(str(key), rule.defaults)}")
             continue
-        value = _optimizer_argument(problems, value, f"optimizer.{key}", key, rule.defaults[key])
+        value = _optimizer_argument(problems, value, f"optimizer.{key}", ARGUMENT_RANGES[framework][1].get(key),
+                                    rule.defaults[key])
         if value is not None:
             arguments[key] = value
-    arguments.setdefault("learning_rate", rule.defaults["learning_rate"])
+    key = LEARNING_RATE_KEY[framework]
+    arguments.setdefault(key, rule.defaults[key])
+    if framework == "torch" and arguments.get("nesterov") and (not arguments.get("momentum") or arguments.get("dampening")):
+        problems.add("optimizer.nesterov", "torch's Nesterov momentum needs a momentum above 0 and dampening 0")
     return OptimizerSpec(name, arguments)
 
 
-def _optimizer_argument(problems: Problems, value: Any, where: str, key: str, default: Any) -> Any:
-    """One argument as its default's type: a boolean switch, or a number in its range (a float
-    unless the default is an int)."""
+def _optimizer_argument(problems: Problems, value: Any, where: str, allowed, default: Any) -> Any:
+    """One argument as its default's type: a boolean switch, a pair (torch's ``betas``) of numbers
+    in range, or a number in its range (a float unless the default is an int)."""
     if isinstance(default, bool):
         if not isinstance(value, bool):
             problems.expected(where, "true or false", kind_of(value))
             return None
         return value
-    if in_range(problems, value, where, OPTIMIZER_ARGUMENT_RANGES[key]) is None:
+    if isinstance(default, tuple):
+        if not isinstance(value, list) or len(value) != len(default):
+            problems.expected(where, f"{len(default)} numbers ([0.9, 0.999])", shown(value))
+            return None
+        checked = [in_range(problems, v, f"{where}[{n}]", allowed) for n, v in enumerate(value)]
+        return [float(v) for v in value] if None not in checked else None
+    if in_range(problems, value, where, allowed) is None:
         return None
     return value if isinstance(default, int) else float(value)
 

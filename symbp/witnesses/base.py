@@ -1,6 +1,6 @@
 """What every witness is: a framework (or method) that trains a spec on its own and says what it got.
 
-A witness is a class registered here by its framework's name (``"keras"``; ``"torch"`` next):
+A witness is a class registered here by its framework's name (``"keras"``, ``"torch"``):
 ``train(spec, dtype)`` trains the spec's network in ``dtype`` from the spec's initial parameters
 and returns a :class:`Run`. The comparison with the generated module
 (:func:`symbp.witnesses.compare.check`) and its report (:mod:`symbp.witnesses.report`) are the
@@ -57,7 +57,8 @@ class Witness:
 witnesses: Registry[type[Witness]] = Registry("witness")
 
 #: the witnesses symbp ships, imported on first use (Keras pulls in TensorFlow only when it trains)
-BUILT_IN = {"keras": "symbp.witnesses.keras", "finite_differences": "symbp.witnesses.finite_differences"}
+BUILT_IN = {"keras": "symbp.witnesses.keras", "torch": "symbp.witnesses.torch",
+            "finite_differences": "symbp.witnesses.finite_differences"}
 
 
 def register(cls: type[Witness]) -> type[Witness]:

@@ -1,6 +1,6 @@
 """The check: a witness's Run against the generated module's, for every witness alike.
 
-``check(spec, dtype, witness="keras")`` trains with the witness and with the generated module,
+``check(spec, dtype, witness=None)`` (the spec's framework's witness) trains with the witness and with the generated module,
 compares every parameter, the epoch losses and (where the witness has them) the initial
 gradients within the dtype's tolerance (:mod:`symbp.witnesses.tolerance`), then explains a
 difference past it: rounding grown over a long run, or a value at a kink.
@@ -24,12 +24,13 @@ EARLY_EPOCHS = 10
 AT_KINK = 1e-9
 
 
-def check(spec: Spec, dtype: str = "float64", module=None, witness: str | Witness = "keras") -> CheckReport:
-    """Train with the witness and with the generated module; compare (see the module). A witness
-    of gradients only (finite differences) is compared on those, at the initial parameters."""
+def check(spec: Spec, dtype: str = "float64", module=None, witness: str | Witness | None = None) -> CheckReport:
+    """Train with the witness (default: the spec's framework's, Keras or PyTorch) and with the
+    generated module; compare (see the module). A witness of gradients only (finite
+    differences) is compared on those, at the initial parameters."""
     if dtype not in TOLERANCES:
         raise ValueError(f"dtype must be float64 or float32, not {dtype!r}")
-    witness = witness_named(witness) if isinstance(witness, str) else witness
+    witness = witness_named(witness or spec.framework) if not isinstance(witness, Witness) else witness
     module = module or spec_module(spec)
     run = witness.train(spec, dtype)
     report = CheckReport(dtype, TOLERANCES[dtype].relative, framework=witness.framework, witness=witness.name)
