@@ -205,9 +205,11 @@ class Spec:
 
     def require_dense(self, what: str) -> None:
         """Raise a SpecError naming the first layer ``what`` (handouts, notebooks, variants) does
-        not support yet: those presenters cover Dense networks; codegen and check cover all."""
+        not support yet: those presenters cover Dense (and torch Linear) networks, not the
+        indexed layers (convolution, pooling, Flatten); codegen and check cover all."""
+        from ..rules.layers import layers as layer_rules
         for n, layer in enumerate(self.layers):
-            if layer.type != "Dense":
+            if layer_rules[layer.type].indexed:   # Dense and torch's Linear: matrix layers, presented
                 raise SpecError(self.name, [Problem(f"layers[{n}].type", (
                     f"{what} support Dense layers only so far, found {layer.type}: `symbp codegen` and "
                     f"`symbp check` take this network"))])
@@ -251,7 +253,8 @@ WEIGHTS_KEY = {"keras": "weights", "torch": "weight"}
 
 def _layer_table(layer: LayerSpec, weights_key: str = "weights") -> dict[str, Any]:
     """A Dense layer as its ``[[layers]]`` table: the kernel under the file's key ``weights``."""
-    if layer.type != "Dense":
+    from ..rules.layers import layers as layer_rules
+    if layer_rules[layer.type].indexed:   # convolution, pooling, Flatten: type and Keras arguments
         return _indexed_layer_table(layer)
     entry: dict[str, Any] = {"units": layer.units, "activation": layer.activation}
     if layer.kernel is not None:

@@ -220,7 +220,7 @@ def check_layer(problems: Problems, entry: Any, where: str, shape: Optional[tupl
     kind = name_in(problems, layer_rules, entry.get("type", "Dense"), f"{where}.type")
     if kind is None:
         return None, None
-    if kind == "dense" and (shape is None or len(shape) == 1):
+    if not layer_rules[kind].indexed and (shape is None or len(shape) == 1):   # Dense (torch: Linear)
         layer, units = check_dense_layer(problems, entry, where, None if shape is None else shape[0], framework)
         return layer, None if units is None else (units,)
     return check_window_layer(problems, entry, where, layer_rules[kind], shape)
