@@ -345,6 +345,7 @@ def render_variants(spec: Spec, count: int, seed: int, directory: Path, *, noteb
     ``pdf`` compiles every handout (:func:`compile_class`); ``student_derivatives``, ``name_line``:
     the student sheet's scaffolding (symbp.emit.handouts.HandoutOptions); ``nbgrader``: notebooks
     with nbgrader's cells (implies ``notebook``)."""
+    spec.require_dense("variants")
     directory = Path(directory)
     draws = _draws(spec, seed)
     drawn = _take(spec, draws, count)

@@ -102,3 +102,49 @@ def same_function(a: sp.Expr, b: sp.Expr, var: sp.Symbol, points=(-2.3, -0.7, 0.
         if abs(va - vb) > 1e-9 * max(1.0, abs(va)):
             return False
     return seen
+
+
+# ---------------------------------------------------------------- entry formulas (indexed layers)
+def _flat_terms(expr: sp.Expr) -> list[tuple[sp.Expr, tuple]]:
+    """expr as added (product, limits) terms: nested sums flattened, sums split over their terms."""
+    out = []
+    for term in sp.Add.make_args(sp.expand(expr)):
+        if isinstance(term, sp.Sum):
+            out += [(inner, tuple(term.limits) + limits) for inner, limits in _flat_terms(term.function)]
+        elif isinstance(term, sp.Mul) and any(isinstance(f, sp.Sum) for f in term.args):
+            outside = sp.Mul(*[f for f in term.args if not isinstance(f, sp.Sum)])
+            total, = [f for f in term.args if isinstance(f, sp.Sum)]
+            out += [(outside * inner, limits) for inner, limits in _flat_terms(total)]
+        else:
+            out.append((term, ()))
+    return out
+
+
+def _sum_out_kronecker(term: sp.Expr, limits: tuple) -> sp.Expr:
+    """Sum ``term`` over ``limits``, each KroneckerDelta(i, j) of a summed i done by setting i = j
+    (j is in i's range: it is an entry index of the same array). Sums left become one Sum."""
+    limits = list(limits)
+    while True:
+        delta = next((d for d in term.atoms(sp.KroneckerDelta)
+                      if any(s in d.args for s, *_ in limits)), None)
+        if delta is None:
+            break
+        summed = next(s for s, *_ in limits if s in delta.args)
+        other = delta.args[1] if delta.args[0] == summed else delta.args[0]
+        term = term.xreplace({delta: sp.S.One}).xreplace({summed: other})
+        limits = [lim for lim in limits if lim[0] != summed]
+    return sp.Sum(term, *limits) if limits and term != 0 else (term if not limits else sp.S.Zero)
+
+
+def entry_gradient(entry: sp.Expr, upstream: sp.IndexedBase, out: tuple, ranges: dict,
+                   target: sp.Indexed) -> sp.Expr:
+    """dL/d target = sum_out upstream[out] d entry[out] / d target: SymPy differentiates each term
+    of ``upstream[out] * entry`` (Kronecker deltas appear for every index), the deltas are summed
+    out here. ``out``: the entry's index symbols; ``ranges``: each index symbol's count."""
+    limits = tuple((s, 0, ranges[s] - 1) for s in out)
+    total = sp.S.Zero
+    for term, inner in _flat_terms(upstream[out] * entry):
+        derivative = sp.diff(term, target)
+        if derivative != 0:
+            total += _sum_out_kronecker(sp.expand(derivative), inner + limits)
+    return total

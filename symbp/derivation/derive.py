@@ -25,7 +25,7 @@ from typing import Optional
 
 import sympy as sp
 
-from .calculus import B, K, clean_floats, i, j, pull_out_of_sums, row_gradient, same_function
+from .calculus import B, K, clean_floats, entry_gradient, i, j, pull_out_of_sums, row_gradient, same_function
 from .network import Layer
 from ..rules import Activation, Loss, Optimizer, activations, loss_registry, losses, optimizer_registry
 from ..rules.layers import LayerRule, layers as layer_rules
@@ -81,6 +81,69 @@ def derive_layer(name: str) -> LayerCalculus:
     surrogate = sp.Trace(delta.T * z_mat)
     gradients = {kind: _linear_gradient(surrogate, symbol) for kind, symbol in parameters.items()}
     return LayerCalculus(rule, a_in, parameters, delta, z_mat, gradients, _linear_gradient(surrogate, a_in))
+
+
+#: index symbols of indexed layers: batch row, window positions, window offsets, in/out channel
+_POSITIONS, _OFFSETS = ("p", "q"), ("u", "v")
+
+
+def _index(name: str) -> sp.Symbol:
+    return sp.Symbol(name, integer=True, nonnegative=True)
+
+
+@dataclass(frozen=True)
+class IndexedCalculus:
+    """Entry rules of an indexed layer type, derived by SymPy from its entry formula.
+
+    ``z`` is z[out] in the gathered input ``win`` (and the selection weights ``mask``);
+    ``gradients[kind]`` and ``g_win`` are (entry, formula) pairs: dL/d that entry as a sum over
+    the other indices, with delta = dL/dz (the upstream of the gathered input's adjoint).
+    """
+    rule: LayerRule
+    out: tuple                   # z's index symbols
+    ranges: dict                 # index symbol -> its count (symbolic)
+    win: sp.IndexedBase
+    mask: sp.IndexedBase
+    parameters: dict             # Keras variable name -> IndexedBase (named by its letter)
+    delta: sp.IndexedBase
+    z: sp.Expr
+    gradients: dict              # kind -> (entry, formula)
+    g_win: tuple                 # (entry of win, dL/d that entry)
+
+
+def _primed(entry: sp.Indexed) -> sp.Indexed:
+    return entry.base[tuple(_index(f"{s}'") for s in entry.indices)]
+
+
+def _entry_of(expr: sp.Expr, base: sp.IndexedBase) -> sp.Indexed:
+    return next(e for e in sorted(expr.atoms(sp.Indexed), key=str) if e.base == base)
+
+
+@lru_cache(maxsize=None)
+def derive_indexed_layer(name: str) -> IndexedCalculus:
+    """Every backward rule of indexed layer type ``name`` (Conv2D, pooling, Flatten), once for all
+    sizes: dL/dX[t] = sum_out delta[out] dz[out]/dX[t] for each parameter and for the gathered
+    input ``win``, by SymPy's derivative of the entry formula, the Kronecker deltas summed out
+    (:func:`symbp.derivation.calculus.entry_gradient`)."""
+    rule = layer_rules[name]
+    gather = rule.gather
+    spatial = 0 if gather.global_window else gather.spatial
+    positions = tuple(_index(s) for s in _POSITIONS[:spatial])
+    offsets = tuple(_index(s) for s in _OFFSETS[:gather.spatial])
+    n, k, c = _index("n"), _index("k"), _index("c")
+    out = (n, *positions, c) if gather.kind == "windows" else (n, _index("f"))
+    ranges = {s: sp.Symbol(f"{str(s).upper()}_{{{name}}}", integer=True, positive=True)
+              for s in (n, *positions, *offsets, k, c, _index("f"))}
+    win, mask, delta = sp.IndexedBase("win"), sp.IndexedBase("mask"), sp.IndexedBase("delta")
+    parameters = {p.kind: sp.IndexedBase(p.code) for p in rule.parameters}
+    z_entry = rule.forward(win, parameters, mask, out, offsets, k, ranges)
+    gradients = {}
+    for kind, base in parameters.items():
+        target = _primed(_entry_of(z_entry, base))
+        gradients[kind] = (target, entry_gradient(z_entry, delta, out, ranges, target))
+    target = _primed(_entry_of(z_entry, win))
+    return IndexedCalculus(rule, out, ranges, win, mask, parameters, delta, z_entry, gradients,
+                           (target, entry_gradient(z_entry, delta, out, ranges, target)))
 
 
 def batch_mean(per_sample_gradient: sp.Expr) -> sp.Expr:
@@ -462,7 +525,7 @@ def derive_optimizer(name: str, arguments: dict, framework: str = "keras") -> Op
 class LayerDerivation:
     """One layer instance with its type's rules and its activation's."""
     layer: Layer
-    calculus: LayerCalculus
+    calculus: "LayerCalculus | IndexedCalculus"
     activation: ActivationDerivation
 
     @property
@@ -503,7 +566,7 @@ def derive_network(layers: tuple[Layer, ...], loss, optimizer, framework: str = 
     with its loss and optimizer (:class:`~symbp.spec.model.LossSpec`, :class:`~symbp.spec.model.OptimizerSpec`)
     in ``framework``'s registries (torch: the loss's ``reduction`` mean or sum; ``class_indices``:
     CrossEntropyLoss's labels are class indices)."""
-    derived = tuple(LayerDerivation(layer, derive_layer(layer.rule.name),
+    derived = tuple(LayerDerivation(layer, (derive_indexed_layer if layer.rule.indexed else derive_layer)(layer.rule.name),
                                     derive_activation(activations.canonical(layer.activation)))
                     for layer in layers)
     output_activation = activations.canonical(layers[-1].activation)

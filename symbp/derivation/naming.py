@@ -114,3 +114,14 @@ UPDATED = "{param}_updated"   # the parameter after one optimizer step
 KERAS_RESULT = "{param}_keras"  # the same parameter after Keras's model.fit
 TORCH_RESULT = "{param}_torch"  # the same parameter after torch's optimizer.step()
 SLOT = "{slot}_{param}"       # an optimizer slot (momentum, velocity) of one parameter
+
+# indexed layers (symbp.rules.layers' Gather): what layer l reads, its selection weights, dL/d them
+WINDOWS = "win{l}"            # the windows of a_{l-1} (or a_{l-1} flattened)
+MASK = "mask{l}"              # pooling's selection weights over each window
+WINDOWS_GRADIENT = "dwin{l}"  # dL/dwin_l, added back into g_{l-1} by the windows' adjoint
+
+
+def indexed_names(l: int, codes: tuple[str, ...]) -> dict[str, str]:
+    """Bindings of an indexed layer rule's arrays for layer l."""
+    return {"win": WINDOWS.format(l=l), "mask": MASK.format(l=l), "delta": DELTA.format(l=l),
+            **{code: PARAMETER.format(code=code, n=l - 1) for code in codes}}

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from .naming import ParamName
 from ..rules.layers import LayerRule, layers as layer_rules
 
@@ -58,9 +60,10 @@ def build_layers(input_shape: tuple, entries: list[tuple[str, dict]]) -> tuple[L
 def layers_from_spec(spec) -> tuple[Layer, ...]:
     """The spec's ``[[layers]]`` (units, activation) as layer instances, each of its ``type``
     (Dense; a torch spec's are Linear)."""
-    entries = [(layer.type, {"units": layer.units, "activation": layer.activation})
+    entries = [(layer.type, {"units": layer.units, "activation": layer.activation,
+                                **layer.arguments})
                for layer in spec.layers]
-    return build_layers((len(spec.x[0]),), entries)
+    return build_layers(tuple(np.shape(spec.x)[1:]), entries)
 
 
 def torch_parameter_keys(layers: tuple[Layer, ...]) -> list[tuple[ParamName, str]]:

@@ -21,6 +21,7 @@ from ..derivation.calculus import B, K
 from ..derivation.derive import NetworkDerivation, derive_network
 from ..derivation.network import layers_from_spec, torch_parameter_keys
 from .printers import HELPERS, ArrayPrinter, FiniteNumbers, PositiveFirst, array_literal_rows, float_literal
+from . import indexed
 from .render import python_env, render
 from ..rules.initializers import TRUNCATED_NORMAL_SOURCE
 from ..spec import Draw, Spec
@@ -240,8 +241,11 @@ def _forward_lines(model: NetworkDerivation, emit: "_Emitter") -> list[LayerLine
     for layer in model.layers:
         l, codes = layer.number, tuple(p.code for p in layer.calculus.rule.parameters)
         names = {**naming.layer_rule_names(l, codes), **naming.layer_names(l)}
-        lines = [emit.line(naming.PRE_ACTIVATION.format(l=l), layer.calculus.z, names),
-                 emit.line(naming.OUTPUT.format(l=l), layer.activation.forward, names)]
+        if layer.layer.rule.indexed:
+            lines = [*indexed.gather_lines(layer, emit, Line), indexed.forward_line(layer, Line)]
+        else:
+            lines = [emit.line(naming.PRE_ACTIVATION.format(l=l), layer.calculus.z, names)]
+        lines.append(emit.line(naming.OUTPUT.format(l=l), layer.activation.forward, names))
         out.append(LayerLines(l, lines, tuple(str(p) for p in layer.layer.param_names)))
     return out
 
@@ -255,6 +259,9 @@ def _backward_lines(model: NetworkDerivation, emit: "_Emitter", loss_names: dict
     """From the output down: delta{l} (the loss's at the top, else g{l} passed down from the
     layer above then the activation's chain rule), then each parameter's gradient."""
     backward, depth = [], model.depth
+    for layer in model.layers:   # what the indexed layers read, as the forward pass read it
+        if layer.layer.rule.indexed and layer.layer.rule.gather.kind == "windows":
+            backward += indexed.gather_lines(layer, emit, Line)
     for layer in reversed(model.layers):
         l = layer.number
         names = {**naming.layer_names(l), **_rule_names(layer)}
@@ -262,8 +269,14 @@ def _backward_lines(model: NetworkDerivation, emit: "_Emitter", loss_names: dict
             backward.append(emit.line(naming.DELTA.format(l=l), model.loss.delta, {**names, **loss_names}))
         else:
             above = model.layers[l]
-            backward.append(emit.line(naming.UPSTREAM.format(l=l), above.calculus.g_down, _rule_names(above)))
+            if above.layer.rule.indexed:
+                backward += indexed.passed_down_lines(above, emit, Line)
+            else:
+                backward.append(emit.line(naming.UPSTREAM.format(l=l), above.calculus.g_down, _rule_names(above)))
             backward.append(emit.line(naming.DELTA.format(l=l), layer.activation.backward, names))
+        if layer.layer.rule.indexed:
+            backward += indexed.gradient_lines(layer, Line)
+            continue
         for param in layer.layer.param_names:
             backward.append(emit.line(param.gradient, layer.calculus.gradients[param.kind], names))
     return backward
@@ -303,6 +316,17 @@ def _loss_lines(model: NetworkDerivation, emit: "_Emitter", loss_names: dict) ->
                        f"# class indices -> one-hot rows, as Keras's sparse loss reads them")
 
 
+def _architecture(model: NetworkDerivation) -> str:
+    """4 -> 3 tanh -> ... for Dense nets; each layer's type and output shape when any is indexed."""
+    if not any(layer.layer.rule.indexed for layer in model.layers):
+        return " -> ".join([str(model.layers[0].inputs)]
+                           + [f"{layer.units} {layer.layer.activation}" for layer in model.layers])
+    shape = lambda s: "x".join(map(str, s))
+    return " -> ".join([shape(model.layers[0].layer.input_shape)] + [
+        f"{layer.layer.rule.name} {layer.layer.activation} ({shape(layer.layer.output_shape)})"
+        for layer in model.layers])
+
+
 def _descriptions(model: NetworkDerivation, step_update: list, update: list) -> dict:
     """The docstring's prose: architecture, loss and optimizer as one-line summaries."""
     loss, opt = model.loss, model.optimizer
@@ -311,8 +335,7 @@ def _descriptions(model: NetworkDerivation, step_update: list, update: list) -> 
     loss_doc = " ".join((loss.rule.logits_formula.__doc__ if loss.on_logits else loss.rule.doc).split())
     optimizer_doc = "; ".join(line.equation for line in step_update + update)
     return {
-        "architecture": " -> ".join([str(model.layers[0].inputs)]
-                                    + [f"{layer.units} {layer.layer.activation}" for layer in model.layers]),
+        "architecture": _architecture(model),
         "loss_name": loss.rule.name + on_logits, "loss_doc": loss_doc,
         "optimizer_name": opt.rule.name, "optimizer_doc": optimizer_doc,
         "loss_summary": textwrap.fill(f"Loss: {loss.rule.name}{on_logits}; {loss_doc}; {loss.batch_reduction} "

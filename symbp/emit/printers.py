@@ -20,6 +20,7 @@ from functools import lru_cache
 import numpy as np
 import sympy as sp
 from sympy.printing.numpy import NumPyPrinter
+from sympy.printing.str import StrPrinter
 
 from ..rules.losses import EPSILON, Clip, clip
 
@@ -136,6 +137,45 @@ HELPERS = {
     ]),
     "_erfc": ("x", "Complementary error function, element-wise (math.erfc), dtype kept.", [
         "return np.vectorize(math.erfc, otypes=[np.asarray(x).dtype])(x)",
+    ]),
+    "_windows": ("a, window, strides, padding",
+                 "The windows of a (batch, positions.., channels) as (batch, positions.., channels, offsets..): "
+                 "padded as TensorFlow pads for \"same\" (the larger half after), then strided. A view: no copy.", [
+        "axes = tuple(range(1, 1 + len(window)))",
+        "if padding == \"same\":",
+        "    totals = [max((-(-a.shape[i] // s) - 1) * s + k - a.shape[i], 0) for i, k, s in zip(axes, window, strides)]",
+        "    a = np.pad(a, [(0, 0), *((t // 2, t - t // 2) for t in totals), (0, 0)])",
+        "view = np.lib.stride_tricks.sliding_window_view(a, window, axis=axes)",
+        "return view[(slice(None), *(slice(None, None, s) for s in strides))]",
+    ]),
+    "_windows_adjoint": ("dwin, shape, window, strides, padding",
+                         "The adjoint of _windows: every window entry added back where it was read, "
+                         "padding dropped (one pass per offset in the window, none per pixel).", [
+        "axes = tuple(range(1, 1 + len(window)))",
+        "totals = [max((-(-shape[i] // s) - 1) * s + k - shape[i], 0) if padding == \"same\" else 0"
+        " for i, k, s in zip(axes, window, strides)]",
+        "padded = np.zeros((shape[0], *(shape[i] + t for i, t in zip(axes, totals)), shape[-1]), dwin.dtype)",
+        "positions = dwin.shape[1:1 + len(window)]",
+        "for offset in np.ndindex(*window):",
+        "    rows = tuple(slice(o, o + s * (n - 1) + 1, s) for o, s, n in zip(offset, strides, positions))",
+        "    padded[(slice(None), *rows)] += dwin[(Ellipsis, *offset)]",
+        "return padded[(slice(None), *(slice(t // 2, t // 2 + shape[i]) for i, t in zip(axes, totals)))]",
+    ]),
+    "_first_max_mask": ("win, rank, inside=None",
+                        "1 at the first maximum of each window (its offsets in C order), 0 elsewhere: "
+                        "the entry max pooling selects, where TensorFlow sends its gradient on ties. "
+                        "inside: 1 where a window reads the input, 0 at padding (never selected).", [
+        "if inside is not None:",
+        "    win = np.where(inside > 0, win, -np.inf)",
+        "flat = win.reshape(*win.shape[:-rank], -1)",
+        "first = flat.argmax(axis=-1)[..., None]  # argmax: the first of equal maxima",
+        "return (np.arange(flat.shape[-1]) == first).astype(win.dtype).reshape(win.shape)",
+    ]),
+    "_mean_mask": ("win_of_ones, rank",
+                   "1 / (the number of input entries in the window) at each of them, 0 at padding: "
+                   "average pooling's weights (TensorFlow leaves padding out of the count).", [
+        "counts = win_of_ones.sum(axis=tuple(range(-rank, 0)), keepdims=True)",
+        "return win_of_ones / counts",
     ]),
 }
 
@@ -370,3 +410,66 @@ class ArrayPrinter(FiniteNumbers, PositiveFirst, NumPyPrinter):
 
     def _print_MatAdd(self, expr):
         return " + ".join(self._print(arg) for arg in expr.args)
+
+
+def _letters(symbols) -> dict:
+    """One einsum letter per index symbol: its own name (n, p, q, k, u, v, c) when free, else the
+    first unused letter."""
+    out: dict = {}
+    for symbol in symbols:
+        if symbol not in out:
+            own = str(symbol).rstrip("'")
+            used = set(out.values())
+            out[symbol] = own if len(own) == 1 and own not in used else \
+                next(letter for letter in "abcdefghijklmnopqrstuvwxyz" if letter not in used)
+    return out
+
+
+class EinsumPrinter(ArrayPrinter):
+    """Prints an entry formula (a sum of products of indexed arrays, as the indexed layers' rules
+    are) for the entries ``target`` (its index symbols, in order) as whole-array NumPy: each added
+    term one ``np.einsum``, or the array itself when it is already indexed by (a suffix of) the
+    target, so it broadcasts (the bias b[c] added to every window position)."""
+
+    def __init__(self, target: tuple, names: dict | None = None):
+        super().__init__(names)
+        self.target = tuple(target)
+
+    def doprint(self, expr, assign_to=None):  # noqa: D401 - SymPy's signature
+        from ..derivation.calculus import _flat_terms
+        return " + ".join(self._term(product) for product, _ in _flat_terms(expr))
+
+    def _term(self, product: sp.Expr) -> str:
+        coefficient, factors = product.as_coeff_mul()
+        arrays = [f for f in factors if isinstance(f, sp.Indexed)]
+        others = [f for f in factors if not isinstance(f, sp.Indexed)]
+        if len(arrays) == 1 and arrays[0].indices == self.target[len(self.target) - len(arrays[0].indices):]:
+            text = self._print(arrays[0])
+        else:
+            letters = _letters([s for f in arrays for s in f.indices] + list(self.target))
+            inputs = ",".join("".join(letters[s] for s in f.indices) for f in arrays)
+            output = "".join(letters[s] for s in self.target)
+            text = f'np.einsum("{inputs}->{output}", {", ".join(self._print(f) for f in arrays)}, optimize=True)'
+        scale = [self._print(f) for f in others] + ([] if coefficient == 1 else [self._print(coefficient)])
+        return " * ".join([*scale, text])
+
+
+class IndexNotationPrinter(StrPrinter):
+    """An entry formula as the comment of its line: ``z1[n,p,q,c] = sum_{u,v,k}(win1[n,p,q,k,u,v]*W0[u,v,k,c]) + b0[c]``."""
+
+    printmethod = "_symbp_str"
+
+    def __init__(self, names: dict | None = None):
+        super().__init__({})
+        self.names = {str(k): v for k, v in (names or {}).items()}
+
+    def _print_Symbol(self, expr):
+        return expr.name.rstrip("'")
+
+    def _print_Indexed(self, expr):
+        base = self.names.get(str(expr.base), str(expr.base))
+        return f"{base}[{','.join(self._print(i) for i in expr.indices)}]"
+
+    def _print_Sum(self, expr):
+        over = ",".join(self._print(limit[0]) for limit in expr.limits)
+        return f"sum_{{{over}}}({self._print(expr.function)})"

@@ -22,17 +22,24 @@ the input and for every parameter the forward formula is linear in (Dense: ``dW 
 ``db = 1^T delta``, ``g = delta W^T``). The printers print the resulting matrix expressions
 (MatMul, Transpose, HadamardProduct, ``1`` rows and column sums) whatever layer they came from.
 
-How a convolution will be stated (not implemented yet): Conv2D's ``z[r, y, x, c] =
+How a convolution is stated (:data:`CONV2D`): Conv2D's ``z[r, y, x, c] =
 sum_{u, v, k} a[r, y*s + u, x*s + v, k] W[u, v, k, c] + b[c]`` is an indexed sum over a window,
 not a product of matrices. Its entry gives the same four things, with ``forward`` returning that
 indexed formula (``IndexedBase`` rows, ``Sum`` over the window) and ``indexed = True``; the
 derivation then differentiates it per entry, ``dL/dW[u, v, k, c] = sum_{r, y, x} delta[r, y, x,
 c] dz[r, y, x, c] / dW[u, v, k, c]``, with :func:`symbp.derivation.calculus.row_gradient`'s Kronecker-delta
 summing, and the NumPy printer gets one method for the resulting window sum (a correlation).
-Adding it touches this registry and one printer method, plus, the first time an indexed
-layer arrives, that generic indexed branch of ``derive_layer`` (not written yet: it is about
-any indexed forward, not convolution); naming, initial weights, codegen and the notebooks
-already go by ``parameters``.
+As built, an indexed layer reads its input through a :class:`Gather` (the windows of the
+padded input, or the input reshaped): a linear re-indexing whose adjoint (adding each window back
+where it came from) is the same for every layer, so the rule's ``forward`` is an entry formula in
+the gathered array ``win`` (``win[n, p, q, k, u, v] = a[n, p s + u - pad, q s + v - pad, k]``):
+Conv2D ``z[n, p, q, c] = sum_{u, v, k} win[n, p, q, k, u, v] W[u, v, k, c] + b[c]``; pooling
+``z[n, p, q, c] = sum_{u, v} win[n, p, q, c, u, v] mask[n, p, q, c, u, v]`` with ``mask`` the
+selection weights (max: 1 at the first maximum of the window, TensorFlow's choice on ties;
+average: 1 / the number of input entries in the window). :func:`symbp.derivation.derive.
+derive_indexed_layer` differentiates any such entry formula by SymPy and sums the Kronecker deltas
+out (:func:`symbp.derivation.calculus.entry_gradient`); the printers print each indexed sum as one
+``np.einsum``.
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Optional
 
+import numpy as np
 import sympy as sp
 
 from ..derivation.naming import register_parameter_code
@@ -76,6 +84,11 @@ class LayerRule:
     output_shape: Callable[[Shape, dict], Shape]
     shape_arguments: tuple[str, ...] = ()
     doc: str = ""
+    indexed: bool = False                      # forward is an entry formula over a Gather (below)
+    gather: Optional["Gather"] = None
+    #: (Keras argument name, default) of each argument the spec's table takes besides
+    #: ``activation`` (checked by :func:`symbp.spec.validate.check_window_layer`)
+    arguments: tuple = ()
     #: the Keras class a witness builds (``keras.layers.<name>``, or a name registered with
     #: ``keras.saving.register_keras_serializable``, ``"package>Name"``); empty: ``name``
     keras_class: str = ""
@@ -130,6 +143,116 @@ DENSE = register(LayerRule(
     _dense_forward.__doc__,
     keras_arguments=("units", "activation"),
     entry=_dense_entry))
+
+
+# ---------------------------------------------------------------- indexed layers
+@dataclass(frozen=True)
+class Gather:
+    """How an indexed layer reads its input ``a`` (batch first, channels last) into ``win``.
+
+    ``kind`` "windows": the windows of ``a`` padded (TensorFlow's "same": total padding
+    max((ceil(n / s) - 1) s + k - n, 0) per axis, the smaller half before, zeros), axes
+    ``(n, positions..., channel, offsets...)`` as ``sliding_window_view`` gives them (max
+    pooling's mask never selects padding). ``kind`` "flatten":
+    ``a`` reshaped to ``(n, features)``. ``mask``: the selection weights pooling sums with
+    ("first_max" or "mean"; None for none). Its adjoint adds each window back where it came from.
+    """
+    kind: str
+    spatial: int = 0
+    window: Callable[[Shape, dict], tuple] = lambda shape, args: ()
+    strides: Callable[[dict], tuple] = lambda args: ()
+    mask: Optional[str] = None
+    global_window: bool = False
+
+
+def _tuple(value, rank: int) -> tuple:
+    """A Keras size argument (an int or a list) as a tuple of ``rank`` ints."""
+    return tuple(int(v) for v in value) if isinstance(value, (list, tuple)) else (int(value),) * rank
+
+
+def same_padding(size: int, window: int, stride: int) -> tuple[int, int]:
+    """TensorFlow's "same" padding of one axis: (before, after), the larger half after."""
+    total = max((-(-size // stride) - 1) * stride + window - size, 0)
+    return total // 2, total - total // 2
+
+
+def window_output_size(size: int, window: int, stride: int, padding: str) -> int:
+    """Positions of a window along one axis: ceil(n / s) ("same") or floor((n - k) / s) + 1."""
+    return -(-size // stride) if padding == "same" else (size - window) // stride + 1
+
+
+def _spatial_output(rank: int, window_key: str, channels):
+    def output_shape(shape: Shape, args: dict) -> Shape:
+        window = _tuple(args[window_key], rank)
+        strides = _tuple(args.get("strides") or window, rank)
+        padding = args.get("padding", "valid")
+        sizes = tuple(window_output_size(n, k, s, padding) for n, k, s in zip(shape[:rank], window, strides))
+        return (*sizes, channels(shape, args))
+    return output_shape
+
+
+def conv_forward(win: sp.IndexedBase, p: dict, mask, out: tuple, offsets: tuple, k: sp.Symbol, limits: dict):
+    """z[n, p.., c] = sum_{u.., k} win[n, p.., k, u..] W[u.., k, c] + b[c]: the window times the kernel."""
+    n, *positions, c = out
+    summed = [(s, 0, limits[s] - 1) for s in (*offsets, k)]
+    return sp.Sum(win[(n, *positions, k, *offsets)] * p["kernel"][(*offsets, k, c)], *summed) + p["bias"][c]
+
+
+def pool_forward(win: sp.IndexedBase, p: dict, mask, out: tuple, offsets: tuple, k: sp.Symbol, limits: dict):
+    """z[n, p.., c] = sum_{u..} win[n, p.., c, u..] mask[n, p.., c, u..]: the selected (max) or
+    averaged (mean) entries of the window, by the selection weights ``mask``."""
+    summed = [(s, 0, limits[s] - 1) for s in offsets]
+    return sp.Sum(win[(*out, *offsets)] * mask[(*out, *offsets)], *summed)
+
+
+def flatten_forward(win: sp.IndexedBase, p: dict, mask, out: tuple, offsets: tuple, k, limits: dict):
+    """z[n, f] = win[n, f]: the input's entries in a row, in C order as Keras's Flatten."""
+    return win[out]
+
+
+def _conv_rule(name: str, rank: int) -> LayerRule:
+    def kernel_shape(shape, args):
+        return (*_tuple(args["kernel_size"], rank), shape[-1], args["filters"])
+    return LayerRule(
+        name,
+        (Parameter("kernel", "W", kernel_shape, "glorot_uniform", "weights"),
+         Parameter("bias", "b", lambda shape, args: (args["filters"],), "zeros", "bias")),
+        conv_forward, _spatial_output(rank, "kernel_size", lambda shape, args: args["filters"]),
+        ("filters",), conv_forward.__doc__, indexed=True,
+        gather=Gather("windows", rank, lambda shape, args: _tuple(args["kernel_size"], rank),
+                      lambda args: _tuple(args.get("strides", 1), rank)),
+        arguments=(("filters", None), ("kernel_size", None), ("strides", 1), ("padding", "valid"),
+                   ("activation", "linear")),
+        keras_arguments=("filters", "kernel_size", "strides", "padding", "activation"))
+
+
+def _pool_rule(name: str, rank: int, mask: str) -> LayerRule:
+    return LayerRule(
+        name, (), pool_forward, _spatial_output(rank, "pool_size", lambda shape, args: shape[-1]),
+        (), pool_forward.__doc__, indexed=True,
+        gather=Gather("windows", rank, lambda shape, args: _tuple(args["pool_size"], rank),
+                      lambda args: _tuple(args.get("strides") or args["pool_size"], rank), mask),
+        arguments=(("pool_size", 2), ("strides", None), ("padding", "valid")),
+        keras_arguments=("pool_size", "strides", "padding"))
+
+
+def _global_pool_rule(name: str, rank: int, mask: str) -> LayerRule:
+    return LayerRule(
+        name, (), pool_forward, lambda shape, args: (shape[-1],), (), pool_forward.__doc__, indexed=True,
+        gather=Gather("windows", rank, lambda shape, args: tuple(shape[:rank]), lambda args: (1,) * rank,
+                      mask, global_window=True))
+
+
+CONV2D = register(_conv_rule("Conv2D", 2))
+CONV1D = register(_conv_rule("Conv1D", 1))
+for _rank in (1, 2):
+    register(_pool_rule(f"MaxPooling{_rank}D", _rank, "first_max"))
+    register(_pool_rule(f"AveragePooling{_rank}D", _rank, "mean"))
+    register(_global_pool_rule(f"GlobalMaxPooling{_rank}D", _rank, "first_max"))
+    register(_global_pool_rule(f"GlobalAveragePooling{_rank}D", _rank, "mean"))
+FLATTEN = register(LayerRule(
+    "Flatten", (), flatten_forward, lambda shape, args: (int(np.prod(shape)),), (),
+    flatten_forward.__doc__, indexed=True, gather=Gather("flatten")))
 
 
 def _linear_forward(a_prev: sp.MatrixExpr, p: dict) -> sp.MatrixExpr:

@@ -60,6 +60,9 @@ class LayerSpec:
     type: str = "Dense"
     #: False keeps the bias as given (textbook examples that update the weights only)
     bias_trainable: bool = True
+    #: its Keras arguments besides units and activation (Conv2D's filters, kernel_size,
+    #: strides, padding; pooling's pool_size, ...), by Keras's names; Dense: none
+    arguments: dict = field(default_factory=dict)
 
     @property
     def weights(self) -> Optional[list]:
@@ -208,6 +211,17 @@ class Spec:
         return Spec(self.name, self.x, self.y, self.with_params(self.initial_params()), self.loss,
                     self.optimizer, self.training, self.title, self.seed, framework=self.framework)
 
+    def require_dense(self, what: str) -> None:
+        """Raise a SpecError naming the first layer ``what`` (handouts, notebooks, variants) does
+        not support yet: those presenters cover Dense (and torch Linear) networks, not the
+        indexed layers (convolution, pooling, Flatten); codegen and check cover all."""
+        from ..rules.layers import layers as layer_rules
+        for n, layer in enumerate(self.layers):
+            if layer_rules[layer.type].indexed:   # Dense and torch's Linear: matrix layers, presented
+                raise SpecError(self.name, [Problem(f"layers[{n}].type", (
+                    f"{what} support Dense layers only so far, found {layer.type}: `symbp codegen` and "
+                    f"`symbp check` take this network"))])
+
     # ------------------------------------------------------------ TOML
     def to_dict(self) -> dict:
         out: dict[str, Any] = {"name": self.name}
@@ -247,6 +261,9 @@ WEIGHTS_KEY = {"keras": "weights", "torch": "weight"}
 
 def _layer_table(layer: LayerSpec, weights_key: str = "weights") -> dict[str, Any]:
     """A Dense layer as its ``[[layers]]`` table: the kernel under the file's key ``weights``."""
+    from ..rules.layers import layers as layer_rules
+    if layer_rules[layer.type].indexed:   # convolution, pooling, Flatten: type and Keras arguments
+        return _indexed_layer_table(layer)
     entry: dict[str, Any] = {"units": layer.units, "activation": layer.activation}
     if layer.kernel is not None:
         entry[weights_key] = layer.kernel
@@ -258,6 +275,21 @@ def _layer_table(layer: LayerSpec, weights_key: str = "weights") -> dict[str, An
         entry["bias_initializer"] = layer.bias_initializer
     if not layer.bias_trainable:
         entry["bias_trainable"] = False
+    return entry
+
+
+def _indexed_layer_table(layer: LayerSpec) -> dict[str, Any]:
+    """A non-Dense layer's [[layers]] table: type, arguments, kernel and bias (or initializers)."""
+    from ..rules.layers import layers as layer_rules
+    entry: dict[str, Any] = {"type": layer.type, **layer.arguments}
+    if layer_rules[layer.type].parameters:
+        entry["activation"] = layer.activation
+        for kind in ("kernel", "bias"):
+            values = layer.parameter(kind)
+            if values is not None:
+                entry[kind] = values
+            else:
+                entry[f"{kind}_initializer"] = layer.initializer(kind, "")
     return entry
 
 

@@ -18,7 +18,9 @@ from typing import Any, Optional
 
 import numpy as np
 
+from ..derivation.network import build_layers
 from ..rules import FRAMEWORKS, activations, loss_registry, optimizer_registry
+from ..rules.layers import layers as layer_rules
 from ..rules.initializers import INITIALIZERS
 from ..rules.losses import ARGUMENT_RANGES as KERAS_LOSS_RANGES
 from ..rules.optimizers import ARGUMENT_RANGES as KERAS_OPTIMIZER_RANGES
@@ -97,7 +99,7 @@ def validate_spec(data: Any, source: str) -> Spec:
     framework = check_framework(problems, data.get("framework", "keras"))
     x, y = check_data(problems, data)
     layer_tables = data.get("layers")
-    layers = check_layers(problems, layer_tables, None if x is None else x.shape[1], framework)
+    layers = check_layers(problems, layer_tables, None if x is None else x.shape[1:], framework)
     # the label width is checked against the output layer only when every layer is valid
     complete = isinstance(layer_tables, list) and len(layers) == len(layer_tables)
     loss = check_loss(problems, named_table(problems, data, "loss"), y, len(layers) - 1,
@@ -105,7 +107,7 @@ def validate_spec(data: Any, source: str) -> Spec:
     optimizer = check_optimizer(problems, named_table(problems, data, "optimizer"), framework)
     training = check_training(problems, table(problems, data, "training", required=False))
     variants = check_variants(problems, data["variants"]) if "variants" in data else None
-    check_limits(problems, x, y, layers, training)
+    check_limits(problems, x, y, layers, training, complete)
     problems.raise_if_any(source)
     return Spec(name, x.tolist(), y.tolist(), layers, loss, optimizer, training, title, seed, variants,
                 framework)
@@ -154,19 +156,43 @@ def check_data(problems: Problems, data: dict) -> tuple[Optional[np.ndarray], Op
         for key, what in (("x", "samples x features"), ("y", "samples x outputs")):
             if key not in data_table:
                 problems.add(f"data.{key}", f"missing (required: {what})")
-        x = matrix(problems, data_table["x"], "data.x") if "x" in data_table else None
+        x = check_x(problems, data_table["x"], data.get("layers")) if "x" in data_table else None
         y = matrix(problems, data_table["y"], "data.y") if "y" in data_table else None
     if x is not None and y is not None and x.shape[0] != y.shape[0]:
         problems.add("data.y", f"has {plural(y.shape[0], 'sample')} but data.x has {x.shape[0]}")
     if x is not None:
         _limit(problems, x.shape[0], "data.x", "samples", "samples (rows)")
-        _limit(problems, x.shape[1], "data.x", "features", "features (columns)")
+        _limit(problems, int(np.prod(x.shape[1:])), "data.x", "features", "features (columns)")
     return x, y
 
 
+def check_x(problems: Problems, value: Any, layer_tables: Any) -> Optional[np.ndarray]:
+    """data.x: samples x features, or (samples, steps.., channels) when the first layer reads
+    windows (Conv2D: (samples, height, width, channels); Conv1D: (samples, steps, channels))."""
+    first = layer_tables[0] if isinstance(layer_tables, list) and layer_tables and isinstance(layer_tables[0], dict) else {}
+    kind = first.get("type", "Dense")
+    rule = layer_rules[kind] if isinstance(kind, str) and kind in layer_rules else None
+    rank = rule.gather.spatial if rule is not None and rule.indexed else 0
+    if not rank:
+        return matrix(problems, value, "data.x")
+    try:
+        array = np.array(value, dtype=np.float64)
+    except (ValueError, TypeError, OverflowError):
+        array = None
+    if array is None or array.ndim != rank + 2 or array.size == 0:
+        problems.add("data.x", f"{kind} needs a {rank + 2}-D array (samples, "
+                               f"{'steps' if rank == 1 else 'height, width'}, channels) of numbers")
+        return None
+    if not np.all(np.isfinite(array)):
+        problems.add("data.x", "expected finite numbers only")
+        return None
+    return array
+
+
 # ---------------------------------------------------------------- [[layers]]
-def check_layers(problems: Problems, value: Any, inputs: Optional[int], framework: str = "keras") -> list[LayerSpec]:
-    """Every ``[[layers]]`` table, each layer's fan-in the units of the one before."""
+def check_layers(problems: Problems, value: Any, inputs: Optional[tuple], framework: str = "keras") -> list[LayerSpec]:
+    """Every ``[[layers]]`` table, each layer's input shape the output shape of the one before
+    (``inputs``: a sample's shape, batch left out)."""
     if value is None:
         problems.add("layers", "missing (required: one [[layers]] table per Dense layer)")
         return []
@@ -177,24 +203,37 @@ def check_layers(problems: Problems, value: Any, inputs: Optional[int], framewor
         problems.add("layers", "is empty: a network needs at least one layer")
         return []
     _limit(problems, len(value), "layers", "layers", "layers")
-    out, fan_in = [], inputs
+    out, shape = [], inputs
     for n, entry in enumerate(value):
-        layer, fan_in = check_layer(problems, entry, f"layers[{n}]", fan_in, framework)
+        layer, shape = check_layer(problems, entry, f"layers[{n}]", shape, framework)
         if layer is not None:
             out.append(layer)
     return out
 
 
-def check_layer(problems: Problems, entry: Any, where: str, fan_in: Optional[int],
-                framework: str = "keras") -> tuple[Optional[LayerSpec], Optional[int]]:
-    """One Dense table: units, activation, weights (fan_in x units), bias (units,), initializers
-    (torch's Linear: ``weight``, units x fan_in); the layer (None when unusable) and its units
-    when valid (the next layer's fan-in)."""
+def check_layer(problems: Problems, entry: Any, where: str, shape: Optional[tuple],
+                framework: str = "keras") -> tuple[Optional[LayerSpec], Optional[tuple]]:
+    """One ``[[layers]]`` table, checked by the function of its ``type`` (Dense: absent): the
+    layer (None when unusable) and its output shape when valid (the next layer's input)."""
     if not isinstance(entry, dict):
         problems.expected(where, "a table ([[layers]])", kind_of(entry))
         return None, None
+    kind = name_in(problems, layer_rules, entry.get("type", "Dense"), f"{where}.type")
+    if kind is None:
+        return None, None
+    if not layer_rules[kind].indexed and (shape is None or len(shape) == 1):   # Dense (torch: Linear)
+        layer, units = check_dense_layer(problems, entry, where, None if shape is None else shape[0], framework)
+        return layer, None if units is None else (units,)
+    return check_window_layer(problems, entry, where, layer_rules[kind], shape)
+
+
+def check_dense_layer(problems: Problems, entry: dict, where: str, fan_in: Optional[int],
+                      framework: str = "keras") -> tuple[Optional[LayerSpec], Optional[int]]:
+    """One Dense table: units, activation, weights (fan_in x units), bias (units,), initializers
+    (torch's Linear: ``weight``, units x fan_in); the layer (None when unusable) and its units
+    when valid (the next layer's fan-in)."""
     weights_key = WEIGHTS_KEY[framework]
-    unknown_keys(problems, entry, LAYER_KEYS - {"weights"} | {weights_key}, where + ".")
+    unknown_keys(problems, entry, LAYER_KEYS - {"weights"} | {weights_key, "type"}, where + ".")
     units = _check_units(problems, entry.get("units"), f"{where}.units")
     activation = name_in(problems, activations, entry.get("activation", "linear"), f"{where}.activation")
     kernel = entry.get(weights_key)
@@ -218,6 +257,115 @@ def check_layer(problems: Problems, entry: Any, where: str, fan_in: Optional[int
     return LayerSpec(units, activation, kernel, bias, **initializers,
                      type="Linear" if framework == "torch" else "Dense",
                      bias_trainable=trainable is not False), units
+
+
+def check_window_layer(problems: Problems, entry: dict, where: str, rule,
+                       shape: Optional[tuple]) -> tuple[Optional[LayerSpec], Optional[tuple]]:
+    """One table of a layer that reads its input through a gather (Conv1D/2D, pooling, global
+    pooling, Flatten): its Keras arguments (``rule.arguments``), activation and parameters in
+    Keras's layout; the layer and its output shape (from ``rule.output_shape``)."""
+    rank = rule.gather.spatial if rule.gather is not None else 0
+    allowed = {"type"} | {key for key, _ in rule.arguments}
+    allowed |= {k for p in rule.parameters for k in (p.kind, p.spec_key, f"{p.kind}_initializer")}
+    unknown_keys(problems, entry, allowed, where + ".")
+    if not rule.indexed:
+        problems.add(where, f"{rule.name} needs a flat input (samples x features): add a Flatten layer before it")
+        return None, None
+    arguments = _window_arguments(problems, entry, where, rule, rank)
+    activation = "linear"
+    if rule.parameters:
+        activation = name_in(problems, activations, entry.get("activation", "linear"), f"{where}.activation")
+    if arguments is None or activation is None or shape is None:
+        return None, None
+    if rule.gather.kind == "windows" and len(shape) != rank + 1:
+        problems.add(where, f"{rule.name} needs inputs of {rank + 1} axes per sample "
+                            f"({'steps' if rank == 1 else 'height, width'}, channels), found shape {shape}")
+        return None, None
+    output = tuple(rule.output_shape(shape, arguments))
+    if any(size <= 0 for size in output):
+        problems.add(where, f"its window is larger than its input {shape} (output shape {output}): "
+                            f"use a smaller window or padding \"same\"")
+        return None, None
+    parameters = _window_parameters(problems, entry, where, rule, shape, arguments)
+    return LayerSpec(int(output[-1]), activation, type=rule.name, arguments=arguments, **parameters), output
+
+
+#: a windowed layer's arguments that are sizes (an int, or one int per spatial axis)
+SIZE_ARGUMENTS = ("kernel_size", "pool_size", "strides")
+PADDINGS = ("valid", "same")
+
+
+def _window_size(problems: Problems, value: Any, where: str, rank: int) -> Optional[list]:
+    """A Keras size: a positive int (at most 1024) or a list of one per spatial axis."""
+    values = value if isinstance(value, list) else [value]
+    if len(values) not in (1, rank) or not all(isinstance(v, int) and not isinstance(v, bool) and 0 < v <= 1024
+                                               for v in values):
+        problems.expected(where, f"a positive integer or {rank} of them (one per axis)", shown(value))
+        return None
+    return values * rank if len(values) == 1 else list(values)
+
+
+def _window_arguments(problems: Problems, entry: dict, where: str, rule, rank: int) -> Optional[dict]:
+    """The rule's Keras arguments from ``entry`` (defaults filled in), or None after a problem."""
+    out, ok = {}, True
+    for key, default in rule.arguments:
+        value = entry.get(key, default)
+        if key == "activation" or (value is None and default is None and key not in ("filters", "kernel_size")):
+            continue
+        if value is None:
+            problems.add(f"{where}.{key}", "missing (required)")
+            ok = False
+        elif key in SIZE_ARGUMENTS:
+            out[key] = _window_size(problems, value, f"{where}.{key}", rank)
+            ok = ok and out[key] is not None
+        elif key == "filters":
+            out[key] = value
+            if number(problems, value, f"{where}.filters", integer=True, positive=True) is None:
+                ok = False
+            elif value > 1024:
+                problems.add(f"{where}.filters", f"at most 1024 filters, found {value}")
+                ok = False
+        elif key == "padding":
+            out[key] = value
+            if value not in PADDINGS:
+                problems.expected(f"{where}.padding", '"valid" or "same"', shown(value))
+                ok = False
+    return out if ok else None
+
+
+def _window_parameters(problems: Problems, entry: dict, where: str, rule, shape: tuple, arguments: dict) -> dict:
+    """kernel (its alias ``weights``, as for Dense) and bias in Keras's layout, and the
+    initializers of the others."""
+    out = {}
+    for parameter in rule.parameters:
+        keys = [k for k in dict.fromkeys((parameter.kind, parameter.spec_key)) if k in entry]
+        if len(keys) > 1:
+            problems.add(f"{where}.{parameter.kind}", f"given twice ({' and '.join(keys)}): give one")
+        if keys:
+            values = _shaped_array(problems, entry[keys[0]], f"{where}.{keys[0]}",
+                                   tuple(parameter.shape(shape, arguments)))
+            if values is not None:
+                out[parameter.kind] = values.tolist()
+        init = entry.get(f"{parameter.kind}_initializer", parameter.initializer)
+        if not isinstance(init, str) or init not in INITIALIZERS:
+            problems.add(f"{where}.{parameter.kind}_initializer",
+                         f"unknown initializer {shown(init)}{nearest(str(init), INITIALIZERS)}")
+        out[f"{parameter.kind}_initializer"] = init
+    return out
+
+
+def _shaped_array(problems: Problems, value: Any, where: str, expected: tuple) -> Optional[np.ndarray]:
+    """An array of finite numbers of shape ``expected`` (a parameter in Keras's layout), or None."""
+    try:
+        values = np.array(value, dtype=np.float64)
+    except (ValueError, TypeError, OverflowError):
+        values = None
+    if values is None or values.shape != expected or not np.all(np.isfinite(values)):
+        found = "not an array of finite numbers" if values is None or values.shape == expected \
+            else f"shape {values.shape}"
+        problems.expected(where, f"an array of shape {expected} (Keras's layout)", found)
+        return None
+    return values
 
 
 def _check_units(problems: Problems, units: Any, where: str) -> Optional[int]:
@@ -448,7 +596,7 @@ def check_grid(problems: Problems, grid_table: dict, where: str, out: dict, defa
 
 # ---------------------------------------------------------------- the sizes memory grows with
 def check_limits(problems: Problems, x: Optional[np.ndarray], y: Optional[np.ndarray],
-                 layers: list[LayerSpec], training: TrainingSpec) -> None:
+                 layers: list[LayerSpec], training: TrainingSpec, complete: bool = True) -> None:
     """Numbers of data, samples x (features + outputs); parameters, sum((fan_in + 1) * units)
     over the layers (each kept with its gradient and optimizer slots); one batch's values,
     min(batch_size, samples) * (features + sum(units)) (every z and a of the batch, each with
@@ -458,6 +606,10 @@ def check_limits(problems: Problems, x: Optional[np.ndarray], y: Optional[np.nda
                "numbers of data (samples x (features + outputs))")
     if x is None or not layers:
         return
+    if x.ndim != 2 or any(layer.type != "Dense" for layer in layers):
+        if complete and not problems.found:
+            check_shaped_limits(problems, x.shape, layers, training.batch_size)
+        return
     samples, features = x.shape
     widths = [features, *(layer.units for layer in layers)]
     parameters = sum((fan_in + 1) * width for fan_in, width in zip(widths, widths[1:]))
@@ -465,3 +617,17 @@ def check_limits(problems: Problems, x: Optional[np.ndarray], y: Optional[np.nda
     batch_values = min(training.batch_size, samples) * sum(widths)
     _limit(problems, batch_values, "training.batch_size", "batch_values",
            "values in one batch (batch_size x (features + all units))")
+
+
+def check_shaped_limits(problems: Problems, data_shape: tuple, layers: list[LayerSpec], batch_size: int) -> None:
+    """Parameters and one batch's values of a network with windowed layers, from its shapes."""
+    built = build_layers(tuple(data_shape[1:]), [(layer.type, {"units": layer.units, "activation": layer.activation,
+                                                               **layer.arguments}) for layer in layers])
+    parameters = sum(int(np.prod(layer.param_shape(p.kind))) for layer in built for p in layer.rule.parameters)
+    if parameters == 0:
+        problems.add("layers", "no layer with parameters (Conv2D, Dense, ...): nothing to train")
+    _limit(problems, parameters, "layers", "parameters", "parameters (weights and biases in all)")
+    values = min(batch_size, data_shape[0]) * sum(int(np.prod(shape)) for shape in
+                                                  [data_shape[1:], *(layer.output_shape for layer in built)])
+    _limit(problems, values, "training.batch_size", "batch_values",
+           "values in one batch (batch_size x (input and every layer's output))")

@@ -55,14 +55,17 @@ def keras_floatx(dtype: str):
     it is read: setting floatx alone does not change the dtype of later layers in the process.
     """
     keras = _keras()
-    previous = keras.config.floatx(), keras.config.dtype_policy()
+    from keras.src.backend.common import global_state
+    # the policy as stored, None when never set: keras.config.dtype_policy() would pin one (of
+    # the floatx of the moment) and restoring that would fix later layers' dtype for good
+    previous = keras.config.floatx(), global_state.get_global_attribute("dtype_policy", None)
     keras.config.set_floatx(dtype)
     keras.config.set_dtype_policy(dtype)
     try:
         yield keras
     finally:
         keras.config.set_floatx(previous[0])
-        keras.config.set_dtype_policy(previous[1])
+        global_state.set_global_attribute("dtype_policy", previous[1])
 
 
 def keras_layer(keras, layer):

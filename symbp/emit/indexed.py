@@ -1,0 +1,91 @@
+"""Lines of the indexed layers (convolution, pooling, Flatten) in the generated module.
+
+Each indexed rule (:mod:`symbp.rules.layers`) reads its input through a Gather: the line
+``win{l} = _windows(a{l-1}, window, strides, padding)`` (a strided view of the padded input, no
+copy) or ``a{l-1}`` flattened; pooling's selection weights ``mask{l}``; then its entry formula and
+its derived entry gradients, each printed as one ``np.einsum`` (:class:`EinsumPrinter`), with the
+formula in index notation as the line's comment. The gradient passed down is the derived
+``dwin{l}`` added back by the windows' adjoint (``_windows_adjoint``) or reshaped.
+"""
+
+from __future__ import annotations
+
+from ..derivation import naming
+from .printers import EinsumPrinter, IndexNotationPrinter
+
+
+def _names(layer) -> dict[str, str]:
+    return naming.indexed_names(layer.number, tuple(p.code for p in layer.calculus.rule.parameters))
+
+
+def indexed_line(line_class, target: str, indices: tuple, expr, names: dict):
+    """``target = <einsum>  # target[indices] = <formula in index notation>``."""
+    lhs = IndexNotationPrinter(names).doprint(expr)
+    entry = ",".join(str(s).rstrip("'") for s in indices)
+    return line_class(target, EinsumPrinter(indices, names).doprint(expr), f"{target}[{entry}] = {lhs}")
+
+
+def window_geometry(layer) -> tuple[tuple, tuple, str]:
+    """(window, strides, padding) of an indexed layer's windows, as literals go in its lines."""
+    gather, args = layer.calculus.rule.gather, layer.layer.arguments
+    window = tuple(int(k) for k in gather.window(layer.layer.input_shape, args))
+    padding = "valid" if gather.global_window else args.get("padding", "valid")
+    return window, tuple(int(s) for s in gather.strides(args)), padding
+
+
+def gather_lines(layer, emit, line_class) -> list:
+    """win{l} (and mask{l}) of indexed layer ``layer``: what its entry formula reads."""
+    l, gather = layer.number, layer.calculus.rule.gather
+    a_prev, win, mask = naming.OUTPUT.format(l=l - 1), naming.WINDOWS.format(l=l), naming.MASK.format(l=l)
+    if gather.kind == "flatten":
+        return [line_class(win, f"{a_prev}.reshape(len({a_prev}), -1)", f"{win} = {a_prev} in rows (C order)")]
+    window, strides, padding = window_geometry(layer)
+    squeeze = f"[:, {', '.join(['0'] * len(window))}]" if gather.global_window else ""
+    emit.helpers.add("_windows")
+    ones = f'_windows(np.ones_like({a_prev}[:1]), {window}, {strides}, "{padding}"){squeeze}'
+    lines = [line_class(win, f'_windows({a_prev}, {window}, {strides}, "{padding}"){squeeze}',
+                        f"{win}[n,p..,k,u..] = {a_prev}[n, p*s+u - pad, .., k]: the {'x'.join(map(str, window))} windows, strides {strides}, {padding} padding")]
+    if gather.mask == "first_max":
+        emit.helpers.add("_first_max_mask")
+        inside = f", {ones}" if padding == "same" else ""
+        lines.append(line_class(mask, f"_first_max_mask({win}, {len(window)}{inside})",
+                                f"{mask} = 1 at the first maximum of each window, else 0"))
+    elif gather.mask == "mean":
+        emit.helpers.add("_mean_mask")
+        lines.append(line_class(mask, f"_mean_mask({ones}, {len(window)})",
+                                f"{mask} = 1 / (entries of the input in the window)"))
+    return lines
+
+
+def forward_line(layer, line_class):
+    """z{l} = the rule's entry formula over win{l}."""
+    calculus = layer.calculus
+    return indexed_line(line_class, naming.PRE_ACTIVATION.format(l=layer.number), calculus.out,
+                        calculus.z, _names(layer))
+
+
+def gradient_lines(layer, line_class) -> list:
+    """dW{n}, db{n}: the derived entry gradients of the layer's parameters."""
+    names = _names(layer)
+    lines = []
+    for param in layer.layer.param_names:
+        entry, formula = layer.calculus.gradients[param.kind]
+        lines.append(indexed_line(line_class, param.gradient, entry.indices, formula, names))
+    return lines
+
+
+def passed_down_lines(above, emit, line_class) -> list:
+    """g{l} from indexed layer ``above`` (l + 1): dwin{l+1} (derived), then the gather's adjoint."""
+    l = above.number - 1
+    target, formula = above.calculus.g_win
+    dwin, g = naming.WINDOWS_GRADIENT.format(l=l + 1), naming.UPSTREAM.format(l=l)
+    a = naming.OUTPUT.format(l=l)
+    lines = [indexed_line(line_class, dwin, target.indices, formula, _names(above))]
+    if above.calculus.rule.gather.kind == "flatten":
+        return lines + [line_class(g, f"{dwin}.reshape({a}.shape)", f"{g} = {dwin} in {a}'s shape")]
+    window, strides, padding = window_geometry(above)
+    if above.calculus.rule.gather.global_window:
+        dwin = f"{dwin}[:, {', '.join(['None'] * len(window))}]"
+    emit.helpers.add("_windows_adjoint")
+    return lines + [line_class(g, f'_windows_adjoint({dwin}, {a}.shape, {window}, {strides}, "{padding}")',
+                               f"{g}[n, i.., k] = sum of {naming.WINDOWS_GRADIENT.format(l=l + 1)} over the window entries that read a{l}[n, i.., k]")]

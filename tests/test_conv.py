@@ -1,0 +1,311 @@
+"""Convolution, pooling, Flatten and global pooling (issue 13): derived, generated, Keras-exact.
+
+* the derivation: SymPy's entry gradients of the indexed forward formulas are the textbook
+  correlations (dW = sum delta * window, db = sum delta, dwin = sum_c W delta);
+* the proof: on tiny conv/pool nets the generated module, run on exact rationals, gives every
+  gradient entry equal to SymPy's differentiation of the whole scalar loss, built by plain loops
+  from the definitions (TensorFlow's "same" padding, max of the window);
+* max pooling's ties: the gradient goes where TensorFlow sends it (the first maximum);
+* Keras: a covering grid (Conv1D/Conv2D, valid/same, strides 1/2, channels and filters, every
+  pooling type, Flatten and global pooling, mixed with Dense; a short last batch, several epochs,
+  every optimizer) in float64 (1e-9) and float32 (1e-5).
+"""
+
+from __future__ import annotations
+
+import itertools
+from fractions import Fraction
+
+import numpy as np
+import pytest
+import sympy as sp
+
+from symbp.derivation.derive import derive_indexed_layer
+from symbp.derivation.network import build_layers
+from symbp.emit.codegen import module_source
+from symbp.rules import optimizers
+from symbp.spec.model import Spec, SpecError
+from symbp.witnesses.compare import check as keras_check
+from symbp.witnesses.module import load_module
+
+
+def make_spec(layers, x_shape, classes=3, loss="categorical_crossentropy", optimizer=None,
+              batch_size=2, epochs=2, seed=0, integers=False) -> Spec:
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-3, 4, size=x_shape).astype(float) if integers else rng.normal(size=x_shape).round(2)
+    y = np.eye(classes)[rng.integers(0, classes, x_shape[0])]
+    return Spec.from_dict({
+        "name": "conv_net", "seed": seed, "data": {"x": x.tolist(), "y": y.tolist()}, "layers": layers,
+        "loss": {"name": loss}, "optimizer": optimizer or {"name": "sgd", "learning_rate": 0.1},
+        "training": {"batch_size": batch_size, "epochs": epochs}})
+
+
+# ---------------------------------------------------------------- the derivation
+def test_conv2d_entry_gradients_are_the_correlations():
+    calc = derive_indexed_layer("Conv2D")
+    n, p, q, c = calc.out
+    (kernel_entry, d_kernel), (bias_entry, d_bias) = calc.gradients["kernel"], calc.gradients["bias"]
+    u, v, k, c1 = kernel_entry.indices
+    assert d_kernel.function == calc.delta[n, p, q, c1] * calc.win[n, p, q, k, u, v]
+    assert [limit[0] for limit in d_kernel.limits] == [n, p, q]
+    assert d_bias.function == calc.delta[n, p, q, bias_entry.indices[0]]
+    win_entry, d_win = calc.g_win
+    n1, p1, q1, k1, u1, v1 = win_entry.indices
+    assert d_win.function == calc.parameters["kernel"][u1, v1, k1, c] * calc.delta[n1, p1, q1, c]
+    assert [limit[0] for limit in d_win.limits] == [c]
+
+
+@pytest.mark.parametrize("name", ["MaxPooling2D", "AveragePooling1D", "GlobalMaxPooling2D", "Flatten"])
+def test_pooling_passes_delta_through_its_selection_weights(name):
+    calc = derive_indexed_layer(name)
+    entry, d_win = calc.g_win
+    if name == "Flatten":
+        assert d_win == calc.delta[entry.indices]
+    else:
+        assert d_win == calc.delta[entry.indices[:len(calc.out)]] * calc.mask[entry.indices]
+
+
+# ---------------------------------------------------------------- the proof
+def _pad(size, window, stride, padding):
+    if padding == "valid":
+        return 0, (size - window) // stride + 1
+    total = max((-(-size // stride) - 1) * stride + window - size, 0)
+    return total // 2, -(-size // stride)
+
+
+def oracle_conv2d(x, W, b, stride, padding):
+    """The textbook convolution, loops over every output entry (zeros outside the input)."""
+    N, H, Wd, C = x.shape
+    kh, kw, _, F = W.shape
+    top, P = _pad(H, kh, stride, padding)
+    left, Q = _pad(Wd, kw, stride, padding)
+    out = np.empty((N, P, Q, F), dtype=object)
+    for n, i, j, f in itertools.product(range(N), range(P), range(Q), range(F)):
+        total = b[f]
+        for u, v, c in itertools.product(range(kh), range(kw), range(C)):
+            r, s = i * stride + u - top, j * stride + v - left
+            if 0 <= r < H and 0 <= s < Wd:
+                total += x[n, r, s, c] * W[u, v, c, f]
+        out[n, i, j, f] = total
+    return out
+
+
+def _inside_windows(x, size, stride, padding):
+    """((n, i, j, c), the input entries of that pooling window), padding left out."""
+    N, H, Wd, C = x.shape
+    top, P = _pad(H, size, stride, padding)
+    left, Q = _pad(Wd, size, stride, padding)
+    for n, i, j, c in itertools.product(range(N), range(P), range(Q), range(C)):
+        yield (n, i, j, c), [x[n, i * stride + u - top, j * stride + v - left, c]
+                             for u, v in itertools.product(range(size), range(size))
+                             if 0 <= i * stride + u - top < H and 0 <= j * stride + v - left < Wd]
+
+
+def oracle_pool2d(x, size, stride, padding, kind, values=None):
+    """Max or mean of each window. With ``values`` (symbol -> number) max is the entry largest
+    there: without ties (checked) the max equals that entry near the point, so their derivatives
+    agree, and the oracle stays a polynomial SymPy differentiates quickly."""
+    windows = dict(_inside_windows(x, size, stride, padding))
+    shape = tuple(k + 1 for k in max(windows))
+    out = np.empty(shape, dtype=object)
+    for where, inside in windows.items():
+        if kind == "max":
+            out[where] = max(inside, key=lambda e: e.xreplace(values)) if values else sp.Max(*inside)
+        else:
+            out[where] = sp.Add(*inside) / len(inside)
+    return out
+
+
+PROOF_NETS = [
+    # (conv stride, padding, pool kind, pool size, pool stride, pool padding, activation)
+    # (max pooling after linear units: no ties, where the oracle's Max has no derivative)
+    (1, "valid", "max", 2, 1, "valid", "linear"),
+    (2, "same", "avg", 2, 1, "same", "relu"),
+    (1, "same", "max", 3, 2, "same", "linear"),
+]
+
+
+@pytest.mark.parametrize("net", PROOF_NETS, ids=lambda n: "-".join(map(str, n)))
+def test_generated_gradients_equal_scalar_differentiation(net):
+    stride, padding, kind, size, pool_stride, pool_padding, activation = net
+    rng = np.random.default_rng(1)
+    # distinct odd eighths (no ties), kernel in quarters, biases 1/64: z is never 0 (no relu kink),
+    # and every number, average pooling's 1/count too, is a short binary fraction (exact in float)
+    x = rng.permutation(np.arange(-31, 33, 2)).reshape(2, 4, 4, 1) / 8
+    y = np.array([[1.0, 0.0], [0.25, -0.5]])
+    W = rng.permutation(np.arange(-17, 19, 2))[:18].reshape(3, 3, 1, 2) / 16
+    layers = [
+        {"type": "Conv2D", "filters": 2, "kernel_size": 3, "strides": stride, "padding": padding,
+         "activation": activation, "kernel": W.tolist(), "bias": [1 / 64, -1 / 64]},
+        {"type": "MaxPooling2D" if kind == "max" else "AveragePooling2D", "pool_size": size,
+         "strides": pool_stride, "padding": pool_padding},
+        {"type": "Flatten"}]
+    features = build_layers(x.shape[1:], [(l["type"], l) for l in layers])[-1].output_shape[0]
+    Wd = rng.integers(-4, 5, size=(features, 2)) / 4
+    layers.append({"units": 2, "activation": "linear", "weights": Wd.tolist(), "bias": [0.5, 0.0]})
+    spec = make_spec(layers, x.shape, classes=2, loss="mean_squared_error")
+    spec = Spec.from_dict({**spec.to_dict(), "data": {"x": x.tolist(), "y": y.tolist()}})
+    module = load_module(module_source(spec), "conv_net_proof")
+    exact = lambda a: np.vectorize(Fraction, otypes=[object])(np.asarray(a, dtype=float))
+    params = {name: exact(value) for name, value in module.initial_params().items()}
+    grads, _ = module.backward(params, exact(x), exact(y))
+    if kind == "max":   # the oracle's Max has no derivative at a tie: the data must have none
+        conv_values = module.trace(module.initial_params(), x, y)["a1"]
+        assert all(inside.count(max(inside)) == 1 for _, inside in
+                   _inside_windows(conv_values, size, pool_stride, pool_padding))
+
+    symbols = {name: np.vectorize(lambda *i, name=name: sp.Symbol(f"{name}_{'_'.join(map(str, i))}", real=True),
+                                  otypes=[object])(*np.indices(value.shape)) for name, value in params.items()}
+    values = {symbols[name][index]: sp.Rational(params[name][index]) for name in params for index in np.ndindex(params[name].shape)}
+    # relu as its active piece at the point (z is never 0 here), as max pooling below
+    act = {"linear": lambda e: e, "relu": lambda e: e if e.xreplace(values) > 0 else sp.S.Zero}[activation]
+    rational = lambda a: np.vectorize(sp.Rational, otypes=[object])(a)
+    conv = np.vectorize(act, otypes=[object])(oracle_conv2d(rational(exact(x)), symbols["W0"], symbols["b0"], stride, padding))
+    pool = oracle_pool2d(conv, size, pool_stride, pool_padding, kind, values).reshape(len(x), -1)
+    out = pool.dot(symbols["W3"]) + symbols["b3"]
+    loss = sp.Add(*((out - rational(exact(y))) ** 2).ravel()) / out.size
+    for name in params:
+        for index in np.ndindex(params[name].shape):
+            oracle = sp.diff(loss, symbols[name][index]).xreplace(values)
+            assert oracle == sp.Rational(grads[name][index]), (net, name, index)
+
+
+# ---------------------------------------------------------------- max pooling's ties
+def test_max_pooling_ties_go_where_tensorflow_sends_them():
+    tf = pytest.importorskip("tensorflow")
+    x = np.array([[1., 1., 0., 2.], [1., 1., 2., 0.], [3., 0., 5., 5.], [0., 3., 5., 5.]]).reshape(1, 4, 4, 1)
+    upstream = np.array([1., 2., 3., 4.]).reshape(1, 2, 2, 1)
+    xt = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(xt)
+        total = tf.reduce_sum(tf.nn.max_pool2d(xt, 2, 2, "VALID") * upstream)
+    expected = tape.gradient(total, xt).numpy()
+    spec = make_spec([{"type": "Conv2D", "filters": 1, "kernel_size": 1}, {"type": "MaxPooling2D"},
+                      {"type": "Flatten"}, {"units": 2}], x.shape, classes=2)   # its module has every helper
+    module = load_module(module_source(spec), "conv_net_ties")
+    win = module._windows(x, (2, 2), (2, 2), "valid")
+    mask = module._first_max_mask(win, 2)
+    dwin = np.einsum("npqc,npqcuv->npqcuv", upstream, mask)
+    got = module._windows_adjoint(dwin, x.shape, (2, 2), (2, 2), "valid")
+    np.testing.assert_array_equal(got, expected)
+    assert got[0, 0, 0, 0] == 1 and got[0, 1, 1, 0] == 0   # the first of four tied ones
+
+
+# ---------------------------------------------------------------- Keras
+OPTIMIZER_CYCLE = [
+    {"name": "sgd", "learning_rate": 0.1},
+    {"name": "adam", "learning_rate": 0.02},
+    {"name": "adamw", "learning_rate": 0.02, "weight_decay": 0.1},
+    {"name": "rmsprop", "learning_rate": 0.01, "centered": True},
+    {"name": "adagrad", "learning_rate": 0.1},
+    {"name": "adamax", "learning_rate": 0.02},
+    {"name": "nadam", "learning_rate": 0.02},
+    {"name": "sgd", "learning_rate": 0.05, "momentum": 0.9, "nesterov": True},
+]
+
+KERAS_NETS = [
+    ("conv2d-valid-s1-max", (5, 6, 6, 2), [
+        {"type": "Conv2D", "filters": 3, "kernel_size": 3, "activation": "relu"},
+        {"type": "MaxPooling2D", "pool_size": 2}, {"type": "Flatten"},
+        {"units": 3, "activation": "softmax"}]),
+    ("conv2d-same-s2-avg-same", (5, 7, 6, 1), [
+        {"type": "Conv2D", "filters": 2, "kernel_size": [3, 2], "strides": 2, "padding": "same", "activation": "tanh"},
+        {"type": "AveragePooling2D", "pool_size": 2, "padding": "same"}, {"type": "Flatten"},
+        {"units": 4, "activation": "tanh"}, {"units": 3, "activation": "softmax"}]),
+    ("conv2d-s2-valid-overlapping-max-same", (5, 7, 7, 2), [
+        {"type": "Conv2D", "filters": 2, "kernel_size": 2, "strides": [2, 1], "activation": "sigmoid"},
+        {"type": "MaxPooling2D", "pool_size": 3, "strides": 2, "padding": "same"}, {"type": "Flatten"},
+        {"units": 3, "activation": "softmax"}]),
+    ("two-conv2d-global-max", (5, 6, 6, 2), [
+        {"type": "Conv2D", "filters": 3, "kernel_size": 3, "padding": "same", "activation": "relu"},
+        {"type": "AveragePooling2D", "pool_size": 2},
+        {"type": "Conv2D", "filters": 4, "kernel_size": 2, "activation": "elu"},
+        {"type": "GlobalMaxPooling2D"}, {"units": 3, "activation": "softmax"}]),
+    ("conv2d-global-avg", (5, 5, 5, 3), [
+        {"type": "Conv2D", "filters": 2, "kernel_size": 2, "strides": 2, "padding": "same", "activation": "relu"},
+        {"type": "GlobalAveragePooling2D"}, {"units": 3, "activation": "softmax"}]),
+    ("conv1d-valid-max", (5, 9, 2), [
+        {"type": "Conv1D", "filters": 3, "kernel_size": 3, "activation": "relu"},
+        {"type": "MaxPooling1D", "pool_size": 2}, {"type": "Flatten"}, {"units": 3, "activation": "softmax"}]),
+    ("conv1d-same-s2-avg-global", (5, 8, 3), [
+        {"type": "Conv1D", "filters": 2, "kernel_size": 3, "strides": 2, "padding": "same", "activation": "tanh"},
+        {"type": "AveragePooling1D", "pool_size": 2, "strides": 1, "padding": "same"},
+        {"type": "GlobalAveragePooling1D"}, {"units": 3, "activation": "softmax"}]),
+    ("conv1d-global-max", (5, 6, 2), [
+        {"type": "Conv1D", "filters": 3, "kernel_size": 2, "activation": "linear"},
+        {"type": "GlobalMaxPooling1D"}, {"units": 3, "activation": "softmax"}]),
+]
+
+
+def test_the_keras_grid_covers_every_optimizer():
+    assert {o["name"] for o in OPTIMIZER_CYCLE} == set(optimizers.names())
+
+
+@pytest.mark.parametrize("case", range(len(KERAS_NETS)), ids=[n for n, _, _ in KERAS_NETS])
+def test_keras_agrees_float64_and_float32(case):
+    name, shape, layers = KERAS_NETS[case]
+    spec = make_spec(layers, shape, optimizer=OPTIMIZER_CYCLE[case], batch_size=2, epochs=3, seed=case)
+    module = load_module(module_source(spec), f"conv_net_{case}")
+    for dtype in ("float64", "float32"):
+        report = keras_check(spec, dtype, module=module)
+        assert report.match, (name, dtype, [(c.name, c.max_abs_diff, c.allowed) for c in report.comparisons])
+
+
+def test_keras_agrees_with_ties_in_max_pooling():
+    """Integer images and kernels: many windows hold equal maxima."""
+    layers = [{"type": "MaxPooling2D", "pool_size": 2, "strides": 1}, {"type": "Flatten"},
+              {"units": 3, "activation": "softmax"}]
+    spec = make_spec(layers, (4, 4, 4, 1), batch_size=3, epochs=2, integers=True)
+    x = np.asarray(spec.x)
+    assert any(np.sum(w == w.max()) > 1 for w in np.lib.stride_tricks.sliding_window_view(x, (2, 2), axis=(1, 2)).reshape(-1, 4))
+    assert keras_check(spec, "float64").match
+
+
+# ---------------------------------------------------------------- the spec
+@pytest.mark.parametrize("layer, says", [
+    ({"type": "Conv2D", "filters": 2, "kernel_size": 3, "padding": "full"}, "layers[0].padding"),
+    ({"type": "Conv2D", "filters": 2, "kernel_size": 9}, "larger than its input"),
+    ({"type": "Conv2D", "filters": 2, "kernel_size": 3, "kernel": [[1.0]]}, "shape (3, 3, 1, 2)"),
+    ({"type": "Conv2D", "kernel_size": 3}, "layers[0].filters: missing"),
+    ({"type": "Conv2d", "filters": 2, "kernel_size": 3, "dilation": 2}, "layers[0].dilation"),
+    ({"type": "Conv3D", "filters": 2}, "unknown layer"),
+])
+def test_bad_layers_are_named(layer, says):
+    with pytest.raises(SpecError) as error:
+        make_spec([layer, {"type": "Flatten"}, {"units": 3, "activation": "softmax"}], (2, 5, 5, 1))
+    assert says in str(error.value)
+
+
+def test_a_network_needs_parameters():
+    with pytest.raises(SpecError, match="no layer with parameters"):
+        make_spec([{"type": "MaxPooling2D"}, {"type": "Flatten"}], (2, 4, 4, 1), classes=4)
+
+
+def test_dense_after_a_convolution_needs_flatten():
+    with pytest.raises(SpecError, match="add a Flatten"):
+        make_spec([{"type": "Conv2D", "filters": 2, "kernel_size": 3}, {"units": 3, "activation": "softmax"}],
+                  (2, 5, 5, 1))
+
+
+def test_the_spec_round_trips_through_toml():
+    spec = make_spec(KERAS_NETS[1][2], KERAS_NETS[1][1]).with_initial_params()
+    again = Spec.from_dict(__import__("tomllib").loads(spec.to_toml()))
+    assert again.layers == spec.layers and again.param_names == ["W0", "b0", "W3", "b3", "W4", "b4"]
+
+
+# ---------------------------------------------------------------- the command
+def test_the_cli_generates_and_checks_a_cnn_and_refuses_what_it_cannot_present_yet(tmp_path, symbp_cli):
+    spec = make_spec(KERAS_NETS[0][2], KERAS_NETS[0][1], optimizer={"name": "adam", "learning_rate": 0.01})
+    path = tmp_path / "small_cnn.toml"
+    path.write_text(spec.to_toml().replace('name = "conv_net"', 'name = "small_cnn"'))
+    made = symbp_cli("codegen", str(path), "-o", str(tmp_path / "out"))
+    assert made.returncode == 0, made.stderr
+    source = (tmp_path / "out" / "small_cnn.py").read_text()
+    forward = source.split("def _forward")[1].split("def forward")[0]
+    assert "sliding_window_view" in source and not any(line.strip().startswith("for ") for line in forward.splitlines())
+    checked = symbp_cli("check", str(path), "--json")
+    assert checked.returncode == 0, checked.stderr
+    for command in (["derive", str(path), "-o", str(tmp_path / "d")], ["variants", str(path), "-o", str(tmp_path / "v")]):
+        refused = symbp_cli(*command)
+        assert refused.returncode == 2 and "layers[0].type" in refused.stderr and "Dense layers only" in refused.stderr
+        assert not (tmp_path / command[-1].rsplit("/", 1)[-1]).exists()
