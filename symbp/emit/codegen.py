@@ -20,7 +20,8 @@ from ..derivation import naming
 from ..derivation.calculus import B, K
 from ..derivation.derive import NetworkDerivation, derive_network
 from ..derivation.network import layers_from_spec, torch_parameter_keys
-from .printers import HELPERS, ArrayPrinter, FiniteNumbers, PositiveFirst, array_literal_rows, float_literal
+from .printers import (HELPERS, ArrayPrinter, BoundNames, FiniteNumbers, PositiveFirst, array_literal_rows,
+                       float_literal)
 from . import indexed
 from .render import python_env, render
 from ..rules.initializers import TRUNCATED_NORMAL_SOURCE
@@ -28,23 +29,16 @@ from ..spec import Draw, Spec
 from .trace import trace_context
 
 
-class EquationPrinter(FiniteNumbers, PositiveFirst, StrPrinter):
+class EquationPrinter(BoundNames, FiniteNumbers, PositiveFirst, StrPrinter):
     """One-line plain-text equations for comments: rows by name, sums as sum_i(..)."""
 
     printmethod = "_symbp_str"
 
     def __init__(self, names: dict | None = None):
         super().__init__({})
-        self.names = {str(k): v for k, v in (names or {}).items()}
+        self.bind_names(names)
 
-    def _print_Symbol(self, expr):
-        return self.names.get(expr.name, expr.name)
-
-    _print_Dummy = _print_Symbol
-    _print_MatrixSymbol = _print_Symbol
-
-    def _print_Indexed(self, expr):
-        return self.names.get(str(expr.base), str(expr.base))
+    _print_Symbol = _print_Dummy = BoundNames.bound_name
 
     def _print_Sum(self, expr):
         return f"rowsum({self._print(expr.function)})"

@@ -18,7 +18,7 @@ import sympy as sp
 from sympy.printing.latex import LatexPrinter
 from sympy.printing.precedence import PRECEDENCE
 
-from .printers import PositiveFirst
+from .printers import BoundNames, PositiveFirst
 
 #: characters with a meaning in TeX, and what prints each one literally
 _SPECIAL = {
@@ -218,7 +218,7 @@ def _is_row(expr: sp.Basic) -> bool:
 ONES_ROW = "1^T"
 
 
-class RowLatexPrinter(PositiveFirst, LatexPrinter):
+class RowLatexPrinter(BoundNames, PositiveFirst, LatexPrinter):
     """LaTeX printer for the derivation model's expressions, in whole matrices.
 
     ``names`` binds an indexed base, matrix symbol or symbol (by name) to its LaTeX: a symbol
@@ -230,7 +230,7 @@ class RowLatexPrinter(PositiveFirst, LatexPrinter):
     def __init__(self, names: dict | None = None, transposed: dict | None = None, digits: int = 8,
                  filled: bool = False, product: str = r"\odot"):
         super().__init__({"fold_short_frac": False})
-        self.names = {str(k): v for k, v in (names or {}).items()}
+        self.bind_names(names)
         self.transposed = {str(k): v for k, v in (transposed or {}).items()}
         self.digits = digits
         self.filled = filled
@@ -243,12 +243,6 @@ class RowLatexPrinter(PositiveFirst, LatexPrinter):
         return super()._print_Symbol(expr, style)
 
     _print_Dummy = _print_Symbol
-
-    def _print_MatrixSymbol(self, expr):
-        return self.names.get(expr.name, expr.name)
-
-    def _print_Indexed(self, expr):
-        return self.names.get(str(expr.base), str(expr.base))
 
     def _print_Float(self, expr):
         return format_number(float(expr), self.digits)

@@ -287,14 +287,32 @@ class PositiveFirst:
         return sorted(terms, key=_leads_with_minus)
 
 
-class ArrayPrinter(FiniteNumbers, PositiveFirst, NumPyPrinter):
+class BoundNames:
+    """Prints a matrix symbol or indexed row by the name ``names`` binds it to (its own name when
+    unbound): the one binding rule of the NumPy, equation and LaTeX printers. A printer that
+    prints symbols the same way sets ``_print_Symbol = _print_Dummy = BoundNames.bound_name``
+    (the LaTeX printer falls back to LaTeX's own symbol printing instead)."""
+
+    def bind_names(self, names: dict | None) -> None:
+        self.names = {str(k): v for k, v in (names or {}).items()}
+
+    def bound_name(self, expr):
+        return self.names.get(expr.name, expr.name)
+
+    _print_MatrixSymbol = bound_name
+
+    def _print_Indexed(self, expr):
+        return self.names.get(str(expr.base), str(expr.base))
+
+
+class ArrayPrinter(BoundNames, FiniteNumbers, PositiveFirst, NumPyPrinter):
     """NumPy printer for the derivation model; ``names`` binds SymPy bases/symbols to variables."""
 
     printmethod = "_symbp_numpy"
 
     def __init__(self, names: dict | None = None, settings: dict | None = None):
         super().__init__(settings or {})
-        self.names = {str(k): v for k, v in (names or {}).items()}
+        self.bind_names(names)
         self.helpers_used: set[str] = set()
         #: a printed np.where has a branch or condition that can overflow or divide by zero
         self.branches_may_fail = False
@@ -307,17 +325,8 @@ class ArrayPrinter(FiniteNumbers, PositiveFirst, NumPyPrinter):
             return "np." + fqn[len("numpy."):]
         return super()._module_format(fqn, register)
 
-    # ---- names
-    def _print_Symbol(self, expr):
-        return self.names.get(expr.name, expr.name)
-
-    _print_Dummy = _print_Symbol
-
-    def _print_MatrixSymbol(self, expr):
-        return self.names.get(expr.name, expr.name)
-
-    def _print_Indexed(self, expr):
-        return self.names.get(str(expr.base), str(expr.base))
+    # ---- names (matrix symbols, indexed rows: BoundNames)
+    _print_Symbol = _print_Dummy = BoundNames.bound_name
 
     def _print_IndexedBase(self, expr):
         return self.names.get(str(expr), str(expr))
