@@ -233,3 +233,17 @@ def test_cnn_student_notebook_holds_no_answers():
                 assert f"{target} = ..." in student_text
     for cell in answer_cells(books["student"]):
         assert not cell.outputs
+
+
+def test_a_larger_net_elides_maps_and_long_sums_and_compiles(tmp_path):
+    spec = conv_spec("larger", [
+        {"type": "Conv2D", "filters": 8, "kernel_size": 3, "activation": "relu"},
+        {"type": "MaxPooling2D", "pool_size": 2}, {"type": "Flatten"},
+        {"units": 3, "activation": "softmax"}], (4, 10, 10, 1))
+    tex = render_handouts(spec, HandoutOptions())["solution"]
+    assert r"more maps, in the generated module" in tex                        # 2 samples x 8 filters > MAX_MAPS
+    assert r"\frac{\partial L}{\partial W_{0}}[0,0,0,0] =" not in tex          # 2 * 8 * 8 terms: rule only
+    assert r"z_{1}[0,0,0,0] = \theta_{0}[0] +" in tex                           # 9 terms: worked
+    path = tmp_path / "larger_solution.tex"
+    path.write_text(tex)
+    compile_pdf(path)

@@ -161,9 +161,10 @@ class IndexedSteps(_StepWriter):
         free = [s for s in geometry.limited(lhs).indices]
         at_entry = dict(zip(free, at))
         entry_rule = rule.xreplace(at_entry)
-        terms = entry_rule.doit()
-        if len(sp.Add.make_args(terms)) > MAX_TERMS:
+        count = int(np.prod([int(high - low + 1) for total in entry_rule.atoms(sp.Sum) for _, low, high in total.limits]))
+        if count > MAX_TERMS:   # counted before SymPy writes the sum out
             return []
+        terms = entry_rule.doit()
         return [EntrySum(geometry.limited(lhs).xreplace(at_entry), entry_rule, terms, self.names(layer),
                          self.values(layer), float(result))]
 
