@@ -186,6 +186,7 @@ def test_html_pages_escape_the_title_and_show_the_numbers(example, example_pages
         assert not [name for _, attrs in elements.tags for name in attrs if name.startswith("on")]
         assert HOSTILE_TITLE in "".join(elements.text)
         assert page.count('<menclose notation="box">') >= trace["z2"].size     # the selected entries
+        assert "MaxPooling2D, windows" in page and "output shape" in page      # the table of shapes
     solution, student = (mathml_numbers(example_pages[k]) for k in ("solution", "student"))
     assert not shown_backward(trace) - solution
     assert not (backward_values(trace) - forward_values(spec, trace)) & student
