@@ -307,9 +307,9 @@ def variants(ctx, spec, count, seed, directory, notebook, nbgrader, check, jobs,
         click.echo(f"wrote {count} variants: hand out {directory / STUDENTS}/<student>/; keep "
                    f"{directory / SOLUTIONS}/ and the answer key {directory / KEY_JSON}, {directory / KEY_CSV}")
         if check:
-            worst = max(result.keras_diff.values())
+            worst = max(result.witness_diff.values())
             from .classroom.variants import TOLERANCE
-            failed = [s for s, d in result.keras_diff.items() if not d <= TOLERANCE.relative]
+            failed = [s for s, d in result.witness_diff.items() if not d <= TOLERANCE.relative]
             witness = "PyTorch" if loaded.framework == "torch" else "Keras"
             click.echo(f"{witness} check: {count - len(failed)} of {count} match (largest difference "
                        f"{worst:.3g} of max(1, |value|); allowed {TOLERANCE.relative:g})"

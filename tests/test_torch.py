@@ -267,7 +267,7 @@ def test_torch_variants_and_answer_keys_are_checked_against_pytorch(tmp_path, sy
     assert run.returncode == 0, run.stderr
     assert "PyTorch check: 2 of 2 match" in run.stdout
     key = json.loads((tmp_path / "class" / "answer_key.json").read_text())
-    assert len(key) == 2 and all(entry["keras_match"] for entry in key.values())
+    assert len(key) == 2 and all(entry["framework_match"] and entry["framework"] == "torch" and "keras_match" not in entry for entry in key.values())
     variant = load_spec(tmp_path / "class" / "solutions" / "student_01" / "cs4820_a7_torch.toml")
     assert variant.framework == "torch" and np.array(variant.layers[0].weights).shape == (3, 4)
     assert check(variant).match
