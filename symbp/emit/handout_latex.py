@@ -136,7 +136,7 @@ class LatexPresenter:
         lines = []
         for part in eq.parts:
             lines.append(rf"\qquad \text{{with }} {self.symbols(part.rule, eq.names)} = "
-                         rf"{self.filled(part.rule, values)} = {self.m(part.value)}")
+                         rf"{self.filled(part.rule if part.filled_rule is None else part.filled_rule, values)} = {self.m(part.value)}")
             if part.column is not None:
                 values[part.column] = self.m(part.value)
         return lines
