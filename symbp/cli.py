@@ -134,14 +134,43 @@ class Interrupted(click.ClickException):
         click.echo("symbp: interrupted", err=True)
 
 
+class EscapedUsageError(click.UsageError):
+    """click's own usage error (an unknown option or command, a bad choice, an extra argument),
+    its message with the user's text escaped as ours are (``errors.printable``): click quotes
+    some values with repr but echoes others raw, and on a terminal an escape sequence in them
+    would repaint or retitle it. Exit status 2, like every input problem."""
+
+    def show(self, file=None):
+        from .errors import printable
+        if self.ctx is not None:
+            hint = f"\nTry '{self.ctx.command_path} {self.ctx.help_option_names[0]}' for help." \
+                if self.ctx.help_option_names else ""
+            click.echo(printable(f"{self.ctx.get_usage()}{hint}\n"), err=True)
+        click.echo(f"Error: {printable(self.format_message())}", err=True)
+
+
+def _escaped_usage(call):
+    """Run ``call``; click's usage errors come out as :class:`EscapedUsageError`."""
+    try:
+        return call()
+    except EscapedUsageError:
+        raise
+    except click.UsageError as err:
+        raise EscapedUsageError(err.format_message(), err.ctx) from None
+
+
 class SymbpGroup(click.Group):
-    """The command group; SIGTERM unwinds like Ctrl-C, and both exit 130 / 143, not click's 1."""
+    """The command group; SIGTERM unwinds like Ctrl-C, and both exit 130 / 143, not click's 1;
+    click's usage errors, the group's own and its commands', print escaped (EscapedUsageError)."""
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        return _escaped_usage(lambda: super(SymbpGroup, self).make_context(info_name, args, parent, **extra))
 
     def invoke(self, ctx: click.Context):
         from .io.interrupts import Terminated, exit_status, terminate_as_exception
         terminate_as_exception()
         try:
-            return super().invoke(ctx)
+            return _escaped_usage(lambda: super(SymbpGroup, self).invoke(ctx))
         except (KeyboardInterrupt, Terminated) as err:
             raise Interrupted(exit_status(err)) from None
 
