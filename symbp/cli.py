@@ -23,6 +23,9 @@ first_index_option = click.option(
     "--first-index", type=click.IntRange(0, 1), default=0, show_default=True,
     help="Number the first layer's weights and thetas from 0 (W0 feeds z1, Keras's order) or 1 "
          "(W1, as textbooks do) in handouts and answer keys.")
+tex_timeout_option = click.option(
+    "--tex-timeout", type=click.FloatRange(min=0, min_open=True), default=300, show_default=True,
+    metavar="SECONDS", help="With --pdf: stop a TeX run that takes longer (exit 2, nothing written).")
 INTERNAL_ERROR = 3
 keras_options = [
     click.option("--from-keras", "from_keras", type=click.Path(dir_okay=False, path_type=Path),
@@ -267,12 +270,13 @@ def check(ctx, spec, dtype, as_json, finite_differences, framework, from_keras, 
 @click.option("--html", is_flag=True,
               help="Also write the handouts as web pages DIR/<name>_solution.html and <name>_student.html.")
 @click.option("--nbgrader", is_flag=True, help="Notebooks with nbgrader cell metadata and autograder cells (implies --notebook).")
+@tex_timeout_option
 @first_index_option
 @scaffolding_options
 @from_keras_options
 @click.pass_context
 def derive(ctx, spec, directory, no_check, dtype, pdf, digits, explain, bias_symbol, notebook, html, nbgrader,
-           first_index, student_derivatives, name_line, from_keras, data):
+           tex_timeout, first_index, student_derivatives, name_line, from_keras, data):
     """Write everything SPEC can produce into DIR (module, LaTeX handouts, notebooks), then check it against Keras."""
     def action():
         from .io.files import write_all
@@ -289,7 +293,7 @@ def derive(ctx, spec, directory, no_check, dtype, pdf, digits, explain, bias_sym
             from .witnesses import compare
             report = compare.check(loaded, dtype, witness=loaded.framework)
         if pdf:
-            files.update(compiled_handouts(loaded, files, directory))
+            files.update(compiled_handouts(loaded, files, directory, tex_timeout))
         write_all(files)
         for path in files:
             click.echo(f"wrote {path}")
@@ -313,10 +317,11 @@ def derive(ctx, spec, directory, no_check, dtype, pdf, digits, explain, bias_sym
 @click.option("--check", is_flag=True, help="Verify every student's answers against Keras model.fit.")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), help="Worker processes (default: one per core).")
 @click.option("--pdf", is_flag=True, help="Also compile every handout to PDF (all cores, one precompiled preamble).")
+@tex_timeout_option
 @first_index_option
 @scaffolding_options
 @click.pass_context
-def variants(ctx, spec, count, seed, directory, notebook, nbgrader, check, jobs, pdf, first_index,
+def variants(ctx, spec, count, seed, directory, notebook, nbgrader, check, jobs, pdf, tex_timeout, first_index,
              student_derivatives, name_line):
     """Write one assignment per student (DIR/students/student_NN/, to hand out; the solutions in
     DIR/solutions/student_NN/) and the class's answer key.
@@ -332,7 +337,8 @@ def variants(ctx, spec, count, seed, directory, notebook, nbgrader, check, jobs,
             click.echo(f"symbp: warning: {warning}", err=True)
         result = write_variants(loaded, count, seed, directory, notebook=notebook or nbgrader, check=check,
                                 jobs=jobs, progress=True, nbgrader=nbgrader, first_index=first_index,
-                                pdf=pdf, student_derivatives=student_derivatives, name_line=name_line)
+                                pdf=pdf, tex_timeout=tex_timeout, student_derivatives=student_derivatives,
+                                name_line=name_line)
         click.echo(f"wrote {count} variants: hand out {directory / STUDENTS}/<student>/; keep "
                    f"{directory / SOLUTIONS}/ and the answer key {directory / KEY_JSON}, {directory / KEY_CSV}")
         if check:

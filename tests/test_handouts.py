@@ -324,3 +324,15 @@ def test_no_internal_name_reaches_a_handout(loss, output, y):
         lines = [line for line in tex.splitlines() if line.startswith(r"\mathline")]
         assert lines and not [line for line in lines if INTERNAL_NAME.search(line)], kind
         assert not [line for previous, line in zip(lines, lines[1:]) if line == previous], kind
+
+
+@pytest.mark.parametrize("command", [["derive", "--no-check"], ["variants", "-n", "2"]])
+def test_a_tex_run_past_its_limit_is_an_input_error_that_says_so(command, tmp_path, symbp_cli):
+    """--tex-timeout stops TeX: one screen saying the compile took longer than the limit and how
+    to give it longer, exit 2 (as a TeX error), nothing written."""
+    out = tmp_path / "out"
+    run = symbp_cli(*command, "--pdf", "--tex-timeout", "0.01", "-o", str(out))
+    assert run.returncode == 2, run.stderr
+    assert "TeX took longer than 0.01 s (the limit)" in run.stderr and "--tex-timeout SECONDS" in run.stderr
+    assert len(run.stderr.splitlines()) < 10 and "Traceback" not in run.stderr
+    assert not out.exists()

@@ -351,11 +351,13 @@ def _mark_verdicts(out: ClassSet, framework: str) -> None:
 def render_variants(spec: Spec, count: int, seed: int, directory: Path, *, notebook: bool = False,
                     check: bool = False, jobs: Optional[int] = None, progress: bool = False,
                     first_index: int = 0, pdf: bool = False, student_derivatives: bool = True,
-                    name_line: bool = False, nbgrader: bool = False) -> ClassSet:
+                    name_line: bool = False, nbgrader: bool = False,
+                    tex_timeout: Optional[float] = None) -> ClassSet:
     """Draw the class, compute its answer key, render every student's files (and check them).
 
     ``first_index`` 1 numbers the first layer's parameters W1 in the handouts and the key files;
-    ``pdf`` compiles every handout (:func:`compile_class`); ``student_derivatives``, ``name_line``:
+    ``pdf`` compiles every handout (:func:`compile_class`; a TeX run past ``tex_timeout`` seconds
+    is stopped, TexTimedOut); ``student_derivatives``, ``name_line``:
     the student sheet's scaffolding (symbp.emit.handouts.HandoutOptions); ``nbgrader``: notebooks
     with nbgrader's cells (implies ``notebook``)."""
     spec.require_dense("variants")
@@ -383,7 +385,7 @@ def render_variants(spec: Spec, count: int, seed: int, directory: Path, *, noteb
         _mark_verdicts(out, spec.framework)
     out.files.update(key_files(out.key, directory, naming.printed_answer_names(spec.param_names, first_index)))
     if pdf:
-        out.files.update(compile_class(out.files, jobs, progress))
+        out.files.update(compile_class(out.files, jobs, progress, tex_timeout))
     return out
 
 
@@ -427,17 +429,19 @@ def _run_students(tasks: list[tuple], jobs: int, progress: bool, description: st
     return results
 
 
-def compile_class(files: dict[Path, str], jobs: int, progress: bool = False) -> dict[Path, bytes]:
+def compile_class(files: dict[Path, str], jobs: int, progress: bool = False,
+                  timeout: Optional[float] = None) -> dict[Path, bytes]:
     """Every handout among ``files`` as PDF, beside its .tex (``jobs`` pdflatex runs at once, one
-    precompiled preamble: symbp.io.pdf.compile_many), with a progress bar on a terminal."""
-    from ..io.pdf import compile_many
+    precompiled preamble: symbp.io.pdf.compile_many; each run at most ``timeout`` seconds,
+    default TEX_TIMEOUT), with a progress bar on a terminal."""
+    from ..io.pdf import TEX_TIMEOUT, compile_many
     sources = {path: text for path, text in files.items() if path.suffix == ".tex"}
     bar = None
     if progress:
         from tqdm import tqdm
         bar = tqdm(total=len(sources), unit="pdf", desc="PDFs", disable=None)
     try:
-        return compile_many(sources, jobs, None if bar is None else bar.update)
+        return compile_many(sources, jobs, None if bar is None else bar.update, timeout or TEX_TIMEOUT)
     finally:
         if bar is not None:
             bar.close()
