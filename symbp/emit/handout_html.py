@@ -15,12 +15,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 from markupsafe import Markup
 
 from .handout_latex import LatexPresenter
 from .mathml import PLACEHOLDER, blank_matrix_mathml, latex_to_mathml, matrix_mathml, prose_html
-from .latex import shape_tex
 from .worked_solution import Equation, Section, Step
 
 
@@ -58,12 +56,8 @@ class HtmlPresenter(LatexPresenter):
     def m(self, values) -> str:
         return self._insert(matrix_mathml(values, self.digits))
 
-    def equation_blank(self, eq: Equation) -> list[str]:
-        lhs = eq.shown_lhs or eq.lhs
-        if np.ndim(eq.result) == 0:
-            return [rf"{lhs} = \blank"]
-        return [rf"{lhs} = {self._insert(blank_matrix_mathml(np.shape(eq.result)))} "
-                rf"\quad ({shape_tex(eq.result)})"]
+    def blank_matrix(self, shape: tuple) -> str:
+        return self._insert(blank_matrix_mathml(shape))
 
     def math(self, tex: str) -> Markup:
         return Markup(latex_to_mathml(tex, self.inserts))

@@ -147,10 +147,14 @@ class LatexPresenter:
                 rf"\qquad = {self.filled(eq.rule, values)} = {format_number(eq.result, self.digits)}"]
 
     def equation_blank(self, eq: Equation) -> list[str]:
+        """The student's line: ``lhs = blank`` (a matrix of blanks and its shape for a matrix)."""
         lhs = eq.shown_lhs or eq.lhs
         if np.ndim(eq.result) == 0:
             return [rf"{lhs} = \blank"]
-        return [f"{lhs} = {blank_matrix_tex(np.shape(eq.result))} \\quad ({shape_tex(eq.result)})"]
+        return [rf"{lhs} = {self.blank_matrix(np.shape(eq.result))} \quad ({shape_tex(eq.result)})"]
+
+    def blank_matrix(self, shape: tuple) -> str:
+        return blank_matrix_tex(shape)
 
     def appendix(self, given: Given) -> AppendixTable | None:
         """The full values of a given the body shows elided (past MAX_SHOWN rows or columns);
