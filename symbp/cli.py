@@ -23,6 +23,9 @@ first_index_option = click.option(
     "--first-index", type=click.IntRange(0, 1), default=0, show_default=True,
     help="Number the first layer's weights and thetas from 0 (W0 feeds z1, Keras's order) or 1 "
          "(W1, as textbooks do) in handouts and answer keys.")
+tex_timeout_option = click.option(
+    "--tex-timeout", type=click.FloatRange(min=0, min_open=True), default=300, show_default=True,
+    metavar="SECONDS", help="With --pdf: stop a TeX run that takes longer (exit 2, nothing written).")
 INTERNAL_ERROR = 3
 keras_options = [
     click.option("--from-keras", "from_keras", type=click.Path(dir_okay=False, path_type=Path),
@@ -134,14 +137,43 @@ class Interrupted(click.ClickException):
         click.echo("symbp: interrupted", err=True)
 
 
+class EscapedUsageError(click.UsageError):
+    """click's own usage error (an unknown option or command, a bad choice, an extra argument),
+    its message with the user's text escaped as ours are (``errors.printable``): click quotes
+    some values with repr but echoes others raw, and on a terminal an escape sequence in them
+    would repaint or retitle it. Exit status 2, like every input problem."""
+
+    def show(self, file=None):
+        from .errors import printable
+        if self.ctx is not None:
+            hint = f"\nTry '{self.ctx.command_path} {self.ctx.help_option_names[0]}' for help." \
+                if self.ctx.help_option_names else ""
+            click.echo(printable(f"{self.ctx.get_usage()}{hint}\n"), err=True)
+        click.echo(f"Error: {printable(self.format_message())}", err=True)
+
+
+def _escaped_usage(call):
+    """Run ``call``; click's usage errors come out as :class:`EscapedUsageError`."""
+    try:
+        return call()
+    except EscapedUsageError:
+        raise
+    except click.UsageError as err:
+        raise EscapedUsageError(err.format_message(), err.ctx) from None
+
+
 class SymbpGroup(click.Group):
-    """The command group; SIGTERM unwinds like Ctrl-C, and both exit 130 / 143, not click's 1."""
+    """The command group; SIGTERM unwinds like Ctrl-C, and both exit 130 / 143, not click's 1;
+    click's usage errors, the group's own and its commands', print escaped (EscapedUsageError)."""
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        return _escaped_usage(lambda: super(SymbpGroup, self).make_context(info_name, args, parent, **extra))
 
     def invoke(self, ctx: click.Context):
         from .io.interrupts import Terminated, exit_status, terminate_as_exception
         terminate_as_exception()
         try:
-            return super().invoke(ctx)
+            return _escaped_usage(lambda: super(SymbpGroup, self).invoke(ctx))
         except (KeyboardInterrupt, Terminated) as err:
             raise Interrupted(exit_status(err)) from None
 
@@ -238,12 +270,13 @@ def check(ctx, spec, dtype, as_json, finite_differences, framework, from_keras, 
 @click.option("--html", is_flag=True,
               help="Also write the handouts as web pages DIR/<name>_solution.html and <name>_student.html.")
 @click.option("--nbgrader", is_flag=True, help="Notebooks with nbgrader cell metadata and autograder cells (implies --notebook).")
+@tex_timeout_option
 @first_index_option
 @scaffolding_options
 @from_keras_options
 @click.pass_context
 def derive(ctx, spec, directory, no_check, dtype, pdf, digits, explain, bias_symbol, notebook, html, nbgrader,
-           first_index, student_derivatives, name_line, from_keras, data):
+           tex_timeout, first_index, student_derivatives, name_line, from_keras, data):
     """Write everything SPEC can produce into DIR (module, LaTeX handouts, notebooks), then check it against Keras."""
     def action():
         from .io.files import write_all
@@ -260,7 +293,7 @@ def derive(ctx, spec, directory, no_check, dtype, pdf, digits, explain, bias_sym
             from .witnesses import compare
             report = compare.check(loaded, dtype, witness=loaded.framework)
         if pdf:
-            files.update(compiled_handouts(loaded, files, directory))
+            files.update(compiled_handouts(loaded, files, directory, tex_timeout))
         write_all(files)
         for path in files:
             click.echo(f"wrote {path}")
@@ -284,10 +317,11 @@ def derive(ctx, spec, directory, no_check, dtype, pdf, digits, explain, bias_sym
 @click.option("--check", is_flag=True, help="Verify every student's answers against Keras model.fit.")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), help="Worker processes (default: one per core).")
 @click.option("--pdf", is_flag=True, help="Also compile every handout to PDF (all cores, one precompiled preamble).")
+@tex_timeout_option
 @first_index_option
 @scaffolding_options
 @click.pass_context
-def variants(ctx, spec, count, seed, directory, notebook, nbgrader, check, jobs, pdf, first_index,
+def variants(ctx, spec, count, seed, directory, notebook, nbgrader, check, jobs, pdf, tex_timeout, first_index,
              student_derivatives, name_line):
     """Write one assignment per student (DIR/students/student_NN/, to hand out; the solutions in
     DIR/solutions/student_NN/) and the class's answer key.
@@ -303,13 +337,14 @@ def variants(ctx, spec, count, seed, directory, notebook, nbgrader, check, jobs,
             click.echo(f"symbp: warning: {warning}", err=True)
         result = write_variants(loaded, count, seed, directory, notebook=notebook or nbgrader, check=check,
                                 jobs=jobs, progress=True, nbgrader=nbgrader, first_index=first_index,
-                                pdf=pdf, student_derivatives=student_derivatives, name_line=name_line)
+                                pdf=pdf, tex_timeout=tex_timeout, student_derivatives=student_derivatives,
+                                name_line=name_line)
         click.echo(f"wrote {count} variants: hand out {directory / STUDENTS}/<student>/; keep "
                    f"{directory / SOLUTIONS}/ and the answer key {directory / KEY_JSON}, {directory / KEY_CSV}")
         if check:
-            worst = max(result.keras_diff.values())
+            worst = max(result.witness_diff.values())
             from .classroom.variants import TOLERANCE
-            failed = [s for s, d in result.keras_diff.items() if not d <= TOLERANCE.relative]
+            failed = [s for s, d in result.witness_diff.items() if not d <= TOLERANCE.relative]
             witness = "PyTorch" if loaded.framework == "torch" else "Keras"
             click.echo(f"{witness} check: {count - len(failed)} of {count} match (largest difference "
                        f"{worst:.3g} of max(1, |value|); allowed {TOLERANCE.relative:g})"

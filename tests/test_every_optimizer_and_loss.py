@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import re
 
+import sympy as sp
+
 import nbformat
 import numpy as np
 import pytest
@@ -199,3 +201,51 @@ def test_solution_notebook_matches_keras(key, tmp_path):
     assert len(checks) == len(spec.param_names) + 1
     for printed in checks:
         assert printed.count("They match!") == 1 and "They don't match." not in printed, printed
+
+
+#: what a module must never print: a negative power (NumPy's printer wrote x**(-1.0)) or a
+#: matrix product with a number or the batch size B as an operand (B**(-1.0) @ a.T @ delta)
+NOT_PRINTED = re.compile(r"\*\*\(?-\d|\bB\s*@|@\s*\(?B\b|(?<![\w.\]])\d+(\.\d+)?\s*@|@\s*\(?-?\d")
+
+
+def modules_of_every_loss_and_optimizer():
+    """A module per Keras loss and per torch loss over output activations that reach each of
+    their forms (logits, clipped, worked out), and per optimizer of both frameworks."""
+    from symbp.rules import activations, loss_registry, optimizer_registry
+    from test_torch import LOSSES as TORCH_LOSSES, OPTIMIZERS as TORCH_OPTIMIZERS, torch_spec
+    outputs = ["linear", "sigmoid", "softmax", "softplus", "silu"]
+    assert set(outputs) <= set(activations.names())
+    specs = {}
+    for loss in loss_registry("keras").names():
+        y = [[2], [0], [1]] if loss.startswith("sparse") else [[0, 1, 0], [1, 0, 0], [0.2, 0.3, 0.5]]
+        for output in outputs:
+            specs[(loss, output)] = case(loss, {"name": "sgd"}, {"name": loss}, output, y, units=3)
+    for loss, y, _ in TORCH_LOSSES:
+        for output in outputs:
+            specs[(str(loss), output)] = torch_spec(loss, {"name": "SGD", "lr": 0.1}, y, ("tanh", output))
+    for optimizer in optimizer_registry("keras").names():
+        specs[optimizer] = case(optimizer, {"name": optimizer}, {"name": "mean_squared_error"}, "tanh",
+                                [[0.5, -0.5], [0.2, 0.1], [-0.3, 0.4]])
+    for optimizer in TORCH_OPTIMIZERS:
+        specs[str(optimizer)] = torch_spec({"name": "MSELoss"}, optimizer, [[0.3, -1.5, 0.2], [1.1, 0.4, -0.2],
+                                           [-0.7, 0.0, 0.9], [0.2, 2.5, -0.4], [0.0, 0.6, 0.1]])
+    assert {o["name"].lower() for o in TORCH_OPTIMIZERS} == set(optimizer_registry("torch").names())
+    return specs
+
+
+def test_no_module_prints_a_negative_power_or_a_matrix_product_with_a_scalar():
+    found = {}
+    for key, spec in modules_of_every_loss_and_optimizer().items():
+        for line in module_source(spec).splitlines():
+            found.update({(key, m.group()): line for m in NOT_PRINTED.finditer(line)})
+    assert not found, found
+
+
+def test_the_numpy_printer_divides_where_sympy_holds_a_negative_power():
+    from symbp.emit.printers import ArrayPrinter
+    batch, x = sp.Symbol("B"), sp.Symbol("x")
+    a, delta = sp.MatrixSymbol("a", 3, 2), sp.MatrixSymbol("delta", 3, 4)
+    printed = ArrayPrinter().doprint
+    assert printed(sp.MatMul(1 / batch, a.T, delta)) == "(a.T @ delta)/B"
+    assert printed(sp.MatMul(-2 / batch, a.T, delta)) == "(-2)*(a.T @ delta)/B"
+    assert printed(1 / (x - 1) - 3) == "1/(x - 1) - 3" and printed(1 + (x - 1) ** -2) == "1 + 1/(x - 1)**2"

@@ -298,3 +298,41 @@ def test_cross_entropy_on_an_unclipped_output_works_its_row_sum_into_the_cases(o
     quotients = outputs / outputs.sum(axis=1, keepdims=True)
     assert formatted(outputs.sum(axis=1, keepdims=True)) <= numbers_in(texts["solution"])
     assert formatted(quotients) <= numbers_in(texts["solution"])
+
+
+#: a name only the generated module uses (trace's row-sum columns rowsum1, fprime1, parts, a1,
+#: W0...): letters run straight into digits, where the handouts write a_{1}, W_{0}
+INTERNAL_NAME = re.compile(r"(?<![\\A-Za-z_{])[A-Za-z]+[0-9]+\b|\bparts\[|\bfprime")
+
+UNNORMALISED_OUTPUTS = [   # (loss, output activation, labels): the clipped and worked-out forms
+    ("categorical_crossentropy", "softplus", [[0, 1, 0], [1, 0, 0]]),
+    ("categorical_crossentropy", "sigmoid", [[0, 1, 0], [1, 0, 0]]),
+    ("sparse_categorical_crossentropy", "softplus", [[1], [0]]),
+    ("binary_crossentropy", "softplus", [[0, 1, 0], [1, 0, 1]]),
+    ("huber", "linear", [[0.9, -2.5, 0.1], [1.0, 0.2, 3.0]]),
+    ("mean_absolute_error", "tanh", [[0.9, -0.5, 0.1], [1.0, 0.2, -0.3]]),
+]
+
+
+@pytest.mark.parametrize("loss,output,y", UNNORMALISED_OUTPUTS, ids=lambda v: v if isinstance(v, str) else None)
+def test_no_internal_name_reaches_a_handout(loss, output, y):
+    """Every rule a handout prints names its quantities as the handout does (a_{1}, the row sum
+    as rowsum(a_1)): none of the generated module's own names (a clipped CCE's side lines once
+    printed the trace's column name rowsum1), and each side of a clip is shown once."""
+    spec = small_spec("internal", [2, 3], [output], loss, [[0.5, -0.2], [0.1, 0.9]], y, batch_size=2)
+    for kind, tex in render_handouts(spec).items():
+        lines = [line for line in tex.splitlines() if line.startswith(r"\mathline")]
+        assert lines and not [line for line in lines if INTERNAL_NAME.search(line)], kind
+        assert not [line for previous, line in zip(lines, lines[1:]) if line == previous], kind
+
+
+@pytest.mark.parametrize("command", [["derive", "--no-check"], ["variants", "-n", "2"]])
+def test_a_tex_run_past_its_limit_is_an_input_error_that_says_so(command, tmp_path, symbp_cli):
+    """--tex-timeout stops TeX: one screen saying the compile took longer than the limit and how
+    to give it longer, exit 2 (as a TeX error), nothing written."""
+    out = tmp_path / "out"
+    run = symbp_cli(*command, "--pdf", "--tex-timeout", "0.01", "-o", str(out))
+    assert run.returncode == 2, run.stderr
+    assert "TeX took longer than 0.01 s (the limit)" in run.stderr and "--tex-timeout SECONDS" in run.stderr
+    assert len(run.stderr.splitlines()) < 10 and "Traceback" not in run.stderr
+    assert not out.exists()

@@ -49,3 +49,11 @@ def test_a_wide_spec_without_weights_gives_a_small_module():
     assert len(source) < 20_000  # 512 x 512 numbers written out would take megabytes
     module = load_module(source, "drawn")
     assert module.initial_params()["W1"].shape == (512, 512)
+
+
+def test_a_convolution_kernel_s_fans_count_its_window_as_keras_does():
+    """Keras's compute_fans: a kernel (*window, inputs, filters) has fans (inputs, filters) times
+    the window's size (3 x 3 here), so glorot_uniform's limit is sqrt(6 / (18 + 36))."""
+    draw = INITIALIZERS["glorot_uniform"]((3, 3, 2, 4), 18)
+    assert draw.args == pytest.approx((-np.sqrt(6 / 54), np.sqrt(6 / 54)), rel=1e-15)
+    assert INITIALIZERS["he_uniform"]((5, 2, 6), 10).args[1] == pytest.approx(np.sqrt(6 / 10), rel=1e-15)

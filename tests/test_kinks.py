@@ -74,25 +74,25 @@ def test_a_student_keras_disagrees_with_is_drawn_again():
     first_draw = draw_variants(spec, 6, 1)
     assert nearest_kink(first_draw[5], load_module(module_source(first_draw[5]), "t")).distance < 1e-12
     result = render_variants(spec, 6, 1, Path("c"), check=True, jobs=1)
-    assert result.match and max(result.keras_diff.values()) <= 1e-9
+    assert result.match and max(result.witness_diff.values()) <= 1e-9
     assert result.specs["student_06"].x != first_draw[5].x
     assert [s.x for s in list(result.specs.values())[:5]] == [s.x for s in first_draw[:5]]
     key = json.loads(result.files[Path("c") / KEY_JSON])
-    assert all(entry["keras_match"] is True for entry in key.values())
+    assert all(entry["framework_match"] is True for entry in key.values())
     assert key["student_06"]["loss"] != answers(first_draw[5])["loss"]
 
 
 def test_a_class_keras_still_disagrees_with_says_so_in_its_key(monkeypatch):
     """Redraws are bounded; a student still differing stays, marked in both keys (exit 1)."""
     calls = []
-    monkeypatch.setattr(variants, "keras_answers_check", lambda spec, expected: calls.append(spec) or 1e-3)
+    monkeypatch.setattr(variants, "witness_answers_check", lambda spec, expected: calls.append(spec) or 1e-3)
     spec = Spec.from_dict(TWO_LAYER_RELU, "t")
     result = render_variants(spec, 2, 1, Path("c"), check=True, jobs=1)
     assert not result.match and len(calls) == 2 * (1 + variants.CHECK_REDRAWS)
     key = json.loads(result.files[Path("c") / KEY_JSON])
-    assert [(e["keras_match"], e["keras_max_abs_diff"]) for e in key.values()] == [(False, 1e-3)] * 2
+    assert [(e["framework"], e["framework_match"], e["framework_max_abs_diff"]) for e in key.values()] == [("keras", False, 1e-3)] * 2
     rows = list(csv.DictReader(io.StringIO(result.files[Path("c") / KEY_CSV])))
-    assert [(r["keras_match"], float(r["keras_max_abs_diff"])) for r in rows] == [("false", 1e-3)] * 2
+    assert [(r["framework"], r["framework_match"], float(r["framework_max_abs_diff"])) for r in rows] == [("keras", "false", 1e-3)] * 2
 
 
 def test_check_says_a_z_at_a_kink_is_why_it_differs(tmp_path, symbp_cli):

@@ -290,3 +290,25 @@ def test_data_values_are_limited_before_reading(tmp_path):
     path = write_npz_headers(tmp_path / "much.npz", {"x": (10_000, 1024), "y": (10_000, 10)})
     with pytest.raises(UnusableInput, match=r"x and y hold 10,340,000 numbers; at most 8,388,608"):
         load_data(path)
+
+
+def test_every_registered_numeric_argument_has_a_range():
+    """One rule (rules.ranges.require_ranges) for losses and optimizers of both frameworks: a
+    numeric argument without an interval is refused where it is registered."""
+    from symbp.rules import loss_registry, optimizer_registry
+    from symbp.rules.ranges import require_ranges
+    from symbp.rules.losses import ARGUMENT_RANGES as KERAS_LOSS_RANGES
+    from symbp.rules.optimizers import ARGUMENT_RANGES as KERAS_OPTIMIZER_RANGES
+    from symbp.rules.torch_losses import ARGUMENT_RANGES as TORCH_LOSS_RANGES
+    from symbp.rules.torch_optimizers import ARGUMENT_RANGES as TORCH_OPTIMIZER_RANGES
+    for registry, ranges in ((loss_registry("keras"), KERAS_LOSS_RANGES),
+                             (loss_registry("torch"), TORCH_LOSS_RANGES)):
+        for name in registry.names():
+            require_ranges(name, registry[name].arguments, ranges)
+    for registry, ranges in ((optimizer_registry("keras"), KERAS_OPTIMIZER_RANGES),
+                             (optimizer_registry("torch"), TORCH_OPTIMIZER_RANGES)):
+        for name in registry.names():
+            require_ranges(name, registry[name].defaults, ranges)
+    require_ranges("a switch needs none", {"amsgrad": False}, {})
+    with pytest.raises(ValueError, match=r"loss focal: no range in ARGUMENT_RANGES for \['gamma'\]"):
+        require_ranges("loss focal", {"gamma": 2.0, "from_logits": False}, {})

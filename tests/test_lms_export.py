@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from symbp.classroom.lms import ABSOLUTE, RELATIVE, tolerance
+from symbp.classroom.lms import ABSOLUTE, RELATIVE, VERDICTS as LMS_VERDICTS, tolerance
 from symbp.classroom.mistakes import MISTAKES, mistake_values
 from symbp.classroom.variants import KEY_JSON, answers, draw_variants, write_variants
 from symbp.spec.model import Spec, load_spec
@@ -68,7 +68,7 @@ def entries(value):
 def expected_questions(key):
     """{(student, label): value} of every entry of every quantity."""
     return {(student, q + idx): v for student, qs in key.items() for q, value in qs.items()
-            if not q.startswith("keras") for idx, v in entries(value).items()}
+            if q not in LMS_VERDICTS for idx, v in entries(value).items()}
 
 
 class Tags(HTMLParser):
@@ -207,7 +207,7 @@ def test_prairielearn_question_draws_and_answers_as_symbp(klass, tmp_path, symbp
         and "import symbp" not in server and "from symbp" not in server
     page = (question / "question.html").read_text()
     assert HOSTILE not in page and "<script" not in page
-    quantities = [q for q in key["student_01"] if not q.startswith("keras")]
+    quantities = [q for q in key["student_01"] if q not in LMS_VERDICTS]
     for q in quantities:
         element = "pl-number-input" if q == "loss" else "pl-matrix-component-input"
         assert f'<{element} answers-name="{q}"' in page
@@ -256,3 +256,25 @@ def test_an_answer_key_that_is_a_fifo_is_refused_unread(tmp_path, symbp_cli):
     os.mkfifo(tmp_path / KEY_JSON)
     done = symbp_cli("export", "moodle", str(tmp_path), "-o", str(tmp_path / "q.xml"))
     assert done.returncode == 2 and "not a regular file" in done.stderr
+
+
+def test_an_answer_key_s_verdicts_old_names_or_new_are_not_questions(tmp_path):
+    """--check ends each entry with the witness's verdict (framework, framework_max_abs_diff,
+    framework_match); keys written before that say keras_max_abs_diff / keras_match: an export
+    reads both as verdicts, the same quantities either way."""
+    from symbp.classroom.lms import read_class
+    from symbp.classroom.variants import VERDICTS
+    write_variants(Spec.from_dict(RELU), 2, SEED, tmp_path / "class", jobs=1)
+    path = tmp_path / "class" / KEY_JSON
+    key = json.loads(path.read_text())
+    read = {}
+    for verdict in ({"framework": "torch", "framework_max_abs_diff": 0.0, "framework_match": True},
+                    {"keras_max_abs_diff": 0.0, "keras_match": True}):
+        path.write_text(json.dumps({s: {**entry, **verdict} for s, entry in key.items()}))
+        read[tuple(verdict)] = read_class(tmp_path / "class").students
+    assert set(VERDICTS) == {"framework", "framework_max_abs_diff", "framework_match"}
+    old, new = read.values()
+    assert old == new and list(next(iter(new.values()))) == list(next(iter(key.values())))
+    path.write_text(json.dumps({s: {**entry, "keras_verdict": True} for s, entry in key.items()}))
+    with pytest.raises(Exception, match="keras_verdict is not a quantity"):
+        read_class(tmp_path / "class")

@@ -173,3 +173,26 @@ def test_the_module_docstring_states_the_training_keras_defaults_to():
     docstring = module_source(spec).split('"""')[1]
     assert "model.fit(batch_size=32, epochs=1, shuffle=False)" in docstring
     assert "Keras's defaults, batch size 32 and 1 epoch" in docstring
+
+
+RED = "\x1b[31m"
+
+
+@pytest.mark.parametrize("args", [
+    ["check", "spec.toml", "extra" + RED],          # an extra argument (click echoed it raw)
+    ["bogus" + RED],                                 # an unknown command
+    ["--bogus" + RED],                               # an unknown option of the group
+    ["check", "--nope" + RED],                       # an unknown option of a command
+    ["check", "--dtype", RED],                       # a bad choice
+    ["derive", "--digits", "9" + RED],               # a bad number
+    ["check", "missing" + RED + ".toml"],            # a missing file
+    ["export", "moodle", "no-class" + RED, "-o", "q.xml"],
+], ids=lambda args: " ".join(args).encode("unicode_escape").decode())
+def test_click_s_usage_errors_echo_the_user_s_text_escaped(args, tmp_path, monkeypatch):
+    """Kept on a terminal (color=True keeps what click.echo would strip in a pipe): no escape
+    sequence from an argument reaches it, the text is shown as \\x1b[31m, and the status is 2."""
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, args, color=True)
+    assert result.exit_code == 2, result.output
+    assert "\x1b" not in result.output
+    assert "\\x1b[31m" in result.output

@@ -267,7 +267,7 @@ def test_torch_variants_and_answer_keys_are_checked_against_pytorch(tmp_path, sy
     assert run.returncode == 0, run.stderr
     assert "PyTorch check: 2 of 2 match" in run.stdout
     key = json.loads((tmp_path / "class" / "answer_key.json").read_text())
-    assert len(key) == 2 and all(entry["keras_match"] for entry in key.values())
+    assert len(key) == 2 and all(entry["framework_match"] and entry["framework"] == "torch" and "keras_match" not in entry for entry in key.values())
     variant = load_spec(tmp_path / "class" / "solutions" / "student_01" / "cs4820_a7_torch.toml")
     assert variant.framework == "torch" and np.array(variant.layers[0].weights).shape == (3, 4)
     assert check(variant).match
@@ -338,3 +338,40 @@ def test_param_names_follow_model_parameters_with_torch_names():
     assert list(module.TORCH_NAMES.values()) == list(model.state_dict())
     for name, key in module.TORCH_NAMES.items():
         np.testing.assert_array_equal(model.state_dict()[key].numpy(), spec.initial_params()[name])
+
+
+def test_torch_layers_without_weights_start_as_torch_s_own_default():
+    """nn.Linear's default (kaiming_uniform_(a=sqrt(5)) for the weight, uniform_ for the bias) is
+    U(-1/sqrt(inputs), 1/sqrt(inputs)) for both: symbp's draws have that bound, fill it as
+    torch's own draws do, and the spec still trains to torch's numbers."""
+    import torch
+    rng = np.random.default_rng(3)
+    inputs, hidden = 300, 200
+    spec = Spec.from_dict({"name": "net", "framework": "torch", "seed": 5,
+                           "data": {"x": rng.standard_normal((4, inputs)).tolist(), "y": [[0], [1], [2], [1]]},
+                           "layers": [{"units": hidden, "activation": "tanh"}, {"units": 3}],
+                           "loss": {"name": "CrossEntropyLoss"}, "optimizer": {"name": "SGD", "lr": 0.1}})
+    assert [layer.kernel_initializer for layer in spec.layers] == ["torch_default"] * 2
+    params = spec.initial_params()
+    torch.manual_seed(0)
+    for (w, b), fan_in in (((params["W0"], params["b0"]), inputs), ((params["W1"], params["b1"]), hidden)):
+        theirs = torch.nn.Linear(fan_in, w.shape[0], dtype=torch.float64)
+        bound = 1 / np.sqrt(fan_in)
+        for ours, torch_own in ((w, theirs.weight), (b, theirs.bias)):
+            torch_own = torch_own.detach().numpy()
+            assert np.abs(ours).max() < bound and np.abs(torch_own).max() < bound
+            if ours.size >= 200:   # a large draw fills its bound: its max within 3 % of it, its mean |x| about half
+                for values in (ours, torch_own):
+                    assert np.abs(values).max() > 0.97 * bound
+                    assert abs(np.abs(values).mean() / bound - 0.5) < 0.03
+    assert_matches(spec)
+
+
+def test_torch_default_is_a_name_a_spec_may_give():
+    spec = Spec.from_dict({"name": "net", "seed": 1, "data": {"x": [[1.0] * 16], "y": [[1.0]]},
+                           "layers": [{"units": 4, "activation": "tanh", "bias_initializer": "torch_default"},
+                                      {"units": 1, "kernel_initializer": "torch_default"}],
+                           "loss": {"name": "mse"}, "optimizer": {"name": "sgd"}})
+    params = spec.initial_params()
+    assert np.abs(params["b0"]).max() < 1 / 4 and np.abs(params["W1"]).max() < 1 / 2   # Keras's layout: fan-in 16, then 4
+    assert np.abs(params["b0"]).max() > 0   # drawn, not zeros

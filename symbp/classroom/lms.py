@@ -18,14 +18,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ..classroom.variants import KEY_JSON, SOLUTIONS
+from ..classroom.variants import KEY_JSON, OLD_VERDICTS, SOLUTIONS, VERDICTS as KEY_VERDICTS
 from ..errors import UnusableInput, printable
 
 #: a submitted number is right within ABSOLUTE + RELATIVE * |answer| (hand-worked with 8 decimals
 #: shown, rounded at each step: a few units in the 4th decimal at most)
 ABSOLUTE, RELATIVE = 5e-4, 1e-3
-#: keys of an answer-key entry that are verdicts, not quantities
-VERDICTS = ("keras_max_abs_diff", "keras_match")
+#: keys of an answer-key entry that are verdicts, not quantities (and those of older keys)
+VERDICTS = KEY_VERDICTS + OLD_VERDICTS
 _QUANTITY = re.compile(r"^(loss|delta\d+|d[A-Za-z]+\d+|[A-Za-z]+\d+_updated)$")
 
 

@@ -17,8 +17,9 @@ to hand out; ``CLASS/solutions/<id>/`` holds the spec, the generated module, the
 handout and notebook, for the instructor. ``answer_key.json`` / ``.csv`` (in CLASS) give, per student, the answers of the
 notebook's training step on the first batch: loss, every delta, every gradient and every updated
 parameter, computed by the generated module. ``check=True`` trains each variant's step with
-Keras ``model.fit`` (float64) and compares; a student who differs is drawn again (at most
-``CHECK_REDRAWS`` times) and every key entry ends with Keras's verdict. Rendering and checks run in worker processes, one
+its framework's witness (Keras ``model.fit`` or torch.optim, float64) and compares; a student who
+differs is drawn again (at most ``CHECK_REDRAWS`` times) and every key entry ends with the
+witness's verdict (VERDICTS). Rendering and checks run in worker processes, one
 per core unless ``jobs`` says otherwise; the result does not depend on the number of workers.
 """
 
@@ -210,8 +211,10 @@ def key_csv(key: dict[str, dict]) -> str:
         if isinstance(value, list):
             for n, item in enumerate(value):
                 yield from cells(f"{name}[{n}]", item)
-        elif isinstance(value, bool) or value is None:   # keras_match, a non-finite keras_max_abs_diff
+        elif isinstance(value, bool) or value is None:   # framework_match, a non-finite framework_max_abs_diff
             yield name, {True: "true", False: "false", None: ""}[value]
+        elif isinstance(value, str):   # framework: a witness's registered name ("keras", "torch")
+            yield name, value
         else:
             yield name, repr(float(value))
     rows = {student: dict(cell for name, value in entry.items() for cell in cells(name, value))
@@ -226,8 +229,9 @@ def key_csv(key: dict[str, dict]) -> str:
 
 
 # ---------------------------------------------------------------- per student (worker processes)
-def keras_answers_check(spec: Spec, expected: dict) -> float:
-    """Largest scaled difference |Keras - answer| / max(1, max |Keras|) over the loss and each
+def witness_answers_check(spec: Spec, expected: dict) -> float:
+    """Largest scaled difference |witness - answer| / max(1, max |witness|) (Keras or PyTorch, the
+    spec's framework) over the loss and each
     updated parameter of the first-batch step (symbp.witnesses.tolerance; compare with TOLERANCE.relative)."""
     import logging
     from ..witnesses.base import witness
@@ -267,7 +271,7 @@ def student_files(spec: Spec, directory: Path, student: str, notebook: bool,
 def _student_work(task: tuple) -> tuple[dict[Path, str], Optional[float]]:
     spec, directory, student, notebook, expected, handout = task
     files = student_files(spec, directory, student, notebook, handout)
-    return files, (keras_answers_check(spec, expected) if expected is not None else None)
+    return files, (witness_answers_check(spec, expected) if expected is not None else None)
 
 
 def _worker_start(parent: int) -> None:
@@ -293,15 +297,15 @@ def _stop_workers(pool: ProcessPoolExecutor) -> None:
 
 @dataclass
 class ClassSet:
-    """Everything ``symbp variants`` writes, in memory: files by path, the key, Keras's verdicts."""
+    """Everything ``symbp variants`` writes, in memory: files by path, the key, the witness's differences."""
     specs: dict[str, Spec]
     key: dict[str, dict]
     files: dict[Path, str] = field(default_factory=dict)
-    keras_diff: dict[str, float] = field(default_factory=dict)
+    witness_diff: dict[str, float] = field(default_factory=dict)
 
     @property
     def match(self) -> bool:
-        return all(d <= TOLERANCE.relative for d in self.keras_diff.values())
+        return all(d <= TOLERANCE.relative for d in self.witness_diff.values())
 
 
 def _titled(variant: Spec, student: str) -> Spec:
@@ -310,12 +314,12 @@ def _titled(variant: Spec, student: str) -> Spec:
 
 def _redraw_mismatches(out: ClassSet, spec: Spec, draws: Iterator[Optional[Spec]], directory: Path,
                        notebook: bool, module, handout: dict) -> None:
-    """Draw again each student whose answers Keras does not reproduce, up to CHECK_REDRAWS
+    """Draw again each student whose answers the witness does not reproduce, up to CHECK_REDRAWS
     times, from the class's own stream of draws (in student order, in this process: the class
     stays a function of the seed). One that still differs stays, and the key says so."""
-    for student in list(out.keras_diff):
+    for student in list(out.witness_diff):
         for _ in range(CHECK_REDRAWS):
-            if out.keras_diff[student] <= TOLERANCE.relative:
+            if out.witness_diff[student] <= TOLERANCE.relative:
                 break
             try:
                 variant = _titled(_take(spec, draws, 1)[0], student)
@@ -323,26 +327,37 @@ def _redraw_mismatches(out: ClassSet, spec: Spec, draws: Iterator[Optional[Spec]
                 return  # no draw left: the remaining mismatches are marked, exit status 1
             expected = answers(variant, module)
             files, diff = _student_work((variant, directory, student, notebook, expected, handout))
-            out.specs[student], out.key[student], out.keras_diff[student] = variant, expected, diff
+            out.specs[student], out.key[student], out.witness_diff[student] = variant, expected, diff
             out.files.update(files)
 
 
-def _mark_keras_verdicts(out: ClassSet) -> None:
-    """Each key entry ends with Keras's verdict: ``keras_max_abs_diff`` (None when not finite)
-    and ``keras_match`` (within TOLERANCE), so a key that disagrees with Keras says so itself."""
-    for student, diff in out.keras_diff.items():
-        out.key[student]["keras_max_abs_diff"] = diff if math.isfinite(diff) else None
-        out.key[student]["keras_match"] = diff <= TOLERANCE.relative
+#: the verdict fields an answer key entry ends with under ``--check``: the witness that trained
+#: the step (the spec's framework, "keras" or "torch"), its largest scaled difference and whether
+#: that is within TOLERANCE. Keys written before they were named by the witness say
+#: ``keras_max_abs_diff`` / ``keras_match`` whatever the framework (OLD_VERDICTS: readers skip both)
+VERDICTS = ("framework", "framework_max_abs_diff", "framework_match")
+OLD_VERDICTS = ("keras_max_abs_diff", "keras_match")
+
+
+def _mark_verdicts(out: ClassSet, framework: str) -> None:
+    """Each key entry ends with its witness's verdict (VERDICTS: ``framework``,
+    ``framework_max_abs_diff``, None when not finite, and ``framework_match``), so a key that
+    disagrees with Keras or PyTorch says so itself, and says which."""
+    for student, diff in out.witness_diff.items():
+        out.key[student].update(zip(VERDICTS, (framework, diff if math.isfinite(diff) else None,
+                                               diff <= TOLERANCE.relative)))
 
 
 def render_variants(spec: Spec, count: int, seed: int, directory: Path, *, notebook: bool = False,
                     check: bool = False, jobs: Optional[int] = None, progress: bool = False,
                     first_index: int = 0, pdf: bool = False, student_derivatives: bool = True,
-                    name_line: bool = False, nbgrader: bool = False) -> ClassSet:
+                    name_line: bool = False, nbgrader: bool = False,
+                    tex_timeout: Optional[float] = None) -> ClassSet:
     """Draw the class, compute its answer key, render every student's files (and check them).
 
     ``first_index`` 1 numbers the first layer's parameters W1 in the handouts and the key files;
-    ``pdf`` compiles every handout (:func:`compile_class`); ``student_derivatives``, ``name_line``:
+    ``pdf`` compiles every handout (:func:`compile_class`; a TeX run past ``tex_timeout`` seconds
+    is stopped, TexTimedOut); ``student_derivatives``, ``name_line``:
     the student sheet's scaffolding (symbp.emit.handouts.HandoutOptions); ``nbgrader``: notebooks
     with nbgrader's cells (implies ``notebook``)."""
     spec.require_dense("variants")
@@ -364,13 +379,13 @@ def render_variants(spec: Spec, count: int, seed: int, directory: Path, *, noteb
     for student, (files, diff) in zip(ids, results):
         out.files.update(files)
         if diff is not None:
-            out.keras_diff[student] = diff
+            out.witness_diff[student] = diff
     if check:
         _redraw_mismatches(out, spec, draws, directory, notebook, base_module, handout)
-        _mark_keras_verdicts(out)
+        _mark_verdicts(out, spec.framework)
     out.files.update(key_files(out.key, directory, naming.printed_answer_names(spec.param_names, first_index)))
     if pdf:
-        out.files.update(compile_class(out.files, jobs, progress))
+        out.files.update(compile_class(out.files, jobs, progress, tex_timeout))
     return out
 
 
@@ -414,17 +429,19 @@ def _run_students(tasks: list[tuple], jobs: int, progress: bool, description: st
     return results
 
 
-def compile_class(files: dict[Path, str], jobs: int, progress: bool = False) -> dict[Path, bytes]:
+def compile_class(files: dict[Path, str], jobs: int, progress: bool = False,
+                  timeout: Optional[float] = None) -> dict[Path, bytes]:
     """Every handout among ``files`` as PDF, beside its .tex (``jobs`` pdflatex runs at once, one
-    precompiled preamble: symbp.io.pdf.compile_many), with a progress bar on a terminal."""
-    from ..io.pdf import compile_many
+    precompiled preamble: symbp.io.pdf.compile_many; each run at most ``timeout`` seconds,
+    default TEX_TIMEOUT), with a progress bar on a terminal."""
+    from ..io.pdf import TEX_TIMEOUT, compile_many
     sources = {path: text for path, text in files.items() if path.suffix == ".tex"}
     bar = None
     if progress:
         from tqdm import tqdm
         bar = tqdm(total=len(sources), unit="pdf", desc="PDFs", disable=None)
     try:
-        return compile_many(sources, jobs, None if bar is None else bar.update)
+        return compile_many(sources, jobs, None if bar is None else bar.update, timeout or TEX_TIMEOUT)
     finally:
         if bar is not None:
             bar.close()

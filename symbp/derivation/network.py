@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .naming import ParamName
+from ..rules.initializers import weight_fan_in
 from ..rules.layers import LayerRule, layers as layer_rules
 
 
@@ -44,6 +45,15 @@ class Layer:
     def param_shape(self, kind: str) -> tuple:
         """The Keras shape of its parameter ``kind``."""
         return tuple(self.rule.parameter(kind).shape(self.input_shape, self.arguments))
+
+    @property
+    def fan_in(self) -> int:
+        """The inputs each of its output units sums: its first parameter's (the weight's)
+        entries per unit, whatever the layout (torch's default initializer's bound); 0 without."""
+        if not self.rule.parameters:
+            return 0
+        weight = self.rule.parameters[0]
+        return weight_fan_in(self.param_shape(weight.kind), weight.unit_axis)
 
 
 def build_layers(input_shape: tuple, entries: list[tuple[str, dict]]) -> tuple[Layer, ...]:

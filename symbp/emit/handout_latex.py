@@ -178,7 +178,7 @@ class LatexPresenter:
         lines = []
         for part in eq.parts:
             lines.append(rf"\qquad \text{{with }} {self.symbols(part.rule, eq.names)} = "
-                         rf"{self.filled(part.rule, values)} = {self.m(part.value)}")
+                         rf"{self.filled(part.rule if part.filled_rule is None else part.filled_rule, values)} = {self.m(part.value)}")
             if part.column is not None:
                 values[part.column] = self.m(part.value)
         return lines
@@ -209,6 +209,7 @@ class LatexPresenter:
                 rf"\qquad = {self.filled(eq.rule, values)} = {format_number(eq.result, self.digits)}"]
 
     def equation_blank(self, eq: Equation) -> list[str]:
+        """The student's line: ``lhs = blank`` (a matrix of blanks and its shape for a matrix)."""
         lhs = eq.shown_lhs or eq.lhs
         if np.ndim(eq.result) == 0:
             return [rf"{lhs} = \blank"]

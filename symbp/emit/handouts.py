@@ -297,7 +297,9 @@ class _StepWriter:
         (their column then stands in the filled-in rule), then the rows a piecewise rule compares."""
         found, values = worked_parts(expr), list(self.trace[PARTS].get(key, []))
         parts = [Part(total, value, str(column.base)) for (total, column), value in zip(found.sums, values)]
-        parts += [Part(side, value) for side, value in zip(found.sides, values[len(found.sums):])]
+        meaning = {column: total for total, column in found.sums}   # a side shows the row sum, not its column's name
+        parts += [Part(side.xreplace(meaning), value, filled_rule=side)
+                  for side, value in zip(found.sides, values[len(found.sums):])]
         return found.rest, tuple(parts)
 
 

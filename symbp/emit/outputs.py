@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 from .codegen import module_files, module_source
 from ..io.files import write_all
@@ -63,13 +64,15 @@ def write_all_outputs(spec: Spec, directory: Path, *, pdf: bool = False, **optio
     return list(files)
 
 
-def compiled_handouts(spec: Spec, files: dict[Path, str], directory: Path) -> dict[Path, bytes]:
+def compiled_handouts(spec: Spec, files: dict[Path, str], directory: Path,
+                      timeout: Optional[float] = None) -> dict[Path, bytes]:
     """The handouts among the rendered ``files`` compiled to PDF: path beside the .tex -> bytes.
 
     Compiled from memory (see :mod:`symbp.io.pdf`), so they join the one all-or-nothing write:
-    a TeX error or an interruption leaves no new .tex beside an old PDF.
+    a TeX error, a run past ``timeout`` seconds (default TEX_TIMEOUT) or an interruption leaves
+    no new .tex beside an old PDF.
     """
     from .handouts import handout_paths
-    from ..io.pdf import pdf_from_source
-    return {path.with_suffix(".pdf"): pdf_from_source(files[path], path)[0]
+    from ..io.pdf import TEX_TIMEOUT, pdf_from_source
+    return {path.with_suffix(".pdf"): pdf_from_source(files[path], path, timeout or TEX_TIMEOUT)[0]
             for path in handout_paths(spec, directory).values()}

@@ -20,6 +20,7 @@ from functools import lru_cache
 import numpy as np
 import sympy as sp
 from sympy.printing.numpy import NumPyPrinter
+from sympy.printing.precedence import PRECEDENCE
 from sympy.printing.str import StrPrinter
 
 from ..rules.losses import EPSILON, Clip, clip
@@ -404,8 +405,19 @@ class ArrayPrinter(BoundNames, FiniteNumbers, PositiveFirst, NumPyPrinter):
     def _print_erfc(self, expr):
         return self._helper("_erfc", expr)
 
+    # ---- a power below zero is a division, as the equations write it (NumPy's printer would
+    # print x**(-1.0): a float power to keep integer arrays from failing, and unreadable)
+    def _print_Pow(self, expr, rational=False):
+        if expr.exp.is_Integer and expr.exp.is_negative:
+            power = sp.Pow(expr.base, -expr.exp, evaluate=False) if expr.exp != -1 else expr.base
+            return f"1/{self.parenthesize(power, PRECEDENCE['Pow'], strict=True)}"
+        return super()._print_Pow(expr, rational)
+
     # ---- matrices of the layer rules (1 b: a row added to every row; 1^T delta: column sums)
     def _print_MatMul(self, expr):
+        coefficient, matrices = expr.as_coeff_matrices()
+        if coefficient != 1:   # a scalar times a product: (a.T @ delta)/B, never B**(-1.0) @ a.T @ delta
+            return self._scaled(coefficient, sp.MatMul(*matrices) if len(matrices) > 1 else matrices[0])
         factors = list(expr.args)
         if isinstance(factors[0], sp.OneMatrix):
             rest = sp.MatMul(*factors[1:]).doit() if len(factors) > 2 else factors[1]
@@ -413,6 +425,16 @@ class ArrayPrinter(BoundNames, FiniteNumbers, PositiveFirst, NumPyPrinter):
                 return self._print(rest)
             return f"{self._print(rest)}.sum(axis=0)"  # 1^T delta: sums over the batch
         return " @ ".join(self.parenthesize(f, 50) for f in factors)
+
+    def _scaled(self, coefficient, matrix) -> str:
+        """``coefficient * matrix`` with the coefficient's denominator as a division."""
+        numerator, denominator = sp.fraction(coefficient)
+        text = self.parenthesize(matrix, PRECEDENCE["Mul"])
+        if numerator == -1:
+            text = f"-{text}"
+        elif numerator != 1:
+            text = f"{self.parenthesize(numerator, PRECEDENCE['Mul'])}*{text}"
+        return text if denominator == 1 else f"{text}/{self.parenthesize(denominator, PRECEDENCE['Pow'])}"
 
     def _print_Transpose(self, expr):
         return f"{self.parenthesize(expr.arg, 60)}.T"

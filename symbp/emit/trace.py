@@ -69,11 +69,22 @@ def worked_parts(expr: sp.Expr) -> WorkedParts:
             relations = sorted(condition.atoms(sp.Rel), key=sp.default_sort_key) \
                 if isinstance(condition, sp.Basic) else ()
             for side in (side for relation in relations for side in relation.args):
-                if side in seen or not side.has(sp.Indexed) or isinstance(side, sp.Indexed):
+                if not side.has(sp.Indexed) or isinstance(side, sp.Indexed):
+                    continue
+                side = _entry_of_unit(side)
+                if side in seen:
                     continue
                 seen.add(side)
                 sides.append(side)
     return WorkedParts(expr, tuple(sums), tuple(sides))
+
+
+def _entry_of_unit(expr: sp.Expr) -> sp.Expr:
+    """``expr`` at the unit ``j``: a side compared inside a row sum (``a[i] / rowsum[j]``, its
+    summed ``i``) is the same row as one outside it (``a[j] / rowsum[j]``), shown once."""
+    indices = {index for entry in expr.atoms(sp.Indexed) for index in entry.indices
+               if isinstance(index, sp.Symbol) and index != UNIT}
+    return expr.xreplace({index: UNIT for index in indices})
 
 
 def output_gradient(model) -> sp.Expr:

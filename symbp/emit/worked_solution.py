@@ -19,10 +19,13 @@ from ..derivation.chain_rule import ChainRule
 @dataclass(frozen=True)
 class Part:
     """A part of a rule worked out on the way: a row sum (its ``column`` then stands for it in
-    the filled-in rule) or a row a piecewise condition compares (``column`` None)."""
+    the filled-in rule) or a row a piecewise condition compares (``column`` None). ``rule`` is
+    what it means, in the rule's own symbols; ``filled_rule`` (default ``rule``) the form the
+    numbers go into, where a row sum worked out before stands as its column of values."""
     rule: sp.Expr
     value: object
     column: Optional[str] = None
+    filled_rule: Optional[sp.Expr] = None
 
 
 @dataclass(frozen=True)

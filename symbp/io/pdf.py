@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 from pathlib import Path
@@ -36,6 +37,20 @@ class TexFailed(RuntimeError):
     """TeX stopped with an error; carries the end of its log (and names a missing package)."""
 
 
+#: seconds one TeX run may take before it is stopped (symbp derive/variants --tex-timeout)
+TEX_TIMEOUT = 300.0
+
+
+class TexTimedOut(TexFailed):
+    """A TeX run took longer than its limit and was stopped (a problem with the input, as a TeX
+    error is: exit 2). Most likely a very large network's handouts on a slow or busy machine."""
+
+    def __init__(self, tex_path, timeout: float):
+        super().__init__(f"TeX took longer than {timeout:g} s (the limit) to compile {tex_path} and was "
+                         f"stopped; nothing was written. Give it longer with --tex-timeout SECONDS "
+                         f"(default {TEX_TIMEOUT:g}), or compile the .tex files yourself without --pdf.")
+
+
 def _failure_message(tex_path: Path, log: str) -> str:
     missing = re.search(r"File `([^']+\.sty)' not found", log)
     if missing:
@@ -54,18 +69,41 @@ def tex_command(tex_file: str) -> list[str]:
     raise TexNotFound()
 
 
-def _run_tex(command: list[str], work: str, timeout: float) -> subprocess.CompletedProcess:
+def _tex_env() -> dict:
+    """TeX's environment: reads and writes only in its folder, no shell escape."""
+    return {**os.environ, "openin_any": "p", "openout_any": "p", "shell_escape": "f"}
+
+
+def run_tex_process(command: list[str], work, timeout: float, tex_path) -> subprocess.CompletedProcess:
+    """One TeX command in ``work`` (:func:`_tex_env`, no stdin), its output captured. Past
+    ``timeout`` seconds it is killed, and with it every process it started, before the folder
+    is removed (latexmk runs pdflatex: it gets a session of its own, its process group killed
+    whole), and :class:`TexTimedOut` names ``tex_path``. Ctrl-C or SIGTERM kills it the same way
+    (a pdflatex run directly stays in symbp's process group, where Ctrl-C reaches it anyway)."""
+    own_group = command[0] == "latexmk" and hasattr(os, "killpg")
+    with subprocess.Popen(command, cwd=work, env=_tex_env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, errors="replace", start_new_session=own_group) as process:
+        try:
+            out, err = process.communicate(timeout=timeout)
+        except BaseException as stopped:
+            os.killpg(process.pid, signal.SIGKILL) if own_group else process.kill()
+            process.communicate()
+            if isinstance(stopped, subprocess.TimeoutExpired):
+                raise TexTimedOut(tex_path, timeout) from None
+            raise
+    return subprocess.CompletedProcess(command, process.returncode, out, err)
+
+
+def _run_tex(command: list[str], work: str, timeout: float, tex_path) -> subprocess.CompletedProcess:
     """Run TeX in ``work`` (pdflatex twice, so references settle; latexmk reruns by itself)."""
-    env = {**os.environ, "openin_any": "p", "openout_any": "p", "shell_escape": "f"}
     for _ in range(2 if command[0] == "pdflatex" else 1):
-        result = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True,
-                                timeout=timeout, stdin=subprocess.DEVNULL)
+        result = run_tex_process(command, work, timeout, tex_path)
         if result.returncode != 0:
             break
     return result
 
 
-def pdf_from_source(source: str, tex_path: Path, timeout: float = 300) -> tuple[bytes, str]:
+def pdf_from_source(source: str, tex_path: Path, timeout: float = TEX_TIMEOUT) -> tuple[bytes, str]:
     """Compile LaTeX ``source`` (to be ``tex_path``, named in errors); the PDF's bytes and TeX's log.
 
     Nothing is written beside ``tex_path``: TeX runs in a temporary folder, removed on return,
@@ -75,7 +113,7 @@ def pdf_from_source(source: str, tex_path: Path, timeout: float = 300) -> tuple[
     command = tex_command(tex_path.name)
     with tempfile.TemporaryDirectory(prefix="symbp-tex-") as work:
         (Path(work) / tex_path.name).write_text(source, encoding="utf-8")
-        result = _run_tex(command, work, timeout)
+        result = _run_tex(command, work, timeout, tex_path)
         pdf = Path(work) / (tex_path.stem + ".pdf")
         log = Path(work) / (tex_path.stem + ".log")
         log_text = log.read_text(errors="replace") if log.exists() else result.stdout + result.stderr
@@ -84,7 +122,7 @@ def pdf_from_source(source: str, tex_path: Path, timeout: float = 300) -> tuple[
         return pdf.read_bytes(), log_text
 
 
-def compile_pdf(tex_path: Path, timeout: float = 300) -> tuple[Path, str]:
+def compile_pdf(tex_path: Path, timeout: float = TEX_TIMEOUT) -> tuple[Path, str]:
     """Compile the file ``tex_path`` into ``<same folder>/<stem>.pdf``; returns its path and TeX's log."""
     tex_path = Path(tex_path)
     data, log = pdf_from_source(tex_path.read_text(encoding="utf-8"), tex_path, timeout)
@@ -105,19 +143,14 @@ def preamble_of(source: str) -> str | None:
     return preamble + "\n" if found else None
 
 
-def _tex_env() -> dict:
-    return {**os.environ, "openin_any": "p", "openout_any": "p", "shell_escape": "f"}
-
-
 def _precompile(work: Path, preamble: str, k: int, timeout: float) -> str | None:
     """Dump ``preamble`` as a format (mylatexformat) in ``work``; its name, or None when this
     TeX cannot (then each file reads its preamble itself: slower, same PDF)."""
     name = FORMAT_NAME.format(k=k)
     (work / f"{name}.tex").write_text(preamble + "\\begin{document}\n\\end{document}\n", encoding="utf-8")
-    result = subprocess.run(["pdflatex", "-ini", "-no-shell-escape", "-interaction=nonstopmode",
-                             f"-jobname={name}", "&pdflatex", "mylatexformat.ltx", f"{name}.tex"],
-                            cwd=work, env=_tex_env(), capture_output=True, text=True, timeout=timeout,
-                            stdin=subprocess.DEVNULL)
+    result = run_tex_process(["pdflatex", "-ini", "-no-shell-escape", "-interaction=nonstopmode",
+                              f"-jobname={name}", "&pdflatex", "mylatexformat.ltx", f"{name}.tex"],
+                             work, timeout, "the handouts' shared preamble")
     return name if result.returncode == 0 and (work / f"{name}.fmt").exists() else None
 
 
@@ -128,9 +161,7 @@ def _compile_one(work: Path, index: int, tex_path: Path, source: str, fmt: str |
     stem = f"s{index}"
     (work / f"{stem}.tex").write_text(source, encoding="utf-8")
     command = ["pdflatex", "-no-shell-escape", "-interaction=nonstopmode", "-halt-on-error"]
-    result = subprocess.run(command + ([f"-fmt={fmt}"] if fmt else []) + [f"{stem}.tex"], cwd=work,
-                            env=_tex_env(), capture_output=True, text=True, timeout=timeout,
-                            stdin=subprocess.DEVNULL)
+    result = run_tex_process(command + ([f"-fmt={fmt}"] if fmt else []) + [f"{stem}.tex"], work, timeout, tex_path)
     pdf, log = work / f"{stem}.pdf", work / f"{stem}.log"
     if result.returncode != 0 or not pdf.exists():
         log_text = log.read_text(errors="replace") if log.exists() else result.stdout + result.stderr
@@ -141,7 +172,7 @@ def _compile_one(work: Path, index: int, tex_path: Path, source: str, fmt: str |
     return data
 
 
-def compile_many(sources: dict[Path, str], jobs: int, progress=None, timeout: float = 300) -> dict[Path, bytes]:
+def compile_many(sources: dict[Path, str], jobs: int, progress=None, timeout: float = TEX_TIMEOUT) -> dict[Path, bytes]:
     """Every LaTeX source compiled, ``jobs`` pdflatex runs at once: .tex path -> the PDF's bytes.
 
     Fast for a class (``symbp variants --pdf``): the students' handouts share their preamble

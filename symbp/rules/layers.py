@@ -63,7 +63,7 @@ class Parameter:
     kind: str                                  # Keras variable name: "kernel", "bias"
     code: str                                  # letter of its generated name: W -> W0
     shape: Callable[[Shape, dict], Shape]      # (input shape, arguments) -> its Keras shape
-    initializer: str                           # Keras's default initializer
+    initializer: str                           # the framework's default initializer (by name)
     spec_key: str                              # the spec's key giving its values ("weights")
     #: the index of one of its entries that is the layer's output unit (Keras's kernel[i, unit]:
     #: the last; torch's Linear.weight[unit, i]: the first): --explain's z entry it moves
@@ -268,11 +268,12 @@ def _linear_entry(a_prev: sp.IndexedBase, p: dict, row, unit, input_shape: Shape
 
 #: torch.nn.Linear: its ``weight`` is the (units x inputs) matrix (the spec's ``weight``, kept in
 #: LayerSpec.kernel); its parameters are kernel and bias here too (W0, b0), in
-#: model.parameters()'s order, so every name past the spec is the same for both frameworks
+#: model.parameters()'s order, so every name past the spec is the same for both frameworks.
+#: Left out, both start as torch's own: U(+-1/sqrt(inputs)) (initializers.torch_default)
 LINEAR = register(LayerRule(
     "Linear",
-    (Parameter("kernel", "W", lambda shape, args: (args["units"], shape[-1]), "glorot_uniform", "weights", 0),
-     Parameter("bias", "b", lambda shape, args: (args["units"],), "zeros", "bias")),
+    (Parameter("kernel", "W", lambda shape, args: (args["units"], shape[-1]), "torch_default", "weights", 0),
+     Parameter("bias", "b", lambda shape, args: (args["units"],), "torch_default", "bias")),
     _linear_forward,
     lambda shape, args: (*shape[:-1], args["units"]),
     ("units",),

@@ -16,7 +16,7 @@ from typing import Callable, Optional
 
 import sympy as sp
 
-from .ranges import POSITIVE
+from .ranges import POSITIVE, require_ranges
 from .registry import Registry
 
 #: ``keras.config.epsilon()``: the clipping bound of the cross-entropies' probability paths.
@@ -150,3 +150,5 @@ losses.add("half_sum_squared_error", Loss("half_sum_squared_error", half_sum_squ
 losses.add("mean_absolute_error", Loss("mean_absolute_error", mean_absolute_error),
            aliases=("mae", "meanabsoluteerror"))
 losses.add("huber", Loss("huber", huber, arguments={"delta": 1.0}), aliases=("huber_loss",))
+for _name in losses.names():
+    require_ranges(f"loss {_name}", losses[_name].arguments, ARGUMENT_RANGES)

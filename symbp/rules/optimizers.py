@@ -26,7 +26,7 @@ from typing import Callable, Union
 
 import sympy as sp
 
-from .ranges import DECAY_RATE, NON_NEGATIVE, POSITIVE, UNIT
+from .ranges import DECAY_RATE, NON_NEGATIVE, POSITIVE, UNIT, require_ranges
 from .registry import Registry
 
 
@@ -76,9 +76,7 @@ def optimizer(name: str, defaults: dict, *, slots=None, switches=(), step_slots=
               constants=None):
     """Register ``rule`` as the optimizer ``name`` (Keras's defaults, slots and switches)."""
     def register(rule):
-        unranged = {key for key, value in defaults.items() if not isinstance(value, bool)} - set(ARGUMENT_RANGES)
-        if unranged:
-            raise ValueError(f"optimizer {name}: no range in ARGUMENT_RANGES for {sorted(unranged)}")
+        require_ranges(f"optimizer {name}", defaults, ARGUMENT_RANGES)
         optimizers.add(name, Optimizer(name, rule, {**defaults, **COMMON_DEFAULTS}, dict(slots or {}),
                                        frozenset(switches), dict(step_slots or {}),
                                        dict(constants or {})))

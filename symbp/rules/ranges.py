@@ -74,3 +74,12 @@ NON_NEGATIVE = Interval(0.0, math.inf)
 DECAY_RATE = Interval(0.0, 1.0, high_open=True)
 #: 0 <= x <= 1 (Keras's own check for SGD's and RMSprop's momentum)
 UNIT = Interval(0.0, 1.0)
+
+
+def require_ranges(what: str, arguments, ranges: dict) -> None:
+    """Every numeric argument a rule takes has its interval in ``ranges`` (a switch, a bool,
+    needs none): checked where the rule is registered, so a new argument without a range is an
+    error at import, never a number the spec checks let through unchecked."""
+    unranged = {key for key, value in dict(arguments).items() if not isinstance(value, bool)} - set(ranges)
+    if unranged:
+        raise ValueError(f"{what}: no range in ARGUMENT_RANGES for {sorted(unranged)}")

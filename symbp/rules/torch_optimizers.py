@@ -17,7 +17,7 @@ from __future__ import annotations
 import sympy as sp
 
 from .optimizers import Optimizer
-from .ranges import DECAY_RATE, NON_NEGATIVE, POSITIVE, UNIT
+from .ranges import DECAY_RATE, NON_NEGATIVE, POSITIVE, UNIT, require_ranges
 from .registry import Registry
 
 torch_optimizers: Registry[Optimizer] = Registry("optimizer")
@@ -34,9 +34,7 @@ BETAS = {"betas": ("beta1", "beta2")}
 def torch_optimizer(name: str, defaults: dict, *, slots=None, switches=(), step_slots=None, pairs=None):
     """Register ``rule`` as torch.optim's ``name`` (torch's defaults, slots and switches)."""
     def register(rule):
-        unranged = {key for key, value in defaults.items() if not isinstance(value, bool)} - set(ARGUMENT_RANGES)
-        if unranged:
-            raise ValueError(f"optimizer {name}: no range in ARGUMENT_RANGES for {sorted(unranged)}")
+        require_ranges(f"optimizer {name}", defaults, ARGUMENT_RANGES)
         torch_optimizers.add(name.lower(), Optimizer(
             name, rule, dict(defaults), dict(slots or {}), frozenset(switches), dict(step_slots or {}),
             framework="torch", pairs=dict(pairs or {}), states_weight_decay=True))

@@ -190,11 +190,11 @@ class Spec:
                 values = given.parameter(parameter.kind)
                 initializer = given.initializer(parameter.kind, parameter.initializer)
                 sources[str(name)] = (np.array(values, dtype=np.float64) if values is not None
-                                      else INITIALIZERS[initializer](layer.param_shape(parameter.kind)))
+                                      else INITIALIZERS[initializer](layer.param_shape(parameter.kind), layer.fan_in))
         return sources
 
     def initial_params(self) -> dict[str, np.ndarray]:
-        """The spec's weights; missing ones drawn from their Keras-named initializer and ``seed``
+        """The spec's weights; missing ones drawn from their named initializer and ``seed``
         (one generator, in parameter order)."""
         rng = np.random.default_rng(self.seed)
         return {name: source.sample(rng) if isinstance(source, Draw) else source

@@ -243,19 +243,14 @@ def check_dense_layer(problems: Problems, entry: dict, where: str, fan_in: Optio
     bias = entry.get("bias")
     if bias is not None and units is not None and vector(problems, bias, f"{where}.bias", units) is None:
         bias = None
-    initializers = {}
-    for key, default in (("kernel_initializer", "glorot_uniform"), ("bias_initializer", "zeros")):
-        init = entry.get(key, default)
-        if not isinstance(init, str) or init not in INITIALIZERS:
-            problems.add(f"{where}.{key}", f"unknown initializer {shown(init)}{nearest(str(init), INITIALIZERS)}")
-        initializers[key] = init
+    rule = layer_rules["linear" if framework == "torch" else "dense"]
+    initializers = {f"{p.kind}_initializer": check_initializer(problems, entry, where, p) for p in rule.parameters}
     trainable = entry.get("bias_trainable", True)
     if not isinstance(trainable, bool):
         problems.expected(f"{where}.bias_trainable", "true or false", kind_of(trainable))
     if units is None or activation is None:
         return None, units
-    return LayerSpec(units, activation, kernel, bias, **initializers,
-                     type="Linear" if framework == "torch" else "Dense",
+    return LayerSpec(units, activation, kernel, bias, **initializers, type=rule.name,
                      bias_trainable=trainable is not False), units
 
 
@@ -346,12 +341,18 @@ def _window_parameters(problems: Problems, entry: dict, where: str, rule, shape:
                                    tuple(parameter.shape(shape, arguments)))
             if values is not None:
                 out[parameter.kind] = values.tolist()
-        init = entry.get(f"{parameter.kind}_initializer", parameter.initializer)
-        if not isinstance(init, str) or init not in INITIALIZERS:
-            problems.add(f"{where}.{parameter.kind}_initializer",
-                         f"unknown initializer {shown(init)}{nearest(str(init), INITIALIZERS)}")
-        out[f"{parameter.kind}_initializer"] = init
+        out[f"{parameter.kind}_initializer"] = check_initializer(problems, entry, where, parameter)
     return out
+
+
+def check_initializer(problems: Problems, entry: dict, where: str, parameter) -> Any:
+    """``<kind>_initializer``: a registered initializer's name (Keras's, or torch's
+    ``torch_default``); left out, the layer rule's default for that parameter."""
+    key = f"{parameter.kind}_initializer"
+    init = entry.get(key, parameter.initializer)
+    if not isinstance(init, str) or init not in INITIALIZERS:
+        problems.add(f"{where}.{key}", f"unknown initializer {shown(init)}{nearest(str(init), INITIALIZERS)}")
+    return init
 
 
 def _shaped_array(problems: Problems, value: Any, where: str, expected: tuple) -> Optional[np.ndarray]:
