@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 import subprocess
 import sys
 import uuid
@@ -126,6 +127,83 @@ def test_moodle_xml_has_every_students_numbers_with_tolerance(klass, tmp_path, s
         flat = int(index.rstrip("]").split(",")[0]) * (np.shape(key[student][quantity])[-1] if np.ndim(key[student][quantity]) == 2 else 0) \
             + int(index.rstrip("]").split(",")[1]) if index else 0
         assert any(v[flat] == distractor for v in values)
+
+
+CLOZE_TITLE = 'cloze {1:NUMERICAL:=0:1000#all right} ~#/"\\ <b>x</b>'
+SUBQUESTION = re.compile(r"\{(\d*):NUMERICAL:((?:\\.|[^\\}])*)\}")
+
+
+def cloze_split(body: str, separator: str) -> list[str]:
+    """``body`` split at each unescaped ``separator`` (a backslash escapes the next character)."""
+    parts, current, chars = [], "", iter(body)
+    for char in chars:
+        if char == "\\":
+            current += char + next(chars)
+        elif char == separator:
+            parts.append(current)
+            current = ""
+        else:
+            current += char
+    return parts + [current]
+
+
+def cloze_unescape(text: str) -> str:
+    return re.sub(r"\\(.)", r"\1", text)
+
+
+def cloze_answers(body: str) -> list[tuple[float, float, float, str]]:
+    """Moodle's reading of one NUMERICAL subquestion: (fraction, value, tolerance, feedback)."""
+    out = []
+    for answer in cloze_split(body, "~"):
+        grade, feedback = (cloze_split(answer, "#") + [""])[:2]
+        fraction, rest = (100.0, grade[1:]) if grade.startswith("=") else \
+            (float(grade.split("%")[1]), grade.split("%", 2)[2])
+        value, tol = rest.split(":")
+        out.append((fraction, float(value), float(tol), html.unescape(cloze_unescape(feedback))))
+    return out
+
+
+def test_moodle_cloze_one_question_per_student_parsed_back(klass, tmp_path, symbp_cli):
+    """--moodle-format cloze: one cloze question per student, every entry a NUMERICAL
+    subquestion with the key's number and the mistakes' distractors; read back as Moodle reads
+    it (escaped feedback, no subquestion opened by the title)."""
+    import shutil
+    spec, _, folder, key = klass
+    hostile = tmp_path / "class"
+    shutil.copytree(folder, hostile)
+    for toml in hostile.glob("solutions/*/*.toml"):
+        data = load_spec(toml).to_dict()
+        data["title"] = CLOZE_TITLE
+        toml.write_text(Spec.from_dict(data).to_toml(), encoding="utf-8")
+    out = tmp_path / "cloze.xml"
+    done = symbp_cli("export", "moodle", str(hostile), "-o", str(out), "--moodle-format", "cloze")
+    assert done.returncode == 0, done.stderr
+    quiz = ET.parse(out).getroot()
+    questions = quiz.findall("question[@type='cloze']")
+    assert [q.find("name/text").text.split(" ")[0] for q in questions] == list(key)
+    assert not quiz.findall("question[@type='numerical']")
+    found, feedback = {}, set()
+    for question in questions:
+        student = question.find("name/text").text.split(" ")[0]
+        text = question.find("questiontext/text").text
+        outside = SUBQUESTION.sub("", text)
+        assert "{" not in outside and "}" not in outside     # the title opens no subquestion
+        assert_no_markup_from_the_spec(outside.replace("<ul>", "").replace("</ul>", "").replace("<li>", "")
+                                       .replace("</li>", ""))
+        labels = re.findall(r"<code>([^<]*)</code> = \{", text)
+        subquestions = SUBQUESTION.findall(text)
+        assert len(labels) == len(subquestions)
+        for label, (_, body) in zip(labels, subquestions):
+            (fraction, value, tol, right), *wrong = cloze_answers(body)
+            assert (fraction, right) == (100.0, "Right.") and tol == pytest.approx(tolerance(value))
+            found[(student, label)] = value
+            for fraction, distractor, tol, words in wrong:
+                assert fraction == 0 and abs(distractor - value) > tolerance(value) + tol
+                assert any(words == f"Not right: {m.description}." for m in MISTAKES.values()), words
+                feedback.add(words)
+    assert found == expected_questions(key)
+    assert feedback      # distractors there, their feedback (with ' and / in it) read back whole
+    assert any("/" in words or "'" in words for words in feedback)
 
 
 def test_quantities_select_the_questions(klass, tmp_path, symbp_cli):
