@@ -310,6 +310,31 @@ def test_prairielearn_question_draws_and_answers_as_symbp(klass, tmp_path, symbp
     scores[quantities[1]] = {"score": 0.5}
     graded = run_server(question, {**data, "partial_scores": scores, "feedback": {}}, "grade")
     assert list(graded["feedback"]) == [quantities[1]]
+    assert "Likely mistake" not in graded["feedback"][quantities[1]]   # nothing submitted: no mistake named
+
+    # submissions of seed 11, each with one mistake made (symbp's numbers for it) where it first
+    # shows: grade(data), from the generated mistakes.py alone, names it; noise gets plain feedback
+    assert "import symbp" not in (question / "mistakes.py").read_text()
+
+    def graded_with(where, value):
+        submitted = {**data["correct_answers"], where: {"_type": "ndarray", "_value": np.asarray(value).tolist(),
+                                                        "_dtype": "float64"}}
+        scores = {q: {"score": 0.0 if q == where else 1.0} for q in quantities}
+        return run_server(question, {**data, "submitted_answers": submitted, "partial_scores": scores,
+                                     "feedback": {}}, "grade")["feedback"]
+    made = {m: mistake_values(variant, m) for m in MISTAKES}
+    shown = [m for m in MISTAKES if any(q in made[m] for q in quantities)]
+    assert len(shown) >= 4
+    for mistake in shown:
+        where = next(q for q in quantities if q in made[mistake])
+        feedback = graded_with(where, made[mistake][where])
+        assert list(feedback) == [where]
+        named = feedback[where].split("`")[1]    # this mistake, or an earlier one of the same numbers
+        assert named == mistake or np.allclose(made[named].get(where, np.nan), made[mistake][where]), (mistake, named)
+        assert feedback[where].startswith(f"Likely mistake `{named}`: {MISTAKES[named].description}")
+    noisy = quantities[-1]
+    feedback = graded_with(noisy, np.asarray(plain(data["correct_answers"][noisy])) + 0.37)
+    assert list(feedback) == [noisy] and "Likely mistake" not in feedback[noisy]
 
 
 def test_prairielearn_spec_must_be_the_classes(klass, tmp_path, symbp_cli):
