@@ -359,3 +359,9 @@ def test_an_answer_key_that_is_a_fifo_is_refused_unread(tmp_path, symbp_cli):
     os.mkfifo(tmp_path / KEY_JSON)
     done = symbp_cli("export", "moodle", str(tmp_path), "-o", str(tmp_path / "q.xml"))
     assert done.returncode == 2 and "not a regular file" in done.stderr
+
+
+def test_moodle_format_belongs_to_moodle(klass, tmp_path, symbp_cli):
+    _, _, folder, _ = klass
+    done = symbp_cli("export", "canvas", str(folder), "-o", str(tmp_path / "c.zip"), "--moodle-format", "cloze")
+    assert done.returncode == 2 and "--moodle-format" in done.stderr and not (tmp_path / "c.zip").exists()
