@@ -194,3 +194,16 @@ def test_a_non_square_gradient_written_transposed_is_diagnosed(klass, tmp_path):
     assert grades["dW2"] == {"status": "wrong", "score": 0.0, "max_score": 1.0, "diagnosis": "transposed"}
     assert {q for q, g in grades.items() if g["status"] != "correct"} == {"dW2"}
     assert "`transposed`" in (out / "feedback" / "student_01.md").read_text()
+
+
+def test_a_notebooks_transposed_gradient_is_read_in_the_keys_order(monkeypatch, tmp_path):
+    """A notebook's dW2 of shape (4, 3) for the key's (3, 4): kept, its entries row by row in the
+    key's order (as a CSV row gives them), with a note; another size is left out."""
+    from symbp.classroom import submissions
+    given = np.arange(12.0).reshape(4, 3)
+    monkeypatch.setattr(submissions, "run_notebook",
+                        lambda path, names, timeout: {"dW2": given.tolist(), "db2": [1.0, 2.0]})
+    read = submissions.notebook_submission(tmp_path / "s.ipynb", {"dW2": (3, 4), "db2": (4,)}, 10)
+    np.testing.assert_array_equal(read.answers["dW2"], given.reshape(3, 4))
+    assert "db2" not in read.answers
+    assert "dW2 has shape (4, 3), expected (3, 4): its entries read row by row" in read.error

@@ -191,3 +191,21 @@ def test_nbgrader_autogrades_each_variant_against_its_own_numbers(tmp_path):
     assert sum(s for s, _ in _cell_scores(course, "student_01").values()) == 15
     assert sum(s for s, _ in _cell_scores(course, "student_02").values()) == 13
     assert {s for s, _ in _cell_scores(course, "mallory").values()} == {0.0}
+
+
+def test_autograde_cell_reads_the_kernels_givens_and_a_transposed_gradient(capsys):
+    """autograde_cell in-process: the kernel's givens must be a student's of the class; a
+    non-square gradient given transposed (4 x 3 for 3 x 4) is read in the key's order and named."""
+    from symbp.classroom.nbgrader import GradedClass, autograde_cell, givens
+    from symbp.classroom.variants import answers
+    from symbp.spec.model import load_spec
+    spec = load_spec(None)
+    graded = GradedClass.of(spec, [spec])
+    kernel = {**givens(spec), **{k: np.asarray(v) for k, v in answers(spec).items()}}
+    kernel["dW2"] = kernel["dW2"].T
+    assert kernel["dW2"].shape == (4, 3)
+    assert autograde_cell(kernel, graded.spec_toml, list(graded.fingerprints), ["dW2", "W2_updated"]) == 1.0
+    assert "dW2: wrong. Likely mistake `transposed`" in capsys.readouterr().out
+    kernel["W0"] = kernel["W0"] + 1.0      # a given changed: not this assignment's
+    assert autograde_cell(kernel, graded.spec_toml, list(graded.fingerprints), ["delta3"]) == 0.0
+    assert "are not this assignment's" in capsys.readouterr().out

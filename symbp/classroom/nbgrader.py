@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .grading import describe_mistake
+from .grading import describe_mistake, in_key_order
 
 SCHEMA_VERSION = 3
 _ASSIGNED = re.compile(r"^([A-Za-z_]\w*) = ", re.MULTILINE)
@@ -180,8 +180,8 @@ def _grade_namespace(namespace: dict, spec):
             value = np.asarray(namespace[name], dtype=np.float64)
         except (KeyError, TypeError, ValueError):
             continue
-        if value.shape == expected.shape:
-            given[name] = value
+        if value.size == expected.size:   # another shape (transposed): its entries in the key's order
+            given[name] = in_key_order(value, expected.shape)
     return grade_student(rules, step_namespace(spec, module), key, given, GradingOptions())
 
 
