@@ -365,3 +365,36 @@ def test_moodle_format_belongs_to_moodle(klass, tmp_path, symbp_cli):
     _, _, folder, _ = klass
     done = symbp_cli("export", "canvas", str(folder), "-o", str(tmp_path / "c.zip"), "--moodle-format", "cloze")
     assert done.returncode == 2 and "--moodle-format" in done.stderr and not (tmp_path / "c.zip").exists()
+
+
+def test_a_first_index_1_class_exports_under_the_keys_names(tmp_path, symbp_cli):
+    """`variants --first-index 1`: the key says W1/dW1 for the first layer; Moodle's rules and
+    PrairieLearn's givens, answers and mistake feedback use those names and that layer's numbers."""
+    spec = load_spec(None)
+    spec_path = tmp_path / "spec.toml"
+    spec_path.write_text(spec.to_toml(), encoding="utf-8")
+    write_variants(spec, 2, SEED, tmp_path / "class", jobs=1, first_index=1)
+    key = json.loads((tmp_path / "class" / KEY_JSON).read_text())
+    assert "dW3" in key["student_01"] and "dW0" not in key["student_01"]
+    out = tmp_path / "quiz.xml"
+    assert symbp_cli("export", "moodle", str(tmp_path / "class"), "-o", str(out), "--quantities", "dW1").returncode == 0
+    for question in ET.parse(out).getroot().findall("question[@type='numerical']"):
+        text = question.find("questiontext/text").text    # the first layer's rule: a_0^T delta_1
+        assert "\\(\\frac{\\partial L}{\\partial W_{1}} = {a_{0}}^{\\top} \\, \\delta_{1}\\)" in text
+    done = symbp_cli("export", "prairielearn", str(tmp_path / "class"), "-o", str(tmp_path / "q"), "--spec", str(spec_path))
+    assert done.returncode == 0, done.stderr
+    question = tmp_path / "q" / f"symbp_{spec.name}"
+    page = (question / "question.html").read_text()
+    assert '<p>W1 = <pl-matrix-latex params-name="W0"' in page and '<p>W3 = <pl-matrix-latex params-name="W2"' in page
+    data = run_server(question, {"variant_seed": SEED, "params": {}, "correct_answers": {}}, "generate")
+    quantities = [q for q in key["student_01"] if not q.startswith("keras")]
+    assert sorted(data["correct_answers"]) == sorted(quantities)
+    for q in quantities:
+        np.testing.assert_array_equal(np.asarray(plain(data["correct_answers"][q])), np.asarray(key["student_01"][q]))
+    W_first = np.asarray(plain(data["params"]["W0"]))
+    wrong = 2 * W_first - np.asarray(key["student_01"]["W1_updated"])       # up the gradient
+    submitted = {**data["correct_answers"], "W1_updated": {"_type": "ndarray", "_value": wrong.tolist(), "_dtype": "float64"}}
+    scores = {q: {"score": 0.0 if q == "W1_updated" else 1.0} for q in quantities}
+    feedback = run_server(question, {**data, "submitted_answers": submitted, "partial_scores": scores,
+                                     "feedback": {}}, "grade")["feedback"]
+    assert list(feedback) == ["W1_updated"] and feedback["W1_updated"].startswith("Likely mistake `wrong_update_sign`")

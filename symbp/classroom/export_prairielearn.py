@@ -23,6 +23,7 @@ from .lms import ABSOLUTE, RELATIVE, ClassFolder, describe
 from .mistakes import MISTAKES, mistakes_module_source
 from .rules_of_step import step_rules
 from .variants import TRIES_PER_VARIANT, ZERO_GRADIENT, kink_margin_of, settings_of
+from ..derivation.naming import ParamName
 from ..errors import UnusableInput
 from ..spec.model import Spec
 
@@ -46,8 +47,9 @@ def label_kind(spec: Spec) -> str:
 def draw_config(spec: Spec, klass: ClassFolder, module_file: str) -> dict:
     """Everything server.py needs to draw as ``symbp variants`` does, as plain numbers."""
     from ..derivation.kinks import activation_kinks, spec_loss_kinks
-    from ..emit.codegen import derive_spec
+    from ..derivation.naming import printed_answer_names
     from ..derivation.network import layers_from_spec
+    from ..emit.codegen import derive_spec
     from ..rules import activations
     vary, grids, max_abs_z = settings_of(spec)
     built = layers_from_spec(spec)
@@ -65,6 +67,7 @@ def draw_config(spec: Spec, klass: ClassFolder, module_file: str) -> dict:
                      for q in klass.quantity_names()},
         "mistakes_module": MISTAKES_MODULE, "rtol": RELATIVE, "atol": ABSOLUTE,
         "order": [rule.quantity for rule in step_rules(derive_spec(spec), spec.fixed_params)],
+        "printed": printed_answer_names(spec.param_names, klass.first_index),   # dW0 -> the key's dW1
         "mistakes": {m.id: {"description": m.description, "rule": m.rule} for m in MISTAKES.values()},
     }
 
@@ -98,5 +101,6 @@ def prairielearn_files(spec: Spec, klass: ClassFolder, out: Path) -> dict[Path, 
         html_env(), "prairielearn_question.html.j2", title=klass.title,
         architecture=" - ".join(map(str, spec.widths)), loss_name=spec.loss.name,
         optimizer=spec.optimizer.name, batch_size=spec.batch_size,
-        givens=[*spec.param_names, "x", "y"], quantities=quantities, rtol=RELATIVE, atol=ABSOLUTE)
+        givens=[*((name, ParamName.parse(name).printed(klass.first_index)) for name in spec.param_names),
+                ("x", "x"), ("y", "y")], quantities=quantities, rtol=RELATIVE, atol=ABSOLUTE)
     return files
