@@ -362,8 +362,10 @@ def variants(ctx, spec, count, seed, directory, notebook, nbgrader, check, jobs,
               help="Comma-separated quantities of the answer key to ask (default: all), e.g. loss,dW1,db1.")
 @click.option("--spec", "spec_path", type=click.Path(dir_okay=False, path_type=Path),
               help="prairielearn: the spec the class was drawn from (default: the built-in example).")
+@click.option("--moodle-format", type=click.Choice(["numerical", "cloze"]), default=None,
+              help="moodle: one numerical question per entry (default) or one cloze question per student.")
 @click.pass_context
-def export(ctx, fmt, class_dir, out, quantities, spec_path):
+def export(ctx, fmt, class_dir, out, quantities, spec_path, moodle_format):
     """Turn a class written by `symbp variants` into questions for an LMS: every student's
     questions carry their id and their own numbers from CLASS/answer_key.json."""
     def action():
@@ -371,7 +373,7 @@ def export(ctx, fmt, class_dir, out, quantities, spec_path):
         from .io.files import write_all
         spec = None if spec_path is None else _load(spec_path)
         names = tuple(q.strip() for q in quantities.split(",") if q.strip())
-        files = exported_files(fmt, class_dir, out, names, spec)
+        files = exported_files(fmt, class_dir, out, names, spec, moodle_format)
         write_all(files)
         for path in files:
             click.echo(f"wrote {path}")

@@ -153,14 +153,57 @@ def test_notebooks_run_in_their_own_kernels(tmp_path):
 
 def test_a_first_index_1_class_grades_by_its_printed_names(tmp_path):
     """`variants --first-index 1` writes the key as the handouts print it (dW1 for the first
-    layer); grading reads that key and a CSV in its columns, every answer in its place."""
-    from symbp.classroom.gradebook import grade_class
-    from symbp.classroom.grading import GradingOptions
+    layer); grading reads that key and a CSV in its columns, every answer in its place, and
+    grades.json, grades.csv, --points and the feedback use the key's names too."""
     write_variants(load_spec(None), 2, 5, tmp_path / "class", jobs=1, first_index=1)
     rows = _key_rows(tmp_path / "class")
     assert "dW0[0][0]" not in rows[0] and "dW1[0][0]" in rows[0]
-    grades = grade_class(tmp_path / "class", _write_csv(tmp_path / "sub.csv", rows), GradingOptions())
-    assert "dW0" in grades.quantities
-    for grade in grades.grades.values():
-        assert grade.score == grade.max_score > 0
-        assert {q.status for q in grade.quantities.values()} == {"correct"}
+    # student_02 goes up the gradient for the first layer's weights (the key's W1, the module's W0)
+    from symbp.classroom.gradebook import student_spec
+    W_first = student_spec(tmp_path / "class", "student_02").initial_params()["W0"]
+    for column in [c for c in rows[1] if c.startswith("W1_updated[")]:
+        r, c = (int(p) for p in column[len("W1_updated["):-1].split("]["))
+        rows[1][column] = repr(float(2 * W_first[r, c] - float(rows[1][column])))
+    out = tmp_path / "out"
+    result = _grade(tmp_path / "class", _write_csv(tmp_path / "sub.csv", rows), "-o", out, "--points", "dW1=5")
+    assert result.returncode == 0, result.stderr
+    grades = json.loads((out / "grades.json").read_text())["students"]
+    names = ["loss", "delta3", "dW3", "db3", "W3_updated", "b3_updated", "delta2", "dW2", "db2", "W2_updated",
+             "b2_updated", "delta1", "dW1", "db1", "W1_updated", "b1_updated"]
+    assert list(grades["student_01"]["quantities"]) == names
+    assert grades["student_01"]["score"] == grades["student_01"]["max_score"] == 16 + 4   # dW1 at 5 points
+    assert grades["student_01"]["quantities"]["dW1"]["max_score"] == 5.0
+    assert grades["student_02"]["quantities"]["W1_updated"]["diagnosis"] == "wrong_update_sign"
+    assert {q for q, g in grades["student_02"]["quantities"].items() if g["status"] != "correct"} == {"W1_updated"}
+    assert list(csv.reader(io.StringIO((out / "grades.csv").read_text())))[0][3:] == names
+    feedback = (out / "feedback" / "student_02.md").read_text()
+    assert "first shows in `W1_updated`" in feedback and "`W0" not in feedback and "`dW0" not in feedback
+
+
+def test_a_non_square_gradient_written_transposed_is_diagnosed(klass, tmp_path):
+    """A student who computed dW2 transposed (4 x 3 for the key's 3 x 4) and wrote its entries
+    row by row into the key's dW2 columns gets the `transposed` diagnosis."""
+    rows = _key_rows(klass)
+    columns = [c for c in rows[0] if c.startswith("dW2[")]
+    key = np.array([float(rows[0][c]) for c in columns]).reshape(3, 4)
+    for column, value in zip(columns, key.T.ravel()):
+        rows[0][column] = repr(float(value))
+    out = tmp_path / "out"
+    assert _grade(klass, _write_csv(tmp_path / "sub.csv", rows), "-o", out).returncode == 0
+    grades = json.loads((out / "grades.json").read_text())["students"]["student_01"]["quantities"]
+    assert grades["dW2"] == {"status": "wrong", "score": 0.0, "max_score": 1.0, "diagnosis": "transposed"}
+    assert {q for q, g in grades.items() if g["status"] != "correct"} == {"dW2"}
+    assert "`transposed`" in (out / "feedback" / "student_01.md").read_text()
+
+
+def test_a_notebooks_transposed_gradient_is_read_in_the_keys_order(monkeypatch, tmp_path):
+    """A notebook's dW2 of shape (4, 3) for the key's (3, 4): kept, its entries row by row in the
+    key's order (as a CSV row gives them), with a note; another size is left out."""
+    from symbp.classroom import submissions
+    given = np.arange(12.0).reshape(4, 3)
+    monkeypatch.setattr(submissions, "run_notebook",
+                        lambda path, names, timeout: {"dW2": given.tolist(), "db2": [1.0, 2.0]})
+    read = submissions.notebook_submission(tmp_path / "s.ipynb", {"dW2": (3, 4), "db2": (4,)}, 10)
+    np.testing.assert_array_equal(read.answers["dW2"], given.reshape(3, 4))
+    assert "db2" not in read.answers
+    assert "dW2 has shape (4, 3), expected (3, 4): its entries read row by row" in read.error

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 import subprocess
 import sys
 import uuid
@@ -128,6 +129,83 @@ def test_moodle_xml_has_every_students_numbers_with_tolerance(klass, tmp_path, s
         assert any(v[flat] == distractor for v in values)
 
 
+CLOZE_TITLE = 'cloze {1:NUMERICAL:=0:1000#all right} ~#/"\\ <b>x</b>'
+SUBQUESTION = re.compile(r"\{(\d*):NUMERICAL:((?:\\.|[^\\}])*)\}")
+
+
+def cloze_split(body: str, separator: str) -> list[str]:
+    """``body`` split at each unescaped ``separator`` (a backslash escapes the next character)."""
+    parts, current, chars = [], "", iter(body)
+    for char in chars:
+        if char == "\\":
+            current += char + next(chars)
+        elif char == separator:
+            parts.append(current)
+            current = ""
+        else:
+            current += char
+    return parts + [current]
+
+
+def cloze_unescape(text: str) -> str:
+    return re.sub(r"\\(.)", r"\1", text)
+
+
+def cloze_answers(body: str) -> list[tuple[float, float, float, str]]:
+    """Moodle's reading of one NUMERICAL subquestion: (fraction, value, tolerance, feedback)."""
+    out = []
+    for answer in cloze_split(body, "~"):
+        grade, feedback = (cloze_split(answer, "#") + [""])[:2]
+        fraction, rest = (100.0, grade[1:]) if grade.startswith("=") else \
+            (float(grade.split("%")[1]), grade.split("%", 2)[2])
+        value, tol = rest.split(":")
+        out.append((fraction, float(value), float(tol), html.unescape(cloze_unescape(feedback))))
+    return out
+
+
+def test_moodle_cloze_one_question_per_student_parsed_back(klass, tmp_path, symbp_cli):
+    """--moodle-format cloze: one cloze question per student, every entry a NUMERICAL
+    subquestion with the key's number and the mistakes' distractors; read back as Moodle reads
+    it (escaped feedback, no subquestion opened by the title)."""
+    import shutil
+    spec, _, folder, key = klass
+    hostile = tmp_path / "class"
+    shutil.copytree(folder, hostile)
+    for toml in hostile.glob("solutions/*/*.toml"):
+        data = load_spec(toml).to_dict()
+        data["title"] = CLOZE_TITLE
+        toml.write_text(Spec.from_dict(data).to_toml(), encoding="utf-8")
+    out = tmp_path / "cloze.xml"
+    done = symbp_cli("export", "moodle", str(hostile), "-o", str(out), "--moodle-format", "cloze")
+    assert done.returncode == 0, done.stderr
+    quiz = ET.parse(out).getroot()
+    questions = quiz.findall("question[@type='cloze']")
+    assert [q.find("name/text").text.split(" ")[0] for q in questions] == list(key)
+    assert not quiz.findall("question[@type='numerical']")
+    found, feedback = {}, set()
+    for question in questions:
+        student = question.find("name/text").text.split(" ")[0]
+        text = question.find("questiontext/text").text
+        outside = SUBQUESTION.sub("", text)
+        assert "{" not in outside and "}" not in outside     # the title opens no subquestion
+        assert_no_markup_from_the_spec(outside.replace("<ul>", "").replace("</ul>", "").replace("<li>", "")
+                                       .replace("</li>", ""))
+        labels = re.findall(r"<code>([^<]*)</code> = \{", text)
+        subquestions = SUBQUESTION.findall(text)
+        assert len(labels) == len(subquestions)
+        for label, (_, body) in zip(labels, subquestions):
+            (fraction, value, tol, right), *wrong = cloze_answers(body)
+            assert (fraction, right) == (100.0, "Right.") and tol == pytest.approx(tolerance(value))
+            found[(student, label)] = value
+            for fraction, distractor, tol, words in wrong:
+                assert fraction == 0 and abs(distractor - value) > tolerance(value) + tol
+                assert any(words == f"Not right: {m.description}." for m in MISTAKES.values()), words
+                feedback.add(words)
+    assert found == expected_questions(key)
+    assert feedback      # distractors there, their feedback (with ' and / in it) read back whole
+    assert any("/" in words or "'" in words for words in feedback)
+
+
 def test_quantities_select_the_questions(klass, tmp_path, symbp_cli):
     _, _, folder, key = klass
     out = tmp_path / "quiz.xml"
@@ -232,6 +310,31 @@ def test_prairielearn_question_draws_and_answers_as_symbp(klass, tmp_path, symbp
     scores[quantities[1]] = {"score": 0.5}
     graded = run_server(question, {**data, "partial_scores": scores, "feedback": {}}, "grade")
     assert list(graded["feedback"]) == [quantities[1]]
+    assert "Likely mistake" not in graded["feedback"][quantities[1]]   # nothing submitted: no mistake named
+
+    # submissions of seed 11, each with one mistake made (symbp's numbers for it) where it first
+    # shows: grade(data), from the generated mistakes.py alone, names it; noise gets plain feedback
+    assert "import symbp" not in (question / "mistakes.py").read_text()
+
+    def graded_with(where, value):
+        submitted = {**data["correct_answers"], where: {"_type": "ndarray", "_value": np.asarray(value).tolist(),
+                                                        "_dtype": "float64"}}
+        scores = {q: {"score": 0.0 if q == where else 1.0} for q in quantities}
+        return run_server(question, {**data, "submitted_answers": submitted, "partial_scores": scores,
+                                     "feedback": {}}, "grade")["feedback"]
+    made = {m: mistake_values(variant, m) for m in MISTAKES}
+    shown = [m for m in MISTAKES if any(q in made[m] for q in quantities)]
+    assert len(shown) >= 4
+    for mistake in shown:
+        where = next(q for q in quantities if q in made[mistake])
+        feedback = graded_with(where, made[mistake][where])
+        assert list(feedback) == [where]
+        named = feedback[where].split("`")[1]    # this mistake, or an earlier one of the same numbers
+        assert named == mistake or np.allclose(made[named].get(where, np.nan), made[mistake][where]), (mistake, named)
+        assert feedback[where].startswith(f"Likely mistake `{named}`: {MISTAKES[named].description}")
+    noisy = quantities[-1]
+    feedback = graded_with(noisy, np.asarray(plain(data["correct_answers"][noisy])) + 0.37)
+    assert list(feedback) == [noisy] and "Likely mistake" not in feedback[noisy]
 
 
 def test_prairielearn_spec_must_be_the_classes(klass, tmp_path, symbp_cli):
@@ -278,3 +381,42 @@ def test_an_answer_key_s_verdicts_old_names_or_new_are_not_questions(tmp_path):
     path.write_text(json.dumps({s: {**entry, "keras_verdict": True} for s, entry in key.items()}))
     with pytest.raises(Exception, match="keras_verdict is not a quantity"):
         read_class(tmp_path / "class")
+
+
+def test_moodle_format_belongs_to_moodle(klass, tmp_path, symbp_cli):
+    _, _, folder, _ = klass
+    done = symbp_cli("export", "canvas", str(folder), "-o", str(tmp_path / "c.zip"), "--moodle-format", "cloze")
+    assert done.returncode == 2 and "--moodle-format" in done.stderr and not (tmp_path / "c.zip").exists()
+
+
+def test_a_first_index_1_class_exports_under_the_keys_names(tmp_path, symbp_cli):
+    """`variants --first-index 1`: the key says W1/dW1 for the first layer; Moodle's rules and
+    PrairieLearn's givens, answers and mistake feedback use those names and that layer's numbers."""
+    spec = load_spec(None)
+    spec_path = tmp_path / "spec.toml"
+    spec_path.write_text(spec.to_toml(), encoding="utf-8")
+    write_variants(spec, 2, SEED, tmp_path / "class", jobs=1, first_index=1)
+    key = json.loads((tmp_path / "class" / KEY_JSON).read_text())
+    assert "dW3" in key["student_01"] and "dW0" not in key["student_01"]
+    out = tmp_path / "quiz.xml"
+    assert symbp_cli("export", "moodle", str(tmp_path / "class"), "-o", str(out), "--quantities", "dW1").returncode == 0
+    for question in ET.parse(out).getroot().findall("question[@type='numerical']"):
+        text = question.find("questiontext/text").text    # the first layer's rule: a_0^T delta_1
+        assert "\\(\\frac{\\partial L}{\\partial W_{1}} = {a_{0}}^{\\top} \\, \\delta_{1}\\)" in text
+    done = symbp_cli("export", "prairielearn", str(tmp_path / "class"), "-o", str(tmp_path / "q"), "--spec", str(spec_path))
+    assert done.returncode == 0, done.stderr
+    question = tmp_path / "q" / f"symbp_{spec.name}"
+    page = (question / "question.html").read_text()
+    assert '<p>W1 = <pl-matrix-latex params-name="W0"' in page and '<p>W3 = <pl-matrix-latex params-name="W2"' in page
+    data = run_server(question, {"variant_seed": SEED, "params": {}, "correct_answers": {}}, "generate")
+    quantities = [q for q in key["student_01"] if not q.startswith(("keras", "framework"))]
+    assert sorted(data["correct_answers"]) == sorted(quantities)
+    for q in quantities:
+        np.testing.assert_array_equal(np.asarray(plain(data["correct_answers"][q])), np.asarray(key["student_01"][q]))
+    W_first = np.asarray(plain(data["params"]["W0"]))
+    wrong = 2 * W_first - np.asarray(key["student_01"]["W1_updated"])       # up the gradient
+    submitted = {**data["correct_answers"], "W1_updated": {"_type": "ndarray", "_value": wrong.tolist(), "_dtype": "float64"}}
+    scores = {q: {"score": 0.0 if q == "W1_updated" else 1.0} for q in quantities}
+    feedback = run_server(question, {**data, "submitted_answers": submitted, "partial_scores": scores,
+                                     "feedback": {}}, "grade")["feedback"]
+    assert list(feedback) == ["W1_updated"] and feedback["W1_updated"].startswith("Likely mistake `wrong_update_sign`")

@@ -15,9 +15,9 @@ class Format(NamedTuple):
     files: Callable[[ClassFolder, Path, object], dict]
 
 
-def _moodle(klass, out, spec):
+def _moodle(klass, out, spec, moodle_format="numerical"):
     from .export_moodle import moodle_xml
-    return {out: moodle_xml(klass)}
+    return {out: moodle_xml(klass, moodle_format)}
 
 
 def _canvas(klass, out, spec):
@@ -34,14 +34,20 @@ FORMATS = {"moodle": Format(".xml", _moodle), "canvas": Format(".zip", _canvas),
            "prairielearn": Format(None, _prairielearn)}
 
 
-def exported_files(fmt: str, class_dir: Path, out: Path, quantities: tuple[str, ...] = (), spec=None) -> dict:
+def exported_files(fmt: str, class_dir: Path, out: Path, quantities: tuple[str, ...] = (), spec=None,
+                   moodle_format: Optional[str] = None) -> dict:
     """The files of ``fmt`` for the class in ``class_dir`` (``spec``: the class's spec, for
-    PrairieLearn's drawing; the built-in example when None)."""
+    PrairieLearn's drawing; the built-in example when None; ``moodle_format``: moodle's
+    numerical questions or one cloze per student)."""
     target = FORMATS[fmt]
     if target.suffix is not None and Path(out).suffix.lower() != target.suffix:
         raise UnusableInput(f"-o {out}: a {fmt} export is one {target.suffix} file")
+    if moodle_format is not None and fmt != "moodle":
+        raise UnusableInput(f"--moodle-format is an option of the moodle export, not of {fmt}")
     klass = read_class(class_dir, quantities)
     if fmt == "prairielearn" and spec is None:
         from ..spec.model import load_spec
         spec = load_spec()
+    if moodle_format is not None:
+        return target.files(klass, Path(out), spec, moodle_format)
     return target.files(klass, Path(out), spec)

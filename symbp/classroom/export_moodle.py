@@ -9,6 +9,12 @@ the ``fraction="100"`` answer and :func:`symbp.classroom.lms.tolerance` as its `
 Moodle XML format; a random question per category then gives each student their own. Every text
 is escaped by ElementTree, and the HTML in it by :func:`html.escape`: nothing from a spec
 becomes markup.
+
+``--moodle-format cloze`` writes instead one ``cloze`` (embedded answers) question per student,
+every entry a ``{1:NUMERICAL:=v:tol#feedback~%0%distractor:tol#feedback}`` subquestion: the
+student's number, then each mistake's. Inside a subquestion Moodle reads ``}``, ``#``, ``~``,
+``/``, ``"`` and ``\\`` as syntax, so each is escaped with a backslash (:func:`cloze_escape`);
+outside one, braces become HTML entities, so no text can open a subquestion.
 """
 
 from __future__ import annotations
@@ -16,7 +22,10 @@ from __future__ import annotations
 import html
 import xml.etree.ElementTree as ET
 
-from .lms import ClassFolder, Entry, describe, distinct_distractors, mistake_answers, tolerance
+from .lms import ClassFolder, Entry, Quantity, describe, distinct_distractors, mistake_answers, tolerance
+
+#: what Moodle's cloze syntax reads inside a subquestion: escaped with a backslash there
+CLOZE_SPECIAL = '\\}#~/"'
 
 
 def _text(parent: ET.Element, tag: str, text: str, **attrs) -> ET.Element:
@@ -61,14 +70,72 @@ def numerical_question(quiz: ET.Element, title: str, student: str, entry: Entry,
         ET.SubElement(question, tag).text = value
 
 
-def moodle_xml(klass: ClassFolder) -> str:
-    """The class's questions as a Moodle XML file's text."""
+# ---------------------------------------------------------------- cloze
+def cloze_escape(text: str) -> str:
+    """``text`` inside a cloze subquestion: each ``\\``, ``}``, ``#``, ``~``, ``/``, ``"`` behind a
+    backslash (Moodle's rule for answers and feedback)."""
+    return "".join("\\" + char if char in CLOZE_SPECIAL else char for char in text)
+
+
+def cloze_html(text: str) -> str:
+    """Text outside the subquestions: HTML-escaped, braces as entities (nothing opens a subquestion)."""
+    return html.escape(text).replace("{", "&#123;").replace("}", "&#125;")
+
+
+def _feedback(text: str) -> str:
+    """A subquestion's feedback: HTML (quotes left as they are: their entities hold a ``#``), escaped for cloze."""
+    return cloze_escape(html.escape(text, quote=False))
+
+
+def cloze_numerical(entry: Entry, distractors: list[tuple[float, str]] = ()) -> str:
+    """``{1:NUMERICAL:=v:tol#Right.~%0%d:tol#Not right: ...}``: the entry's number, then each
+    mistake's whose tolerance overlaps no other (:func:`distinct_distractors`)."""
+    answers = [f"={entry.value!r}:{tolerance(entry.value)!r}#{_feedback('Right.')}"]
+    answers += [f"%0%{value!r}:{tolerance(value)!r}#{_feedback(f'Not right: {description}.')}"
+                for value, description in distinct_distractors(entry.value, list(distractors))]
+    return "{1:NUMERICAL:" + "~".join(answers) + "}"
+
+
+def cloze_text(title: str, student: str, quantities: dict[str, Quantity], rules: dict, mistakes: dict) -> str:
+    """The student's one question: per quantity what it is, its rule as ``\\(TeX\\)`` and a
+    subquestion per entry (row, column from 0)."""
+    parts = [f"<p>{cloze_html(title)}: worked sheet of <b>{cloze_html(student)}</b>. Give each number "
+             f"as your sheet computes it (entries [row, column], from 0).</p>"]
+    for quantity in quantities.values():
+        rule = rules.get(quantity.name)
+        parts.append(f"<p>{cloze_html(describe(quantity.name))} (<code>{cloze_html(quantity.name)}</code>)"
+                     + (f": \\({cloze_html(rule)}\\)" if rule else "") + "</p>")
+        parts.append("<ul>" + "".join(f"<li><code>{cloze_html(entry.label)}</code> = "
+                                      f"{cloze_numerical(entry, mistakes.get((entry.quantity, entry.index), []))}</li>"
+                                      for entry in quantity.entries()) + "</ul>")
+    return "".join(parts)
+
+
+def cloze_question(quiz: ET.Element, title: str, student: str, quantities: dict[str, Quantity], rules: dict,
+                   mistakes: dict) -> None:
+    question = ET.SubElement(quiz, "question", type="cloze")
+    _text(question, "name", f"{student} {title}")
+    _text(question, "questiontext", cloze_text(title, student, quantities, rules, mistakes), format="html")
+    _text(question, "generalfeedback", "", format="html")
+    ET.SubElement(question, "penalty").text = "0.3333333"
+    ET.SubElement(question, "hidden").text = "0"
+
+
+#: the shapes of a Moodle export: one numerical question per entry, or one cloze per student
+MOODLE_FORMATS = ("numerical", "cloze")
+
+
+def moodle_xml(klass: ClassFolder, moodle_format: str = "numerical") -> str:
+    """The class's questions as a Moodle XML file's text (``moodle_format``: one of MOODLE_FORMATS)."""
     quiz = ET.Element("quiz")
     root = f"$course$/top/symbp/{klass.name}"
     category(quiz, root)
     for student, quantities in klass.students.items():
         category(quiz, f"{root}/{student}")
         mistakes = mistake_answers(klass.specs[student])
+        if moodle_format == "cloze":
+            cloze_question(quiz, klass.title, student, quantities, klass.rules, mistakes)
+            continue
         for quantity in quantities.values():
             for entry in quantity.entries():
                 numerical_question(quiz, klass.title, student, entry, quantity.shape,

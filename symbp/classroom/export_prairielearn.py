@@ -4,8 +4,9 @@ Writes one v3 question, ``OUT/symbp_<name>/``: ``info.json`` (a stable ``uuid`` 
 ``type: "v3"``, title, topic), ``question.html`` (the givens with ``pl-matrix-latex``, a
 ``pl-matrix-component-input`` per matrix quantity with partial credit and a ``pl-number-input``
 for the loss, :mod:`symbp.classroom.lms`'s tolerance as ``rtol``/``atol``), ``server.py``
-(``templates/prairielearn_server.py.j2``), the generated NumPy module of SPEC and ``draw.json``
-(what and how ``symbp variants`` draws). ``server.py`` draws the variant of a PrairieLearn
+(``templates/prairielearn_server.py.j2``), the generated NumPy module of SPEC, ``mistakes.py``
+(every catalogued mistake's rule as generated NumPy code, for ``grade(data)``'s feedback) and
+``draw.json`` (what and how ``symbp variants`` draws). ``server.py`` draws the variant of a PrairieLearn
 ``variant_seed`` as ``symbp variants --seed`` draws its first student, so CLASS's own students
 are PrairieLearn's variants of seeds the instructor kept; SPEC (the one with the [variants] table)
 must be the class's (same name, same numbers of units).
@@ -19,12 +20,17 @@ import uuid
 from pathlib import Path
 
 from .lms import ABSOLUTE, RELATIVE, ClassFolder, describe
+from .mistakes import MISTAKES, mistakes_module_source
+from .rules_of_step import step_rules
 from .variants import TRIES_PER_VARIANT, ZERO_GRADIENT, kink_margin_of, settings_of
+from ..derivation.naming import ParamName
 from ..errors import UnusableInput
 from ..spec.model import Spec
 
 #: uuid5 namespace of the questions symbp writes (a question keeps its uuid across exports)
 NAMESPACE = uuid.UUID("6f1c1f52-3b7e-4a77-9a44-2d9a51b0c0de")
+#: the question's NumPy module of mistaken rules (symbp.classroom.mistakes.mistakes_module_source)
+MISTAKES_MODULE = "mistakes.py"
 
 
 def label_kind(spec: Spec) -> str:
@@ -41,7 +47,9 @@ def label_kind(spec: Spec) -> str:
 def draw_config(spec: Spec, klass: ClassFolder, module_file: str) -> dict:
     """Everything server.py needs to draw as ``symbp variants`` does, as plain numbers."""
     from ..derivation.kinks import activation_kinks, spec_loss_kinks
+    from ..derivation.naming import printed_answer_names
     from ..derivation.network import layers_from_spec
+    from ..emit.codegen import derive_spec
     from ..rules import activations
     vary, grids, max_abs_z = settings_of(spec)
     built = layers_from_spec(spec)
@@ -57,6 +65,10 @@ def draw_config(spec: Spec, klass: ClassFolder, module_file: str) -> dict:
         "quantities": klass.quantity_names(),
         "feedback": {q: f"Not all of {describe(q)} is right: work it again from its rule on your sheet."
                      for q in klass.quantity_names()},
+        "mistakes_module": MISTAKES_MODULE, "rtol": RELATIVE, "atol": ABSOLUTE,
+        "order": [rule.quantity for rule in step_rules(derive_spec(spec), spec.fixed_params)],
+        "printed": printed_answer_names(spec.param_names, klass.first_index),   # dW0 -> the key's dW1
+        "mistakes": {m.id: {"description": m.description, "rule": m.rule} for m in MISTAKES.values()},
     }
 
 
@@ -82,11 +94,13 @@ def prairielearn_files(spec: Spec, klass: ClassFolder, out: Path) -> dict[Path, 
     files[folder / "info.json"] = json.dumps(info, indent=2) + "\n"
     files[folder / "draw.json"] = json.dumps(draw_config(spec, klass, f"{spec.name}.py"), indent=1) + "\n"
     files[folder / "server.py"] = render(python_env(), "prairielearn_server.py.j2")
+    files[folder / MISTAKES_MODULE] = mistakes_module_source(base)
     quantities = [{"name": q, "description": describe(q), "scalar": q == "loss", "rule": klass.rules.get(q),
                    "weight": 1} for q in klass.quantity_names()]
     files[folder / "question.html"] = render(
         html_env(), "prairielearn_question.html.j2", title=klass.title,
         architecture=" - ".join(map(str, spec.widths)), loss_name=spec.loss.name,
         optimizer=spec.optimizer.name, batch_size=spec.batch_size,
-        givens=[*spec.param_names, "x", "y"], quantities=quantities, rtol=RELATIVE, atol=ABSOLUTE)
+        givens=[*((name, ParamName.parse(name).printed(klass.first_index)) for name in spec.param_names),
+                ("x", "x"), ("y", "y")], quantities=quantities, rtol=RELATIVE, atol=ABSOLUTE)
     return files

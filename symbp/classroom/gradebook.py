@@ -16,7 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Optional
 
@@ -93,6 +93,7 @@ def grade_class(directory: Path, submissions: Path, options: GradingOptions, *,
     rules = step_rules(model, fixed)
     quantities = [rule.quantity for rule in rules]
     printed = key_printed_names(key, module.PARAM_NAMES)
+    options = replace(options, names=tuple(printed.items()))
     module_name = {shown: name for name, shown in printed.items()}
     key = {student: {module_name.get(name, name): value for name, value in entry.items()}
            for student, entry in key.items()}
@@ -111,12 +112,12 @@ def grade_class(directory: Path, submissions: Path, options: GradingOptions, *,
     else:
         raise UnusableInput(f"{submissions}: no such file or folder")
     grades = {student: _grade_one(directory, student, key[student], read[student], rules, module, options)
-              for student in key if student in read}
+              .renamed(printed) for student in key if student in read}
     absent = [student for student in key if student not in read]
     if absent:
         problems.append(f"{len(absent)} student(s) of the class without a submission: {', '.join(absent[:20])}"
                         + (" ..." if len(absent) > 20 else ""))
-    return ClassGrades(grades, quantities, problems)
+    return ClassGrades(grades, [printed.get(q, q) for q in quantities], problems)
 
 
 def _grade_one(directory: Path, student: str, entry: dict, submission: Submission, rules, module,

@@ -41,11 +41,17 @@ class GradingOptions:
     atol: float = 1e-4
     carried_forward_credit: float = 1.0
     points: tuple = ()          # ((quantity or glob such as "dW*", points), ...): later ones win
+    names: tuple = ()           # ((quantity as graded, as the key prints it), ...): --first-index 1
+
+    def shown(self, quantity: str) -> str:
+        """The quantity as the answer key names it (dW0 -> dW1 for a --first-index 1 class)."""
+        return dict(self.names).get(quantity, quantity)
 
     def points_of(self, quantity: str) -> float:
-        value = 1.0
+        """The points of ``quantity``, its pattern matched against the key's name for it."""
+        value, shown = 1.0, self.shown(quantity)
         for pattern, points in self.points:
-            if fnmatch.fnmatchcase(quantity, pattern):
+            if fnmatch.fnmatchcase(shown, pattern):
                 value = float(points)
         return value
 
@@ -82,6 +88,10 @@ class StudentGrade:
     def max_score(self) -> float:
         return float(sum(q.max_score for q in self.quantities.values()))
 
+    def renamed(self, names: dict[str, str]) -> "StudentGrade":
+        """The same grade with each quantity under ``names``' name for it (the key's names)."""
+        return StudentGrade({names.get(q, q): g for q, g in self.quantities.items()}, self.error)
+
     def to_json(self) -> dict:
         out = {"score": self.score, "max_score": self.max_score,
                "quantities": {name: q.to_json() for name, q in self.quantities.items()}}
@@ -90,13 +100,23 @@ class StudentGrade:
         return out
 
 
+def in_key_order(value: Optional[np.ndarray], shape: tuple) -> Optional[np.ndarray]:
+    """``value`` as a student who wrote it row by row into the key's entries gives it: a
+    matrix of another shape with as many entries (a non-square gradient computed transposed,
+    its entries written into the key's columns in order) read back in the key's shape."""
+    if value is None or value.shape == shape or value.size != int(np.prod(shape)):
+        return value
+    return value.reshape(shape)
+
+
 def diagnose(rule: StepRule, answer: np.ndarray, expected: np.ndarray, namespace: dict,
              options: GradingOptions) -> Optional[str]:
     """The first mistake whose mutated rule, from ``namespace`` (the student's own earlier
-    answers), gives ``answer`` while differing from the key; None when none does."""
+    answers), gives ``answer`` (in the key's order of entries: :func:`in_key_order`) while
+    differing from the key; None when none does."""
     for mistake_id in MISTAKES:
         changed = mutated(mistake_id, rule)
-        value = changed.evaluate(namespace) if changed is not None else None
+        value = in_key_order(changed.evaluate(namespace), expected.shape) if changed is not None else None
         if value is None or value.shape != expected.shape or options.close(value, expected):
             continue
         if options.close(answer, value):

@@ -81,23 +81,26 @@ def describe(quantity: str) -> str:
     return f"the gradient dL/d{quantity[1:]}"
 
 
-def quantity_rules(spec) -> dict[str, str]:
+def quantity_rules(spec, first_index: int = 0) -> dict[str, str]:
     """Each quantity's rule as the worked solution states it, in TeX (``\\delta_{2} = ...``):
     the LaTeX presenter's first line of the step that computes it (the handouts' notation, the
-    bias as theta). The loss, a mean of per-sample losses, has no such line and is left out."""
+    bias as theta, parameters counted from ``first_index``), under the key's name for the
+    quantity. The loss, a mean of per-sample losses, has no such line and is left out."""
+    from ..derivation.naming import printed_answer_names
     from ..emit.handout_latex import LatexPresenter
     from ..emit.handouts import HandoutOptions, Notation, worked_solution
     from ..emit.worked_solution import Equation
-    options = HandoutOptions()
+    options = HandoutOptions(first_index=first_index)
     work = worked_solution(spec, options)
-    notation = Notation(options.bias_symbol)
+    notation = Notation(options.bias_symbol, first_index)
+    shown = printed_answer_names(spec.param_names, first_index)
     presenter = LatexPresenter(options.digits, notation.param)
     lines = {item.lhs: presenter.equation(item)[0] for section in work.backprop for step in section.steps
              for item in step.items if isinstance(item, Equation) and item.lhs}
     wanted = {**{f"delta{l}": rf"\delta_{{{l}}}" for l in range(1, len(spec.layers) + 1)},
               **{f"d{p}": notation.grad(p) for p in spec.param_names},
               **{f"{p}_updated": notation.param(p) + r"^{\mathrm{new}}" for p in spec.param_names}}
-    return {quantity: lines[lhs] for quantity, lhs in wanted.items() if lhs in lines}
+    return {shown.get(quantity, quantity): lines[lhs] for quantity, lhs in wanted.items() if lhs in lines}
 
 
 @dataclass
@@ -109,6 +112,7 @@ class ClassFolder:
     students: dict[str, dict[str, Quantity]]
     specs: dict[str, Path]
     rules: dict[str, str]
+    first_index: int = 0    # 1: the key counts parameters from 1 (variants --first-index 1: dW1 first)
 
     def quantity_names(self) -> list[str]:
         return list(next(iter(self.students.values())))
@@ -122,6 +126,7 @@ def read_class(folder: Path, quantities: tuple[str, ...] = ()) -> ClassFolder:
     students, specs = {}, {}
     name = title = None
     rules: dict[str, str] = {}
+    first_index = 0
     for student, entry in key.items():
         spec_files = sorted((folder / SOLUTIONS / student).glob("*.toml"))
         if len(spec_files) != 1:
@@ -133,10 +138,20 @@ def read_class(folder: Path, quantities: tuple[str, ...] = ()) -> ClassFolder:
             from ..spec.model import load_spec
             spec = load_spec(spec_files[0])
             name, title = spec.name, (spec.title or spec.name).removesuffix(f" ({student})")
-            rules = quantity_rules(spec)
+            first_index = key_first_index(entry, spec.param_names)
+            rules = quantity_rules(spec, first_index)
         students[student] = _quantities(entry, student, folder / KEY_JSON)
     selected = _select(quantities, next(iter(students.values())))
-    return ClassFolder(name, title, {s: {q: qs[q] for q in selected} for s, qs in students.items()}, specs, rules)
+    return ClassFolder(name, title, {s: {q: qs[q] for q in selected} for s, qs in students.items()}, specs, rules,
+                       first_index)
+
+
+def key_first_index(entry: dict, param_names) -> int:
+    """1 when an answer-key entry names the parameters from 1 (``variants --first-index 1``:
+    it has the last layer's dW<L>, which names counted from 0 never reach), else 0."""
+    from ..derivation.naming import printed_answer_names
+    shown = printed_answer_names(param_names, 1)
+    return int(not all(name in entry for name in shown) and all(name in entry for name in shown.values()))
 
 
 #: the largest answer key read (a class of 1000 students of the largest network is far less)

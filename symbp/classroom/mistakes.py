@@ -226,3 +226,26 @@ def mistake_values(spec, mistake_id: str, module=None) -> dict[str, np.ndarray]:
         if value is not None and value.shape == expected.shape and not np.allclose(value, expected, rtol=1e-9, atol=0):
             out[rule.quantity] = value
     return out
+
+
+def mistaken_rules(spec) -> list[tuple[str, str, StepRule]]:
+    """(quantity, mistake id, the rule with that mistake made) for every quantity of ``spec``'s
+    step in back-propagation order and every catalogued mistake that applies there."""
+    from ..emit.codegen import derive_spec
+    from .rules_of_step import step_rules
+    return [(rule.quantity, mistake_id, changed) for rule in step_rules(derive_spec(spec), spec.fixed_params)
+            for mistake_id in MISTAKES if (changed := mutated(mistake_id, rule)) is not None]
+
+
+def mistakes_module_source(spec) -> str:
+    """A NumPy-only module of every mistaken rule of ``spec``'s step (its functions printed by
+    the rules' own printer, :meth:`StepRule.function_source`), and ``MISTAKEN_RULES``: quantity
+    -> [(mistake id, function)] (``templates/prairielearn_mistakes.py.j2``)."""
+    from ..emit.render import python_env, render
+    functions, table = [], {}
+    for quantity, mistake_id, changed in mistaken_rules(spec):
+        name = f"{mistake_id}__{quantity}"
+        functions.append({"source": changed.function_source(name).rstrip("\n")})
+        table.setdefault(repr(quantity), []).append({"id": repr(mistake_id), "name": name})
+    return render(python_env(), "prairielearn_mistakes.py.j2", functions=functions, table=list(table.items()))
+

@@ -52,8 +52,8 @@ def _printed(expr: sp.Basic, names: tuple) -> str:
     return ArrayPrinter(dict(names)).doprint(expr)
 
 
-def _function_source(setup: tuple, lines: tuple) -> str:
-    """A function ``evaluate(scope)``: each name a line reads taken from ``scope``, then the
+def _function_source(setup: tuple, lines: tuple, function: str = "evaluate") -> str:
+    """A function ``function(scope)``: each name a line reads taken from ``scope``, then the
     lines in order (code printed from the derivation, and constants' names: no student text)."""
     steps = [*setup, *((line.target, line.code()) for line in lines)]
     assigned, reads = set(), []
@@ -64,7 +64,7 @@ def _function_source(setup: tuple, lines: tuple) -> str:
         assigned.add(target)
     body = [f"    {name} = scope[{name!r}]" for name in reads]
     body += [f"    {target} = {code}" for target, code in steps]
-    return "def evaluate(scope):\n" + "\n".join(body) + f"\n    return {steps[-1][0]}\n"
+    return f"def {function}(scope):\n" + "\n".join(body) + f"\n    return {steps[-1][0]}\n"
 
 
 @lru_cache(maxsize=4096)
@@ -91,6 +91,11 @@ class StepRule:
     uses_logits: bool = False
     activation_gradient: Optional[sp.Expr] = None   # g_L = dl/da / B on the fused logits path
     setup: tuple = ()   # (target, NumPy code) run first: names and constants only, never student text
+
+    def function_source(self, name: str) -> str:
+        """The rule as the NumPy function ``name(scope)`` it is evaluated with (for modules
+        that must run without symbp: PrairieLearn's server.py)."""
+        return _function_source(self.setup, self.lines, name)
 
     def evaluate(self, namespace: dict) -> Optional[np.ndarray]:
         """The rule's value from ``namespace`` (its names bound to arrays), or None where NumPy

@@ -368,6 +368,9 @@ def render_variants(spec: Spec, count: int, seed: int, directory: Path, *, noteb
     base_module = spec_module(drawn[0])
     specs = {student: _titled(s, student) for student, s in zip(ids, drawn)}
     key = {student: answers(s, base_module) for student, s in specs.items()}
+    if nbgrader:   # every student's test cells alike (nbgrader keeps one source per assignment)
+        from .nbgrader import GradedClass
+        nbgrader = GradedClass.of(spec, specs.values())
     handout = {"first_index": first_index, "student_derivatives": student_derivatives,
                "name_line": name_line, "nbgrader": nbgrader}
     notebook = notebook or nbgrader

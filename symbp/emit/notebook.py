@@ -431,13 +431,15 @@ def notebook_paths(spec: Spec, directory: Path) -> dict[str, Path]:
 
 
 def rendered_notebooks(spec: Spec, directory: Path, model: NetworkDerivation | None = None,
-                       nbgrader: bool = False) -> dict[Path, str]:
+                       nbgrader=False) -> dict[Path, str]:
     """DIR/<name>_student.ipynb and DIR/<name>_solution.ipynb: path -> JSON text (nothing written).
-    ``nbgrader``: with nbgrader's cell metadata and autograder cells (symbp.classroom.nbgrader)."""
+    ``nbgrader``: with nbgrader's cell metadata and autograder cells (symbp.classroom.nbgrader;
+    True: a class of this spec alone, or the GradedClass of a class of variants)."""
     import nbformat
     books = notebooks(spec, model)
     if nbgrader:
-        from ..classroom.nbgrader import add_nbgrader_cells, key_quantities
-        books = {kind: add_nbgrader_cells(nb, spec, key_quantities(spec), kind == "solution")
+        from ..classroom.nbgrader import GradedClass, add_nbgrader_cells, key_quantities
+        graded = nbgrader if isinstance(nbgrader, GradedClass) else None
+        books = {kind: add_nbgrader_cells(nb, spec, key_quantities(spec), kind == "solution", graded)
                  for kind, nb in books.items()}
     return {path: nbformat.writes(books[kind]) + "\n" for kind, path in notebook_paths(spec, directory).items()}

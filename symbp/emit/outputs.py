@@ -13,7 +13,7 @@ from ..spec import Spec
 def rendered_outputs(spec: Spec, directory: Path, *, notebook: bool = False, digits: int = 8,
                      explain: tuple[str, ...] = (), bias_symbol: str = "theta",
                      html: bool = False, first_index: int = 0, student_derivatives: bool = True,
-                     name_line: bool = False, nbgrader: bool = False) -> dict[Path, str | bytes]:
+                     name_line: bool = False, nbgrader=False) -> dict[Path, str | bytes]:
     """Every output file of ``symbp derive`` for ``spec``: path -> text (nothing written).
 
     ``notebook`` adds the assignment notebooks (``nbgrader``: with nbgrader's cells), ``html`` the
