@@ -420,3 +420,18 @@ def test_a_first_index_1_class_exports_under_the_keys_names(tmp_path, symbp_cli)
     feedback = run_server(question, {**data, "submitted_answers": submitted, "partial_scores": scores,
                                      "feedback": {}}, "grade")["feedback"]
     assert list(feedback) == ["W1_updated"] and feedback["W1_updated"].startswith("Likely mistake `wrong_update_sign`")
+
+
+def test_prairielearn_reads_no_mustache_tag_in_a_title(tmp_path):
+    """PrairieLearn renders question.html again with Mustache: a title holding ``{{params.W0}}``
+    must stay text there (its braces written as entities), not become the student's numbers."""
+    from symbp.classroom.export_prairielearn import prairielearn_files
+    from symbp.classroom.lms import read_class
+    data = load_spec().to_dict()
+    data["title"] = "A7 {{params.W0}} {{{correct_answers.loss}}}"
+    spec = Spec.from_dict(data)
+    write_variants(spec, 1, SEED, tmp_path / "class", jobs=1)
+    files = prairielearn_files(spec, read_class(tmp_path / "class"), tmp_path / "q")
+    page = next(text for path, text in files.items() if path.name == "question.html")
+    title_line = next(line for line in page.splitlines() if "<strong>" in line)
+    assert "A7 &#123;&#123;params.W0&#125;&#125;" in title_line and "{" not in title_line

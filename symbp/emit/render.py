@@ -9,6 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import jinja2
+from markupsafe import Markup, escape
 
 PACKAGE = Path(__file__).resolve().parent.parent   # symbp/ (this file is symbp/emit/render.py)
 #: where the templates are: inside the package when installed from a wheel (pyproject.toml maps
@@ -58,7 +59,16 @@ def render(env: jinja2.Environment, template: str, **context) -> str:
 @lru_cache(maxsize=None)
 def html_env() -> jinja2.Environment:
     """HTML templates: every printed value autoescaped (a spec's title can hold no markup);
-    MathML the presenter wrote arrives as ``Markup``."""
-    return jinja2.Environment(
+    MathML the presenter wrote arrives as ``Markup``. The ``mustache`` filter also writes braces as
+    entities, for pages a Mustache engine renders again (PrairieLearn's question.html): a title
+    holding ``{{params.x}}`` stays text there."""
+    env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(templates_dir()), undefined=jinja2.StrictUndefined,
         trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, autoescape=True)
+    env.filters["mustache"] = mustache_text
+    return env
+
+
+def mustache_text(text: str) -> Markup:
+    """``text`` HTML-escaped with ``{`` and ``}`` as ``&#123;`` / ``&#125;``: Mustache reads no tag in it."""
+    return Markup(str(escape(text)).replace("{", "&#123;").replace("}", "&#125;"))
