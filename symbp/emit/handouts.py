@@ -27,15 +27,17 @@ from .codegen import derive_spec, module_source
 from ..errors import HandoutError
 from ..derivation.derive import NetworkDerivation, g as G_ROW
 from ..derivation.chain_rule import Target, chain_rule
+from ..derivation import naming
 from ..derivation.naming import PARAMETER_CODES, ParamName
 from ..derivation.network import layers_from_spec
-from .handout_latex import LatexPresenter
+from .handout_latex import PEN_HEIGHT, LatexPresenter, pen_box_width
 from .trace import PARTS, output_gradient, worked_parts
 from .worked_solution import (BatchMean, ChainRuleItem, Equation, EntryUpdate, Given, IndexForm, Part, Section,
                               Step)
 from .latex import ONES_ROW, RowLatexPrinter, escape_latex, format_number, shown_columns, shown_indices
 from .render import latex_env, render
 from ..spec import Spec
+from ..spec.handout import TABLE_OPTIONS, Ask, parse_ask
 
 BIAS_SYMBOLS = {"theta": r"\theta", "b": "b"}
 #: LaTeX of an optimizer slot, by slot name (others print as \mathrm{name})
@@ -85,6 +87,10 @@ class HandoutOptions:
     #: scaffolding of the student sheet: the SymPy derivative column of the layer table, a name/ID line
     student_derivatives: bool = True
     name_line: bool = False
+    #: the entries the student sheet asks for (symbp.spec.handout: "W1[0:2,0:3]", "delta2"); () asks all
+    ask: tuple[str, ...] = ()
+    #: the student sheet shows the back-propagation rules in symbols (as the solution states them)
+    student_rules: bool = False
 
     def __post_init__(self):
         if self.bias_symbol not in BIAS_SYMBOLS:
@@ -94,6 +100,27 @@ class HandoutOptions:
             raise HandoutError(f"--digits must be between 1 and 16, not {self.digits}")
         if self.first_index not in (0, 1):
             raise HandoutError(f"--first-index must be 0 or 1, not {self.first_index}")
+        self.asked   # the entries' syntax, checked before any work
+
+    @property
+    def asked(self) -> list[Ask]:
+        """The asked entries, read (a syntax error names the entry)."""
+        out = []
+        for text in self.ask:
+            try:
+                out.append(parse_ask(text))
+            except ValueError as err:
+                raise HandoutError(f"--ask {text!r}: {err}") from None
+        return out
+
+    @classmethod
+    def for_spec(cls, spec: Spec, **given) -> "HandoutOptions":
+        """The spec's [handout] table (symbp.spec.handout.TABLE_OPTIONS), each option given here
+        (a CLI flag; None or an empty --ask: not given) overriding its key."""
+        values = {TABLE_OPTIONS[key]: value for key, value in (spec.handout or {}).items()}
+        values.update({key: value for key, value in given.items()
+                       if value is not None and not (key in ("ask", "explain") and not value)})
+        return cls(**{key: tuple(value) if key in ("ask", "explain") else value for key, value in values.items()})
 
 
 # ---------------------------------------------------------------- notation
@@ -274,14 +301,14 @@ class _StepWriter:
                 "K": float(self.a[l].shape[1]), **({"g": self.g[l]} if l in self.g else {})}
 
     def step(self, title, lhs, expr, names, values, result, transposed=None, shown_lhs=None,
-             filled_expr=None, worked=None) -> Step:
+             filled_expr=None, worked=None, quantity=None) -> Step:
         """A step of one :class:`Equation`: ``lhs = rule = rule with values = result``.
 
         ``filled_expr`` (default ``expr``) is the form the values are filled into; for the
         trace key ``worked``, its parts are worked out first (:func:`~symbp.emit.trace.worked_parts`).
         """
         return Step(title, [self.equation(lhs, expr, names, values, result, transposed, shown_lhs,
-                                          filled_expr, worked)])
+                                          filled_expr, worked)], quantity)
 
     def equation(self, lhs, expr, names, values, result, transposed=None, shown_lhs=None,
                  filled_expr=None, worked=None) -> Equation:
@@ -424,8 +451,9 @@ class _OptimizerSteps(_StepWriter):
         opt, nt = self.model.optimizer, self.notation
         names = self.update_names(name)
         slots = {sym for sym, _ in opt.slots.values()}
+        final = max(i for i, (target, _) in enumerate(opt.assignments) if target == opt.w)   # after weight decay
         steps = []
-        for target, expr, before, value in self.update_values(name):
+        for i, (target, expr, before, value) in enumerate(self.update_values(name)):
             decay = opt.symbols.get("weight_decay")
             if target == opt.w and decay is not None and decay in expr.free_symbols:
                 title = rf"Weight decay of ${nt.param(name)}$ (before the update, as {escape_latex(opt.rule.name)} does)"
@@ -437,8 +465,8 @@ class _OptimizerSteps(_StepWriter):
                 title = rf"Optimizer quantity for ${nt.param(name)}$"
             lhs = names[str(target)] if target not in slots and target != opt.w else \
                 rf"{names[str(target)]}^{{\mathrm{{new}}}}"
-            steps.append(self.step(title, lhs, self.as_rows(expr), names, before, value,
-                                   shown_lhs=lhs))
+            steps.append(self.step(title, lhs, self.as_rows(expr), names, before, value, shown_lhs=lhs,
+                                   quantity=naming.UPDATED.format(param=name) if i == final else None))
         return steps
 
     def update_rule(self) -> list[str]:
@@ -554,11 +582,11 @@ class _BackpropSections(_StepWriter):
         if loss.on_logits:
             return [self.step(title + " (the loss on the logits: activation and loss together)",
                               rf"\delta_{{{depth}}}", loss.delta, names, self.row_values(depth),
-                              self.delta[depth])]
+                              self.delta[depth], quantity=f"delta{depth}")]
         steps = [self.step(rf"Gradient of the loss with respect to the output, "
                            rf"$g_{{{depth}}} = \partial L / \partial a_{{{depth}}}$",
                            f"g_{{{depth}}}", output_gradient(self.model), names, self.row_values(depth),
-                           self.g[depth], worked=f"g{depth}")]
+                           self.g[depth], worked=f"g{depth}", quantity=f"g{depth}")]
         return steps + self.activation_steps(layer)
 
     def activation_steps(self, layer) -> list[Step]:
@@ -568,18 +596,19 @@ class _BackpropSections(_StepWriter):
         if act.derivative is not None:
             steps.append(self.step(rf"Derivative of {escape_latex(act.rule.name)} (derived by SymPy), "
                                    rf"element-wise", f_prime(l), act.derivative, names,
-                                   self.row_values(l), self.derivative[l]))
+                                   self.row_values(l), self.derivative[l], quantity=f"fprime{l}"))
         title = rf"Error gradient $\delta_{{{l}}} = \partial L / \partial z_{{{l}}}$"
         if act.derivative is None:
             steps.append(self.step(title, rf"\delta_{{{l}}}", act.backward, names, self.row_values(l),
-                                   self.delta[l], worked=f"delta{l}"))
+                                   self.delta[l], worked=f"delta{l}", quantity=f"delta{l}"))
             return steps
         # element-wise: delta = g f'(z), filled in with the derivative's numbers found above
         derivative = sp.IndexedBase("derivative")[_UNIT]
         rule = G_ROW[_UNIT] * derivative
         numbers = {"g": self.g[l], "derivative": self.derivative[l]}
         equation = self.equation(rf"\delta_{{{l}}}", act.backward, names, numbers, self.delta[l], filled_expr=rule)
-        steps.append(Step(title, [replace(equation, via=(rule, {**names, "derivative": f_prime(l)}))]))
+        steps.append(Step(title, [replace(equation, via=(rule, {**names, "derivative": f_prime(l)}))],
+                          f"delta{l}"))
         return steps
 
     def layer_gradient_steps(self, layer) -> list[Step]:
@@ -596,7 +625,7 @@ class _BackpropSections(_StepWriter):
             title = GRADIENT_TITLES.get(name.kind, "Gradient of the {kind} ${param}$").format(
                 param=nt.param(name), biases=biases, l=l, kind=escape_latex(name.kind.replace("_", " ")))
             steps.append(self.step(title, nt.grad(name), calculus.gradients[name.kind], names, numbers,
-                                   self.grads[name.code], transposed))
+                                   self.grads[name.code], transposed, quantity=name.gradient))
         if l > 1:
             used = [name for name in layer.layer.param_names
                     if calculus.g_down.has(calculus.parameters[name.kind])]
@@ -604,7 +633,8 @@ class _BackpropSections(_StepWriter):
                                           f"{'its' if len(used) == 1 else 'their'} update)")
             steps.append(self.step(f"Gradient passed down to layer {l - 1}, "
                                    f"$g_{{{l - 1}}} = \\partial L / \\partial a_{{{l - 1}}}${before}",
-                                   f"g_{{{l - 1}}}", calculus.g_down, names, numbers, self.g[l - 1], transposed))
+                                   f"g_{{{l - 1}}}", calculus.g_down, names, numbers, self.g[l - 1], transposed,
+                                   quantity=f"g{l - 1}"))
         return steps
 
     def backprop(self) -> list[Section]:
@@ -772,6 +802,30 @@ def worked_solution(spec: Spec, options: HandoutOptions = HandoutOptions(),
         numbers, forward, optimizer, pictures)
 
 
+def asked_quantities(options: HandoutOptions, work: WorkedSolution) -> Optional[dict[str, Ask]]:
+    """The quantities the student sheet asks for (trace name -> its entry), each checked to be a
+    step of the back-propagation; None when every entry is asked (no --ask)."""
+    if not options.ask:
+        return None
+    steps = list(dict.fromkeys(step.quantity for section in work.backprop for step in section.steps
+                               if step.quantity))
+    shown = naming.printed_answer_names(work.numbers.spec.param_names, options.first_index)
+    shown.update({f"{name}_updated": shown[f"{name}_updated"].removesuffix("_updated")
+                  for name in work.numbers.spec.param_names})
+    out = {}
+    for ask in options.asked:
+        try:
+            quantity = ask.quantity(options.first_index)
+        except ValueError as err:
+            raise HandoutError(f"--ask {ask.text!r}: {err}") from None
+        if quantity not in steps:
+            names = ", ".join(shown.get(q, q) for q in steps)
+            raise HandoutError(f"--ask {ask.text!r}: the sheet has no {ask.text.split('[')[0]!r} to ask "
+                               f"(it asks for {names})")
+        out[quantity] = ask
+    return out
+
+
 def handout_context(spec: Spec, options: HandoutOptions = HandoutOptions(),
                     model: NetworkDerivation | None = None, module=None) -> dict:
     """Everything the solution and student templates print: the worked solution written by the
@@ -779,6 +833,10 @@ def handout_context(spec: Spec, options: HandoutOptions = HandoutOptions(),
     work = worked_solution(spec, options, model, module)
     model, notation = work.numbers.model, work.numbers.notation
     latex = LatexPresenter(options.digits, notation.param)
+    asked = asked_quantities(options, work)
+    backprop = [latex.section(section) for section in work.backprop]
+    student_backprop = backprop if asked is None else \
+        [LatexPresenter(options.digits, notation.param, asked).section(section) for section in work.backprop]
     steps_per_epoch = -(-len(spec.x) // spec.batch_size)
     return {
         "title": escape_latex(spec.title or spec.name),
@@ -809,7 +867,12 @@ def handout_context(spec: Spec, options: HandoutOptions = HandoutOptions(),
         "forward": [latex.step(step) for step in work.forward],
         "loss_intro": work.loss_intro,
         "loss": [latex.step(step) for step in work.loss],
-        "backprop": [latex.section(section) for section in work.backprop],
+        "backprop": backprop,
+        "student_backprop": student_backprop,
+        "asking": asked is not None,
+        "pen_width": pen_box_width(options.digits),
+        "pen_height": PEN_HEIGHT,
+        "student_rules": options.student_rules,
         "explained": [latex.step(step) for step in work.explained],
         "updated": [(notation.param(name), latex.m(before), latex.m(after))
                     for name, before, after in work.updated],

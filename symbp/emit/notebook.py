@@ -415,7 +415,7 @@ def notebook_paths(spec: Spec, directory: Path) -> dict[str, Path]:
 
 
 def rendered_notebooks(spec: Spec, directory: Path, model: NetworkDerivation | None = None,
-                       nbgrader: bool = False) -> dict[Path, str]:
+                       nbgrader: bool = False, options=None) -> dict[Path, str]:
     """DIR/<name>_student.ipynb and DIR/<name>_solution.ipynb: path -> JSON text (nothing written).
     ``nbgrader``: with nbgrader's cell metadata and autograder cells (symbp.classroom.nbgrader)."""
     import nbformat

@@ -1,0 +1,127 @@
+"""Scaffolding of the student sheet (issue 17): asked entries in pen-sized boxes, the [handout]
+table and its flags, the symbolic rules, named constants, Huber's cases, notebooks that ask."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+import pytest
+
+from symbp.emit.handouts import HandoutOptions, render_handouts
+from symbp.errors import HandoutError
+from symbp.spec import Spec, load_spec
+from symbp.spec.handout import parse_ask
+
+from conftest import run_symbp
+
+
+def wide(units: int = 12, **handout) -> Spec:
+    """A 3-12-2 network (a layer past the handouts' 8 shown columns), one sample."""
+    data = {"name": "wide", "data": {"x": [[0.5, -0.3, 0.8]], "y": [[1.0, 0.0]]},
+            "layers": [{"units": units, "activation": "tanh",
+                        "weights": [[round(0.1 * ((3 * i + j) % 7 - 3), 1) for j in range(units)] for i in range(3)],
+                        "bias": [0.1] * units},
+                       {"units": 2, "activation": "softmax",
+                        "weights": [[round(0.1 * ((i + 2 * j) % 5 - 2), 1) for j in range(2)] for i in range(units)],
+                        "bias": [0.0, 0.0]}],
+            "loss": {"name": "categorical_crossentropy"}, "optimizer": {"name": "sgd", "learning_rate": 0.1},
+            "training": {"batch_size": 1, "epochs": 1}}
+    if handout:
+        data["handout"] = handout
+    return Spec.from_dict(data)
+
+
+def pdf_text(tex: str, tmp_path, name: str = "sheet") -> str:
+    from symbp.io.pdf import pdf_from_source
+    pdf = tmp_path / f"{name}.pdf"
+    pdf.write_bytes(pdf_from_source(tex, tmp_path / f"{name}.tex")[0])
+    return subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True,
+                          check=True).stdout
+
+
+def boxes(tex: str) -> int:
+    """The pen boxes the student sheet prints (one \\penbox per asked entry)."""
+    return tex.count("\\penbox") - tex.count("\\newcommand{\\penbox}")
+
+
+# ---------------------------------------------------------------- --ask
+def test_asked_entries_get_pen_boxes_and_nothing_else_is_asked(tmp_path):
+    spec = wide()
+    asked = render_handouts(spec, HandoutOptions(ask=("W1[0:2,0:3]", "delta2"), first_index=1))
+    plain = render_handouts(spec, HandoutOptions(first_index=1))
+    assert asked["solution"] == plain["solution"]           # the solution is unchanged
+    assert boxes(asked["student"]) == 2 * 3 + 2 and boxes(plain["student"]) == 0
+    student = pdf_text(asked["student"], tmp_path)
+    back = student[student.index("Back-propagation, from the output layer down"):]
+    # the asked steps only: delta2 (the output layer's) and the first layer's W1 update
+    assert re.search(r"Error gradient δ2", back) and re.search(r"Update of W1", back)
+    assert "Gradient of the weights" not in back and "Derivative of tanh" not in back
+    assert "Update of W2" not in back and "δ1" not in back
+    # the boxes' labels: rows 0-1 and columns 0-2 of W1's, columns 0-1 of delta2's
+    w1 = back[back.index("Update of W1"):]
+    assert re.search(r"^\s*0\s+1\s+2\s*$", w1, flags=re.M) and "   3 " not in w1.split("Entries")[1][:200]
+    # a plain sheet asks for every entry of every step
+    assert "Gradient of the weights" in pdf_text(plain["student"], tmp_path, "plain")
+
+
+def test_a_pen_box_fits_handwriting_at_every_digit_count():
+    from symbp.emit.handout_latex import PEN_HEIGHT, pen_box_width
+    assert PEN_HEIGHT >= 7 and pen_box_width(1) >= 15 and pen_box_width(8) >= 2.5 * 11
+
+
+@pytest.mark.parametrize("entry, message", [
+    ("W9[0,0]", "the sheet has no 'W9'"),
+    ("W1[0:9,0]", "rows 0..8 are outside 0..2"),
+    ("W1[0,0,0]", "at most two indices"),
+    ("W1[0", "expected a quantity"),
+    ("Q1", "'Q' is not a quantity"),
+])
+def test_a_bad_ask_names_the_entry(entry, message):
+    with pytest.raises(HandoutError, match=re.escape(message)) as err:
+        render_handouts(wide(), HandoutOptions(ask=(entry,), first_index=1))
+    assert repr(entry) in str(err.value)
+
+
+def test_ask_numbers_parameters_from_the_first_index():
+    ask = parse_ask("dW1[0:2, 1]")
+    assert ask.quantity(1) == "dW0" and ask.quantity(0) == "dW1"
+    assert parse_ask("theta2").quantity(1) == "b1_updated" and parse_ask("W1_updated").quantity(0) == "W1_updated"
+    assert parse_ask("delta2").quantity(1) == "delta2"
+    assert ask.selection((3, 12)) == ([0, 1], [1])
+    assert parse_ask("b1[2:]").selection((12,)) == ([0], list(range(2, 12)))
+
+
+# ---------------------------------------------------------------- the [handout] table
+def test_the_handout_table_is_validated_naming_each_key(tmp_path):
+    data = wide().to_dict()
+    data["handout"] = {"ask": ["delta2", "Q1"], "digitz": 4, "name_line": "yes", "first_index": 2}
+    spec_file = tmp_path / "bad.toml"
+    import tomli_w
+    spec_file.write_text(tomli_w.dumps(data))
+    result = run_symbp("derive", str(spec_file), "--no-check", "-o", str(tmp_path / "out"))
+    assert result.returncode == 2, result.stderr
+    for where in ("handout.digitz: unknown key (did you mean 'digits'?)", "handout.name_line: expected true or false",
+                  "handout.ask[1]: 'Q1'", "handout.first_index: must be from 0 to 1"):
+        assert where in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_flags_override_the_table_and_the_table_round_trips(tmp_path):
+    spec = wide(ask=["delta2"], digits=4, name_line=True, symbolic_rules=False, first_index=1)
+    assert Spec.from_dict(spec.to_dict()) == spec and "[handout]" in spec.to_toml()
+    from_table = HandoutOptions.for_spec(spec)
+    assert (from_table.ask, from_table.digits, from_table.name_line, from_table.first_index) == (("delta2",), 4, True, 1)
+    flagged = HandoutOptions.for_spec(spec, ask=("dW1[0,0:2]",), digits=6, name_line=False, student_rules=None)
+    assert (flagged.ask, flagged.digits, flagged.name_line, flagged.first_index) == (("dW1[0,0:2]",), 6, False, 1)
+    spec.save(tmp_path / "wide.toml")
+    result = run_symbp("derive", str(tmp_path / "wide.toml"), "--no-check", "-o", str(tmp_path / "out"),
+                       "--ask", "dW1[0,0:2]", "--ask", "b1[0:3]", "--no-name-line")
+    assert result.returncode == 0, result.stderr
+    student = (tmp_path / "out" / "wide_student.tex").read_text()
+    assert boxes(student) == 2 + 3 and "Name:" not in student
+    assert "Gradient of the weights $W_{1}$" in student and "Update of $\\theta_{1}$" in student
+    table_only = run_symbp("derive", str(tmp_path / "wide.toml"), "--no-check", "-o", str(tmp_path / "t"))
+    student = (tmp_path / "t" / "wide_student.tex").read_text()
+    assert table_only.returncode == 0 and boxes(student) == 2 and "Name:" in student
+    assert "rounded to 4 decimals" in student
