@@ -125,3 +125,37 @@ def test_flags_override_the_table_and_the_table_round_trips(tmp_path):
     student = (tmp_path / "t" / "wide_student.tex").read_text()
     assert table_only.returncode == 0 and boxes(student) == 2 and "Name:" in student
     assert "rounded to 4 decimals" in student
+
+
+def test_the_html_student_page_asks_the_same_entries_and_prints_the_rules():
+    from symbp.emit.handout_html import render_html_handouts
+    spec = wide()
+    pages = render_html_handouts(spec, HandoutOptions(ask=("W1[0:2,0:3]", "delta2"), first_index=1,
+                                                      student_rules=True))
+    plain = render_html_handouts(spec, HandoutOptions(first_index=1))
+    assert pages["solution"] == plain["solution"]
+    student = pages["student"]
+    assert student.count('class="blank"') == 2 * 3 + 2 and plain["student"].count('class="blank"') > 8
+    assert "Update of" in student and "Gradient of the weights" not in student
+    bare = render_html_handouts(spec, HandoutOptions(ask=("W1[0:2,0:3]", "delta2"), first_index=1))["student"]
+    assert student.count('class="line"') == bare.count('class="line"') + 2   # each asked step's rule
+
+
+# ---------------------------------------------------------------- symbolic rules
+def mathlines(tex: str, start: str) -> list[str]:
+    return re.findall(r"^\\mathline\{(.*)\}$", tex[tex.index(start):], flags=re.M)
+
+
+def test_the_student_sheet_prints_the_solutions_rules_in_symbols(tmp_path):
+    spec = wide()
+    with_rules = render_handouts(spec, HandoutOptions(student_rules=True))
+    without = render_handouts(spec)
+    assert with_rules["solution"] == without["solution"]
+    start = "Back-propagation, from the output layer down"
+    solution = set(mathlines(with_rules["solution"], start))
+    rules = [line for line in mathlines(with_rules["student"], start) if "\\blank" not in line]
+    assert len(rules) >= 8 and all(line in solution for line in rules), set(rules) - solution
+    assert not [line for line in mathlines(without["student"], start) if "\\blank" not in line]
+    assert any(line.startswith("\\frac{\\partial L}{\\partial W_{0}} = ") for line in rules)
+    text = pdf_text(with_rules["student"], tmp_path)
+    assert "∂L" in text[text.index(start):]
