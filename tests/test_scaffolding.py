@@ -159,3 +159,93 @@ def test_the_student_sheet_prints_the_solutions_rules_in_symbols(tmp_path):
     assert any(line.startswith("\\frac{\\partial L}{\\partial W_{0}} = ") for line in rules)
     text = pdf_text(with_rules["student"], tmp_path)
     assert "∂L" in text[text.index(start):]
+
+
+# ---------------------------------------------------------------- notebooks
+def outputs(cell) -> str:
+    return "".join(o.get("text", "") for o in cell.get("outputs", []))
+
+
+def test_notebooks_ask_for_the_selected_entries_and_elide_wide_matrices():
+    import numpy as np
+    from symbp.emit.notebook import notebooks
+    from symbp.witnesses.module import spec_module
+    spec = wide()
+    books = notebooks(spec, options=HandoutOptions(ask=("W1[0:2,0:3]", "delta2"), first_index=1))
+    solution = {c.source.split("\n")[0]: c for c in books["solution"].cells if c.cell_type == "code"}
+    student = [c.source for c in books["student"].cells]
+    hand_in = next(c.source for c in books["student"].cells if "entries to hand in" in c.source)
+    assert "`W1[0:2, 0:3]`" in hand_in and "`delta2[0:1, 0:2]`" in hand_in
+    assert any(s.startswith("asked_1 = ...  # to be completed: entries W1[0:2, 0:3] of the updated W1") for s in student)
+    module = spec_module(spec)
+    trace = module.trace(module.initial_params(), module.X[:1], module.Y[:1])
+    shown = outputs(solution["asked_1 = W0_updated[0:2, 0:3]  # asked_1 = W0_updated[0:2, 0:3]"])
+    numbers = np.array([float(v) for v in re.findall(r"-?\d+\.\d*(?:e-?\d+)?", shown)])
+    assert np.allclose(numbers, trace["updated"]["W0"][0:2, 0:3].ravel(), atol=1e-8)
+    assert "asked_2 = delta2[0:1, 0:2]  # asked_2 = delta2[0:1, 0:2]" in solution
+    # without --ask, no such cells
+    assert not any("asked_" in c.source for c in notebooks(spec)["solution"].cells)
+    # a 12-unit layer shows its first 3 and last 2 columns around .., as the handouts do
+    layer = next(outputs(c) for c in books["solution"].cells if "Outputs from hidden layer 1" in outputs(c))
+    a1 = layer[layer.index("Outputs from hidden layer 1"):]
+    assert " .. " in a1 and len(re.findall(r"-?\d+\.\d+", a1.splitlines()[1])) == 5
+    assert "asked_1 = ..." not in "".join(outputs(c) for c in books["student"].cells)
+
+
+def test_a_notebook_cannot_ask_for_what_it_does_not_compute():
+    from symbp.emit.notebook import notebooks
+    with pytest.raises(HandoutError, match="fprime1"):
+        notebooks(wide(), options=HandoutOptions(ask=("fprime1",)))
+
+
+# ---------------------------------------------------------------- named constants
+def one_hidden(activation: str) -> Spec:
+    return Spec.from_dict({
+        "name": "named", "data": {"x": [[0.5, -0.3]], "y": [[1.0, 0.0]]},
+        "layers": [{"units": 2, "activation": activation, "weights": [[0.3, -0.4], [0.2, 0.5]], "bias": [0.1, -0.1]},
+                   {"units": 2, "activation": "softmax", "weights": [[0.3, -0.4], [0.2, 0.5]], "bias": [0.0, 0.0]}],
+        "loss": {"name": "categorical_crossentropy"}, "optimizer": {"name": "sgd", "learning_rate": 0.1},
+        "training": {"batch_size": 1}})
+
+
+def test_gelu_prints_one_over_root_two_and_states_its_rounding_once(tmp_path):
+    from symbp.emit.handout_html import render_html_handouts
+    handouts = render_handouts(one_hidden("gelu"))
+    solution = handouts["solution"]
+    assert "0.70710677" not in solution and "0.49999998" not in solution
+    assert r"\operatorname{erfc}{\left(\frac{\sqrt{2}}{2} \, z \right)}" in solution   # 1/sqrt 2, exact
+    assert r"e^{-\frac{1}{2} \, z \odot z}" in solution                                 # e^{-z^2/2}
+    assert solution.count("float32 rounding $0.7071067690849304$") == 1
+    text = pdf_text(solution, tmp_path)
+    assert "0.70710677" not in text and "0.49999998" not in text and "erfc" in text
+    page = render_html_handouts(one_hidden("gelu"), HandoutOptions())["solution"]
+    assert "0.70710677" not in page and "0.49999998" not in page and "0.7071067690849304" in page
+
+
+def test_selu_prints_lambda_and_alpha_with_their_values_stated_once(tmp_path):
+    solution = render_handouts(one_hidden("selu"))["solution"]
+    assert "1.7580993" not in solution and solution.count("1.0507009873554805") == 1
+    assert r"\lambda = 1.0507009873554805" in solution and r"\alpha = 1.6732632423543772" in solution
+    text = pdf_text(solution, tmp_path)
+    assert "λ" in text and "α" in text and "1.7580993" not in text
+    # the module still computes with the constants' values (the handout's numbers are its trace's)
+    from symbp.emit.codegen import module_source
+    assert "1.0507009873554805" in module_source(one_hidden("selu"))
+
+
+# ---------------------------------------------------------------- huber
+def test_huber_prints_as_cases_with_the_residual_compared_first(tmp_path):
+    data = one_hidden("tanh").to_dict()
+    data["layers"][1]["activation"] = "linear"
+    data["loss"] = {"name": "huber", "delta": 0.5}
+    data["data"] = {"x": [[0.5, -0.3], [1.0, 2.0]], "y": [[1.0, 0.0], [3.0, -2.0]]}
+    data["training"] = {"batch_size": 2}
+    solution = render_handouts(Spec.from_dict(data))["solution"]
+    index_form = next(line for line in mathlines(solution, "\\section*{Loss}") if line.startswith("l = "))
+    # 1/K in front of the sum of one cases block (not the cases over K), |a - y| <= delta read first
+    assert index_form.startswith(r"l = \frac{1}{K} \sum_{i=0}^{K - 1} \begin{cases}"), index_form
+    assert r"\text{if } \left|{a_{i} - y_{i}}\right| \leq \delta_{huber}" in index_form
+    assert r"\text{where } \left|{a_{2} - y}\right| \leq \delta_{huber}" in solution
+    assert r"\geq \left|" not in solution
+    text = pdf_text(solution, tmp_path)
+    assert "otherwise" in text and "where" in text

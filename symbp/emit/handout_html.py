@@ -102,7 +102,7 @@ def _span(indices: list[int]) -> str:
 
 def html_context(spec, options, model=None, module=None) -> dict:
     """Everything the HTML templates print, every value prepared here (MathML as Markup)."""
-    from .handouts import asked_quantities, worked_solution
+    from .handouts import asked_quantities, constant_notes, worked_solution
     work = worked_solution(spec, options, model, module)
     model, notation = work.numbers.model, work.numbers.notation
     html = HtmlPresenter(options.digits, notation.param, asked_quantities(options, work))
@@ -118,6 +118,7 @@ def html_context(spec, options, model=None, module=None) -> dict:
                     "activation": model.layers[i].activation.rule.name}
                    for i, row in enumerate(work.tables.layer_table())],
         "givens": [html.html_step(step) for step in work.givens],
+        "constants": [Markup(prose_html(note)) for note in constant_notes(model)],
         "hyperparameters": [(Markup(prose_html(name)), inline(f"{symbol} = {value}"), Markup(prose_html(note)))
                             for name, symbol, value, note in work.optimizer.hyperparameters()],
         "update_rule": [html.math(line) for line in work.optimizer.update_rule()],

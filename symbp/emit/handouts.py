@@ -25,7 +25,7 @@ from ..derivation.calculus import j as _UNIT
 from ..derivation.network import layers_from_spec
 from .codegen import derive_spec, module_source
 from ..errors import HandoutError
-from ..derivation.derive import NetworkDerivation, g as G_ROW
+from ..derivation.derive import NetworkDerivation, derive_activation, g as G_ROW
 from ..derivation.chain_rule import Target, chain_rule
 from ..derivation import naming
 from ..derivation.naming import PARAMETER_CODES, ParamName
@@ -291,6 +291,14 @@ class _StepWriter:
         """A rule in symbols, for the tables the templates print beside the steps."""
         return RowLatexPrinter(names, digits=self.digits, **kw).doprint(expr)
 
+    @staticmethod
+    def shown_activation(layer):
+        """The layer's activation rules as the handout writes them: a named constant exact (1/sqrt 2)
+        or by name (lambda), derived from that form (symbp.rules.activations.Constant); the
+        numbers are still the trace's, computed with the values Keras uses."""
+        act = layer.activation
+        return derive_activation(act.rule.name, shown=True) if act.rule.constants else act
+
     def parameter_values(self, layer) -> dict[str, np.ndarray]:
         """A layer instance's parameters by its rule's letters (W, b): what its rule's matrices hold."""
         return {p.code: self.params[ParamName(layer.position, p.kind).code] for p in layer.rule.parameters}
@@ -525,7 +533,7 @@ class _ForwardSteps(_StepWriter):
             numbers = {"a_prev": self.a[l - 1], **values}
             steps.append(self.step(f"Layer {l}: pre-activation", f"z_{{{l}}}", layer.calculus.z, names, numbers,
                                    self.z[l], {code: v.T for code, v in values.items() if np.ndim(v) == 2}))
-            act = layer.activation
+            act = self.shown_activation(layer)
             steps.append(self.step(f"Layer {l}: {escape_latex(act.rule.name)} activation", f"a_{{{l}}}",
                                    act.forward, names, {"z": self.z[l]}, self.a[l],
                                    worked=f"a{l}"))
@@ -551,7 +559,7 @@ class _ForwardSteps(_StepWriter):
     def layer_table(self) -> list[dict]:
         rows = []
         for layer in self.model.layers:
-            act = layer.activation
+            act = self.shown_activation(layer)
             names = {"z": "z", "a": "a", "g": r"\frac{\partial L}{\partial a}"}
             rows.append({"number": layer.number, "units": layer.units,
                          "activation": escape_latex(act.rule.name),
@@ -590,7 +598,7 @@ class _BackpropSections(_StepWriter):
         return steps + self.activation_steps(layer)
 
     def activation_steps(self, layer) -> list[Step]:
-        l, act = layer.number, layer.activation
+        l, act = layer.number, self.shown_activation(layer)
         names = self.notation.layer(l)
         steps = []
         if act.derivative is not None:
@@ -802,6 +810,24 @@ def worked_solution(spec: Spec, options: HandoutOptions = HandoutOptions(),
         numbers, forward, optimizer, pictures)
 
 
+def constant_notes(model: NetworkDerivation) -> list[str]:
+    """Each named constant of the network's activations stated once (LaTeX): its symbol or exact
+    form, its value, and the float32 rounding Keras computes with when it rounds it."""
+    notes = []
+    for rule in dict.fromkeys(layer.activation.rule for layer in model.layers):
+        for constant in rule.constants:
+            shown = sp.latex(constant.shown)
+            value = format_number(float(constant.exact), 16)
+            note = rf"${shown} = {value}$" if constant.shown.is_Symbol else rf"${shown} \approx {value}$"
+            if not constant.rounded:   # Keras computes with it exactly in float64, rounded in float32
+                note += rf" (float32: ${format_number(float(np.float32(float(constant.exact))), 16)}$)"
+            else:
+                note += (rf" stands for its float32 rounding ${format_number(float(constant.value), 16)}$, "
+                         rf"which Keras computes with")
+            notes.append(note + rf" (\texttt{{{escape_latex(rule.name)}}})")
+    return notes
+
+
 def asked_quantities(options: HandoutOptions, work: WorkedSolution) -> Optional[dict[str, Ask]]:
     """The quantities the student sheet asks for (trace name -> its entry), each checked to be a
     step of the back-propagation; None when every entry is asked (no --ask)."""
@@ -850,6 +876,7 @@ def handout_context(spec: Spec, options: HandoutOptions = HandoutOptions(),
         "depth": model.depth,
         "architecture": escape_latex(" - ".join(str(w) for w in spec.widths)),
         "layers": work.tables.layer_table(),
+        "constants": constant_notes(model),
         "network": work.pictures.network_picture(),
         "givens": [latex.step(step) for step in work.givens],
         "appendix": [table for step in work.givens for item in step.items
