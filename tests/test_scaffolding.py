@@ -249,3 +249,18 @@ def test_huber_prints_as_cases_with_the_residual_compared_first(tmp_path):
     assert r"\geq \left|" not in solution
     text = pdf_text(solution, tmp_path)
     assert "otherwise" in text and "where" in text
+
+
+# ---------------------------------------------------------------- variants
+def test_variants_take_the_table_and_the_flags(tmp_path):
+    import json
+    from symbp.classroom.variants import render_variants
+    spec = wide(ask=["delta2"], first_index=1, digits=4)
+    out = render_variants(spec, 2, 0, tmp_path, jobs=1, ask=("W1[0:2,0:3]",), student_rules=True)
+    key = json.loads(out.files[tmp_path / "answer_key.json"])
+    assert "dW1" in next(iter(key.values())) and "dW0" not in next(iter(key.values()))   # the table's first_index
+    for student in ("student_01", "student_02"):
+        sheet = out.files[tmp_path / "students" / student / "wide_student.tex"]
+        assert boxes(sheet) == 6 and "Update of $W_{1}$" in sheet   # the flag's ask, not the table's
+        assert "rounded to 4 decimals" in sheet
+        assert out.specs[student].handout == spec.handout
