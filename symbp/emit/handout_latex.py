@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Optional
 
 import numpy as np
@@ -95,6 +96,13 @@ def pen_box_width(digits: int) -> float:
     return round(max(PEN_MIN_WIDTH, PEN_MM_PER_CHARACTER * (digits + 3)), 1)
 
 
+@lru_cache(maxsize=4096)
+def rule_tex(expr, names: tuple, digits: int) -> str:
+    """A rule in symbols (names bound to their LaTeX): the same for every student of a class,
+    so ``variants`` prints each once per process."""
+    return RowLatexPrinter(dict(names), digits=digits).doprint(expr)
+
+
 class LatexPresenter:
     """Writes steps and sections as LaTeX; ``param_tex`` writes a parameter (W0 -> W_{0});
     ``asked`` (quantity -> :class:`~symbp.spec.handout.Ask`): the student sheet asks only these."""
@@ -113,7 +121,7 @@ class LatexPresenter:
         return None if values is None else {name: self.number(v) for name, v in values.items()}
 
     def symbols(self, expr, names) -> str:
-        return RowLatexPrinter(names, digits=self.digits).doprint(expr)
+        return rule_tex(expr, tuple(sorted(names.items())), self.digits)
 
     def filled(self, expr, names, transposed=None) -> str:
         return RowLatexPrinter(names, transposed, digits=self.digits, filled=True).doprint(expr)
