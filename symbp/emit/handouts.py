@@ -172,16 +172,22 @@ NEURON_RADIUS = 0.45
 LABEL_POSITIONS = tuple(np.round(np.linspace(0.1, 0.9, 33), 3))
 
 
+def _border_points(edge: dict) -> tuple[float, float, float, float]:
+    """Where an edge leaves its source neuron's circle and enters its target's (cm)."""
+    (x0, y0), (x1, y1) = (edge["from"]["x"], edge["from"]["y"]), (edge["to"]["x"], edge["to"]["y"])
+    length = float(np.hypot(x1 - x0, y1 - y0))
+    ux, uy = (x1 - x0) / length, (y1 - y0) / length
+    return x0 + ux * NODE_RADIUS, y0 + uy * NODE_RADIUS, x1 - ux * NODE_RADIUS, y1 - uy * NODE_RADIUS
+
+
 def _place_labels(edges: list[dict], layers: list[dict]) -> bool:
-    """Choose each edge's label position (fraction of the way) so that no two labels and no
-    label and neuron overlap; False when some edge has no free place (draw no labels then)."""
+    """Choose each edge's label position (``at``, a fraction of the way between the circles) so
+    that no two labels and no label and neuron overlap; False when some edge has no free place
+    (draw no labels then)."""
     placed: list[tuple[float, float]] = []
     nodes = [(n["x"], n["y"]) for layer in layers for n in layer["nodes"]]
     for edge in edges:
-        (x0, y0), (x1, y1) = (edge["from"]["x"], edge["from"]["y"]), (edge["to"]["x"], edge["to"]["y"])
-        length = float(np.hypot(x1 - x0, y1 - y0))
-        ux, uy = (x1 - x0) / length, (y1 - y0) / length    # TikZ's pos runs between the borders
-        x0, y0, x1, y1 = x0 + ux * NODE_RADIUS, y0 + uy * NODE_RADIUS, x1 - ux * NODE_RADIUS, y1 - uy * NODE_RADIUS
+        x0, y0, x1, y1 = _border_points(edge)
         for position in LABEL_POSITIONS:
             x, y = x0 + position * (x1 - x0), y0 + position * (y1 - y0)
             free = all(abs(x - px) > 2 * LABEL_HALF[0] or abs(y - py) > 2 * LABEL_HALF[1] for px, py in placed)
@@ -189,7 +195,7 @@ def _place_labels(edges: list[dict], layers: list[dict]) -> bool:
                         for nx, ny in nodes)
             if free and clear:
                 placed.append((x, y))
-                edge["pos"] = position
+                edge["at"] = (round(x, 3), round(y, 3))
                 break
         else:
             return False
@@ -710,16 +716,23 @@ class _Pictures(_StepWriter):
 
     def network_picture(self) -> dict:
         """The layers as columns of neurons, each labelled with its bias, and the edges between
-        them, labelled with their kernel entry (a layer without a kernel joins unit k to unit k)."""
+        them as arrows from circle to circle (cm), labelled with their kernel entry (a layer
+        without a kernel joins unit k to unit k); the picture's box holds it all. (LaTeX's
+        picture environment draws it: TikZ took half a handout's compile time.)"""
         widths = self.spec.widths
         layers = [self.picture_layer(l, width) for l, width in enumerate(widths)]
         edges = [edge for l in range(1, len(widths)) for edge in self.picture_edges(l, layers)]
         label = max(widths) <= LABELLED_WIDTH and _place_labels(edges, layers)
         for edge in edges:
+            edge["line"] = tuple(round(v, 3) for v in _border_points(edge))
             if label and edge["weight"] is not None:
                 edge["text"] = format_number(edge["weight"], 2, significant=0)
             del edge["from"], edge["to"], edge["weight"]
-        return {"layers": layers, "edges": edges, "labelled": label}
+        xs = [layer["x"] for layer in layers]
+        bottom = min(node["y"] for layer in layers for node in layer["nodes"]) - NEURON_RADIUS - 0.1
+        left, top = min(xs) - 1.0, max(layer["top"] for layer in layers) + 0.6
+        box = (round(max(xs) + 1.0 - left, 3), round(top - bottom, 3), round(left, 3), round(bottom, 3))
+        return {"layers": layers, "edges": edges, "labelled": label, "box": box}
 
     def picture_layer(self, l: int, width: int, spacing_x: float = 4.2, spacing_y: float = 1.5) -> dict:
         """Layer l's column (l = 0 the input): its drawn units (a gap past DRAWN_UNITS) and labels."""
@@ -739,8 +752,8 @@ class _Pictures(_StepWriter):
     def picture_edges(self, l: int, layers: list[dict]) -> list[dict]:
         """The edges into layer l, each with its kernel entry (None: no kernel, unit to unit)."""
         kernel = self.kernel_by_inputs(l - 1)
-        return [{"source": source["id"], "target": target["id"], "text": "", "pos": 0.5, "from": source,
-                 "to": target, "weight": None if kernel is None else kernel[source["unit"], target["unit"]]}
+        return [{"text": "", "from": source, "to": target,
+                 "weight": None if kernel is None else kernel[source["unit"], target["unit"]]}
                 for source in layers[l - 1]["nodes"] for target in layers[l]["nodes"]
                 if not (source["gap"] or target["gap"])
                 and (kernel is not None or source["unit"] == target["unit"])]
