@@ -31,10 +31,6 @@ class AskTable:
     rows: list[int]
     groups: list[list[int]]
 
-    @property
-    def count(self) -> int:
-        return len(self.rows) * sum(len(group) for group in self.groups)
-
 
 @dataclass
 class LatexStep:
