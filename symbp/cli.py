@@ -11,18 +11,37 @@ import click
 DTYPES = click.Choice(["float64", "float32"])
 # SPEC is checked by load_spec (missing, a folder, unreadable: exit 2 with one message)
 spec_argument = click.argument("spec", required=False, type=click.Path(path_type=Path))
+
+
 def scaffolding_options(command):
-    """The student sheet's scaffolding, shared by derive and variants."""
-    command = click.option("--name-line", is_flag=True,
-                           help="Put a name and ID line at the top of the student sheet.")(command)
-    return click.option("--student-derivatives/--no-student-derivatives", default=True, show_default=True,
-                        help="Show the SymPy derivative column of the layer table on the student sheet.")(command)
+    """The student sheet's scaffolding, shared by derive and variants. Each flag overrides its
+    key of the spec's [handout] table; a flag not given (None) leaves the table's value."""
+    options = [
+        click.option("--first-index", type=click.IntRange(0, 1), default=None,
+                     help="Number the first layer's weights and thetas from 0 (W0 feeds z1, Keras's order; "
+                          "the default) or 1 (W1, as textbooks do) in handouts and answer keys."),
+        click.option("--digits", type=click.IntRange(1, 16), default=None,
+                     help="Decimals of the numbers in the handouts (default 8; 4 for hand work)."),
+        click.option("--ask", multiple=True, metavar="ENTRY",
+                     help="Ask only these entries on the student sheet, in boxes a pen fits in, e.g. "
+                          "'W1[0:2,0:3]' (the updated W1's rows 0-1, columns 0-2), delta2, dW1[0,1] (repeatable)."),
+        click.option("--name-line/--no-name-line", default=None,
+                     help="Put a name and ID line at the top of the student sheet."),
+        click.option("--student-derivatives/--no-student-derivatives", default=None,
+                     help="Show the SymPy derivative column of the layer table on the student sheet (default: shown)."),
+        click.option("--student-rules/--no-student-rules", default=None,
+                     help="Print the back-propagation rules in symbols on the student sheet (default: not)."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
 
 
-first_index_option = click.option(
-    "--first-index", type=click.IntRange(0, 1), default=0, show_default=True,
-    help="Number the first layer's weights and thetas from 0 (W0 feeds z1, Keras's order) or 1 "
-         "(W1, as textbooks do) in handouts and answer keys.")
+def _handout(**given) -> dict:
+    """The scaffolding flags as the library's handout options (None: the spec's [handout] table)."""
+    return {key: (tuple(value) or None) if key == "ask" else value for key, value in given.items()}
+
+
 tex_timeout_option = click.option(
     "--tex-timeout", type=click.FloatRange(min=0, min_open=True), default=300, show_default=True,
     metavar="SECONDS", help="With --pdf: stop a TeX run that takes longer (exit 2, nothing written).")
@@ -259,8 +278,6 @@ def check(ctx, spec, dtype, as_json, finite_differences, framework, from_keras, 
 @click.option("--no-check", is_flag=True, help="Skip the Keras check.")
 @click.option("--dtype", type=DTYPES, default="float64", show_default=True)
 @click.option("--pdf", is_flag=True, help="Compile the handouts with latexmk or pdflatex (no shell escape).")
-@click.option("--digits", type=click.IntRange(1, 16), default=8, show_default=True,
-              help="Decimals of the numbers in the handouts.")
 @click.option("--explain", multiple=True, metavar="ENTRY",
               help="Expand one entry's gradient by the chain rule, e.g. W1[2,0] or b0[1] (repeatable).")
 @click.option("--bias-symbol", type=click.Choice(["theta", "b"]), default="theta", show_default=True,
@@ -271,12 +288,11 @@ def check(ctx, spec, dtype, as_json, finite_differences, framework, from_keras, 
               help="Also write the handouts as web pages DIR/<name>_solution.html and <name>_student.html.")
 @click.option("--nbgrader", is_flag=True, help="Notebooks with nbgrader cell metadata and autograder cells (implies --notebook).")
 @tex_timeout_option
-@first_index_option
 @scaffolding_options
 @from_keras_options
 @click.pass_context
-def derive(ctx, spec, directory, no_check, dtype, pdf, digits, explain, bias_symbol, notebook, html, nbgrader,
-           tex_timeout, first_index, student_derivatives, name_line, from_keras, data):
+def derive(ctx, spec, directory, no_check, dtype, pdf, explain, bias_symbol, notebook, html, nbgrader,
+           tex_timeout, from_keras, data, **scaffolding):
     """Write everything SPEC can produce into DIR (module, LaTeX handouts, notebooks), then check it against Keras."""
     def action():
         from .io.files import write_all
@@ -284,10 +300,8 @@ def derive(ctx, spec, directory, no_check, dtype, pdf, digits, explain, bias_sym
         loaded = _load(spec, from_keras, data)
         _warn(loaded, handouts=True)
         # everything in memory first (the check and the PDFs included): a failure writes nothing
-        files = rendered_outputs(loaded, directory, notebook=notebook or nbgrader, digits=digits,
-                                 explain=explain, bias_symbol=bias_symbol, html=html, nbgrader=nbgrader,
-                                 first_index=first_index, student_derivatives=student_derivatives,
-                                 name_line=name_line)
+        files = rendered_outputs(loaded, directory, notebook=notebook or nbgrader, explain=explain,
+                                 bias_symbol=bias_symbol, html=html, nbgrader=nbgrader, **_handout(**scaffolding))
         report = None
         if not no_check:
             from .witnesses import compare
@@ -318,11 +332,9 @@ def derive(ctx, spec, directory, no_check, dtype, pdf, digits, explain, bias_sym
 @click.option("-j", "--jobs", type=click.IntRange(min=1), help="Worker processes (default: one per core).")
 @click.option("--pdf", is_flag=True, help="Also compile every handout to PDF (all cores, one precompiled preamble).")
 @tex_timeout_option
-@first_index_option
 @scaffolding_options
 @click.pass_context
-def variants(ctx, spec, count, seed, directory, notebook, nbgrader, check, jobs, pdf, tex_timeout, first_index,
-             student_derivatives, name_line):
+def variants(ctx, spec, count, seed, directory, notebook, nbgrader, check, jobs, pdf, tex_timeout, **scaffolding):
     """Write one assignment per student (DIR/students/student_NN/, to hand out; the solutions in
     DIR/solutions/student_NN/) and the class's answer key.
 
@@ -336,9 +348,8 @@ def variants(ctx, spec, count, seed, directory, notebook, nbgrader, check, jobs,
         for warning in glyph_warnings(loaded.title or loaded.name, "title"):   # in every handout
             click.echo(f"symbp: warning: {warning}", err=True)
         result = write_variants(loaded, count, seed, directory, notebook=notebook or nbgrader, check=check,
-                                jobs=jobs, progress=True, nbgrader=nbgrader, first_index=first_index,
-                                pdf=pdf, tex_timeout=tex_timeout, student_derivatives=student_derivatives,
-                                name_line=name_line)
+                                jobs=jobs, progress=True, nbgrader=nbgrader, pdf=pdf, tex_timeout=tex_timeout,
+                                **_handout(**scaffolding))
         click.echo(f"wrote {count} variants: hand out {directory / STUDENTS}/<student>/; keep "
                    f"{directory / SOLUTIONS}/ and the answer key {directory / KEY_JSON}, {directory / KEY_CSV}")
         if check:

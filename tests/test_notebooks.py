@@ -89,7 +89,8 @@ def test_solution_runs_in_a_fresh_kernel_and_matches_keras(network, tmp_path):
 
 def test_seed_solution_prints_the_seed_numbers():
     solution = notebooks(load_spec())["solution"]
-    printed = {c.source.splitlines()[-1][len("print("):-1]: text_of(c).strip() for c in answer_cells(solution)}
+    # each answer cell ends print(shown(<name>)): small arrays print as NumPy prints them
+    printed = {c.source.splitlines()[-1][len("print(shown("):-2]: text_of(c).strip() for c in answer_cells(solution)}
     for name, seed_text in SEED_PRINTED.items():
         assert printed[name] == seed_text
 

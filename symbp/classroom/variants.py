@@ -350,17 +350,19 @@ def _mark_verdicts(out: ClassSet, framework: str) -> None:
 
 def render_variants(spec: Spec, count: int, seed: int, directory: Path, *, notebook: bool = False,
                     check: bool = False, jobs: Optional[int] = None, progress: bool = False,
-                    first_index: int = 0, pdf: bool = False, student_derivatives: bool = True,
-                    name_line: bool = False, nbgrader: bool = False,
-                    tex_timeout: Optional[float] = None) -> ClassSet:
+                    pdf: bool = False, nbgrader: bool = False, tex_timeout: Optional[float] = None,
+                    **scaffolding) -> ClassSet:
     """Draw the class, compute its answer key, render every student's files (and check them).
 
-    ``first_index`` 1 numbers the first layer's parameters W1 in the handouts and the key files;
     ``pdf`` compiles every handout (:func:`compile_class`; a TeX run past ``tex_timeout`` seconds
-    is stopped, TexTimedOut); ``student_derivatives``, ``name_line``:
-    the student sheet's scaffolding (symbp.emit.handouts.HandoutOptions); ``nbgrader``: notebooks
-    with nbgrader's cells (implies ``notebook``)."""
+    is stopped, TexTimedOut); ``nbgrader``: notebooks with nbgrader's cells (implies ``notebook``);
+    ``scaffolding``: the handouts' options
+    (symbp.emit.handouts.HandoutOptions: ``first_index`` 1 numbers the first layer's parameters
+    W1 in the handouts and the key files; ``digits``, ``ask``, ``student_derivatives``,
+    ``student_rules``, ``name_line``), over the spec's [handout] table."""
+    from ..emit.handouts import HandoutOptions
     spec.require_dense("variants")
+    first_index = HandoutOptions.for_spec(spec, **scaffolding).first_index   # checked before any draw
     directory = Path(directory)
     draws = _draws(spec, seed)
     drawn = _take(spec, draws, count)
@@ -371,8 +373,7 @@ def render_variants(spec: Spec, count: int, seed: int, directory: Path, *, noteb
     if nbgrader:   # every student's test cells alike (nbgrader keeps one source per assignment)
         from .nbgrader import GradedClass
         nbgrader = GradedClass.of(spec, specs.values())
-    handout = {"first_index": first_index, "student_derivatives": student_derivatives,
-               "name_line": name_line, "nbgrader": nbgrader}
+    handout = {**scaffolding, "nbgrader": nbgrader}
     notebook = notebook or nbgrader
     tasks = [(s, directory, student, notebook, key[student] if check else None, handout)
              for student, s in specs.items()]

@@ -230,14 +230,17 @@ def _tidy_in_z(derivative: sp.Expr) -> sp.Expr:
 
 
 @lru_cache(maxsize=None)
-def derive_activation(name: str) -> ActivationDerivation:
+def derive_activation(name: str, shown: bool = False) -> ActivationDerivation:
+    """The activation's forward, derivative and backward rules; ``shown``: derived from the
+    formula as a handout writes it (its named constants exact or by name: Activation.shown_formula),
+    for print only (the module computes with the constants' values)."""
     rule = activations[name]
     if rule.row_wise:
         forward = rule.formula(z, j, _k, K)
         upstream = sp.Sum(g[i] * rule.formula(z, i, _k, K), (i, 0, K - 1))
         backward = express_in_output(row_gradient(upstream, z), rule)
         return ActivationDerivation(rule, forward, None, sp.factor_terms(backward), backward.has(z))
-    formula = rule.formula(_zs)
+    formula = rule.shown_formula(_zs) if shown else rule.formula(_zs)
     if isinstance(formula, sp.Piecewise):
         derivative = sp.Piecewise(*[(_derivative_in_output(e), c) for e, c in formula.args])
     else:

@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import io
 import textwrap
 import zipfile
@@ -129,14 +131,22 @@ class _Emitter:
         self.symbols_used: set[str] = set()
 
     def line(self, target: str, expr, names: dict, equation_lhs: str | None = None) -> Line:
-        printer = ArrayPrinter(names)
-        code = printer.doprint(expr)
-        self.helpers |= printer.helpers_used
+        code, helpers, equation, branches_may_fail = _printed_line(expr, tuple(sorted(names.items())))
+        self.helpers |= helpers
         if isinstance(expr, sp.Basic):
             self.symbols_used |= {str(s) for s in expr.free_symbols}
-        equation = EquationPrinter(names).doprint(expr)
-        guard = UNUSED_BRANCHES_GUARD if printer.branches_may_fail else ""
+        guard = UNUSED_BRANCHES_GUARD if branches_may_fail else ""
         return Line(target, code, f"{equation_lhs or target} = {equation}", guard)
+
+
+@lru_cache(maxsize=4096)
+def _printed_line(expr, names: tuple) -> tuple[str, frozenset, str, bool]:
+    """An equation as NumPy code and as text: (code, helpers it calls, equation, whether its
+    unused branches may fail). The same for every student of a class (names, not numbers), so
+    ``variants`` prints each once per process."""
+    printer = ArrayPrinter(dict(names))
+    code = printer.doprint(expr)
+    return code, frozenset(printer.helpers_used), EquationPrinter(dict(names)).doprint(expr), printer.branches_may_fail
 
 
 def _docstring_safe(text: str) -> str:

@@ -30,6 +30,8 @@ class HtmlStep:
     work: list[Markup]          # the rule with numbers, its parts
     result: list[Markup]        # the line with the result (links back to the rule)
     blank: list[Markup] = field(default_factory=list)
+    rules: list[Markup] = field(default_factory=list)   # the rules in symbols (student scaffolding)
+    asked: bool = False                                  # a sheet that asks for entries asks this step's
 
 
 @dataclass
@@ -38,12 +40,16 @@ class HtmlSection:
     intro: Markup
     steps: list[HtmlStep]
 
+    @property
+    def asked(self) -> bool:
+        return any(step.asked for step in self.steps)
+
 
 class HtmlPresenter(LatexPresenter):
     """LaTeX lines with every matrix of numbers as a placeholder, then MathML with the matrices in."""
 
-    def __init__(self, digits: int, param_tex):
-        super().__init__(digits, param_tex)
+    def __init__(self, digits: int, param_tex, asked=None):
+        super().__init__(digits, param_tex, asked)
         self.inserts: dict[str, str] = {}
         self.count = 0
         self.anchors: dict[str, str] = {}     # an equation's left-hand side -> its step's anchor
@@ -69,20 +75,31 @@ class HtmlPresenter(LatexPresenter):
         self.anchors.update({item.lhs: f"step-{self.count}" for item in step.items if isinstance(item, Equation)})
         lines = [self.math(line) for line in latex.lines]
         rule, work, result = (lines[:1], lines[1:-1], lines[-1:]) if len(lines) > 1 else (lines, [], [])
-        return HtmlStep(f"step-{self.count}", Markup(prose_html(step.title)), rule, work, result,
-                        [self.math(line) for line in latex.blank])
+        blank = [self.math(line) for line in latex.blank]
+        if latex.asked is not None:   # the asked entries: a blank of the selection's shape, its rows and columns
+            table = latex.asked
+            columns = [c for group in table.groups for c in group]
+            blank = [self.math(rf"{table.lhs}[{_span(table.rows)}, {_span(columns)}] = "
+                               rf"{self._insert(blank_matrix_mathml((len(table.rows), len(columns))))}")]
+        return HtmlStep(f"step-{self.count}", Markup(prose_html(step.title)), rule, work, result, blank,
+                        [self.math(line) for line in latex.rules], latex.asked is not None)
 
     def html_section(self, section: Section) -> HtmlSection:
         return HtmlSection(Markup(prose_html(section.title)), Markup(prose_html(section.intro)),
                            [self.html_step(step) for step in section.steps])
 
 
+def _span(indices: list[int]) -> str:
+    """Consecutive indices as NumPy writes their slice: 0{:}3 (one index: itself)."""
+    return str(indices[0]) if len(indices) == 1 else f"{indices[0]}{{:}}{indices[-1] + 1}"
+
+
 def html_context(spec, options, model=None, module=None) -> dict:
     """Everything the HTML templates print, every value prepared here (MathML as Markup)."""
-    from .handouts import architecture, indexed_network, updated_slices, worked_solution
+    from .handouts import architecture, asked_quantities, constant_notes, indexed_network, updated_slices, worked_solution
     work = worked_solution(spec, options, model, module)
     model, notation = work.numbers.model, work.numbers.notation
-    html = HtmlPresenter(options.digits, notation.param)
+    html = HtmlPresenter(options.digits, notation.param, asked_quantities(options, work))
     steps_per_epoch = -(-len(spec.x) // spec.batch_size)
     inline = lambda tex: Markup(latex_to_mathml(tex, html.inserts, display="inline"))   # noqa: E731
     return {
@@ -97,6 +114,7 @@ def html_context(spec, options, model=None, module=None) -> dict:
         "shapes": [{**row, "layer": Markup(prose_html(row["layer"])), "shape": inline(row["shape"])}
                    for row in (work.tables.shape_table() if indexed_network(model) else [])],
         "givens": [html.html_step(step) for step in work.givens],
+        "constants": [Markup(prose_html(note)) for note in constant_notes(model)],
         "hyperparameters": [(Markup(prose_html(name)), inline(f"{symbol} = {value}"), Markup(prose_html(note)))
                             for name, symbol, value, note in work.optimizer.hyperparameters()],
         "update_rule": [html.math(line) for line in work.optimizer.update_rule()],
@@ -112,6 +130,7 @@ def html_context(spec, options, model=None, module=None) -> dict:
                     for name, before, after in work.updated for index, label in updated_slices(before)],
         "trained": None if work.trained is None else [html.html_step(step) for step in work.trained],
         "digits": options.digits,
+        "asking": bool(options.ask), "student_rules": options.student_rules,
     }
 
 

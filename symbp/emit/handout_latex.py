@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Optional
 
 import numpy as np
 import sympy as sp
@@ -21,10 +23,22 @@ from .worked_solution import (BatchMean, ChainRuleItem, EntryForm, EntrySum, Equ
 
 
 @dataclass
+class AskTable:
+    """The entries a student sheet asks of one quantity (``--ask W1[0:2,0:3]``): a box a pen
+    fits in per entry, in groups of columns that fit the page, rows and columns labelled."""
+    lhs: str
+    shape: str
+    rows: list[int]
+    groups: list[list[int]]
+
+
+@dataclass
 class LatexStep:
     title: str
     lines: list[str]
     blank: list[str] = field(default_factory=list)   # the student sheet's version
+    rules: list[str] = field(default_factory=list)   # the rules in symbols (student scaffolding)
+    asked: Optional[AskTable] = None                 # the boxes of a sheet that asks for entries
 
 
 @dataclass
@@ -58,6 +72,10 @@ class LatexSection:
     intro: str
     steps: list[LatexStep]
 
+    @property
+    def asked(self) -> bool:
+        return any(step.asked is not None for step in self.steps)
+
 
 def number_tex(value: float, digits: int) -> str:
     """A number as a factor: negative ones in brackets."""
@@ -65,11 +83,31 @@ def number_tex(value: float, digits: int) -> str:
     return rf"\left({text}\right)" if text.startswith("-") else text
 
 
-class LatexPresenter:
-    """Writes steps and sections as LaTeX; ``param_tex`` writes a parameter (W0 -> W_{0})."""
+#: the widest a pen box gets (mm) per character of a number, its smallest width and its height:
+#: handwriting needs ~2.8 mm a digit and a line of ~8 mm
+PEN_MM_PER_CHARACTER, PEN_MIN_WIDTH, PEN_HEIGHT = 2.8, 16.0, 8.0
+#: the text width of the sheet (A4, 2 cm margins) less the row labels, in mm; the most boxes a sheet asks of one quantity
+PEN_ROW_WIDTH, MAX_ASKED_ENTRIES = 155.0, 512
 
-    def __init__(self, digits: int, param_tex):
-        self.digits, self.param_tex = digits, param_tex
+
+def pen_box_width(digits: int) -> float:
+    """A box wide enough for a handwritten number of ``digits`` decimals (sign, digit, point)."""
+    return round(max(PEN_MIN_WIDTH, PEN_MM_PER_CHARACTER * (digits + 3)), 1)
+
+
+@lru_cache(maxsize=4096)
+def rule_tex(expr, names: tuple, digits: int) -> str:
+    """A rule in symbols (names bound to their LaTeX): the same for every student of a class,
+    so ``variants`` prints each once per process."""
+    return RowLatexPrinter(dict(names), digits=digits).doprint(expr)
+
+
+class LatexPresenter:
+    """Writes steps and sections as LaTeX; ``param_tex`` writes a parameter (W0 -> W_{0});
+    ``asked`` (quantity -> :class:`~symbp.spec.handout.Ask`): the student sheet asks only these."""
+
+    def __init__(self, digits: int, param_tex, asked: Optional[dict] = None):
+        self.digits, self.param_tex, self.asked = digits, param_tex, asked
 
     # ---- numbers and rules
     def m(self, values, marked=None) -> str:
@@ -107,7 +145,7 @@ class LatexPresenter:
         return None if values is None else {name: self.number(v) for name, v in values.items()}
 
     def symbols(self, expr, names) -> str:
-        return RowLatexPrinter(names, digits=self.digits).doprint(expr)
+        return rule_tex(expr, tuple(sorted(names.items())), self.digits)
 
     def filled(self, expr, names, transposed=None) -> str:
         return RowLatexPrinter(names, transposed, digits=self.digits, filled=True).doprint(expr)
@@ -121,12 +159,40 @@ class LatexPresenter:
         return LatexSection(section.title, section.intro, [self.step(step) for step in section.steps])
 
     def step(self, step: Step) -> LatexStep:
-        lines, blank = [], []
+        lines, blank, rules = [], [], []
         for item in step.items:
             item_lines, item_blank = self.item(item)
             lines += item_lines
             blank += item_blank
-        return LatexStep(step.title, lines, blank)
+            if isinstance(item, Equation):
+                rules.append(self.rule_line(item))
+        asked = None
+        if self.asked is not None:
+            blank = []
+            if step.quantity in self.asked:
+                asked = self.ask_table(step, self.asked[step.quantity])
+        return LatexStep(step.title, lines, blank, rules, asked)
+
+    def rule_line(self, eq: Equation) -> str:
+        """``lhs = rule`` in symbols, as the solution's first line of the equation states it."""
+        lhs = eq.shown_lhs or eq.lhs
+        via = "" if eq.via is None else f" = {self.symbols(*eq.via)}"
+        return f"{lhs}{via} = {self.symbols(eq.rule, eq.names)}"
+
+    def ask_table(self, step: Step, ask) -> AskTable:
+        """The boxes for the entries ``ask`` selects of the step's result."""
+        from ..errors import HandoutError
+        equation = [item for item in step.items if isinstance(item, Equation)][-1]
+        try:
+            rows, columns = ask.selection(np.shape(equation.result))
+        except ValueError as err:
+            raise HandoutError(f"--ask {ask.text!r}: {err}") from None
+        if len(rows) * len(columns) > MAX_ASKED_ENTRIES:
+            raise HandoutError(f"--ask {ask.text!r}: asks {len(rows) * len(columns)} entries, at most "
+                               f"{MAX_ASKED_ENTRIES} fit on a sheet: select some, as in W1[0:2,0:3]")
+        per_group = max(1, int(PEN_ROW_WIDTH // (pen_box_width(self.digits) + 3)))
+        groups = [columns[k:k + per_group] for k in range(0, len(columns), per_group)]
+        return AskTable(equation.shown_lhs or equation.lhs, shape_tex(equation.result), rows, groups)
 
     def item(self, item) -> tuple[list[str], list[str]]:
         """(solution lines, student lines) of one item."""

@@ -25,11 +25,12 @@ from ..derivation.calculus import j as _UNIT
 from ..derivation.network import layers_from_spec
 from .codegen import derive_spec, module_source
 from ..errors import HandoutError
-from ..derivation.derive import NetworkDerivation, g as G_ROW
+from ..derivation.derive import NetworkDerivation, derive_activation, g as G_ROW
 from ..derivation.chain_rule import Target, chain_rule
+from ..derivation import naming
 from ..derivation.naming import PARAMETER_CODES, ParamName
 from ..derivation.network import layers_from_spec
-from .handout_latex import LatexPresenter
+from .handout_latex import PEN_HEIGHT, LatexPresenter, pen_box_width
 from .trace import PARTS, output_gradient, worked_parts
 from .worked_solution import (BatchMean, ChainRuleItem, Equation, EntryUpdate, Given, IndexForm, Part, Section,
                               Step)
@@ -37,6 +38,7 @@ from .latex import (ONES_ROW, PARAMETER_AXES, RowLatexPrinter, escape_latex, for
                     shown_indices, tensor_slices)
 from .render import latex_env, render
 from ..spec import Spec
+from ..spec.handout import TABLE_OPTIONS, Ask, parse_ask
 
 BIAS_SYMBOLS = {"theta": r"\theta", "b": "b"}
 #: LaTeX of an optimizer slot, by slot name (others print as \mathrm{name})
@@ -86,6 +88,10 @@ class HandoutOptions:
     #: scaffolding of the student sheet: the SymPy derivative column of the layer table, a name/ID line
     student_derivatives: bool = True
     name_line: bool = False
+    #: the entries the student sheet asks for (symbp.spec.handout: "W1[0:2,0:3]", "delta2"); () asks all
+    ask: tuple[str, ...] = ()
+    #: the student sheet shows the back-propagation rules in symbols (as the solution states them)
+    student_rules: bool = False
 
     def __post_init__(self):
         if self.bias_symbol not in BIAS_SYMBOLS:
@@ -95,6 +101,27 @@ class HandoutOptions:
             raise HandoutError(f"--digits must be between 1 and 16, not {self.digits}")
         if self.first_index not in (0, 1):
             raise HandoutError(f"--first-index must be 0 or 1, not {self.first_index}")
+        self.asked   # the entries' syntax, checked before any work
+
+    @property
+    def asked(self) -> list[Ask]:
+        """The asked entries, read (a syntax error names the entry)."""
+        out = []
+        for text in self.ask:
+            try:
+                out.append(parse_ask(text))
+            except ValueError as err:
+                raise HandoutError(f"--ask {text!r}: {err}") from None
+        return out
+
+    @classmethod
+    def for_spec(cls, spec: Spec, **given) -> "HandoutOptions":
+        """The spec's [handout] table (symbp.spec.handout.TABLE_OPTIONS), each option given here
+        (a CLI flag; None or an empty --ask: not given) overriding its key."""
+        values = {TABLE_OPTIONS[key]: value for key, value in (spec.handout or {}).items()}
+        values.update({key: value for key, value in given.items()
+                       if value is not None and not (key in ("ask", "explain") and not value)})
+        return cls(**{key: tuple(value) if key in ("ask", "explain") else value for key, value in values.items()})
 
 
 # ---------------------------------------------------------------- notation
@@ -146,16 +173,22 @@ NEURON_RADIUS = 0.45
 LABEL_POSITIONS = tuple(np.round(np.linspace(0.1, 0.9, 33), 3))
 
 
+def _border_points(edge: dict) -> tuple[float, float, float, float]:
+    """Where an edge leaves its source neuron's circle and enters its target's (cm)."""
+    (x0, y0), (x1, y1) = (edge["from"]["x"], edge["from"]["y"]), (edge["to"]["x"], edge["to"]["y"])
+    length = float(np.hypot(x1 - x0, y1 - y0))
+    ux, uy = (x1 - x0) / length, (y1 - y0) / length
+    return x0 + ux * NODE_RADIUS, y0 + uy * NODE_RADIUS, x1 - ux * NODE_RADIUS, y1 - uy * NODE_RADIUS
+
+
 def _place_labels(edges: list[dict], layers: list[dict]) -> bool:
-    """Choose each edge's label position (fraction of the way) so that no two labels and no
-    label and neuron overlap; False when some edge has no free place (draw no labels then)."""
+    """Choose each edge's label position (``at``, a fraction of the way between the circles) so
+    that no two labels and no label and neuron overlap; False when some edge has no free place
+    (draw no labels then)."""
     placed: list[tuple[float, float]] = []
     nodes = [(n["x"], n["y"]) for layer in layers for n in layer["nodes"]]
     for edge in edges:
-        (x0, y0), (x1, y1) = (edge["from"]["x"], edge["from"]["y"]), (edge["to"]["x"], edge["to"]["y"])
-        length = float(np.hypot(x1 - x0, y1 - y0))
-        ux, uy = (x1 - x0) / length, (y1 - y0) / length    # TikZ's pos runs between the borders
-        x0, y0, x1, y1 = x0 + ux * NODE_RADIUS, y0 + uy * NODE_RADIUS, x1 - ux * NODE_RADIUS, y1 - uy * NODE_RADIUS
+        x0, y0, x1, y1 = _border_points(edge)
         for position in LABEL_POSITIONS:
             x, y = x0 + position * (x1 - x0), y0 + position * (y1 - y0)
             free = all(abs(x - px) > 2 * LABEL_HALF[0] or abs(y - py) > 2 * LABEL_HALF[1] for px, py in placed)
@@ -163,7 +196,7 @@ def _place_labels(edges: list[dict], layers: list[dict]) -> bool:
                         for nx, ny in nodes)
             if free and clear:
                 placed.append((x, y))
-                edge["pos"] = position
+                edge["at"] = (round(x, 3), round(y, 3))
                 break
         else:
             return False
@@ -265,6 +298,14 @@ class _StepWriter:
         """A rule in symbols, for the tables the templates print beside the steps."""
         return RowLatexPrinter(names, digits=self.digits, **kw).doprint(expr)
 
+    @staticmethod
+    def shown_activation(layer):
+        """The layer's activation rules as the handout writes them: a named constant exact (1/sqrt 2)
+        or by name (lambda), derived from that form (symbp.rules.activations.Constant); the
+        numbers are still the trace's, computed with the values Keras uses."""
+        act = layer.activation
+        return derive_activation(act.rule.name, shown=True) if act.rule.constants else act
+
     def parameter_values(self, layer) -> dict[str, np.ndarray]:
         """A layer instance's parameters by its rule's letters (W, b): what its rule's matrices hold."""
         return {p.code: self.params[ParamName(layer.position, p.kind).code] for p in layer.rule.parameters}
@@ -275,14 +316,14 @@ class _StepWriter:
                 "K": float(self.a[l].shape[1]), **({"g": self.g[l]} if l in self.g else {})}
 
     def step(self, title, lhs, expr, names, values, result, transposed=None, shown_lhs=None,
-             filled_expr=None, worked=None, axes=None) -> Step:
+             filled_expr=None, worked=None, axes=None, quantity=None) -> Step:
         """A step of one :class:`Equation`: ``lhs = rule = rule with values = result``.
 
         ``filled_expr`` (default ``expr``) is the form the values are filled into; for the
         trace key ``worked``, its parts are worked out first (:func:`~symbp.emit.trace.worked_parts`).
         """
         return Step(title, [self.equation(lhs, expr, names, values, result, transposed, shown_lhs,
-                                          filled_expr, worked, axes)])
+                                          filled_expr, worked, axes)], quantity)
 
     def equation(self, lhs, expr, names, values, result, transposed=None, shown_lhs=None,
                  filled_expr=None, worked=None, axes=None) -> Equation:
@@ -427,8 +468,9 @@ class _OptimizerSteps(_StepWriter):
         opt, nt = self.model.optimizer, self.notation
         names = self.update_names(name)
         slots = {sym for sym, _ in opt.slots.values()}
+        final = max(i for i, (target, _) in enumerate(opt.assignments) if target == opt.w)   # after weight decay
         steps = []
-        for target, expr, before, value in self.update_values(name):
+        for i, (target, expr, before, value) in enumerate(self.update_values(name)):
             decay = opt.symbols.get("weight_decay")
             if target == opt.w and decay is not None and decay in expr.free_symbols:
                 title = rf"Weight decay of ${nt.param(name)}$ (before the update, as {escape_latex(opt.rule.name)} does)"
@@ -440,8 +482,9 @@ class _OptimizerSteps(_StepWriter):
                 title = rf"Optimizer quantity for ${nt.param(name)}$"
             lhs = names[str(target)] if target not in slots and target != opt.w else \
                 rf"{names[str(target)]}^{{\mathrm{{new}}}}"
-            steps.append(self.step(title, lhs, self.as_rows(expr), names, before, value,
-                                   shown_lhs=lhs, axes=PARAMETER_AXES))
+            steps.append(self.step(title, lhs, self.as_rows(expr), names, before, value, shown_lhs=lhs,
+                                   axes=PARAMETER_AXES,
+                                   quantity=naming.UPDATED.format(param=name) if i == final else None))
         return steps
 
     def update_rule(self) -> list[str]:
@@ -505,7 +548,7 @@ class _ForwardSteps(_StepWriter):
             numbers = {"a_prev": self.a[l - 1], **values}
             steps.append(self.step(f"Layer {l}: pre-activation", f"z_{{{l}}}", layer.calculus.z, names, numbers,
                                    self.z[l], {code: v.T for code, v in values.items() if np.ndim(v) == 2}))
-            act = layer.activation
+            act = self.shown_activation(layer)
             steps.append(self.step(f"Layer {l}: {escape_latex(act.rule.name)} activation", f"a_{{{l}}}",
                                    act.forward, names, {"z": self.z[l]}, self.a[l],
                                    worked=f"a{l}"))
@@ -544,7 +587,7 @@ class _ForwardSteps(_StepWriter):
     def layer_table(self) -> list[dict]:
         rows = []
         for layer in self.model.layers:
-            act = layer.activation
+            act = self.shown_activation(layer)
             names = {"z": "z", "a": "a", "g": r"\frac{\partial L}{\partial a}"}
             rows.append({"number": layer.number, "units": layer.units,
                          "activation": escape_latex(act.rule.name),
@@ -575,15 +618,15 @@ class _BackpropSections(_StepWriter):
         if loss.on_logits:
             return [self.step(title + " (the loss on the logits: activation and loss together)",
                               rf"\delta_{{{depth}}}", loss.delta, names, self.row_values(depth),
-                              self.delta[depth])]
+                              self.delta[depth], quantity=f"delta{depth}")]
         steps = [self.step(rf"Gradient of the loss with respect to the output, "
                            rf"$g_{{{depth}}} = \partial L / \partial a_{{{depth}}}$",
                            f"g_{{{depth}}}", output_gradient(self.model), names, self.row_values(depth),
-                           self.g[depth], worked=f"g{depth}")]
+                           self.g[depth], worked=f"g{depth}", quantity=f"g{depth}")]
         return steps + self.activation_steps(layer)
 
     def activation_steps(self, layer) -> list[Step]:
-        l, act = layer.number, layer.activation
+        l, act = layer.number, self.shown_activation(layer)
         names = self.notation.layer(l)
         steps = []
         if layer.layer.rule.indexed and act.rule.name == "linear":   # pooling, Flatten: delta = g
@@ -592,18 +635,19 @@ class _BackpropSections(_StepWriter):
         if act.derivative is not None:
             steps.append(self.step(rf"Derivative of {escape_latex(act.rule.name)} (derived by SymPy), "
                                    rf"element-wise", f_prime(l), act.derivative, names,
-                                   self.row_values(l), self.derivative[l]))
+                                   self.row_values(l), self.derivative[l], quantity=f"fprime{l}"))
         title = rf"Error gradient $\delta_{{{l}}} = \partial L / \partial z_{{{l}}}$"
         if act.derivative is None:
             steps.append(self.step(title, rf"\delta_{{{l}}}", act.backward, names, self.row_values(l),
-                                   self.delta[l], worked=f"delta{l}"))
+                                   self.delta[l], worked=f"delta{l}", quantity=f"delta{l}"))
             return steps
         # element-wise: delta = g f'(z), filled in with the derivative's numbers found above
         derivative = sp.IndexedBase("derivative")[_UNIT]
         rule = G_ROW[_UNIT] * derivative
         numbers = {"g": self.g[l], "derivative": self.derivative[l]}
         equation = self.equation(rf"\delta_{{{l}}}", act.backward, names, numbers, self.delta[l], filled_expr=rule)
-        steps.append(Step(title, [replace(equation, via=(rule, {**names, "derivative": f_prime(l)}))]))
+        steps.append(Step(title, [replace(equation, via=(rule, {**names, "derivative": f_prime(l)}))],
+                          f"delta{l}"))
         return steps
 
     def layer_gradient_steps(self, layer) -> list[Step]:
@@ -620,7 +664,7 @@ class _BackpropSections(_StepWriter):
             title = GRADIENT_TITLES.get(name.kind, "Gradient of the {kind} ${param}$").format(
                 param=nt.param(name), biases=biases, l=l, kind=escape_latex(name.kind.replace("_", " ")))
             steps.append(self.step(title, nt.grad(name), calculus.gradients[name.kind], names, numbers,
-                                   self.grads[name.code], transposed))
+                                   self.grads[name.code], transposed, quantity=name.gradient))
         if l > 1:
             used = [name for name in layer.layer.param_names
                     if calculus.g_down.has(calculus.parameters[name.kind])]
@@ -628,7 +672,8 @@ class _BackpropSections(_StepWriter):
                                           f"{'its' if len(used) == 1 else 'their'} update)")
             steps.append(self.step(f"Gradient passed down to layer {l - 1}, "
                                    f"$g_{{{l - 1}}} = \\partial L / \\partial a_{{{l - 1}}}${before}",
-                                   f"g_{{{l - 1}}}", calculus.g_down, names, numbers, self.g[l - 1], transposed))
+                                   f"g_{{{l - 1}}}", calculus.g_down, names, numbers, self.g[l - 1], transposed,
+                                   quantity=f"g{l - 1}"))
         return steps
 
     def backprop(self) -> list[Section]:
@@ -708,16 +753,23 @@ class _Pictures(_StepWriter):
 
     def network_picture(self) -> dict:
         """The layers as columns of neurons, each labelled with its bias, and the edges between
-        them, labelled with their kernel entry (a layer without a kernel joins unit k to unit k)."""
+        them as arrows from circle to circle (cm), labelled with their kernel entry (a layer
+        without a kernel joins unit k to unit k); the picture's box holds it all. (LaTeX's
+        picture environment draws it: TikZ took half a handout's compile time.)"""
         widths = self.spec.widths
         layers = [self.picture_layer(l, width) for l, width in enumerate(widths)]
         edges = [edge for l in range(1, len(widths)) for edge in self.picture_edges(l, layers)]
         label = max(widths) <= LABELLED_WIDTH and _place_labels(edges, layers)
         for edge in edges:
+            edge["line"] = tuple(round(v, 3) for v in _border_points(edge))
             if label and edge["weight"] is not None:
                 edge["text"] = format_number(edge["weight"], 2, significant=0)
             del edge["from"], edge["to"], edge["weight"]
-        return {"layers": layers, "edges": edges, "labelled": label}
+        xs = [layer["x"] for layer in layers]
+        bottom = min(node["y"] for layer in layers for node in layer["nodes"]) - NEURON_RADIUS - 0.1
+        left, top = min(xs) - 1.0, max(layer["top"] for layer in layers) + 0.6
+        box = (round(max(xs) + 1.0 - left, 3), round(top - bottom, 3), round(left, 3), round(bottom, 3))
+        return {"layers": layers, "edges": edges, "labelled": label, "box": box}
 
     def picture_layer(self, l: int, width: int, spacing_x: float = 4.2, spacing_y: float = 1.5) -> dict:
         """Layer l's column (l = 0 the input): its drawn units (a gap past DRAWN_UNITS) and labels."""
@@ -737,8 +789,8 @@ class _Pictures(_StepWriter):
     def picture_edges(self, l: int, layers: list[dict]) -> list[dict]:
         """The edges into layer l, each with its kernel entry (None: no kernel, unit to unit)."""
         kernel = self.kernel_by_inputs(l - 1)
-        return [{"source": source["id"], "target": target["id"], "text": "", "pos": 0.5, "from": source,
-                 "to": target, "weight": None if kernel is None else kernel[source["unit"], target["unit"]]}
+        return [{"text": "", "from": source, "to": target,
+                 "weight": None if kernel is None else kernel[source["unit"], target["unit"]]}
                 for source in layers[l - 1]["nodes"] for target in layers[l]["nodes"]
                 if not (source["gap"] or target["gap"])
                 and (kernel is not None or source["unit"] == target["unit"])]
@@ -808,6 +860,48 @@ def worked_solution(spec: Spec, options: HandoutOptions = HandoutOptions(),
         numbers, forward, optimizer, pictures)
 
 
+def constant_notes(model: NetworkDerivation) -> list[str]:
+    """Each named constant of the network's activations stated once (LaTeX): its symbol or exact
+    form, its value, and the float32 rounding Keras computes with when it rounds it."""
+    notes = []
+    for rule in dict.fromkeys(layer.activation.rule for layer in model.layers):
+        for constant in rule.constants:
+            shown = sp.latex(constant.shown)
+            value = format_number(float(constant.exact), 16)
+            note = rf"${shown} = {value}$" if constant.shown.is_Symbol else rf"${shown} \approx {value}$"
+            if not constant.rounded:   # Keras computes with it exactly in float64, rounded in float32
+                note += rf" (float32: ${format_number(float(np.float32(float(constant.exact))), 16)}$)"
+            else:
+                note += (rf" stands for its float32 rounding ${format_number(float(constant.value), 16)}$, "
+                         rf"which Keras computes with")
+            notes.append(note + rf" (\texttt{{{escape_latex(rule.name)}}})")
+    return notes
+
+
+def asked_quantities(options: HandoutOptions, work: WorkedSolution) -> Optional[dict[str, Ask]]:
+    """The quantities the student sheet asks for (trace name -> its entry), each checked to be a
+    step of the back-propagation; None when every entry is asked (no --ask)."""
+    if not options.ask:
+        return None
+    steps = list(dict.fromkeys(step.quantity for section in work.backprop for step in section.steps
+                               if step.quantity))
+    shown = naming.printed_answer_names(work.numbers.spec.param_names, options.first_index)
+    shown.update({f"{name}_updated": shown[f"{name}_updated"].removesuffix("_updated")
+                  for name in work.numbers.spec.param_names})
+    out = {}
+    for ask in options.asked:
+        try:
+            quantity = ask.quantity(options.first_index)
+        except ValueError as err:
+            raise HandoutError(f"--ask {ask.text!r}: {err}") from None
+        if quantity not in steps:
+            names = ", ".join(shown.get(q, q) for q in steps)
+            raise HandoutError(f"--ask {ask.text!r}: the sheet has no {ask.text.split('[')[0]!r} to ask "
+                               f"(it asks for {names})")
+        out[quantity] = ask
+    return out
+
+
 def handout_context(spec: Spec, options: HandoutOptions = HandoutOptions(),
                     model: NetworkDerivation | None = None, module=None) -> dict:
     """Everything the solution and student templates print: the worked solution written by the
@@ -815,6 +909,10 @@ def handout_context(spec: Spec, options: HandoutOptions = HandoutOptions(),
     work = worked_solution(spec, options, model, module)
     model, notation = work.numbers.model, work.numbers.notation
     latex = LatexPresenter(options.digits, notation.param)
+    asked = asked_quantities(options, work)
+    backprop = [latex.section(section) for section in work.backprop]
+    student_backprop = backprop if asked is None else \
+        [LatexPresenter(options.digits, notation.param, asked).section(section) for section in work.backprop]
     steps_per_epoch = -(-len(spec.x) // spec.batch_size)
     return {
         "title": escape_latex(spec.title or spec.name),
@@ -828,6 +926,7 @@ def handout_context(spec: Spec, options: HandoutOptions = HandoutOptions(),
         "depth": model.depth,
         "architecture": escape_latex(architecture(spec, model)),
         "layers": work.tables.layer_table(),
+        "constants": constant_notes(model),
         "network": work.pictures.network_picture() if not indexed_network(model) else None,
         "shapes": work.tables.shape_table() if indexed_network(model) else [],
         "givens": [latex.step(step) for step in work.givens],
@@ -846,7 +945,12 @@ def handout_context(spec: Spec, options: HandoutOptions = HandoutOptions(),
         "forward": [latex.step(step) for step in work.forward],
         "loss_intro": work.loss_intro,
         "loss": [latex.step(step) for step in work.loss],
-        "backprop": [latex.section(section) for section in work.backprop],
+        "backprop": backprop,
+        "student_backprop": student_backprop,
+        "asking": asked is not None,
+        "pen_width": pen_box_width(options.digits),
+        "pen_height": PEN_HEIGHT,
+        "student_rules": options.student_rules,
         "explained": [latex.step(step) for step in work.explained],
         "updated": [(notation.param(name) + label, latex.m(before[index]), latex.m(after[index]))
                     for name, before, after in work.updated for index, label in updated_slices(before)],

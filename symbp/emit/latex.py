@@ -243,6 +243,29 @@ def _is_row(expr: sp.Basic) -> bool:
 #: the name binding the row of ones in 1^T delta (column sums) to a matrix of numbers
 ONES_ROW = "1^T"
 
+#: each comparison and the same one read from its other side
+_MIRRORED = {sp.GreaterThan: sp.LessThan, sp.LessThan: sp.GreaterThan,
+             sp.StrictGreaterThan: sp.StrictLessThan, sp.StrictLessThan: sp.StrictGreaterThan}
+
+
+def compared_first(condition: sp.Basic) -> sp.Basic:
+    """A piecewise rule's condition with the compared row on the left (huber's
+    ``|a - y| <= delta``, as textbooks write it, not SymPy's ``delta >= |a - y|``)."""
+    if type(condition) in _MIRRORED and _is_row(condition.rhs) and not _is_row(condition.lhs):
+        return _MIRRORED[type(condition)](condition.rhs, condition.lhs, evaluate=False)
+    return condition
+
+
+def cases_tex(printer, pieces, when: str) -> str:
+    """A piecewise rule as one ``cases`` layout: each value, then ``when`` its condition (compared
+    row first) or ``otherwise``; the printers of the rows and of the index form share it."""
+    lines = []
+    for value, condition in pieces:
+        test = r"\text{otherwise}" if condition == sp.true else \
+            rf"\text{{{when} }} {printer._print(compared_first(condition))}"
+        lines.append(rf"{printer._print(value)} & {test}")
+    return r"\begin{cases} " + r" \\ ".join(lines) + r" \end{cases}"
+
 
 class RowLatexPrinter(BoundNames, PositiveFirst, LatexPrinter):
     """LaTeX printer for the derivation model's expressions, in whole matrices.
@@ -348,11 +371,7 @@ class RowLatexPrinter(BoundNames, PositiveFirst, LatexPrinter):
         return super()._print_Pow(expr)
 
     def _print_Piecewise(self, expr):
-        pieces = []
-        for value, condition in expr.args:
-            when = r"\text{otherwise}" if condition == sp.true else rf"\text{{where }} {self._print(condition)}"
-            pieces.append(rf"{self._print(value)} & {when}")
-        return r"\begin{cases} " + r" \\ ".join(pieces) + r" \end{cases}"
+        return cases_tex(self, expr.args, "where")
 
     # ---- matrices of the Dense rule
     def _print_MatMul(self, expr):
@@ -377,11 +396,15 @@ class RowLatexPrinter(BoundNames, PositiveFirst, LatexPrinter):
 
 class IndexLatexPrinter(PositiveFirst, LatexPrinter):
     """The derivation's row formulas in index form (``y_{i}``, ``\\sum_{i=0}^{K-1}``), for a
-    per-sample loss; floats with ``digits`` decimals."""
+    per-sample loss; floats with ``digits`` decimals. A long numerator over a short denominator
+    prints as a factor in front (``\\frac{1}{K} \\sum_{i} ...``, not a sum of cases over K)."""
 
     def __init__(self, digits: int = 8):
-        super().__init__({"fold_short_frac": False})
+        super().__init__({"fold_short_frac": False, "long_frac_ratio": 4})
         self.digits = digits
+
+    def _print_Piecewise(self, expr):
+        return cases_tex(self, expr.args, "if")
 
     def _print_Indexed(self, expr):
         return f"{self._print(expr.base.label)}_{{{','.join(self._print(i) for i in expr.indices)}}}"

@@ -25,6 +25,7 @@ from ..derivation import naming
 from .codegen import EquationPrinter, Line, ModuleContext, array_literal, derive_spec, module_context, module_source
 from ..derivation.derive import NetworkDerivation, derive_activation
 from ..derivation.naming import ParamName
+from .elision import shown, shown_source
 from .printers import HELPERS, ArrayPrinter
 from .render import python_env, render
 from ..spec import LossSpec, Spec
@@ -275,8 +276,58 @@ def check_notebook_size(spec: Spec) -> None:
                             f"{MAX_NOTEBOOK_NUMBERS:,}: use a smaller network or batch for the notebooks")
 
 
-def notebook_context(spec: Spec, model: NetworkDerivation | None = None) -> dict:
-    """Everything the notebook template prints, for one training step on the first batch."""
+@dataclass(frozen=True)
+class AskedEntry:
+    """An entry the sheets ask for (--ask), as the notebook's answer cell: the notebook's
+    variable holding it, the rows and columns selected (slices), its label as the handout
+    names it (written from the parsed entry, never from the user's text)."""
+    label: str
+    variable: str
+    index: tuple[slice, ...]
+    cell: AnswerCell
+
+    def select(self, values: np.ndarray) -> np.ndarray:
+        return np.asarray(values)[self.index]
+
+
+def _slice_code(part: slice) -> str:
+    return f"{part.start}:{part.stop}"
+
+
+def asked_entries(spec: Spec, options, rows: int, module: ModuleContext) -> list[AskedEntry]:
+    """The --ask entries (symbp.emit.handouts.HandoutOptions.asked) as answer cells: ``asked_1 =
+    W0_updated[0:2, 0:3]``; an entry whose quantity the notebook does not compute is an error."""
+    from ..errors import HandoutError
+    if options is None:
+        return []
+    params, widths, out = spec.initial_params(), spec.widths, []
+    variables = {line.target for line in module.backward} | {naming.UPDATED.format(param=p) for p in params}
+    for k, ask in enumerate(options.asked, start=1):
+        variable = ask.quantity(options.first_index)
+        if variable not in variables:
+            raise HandoutError(f"--ask {ask.text!r}: the notebooks compute no {variable} (they ask "
+                               f"for the deltas, g, gradients and updated parameters)")
+        base = variable.removesuffix("_updated").removeprefix("d") if ask.kind in ("gradient", "updated") else None
+        shape = params[base].shape if base else (rows, widths[ask.number])
+        try:
+            picked_rows, columns = ask.selection(shape)
+        except ValueError as err:
+            raise HandoutError(f"--ask {ask.text!r}: {err}") from None
+        index = (slice(columns[0], columns[-1] + 1),) if len(shape) == 1 else \
+            (slice(picked_rows[0], picked_rows[-1] + 1), slice(columns[0], columns[-1] + 1))
+        name = (f"{'d' if ask.kind == 'gradient' else ''}{ParamName.parse(base).printed(options.first_index)}"
+                if base else variable)
+        label = f"{name}[{', '.join(map(_slice_code, index))}]"
+        code = f"{variable}[{', '.join(map(_slice_code, index))}]"
+        what = "the updated " + name if ask.kind == "updated" else name
+        target = f"asked_{k}"
+        out.append(AskedEntry(label, variable, index, AnswerCell(
+            [Answer(target, code, f"{target} = {code}", f"entries {label} of {what} ({variable} here)")], target)))
+    return out
+
+
+def notebook_context(spec: Spec, model: NetworkDerivation | None = None, options=None) -> dict:
+    """Everything the notebook template prints for one step on the first batch (``options``: --ask)."""
     check_notebook_size(spec)
     model = model or derive_spec(spec)
     module = module_context(spec, model)
@@ -333,6 +384,7 @@ def notebook_context(spec: Spec, model: NetworkDerivation | None = None) -> dict
         "witness_loss": "loss_torch" if torch else "loss_keras",
         **(torch_section(spec) if torch else {"torch": False}),
         "tolerance": repr(TOLERANCE.relative),
+        "shown_source": shown_source().rstrip("\n"), "asked": asked_entries(spec, options, rows, module),
     }
 
 
@@ -375,6 +427,9 @@ def _printed(call: ast.Call, values: dict) -> str:
             parts.append(argument.value)
         elif isinstance(argument, ast.Name) and argument.id in values:
             parts.append(str(values[argument.id]))
+        elif (isinstance(argument, ast.Call) and getattr(argument.func, "id", "") == "shown"
+              and len(argument.args) == 1 and getattr(argument.args[0], "id", None) in values):
+            parts.append(str(shown(values[argument.args[0].id])))   # the notebook's own elision
         else:
             raise ValueError(f"notebook template: a print of {ast.dump(argument)} has no traced value")
     return " ".join(parts) + "\n"
@@ -394,17 +449,20 @@ def printed_outputs(cells: list[tuple[str, list[str], str]], values: dict) -> di
     return printed
 
 
-def notebooks(spec: Spec, model: NetworkDerivation | None = None) -> dict:
-    """{"student": notebook, "solution": notebook} (nbformat v4 nodes); run cells show their output."""
+def notebooks(spec: Spec, model: NetworkDerivation | None = None, options=None) -> dict:
+    """{"student": notebook, "solution": notebook} (nbformat v4 nodes); run cells show their output.
+    ``options``: the handouts' (the entries --ask selects are asked in a cell of their own)."""
     import nbformat
     from nbformat import v4
 
-    context = notebook_context(spec, model)
+    context = notebook_context(spec, model, options)
     cells = {kind: split_cells(render(python_env(), TEMPLATE, solution=(kind == "solution"), **context))
              for kind in KINDS}
     if [(k, t) for k, t, _ in cells["student"]] != [(k, t) for k, t, _ in cells["solution"]]:
         raise AssertionError("notebook template: student and solution cells differ in structure")
-    printed = printed_outputs(cells["solution"], traced_values(spec, model or derive_spec(spec)))
+    values = traced_values(spec, model or derive_spec(spec))
+    values.update({entry.cell.printed: entry.select(values[entry.variable]) for entry in context["asked"]})
+    printed = printed_outputs(cells["solution"], values)
     out = {}
     for kind in KINDS:
         nb = v4.new_notebook()
@@ -431,12 +489,12 @@ def notebook_paths(spec: Spec, directory: Path) -> dict[str, Path]:
 
 
 def rendered_notebooks(spec: Spec, directory: Path, model: NetworkDerivation | None = None,
-                       nbgrader=False) -> dict[Path, str]:
+                       nbgrader=False, options=None) -> dict[Path, str]:
     """DIR/<name>_student.ipynb and DIR/<name>_solution.ipynb: path -> JSON text (nothing written).
     ``nbgrader``: with nbgrader's cell metadata and autograder cells (symbp.classroom.nbgrader;
     True: a class of this spec alone, or the GradedClass of a class of variants)."""
     import nbformat
-    books = notebooks(spec, model)
+    books = notebooks(spec, model, options)
     if nbgrader:
         from ..classroom.nbgrader import GradedClass, add_nbgrader_cells, key_quantities
         graded = nbgrader if isinstance(nbgrader, GradedClass) else None

@@ -10,23 +10,20 @@ from ..io.files import write_all
 from ..spec import Spec
 
 
-def rendered_outputs(spec: Spec, directory: Path, *, notebook: bool = False, digits: int = 8,
-                     explain: tuple[str, ...] = (), bias_symbol: str = "theta",
-                     html: bool = False, first_index: int = 0, student_derivatives: bool = True,
-                     name_line: bool = False, nbgrader=False) -> dict[Path, str | bytes]:
+def rendered_outputs(spec: Spec, directory: Path, *, notebook: bool = False, html: bool = False,
+                     nbgrader: bool = False, **handout) -> dict[Path, str | bytes]:
     """Every output file of ``symbp derive`` for ``spec``: path -> text (nothing written).
 
     ``notebook`` adds the assignment notebooks (``nbgrader``: with nbgrader's cells), ``html`` the
-    HTML handouts (DIR/<name>_solution.html, <name>_student.html). The handout options: ``digits``
-    decimals, ``explain`` entries (``W1[2,0]``) expanded by the chain rule, ``bias_symbol`` "theta"
-    or "b", ``first_index`` 0 (W0 feeds z1) or 1 (W1 feeds z1); the student sheet's scaffolding:
-    ``student_derivatives`` (the SymPy derivative column), ``name_line``.
+    HTML handouts (DIR/<name>_solution.html, <name>_student.html). ``handout``: the options of
+    :class:`~symbp.emit.handouts.HandoutOptions` (``digits``, ``explain``, ``bias_symbol``,
+    ``first_index``, the student sheet's ``student_derivatives``, ``name_line``, ``ask``,
+    ``student_rules``), each given one (not None) overriding the spec's [handout] table.
     """
     from .codegen import derive_spec
     from .handouts import HandoutOptions, handout_paths, render_handouts
     from ..witnesses.module import spec_module
-    options = HandoutOptions(digits, tuple(explain), bias_symbol, first_index,   # checked before any work
-                             student_derivatives, name_line)
+    options = HandoutOptions.for_spec(spec, **handout)   # checked before any work
     if notebook:
         from .notebook import check_notebook_size
         check_notebook_size(spec)
@@ -44,7 +41,7 @@ def rendered_outputs(spec: Spec, directory: Path, *, notebook: bool = False, dig
         files.update({path: pages[kind] for kind, path in html_handout_paths(spec, directory).items()})
     if notebook:
         from .notebook import rendered_notebooks
-        files.update(rendered_notebooks(spec, directory, model, nbgrader=nbgrader))
+        files.update(rendered_notebooks(spec, directory, model, nbgrader=nbgrader, options=options))
     return files
 
 

@@ -136,9 +136,11 @@ Item = Union[Equation, Given, IndexForm, EntryForm, EntrySum, Result, BatchMean,
 
 @dataclass
 class Step:
-    """One quantity: its title and what is shown of it."""
+    """One quantity: its title and what is shown of it; ``quantity`` its name in the module's
+    trace and the answer key (delta2, dW0, W0_updated), for a sheet that asks for it."""
     title: str
     items: list = field(default_factory=list)
+    quantity: Optional[str] = None
 
 
 @dataclass

@@ -23,6 +23,28 @@ def f32(value: float) -> sp.Float:
 
 
 @dataclass(frozen=True)
+class Constant:
+    """A constant of an activation's formula (its keyword argument ``name``): ``value`` is what
+    Keras computes with (the float32 rounding where Keras stores one), ``exact`` the number it
+    stands for (1/sqrt 2, SELU's lambda). A handout writes the formula with ``shown`` in its
+    place: the exact number (1/sqrt 2, so SymPy derives e^{-z^2/2}, not e^{-0.49999998 z^2}) or,
+    for a number known only by name, its ``symbol`` (lambda), and states the value once."""
+    name: str
+    value: sp.Expr
+    exact: sp.Expr
+    symbol: str = ""
+
+    @property
+    def shown(self) -> sp.Expr:
+        return sp.Symbol(self.symbol, positive=True) if self.symbol else self.exact
+
+    @property
+    def rounded(self) -> bool:
+        """Keras computes with a rounding of the exact number (float32), not the number itself."""
+        return float(self.value) != float(self.exact)
+
+
+@dataclass(frozen=True)
 class Activation:
     name: str
     formula: Callable[..., sp.Expr]
@@ -32,20 +54,27 @@ class Activation:
     #: TensorFlow's gradient multiplies g by the derivative (ReluGrad: g * (z > 0), so a masked
     #: inf gives nan and a masked negative g gives -0.0) instead of selecting a branch
     multiplies_gradient: bool = False
+    #: the formula's named constants (its keyword arguments, defaulting to what Keras computes with)
+    constants: tuple[Constant, ...] = ()
 
     @property
     def doc(self) -> str:
         return (self.formula.__doc__ or "").strip()
+
+    def shown_formula(self, z) -> sp.Expr:
+        """The formula as a handout writes it: each constant exact or by name (Constant.shown)."""
+        return self.formula(z, **{c.name: c.shown for c in self.constants})
 
 
 activations: Registry[Activation] = Registry("activation")
 
 
 def activation(name: str, *, aliases: tuple[str, ...] = (), row_wise: bool = False,
-               tags_logits: bool = False, multiplies_gradient: bool = False):
+               tags_logits: bool = False, multiplies_gradient: bool = False,
+               constants: tuple[Constant, ...] = ()):
     def register(formula: Callable[..., sp.Expr]) -> Callable[..., sp.Expr]:
-        activations.add(name, Activation(name, formula, row_wise, tags_logits, multiplies_gradient),
-                        aliases)
+        activations.add(name, Activation(name, formula, row_wise, tags_logits, multiplies_gradient,
+                                         constants), aliases)
         return formula
     return register
 
@@ -96,10 +125,12 @@ SELU_ALPHA = sp.Float(1.6732632423543772, 17)
 SELU_SCALE = sp.Float(1.0507009873554805, 17)
 
 
-@activation("selu")
-def selu(z):
-    """f(z) = scale z if z >= 0 else scale alpha (e^z - 1)"""
-    return sp.Piecewise((SELU_SCALE * z, z >= 0), (SELU_SCALE * SELU_ALPHA * (sp.exp(z) - 1), True))
+@activation("selu", constants=(Constant("scale", SELU_SCALE, SELU_SCALE, "lambda"),
+                               Constant("alpha", SELU_ALPHA, SELU_ALPHA, "alpha")))
+def selu(z, scale=SELU_SCALE, alpha=SELU_ALPHA):
+    """f(z) = lambda z if z >= 0 else lambda alpha (e^z - 1), lambda = 1.0507009873554805,
+    alpha = 1.6732632423543772 (Klambauer et al.; Keras's constants)"""
+    return sp.Piecewise((scale * z, z >= 0), (scale * alpha * (sp.exp(z) - 1), True))
 
 
 @activation("softplus")
@@ -123,10 +154,10 @@ def silu(z):
 GELU_C = f32(1 / np.sqrt(2))
 
 
-@activation("gelu")
-def gelu(z):
+@activation("gelu", constants=(Constant("c", GELU_C, 1 / sp.sqrt(2)),))
+def gelu(z, c=GELU_C):
     """f(z) = z/2 erfc(-c z), c = f32(1/sqrt 2) (Keras's exact form)"""
-    return z / 2 * sp.erfc(-GELU_C * z)
+    return z / 2 * sp.erfc(-c * z)
 
 
 @activation("softmax", row_wise=True, tags_logits=True)

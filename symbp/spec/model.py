@@ -145,6 +145,9 @@ class Spec:
     variants: Optional[dict] = None
     #: "keras" (Keras's names, Dense layers) or "torch" (torch.nn / torch.optim names, Linear layers)
     framework: str = "keras"
+    #: the [handout] table as validated (symbp.spec.handout: the student sheet's scaffolding and
+    #: asked entries; the CLI's flags override it); None when absent
+    handout: Optional[dict] = None
 
     @property
     def class_indices(self) -> bool:
@@ -209,7 +212,8 @@ class Spec:
     def with_initial_params(self) -> "Spec":
         """The same spec with every weight and bias written out (nothing left to initializers)."""
         return Spec(self.name, self.x, self.y, self.with_params(self.initial_params()), self.loss,
-                    self.optimizer, self.training, self.title, self.seed, framework=self.framework)
+                    self.optimizer, self.training, self.title, self.seed, framework=self.framework,
+                    handout=self.handout)
 
     def require_dense(self, what: str) -> None:
         """Raise a SpecError naming the first layer ``what`` (handouts, notebooks, variants) does
@@ -237,6 +241,8 @@ class Spec:
         out["training"] = self.training.to_dict()
         if self.variants is not None:
             out["variants"] = self.variants
+        if self.handout is not None:
+            out["handout"] = self.handout
         return out
 
     def to_toml(self) -> str:

@@ -27,6 +27,7 @@ from ..rules.optimizers import ARGUMENT_RANGES as KERAS_OPTIMIZER_RANGES
 from ..rules.torch_losses import ARGUMENT_RANGES as TORCH_LOSS_RANGES, REDUCTIONS
 from ..rules.torch_optimizers import ARGUMENT_RANGES as TORCH_OPTIMIZER_RANGES
 from ..wording import plural
+from .handout import ASK_FORMS, HANDOUT_KEYS, parse_ask
 from .model import WEIGHTS_KEY, LayerSpec, LossSpec, OptimizerSpec, Problem, Spec, SpecError, TrainingSpec
 from .values import (Problems, at_most, in_range, is_finite_number, key_shown, kind_of, matrix,
                      name_in, named_table, nearest, number, shown, table, unknown_keys, vector)
@@ -42,7 +43,8 @@ RESERVED_NAMES = frozenset(sys.stdlib_module_names) | {"numpy", "np", "symbp", "
 #: + outputs), about what a 16 MB spec file holds) keep every command within ~2 GB of memory
 LIMITS = {"layers": 32, "units": 1024, "features": 1024, "samples": 10_000, "epochs": 10_000,
           "seed": 2**32 - 1, "parameters": 2**22, "batch_values": 2**22, "data_values": 2**23}
-TOP_KEYS = {"name", "title", "seed", "framework", "data", "layers", "loss", "optimizer", "training", "variants"}
+TOP_KEYS = {"name", "title", "seed", "framework", "data", "layers", "loss", "optimizer", "training", "variants",
+            "handout"}
 LAYER_KEYS = {"units", "activation", "weights", "bias", "kernel_initializer", "bias_initializer",
               "bias_trainable"}
 TRAINING_KEYS = {"batch_size", "epochs", "shuffle"}
@@ -107,10 +109,11 @@ def validate_spec(data: Any, source: str) -> Spec:
     optimizer = check_optimizer(problems, named_table(problems, data, "optimizer"), framework)
     training = check_training(problems, table(problems, data, "training", required=False))
     variants = check_variants(problems, data["variants"]) if "variants" in data else None
+    handout = check_handout(problems, data["handout"]) if "handout" in data else None
     check_limits(problems, x, y, layers, training, complete)
     problems.raise_if_any(source)
     return Spec(name, x.tolist(), y.tolist(), layers, loss, optimizer, training, title, seed, variants,
-                framework)
+                framework, handout)
 
 
 def check_top_level(problems: Problems, data: dict) -> tuple[Any, str, Any]:
@@ -518,6 +521,46 @@ def check_training(problems: Problems, training_table: dict) -> TrainingSpec:
     if "shuffle" in training_table and training_table["shuffle"] is not False:
         problems.add("training.shuffle", "must be false: symbp replays model.fit(shuffle=False)")
     return training
+
+
+# ---------------------------------------------------------------- [handout]
+def check_handout(problems: Problems, handout_table: Any) -> Optional[dict]:
+    """[handout] (symbp.spec.handout): ask (an array of entries such as "W1[0:2,0:3]"), digits
+    (1 to 16), first_index (0 or 1), derivative_table, symbolic_rules, name_line (booleans)."""
+    if not isinstance(handout_table, dict):
+        problems.expected("handout", "a table", kind_of(handout_table))
+        return None
+    unknown_keys(problems, handout_table, HANDOUT_KEYS, "handout.")
+    out: dict[str, Any] = {}
+    for key in ("derivative_table", "symbolic_rules", "name_line"):
+        if key in handout_table:
+            if isinstance(handout_table[key], bool):
+                out[key] = handout_table[key]
+            else:
+                problems.expected(f"handout.{key}", "true or false", kind_of(handout_table[key]))
+    for key, low, high in (("digits", 1, 16), ("first_index", 0, 1)):
+        value = handout_table.get(key)
+        if key in handout_table and number(problems, value, f"handout.{key}", integer=True) is not None:
+            if low <= value <= high:
+                out[key] = value
+            else:
+                problems.add(f"handout.{key}", f"must be from {low} to {high}, found {value!r}")
+    if "ask" in handout_table:
+        out["ask"] = _check_ask(problems, handout_table["ask"])
+    return out
+
+
+def _check_ask(problems: Problems, ask: Any) -> list:
+    """The asked entries: an array of strings each :func:`symbp.spec.handout.parse_ask` reads."""
+    if not isinstance(ask, list) or not all(isinstance(entry, str) for entry in ask):
+        problems.expected("handout.ask", f"an array of quantities such as {ASK_FORMS}", kind_of(ask))
+        return []
+    for n, entry in enumerate(ask):
+        try:
+            parse_ask(entry)
+        except ValueError as err:
+            problems.add(f"handout.ask[{n}]", f"{shown(entry)}: {err}")
+    return list(ask)
 
 
 # ---------------------------------------------------------------- [variants]
