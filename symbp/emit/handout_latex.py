@@ -102,6 +102,21 @@ def rule_tex(expr, names: tuple, digits: int) -> str:
     return RowLatexPrinter(dict(names), digits=digits).doprint(expr)
 
 
+def appendix_table(given: Given, digits: int) -> AppendixTable | None:
+    """The full values of a given the body shows elided (past MAX_SHOWN rows or columns);
+    None when it shows whole, or is too large to print (APPENDIX_MAX_ENTRIES)."""
+    values = np.atleast_2d(np.asarray(given.value, dtype=float))
+    if values.ndim > 2 or max(values.shape) <= MAX_SHOWN or values.size > APPENDIX_MAX_ENTRIES:
+        return None
+    groups = []
+    for start in range(0, values.shape[1], APPENDIX_COLUMNS):
+        columns = list(range(start, min(start + APPENDIX_COLUMNS, values.shape[1])))
+        rows = [(r, [format_number(values[r, c], digits) for c in columns])
+                for r in range(values.shape[0])]
+        groups.append((columns, rows))
+    return AppendixTable(given.lhs, shape_tex(given.value), groups)
+
+
 class LatexPresenter:
     """Writes steps and sections as LaTeX; ``param_tex`` writes a parameter (W0 -> W_{0});
     ``asked`` (quantity -> :class:`~symbp.spec.handout.Ask`): the student sheet asks only these."""
@@ -280,20 +295,6 @@ class LatexPresenter:
         if np.ndim(eq.result) == 0:
             return [rf"{lhs} = \blank"]
         return [f"{lhs} = {self.blank(np.shape(eq.result))} \\quad ({shape_tex(eq.result)})"]
-
-    def appendix(self, given: Given) -> AppendixTable | None:
-        """The full values of a given the body shows elided (past MAX_SHOWN rows or columns);
-        None when it shows whole, or is too large to print (APPENDIX_MAX_ENTRIES)."""
-        values = np.atleast_2d(np.asarray(given.value, dtype=float))
-        if values.ndim > 2 or max(values.shape) <= MAX_SHOWN or values.size > APPENDIX_MAX_ENTRIES:
-            return None
-        groups = []
-        for start in range(0, values.shape[1], APPENDIX_COLUMNS):
-            columns = list(range(start, min(start + APPENDIX_COLUMNS, values.shape[1])))
-            rows = [(r, [format_number(values[r, c], self.digits) for c in columns])
-                    for r in range(values.shape[0])]
-            groups.append((columns, rows))
-        return AppendixTable(given.lhs, shape_tex(given.value), groups)
 
     def given(self, given: Given) -> str:
         note = rf"\text{{{given.note}: }} " if given.note else ""

@@ -30,7 +30,7 @@ from ..derivation.chain_rule import Target, chain_rule
 from ..derivation import naming
 from ..derivation.naming import PARAMETER_CODES, ParamName
 from ..derivation.network import layers_from_spec
-from .handout_latex import PEN_HEIGHT, LatexPresenter, pen_box_width
+from .handout_latex import PEN_HEIGHT, LatexPresenter, appendix_table, pen_box_width
 from .trace import PARTS, output_gradient, worked_parts
 from .worked_solution import (BatchMean, ChainRuleItem, Equation, EntryUpdate, Given, IndexForm, Part, Section,
                               Step)
@@ -931,7 +931,7 @@ def handout_context(spec: Spec, options: HandoutOptions = HandoutOptions(),
         "shapes": work.tables.shape_table() if indexed_network(model) else [],
         "givens": [latex.step(step) for step in work.givens],
         "appendix": [table for step in work.givens for item in step.items
-                     if isinstance(item, Given) and (table := latex.appendix(item)) is not None],
+                     if isinstance(item, Given) and (table := appendix_table(item, options.digits)) is not None],
         "hyperparameters": work.optimizer.hyperparameters(),
         "loss_name": escape_latex(model.loss.rule.name),
         "optimizer_name": escape_latex(model.optimizer.rule.name),
