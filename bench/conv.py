@@ -6,21 +6,43 @@ float32. Prints the generated ``step`` against Keras's ``train_on_batch`` on the
 batch (timed side by side by :func:`nets.interleaved`), the step's GFLOP/s (the convolutions'
 and the Dense layer's multiply-adds: forward, kernel gradient, and the gradient passed down
 for all but the first layer), and derivation + codegen time from cold caches.
+
+Threads: NumPy's BLAS and TensorFlow run on the same number of threads, ``--threads`` (default
+1: the machine's cores are shared, and a BLAS thread waiting on a descheduled sibling costs more
+than it gains on these small products), set before either library starts; the line printed says
+which. Page faults per step are printed too (NumPy returns its large temporaries to the system
+and touches fresh pages each step; TensorFlow keeps its own pool).
 """
 
 from __future__ import annotations
 
+import argparse
+import os
 import time
 
-import numpy as np
+THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def _threads_from_argv() -> int:
+    """--threads N, read before NumPy is imported (its BLAS reads the variables once, at start)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=1, help="threads for NumPy's BLAS and for TensorFlow")
+    return parser.parse_args().threads
+
+
+THREADS = _threads_from_argv() if __name__ == "__main__" else 1
+for _variable in THREAD_VARIABLES:
+    os.environ[_variable] = str(THREADS)
+
+import numpy as np  # noqa: E402
 
 from nets import interleaved  # noqa: E402  (puts the repository on sys.path)
-from symbp.derivation import derive as derive_module
-from symbp.derivation.network import layers_from_spec
-from symbp.emit.codegen import module_data, module_source
-from symbp.spec.model import Spec
-from symbp.witnesses.keras import build_keras_model, keras_floatx
-from symbp.witnesses.module import load_module
+from symbp.derivation import derive as derive_module  # noqa: E402
+from symbp.derivation.network import layers_from_spec  # noqa: E402
+from symbp.emit.codegen import module_data, module_source  # noqa: E402
+from symbp.spec.model import Spec  # noqa: E402
+from symbp.witnesses.keras import build_keras_model, keras_floatx  # noqa: E402
+from symbp.witnesses.module import load_module  # noqa: E402
 
 BATCH = 64
 LAYERS = [{"type": "Conv2D", "filters": 8, "kernel_size": 3, "activation": "relu"},
@@ -63,6 +85,13 @@ def codegen_seconds(spec: Spec) -> float:
     return time.perf_counter() - start
 
 
+def tensorflow_threads() -> None:
+    """TensorFlow's thread pools at THREADS, before its first operation starts them."""
+    import tensorflow as tf
+    tf.config.threading.set_intra_op_parallelism_threads(THREADS)
+    tf.config.threading.set_inter_op_parallelism_threads(THREADS)
+
+
 def main() -> None:
     spec = lenet_spec()
     seconds = codegen_seconds(spec)
@@ -75,12 +104,18 @@ def main() -> None:
         current["params"] = module.step(current["params"], x, y)[0]
 
     with keras_floatx("float32"):
+        tensorflow_threads()
         model = build_keras_model(spec, params)
-        times = interleaved({"generated": generated, "Keras": lambda: model.train_on_batch(x, y)}, rounds=9)
+        faults: dict = {}
+        times = interleaved({"generated": generated, "Keras": lambda: model.train_on_batch(x, y)}, rounds=9,
+                            page_faults=faults)
     flops = step_flops(spec)
     print(f"LeNet-sized CNN, batch {BATCH}, float32: derivation + codegen {seconds:.2f} s")
+    print(f"  threads: {THREADS} ({', '.join(THREAD_VARIABLES)} for NumPy's BLAS; TensorFlow's intra-op "
+          f"and inter-op pools)")
     for name, t in times.items():
-        print(f"  {name:10s} {t * 1e3:8.2f} ms/step  {flops / t / 1e9:6.2f} GFLOP/s")
+        print(f"  {name:10s} {t * 1e3:8.2f} ms/step  {flops / t / 1e9:6.2f} GFLOP/s  "
+              f"{faults[name]:7.0f} page faults/step")
     print(f"  generated / Keras speed: {times['Keras'] / times['generated']:.2f}x")
 
 
