@@ -92,6 +92,19 @@ def tensorflow_threads() -> None:
     tf.config.threading.set_inter_op_parallelism_threads(THREADS)
 
 
+def keep_freed_memory() -> bool:
+    """Ask glibc's malloc to keep freed memory in the process (no fresh mmap per large array, no
+    trimming of the heap's top): a pool as TensorFlow's allocator keeps for itself. False where
+    there is no glibc ``mallopt``."""
+    import ctypes
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    return bool(mallopt(m_mmap_threshold, 32 << 20)) and bool(mallopt(m_trim_threshold, 1 << 30))
+
+
 def main() -> None:
     spec = lenet_spec()
     seconds = codegen_seconds(spec)
@@ -103,20 +116,25 @@ def main() -> None:
     def generated():
         current["params"] = module.step(current["params"], x, y)[0]
 
-    with keras_floatx("float32"):
-        tensorflow_threads()
-        model = build_keras_model(spec, params)
-        faults: dict = {}
-        times = interleaved({"generated": generated, "Keras": lambda: model.train_on_batch(x, y)}, rounds=9,
-                            page_faults=faults)
     flops = step_flops(spec)
     print(f"LeNet-sized CNN, batch {BATCH}, float32: derivation + codegen {seconds:.2f} s")
     print(f"  threads: {THREADS} ({', '.join(THREAD_VARIABLES)} for NumPy's BLAS; TensorFlow's intra-op "
           f"and inter-op pools)")
-    for name, t in times.items():
-        print(f"  {name:10s} {t * 1e3:8.2f} ms/step  {flops / t / 1e9:6.2f} GFLOP/s  "
-              f"{faults[name]:7.0f} page faults/step")
-    print(f"  generated / Keras speed: {times['Keras'] / times['generated']:.2f}x")
+    with keras_floatx("float32"):
+        tensorflow_threads()
+        model = build_keras_model(spec, params)
+        candidates = {"generated": generated, "Keras": lambda: model.train_on_batch(x, y)}
+        for allocator in ("glibc malloc's defaults", "freed memory kept in the process"):
+            if allocator.startswith("freed") and not keep_freed_memory():
+                print("  (no glibc mallopt here: the default allocator only)")
+                break
+            faults: dict = {}
+            times = interleaved(candidates, rounds=9, page_faults=faults)
+            print(f"  allocator: {allocator}")
+            for name, t in times.items():
+                print(f"    {name:10s} {t * 1e3:8.2f} ms/step  {flops / t / 1e9:6.2f} GFLOP/s  "
+                      f"{faults[name]:7.0f} page faults/step")
+            print(f"    generated / Keras speed: {times['Keras'] / times['generated']:.2f}x")
 
 
 if __name__ == "__main__":

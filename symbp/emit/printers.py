@@ -448,34 +448,38 @@ def _letters(symbols) -> dict:
     return out
 
 
-def tensordot_axes(first: sp.Indexed, second: sp.Indexed, target: tuple):
-    """(axes of ``first``, axes of ``second``, transposition of the result) that compute
-    sum_{shared} first * second for the entries ``target`` as ``np.tensordot``, or None when the
-    product is not such a contraction (an index kept by both, or summed in only one).
+def contraction(first: sp.Indexed, second: sp.Indexed, target: tuple):
+    """(transposition of ``first``, of ``second``, number of summed axes) with which
+    ``np.tensordot(first.transpose(..), second.transpose(..), axes=n)`` is sum_{shared} first *
+    second for the entries ``target``, in its order; None when the product is no such
+    contraction (an index kept by both or summed in one only, or the target not ``first``'s
+    kept indices then ``second``'s).
 
     A contraction of two arrays over their shared indices is one matrix product of the two
     reshaped (one copy of a strided window view, then BLAS): the convolution, its kernel
     gradient and the windows' gradient all are; ``np.einsum`` gets there through its own path
-    search and transposes, 2-3x slower on these shapes. The shared indices are summed in
-    ``second``'s order: tensordot reshapes ``second`` to (shared, free), with no copy when they
-    lead it, and a kernel's (u.., k) is its input's own memory order (rows, columns, channels),
-    so the windows' copy reads runs of channels (5x faster than in the view's (k, u..) order).
+    search and transposes, 2-3x slower on these shapes. The shared indices are summed in the
+    order of the array with fewer indices (the kernel or delta, read in place): a kernel's
+    (u.., k) is its input's own memory order (rows, columns, channels), so the windows' copy
+    reads runs of channels (5x faster than in the view's (k, u..) order). The result comes out
+    in the target's order and C-contiguous (the windows' adjoint adds it back 2x faster so).
     """
     a, b = first.indices, second.indices
-    shared = [s for s in b if s in a]
-    free = [s for s in a if s not in b] + [s for s in b if s not in a]
-    if not shared or len(set(a)) < len(a) or len(set(b)) < len(b) or sorted(free, key=str) != sorted(target, key=str) \
-            or any(s in target for s in shared):
+    kept_first, kept_second = [s for s in a if s not in b], [s for s in b if s not in a]
+    split = len(kept_first)
+    if len(set(a)) < len(a) or len(set(b)) < len(b) or set(target[:split]) != set(kept_first) \
+            or set(target[split:]) != set(kept_second) or len(target) != split + len(kept_second):
         return None
-    order = tuple(free.index(s) for s in target)
-    return [a.index(s) for s in shared], [b.index(s) for s in shared], order
+    shared = [s for s in (a if len(a) < len(b) else b) if s in a and s in b]
+    return ([a.index(s) for s in (*target[:split], *shared)],
+            [b.index(s) for s in (*shared, *target[split:])], len(shared))
 
 
 class EinsumPrinter(ArrayPrinter):
     """Prints an entry formula (a sum of products of indexed arrays, as the indexed layers' rules
     are) for the entries ``target`` (its index symbols, in order) as whole-array NumPy: each added
     term a contraction of two arrays over their shared indices as one ``np.tensordot`` (BLAS: see
-    :func:`tensordot_axes`), any other product one ``np.einsum``, or the array itself when it is
+    :func:`contraction`), any other product one ``np.einsum``, or the array itself when it is
     already indexed by (a suffix of) the target, so it broadcasts (the bias b[c] added to every
     window position)."""
 
@@ -493,7 +497,7 @@ class EinsumPrinter(ArrayPrinter):
         others = [f for f in factors if not isinstance(f, sp.Indexed)]
         if len(arrays) == 1 and arrays[0].indices == self.target[len(self.target) - len(arrays[0].indices):]:
             text = self._print(arrays[0])
-        elif len(arrays) == 2 and tensordot_axes(*arrays, self.target) is not None:
+        elif len(arrays) == 2 and self._tensordot(*arrays):
             text = self._tensordot(*arrays)
         else:
             letters = _letters([s for f in arrays for s in f.indices] + list(self.target))
@@ -503,24 +507,16 @@ class EinsumPrinter(ArrayPrinter):
         scale = [self._print(f) for f in others] + ([] if coefficient == 1 else [self._print(coefficient)])
         return " * ".join([*scale, text])
 
-    def _tensordot(self, first: sp.Indexed, second: sp.Indexed) -> str:
-        """``np.tensordot`` of the two arrays in the order that reads the smaller one (the
-        kernel, or delta: the larger is the strided windows, copied anyway) in place, with no
-        transposed copy (tensordot puts ``first``'s summed axes last and ``second``'s first);
-        then the order needing the least reordering of the result (the longest run of its
-        leading axes in place), and ``.transpose`` if any is needed."""
-        smallest = min(len(first.indices), len(second.indices))
-
-        def preference(pair):
-            left, right, order = tensordot_axes(*pair, self.target)
-            first_rank, second_rank = (len(f.indices) for f in pair)
-            in_place = (first_rank == smallest and left == list(range(first_rank - len(left), first_rank))) + \
-                (second_rank == smallest and right == list(range(len(right))))
-            return in_place, next((i for i, axis in enumerate(order) if axis != i), len(order))
-        first, second = max(((first, second), (second, first)), key=preference)
-        left, right, order = tensordot_axes(first, second, self.target)
-        text = f"np.tensordot({self._print(first)}, {self._print(second)}, axes=({left}, {right}))"
-        return text if order == tuple(range(len(order))) else f"{text}.transpose{order}"
+    def _tensordot(self, first: sp.Indexed, second: sp.Indexed) -> str | None:
+        """``np.tensordot`` of the two arrays, each transposed (when it must be) so their kept
+        axes come out in the target's order (:func:`contraction`), or None."""
+        for pair in ((first, second), (second, first)):
+            found = contraction(*pair, self.target)
+            if found is not None:
+                operands = [self._print(array) + ("" if list(order) == sorted(order) else f".transpose{tuple(order)}")
+                            for array, order in zip(pair, found[:2])]
+                return f"np.tensordot({operands[0]}, {operands[1]}, axes={found[2]})"
+        return None
 
 
 class IndexNotationPrinter(StrPrinter):
