@@ -197,6 +197,7 @@ class ModuleContext:
     initializer_helper: str
     z_names: list
     a_names: list
+    mask_names: list            # the pooling layers' selection weights _forward returns too
     delta_names: list
     layers: list                # LayerLines, input to output
     forward: list               # every layer's forward lines, in order
@@ -253,9 +254,9 @@ def _backward_lines(model: NetworkDerivation, emit: "_Emitter", loss_names: dict
     """From the output down: delta{l} (the loss's at the top, else g{l} passed down from the
     layer above then the activation's chain rule), then each parameter's gradient."""
     backward, depth = [], model.depth
-    for layer in model.layers:   # what the indexed layers read, as the forward pass read it
+    for layer in model.layers:   # what the indexed layers read (views), their masks the forward pass's
         if layer.layer.rule.indexed and layer.layer.rule.gather.kind == "windows":
-            backward += indexed.gather_lines(layer, emit, Line)
+            backward += indexed.gather_lines(layer, emit, Line, masks=False)
     for layer in reversed(model.layers):
         l = layer.number
         names = {**naming.layer_names(l), **_rule_names(layer)}
@@ -379,6 +380,7 @@ def module_context(spec: Spec, model: NetworkDerivation | None = None) -> Module
         epochs=spec.epochs, batch_size=spec.batch_size, **_initial_values(spec),
         z_names=[naming.PRE_ACTIVATION.format(l=l) for l in range(1, depth + 1)],
         a_names=[naming.OUTPUT.format(l=l) for l in range(depth + 1)],
+        mask_names=indexed.mask_names(model.layers),
         delta_names=[naming.DELTA.format(l=l) for l in range(1, depth + 1)],
         layers=layer_lines, forward=[line for layer in layer_lines for line in layer.forward],
         loss_line=loss_line, label_line=label_line,

@@ -33,8 +33,9 @@ def window_geometry(layer) -> tuple[tuple, tuple, str]:
     return window, tuple(int(s) for s in gather.strides(args)), padding
 
 
-def gather_lines(layer, emit, line_class) -> list:
-    """win{l} (and mask{l}) of indexed layer ``layer``: what its entry formula reads."""
+def gather_lines(layer, emit, line_class, masks: bool = True) -> list:
+    """win{l} (and mask{l}, unless ``masks`` is False: the backward pass reuses the forward
+    pass's) of indexed layer ``layer``: what its entry formula reads."""
     l, gather = layer.number, layer.calculus.rule.gather
     a_prev, win, mask = naming.OUTPUT.format(l=l - 1), naming.WINDOWS.format(l=l), naming.MASK.format(l=l)
     if gather.kind == "flatten":
@@ -45,6 +46,8 @@ def gather_lines(layer, emit, line_class) -> list:
     ones = f'_windows(np.ones_like({a_prev}[:1]), {window}, {strides}, "{padding}"){squeeze}'
     lines = [line_class(win, f'_windows({a_prev}, {window}, {strides}, "{padding}"){squeeze}',
                         f"{win}[n,p..,k,u..] = {a_prev}[n, p*s+u - pad, .., k]: the {'x'.join(map(str, window))} windows, strides {strides}, {padding} padding")]
+    if not masks:
+        return lines
     if gather.mask == "first_max":
         emit.helpers.add("_first_max_mask")
         inside = f", {ones}" if padding == "same" else ""
@@ -55,6 +58,14 @@ def gather_lines(layer, emit, line_class) -> list:
         lines.append(line_class(mask, f"_mean_mask({ones}, {len(window)})",
                                 f"{mask} = 1 / (entries of the input in the window)"))
     return lines
+
+
+def mask_names(layers) -> list[str]:
+    """mask{l} of every layer whose gather has selection weights, input to output: what the
+    forward pass hands the backward pass besides z and a (max pooling's mask costs as much as
+    the pooling itself)."""
+    return [naming.MASK.format(l=layer.number) for layer in layers
+            if layer.layer.rule.indexed and layer.layer.rule.gather.mask]
 
 
 def forward_line(layer, line_class):
