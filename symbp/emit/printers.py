@@ -150,15 +150,20 @@ HELPERS = {
     ]),
     "_windows_adjoint": ("dwin, shape, window, strides, padding",
                          "The adjoint of _windows: every window entry added back where it was read, "
-                         "padding dropped (one pass per offset in the window, none per pixel).", [
+                         "padding dropped (one pass per offset in the window, none per pixel). The first "
+                         "offset's entries are written, not added: reading untouched zeros first would cost "
+                         "the system a second page fault per page.", [
         "axes = tuple(range(1, 1 + len(window)))",
         "totals = [max((-(-shape[i] // s) - 1) * s + k - shape[i], 0) if padding == \"same\" else 0"
         " for i, k, s in zip(axes, window, strides)]",
         "padded = np.zeros((shape[0], *(shape[i] + t for i, t in zip(axes, totals)), shape[-1]), dwin.dtype)",
         "positions = dwin.shape[1:1 + len(window)]",
         "for offset in np.ndindex(*window):",
-        "    rows = tuple(slice(o, o + s * (n - 1) + 1, s) for o, s, n in zip(offset, strides, positions))",
-        "    padded[(slice(None), *rows)] += dwin[(Ellipsis, *offset)]",
+        "    rows = (slice(None), *(slice(o, o + s * (n - 1) + 1, s) for o, s, n in zip(offset, strides, positions)))",
+        "    if any(offset):",
+        "        padded[rows] += dwin[(Ellipsis, *offset)]",
+        "    else:",
+        "        padded[rows] = dwin[(Ellipsis, *offset)]",
         "return padded[(slice(None), *(slice(t // 2, t // 2 + shape[i]) for i, t in zip(axes, totals)))]",
     ]),
     "_first_max_mask": ("win, rank, inside=None",
