@@ -355,15 +355,17 @@ def test_the_lenet_step_has_no_python_loop_over_pixels():
     assert not any(line.strip().startswith(("for ", "while ")) for line in body.splitlines())
 
 
-def test_the_backward_pass_reuses_the_forward_pass_masks_and_kinks_read_past_them():
-    """_forward returns max pooling's selection weights with z and a; backward takes them from
-    there, and the kink search (which unpacks the forward pass) still runs on a relu CNN."""
+def test_the_backward_pass_reuses_the_forward_pass_windows_and_masks_and_kinks_read_past_them():
+    """_forward returns the windows and max pooling's selection weights with z and a; backward
+    takes them from there, and the kink search (which unpacks the forward pass) still runs on a
+    relu CNN."""
     from symbp.derivation.kinks import nearest_kink
     spec = make_spec(LENET[:2] + LENET[4:], (3, 6, 6, 1), classes=10)
     source = module_source(spec)
     module = load_module(source, "lenet_masks")
-    zs, outputs, masks = module._forward(module.initial_params(), module.X)
-    assert len(masks) == 1 and masks[0].shape == (3, 2, 2, 8, 2, 2) and np.all(masks[0].sum(axis=(-2, -1)) == 1)
-    assert source.count("_first_max_mask(win2, 2)") == 1
+    zs, outputs, (win1, win2, mask2) = module._forward(module.initial_params(), module.X)
+    assert win1.shape == (3, 4, 4, 1, 3, 3) and win2.shape == mask2.shape == (3, 2, 2, 8, 2, 2)
+    assert np.all(mask2.sum(axis=(-2, -1)) == 1)
+    assert source.count("_first_max_mask(win2, 2)") == 1 and source.count("win1 = _windows(") == 1
     hit = nearest_kink(spec, module)
     assert hit is not None and hit.where.startswith("layer 0 (relu) z")

@@ -2,9 +2,10 @@
 
 Each indexed rule (:mod:`symbp.rules.layers`) reads its input through a Gather: the line
 ``win{l} = _windows(a{l-1}, window, strides, padding)`` (a strided view of the padded input, no
-copy) or ``a{l-1}`` flattened; pooling's selection weights ``mask{l}``; then its entry formula and
-its derived entry gradients, each printed as one ``np.einsum`` (:class:`EinsumPrinter`), with the
-formula in index notation as the line's comment. The gradient passed down is the derived
+copy) or ``a{l-1}`` flattened; pooling's selection weights ``mask{l}`` (the forward pass hands
+windows and masks to the backward pass); then its entry formula and its derived entry
+gradients, each printed as one ``np.tensordot`` or ``np.einsum`` (:class:`EinsumPrinter`), with
+the formula in index notation as the line's comment. The gradient passed down is the derived
 ``dwin{l}`` added back by the windows' adjoint (``_windows_adjoint``) or reshaped.
 """
 
@@ -33,9 +34,8 @@ def window_geometry(layer) -> tuple[tuple, tuple, str]:
     return window, tuple(int(s) for s in gather.strides(args)), padding
 
 
-def gather_lines(layer, emit, line_class, masks: bool = True) -> list:
-    """win{l} (and mask{l}, unless ``masks`` is False: the backward pass reuses the forward
-    pass's) of indexed layer ``layer``: what its entry formula reads."""
+def gather_lines(layer, emit, line_class) -> list:
+    """win{l} (and mask{l}) of indexed layer ``layer``: what its entry formula reads."""
     l, gather = layer.number, layer.calculus.rule.gather
     a_prev, win, mask = naming.OUTPUT.format(l=l - 1), naming.WINDOWS.format(l=l), naming.MASK.format(l=l)
     if gather.kind == "flatten":
@@ -46,8 +46,6 @@ def gather_lines(layer, emit, line_class, masks: bool = True) -> list:
     ones = f'_windows(np.ones_like({a_prev}[:1]), {window}, {strides}, "{padding}"){squeeze}'
     lines = [line_class(win, f'_windows({a_prev}, {window}, {strides}, "{padding}"){squeeze}',
                         f"{win}[n,p..,k,u..] = {a_prev}[n, p*s+u - pad, .., k]: the {'x'.join(map(str, window))} windows, strides {strides}, {padding} padding")]
-    if not masks:
-        return lines
     if gather.mask == "first_max":
         emit.helpers.add("_first_max_mask")
         inside = f", {ones}" if padding == "same" else ""
@@ -60,12 +58,16 @@ def gather_lines(layer, emit, line_class, masks: bool = True) -> list:
     return lines
 
 
-def mask_names(layers) -> list[str]:
-    """mask{l} of every layer whose gather has selection weights, input to output: what the
-    forward pass hands the backward pass besides z and a (max pooling's mask costs as much as
+def gathered_names(layers) -> list[str]:
+    """win{l} and mask{l} of every windowed layer, input to output: what the forward pass hands
+    the backward pass besides z and a (the windows are views, max pooling's mask costs as much as
     the pooling itself)."""
-    return [naming.MASK.format(l=layer.number) for layer in layers
-            if layer.layer.rule.indexed and layer.layer.rule.gather.mask]
+    names = []
+    for layer in layers:
+        gather = layer.layer.rule.gather if layer.layer.rule.indexed else None
+        if gather is not None and gather.kind == "windows":
+            names += [naming.WINDOWS.format(l=layer.number)] + ([naming.MASK.format(l=layer.number)] if gather.mask else [])
+    return names
 
 
 def forward_line(layer, line_class):
