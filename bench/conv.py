@@ -5,19 +5,24 @@ MaxPooling2D 2 -> Flatten -> Dense 10 softmax, categorical cross-entropy, SGD, b
 float32. Prints the generated ``step`` against Keras's ``train_on_batch`` on the same weights and
 batch (timed side by side by :func:`nets.interleaved`), the step's GFLOP/s (the convolutions'
 and the Dense layer's multiply-adds: forward, kernel gradient, and the gradient passed down
-for all but the first layer), and derivation + codegen time from cold caches.
+for all but the first layer), derivation + codegen time from cold caches, and the whole
+``symbp codegen`` command in a fresh process.
 
 Threads: NumPy's BLAS and TensorFlow run on the same number of threads, ``--threads`` (default
 1: the machine's cores are shared, and a BLAS thread waiting on a descheduled sibling costs more
 than it gains on these small products), set before either library starts; the line printed says
-which. Page faults per step are printed too (NumPy returns its large temporaries to the system
-and touches fresh pages each step; TensorFlow keeps its own pool).
+which. Allocators: both are timed twice in the one run, first with glibc malloc's defaults, then
+with freed memory kept in the process (``mallopt``: no mmap per large array, no trimming). With
+the defaults NumPy gives each step's large temporaries back to the system and touches fresh pages
+the next step (a page fault per 4 KiB, several microseconds each on a loaded machine), while
+TensorFlow keeps its own pool; the page faults per step are printed beside the times.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 
 THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
@@ -36,7 +41,7 @@ for _variable in THREAD_VARIABLES:
 
 import numpy as np  # noqa: E402
 
-from nets import interleaved  # noqa: E402  (puts the repository on sys.path)
+from nets import ROOT, interleaved  # noqa: E402  (puts the repository on sys.path)
 from symbp.derivation import derive as derive_module  # noqa: E402
 from symbp.derivation.network import layers_from_spec  # noqa: E402
 from symbp.emit.codegen import module_data, module_source  # noqa: E402
@@ -85,6 +90,21 @@ def codegen_seconds(spec: Spec) -> float:
     return time.perf_counter() - start
 
 
+def command_seconds(spec: Spec) -> float:
+    """``symbp codegen`` of the spec's TOML in a fresh process: imports, parsing, derivation,
+    codegen and writing, as a user runs it."""
+    import subprocess
+    import tempfile
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, f"{spec.name}.toml")
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(spec.to_toml())
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "symbp", "codegen", path, "-o", os.path.join(folder, "out")],
+                       check=True, capture_output=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        return time.perf_counter() - start
+
+
 def tensorflow_threads() -> None:
     """TensorFlow's thread pools at THREADS, before its first operation starts them."""
     import tensorflow as tf
@@ -117,7 +137,8 @@ def main() -> None:
         current["params"] = module.step(current["params"], x, y)[0]
 
     flops = step_flops(spec)
-    print(f"LeNet-sized CNN, batch {BATCH}, float32: derivation + codegen {seconds:.2f} s")
+    print(f"LeNet-sized CNN, batch {BATCH}, float32: derivation + codegen {seconds:.2f} s "
+          f"(`symbp codegen` in a fresh process: {command_seconds(spec):.2f} s)")
     print(f"  threads: {THREADS} ({', '.join(THREAD_VARIABLES)} for NumPy's BLAS; TensorFlow's intra-op "
           f"and inter-op pools)")
     with keras_floatx("float32"):
