@@ -193,7 +193,8 @@ def test_max_pooling_ties_go_where_tensorflow_sends_them():
 
 def test_the_first_max_mask_is_argmax_choice_on_ties_nan_and_infinities():
     """One pass per window offset picks what argmax over each window picks (the first of tied
-    maxima, the first NaN, -inf when all are), for strided and overlapping windows."""
+    maxima, the first NaN, -inf when all are), for strided and overlapping windows; a window of
+    more than 16 entries (global pooling) takes argmax itself."""
     spec = make_spec([{"type": "Conv2D", "filters": 1, "kernel_size": 1}, {"type": "MaxPooling2D"},
                       {"type": "Flatten"}, {"units": 2}], (1, 4, 4, 1), classes=2)
     module = load_module(module_source(spec), "conv_net_first_max")
@@ -202,7 +203,7 @@ def test_the_first_max_mask_is_argmax_choice_on_ties_nan_and_infinities():
         x = rng.integers(-2, 3, (2, 5, 6, 3)).astype(float)
         x[rng.random(x.shape) < 0.1 * (trial % 3 == 0)] = np.nan
         x[rng.random(x.shape) < 0.3 * (trial % 5 == 0)] = -np.inf
-        for window, strides in (((2, 2), (2, 2)), ((3, 2), (1, 2)), ((2, 3), (2, 1))):
+        for window, strides in (((2, 2), (2, 2)), ((3, 2), (1, 2)), ((2, 3), (2, 1)), ((5, 6), (1, 1))):
             win = module._windows(x, window, strides, "valid")
             flat = win.reshape(*win.shape[:-2], -1)
             expected = np.arange(flat.shape[-1]) == flat.argmax(axis=-1)[..., None]

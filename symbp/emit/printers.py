@@ -173,10 +173,15 @@ HELPERS = {
                         "0 at padding (never selected). One pass per offset in the window, none per "
                         "pixel: each pass reads one entry of every window, the channels contiguous "
                         "(a reduction over the window's own small axes is 5x slower in NumPy); the mask "
-                        "is laid out as the input (offsets before channels), as the windows are.", [
+                        "is laid out as the input (offsets before channels), as the windows are. A "
+                        "window of more than 16 entries (global pooling) takes argmax over its "
+                        "entries instead: no loop over its pixels.", [
         "if inside is not None:",
         "    win = np.where(inside > 0, win, -np.inf)",
         "offsets = list(np.ndindex(*win.shape[-rank:]))",
+        "if len(offsets) > 16:",
+        "    flat = win.reshape(*win.shape[:-rank], -1)",
+        "    return (np.arange(flat.shape[-1]) == flat.argmax(axis=-1)[..., None]).astype(win.dtype).reshape(win.shape)",
         "entries = [win[(Ellipsis, *offset)] for offset in offsets]",
         "top = entries[0]",
         "for entry in entries[1:]:",
@@ -506,8 +511,8 @@ class EinsumPrinter(ArrayPrinter):
         others = [f for f in factors if not isinstance(f, sp.Indexed)]
         if len(arrays) == 1 and arrays[0].indices == self.target[len(self.target) - len(arrays[0].indices):]:
             text = self._print(arrays[0])
-        elif len(arrays) == 2 and self._tensordot(*arrays):
-            text = self._tensordot(*arrays)
+        elif len(arrays) == 2 and (contracted := self._tensordot(*arrays)):
+            text = contracted
         else:
             letters = _letters([s for f in arrays for s in f.indices] + list(self.target))
             inputs = ",".join("".join(letters[s] for s in f.indices) for f in arrays)
