@@ -5,22 +5,49 @@ MaxPooling2D 2 -> Flatten -> Dense 10 softmax, categorical cross-entropy, SGD, b
 float32. Prints the generated ``step`` against Keras's ``train_on_batch`` on the same weights and
 batch (timed side by side by :func:`nets.interleaved`), the step's GFLOP/s (the convolutions'
 and the Dense layer's multiply-adds: forward, kernel gradient, and the gradient passed down
-for all but the first layer), and derivation + codegen time from cold caches.
+for all but the first layer), derivation + codegen time from cold caches, and the whole
+``symbp codegen`` command in a fresh process.
+
+Threads: NumPy's BLAS and TensorFlow run on the same number of threads, ``--threads`` (default
+1: the machine's cores are shared, and a BLAS thread waiting on a descheduled sibling costs more
+than it gains on these small products), set before either library starts; the line printed says
+which. Allocators: both are timed twice in the one run, first with glibc malloc's defaults, then
+with freed memory kept in the process (``mallopt``: no mmap per large array, no trimming). With
+the defaults NumPy gives each step's large temporaries back to the system and touches fresh pages
+the next step (a page fault per 4 KiB, several microseconds each on a loaded machine), while
+TensorFlow keeps its own pool; the page faults per step are printed beside the times.
 """
 
 from __future__ import annotations
 
+import argparse
+import os
+import sys
 import time
 
-import numpy as np
+THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
-from nets import interleaved  # noqa: E402  (puts the repository on sys.path)
-from symbp.derivation import derive as derive_module
-from symbp.derivation.network import layers_from_spec
-from symbp.emit.codegen import module_data, module_source
-from symbp.spec.model import Spec
-from symbp.witnesses.keras import build_keras_model, keras_floatx
-from symbp.witnesses.module import load_module
+
+def _threads_from_argv() -> int:
+    """--threads N, read before NumPy is imported (its BLAS reads the variables once, at start)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=1, help="threads for NumPy's BLAS and for TensorFlow")
+    return parser.parse_args().threads
+
+
+THREADS = _threads_from_argv() if __name__ == "__main__" else 1
+for _variable in THREAD_VARIABLES:
+    os.environ[_variable] = str(THREADS)
+
+import numpy as np  # noqa: E402
+
+from nets import ROOT, interleaved  # noqa: E402  (puts the repository on sys.path)
+from symbp.derivation import derive as derive_module  # noqa: E402
+from symbp.derivation.network import layers_from_spec  # noqa: E402
+from symbp.emit.codegen import module_data, module_source  # noqa: E402
+from symbp.spec.model import Spec  # noqa: E402
+from symbp.witnesses.keras import build_keras_model, keras_floatx  # noqa: E402
+from symbp.witnesses.module import load_module  # noqa: E402
 
 BATCH = 64
 LAYERS = [{"type": "Conv2D", "filters": 8, "kernel_size": 3, "activation": "relu"},
@@ -63,6 +90,41 @@ def codegen_seconds(spec: Spec) -> float:
     return time.perf_counter() - start
 
 
+def command_seconds(spec: Spec) -> float:
+    """``symbp codegen`` of the spec's TOML in a fresh process: imports, parsing, derivation,
+    codegen and writing, as a user runs it."""
+    import subprocess
+    import tempfile
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, f"{spec.name}.toml")
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(spec.to_toml())
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "symbp", "codegen", path, "-o", os.path.join(folder, "out")],
+                       check=True, capture_output=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        return time.perf_counter() - start
+
+
+def tensorflow_threads() -> None:
+    """TensorFlow's thread pools at THREADS, before its first operation starts them."""
+    import tensorflow as tf
+    tf.config.threading.set_intra_op_parallelism_threads(THREADS)
+    tf.config.threading.set_inter_op_parallelism_threads(THREADS)
+
+
+def keep_freed_memory() -> bool:
+    """Ask glibc's malloc to keep freed memory in the process (no fresh mmap per large array, no
+    trimming of the heap's top): a pool as TensorFlow's allocator keeps for itself. False where
+    there is no glibc ``mallopt``."""
+    import ctypes
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    return bool(mallopt(m_mmap_threshold, 32 << 20)) and bool(mallopt(m_trim_threshold, 1 << 30))
+
+
 def main() -> None:
     spec = lenet_spec()
     seconds = codegen_seconds(spec)
@@ -74,14 +136,26 @@ def main() -> None:
     def generated():
         current["params"] = module.step(current["params"], x, y)[0]
 
-    with keras_floatx("float32"):
-        model = build_keras_model(spec, params)
-        times = interleaved({"generated": generated, "Keras": lambda: model.train_on_batch(x, y)}, rounds=9)
     flops = step_flops(spec)
-    print(f"LeNet-sized CNN, batch {BATCH}, float32: derivation + codegen {seconds:.2f} s")
-    for name, t in times.items():
-        print(f"  {name:10s} {t * 1e3:8.2f} ms/step  {flops / t / 1e9:6.2f} GFLOP/s")
-    print(f"  generated / Keras speed: {times['Keras'] / times['generated']:.2f}x")
+    print(f"LeNet-sized CNN, batch {BATCH}, float32: derivation + codegen {seconds:.2f} s "
+          f"(`symbp codegen` in a fresh process: {command_seconds(spec):.2f} s)")
+    print(f"  threads: {THREADS} ({', '.join(THREAD_VARIABLES)} for NumPy's BLAS; TensorFlow's intra-op "
+          f"and inter-op pools)")
+    with keras_floatx("float32"):
+        tensorflow_threads()
+        model = build_keras_model(spec, params)
+        candidates = {"generated": generated, "Keras": lambda: model.train_on_batch(x, y)}
+        for allocator in ("glibc malloc's defaults", "freed memory kept in the process"):
+            if allocator.startswith("freed") and not keep_freed_memory():
+                print("  (no glibc mallopt here: the default allocator only)")
+                break
+            faults: dict = {}
+            times = interleaved(candidates, rounds=9, page_faults=faults)
+            print(f"  allocator: {allocator}")
+            for name, t in times.items():
+                print(f"    {name:10s} {t * 1e3:8.2f} ms/step  {flops / t / 1e9:6.2f} GFLOP/s  "
+                      f"{faults[name]:7.0f} page faults/step")
+            print(f"    generated / Keras speed: {times['Keras'] / times['generated']:.2f}x")
 
 
 if __name__ == "__main__":

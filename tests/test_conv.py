@@ -191,6 +191,25 @@ def test_max_pooling_ties_go_where_tensorflow_sends_them():
     assert got[0, 0, 0, 0] == 1 and got[0, 1, 1, 0] == 0   # the first of four tied ones
 
 
+def test_the_first_max_mask_is_argmax_choice_on_ties_nan_and_infinities():
+    """One pass per window offset picks what argmax over each window picks (the first of tied
+    maxima, the first NaN, -inf when all are), for strided and overlapping windows; a window of
+    more than 16 entries (global pooling) takes argmax itself."""
+    spec = make_spec([{"type": "Conv2D", "filters": 1, "kernel_size": 1}, {"type": "MaxPooling2D"},
+                      {"type": "Flatten"}, {"units": 2}], (1, 4, 4, 1), classes=2)
+    module = load_module(module_source(spec), "conv_net_first_max")
+    rng = np.random.default_rng(1)
+    for trial in range(30):
+        x = rng.integers(-2, 3, (2, 5, 6, 3)).astype(float)
+        x[rng.random(x.shape) < 0.1 * (trial % 3 == 0)] = np.nan
+        x[rng.random(x.shape) < 0.3 * (trial % 5 == 0)] = -np.inf
+        for window, strides in (((2, 2), (2, 2)), ((3, 2), (1, 2)), ((2, 3), (2, 1)), ((5, 6), (1, 1))):
+            win = module._windows(x, window, strides, "valid")
+            flat = win.reshape(*win.shape[:-2], -1)
+            expected = np.arange(flat.shape[-1]) == flat.argmax(axis=-1)[..., None]
+            np.testing.assert_array_equal(module._first_max_mask(win, 2).reshape(flat.shape), expected)
+
+
 # ---------------------------------------------------------------- Keras
 OPTIMIZER_CYCLE = [
     {"name": "sgd", "learning_rate": 0.1},
@@ -312,3 +331,63 @@ def test_the_cli_generates_checks_and_derives_a_cnn_and_refuses_its_variants(tmp
         refused = symbp_cli(*command)
         assert refused.returncode == 2 and "layers[0].type" in refused.stderr and "Dense layers only" in refused.stderr
         assert not (tmp_path / command[-1].rsplit("/", 1)[-1]).exists()
+
+
+# ---------------------------------------------------------------- speed's shape (issue 13's LeNet)
+LENET = [{"type": "Conv2D", "filters": 8, "kernel_size": 3, "activation": "relu"},
+         {"type": "MaxPooling2D", "pool_size": 2},
+         {"type": "Conv2D", "filters": 16, "kernel_size": 3, "activation": "relu"},
+         {"type": "MaxPooling2D", "pool_size": 2},
+         {"type": "Flatten"}, {"units": 10, "activation": "softmax"}]
+
+
+def _lines_run_by_step(side: int) -> tuple[int, str]:
+    """(lines of the generated module Python runs for one step on 2 side x side images, its source)."""
+    import sys
+    spec = make_spec(LENET, (2, side, side, 1), classes=10, batch_size=2)
+    source = module_source(spec)
+    module = load_module(source, f"lenet_{side}")
+    params, x, y = module.initial_params(), module.X, module.Y
+    count = 0
+
+    def tracer(frame, event, arg):
+        nonlocal count
+        if frame.f_code.co_filename == module.__file__:
+            count += event == "line"
+            return tracer
+        return None
+
+    sys.settrace(tracer)
+    try:
+        module.step(params, x, y)
+    finally:
+        sys.settrace(None)
+    return count, source
+
+
+def test_the_lenet_step_has_no_python_loop_over_pixels():
+    """The generated step runs as many Python lines on 32 x 32 images as on 20 x 20 ones: every
+    convolution and pooling is whole-array NumPy (windows, one tensordot per contraction), the
+    helpers loop over a window's offsets (3 x 3, 2 x 2) only."""
+    small, source = _lines_run_by_step(20)
+    large, _ = _lines_run_by_step(32)
+    assert small == large and small > 50
+    assert "sliding_window_view" in source and source.count("np.tensordot(") == 5   # z, dW of two convs; g of one
+    body = source.split("def _forward")[1].split("\ndef gradients")[0]
+    assert not any(line.strip().startswith(("for ", "while ")) for line in body.splitlines())
+
+
+def test_the_backward_pass_reuses_the_forward_pass_windows_and_masks_and_kinks_read_past_them():
+    """_forward returns the windows and max pooling's selection weights with z and a; backward
+    takes them from there, and the kink search (which unpacks the forward pass) still runs on a
+    relu CNN."""
+    from symbp.derivation.kinks import nearest_kink
+    spec = make_spec(LENET[:2] + LENET[4:], (3, 6, 6, 1), classes=10)
+    source = module_source(spec)
+    module = load_module(source, "lenet_masks")
+    zs, outputs, (win1, win2, mask2) = module._forward(module.initial_params(), module.X)
+    assert win1.shape == (3, 4, 4, 1, 3, 3) and win2.shape == mask2.shape == (3, 2, 2, 8, 2, 2)
+    assert np.all(mask2.sum(axis=(-2, -1)) == 1)
+    assert source.count("_first_max_mask(win2, 2)") == 1 and source.count("win1 = _windows(") == 1
+    hit = nearest_kink(spec, module)
+    assert hit is not None and hit.where.startswith("layer 0 (relu) z")

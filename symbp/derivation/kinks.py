@@ -174,7 +174,7 @@ def nearest_kink(spec, module, params=None, x=None, y=None) -> Optional[KinkHit]
     if not any(layer_kinks) and not kinks_of_loss:
         return None
     hits = []
-    for epoch, batch, (zs, outputs), yb in _batches(spec, module, params, x, y):
+    for epoch, batch, (zs, outputs, *_masks), yb in _batches(spec, module, params, x, y):  # masks: pooling's
         for n, (z, kinks) in enumerate(zip(zs, layer_kinks)):
             hits.append(_nearest(z, kinks, f"layer {n} ({spec.layers[n].activation}) z", epoch, batch))
         if kinks_of_loss and outputs[-1].shape == yb.shape:

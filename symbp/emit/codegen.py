@@ -207,6 +207,7 @@ class ModuleContext:
     initializer_helper: str
     z_names: list
     a_names: list
+    gathered_names: list        # the windows (and masks) of windowed layers _forward returns too
     delta_names: list
     layers: list                # LayerLines, input to output
     forward: list               # every layer's forward lines, in order
@@ -262,10 +263,7 @@ def _rule_names(layer) -> dict[str, str]:
 def _backward_lines(model: NetworkDerivation, emit: "_Emitter", loss_names: dict) -> list[Line]:
     """From the output down: delta{l} (the loss's at the top, else g{l} passed down from the
     layer above then the activation's chain rule), then each parameter's gradient."""
-    backward, depth = [], model.depth
-    for layer in model.layers:   # what the indexed layers read, as the forward pass read it
-        if layer.layer.rule.indexed and layer.layer.rule.gather.kind == "windows":
-            backward += indexed.gather_lines(layer, emit, Line)
+    backward, depth = [], model.depth   # what windowed layers read: the forward pass's (gathered_names)
     for layer in reversed(model.layers):
         l = layer.number
         names = {**naming.layer_names(l), **_rule_names(layer)}
@@ -389,6 +387,7 @@ def module_context(spec: Spec, model: NetworkDerivation | None = None) -> Module
         epochs=spec.epochs, batch_size=spec.batch_size, **_initial_values(spec),
         z_names=[naming.PRE_ACTIVATION.format(l=l) for l in range(1, depth + 1)],
         a_names=[naming.OUTPUT.format(l=l) for l in range(depth + 1)],
+        gathered_names=indexed.gathered_names(model.layers),
         delta_names=[naming.DELTA.format(l=l) for l in range(1, depth + 1)],
         layers=layer_lines, forward=[line for layer in layer_lines for line in layer.forward],
         loss_line=loss_line, label_line=label_line,

@@ -2,9 +2,10 @@
 
 Each indexed rule (:mod:`symbp.rules.layers`) reads its input through a Gather: the line
 ``win{l} = _windows(a{l-1}, window, strides, padding)`` (a strided view of the padded input, no
-copy) or ``a{l-1}`` flattened; pooling's selection weights ``mask{l}``; then its entry formula and
-its derived entry gradients, each printed as one ``np.einsum`` (:class:`EinsumPrinter`), with the
-formula in index notation as the line's comment. The gradient passed down is the derived
+copy) or ``a{l-1}`` flattened; pooling's selection weights ``mask{l}`` (the forward pass hands
+windows and masks to the backward pass); then its entry formula and its derived entry
+gradients, each printed as one ``np.tensordot`` or ``np.einsum`` (:class:`EinsumPrinter`), with
+the formula in index notation as the line's comment. The gradient passed down is the derived
 ``dwin{l}`` added back by the windows' adjoint (``_windows_adjoint``) or reshaped.
 """
 
@@ -55,6 +56,18 @@ def gather_lines(layer, emit, line_class) -> list:
         lines.append(line_class(mask, f"_mean_mask({ones}, {len(window)})",
                                 f"{mask} = 1 / (entries of the input in the window)"))
     return lines
+
+
+def gathered_names(layers) -> list[str]:
+    """win{l} and mask{l} of every windowed layer, input to output: what the forward pass hands
+    the backward pass besides z and a (the windows are views, max pooling's mask costs as much as
+    the pooling itself)."""
+    names = []
+    for layer in layers:
+        gather = layer.layer.rule.gather if layer.layer.rule.indexed else None
+        if gather is not None and gather.kind == "windows":
+            names += [naming.WINDOWS.format(l=layer.number)] + ([naming.MASK.format(l=layer.number)] if gather.mask else [])
+    return names
 
 
 def forward_line(layer, line_class):

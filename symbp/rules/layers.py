@@ -39,7 +39,7 @@ selection weights (max: 1 at the first maximum of the window, TensorFlow's choic
 average: 1 / the number of input entries in the window). :func:`symbp.derivation.derive.
 derive_indexed_layer` differentiates any such entry formula by SymPy and sums the Kronecker deltas
 out (:func:`symbp.derivation.calculus.entry_gradient`); the printers print each indexed sum as one
-``np.einsum``.
+``np.tensordot`` (two arrays summed over their shared indices) or one ``np.einsum``.
 """
 
 from __future__ import annotations
