@@ -14,6 +14,12 @@ formula (nothing is listed by hand):
 
 ``Clip`` in the cross-entropies is a function of its own, not one of these: its bounds are
 saturation (max_abs_z's business), not a branch a student chooses.
+
+Max pooling has a kink of its own: ``max`` of a window switches the entry it selects where its two
+largest entries are equal, and there the gradient goes to the first of them (TensorFlow's
+choice, which a rounding of 1e-17 can move and a student must guess). :func:`nearest_tie` finds
+the window whose two largest entries come nearest each other over a whole training (the windows
+read by the module's own ``_windows``; padding is never selected, so it is left out).
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import numpy as np
 import sympy as sp
 
 from ..rules import activations, loss_registry
+from .network import layers_from_spec
 
 #: the variable of a rule: the pre-activation z, or a loss's e = p_i - y_i
 T = sp.Symbol("t", real=True)
@@ -181,3 +188,61 @@ def nearest_kink(spec, module, params=None, x=None, y=None) -> Optional[KinkHit]
             hits.append(_nearest(outputs[-1] - yb, kinks_of_loss, f"loss ({spec.loss.name}) e = p - y",
                                  epoch, batch))
     return min((h for h in hits if h is not None), key=lambda h: h.distance, default=None)
+
+
+# ---------------------------------------------------------------- max pooling's ties
+class TieHit(NamedTuple):
+    """The max-pooling window whose two largest entries come nearest each other over a training."""
+    gap: float          # largest - second largest entry of the window
+    where: str          # "layer 1 (MaxPooling2D) window[0, 1, 0, 2]" (row, positions.., channel)
+    largest: float
+    second: float
+    epoch: int          # from 1
+    batch: int          # from 1
+
+    @property
+    def distance(self) -> float:
+        return self.gap
+
+    def describe(self) -> str:
+        return (f"{self.where} holds {self.largest:.3g} and {self.second:.3g}, {self.gap:.3g} apart, in epoch "
+                f"{self.epoch}, batch {self.batch}: a near tie the max (and its gradient) must choose between")
+
+
+def window_top_two(module, layer, a_prev: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(largest, second largest) entry of each max-pooling window of ``a_prev`` (axes: row,
+    positions.., channel), the windows read by ``module._windows`` as its forward pass reads
+    them; padding is left out (never selected); a window of one entry has no second (-inf)."""
+    window, strides, padding = layer.window_geometry()
+    windows = module._windows(a_prev, window, strides, padding)
+    inside = module._windows(np.ones_like(a_prev[:1]), window, strides, padding)
+    entries = np.where(inside > 0, windows, -np.inf).reshape(*windows.shape[:-len(window)], -1)
+    ordered = np.sort(entries, axis=-1)
+    second = ordered[..., -2] if entries.shape[-1] > 1 else np.full(entries.shape[:-1], -np.inf)
+    return ordered[..., -1], second
+
+
+def nearest_tie(spec, module, params=None, x=None, y=None) -> Optional[TieHit]:
+    """The max-pooling window (MaxPooling, GlobalMaxPooling) whose two largest entries come
+    nearest each other over the whole training of ``module`` (every batch of every epoch, as
+    ``train`` replays ``model.fit``); None without max pooling. ``params``, ``x``, ``y`` default
+    to the spec's own."""
+    pools = [layer for layer in layers_from_spec(spec) if layer.rule.indexed and layer.rule.gather.mask == "first_max"]
+    if not pools:
+        return None
+    params = spec.initial_params() if params is None else params
+    x = np.array(spec.x, dtype=np.float64) if x is None else x
+    y = np.array(spec.y, dtype=np.float64) if y is None else y
+    best = None
+    for epoch, batch, (_, outputs), _ in _batches(spec, module, params, x, y):
+        for layer in pools:
+            largest, second = window_top_two(module, layer, outputs[layer.position])
+            with np.errstate(invalid="ignore"):
+                gaps = largest - second
+            gaps[~np.isfinite(gaps)] = np.inf   # one entry, or a non-finite value: no tie to choose
+            index = np.unravel_index(int(np.argmin(gaps)), gaps.shape)
+            if best is None or gaps[index] < best.gap:
+                best = TieHit(float(gaps[index]), f"layer {layer.position} ({layer.rule.name}) window"
+                              f"{[int(k) for k in index]}", float(largest[index]), float(second[index]),
+                              epoch, batch)
+    return best
