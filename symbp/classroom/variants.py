@@ -54,6 +54,7 @@ from ..io.files import write_all
 from ..derivation.kinks import nearest_kink, nearest_tie
 from ..derivation.naming import ParamName
 from ..derivation.network import layers_from_spec
+from .rules_of_step import map_layer
 from ..witnesses.tolerance import TOLERANCES
 from ..witnesses.module import spec_module
 from ..rules import loss_registry
@@ -219,12 +220,6 @@ def answers(spec: Spec, module=None) -> dict:
     out.update({ParamName.parse(name).gradient: grads[name].tolist() for name in spec.param_names})
     out.update({naming.UPDATED.format(param=name): updated[name].tolist() for name in spec.param_names})
     return out
-
-
-def map_layer(layer) -> bool:
-    """A layer whose output the key gives: a convolution's feature map, a pooling layer's pooled
-    map (the windowed layers; a Dense layer's or Flatten's output is no answer of its own)."""
-    return layer.rule.indexed and layer.rule.gather.kind == "windows"
 
 
 def key_csv(key: dict[str, dict]) -> str:
