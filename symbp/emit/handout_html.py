@@ -15,12 +15,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 from markupsafe import Markup
 
 from .handout_latex import LatexPresenter
 from .mathml import PLACEHOLDER, blank_matrix_mathml, latex_to_mathml, matrix_mathml, prose_html
-from .latex import shape_tex
 from .worked_solution import Equation, Section, Step
 
 
@@ -55,15 +53,11 @@ class HtmlPresenter(LatexPresenter):
         self.inserts[token] = mathml
         return rf"\text{{{token}}}"
 
-    def m(self, values) -> str:
-        return self._insert(matrix_mathml(values, self.digits))
+    def m(self, values, marked=None) -> str:
+        return self._insert(matrix_mathml(values, self.digits, marked))
 
-    def equation_blank(self, eq: Equation) -> list[str]:
-        lhs = eq.shown_lhs or eq.lhs
-        if np.ndim(eq.result) == 0:
-            return [rf"{lhs} = \blank"]
-        return [rf"{lhs} = {self._insert(blank_matrix_mathml(np.shape(eq.result)))} "
-                rf"\quad ({shape_tex(eq.result)})"]
+    def blank(self, shape: tuple) -> str:
+        return self._insert(blank_matrix_mathml(shape))
 
     def math(self, tex: str) -> Markup:
         return Markup(latex_to_mathml(tex, self.inserts))
@@ -85,7 +79,7 @@ class HtmlPresenter(LatexPresenter):
 
 def html_context(spec, options, model=None, module=None) -> dict:
     """Everything the HTML templates print, every value prepared here (MathML as Markup)."""
-    from .handouts import worked_solution
+    from .handouts import updated_slices, worked_solution
     work = worked_solution(spec, options, model, module)
     model, notation = work.numbers.model, work.numbers.notation
     html = HtmlPresenter(options.digits, notation.param)
@@ -111,9 +105,9 @@ def html_context(spec, options, model=None, module=None) -> dict:
         "loss": [html.html_step(step) for step in work.loss],
         "backprop": [html.html_section(section) for section in work.backprop],
         "explained": [html.html_step(step) for step in work.explained],
-        "updated": [(inline(notation.param(name)), inline(html.m(before)), inline(html.m(after)),
-                     html.anchors.get(notation.param(name) + r"^{\mathrm{new}}"))
-                    for name, before, after in work.updated],
+        "updated": [(inline(notation.param(name) + label), inline(html.m(before[index])),
+                     inline(html.m(after[index])), html.anchors.get(notation.param(name) + r"^{\mathrm{new}}"))
+                    for name, before, after in work.updated for index, label in updated_slices(before)],
         "trained": None if work.trained is None else [html.html_step(step) for step in work.trained],
         "digits": options.digits,
     }

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import sympy as sp
 
-from .latex import (MAX_SHOWN, IndexLatexPrinter, RowLatexPrinter, blank_matrix_tex, format_number, matrix_tex,
-                    shape_tex)
-from .worked_solution import (BatchMean, ChainRuleItem, Equation, EntryUpdate, Given, IndexForm, Section,
-                              Step)
+from .latex import (ACTIVATION_AXES, MAX_SHOWN, EntryLatexPrinter, IndexLatexPrinter, RowLatexPrinter,
+                    blank_matrix_tex, format_number, matrix_tex, shape_tex, tensor_slices)
+from .worked_solution import (BatchMean, ChainRuleItem, EntryForm, EntrySum, Equation, EntryUpdate, Given,
+                              IndexForm, Result, Section, Step)
 
 
 @dataclass
@@ -69,8 +69,24 @@ class LatexPresenter:
         self.digits, self.param_tex = digits, param_tex
 
     # ---- numbers and rules
-    def m(self, values) -> str:
-        return matrix_tex(values, self.digits)
+    def m(self, values, marked=None) -> str:
+        return matrix_tex(values, self.digits, marked)
+
+    def blank(self, shape: tuple) -> str:
+        """A matrix of empty boxes of ``shape``: an answer the student sheet withholds."""
+        return blank_matrix_tex(shape)
+
+    def maps(self, lhs: str, values, axes=None, marked=None, blank: bool = False) -> list[str]:
+        """An array of more than two axes as one line per matrix (``z_{1}[0,:,:,2] = [...]``:
+        each sample's and channel's feature map), the shape after the first; ``blank``: boxes."""
+        values = np.asarray(values)
+        lines = []
+        for index, label in tensor_slices(values.shape, axes or ACTIVATION_AXES):
+            shown = self.blank(values[index].shape) if blank else \
+                self.m(values[index], None if marked is None else np.asarray(marked)[index])
+            lines.append(f"{lhs}[{label}] = {shown}")
+        lines[0] += rf" \quad ({shape_tex(values)})"
+        return lines
 
     def number(self, value) -> str:
         return self.m(value) if np.ndim(value) else format_number(value, self.digits)
@@ -102,11 +118,25 @@ class LatexPresenter:
 
     def item(self, item) -> tuple[list[str], list[str]]:
         """(solution lines, student lines) of one item."""
+        if isinstance(item, Equation) and np.ndim(item.result) > 2:
+            return self.tensor_equation(item), self.maps(item.shown_lhs or item.lhs, item.result, item.axes,
+                                                         blank=True)
         if isinstance(item, Equation):
             return (self.scalar_equation(item) if np.ndim(item.result) == 0 else self.equation(item)), \
                 self.equation_blank(item)
+        if isinstance(item, Given) and np.ndim(item.value) > 2:
+            note = rf"\text{{{item.note}: }} " if item.note else ""
+            return self.maps(note + item.lhs, item.value, item.axes, item.marked), []
         if isinstance(item, Given):
             return [self.given(item)], []
+        if isinstance(item, EntryForm):
+            note = rf" \quad \text{{({item.note})}}" if item.note else ""
+            printer = EntryLatexPrinter(item.names, digits=self.digits)
+            return [f"{printer.doprint(item.lhs)} = {printer.doprint(item.rule)}{note}"], []
+        if isinstance(item, Result):
+            return self.result(item), self.result(item, blank=True)
+        if isinstance(item, EntrySum):
+            return self.entry_sum(item), [rf"{EntryLatexPrinter(item.names).doprint(item.lhs)} = \blank"]
         if isinstance(item, IndexForm):
             return [f"{item.lhs} = {IndexLatexPrinter(self.digits).doprint(item.rule)}"], []
         if isinstance(item, BatchMean):
@@ -141,6 +171,26 @@ class LatexPresenter:
                 values[part.column] = self.m(part.value)
         return lines
 
+    def tensor_equation(self, eq: Equation) -> list[str]:
+        """lhs = rule in symbols; then the result one feature map a line (each entry's value)."""
+        lhs = eq.lhs if eq.via is None else f"{eq.lhs} = {self.symbols(*eq.via)}"
+        return [f"{lhs} = {self.symbols(eq.rule, eq.names)}"] + \
+            [rf"\qquad {line}" for line in self.maps(eq.lhs, eq.result, eq.axes, eq.marked)]
+
+    def result(self, item: Result, blank: bool = False) -> list[str]:
+        """Every entry of a quantity (or, ``blank``, boxes to fill in), with its shape."""
+        if np.ndim(item.value) > 2:
+            return self.maps(item.lhs, item.value, item.axes, item.marked, blank)
+        shown = self.blank(np.shape(item.value)) if blank else self.m(item.value, item.marked)
+        return [rf"{item.lhs} = {shown} \quad ({shape_tex(item.value)})"]
+
+    def entry_sum(self, item: EntrySum) -> list[str]:
+        """entry = its formula = the terms with the trace's numbers = the trace's entry."""
+        symbols = EntryLatexPrinter(item.names, digits=self.digits)
+        filled = EntryLatexPrinter(item.names, item.values, self.digits)
+        return [f"{symbols.doprint(item.lhs)} = {symbols.doprint(item.rule)}",
+                rf"\qquad = {breakable(filled.doprint(item.terms))} = {format_number(item.result, self.digits)}"]
+
     def scalar_equation(self, eq: Equation) -> list[str]:
         values = self.numbers(eq.values)
         return [f"{eq.lhs} = {self.symbols(eq.rule, eq.names)}",
@@ -150,13 +200,13 @@ class LatexPresenter:
         lhs = eq.shown_lhs or eq.lhs
         if np.ndim(eq.result) == 0:
             return [rf"{lhs} = \blank"]
-        return [f"{lhs} = {blank_matrix_tex(np.shape(eq.result))} \\quad ({shape_tex(eq.result)})"]
+        return [f"{lhs} = {self.blank(np.shape(eq.result))} \\quad ({shape_tex(eq.result)})"]
 
     def appendix(self, given: Given) -> AppendixTable | None:
         """The full values of a given the body shows elided (past MAX_SHOWN rows or columns);
         None when it shows whole, or is too large to print (APPENDIX_MAX_ENTRIES)."""
         values = np.atleast_2d(np.asarray(given.value, dtype=float))
-        if max(values.shape) <= MAX_SHOWN or values.size > APPENDIX_MAX_ENTRIES:
+        if values.ndim > 2 or max(values.shape) <= MAX_SHOWN or values.size > APPENDIX_MAX_ENTRIES:
             return None
         groups = []
         for start in range(0, values.shape[1], APPENDIX_COLUMNS):
@@ -169,7 +219,8 @@ class LatexPresenter:
     def given(self, given: Given) -> str:
         note = rf"\text{{{given.note}: }} " if given.note else ""
         shape = rf" \quad ({shape_tex(given.value)})" if given.shape and np.ndim(given.value) else ""
-        return f"{note}{given.lhs} = {self.number(given.value)}{shape}"
+        value = self.number(given.value) if given.marked is None else self.m(given.value, given.marked)
+        return f"{note}{given.lhs} = {value}{shape}"
 
     def batch_mean(self, mean: BatchMean) -> str:
         average = r"\frac{1}{B} " if mean.reduction == "mean" else ""

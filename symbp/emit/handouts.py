@@ -33,7 +33,8 @@ from .handout_latex import LatexPresenter
 from .trace import PARTS, output_gradient, worked_parts
 from .worked_solution import (BatchMean, ChainRuleItem, Equation, EntryUpdate, Given, IndexForm, Part, Section,
                               Step)
-from .latex import ONES_ROW, RowLatexPrinter, escape_latex, format_number, shown_columns, shown_indices
+from .latex import (ONES_ROW, PARAMETER_AXES, RowLatexPrinter, escape_latex, format_number, shown_columns,
+                    shown_indices, tensor_slices)
 from .render import latex_env, render
 from ..spec import Spec
 
@@ -274,22 +275,22 @@ class _StepWriter:
                 "K": float(self.a[l].shape[1]), **({"g": self.g[l]} if l in self.g else {})}
 
     def step(self, title, lhs, expr, names, values, result, transposed=None, shown_lhs=None,
-             filled_expr=None, worked=None) -> Step:
+             filled_expr=None, worked=None, axes=None) -> Step:
         """A step of one :class:`Equation`: ``lhs = rule = rule with values = result``.
 
         ``filled_expr`` (default ``expr``) is the form the values are filled into; for the
         trace key ``worked``, its parts are worked out first (:func:`~symbp.emit.trace.worked_parts`).
         """
         return Step(title, [self.equation(lhs, expr, names, values, result, transposed, shown_lhs,
-                                          filled_expr, worked)])
+                                          filled_expr, worked, axes)])
 
     def equation(self, lhs, expr, names, values, result, transposed=None, shown_lhs=None,
-                 filled_expr=None, worked=None) -> Equation:
+                 filled_expr=None, worked=None, axes=None) -> Equation:
         parts = ()
         if worked is not None:
             filled_expr, parts = self.worked(expr if filled_expr is None else filled_expr, worked)
         return Equation(lhs, expr, names, values, result, transposed, filled_expr, parts,
-                        shown_lhs=shown_lhs)
+                        shown_lhs=shown_lhs, axes=axes)
 
     def worked(self, expr, key) -> tuple[sp.Expr, tuple[Part, ...]]:
         """The rule the values go into and its parts with their values from the trace: row sums
@@ -438,7 +439,7 @@ class _OptimizerSteps(_StepWriter):
             lhs = names[str(target)] if target not in slots and target != opt.w else \
                 rf"{names[str(target)]}^{{\mathrm{{new}}}}"
             steps.append(self.step(title, lhs, self.as_rows(expr), names, before, value,
-                                   shown_lhs=lhs))
+                                   shown_lhs=lhs, axes=PARAMETER_AXES))
         return steps
 
     def update_rule(self) -> list[str]:
@@ -460,7 +461,8 @@ class _ForwardSteps(_StepWriter):
                  self.labels_given()]
         for layer in self.model.layers:
             for name in layer.layer.param_names:
-                steps.append(Step(self.given_title(name), [Given(nt.param(name), self.params[name.code])]))
+                steps.append(Step(self.given_title(name), [Given(nt.param(name), self.params[name.code],
+                                                                 axes=PARAMETER_AXES)]))
         return steps + self.loss_arguments()
 
     def given_title(self, name: ParamName) -> str:
@@ -492,6 +494,10 @@ class _ForwardSteps(_StepWriter):
         steps = []
         for layer in self.model.layers:
             l = layer.number
+            if layer.layer.rule.indexed:
+                from .handout_indexed import IndexedSteps
+                steps += IndexedSteps(self).forward(layer)
+                continue
             names = {**self.notation.layer_rule(layer.layer), **self.notation.layer(l)}
             values = self.parameter_values(layer.layer)
             numbers = {"a_prev": self.a[l - 1], **values}
@@ -519,6 +525,19 @@ class _ForwardSteps(_StepWriter):
                                 worked="per_sample")
         mean = BatchMean(self.loss, loss.batch_reduction, self.spec.framework == "keras")
         return intro, [Step("Loss", [IndexForm("l", loss.per_sample), in_rows, mean])]
+
+    def shape_table(self) -> list[dict]:
+        """Each layer of a network with indexed layers: its type and geometry, output shape, activation."""
+        from .handout_indexed import IndexedLayer
+        rows = [{"number": 0, "layer": "input", "shape": r" \times ".join(map(str, np.shape(self.a[0])[1:])),
+                 "activation": ""}]
+        for layer in self.model.layers:
+            kind = IndexedLayer(layer, len(self.x)).describe() if layer.layer.rule.indexed else \
+                f"{escape_latex(layer.layer.rule.name)}, {layer.units} units"
+            rows.append({"number": layer.number, "layer": kind,
+                         "shape": r" \times ".join(map(str, layer.layer.output_shape)),
+                         "activation": escape_latex(layer.activation.rule.name)})
+        return rows
 
     def layer_table(self) -> list[dict]:
         rows = []
@@ -565,6 +584,9 @@ class _BackpropSections(_StepWriter):
         l, act = layer.number, layer.activation
         names = self.notation.layer(l)
         steps = []
+        if layer.layer.rule.indexed and act.rule.name == "linear":   # pooling, Flatten: delta = g
+            return [self.step(rf"Error gradient $\delta_{{{l}}} = \partial L / \partial z_{{{l}}} = g_{{{l}}}$ "
+                              rf"(no activation)", rf"\delta_{{{l}}}", G_ROW[_UNIT], names, None, self.delta[l])]
         if act.derivative is not None:
             steps.append(self.step(rf"Derivative of {escape_latex(act.rule.name)} (derived by SymPy), "
                                    rf"element-wise", f_prime(l), act.derivative, names,
@@ -618,14 +640,26 @@ class _BackpropSections(_StepWriter):
         for layer in reversed(self.model.layers):
             l = layer.number
             steps = self.output_delta() if l == self.model.depth else self.activation_steps(layer)
-            steps += self.layer_gradient_steps(layer)
+            if layer.layer.rule.indexed:
+                from .handout_indexed import IndexedSteps
+                steps += IndexedSteps(self).gradient_steps(layer)
+            else:
+                steps += self.layer_gradient_steps(layer)
             for name in layer.layer.param_names:
                 steps.extend(self.optimizer.update_steps(name.code))
             title = f"Layer {l}" + (" (output layer)" if l == self.model.depth else "")
-            intro = (f"{escape_latex(layer.activation.rule.name)} activation, {layer.units} units; "
-                     f"parameters {self.notation.parameter_list(layer.layer)}.")
-            sections.append(Section(title, intro, steps))
+            sections.append(Section(title, self.layer_intro(layer), steps))
         return sections
+
+    def layer_intro(self, layer) -> str:
+        """Dense: its activation, units and parameters; an indexed layer: its type and geometry too."""
+        activation = escape_latex(layer.activation.rule.name)
+        parameters = f"parameters {self.notation.parameter_list(layer.layer)}" if layer.layer.param_names \
+            else "no parameters"
+        if not layer.layer.rule.indexed:
+            return f"{activation} activation, {layer.units} units; {parameters}."
+        from .handout_indexed import IndexedLayer
+        return f"{IndexedLayer(layer, len(self.x)).describe()}; {activation} activation; {parameters}."
 
 
 class _ChainRuleSteps(_StepWriter):
@@ -792,7 +826,8 @@ def handout_context(spec: Spec, options: HandoutOptions = HandoutOptions(),
         "depth": model.depth,
         "architecture": escape_latex(" - ".join(str(w) for w in spec.widths)),
         "layers": work.tables.layer_table(),
-        "network": work.pictures.network_picture(),
+        "network": work.pictures.network_picture() if not indexed_network(model) else None,
+        "shapes": work.tables.shape_table() if indexed_network(model) else [],
         "givens": [latex.step(step) for step in work.givens],
         "appendix": [table for step in work.givens for item in step.items
                      if isinstance(item, Given) and (table := latex.appendix(item)) is not None],
@@ -811,8 +846,8 @@ def handout_context(spec: Spec, options: HandoutOptions = HandoutOptions(),
         "loss": [latex.step(step) for step in work.loss],
         "backprop": [latex.section(section) for section in work.backprop],
         "explained": [latex.step(step) for step in work.explained],
-        "updated": [(notation.param(name), latex.m(before), latex.m(after))
-                    for name, before, after in work.updated],
+        "updated": [(notation.param(name) + label, latex.m(before[index]), latex.m(after[index]))
+                    for name, before, after in work.updated for index, label in updated_slices(before)],
         "trained": None if work.trained is None else [latex.step(step) for step in work.trained],
         "loss_plot": work.pictures.loss_plot(),
         "max_columns": shown_columns(max(max(spec.widths), len(spec.x), len(spec.y[0]))) + 2,
@@ -820,6 +855,20 @@ def handout_context(spec: Spec, options: HandoutOptions = HandoutOptions(),
         "student_derivatives": options.student_derivatives,
         "name_line": options.name_line,
     }
+
+
+def indexed_network(model: NetworkDerivation) -> bool:
+    """Has the network an indexed layer (convolution, pooling, Flatten)? Its handout shows a
+    table of shapes instead of the drawing of neurons."""
+    return any(layer.layer.rule.indexed for layer in model.layers)
+
+
+def updated_slices(values) -> list[tuple[tuple, str]]:
+    """A parameter's before/after rows: itself (label ""), or a kernel of more than two axes one
+    matrix per input and output channel (label ``[:,:,0,1]``)."""
+    if np.ndim(values) <= 2:
+        return [((), "")]
+    return [(index, f"[{label}]") for index, label in tensor_slices(np.shape(values), PARAMETER_AXES)]
 
 
 def render_handouts(spec: Spec, options: HandoutOptions = HandoutOptions(),

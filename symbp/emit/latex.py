@@ -191,11 +191,34 @@ def shown_columns(count: int) -> int:
     return len(shown_indices(count))
 
 
-def matrix_tex(values, digits: int) -> str:
-    """A bmatrix of ``values`` (a vector prints as one row), elided past MAX_SHOWN rows or columns."""
+def matrix_tex(values, digits: int, marked=None) -> str:
+    """A bmatrix of ``values`` (a vector prints as one row), elided past MAX_SHOWN rows or columns;
+    the entries where ``marked`` (same shape) is true boxed (max pooling's selected entries)."""
     rows = as_matrix(values)
-    body = _matrix_body(rows.shape, lambda r, c: format_number(rows[r, c], digits))
-    return rf"\begin{{bmatrix}} {body} \end{{bmatrix}}"
+    marks = None if marked is None else np.asarray(marked, dtype=bool).reshape(rows.shape)
+
+    def cell(r, c):
+        text = format_number(rows[r, c], digits)
+        return rf"\boxed{{{text}}}" if marks is not None and marks[r, c] else text
+    return rf"\begin{{bmatrix}} {_matrix_body(rows.shape, cell)} \end{{bmatrix}}"
+
+
+#: the axes of a feature map's matrix: an activation (n, rows, columns, c) or (n, positions, c)
+#: shows axes 1, 2 per sample (and channel); a kernel (u, v, k, c) or (u, k, c) axes 0, 1
+ACTIVATION_AXES, PARAMETER_AXES = (1, 2), (0, 1)
+
+
+def tensor_slices(shape: tuple, axes: tuple = ACTIVATION_AXES) -> list[tuple[tuple, str]]:
+    """The matrices an array of more than two axes prints as: (index with ``axes`` whole, its
+    label ``0,:,:,1``), one per entry of the other axes (samples and channels), in C order."""
+    others = [i for i in range(len(shape)) if i not in axes]
+    out = []
+    for fixed in np.ndindex(*(shape[i] for i in others)):
+        index = [slice(None)] * len(shape)
+        for axis, value in zip(others, fixed):
+            index[axis] = value
+        out.append((tuple(index), ",".join(":" if isinstance(i, slice) else str(i) for i in index)))
+    return out
 
 
 def blank_matrix_tex(shape: tuple[int, ...]) -> str:
@@ -205,6 +228,8 @@ def blank_matrix_tex(shape: tuple[int, ...]) -> str:
 
 
 def shape_tex(values) -> str:
+    if np.ndim(values) > 2:
+        return r" \times ".join(str(n) for n in np.shape(values))
     rows, cols = as_matrix(values).shape
     return rf"{rows} \times {cols}"
 
@@ -362,6 +387,38 @@ class IndexLatexPrinter(PositiveFirst, LatexPrinter):
 
     def _print_Float(self, expr):
         return format_number(float(expr), self.digits)
+
+    def _print_Dummy(self, expr):
+        return self._print(sp.Symbol(expr.name))
+
+
+class EntryLatexPrinter(PositiveFirst, LatexPrinter):
+    """An indexed layer's entry formula (:mod:`symbp.rules.layers`) as the handout writes it:
+    ``a_{0}[n,p+u,q+v,k]`` (each base by the TeX ``names`` binds it to), sums with their limits;
+    with ``values`` (base name -> array), each entry of a bound base prints as its number."""
+
+    def __init__(self, names: dict, values: dict | None = None, digits: int = 8):
+        super().__init__({"fold_short_frac": False})
+        self.names, self.values, self.digits = names, values or {}, digits
+
+    def _print_Indexed(self, expr):
+        base = str(expr.base)
+        if base in self.values:
+            text = format_number(self.values[base][tuple(int(i) for i in expr.indices)], self.digits)
+            return rf"\left({text}\right)" if text.startswith("-") else text
+        indices = ",".join(self._print(i).replace(" ", "") for i in expr.indices)
+        return f"{self.names.get(base, base)}[{indices}]"
+
+    def _print_Mul(self, expr):
+        if self.values and expr.has(sp.Indexed):
+            return r" \cdot ".join(self._print(f) for f in expr.as_ordered_factors())
+        return super()._print_Mul(expr)
+
+    def _print_Float(self, expr):
+        return format_number(float(expr), self.digits)
+
+    def _print_Symbol(self, expr, style="plain"):
+        return self.names.get(expr.name, super()._print_Symbol(expr, style))
 
     def _print_Dummy(self, expr):
         return self._print(sp.Symbol(expr.name))

@@ -57,10 +57,16 @@ def bracketed(table: str) -> str:
     return f'<mrow class="matrix"><mo>[</mo>{table}<mo>]</mo></mrow>'
 
 
-def matrix_mathml(values, digits: int) -> str:
-    """``values`` (a vector as one row) as a bracketed table of numbers rounded to ``digits``."""
+def matrix_mathml(values, digits: int, marked=None) -> str:
+    """``values`` (a vector as one row) as a bracketed table of numbers rounded to ``digits``; the
+    entries where ``marked`` is true boxed (max pooling's selected entries)."""
     rows = as_matrix(values)
-    return bracketed(_table(rows.shape, lambda r, c: number_mathml(format_number(rows[r, c], digits))))
+    marks = None if marked is None else np.asarray(marked, dtype=bool).reshape(rows.shape)
+
+    def cell(r, c):
+        number = number_mathml(format_number(rows[r, c], digits))
+        return f'<menclose notation="box">{number}</menclose>' if marks is not None and marks[r, c] else number
+    return bracketed(_table(rows.shape, cell))
 
 
 def blank_matrix_mathml(shape: tuple[int, ...]) -> str:

@@ -26,8 +26,8 @@ def rendered_outputs(spec: Spec, directory: Path, *, notebook: bool = False, dig
     from ..witnesses.module import spec_module
     options = HandoutOptions(digits, tuple(explain), bias_symbol, first_index,   # checked before any work
                              student_derivatives, name_line)
-    spec.require_dense("the handouts and notebooks")
     if notebook:
+        spec.require_dense("the notebooks")
         from .notebook import check_notebook_size
         check_notebook_size(spec)
     model = derive_spec(spec)

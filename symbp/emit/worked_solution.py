@@ -39,6 +39,10 @@ class Equation:
     parts: tuple[Part, ...] = ()
     via: Optional[tuple[sp.Expr, dict]] = None   # a rule shown between lhs and rule (g f'(z))
     shown_lhs: Optional[str] = None     # the student's left-hand side (default: lhs)
+    #: an array of more than two axes prints as one matrix per entry of its other axes (samples,
+    #: channels): these two axes whole (None: an activation's, :data:`~symbp.emit.latex.ACTIVATION_AXES`)
+    axes: Optional[tuple] = None
+    marked: object = None               # entries of the result to box (max pooling's selection)
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,8 @@ class Given:
     value: object
     shape: bool = True
     note: str = ""
+    axes: Optional[tuple] = None        # as :class:`Equation`'s
+    marked: object = None
 
 
 @dataclass(frozen=True)
@@ -55,6 +61,41 @@ class IndexForm:
     """A per-sample rule in index form (the loss's l = -sum_i y_i log a_i)."""
     lhs: str
     rule: sp.Expr
+
+
+@dataclass(frozen=True)
+class EntryForm:
+    """An indexed layer's rule for one generic entry (``z_{1}[n,p,q,c] = sum ...``), printed from
+    the derivation's entry formula, its bases bound to the handout's notation by ``names``."""
+    lhs: sp.Expr
+    rule: sp.Expr
+    names: dict
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class EntrySum:
+    """One entry of an indexed rule worked out: ``lhs = rule = its terms with numbers = result``.
+
+    ``rule`` is the entry formula at that entry (its sums' limits numbers), ``terms`` the same
+    sums written out term by term (SymPy's ``doit``, nothing evaluated); ``values`` binds bases
+    to the trace's arrays, read entry by entry; ``result`` is the trace's entry."""
+    lhs: sp.Expr
+    rule: sp.Expr
+    terms: sp.Expr
+    names: dict
+    values: dict
+    result: float
+
+
+@dataclass(frozen=True)
+class Result:
+    """A quantity's every entry (``lhs = [...]``, feature maps past two axes, as :class:`Equation`'s
+    result) after the entry rules that give it; the student sheet's version is blanks."""
+    lhs: str
+    value: object
+    axes: Optional[tuple] = None
+    marked: object = None
 
 
 @dataclass(frozen=True)
@@ -87,7 +128,7 @@ class ChainRuleItem:
     updates: tuple[EntryUpdate, ...]
 
 
-Item = Union[Equation, Given, IndexForm, BatchMean, ChainRuleItem]
+Item = Union[Equation, Given, IndexForm, EntryForm, EntrySum, Result, BatchMean, ChainRuleItem]
 
 
 @dataclass
