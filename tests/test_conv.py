@@ -305,7 +305,8 @@ def test_the_cli_generates_and_checks_a_cnn_and_refuses_what_it_cannot_present_y
     assert "sliding_window_view" in source and not any(line.strip().startswith("for ") for line in forward.splitlines())
     checked = symbp_cli("check", str(path), "--json")
     assert checked.returncode == 0, checked.stderr
-    for command in (["derive", str(path), "-o", str(tmp_path / "d")], ["variants", str(path), "-o", str(tmp_path / "v")]):
+    for command in (["derive", str(path), "--notebook", "-o", str(tmp_path / "d")],
+                    ["variants", str(path), "--notebook", "-o", str(tmp_path / "v")]):   # notebooks: Dense only so far
         refused = symbp_cli(*command)
         assert refused.returncode == 2 and "layers[0].type" in refused.stderr and "Dense layers only" in refused.stderr
         assert not (tmp_path / command[-1].rsplit("/", 1)[-1]).exists()
