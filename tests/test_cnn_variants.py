@@ -315,3 +315,22 @@ def test_every_mistake_on_a_cnn_gives_numbers_or_nothing():
         assert all(np.shape(v) == np.shape(key[q]) for q, v in values.items())
         if mistake == "transposed":
             assert not {"dW0", "db0", "delta1", "delta2"} & set(values)
+
+
+def test_mistakes_pass_through_a_convolutions_kernel():
+    """Two convolutions: g passed down through the second's updated kernel is diagnosable on delta1,
+    and the first's delta gets the activation mistakes (tanh: g alone, f(z), f' at a)."""
+    rng = np.random.default_rng(1)
+    spec = Spec.from_dict({
+        "name": "two_conv", "seed": 0,
+        "data": {"x": rng.normal(size=(2, 5, 5, 1)).round(2).tolist(), "y": np.eye(3)[[0, 1]].tolist()},
+        "layers": [{"type": "Conv2D", "filters": 2, "kernel_size": 2, "activation": "tanh"},
+                   {"type": "Conv2D", "filters": 2, "kernel_size": 2, "activation": "tanh"},
+                   {"type": "GlobalAveragePooling2D"}, {"units": 3, "activation": "softmax"}],
+        "loss": {"name": "categorical_crossentropy"}, "optimizer": {"name": "sgd", "learning_rate": 0.5},
+        "training": {"batch_size": 2, "epochs": 1}}, "t")
+    module = spec_module(spec)
+    assert "delta1" in mistake_values(spec, "updated_weights_used", module)
+    for mistake in ("missing_activation_derivative", "activation_instead_of_derivative", "derivative_in_wrong_variable"):
+        assert {"delta1", "delta2"} <= set(mistake_values(spec, mistake, module)), mistake
+    assert {"db0", "db1"} <= set(mistake_values(spec, "bias_not_summed", module))
