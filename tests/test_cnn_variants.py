@@ -334,3 +334,15 @@ def test_mistakes_pass_through_a_convolutions_kernel():
     for mistake in ("missing_activation_derivative", "activation_instead_of_derivative", "derivative_in_wrong_variable"):
         assert {"delta1", "delta2"} <= set(mistake_values(spec, mistake, module)), mistake
     assert {"db0", "db1"} <= set(mistake_values(spec, "bias_not_summed", module))
+
+
+def test_check_names_a_max_pooling_tie_as_the_likely_why():
+    """symbp check's "Why:" on a mismatch: an exact tie in a live max-pooling window (W0 = 0,
+    b0 = 0.5: every feature map entry 0.5), when no value sits at a kink."""
+    from symbp.witnesses.compare import kink_at_rounding
+    params = cnn_spec().initial_params()
+    params["W0"], params["b0"] = np.zeros_like(params["W0"]), np.full_like(params["b0"], 0.5)
+    spec = dataclasses.replace(cnn_spec(), layers=cnn_spec().with_params(params))
+    hit = kink_at_rounding(spec)
+    assert hit.gap == 0 and "MaxPooling2D" in hit.describe() and "0.5 and 0.5" in hit.describe()
+    assert kink_at_rounding(draw_variants(cnn_spec(), 1, 3)[0]) is None
