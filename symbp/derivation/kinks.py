@@ -243,8 +243,8 @@ def _live(module, spec, layer, params, xb, yb) -> np.ndarray:
     below = layer.position   # the layer number (1..L) of the layer below
     if below == 0:
         return np.zeros(np.shape(xb), dtype=bool)
-    fprime = module.trace(params, xb, yb).get(f"fprime{below}")
-    z = module._forward(params, xb)[0][below - 1]
+    trace = module.trace(params, xb, yb)
+    fprime, z = trace.get(f"fprime{below}"), trace[f"z{below}"]
     return np.ones(z.shape, dtype=bool) if fprime is None else np.broadcast_to(fprime != 0, z.shape).copy()
 
 
