@@ -363,8 +363,6 @@ def render_variants(spec: Spec, count: int, seed: int, directory: Path, *, noteb
     ``pdf`` compiles every handout (:func:`compile_class`); ``student_derivatives``, ``name_line``:
     the student sheet's scaffolding (symbp.emit.handouts.HandoutOptions); ``nbgrader``: notebooks
     with nbgrader's cells (implies ``notebook``)."""
-    if notebook or nbgrader:   # before any draw (each student's rendered_outputs checks it again)
-        spec.require_dense("the notebooks")
     directory = Path(directory)
     draws = _draws(spec, seed)
     drawn = _take(spec, draws, count)

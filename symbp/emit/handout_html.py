@@ -79,7 +79,7 @@ class HtmlPresenter(LatexPresenter):
 
 def html_context(spec, options, model=None, module=None) -> dict:
     """Everything the HTML templates print, every value prepared here (MathML as Markup)."""
-    from .handouts import updated_slices, worked_solution
+    from .handouts import architecture, updated_slices, worked_solution
     work = worked_solution(spec, options, model, module)
     model, notation = work.numbers.model, work.numbers.notation
     html = HtmlPresenter(options.digits, notation.param)
@@ -87,7 +87,7 @@ def html_context(spec, options, model=None, module=None) -> dict:
     inline = lambda tex: Markup(latex_to_mathml(tex, html.inserts, display="inline"))   # noqa: E731
     return {
         "title": spec.title or spec.name, "name": spec.name,
-        "architecture": " - ".join(str(w) for w in spec.widths),
+        "architecture": architecture(spec, model),
         "loss_name": model.loss.rule.name, "optimizer_name": model.optimizer.rule.name,
         "bias_word": "thetas" if options.bias_symbol == "theta" else "biases",
         "bias_noun": "theta" if options.bias_symbol == "theta" else "bias",

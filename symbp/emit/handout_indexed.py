@@ -79,13 +79,22 @@ class IndexedLayer:
     def read_back(self, win_entry: sp.Indexed) -> sp.Indexed:
         """win[n, p.., k, u..] as the input entry it reads: a_prev[n, p s + u - pad, .., k]."""
         if self.gather.kind == "flatten":
-            return win_entry
+            return self.unflattened(win_entry)
         rank, idx = len(self.window), win_entry.indices
         if self.gather.global_window:
             return A_PREV[(idx[0], *idx[2:], idx[1])]
         positions, channel, offsets = idx[1:1 + rank], idx[1 + rank], idx[2 + rank:]
         read = [p * s + u - pad for p, u, s, pad in zip(positions, offsets, self.strides, self.pad_before())]
         return A_PREV[(idx[0], *read, channel)]
+
+    def unflattened(self, win_entry: sp.Indexed) -> sp.Indexed:
+        """Flatten's win[n, f] as a_prev[n, i, j, c]: f's digits in C order (i = floor(f / (Q C)), ...)."""
+        n, f = win_entry.indices
+        shape, indices = self.layer.input_shape, []
+        for axis, size in enumerate(shape):
+            index = sp.floor(f / int(np.prod(shape[axis + 1:]))) if axis + 1 < len(shape) else f
+            indices.append(index if axis == 0 else sp.Mod(index, size))
+        return A_PREV[(n, *indices)]
 
     def in_input(self, expr: sp.Expr) -> sp.Expr:
         """``expr`` with every window entry read back in the input a_{l-1}."""
@@ -115,7 +124,8 @@ class IndexedLayer:
         if self.gather.global_window:
             return f"{name} over each whole feature map"
         size = r" \times ".join(map(str, self.window))
-        geometry = f"strides {', '.join(map(str, self.strides))}, {escape_latex(self.padding)} padding"
+        strides = str(self.strides[0]) if len(set(self.strides)) == 1 else f"({', '.join(map(str, self.strides))})"
+        geometry = f"strides {strides}, {escape_latex(self.padding)} padding"
         if self.layer.param_names:
             return f"{name}, {args['filters']} filters ${size}$, {geometry}"
         return f"{name}, windows ${size}$, {geometry}"
@@ -162,7 +172,10 @@ class IndexedSteps(_StepWriter):
         geometry = IndexedLayer(layer, len(self.x))
         calc, l, names = layer.calculus, layer.number, self.names(layer)
         z_entry = sp.IndexedBase("z")[calc.out]
-        rule = [EntryForm(geometry.limited(z_entry), geometry.limited(geometry.in_input(calc.z)), names)]
+        padded = calc.rule.gather.kind == "windows" and not calc.rule.gather.global_window \
+            and geometry.padding == "same"
+        note = "the input read as 0 outside its entries: same padding" if padded else ""
+        rule = [EntryForm(geometry.limited(z_entry), geometry.limited(geometry.in_input(calc.z)), names, note)]
         if calc.rule.gather.mask:
             rule.append(EntryForm(geometry.limited(calc.mask[self.window_entry(layer)]), sp.Symbol("w"),
                                   {**names, "w": rf"\text{{{MASK_NOTES[calc.rule.gather.mask]}}}"}))

@@ -824,7 +824,7 @@ def handout_context(spec: Spec, options: HandoutOptions = HandoutOptions(),
         "fixed": ", ".join(f"${notation.param(name)}$" for name in spec.fixed_params),
         "blank_width": round(0.55 * (options.digits + 3), 2),
         "depth": model.depth,
-        "architecture": escape_latex(" - ".join(str(w) for w in spec.widths)),
+        "architecture": escape_latex(architecture(spec, model)),
         "layers": work.tables.layer_table(),
         "network": work.pictures.network_picture() if not indexed_network(model) else None,
         "shapes": work.tables.shape_table() if indexed_network(model) else [],
@@ -855,6 +855,14 @@ def handout_context(spec: Spec, options: HandoutOptions = HandoutOptions(),
         "student_derivatives": options.student_derivatives,
         "name_line": options.name_line,
     }
+
+
+def architecture(spec: Spec, model: NetworkDerivation) -> str:
+    """4 - 3 - 3 - 4 (the widths); with indexed layers, the module's summary of types and shapes."""
+    if indexed_network(model):
+        from .codegen import _architecture
+        return _architecture(model)
+    return " - ".join(str(w) for w in spec.widths)
 
 
 def indexed_network(model: NetworkDerivation) -> bool:

@@ -11,6 +11,7 @@ to a matrix of numbers instead of its symbol gives "the same rule with the numbe
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 import numpy as np
@@ -406,7 +407,7 @@ class EntryLatexPrinter(PositiveFirst, LatexPrinter):
         if base in self.values:
             text = format_number(self.values[base][tuple(int(i) for i in expr.indices)], self.digits)
             return rf"\left({text}\right)" if text.startswith("-") else text
-        indices = ",".join(self._print(i).replace(" ", "") for i in expr.indices)
+        indices = ",".join(re.sub(r"\s*([+-])\s*", r"\1", self._print(i)) for i in expr.indices)
         return f"{self.names.get(base, base)}[{indices}]"
 
     def _print_Mul(self, expr):

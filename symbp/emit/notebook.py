@@ -178,10 +178,11 @@ def _answer(line: Line, meaning: str, shape) -> Answer:
     return Answer(line.target, line.code, line.equation, f"{meaning}, shape {_shape(shape)}")
 
 
-def _kernel_and_bias(layer) -> tuple[str, str]:
-    """The notebook's two parameter slots of a layer (its text speaks of weights and thetas)."""
+def _kernel_and_bias(layer) -> tuple[str | None, str | None]:
+    """The notebook's two parameter slots of a layer (its text speaks of weights and thetas);
+    None for a layer without parameters (pooling, Flatten)."""
     by_kind = {name.kind: str(name) for name in layer.layer.param_names}
-    return by_kind["kernel"], by_kind["bias"]
+    return by_kind.get("kernel"), by_kind.get("bias")
 
 
 def _forward_layers(module: ModuleContext, model: NetworkDerivation, params: dict) -> list[dict]:
@@ -192,8 +193,9 @@ def _forward_layers(module: ModuleContext, model: NetworkDerivation, params: dic
         kernel, bias = _kernel_and_bias(layer)
         layers.append({
             "number": l, "kernel": kernel, "bias": bias,
-            "kernel_literal": array_literal(params[kernel]), "bias_literal": array_literal(params[bias]),
-            "lower": layer_name(l - 1, depth), "upper": layer_name(l, depth),
+            "kernel_literal": array_literal(params[kernel]) if kernel else "",
+            "bias_literal": array_literal(params[bias]) if bias else "",
+            "lower": layer_name(l - 1, depth), "upper": layer_name(l, depth), "type": layer.layer.rule.name,
             "forward": lines.forward, "output": naming.OUTPUT.format(l=l)})
     return layers
 
@@ -204,15 +206,17 @@ def _fixed_update(param: str) -> list[Line]:
     return [Line(updated, f"{param}.copy()", f"{updated} = {param} (kept fixed: bias_trainable = false)")]
 
 
-def _backward_steps(module: ModuleContext, model: NetworkDerivation, params: dict, rows: int) -> list[dict]:
+def _backward_steps(module: ModuleContext, model: NetworkDerivation, params: dict, rows: int,
+                    values: dict) -> list[dict]:
     """Section 1.3 below the output delta: each layer's gradients and updates, then the delta
-    passed down, from the output layer to the first."""
+    passed down (through an indexed layer: dL/dwin first), from the output layer to the first.
+    ``values``: the traced step (:func:`traced_values`), for the shapes of dL/dwin."""
     by_target = {line.target: line for line in module.backward}
     depth, backward = model.depth, []
     for layer in reversed(model.layers):
         l = layer.number
         kernel, bias = _kernel_and_bias(layer)
-        step = {"number": l, "kernel": kernel, "bias": bias,
+        step = {"number": l, "kernel": kernel, "bias": bias, "type": layer.layer.rule.name,
                 "lower": layer_name(l - 1, depth), "upper": layer_name(l, depth)}
         for name in layer.layer.param_names:
             param, shape = str(name), params[str(name)].shape
@@ -225,12 +229,24 @@ def _backward_steps(module: ModuleContext, model: NetworkDerivation, params: dic
         step["delta"] = None
         if l > 1:
             below, delta = naming.UPSTREAM.format(l=l - 1), naming.DELTA.format(l=l - 1)
-            shape = (rows, layer.inputs)
+            shape = (rows, *layer.layer.input_shape)
+            windows = naming.WINDOWS_GRADIENT.format(l=l)
+            through = [_answer(by_target[windows], f"dL/d{naming.WINDOWS.format(l=l)}",
+                               np.shape(values[windows]))] if layer.layer.rule.indexed else []
             step["delta"] = AnswerCell(
-                [_answer(by_target[below], f"dL/d{naming.OUTPUT.format(l=l - 1)}", shape),
-                 _answer(by_target[delta], f"dL/d{naming.PRE_ACTIVATION.format(l=l - 1)}", shape)], delta)
+                through + [_answer(by_target[below], f"dL/d{naming.OUTPUT.format(l=l - 1)}", shape),
+                           _answer(by_target[delta], f"dL/d{naming.PRE_ACTIVATION.format(l=l - 1)}", shape)], delta)
         backward.append(step)
     return backward
+
+
+def keras_layer_source(layer) -> str:
+    """The Keras constructor of a layer, after ``keras.layers.``: ``Dense(3, activation="tanh")``,
+    ``Conv2D(filters=3, kernel_size=3, activation="relu")`` (the arguments the spec gives)."""
+    if layer.rule.name == "Dense":
+        return f'Dense({layer.units}, activation="{layer.activation}")'
+    name, arguments = layer.rule.keras_layer(layer.arguments)
+    return f"{name}({', '.join(f'{key}={value!r}' for key, value in arguments.items())})"
 
 
 def _check_description(param: str, depth: int) -> str:
@@ -248,10 +264,10 @@ MAX_NOTEBOOK_NUMBERS = 100_000
 
 def check_notebook_size(spec: Spec) -> None:
     """Refuse (exit 2) a spec whose notebook would hold more than MAX_NOTEBOOK_NUMBERS literals."""
+    from ..derivation.network import layers_from_spec
     rows = min(spec.batch_size, len(spec.x))
-    widths = spec.widths
-    numbers = rows * (widths[0] + len(spec.y[0])) + sum(
-        (fan_in + 1) * units for fan_in, units in zip(widths, widths[1:]))
+    numbers = rows * (int(np.size(spec.x[0])) + len(spec.y[0])) + sum(
+        int(np.prod(layer.param_shape(name.kind))) for layer in layers_from_spec(spec) for name in layer.param_names)
     if numbers > MAX_NOTEBOOK_NUMBERS:
         from ..errors import UnusableInput
         raise UnusableInput(f"--notebook: the notebooks would write {numbers:,} numbers as literals (the "
@@ -301,10 +317,10 @@ def notebook_context(spec: Spec, model: NetworkDerivation | None = None) -> dict
         "output_delta": AnswerCell([_answer(output_line, f"dL/d{naming.PRE_ACTIVATION.format(l=depth)}",
                                             (rows, model.layers[-1].units))], output_delta),
         "output_z": naming.PRE_ACTIVATION.format(l=depth),
-        "backward": _backward_steps(module, model, params, rows),
-        "inputs": model.layers[0].inputs,
+        "backward": _backward_steps(module, model, params, rows, traced_values(spec, model)),
+        "input_shape": _shape(model.layers[0].layer.input_shape),
         "outputs": model.layers[-1].units,
-        "dense": [(layer.units, layer.activation) for layer in spec.layers],
+        "keras_layers": [keras_layer_source(layer.layer) for layer in model.layers],
         "optimizer_config": repr({"class_name": spec.optimizer.name, "config": settings}),
         "loss_keras": "" if torch else keras_loss_source(spec.loss),
         "custom_loss": CUSTOM_LOSS_SOURCE.get(spec.loss.name, ""),

@@ -27,7 +27,6 @@ def rendered_outputs(spec: Spec, directory: Path, *, notebook: bool = False, dig
     options = HandoutOptions(digits, tuple(explain), bias_symbol, first_index,   # checked before any work
                              student_derivatives, name_line)
     if notebook:
-        spec.require_dense("the notebooks")
         from .notebook import check_notebook_size
         check_notebook_size(spec)
     model = derive_spec(spec)

@@ -1,0 +1,235 @@
+"""Handouts and notebooks of convolutional networks (issue 13): the worked solution of the
+built-in example (6x6x1 images, Conv2D 3 filters 3x3 relu, MaxPooling2D 2x2, Flatten, softmax)
+compiles, shows the trace's numbers (the worked entry with its window, max pooling's selected
+entries boxed, the kernel and bias gradients, the updates), and the student sheet withholds every
+backward number; Conv1D / average / global pooling and a strided "same" net with two convolutions
+render and compile; the HTML pages escape a hostile title and render in Chromium; the notebooks run.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pytest
+from nbclient import NotebookClient
+
+from conftest import run_symbp
+from symbp.emit.codegen import module_source
+from symbp.emit.handout_html import render_html_handouts
+from symbp.emit.handouts import HandoutOptions, render_handouts
+from symbp.emit.latex import MAX_SHOWN, format_number, matrix_tex
+from symbp.emit.notebook import notebooks, rendered_notebooks
+from symbp.emit.outputs import rendered_outputs
+from symbp.io.pdf import compile_pdf
+from symbp.spec import Spec, load_spec
+from symbp.witnesses.module import load_module
+from test_handouts import formatted, numbers_in, pdf_text
+from test_html_handouts import HOSTILE_TITLE, mathml_numbers, parsed, run_chromium
+from test_notebooks import answer_cells, text_of
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "symbp" / "examples" / "cnn_6x6.toml"
+BACKWARD = re.compile(r"^(delta|g|dW|db|dwin)\d+$")
+
+
+def traced(spec: Spec) -> dict:
+    """The module's trace of the first batch, its initial parameters, and the updated ones."""
+    module = load_module(module_source(spec), spec.name)
+    params = module.initial_params()
+    rows = min(spec.batch_size, len(spec.x))
+    return {**module.trace(params, module.X[:rows], module.Y[:rows]), "params": params}
+
+
+def backward_values(trace: dict) -> set[str]:
+    """Every number of the backward pass and the update, as the handouts print them."""
+    arrays = [value for key, value in trace.items() if BACKWARD.match(key)]
+    return formatted(*arrays, *trace["updated"].values())
+
+
+def shown_backward(trace: dict) -> set[str]:
+    """The backward numbers a handout shows in full (not dL/dwin, not a matrix elided past MAX_SHOWN)."""
+    whole = [v for k, v in trace.items() if BACKWARD.match(k) and not k.startswith("dwin")
+             and max(np.shape(v)[1:] if np.ndim(v) > 2 else np.shape(v), default=1) <= MAX_SHOWN]
+    return formatted(*whole)
+
+
+def forward_values(spec: Spec, trace: dict) -> set[str]:
+    keys = [k for k in trace if re.match(r"^(z|a|win|mask)\d+$", k)] + ["per_sample", "y"]
+    return formatted(spec.x, spec.y, *trace["params"].values(), *(trace[k] for k in keys), trace["loss"])
+
+
+@pytest.fixture(scope="module")
+def example():
+    spec = load_spec(EXAMPLE)
+    return spec, traced(spec)
+
+
+@pytest.fixture(scope="module")
+def example_pdfs(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cnn")
+    result = run_symbp("derive", str(EXAMPLE), "-o", str(out), "--pdf", "--no-check")
+    assert result.returncode == 0, result.stderr
+    return {kind: (pdf_text(out / f"cnn_6x6_{kind}.pdf"), (out / f"cnn_6x6_{kind}.tex").read_text())
+            for kind in ("solution", "student")}
+
+
+# ---------------------------------------------------------------- the example, as a PDF
+def test_example_has_no_tie_and_no_unit_at_a_kink(example):
+    spec, trace = example
+    assert np.all(np.abs(trace["z1"]) > 1e-3)                            # relu: no z at 0
+    windows = np.sort(trace["win2"].reshape(*trace["win2"].shape[:4], -1), axis=-1)
+    assert np.all(windows[..., -1] - windows[..., -2] > 1e-3)            # max pooling: no tie
+
+
+def test_worked_entry_shows_its_window_and_the_traces_numbers(example, example_pdfs):
+    spec, trace = example
+    text, tex = example_pdfs["solution"]
+    shown = numbers_in(text)
+    window, kernel = trace["win1"][0, 0, 0, 0], trace["params"]["W0"][:, :, 0, 0]
+    assert rf"\mathrm{{win}}_{{1}}[0,0,0,0,:,:] = {matrix_tex(window, 8)}" in tex
+    assert rf"W_{{0}}[:,:,0,0] = {matrix_tex(kernel, 8)}" in tex
+    # the worked entry's line: each window entry times its kernel entry, the bias, = z1[0,0,0,0]
+    worked = next(line for line in tex.splitlines() if line.endswith(f"= {format_number(trace['z1'][0, 0, 0, 0], 8)}}}"))
+    assert worked.count(r"\cdot") == window.size       # one product per window entry
+    assert formatted(trace["z1"][0, 0, 0, 0], window, kernel, trace["params"]["b0"][0]) <= shown
+    # every feature map, the kernel gradient's worked entry, every gradient and update
+    assert not formatted(trace["z1"], trace["a1"], trace["z2"], trace["a4"]) - shown
+    whole = ["delta1", "g1", "delta2", "g2", "dW0", "db0", "delta4", "db3"]   # the matrices shown in full
+    assert not formatted(*(trace[k] for k in whole), *(trace["updated"][p] for p in ("W0", "b0", "b3"))) - shown
+
+
+def test_max_pooling_boxes_the_selected_entries(example, example_pdfs):
+    spec, trace = example
+    _, tex = example_pdfs["solution"]
+    pooled = tex.split("the entries each window selects")[1].split(r"\steptitle")[0]
+    for n in range(trace["a1"].shape[0]):
+        for c in range(trace["a1"].shape[-1]):
+            line = next(l for l in pooled.splitlines() if f"a_{{1}}[{n},:,:,{c}] =" in l)
+            boxed = re.findall(r"\\boxed\{(-?[\d.]+)\}", line)
+            assert sorted(boxed) == sorted(format_number(v, 8) for v in trace["z2"][n, :, :, c].ravel())
+    # the gradient passed down through the pooling sits at the same boxed entries
+    routed = tex.split("routed to its selected entry")[1].split(r"\steptitle")[0]
+    assert len(re.findall(r"\\boxed", routed)) == trace["z2"].size
+
+
+def test_student_sheet_withholds_every_backward_number(example, example_pdfs):
+    spec, trace = example
+    text, tex = example_pdfs["student"]
+    shown = numbers_in(text)
+    assert formatted(trace["z1"][0, 0, 0, 0], trace["z2"], trace["a4"]) <= shown    # the forward pass is given
+    leaked = (backward_values(trace) - forward_values(spec, trace)) & shown
+    assert not leaked
+    assert r"\boxed" in tex.split(r"\section*{Back-propagation")[0] and r"\blank" in tex
+
+
+# ---------------------------------------------------------------- other indexed layers
+def conv_spec(name, layers, shape, seed=0) -> Spec:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=shape).round(2)
+    y = np.eye(3)[rng.integers(0, 3, shape[0])]
+    return Spec.from_dict({"name": name, "title": f"{name} & 50% of $x_1$", "seed": seed,
+                           "data": {"x": x.tolist(), "y": y.tolist()}, "layers": layers,
+                           "loss": {"name": "categorical_crossentropy"},
+                           "optimizer": {"name": "sgd", "learning_rate": 0.1, "momentum": 0.9},
+                           "training": {"batch_size": 2, "epochs": 1}})
+
+
+OTHER_NETS = {
+    "conv1d_average": lambda: conv_spec("conv1d_average", [
+        {"type": "Conv1D", "filters": 2, "kernel_size": 3, "activation": "tanh"},
+        {"type": "AveragePooling1D", "pool_size": 2},
+        {"type": "GlobalAveragePooling1D"}, {"units": 3, "activation": "softmax"}], (2, 8, 2)),
+    "strided_same": lambda: conv_spec("strided_same", [
+        {"type": "Conv2D", "filters": 2, "kernel_size": 3, "strides": 2, "padding": "same", "activation": "tanh"},
+        {"type": "Conv2D", "filters": 2, "kernel_size": 2, "activation": "sigmoid"},
+        {"type": "MaxPooling2D", "pool_size": 2, "strides": 1, "padding": "same"},
+        {"type": "Flatten"}, {"units": 3, "activation": "softmax"}], (2, 7, 7, 1), seed=1),
+}
+
+
+@pytest.mark.parametrize("key", sorted(OTHER_NETS))
+def test_other_indexed_layers_compile_with_their_numbers(key, tmp_path):
+    spec = OTHER_NETS[key]()
+    trace = traced(spec)
+    texts = {}
+    for kind, tex in render_handouts(spec, HandoutOptions()).items():
+        path = tmp_path / f"{spec.name}_{kind}.tex"
+        path.write_text(tex)
+        texts[kind] = numbers_in(pdf_text(compile_pdf(path)[0]))
+    answers = backward_values(trace)
+    assert not shown_backward(trace) - texts["solution"]
+    assert not (answers - forward_values(spec, trace)) & texts["student"]
+    if key == "strided_same":   # the gradient through the second convolution: the full correlation
+        tex = render_handouts(spec, HandoutOptions())["solution"]
+        assert r"g_{1}[n,i,j,k] = \sum" in tex and r"\delta_{2}[n,i-u,j-v,c]" in tex
+
+
+# ---------------------------------------------------------------- HTML
+def hostile_example() -> Spec:
+    data = load_spec(EXAMPLE).to_dict()
+    data["title"] = HOSTILE_TITLE
+    return Spec.from_dict(data)
+
+
+@pytest.fixture(scope="module")
+def example_pages():
+    return render_html_handouts(hostile_example(), HandoutOptions())
+
+
+def test_html_pages_escape_the_title_and_show_the_numbers(example, example_pages):
+    spec, trace = example
+    for kind, page in example_pages.items():
+        elements = parsed(page)
+        assert not [tag for tag, _ in elements.tags if tag in ("script", "img", "iframe", "object")]
+        assert not [name for _, attrs in elements.tags for name in attrs if name.startswith("on")]
+        assert HOSTILE_TITLE in "".join(elements.text)
+        assert page.count('<menclose notation="box">') >= trace["z2"].size     # the selected entries
+    solution, student = (mathml_numbers(example_pages[k]) for k in ("solution", "student"))
+    assert not shown_backward(trace) - solution
+    assert not (backward_values(trace) - forward_values(spec, trace)) & student
+
+
+def test_chromium_renders_the_cnn_pages(tmp_path):
+    files = rendered_outputs(hostile_example(), tmp_path, html=True)
+    for path, text in files.items():
+        path.write_text(text, encoding="utf-8") if isinstance(text, str) else path.write_bytes(text)
+    for kind in ("solution", "student"):
+        dom = run_chromium("--virtual-time-budget=3000", "--dump-dom", (tmp_path / f"cnn_6x6_{kind}.html").as_uri())
+        elements = parsed(dom)
+        assert HOSTILE_TITLE in " ".join("".join(elements.text).split())
+        assert not [tag for tag, _ in elements.tags if tag in ("script", "img")]
+        assert len([tag for tag, _ in elements.tags if tag == "math"]) > 20
+
+
+# ---------------------------------------------------------------- notebooks
+def test_cnn_solution_notebook_runs_and_matches_keras(tmp_path):
+    spec = load_spec(EXAMPLE)
+    files = rendered_notebooks(spec, tmp_path)
+    solution = nbformat.reads(files[tmp_path / "cnn_6x6_solution.ipynb"], as_version=4)
+    expected = {i: text_of(c) for i, c in enumerate(solution.cells) if c.cell_type == "code"}
+    NotebookClient(solution, timeout=600, kernel_name="python3",
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    checks = [text_of(c) for c in solution.cells if "validation" in c.metadata.get("tags", [])]
+    assert len(checks) == len(spec.param_names) + 1
+    for printed in checks:
+        assert printed.count("They match!") == 1 and "They don't match." not in printed, printed
+    for index, shown in expected.items():
+        if shown:
+            assert text_of(solution.cells[index]) == shown
+
+
+def test_cnn_student_notebook_holds_no_answers():
+    books = notebooks(load_spec(EXAMPLE))
+    student_text = nbformat.writes(books["student"])
+    answers = answer_cells(books["solution"])
+    assert any("dwin2" in cell.source for cell in answers)     # through the pooling, then g1
+    for cell in answers:
+        for line in cell.source.splitlines():
+            if " = " in line:
+                target, code = line.split("  # ")[0].split(" = ", 1)
+                assert f"{target} = {code}" not in student_text
+                assert f"{target} = ..." in student_text
+    for cell in answer_cells(books["student"]):
+        assert not cell.outputs
