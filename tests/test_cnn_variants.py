@@ -346,3 +346,16 @@ def test_check_names_a_max_pooling_tie_as_the_likely_why():
     hit = kink_at_rounding(spec)
     assert hit.gap == 0 and "MaxPooling2D" in hit.describe() and "0.5 and 0.5" in hit.describe()
     assert kink_at_rounding(draw_variants(cnn_spec(), 1, 3)[0]) is None
+
+
+def test_cnn_notebooks_are_graded_on_their_answers(tmp_path):
+    """A notebook gives the forward pass (its feature maps): graded are the back-propagation's
+    answers; the solution notebook is right throughout."""
+    spec = cnn_spec(activation="tanh", epochs=1)
+    variants.write_variants(spec, 1, 4, tmp_path / "class", jobs=1, notebook=True)
+    (tmp_path / "in").mkdir()
+    solution = tmp_path / "class" / SOLUTIONS / "student_01" / "tiny_cnn_solution.ipynb"
+    (tmp_path / "in" / "student_01.ipynb").write_text(solution.read_text())
+    grades = grade_class(tmp_path / "class", tmp_path / "in", GradingOptions(), jobs=1)
+    assert grades.quantities[0] == "loss" and "a1" not in grades.quantities and "dW0" in grades.quantities
+    assert {q.status for q in grades.grades["student_01"].quantities.values()} == {"correct"}
