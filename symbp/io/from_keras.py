@@ -99,7 +99,7 @@ def _check_declared_shapes(config: Any, source: str) -> None:
     found = {"units": [], "dimensions": []}
     _declared_sizes(config, found)
     if len(found["units"]) > LIMITS["layers"]:
-        raise UnusableInput(f"{source}: declares {len(found['units'])} Dense layers; symbp allows at most "
+        raise UnusableInput(f"{source}: declares {len(found['units'])} layers with units or filters; symbp allows at most "
                             f"{LIMITS['layers']}")
     for kind, values, limit in (("units", found["units"], LIMITS["units"]),
                                 ("an input dimension", found["dimensions"], _MAX_DIMENSION)):
