@@ -186,6 +186,7 @@ def test_html_pages_escape_the_title_and_show_the_numbers(example, example_pages
         assert not [name for _, attrs in elements.tags for name in attrs if name.startswith("on")]
         assert HOSTILE_TITLE in "".join(elements.text)
         assert page.count('<menclose notation="box">') >= trace["z2"].size     # the selected entries
+        assert "MaxPooling2D, windows" in page and "output shape" in page      # the table of shapes
     solution, student = (mathml_numbers(example_pages[k]) for k in ("solution", "student"))
     assert not shown_backward(trace) - solution
     assert not (backward_values(trace) - forward_values(spec, trace)) & student
@@ -233,3 +234,17 @@ def test_cnn_student_notebook_holds_no_answers():
                 assert f"{target} = ..." in student_text
     for cell in answer_cells(books["student"]):
         assert not cell.outputs
+
+
+def test_a_larger_net_elides_maps_and_long_sums_and_compiles(tmp_path):
+    spec = conv_spec("larger", [
+        {"type": "Conv2D", "filters": 8, "kernel_size": 3, "activation": "relu"},
+        {"type": "MaxPooling2D", "pool_size": 2}, {"type": "Flatten"},
+        {"units": 3, "activation": "softmax"}], (4, 10, 10, 1))
+    tex = render_handouts(spec, HandoutOptions())["solution"]
+    assert r"more maps, in the generated module" in tex                        # 2 samples x 8 filters > MAX_MAPS
+    assert r"\frac{\partial L}{\partial W_{0}}[0,0,0,0] =" not in tex          # 2 * 8 * 8 terms: rule only
+    assert r"z_{1}[0,0,0,0] = \theta_{0}[0] +" in tex                           # 9 terms: worked
+    path = tmp_path / "larger_solution.tex"
+    path.write_text(tex)
+    compile_pdf(path)

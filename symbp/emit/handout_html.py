@@ -79,7 +79,7 @@ class HtmlPresenter(LatexPresenter):
 
 def html_context(spec, options, model=None, module=None) -> dict:
     """Everything the HTML templates print, every value prepared here (MathML as Markup)."""
-    from .handouts import architecture, updated_slices, worked_solution
+    from .handouts import architecture, indexed_network, updated_slices, worked_solution
     work = worked_solution(spec, options, model, module)
     model, notation = work.numbers.model, work.numbers.notation
     html = HtmlPresenter(options.digits, notation.param)
@@ -94,6 +94,8 @@ def html_context(spec, options, model=None, module=None) -> dict:
         "layers": [{**row, "forward": inline(row["forward"]), "derivative": inline(row["derivative"]),
                     "activation": model.layers[i].activation.rule.name}
                    for i, row in enumerate(work.tables.layer_table())],
+        "shapes": [{**row, "layer": Markup(prose_html(row["layer"])), "shape": inline(row["shape"])}
+                   for row in (work.tables.shape_table() if indexed_network(model) else [])],
         "givens": [html.html_step(step) for step in work.givens],
         "hyperparameters": [(Markup(prose_html(name)), inline(f"{symbol} = {value}"), Markup(prose_html(note)))
                             for name, symbol, value, note in work.optimizer.hyperparameters()],

@@ -29,6 +29,9 @@ MAX_TERMS = 64
 #: the index a rule of the passed-down gradient is written at (an entry of a_{l-1})
 _INPUT_INDICES = tuple(sp.Symbol(s, integer=True, nonnegative=True) for s in ("i", "j"))
 A_PREV, G_PREV, DWIN = sp.IndexedBase("a_prev"), sp.IndexedBase("g_prev"), sp.IndexedBase("dwin")
+#: what "same" padding reads, by the Gather's mask (None: a convolution's zeros)
+PADDING_NOTES = {None: "same padding: the input read as 0 outside its entries",
+                 "first_max": "same padding: never selected", "mean": "same padding: not counted"}
 #: what the selection weights of a pooling rule are, by the Gather's mask
 MASK_NOTES = {"first_max": "1 at the first maximum of its window, else 0",
               "mean": "1 / (the input entries in its window)"}
@@ -158,12 +161,12 @@ class IndexedSteps(_StepWriter):
         terms are few enough to write out."""
         geometry = IndexedLayer(layer, len(self.x))
         rule = geometry.limited(rule)
-        free = [s for s in geometry.limited(lhs).indices]
-        at_entry = dict(zip(free, at))
+        at_entry = dict(zip(geometry.limited(lhs).indices, at))
         entry_rule = rule.xreplace(at_entry)
-        terms = entry_rule.doit()
-        if len(sp.Add.make_args(terms)) > MAX_TERMS:
+        count = int(np.prod([int(high - low + 1) for total in entry_rule.atoms(sp.Sum) for _, low, high in total.limits]))
+        if count > MAX_TERMS:   # counted before SymPy writes the sum out
             return []
+        terms = entry_rule.doit()
         return [EntrySum(geometry.limited(lhs).xreplace(at_entry), entry_rule, terms, self.names(layer),
                          self.values(layer), float(result))]
 
@@ -174,11 +177,12 @@ class IndexedSteps(_StepWriter):
         z_entry = sp.IndexedBase("z")[calc.out]
         padded = calc.rule.gather.kind == "windows" and not calc.rule.gather.global_window \
             and geometry.padding == "same"
-        note = "the input read as 0 outside its entries: same padding" if padded else ""
+        note = PADDING_NOTES[calc.rule.gather.mask] if padded else ""
         rule = [EntryForm(geometry.limited(z_entry), geometry.limited(geometry.in_input(calc.z)), names, note)]
         if calc.rule.gather.mask:
-            rule.append(EntryForm(geometry.limited(calc.mask[self.window_entry(layer)]), sp.Symbol("w"),
-                                  {**names, "w": rf"\text{{{MASK_NOTES[calc.rule.gather.mask]}}}"}))
+            mask = next(e for e in calc.z.atoms(sp.Indexed) if e.base == calc.mask)   # its entry in the rule
+            rule.append(EntryForm(geometry.limited(mask), sp.Symbol("selection"),
+                                  {**names, "selection": rf"\text{{{MASK_NOTES[calc.rule.gather.mask]}}}"}))
         steps = [Step(f"Layer {l}: {geometry.describe()}", rule)]
         if calc.rule.gather.kind == "windows":
             steps += self.pooled_input(layer, geometry) + self.worked_window(layer, geometry)
@@ -190,15 +194,6 @@ class IndexedSteps(_StepWriter):
                                    act.forward, {**self.notation.layer_rule(layer.layer), **self.notation.layer(l)},
                                    {"z": self.z[l]}, self.a[l], worked=f"a{l}"))
         return steps
-
-    def window_entry(self, layer) -> tuple:
-        """The generic index of the layer's windows: win[n, p.., k, u..] (its rule's own)."""
-        win = self.calculus_entry(layer.calculus.z, layer.calculus.win)
-        return win.indices
-
-    @staticmethod
-    def calculus_entry(expr: sp.Expr, base: sp.IndexedBase) -> sp.Indexed:
-        return next(e for e in sorted(expr.atoms(sp.Indexed), key=str) if e.base == base)
 
     def pooled_input(self, layer, geometry: IndexedLayer) -> list[Step]:
         """Max pooling: its input's maps with the entries it selects boxed."""

@@ -36,6 +36,9 @@ class AppendixTable:
     groups: list[tuple[list[int], list[tuple[int, list[str]]]]]
 
 
+#: the most matrices an array of more than two axes prints (its maps past them are elided)
+MAX_MAPS = 12
+
 #: the columns of a group of the appendix, and the largest matrix it prints in full
 APPENDIX_COLUMNS, APPENDIX_MAX_ENTRIES = 6, 8192
 
@@ -78,10 +81,19 @@ class LatexPresenter:
 
     def maps(self, lhs: str, values, axes=None, marked=None, blank: bool = False) -> list[str]:
         """An array of more than two axes as one line per matrix (``z_{1}[0,:,:,2] = [...]``:
-        each sample's and channel's feature map), the shape after the first; ``blank``: boxes."""
+        each sample's and channel's feature map), the shape after the first; ``blank``: boxes.
+        Past MAX_MAPS matrices, the first ones and the last around a line of dots."""
         values = np.asarray(values)
+        slices = tensor_slices(values.shape, axes or ACTIVATION_AXES)
+        elided = len(slices) - MAX_MAPS
+        if elided > 0:
+            slices = slices[:MAX_MAPS - 1] + [None] + slices[-1:]
         lines = []
-        for index, label in tensor_slices(values.shape, axes or ACTIVATION_AXES):
+        for entry in slices:
+            if entry is None:
+                lines.append(rf"\vdots \quad \text{{({elided} more maps, in the generated module)}}")
+                continue
+            index, label = entry
             shown = self.blank(values[index].shape) if blank else \
                 self.m(values[index], None if marked is None else np.asarray(marked)[index])
             lines.append(f"{lhs}[{label}] = {shown}")
