@@ -411,11 +411,12 @@ def load_data(path: str | Path) -> tuple[dict, dict]:
     return table["data"], training if isinstance(training, dict) else {}
 
 
-def _check_inputs(table: dict, inputs: tuple, where: str) -> None:
+def _check_inputs(table: dict, inputs: int | tuple, where: str) -> None:
     """The data's sample shape against the model's input shape (``inputs``: one sample's, as
-    (features,) or (steps.., channels)). The model's weights are not what the user typed here,
-    so a mismatch is the data's (the spec validator alone would blame ``layers[0].weights``).
-    Data that is not a regular array of numbers is left to the validator."""
+    (features,) or (steps.., channels); an int: features). The model's weights are not what the
+    user typed here, so a mismatch is the data's (the spec validator alone would blame
+    ``layers[0].weights``). Data that is not a regular array of numbers is left to the validator."""
+    inputs = (inputs,) if isinstance(inputs, int) else tuple(inputs)
     rows = table.get("x")
     if not isinstance(rows, list) or not rows or not all(isinstance(row, list) for row in rows):
         return
