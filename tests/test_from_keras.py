@@ -112,8 +112,8 @@ def test_float32_values_read_as_written(keras, tmp_path, saved):
 
 
 @pytest.mark.parametrize("case, message", [
-    ("dropout", r"layer 1 \('dropout.*Dropout\): symbp represents only Dense layers"),
-    ("conv", r"layer 0 \('conv1d.*Conv1D\): symbp represents only Dense layers"),
+    ("dropout", r"layer 1 \('dropout.*Dropout\): symbp represents only these layers: Dense, Conv2D"),
+    ("conv", r"layer 0 \('conv1d.*Conv1D\): dilation_rate=\(2,\); symbp represents only undilated"),
     ("regularizer", r"layer 0 \('dense.*Dense\): kernel_regularizer is set"),
     ("no_bias", r"layer 0 .*use_bias=False"),
     ("activation", r"layer 0 .*activation 'hard_sigmoid'"),
@@ -127,7 +127,7 @@ def test_what_symbp_cannot_represent_is_a_clear_error(keras, tmp_path, saved, ca
         save_model(keras, path, lambda: [keras.layers.Dense(4), keras.layers.Dropout(0.5), keras.layers.Dense(2)],
                    weights=False)
     elif case == "conv":
-        model = keras.Sequential([keras.Input(shape=(4, 1)), keras.layers.Conv1D(2, 2), keras.layers.Flatten(),
+        model = keras.Sequential([keras.Input(shape=(4, 1)), keras.layers.Conv1D(2, 2, dilation_rate=2), keras.layers.Flatten(),
                                   keras.layers.Dense(2)])
         model.compile(optimizer="sgd", loss="mse")
         model.save(path)
@@ -177,3 +177,84 @@ def test_data_of_the_wrong_width_is_blamed_on_the_data(saved, tmp_path):
             as info:
         spec_from_keras(path, tmp_path / "narrow.toml")
     assert "layers[0]" not in str(info.value)
+
+
+# ---------------------------------------------------------------- convolutional models (issue 13)
+CNN_MODELS = {
+    "conv2d-max-conv2d-avg-same": ((6, 6, 2), lambda keras: [
+        keras.layers.Conv2D(3, 3, padding="same", activation="relu"), keras.layers.MaxPooling2D(2),
+        keras.layers.Conv2D(2, (2, 1), strides=(1, 2), activation="tanh"),
+        keras.layers.AveragePooling2D(2, strides=1, padding="same"), keras.layers.Flatten(),
+        keras.layers.Dense(3, activation="softmax")]),
+    "conv1d-global-max": ((7, 2), lambda keras: [
+        keras.layers.Conv1D(3, 3, strides=2, padding="same", activation="elu"), keras.layers.GlobalMaxPooling1D(),
+        keras.layers.Dense(3, activation="softmax")]),
+    "conv2d-global-avg": ((5, 5, 1), lambda keras: [
+        keras.layers.Conv2D(2, 2, activation="sigmoid"), keras.layers.GlobalAveragePooling2D(),
+        keras.layers.Dense(3, activation="softmax")]),
+    "conv1d-avg-max-flatten": ((8, 3), lambda keras: [
+        keras.layers.Conv1D(2, 2, activation="linear"), keras.layers.AveragePooling1D(2, strides=1),
+        keras.layers.MaxPooling1D(3, strides=2, padding="same"), keras.layers.Flatten(),
+        keras.layers.Dense(3, activation="softmax")]),
+}
+
+
+@pytest.mark.parametrize("name", list(CNN_MODELS))
+def test_cnn_models_round_trip(keras, tmp_path, name, symbp_cli):
+    """Build with Keras, save, read back: the spec's module predicts as the model does, and
+    `symbp check` (Keras's model.fit against the module) passes on the spec file."""
+    shape, layers = CNN_MODELS[name]
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=(5, *shape)), np.eye(3)[rng.integers(0, 3, 5)]
+    with keras_floatx("float64"):
+        model = keras.Sequential([keras.Input(shape=shape), *layers(keras)])
+        model.compile(optimizer=keras.optimizers.Adam(0.01), loss="categorical_crossentropy")
+        model.save(tmp_path / "cnn.keras")
+        predicted = model.predict(x, verbose=0)
+    np.savez(tmp_path / "data.npz", x=x, y=y)
+    spec = spec_from_keras(tmp_path / "cnn.keras", tmp_path / "data.npz")
+    assert [layer.type for layer in spec.layers] == [type(layer).__name__ for layer in model.layers]
+    for layer, keras_layer in zip(spec.layers, model.layers):
+        for kind, value in zip(("kernel", "bias"), keras_layer.get_weights()):
+            np.testing.assert_array_equal(np.array(layer.parameter(kind)), value)  # Keras's layout, as saved
+    from symbp.witnesses.module import spec_module
+    got = spec_module(spec).forward(spec.initial_params(), np.array(spec.x))[-1]
+    assert np.max(np.abs(got - predicted)) <= 1e-9 * max(1.0, np.max(np.abs(predicted)))
+    out = tmp_path / "cnn.toml"
+    made = symbp_cli("spec", "--from-keras", str(tmp_path / "cnn.keras"), "--data", str(tmp_path / "data.npz"),
+                     "-o", str(out))
+    assert made.returncode == 0, made.stderr
+    assert load_spec(out).to_dict() == spec.to_dict()
+    checked = symbp_cli("check", str(out), "--json")
+    assert checked.returncode == 0, checked.stderr
+
+
+def test_cnn_placeholder_data_and_image_data_checks(keras, tmp_path):
+    shape, layers = CNN_MODELS["conv2d-global-avg"]
+    with keras_floatx("float64"):
+        model = keras.Sequential([keras.Input(shape=shape), *layers(keras)])
+        model.compile(optimizer="sgd", loss="categorical_crossentropy")
+        model.save(tmp_path / "cnn.keras")
+    (tmp_path / "placeholder.toml").write_text(spec_toml_from_keras(tmp_path / "cnn.keras"))
+    assert np.shape(load_spec(tmp_path / "placeholder.toml").x) == (1, *shape)
+    np.savez(tmp_path / "wrong.npz", x=np.zeros((2, 4, 5, 1)), y=np.eye(3)[:2])
+    with pytest.raises(UnusableInput, match=r"wrong.npz: data.x: each sample has shape \(4, 5, 1\) but the "
+                                            r"model takes inputs of shape \(5, 5, 1\)"):
+        spec_from_keras(tmp_path / "cnn.keras", tmp_path / "wrong.npz")
+    np.savez(tmp_path / "five.npz", x=np.zeros((2, 1, 5, 5, 1)), y=np.eye(3)[:2])
+    with pytest.raises(UnusableInput, match=r"array x has shape \(2, 1, 5, 5, 1\)"):
+        spec_from_keras(tmp_path / "cnn.keras", tmp_path / "five.npz")
+
+
+@pytest.mark.parametrize("layer, message", [
+    (lambda k: k.layers.Conv2D(2, 2, groups=1, data_format="channels_first"), r"data_format='channels_first'"),
+    (lambda k: k.layers.Conv2D(2, 2, use_bias=False), r"use_bias=False"),
+    (lambda k: k.layers.Conv2D(2, 2, kernel_regularizer="l2"), r"kernel_regularizer is set"),
+])
+def test_cnn_settings_symbp_cannot_represent_are_named(keras, tmp_path, layer, message):
+    model = keras.Sequential([keras.Input(shape=(4, 4, 2)), layer(keras), keras.layers.Flatten(), keras.layers.Dense(2)])
+    model.compile(optimizer="sgd", loss="mse")
+    model.save(tmp_path / "bad.keras")
+    np.savez(tmp_path / "data.npz", x=np.zeros((1, 4, 4, 2)), y=np.zeros((1, 2)))
+    with pytest.raises(UnusableInput, match=r"layer 0 \('conv2d.*Conv2D\): " + message):
+        spec_from_keras(tmp_path / "bad.keras", tmp_path / "data.npz")

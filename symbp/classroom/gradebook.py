@@ -27,7 +27,7 @@ from ..errors import UnusableInput
 from ..spec.model import Spec, SpecError, load_spec
 from .grading import (CARRIED_FORWARD, GradingOptions, StudentGrade, describe_mistake, grade_student,
                       missing_grade)
-from .rules_of_step import step_namespace, step_rules
+from .rules_of_step import FEATURE_MAP, step_namespace, step_rules
 from .submissions import Submission, read_csv, read_notebooks
 from .variants import KEY_JSON, SOLUTIONS
 
@@ -91,6 +91,8 @@ def grade_class(directory: Path, submissions: Path, options: GradingOptions, *,
     key = load_key(directory)
     model, module, fixed = _class_model(directory, key)
     rules = step_rules(model, fixed)
+    if submissions.is_dir():   # a notebook gives the forward pass: its feature maps are no answers
+        rules = [rule for rule in rules if rule.kind != FEATURE_MAP]
     quantities = [rule.quantity for rule in rules]
     printed = key_printed_names(key, module.PARAM_NAMES)
     options = replace(options, names=tuple(printed.items()))

@@ -134,13 +134,13 @@ def read_class(folder: Path, quantities: tuple[str, ...] = ()) -> ClassFolder:
                                 f"spec (one .toml), found {len(spec_files)}: is {printable(str(folder))} "
                                 f"a folder written by symbp variants?")
         specs[student] = spec_files[0]
+        students[student] = _quantities(entry, student, folder / KEY_JSON)   # before its spec is presented
         if name is None:
             from ..spec.model import load_spec
             spec = load_spec(spec_files[0])
             name, title = spec.name, (spec.title or spec.name).removesuffix(f" ({student})")
             first_index = key_first_index(entry, spec.param_names)
             rules = quantity_rules(spec, first_index)
-        students[student] = _quantities(entry, student, folder / KEY_JSON)
     selected = _select(quantities, next(iter(students.values())))
     return ClassFolder(name, title, {s: {q: qs[q] for q in selected} for s, qs in students.items()}, specs, rules,
                        first_index)
@@ -186,7 +186,11 @@ def _quantities(entry: dict, student: str, path: Path) -> dict[str, Quantity]:
         if name in VERDICTS:
             continue
         array = np.asarray(value, dtype=object)
-        if not _QUANTITY.match(name) or array.ndim > 2 or not all(
+        if array.ndim > 2:
+            raise UnusableInput(f"{printable(str(path))}: {student}.{printable(name)} has {array.ndim} axes; LMS "
+                                f"exports take quantities of at most 2 (a CNN's maps, deltas and kernels have "
+                                f"more: grade such a class with `symbp grade`)")
+        if not _QUANTITY.match(name) or not all(
                 isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in array.flat):
             raise UnusableInput(f"{printable(str(path))}: {student}.{printable(name)} is not a quantity "
                                 f"of finite numbers (at most 2-D)")

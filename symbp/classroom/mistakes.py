@@ -33,6 +33,7 @@ import sympy as sp
 from ..derivation.calculus import B, row_gradient
 from ..derivation.derive import a as A_ROW, express_in_output, g as G_ROW, j as J_IDX, z as Z_ROW, _k, K
 from ..derivation import naming
+from ..derivation.naming import ParamName
 from .rules_of_step import GRADIENT, HIDDEN_DELTA, OUTPUT_DELTA, UPDATE, StepRule, probability_gradient
 
 
@@ -108,13 +109,18 @@ def _updated_weights(rule: StepRule):
     """g passed down through the parameters after the update (the g line's parameters rebound)."""
     if rule.kind != HIDDEN_DELTA:
         return None
-    g_line = rule.lines[0]
-    params = {k: naming.UPDATED.format(param=v) for k, v in g_line.names if k not in ("a_prev", "delta")}
+    g_line = rule.lines[0]   # Dense's g = delta W^T, or a convolution's dwin = sum_c W delta
+    params = {k: naming.UPDATED.format(param=v) for k, v in g_line.names if _is_parameter(v)}
+    if not params:   # passed down through pooling or Flatten: no weights to take after the update
+        return None
     return replace(rule, lines=(g_line.rebind(**params), *rule.lines[1:]))
 
 
 def _transposed(rule: StepRule):
-    """A gradient given transposed, or the weights used untransposed when passing g down."""
+    """A gradient given transposed, or the weights used untransposed when passing g down (matrix
+    rules only: an indexed layer's entry formulas have no transpose to forget)."""
+    if rule.indexed:
+        return None
     if rule.kind == GRADIENT:
         return _exprs(rule, lambda e: e.T)
     if rule.kind == HIDDEN_DELTA:
@@ -123,6 +129,14 @@ def _transposed(rule: StepRule):
         flipped = g_line.expr.xreplace({w: w.T for w in weights}).doit()
         return replace(rule, lines=(replace(g_line, expr=flipped), *rule.lines[1:]))
     return None
+
+
+def _is_parameter(name: str) -> bool:
+    try:
+        ParamName.parse(name)
+    except ValueError:
+        return False
+    return True
 
 
 def _learning_rate_dropped(rule: StepRule):

@@ -8,6 +8,13 @@ answers (carried-forward credit) and :mod:`symbp.classroom.mistakes` mutates its
 classic mistakes). Nothing here is a hand-typed formula for a network: every line is an
 expression of the derivation model, printed by the module's own
 :class:`~symbp.emit.printers.ArrayPrinter` and evaluated with NumPy.
+
+An indexed layer (convolution, pooling, Flatten) gives its rules the same way: its derived entry
+formulas as RuleLines with their ``indices`` (printed as the module prints them, one
+``np.einsum``), and the gather or its adjoint (``_windows``, ``_windows_adjoint``, a reshape) as a
+:class:`CodeLine` of the module's own code (:mod:`symbp.emit.indexed`). A CNN's feature and pooled
+maps (``a{l}`` of a windowed layer) are quantities too, before the loss: the gather, the entry
+formula and the activation from the student's own ``a{l-1}``.
 """
 
 from __future__ import annotations
@@ -24,12 +31,15 @@ from ..derivation import naming
 from ..derivation.calculus import row_gradient
 from ..derivation.derive import NetworkDerivation, batch_mean, a as A_ROW, g as G_ROW, y as Y_ROW, i as I_IDX, K
 from ..derivation.naming import ParamName
-from ..emit.printers import ArrayPrinter
+from ..emit import indexed
+from ..emit.printers import ArrayPrinter, EinsumPrinter
 from ..rules import losses
 from ..rules.losses import piecewise_form
 
 #: the kinds of quantity a rule computes (a mistake lists the kinds it can show in)
 OUTPUT_DELTA, HIDDEN_DELTA, GRADIENT, UPDATE, LOSS = "output_delta", "hidden_delta", "gradient", "update", "loss"
+#: a CNN's feature or pooled map (a{l} of a windowed layer)
+FEATURE_MAP = "feature_map"
 
 
 @dataclass(frozen=True)
@@ -39,16 +49,50 @@ class RuleLine:
     target: str
     expr: sp.Basic
     names: tuple   # ((symbol name, namespace code), ...): hashable, so printed code is cached
+    #: an indexed layer's entry formula: the target's index symbols (printed as one np.einsum)
+    indices: tuple = ()
 
     def code(self) -> str:
-        return _printed(self.expr, self.names)
+        return _printed(self.expr, self.names, self.indices)
 
     def rebind(self, **changes: str) -> "RuleLine":
         return replace(self, names=tuple((k, changes.get(k, v)) for k, v in self.names))
 
 
+@dataclass(frozen=True)
+class CodeLine:
+    """``target = code``: a line of the generated module's own code (an indexed layer's gather or
+    its adjoint, :mod:`symbp.emit.indexed`), printed from the derivation and the spec's numbers
+    only. No mutation edits it."""
+    target: str
+    text: str
+    expr = None
+    names: tuple = ()
+
+    def code(self) -> str:
+        return self.text
+
+
+def _code_lines(lines: list) -> list[CodeLine]:
+    """:mod:`symbp.emit.indexed`'s lines (target, code, equation) as CodeLines."""
+    return [CodeLine(line.target, line.code) for line in lines]
+
+
+class _Line:
+    """What :mod:`symbp.emit.indexed` builds its lines with (its ``line_class``)."""
+    def __init__(self, target: str, code: str, equation: str = ""):
+        self.target, self.code = target, code
+
+
+class _Helpers:
+    """The ``emit`` :mod:`symbp.emit.indexed` records helper names in (the module has them all)."""
+    helpers: set = set()
+
+
 @lru_cache(maxsize=4096)
-def _printed(expr: sp.Basic, names: tuple) -> str:
+def _printed(expr: sp.Basic, names: tuple, indices: tuple = ()) -> str:
+    if indices:
+        return EinsumPrinter(indices, dict(names)).doprint(expr)
     return ArrayPrinter(dict(names)).doprint(expr)
 
 
@@ -97,6 +141,12 @@ class StepRule:
         that must run without symbp: PrairieLearn's server.py)."""
         return _function_source(self.setup, self.lines, name)
 
+    @property
+    def indexed(self) -> bool:
+        """Some line is an indexed layer's (an entry formula or the module's gather code): the
+        matrix-only mutations (a transposed operand) do not apply."""
+        return any(isinstance(line, CodeLine) or line.indices for line in self.lines)
+
     def evaluate(self, namespace: dict) -> Optional[np.ndarray]:
         """The rule's value from ``namespace`` (its names bound to arrays), or None where NumPy
         cannot evaluate it (shapes that do not fit a transposed operand, say)."""
@@ -122,6 +172,32 @@ def _loss_names(model: NetworkDerivation) -> dict:
 
 def _rule_names(layer) -> dict:
     return naming.layer_rule_names(layer.number, tuple(p.code for p in layer.calculus.rule.parameters))
+
+
+def _indexed_names(layer) -> dict:
+    return naming.indexed_names(layer.number, tuple(p.code for p in layer.calculus.rule.parameters))
+
+
+def _passed_down(above) -> list:
+    """g{l} from layer ``above`` (l + 1): Dense's delta W^T, or an indexed layer's derived dwin
+    then its gather's adjoint (the module's own line)."""
+    l = above.number - 1
+    if not above.layer.rule.indexed:
+        return [RuleLine(naming.UPSTREAM.format(l=l), above.calculus.g_down, _names(_rule_names(above)))]
+    entry, formula = above.calculus.g_win
+    dwin = RuleLine(naming.WINDOWS_GRADIENT.format(l=above.number), formula, _names(_indexed_names(above)),
+                    entry.indices)
+    return [dwin, *_code_lines(indexed.passed_down_lines(above, _Helpers(), _Line)[1:])]
+
+
+def feature_map_rule(model: NetworkDerivation, layer) -> StepRule:
+    """a{l} of a windowed layer (a feature map, a pooled map) from a{l-1}: the module's gather
+    lines (win{l}, mask{l}), the entry formula, then the activation."""
+    l, calculus = layer.number, layer.calculus
+    lines = [*_code_lines(indexed.gather_lines(layer, _Helpers(), _Line)),
+             RuleLine(naming.PRE_ACTIVATION.format(l=l), calculus.z, _names(_indexed_names(layer)), calculus.out),
+             RuleLine(naming.OUTPUT.format(l=l), layer.activation.forward, _names(naming.layer_names(l)))]
+    return StepRule(naming.OUTPUT.format(l=l), FEATURE_MAP, tuple(lines), l, activation=layer.activation)
 
 
 def probability_gradient(model: NetworkDerivation) -> sp.Expr:
@@ -154,12 +230,16 @@ def output_delta_rule(model: NetworkDerivation) -> StepRule:
 def hidden_delta_rule(model: NetworkDerivation, l: int) -> StepRule:
     """delta_l = (delta_{l+1} passed down through the layer above's parameters) then f'."""
     layer, above = model.layers[l - 1], model.layers[l]
-    lines = (RuleLine(naming.UPSTREAM.format(l=l), above.calculus.g_down, _names(_rule_names(above))),
+    lines = (*_passed_down(above),
              RuleLine(naming.DELTA.format(l=l), layer.activation.backward, _names(naming.layer_names(l))))
     return StepRule(naming.DELTA.format(l=l), HIDDEN_DELTA, lines, l, activation=layer.activation)
 
 
 def gradient_rule(model: NetworkDerivation, layer, param: ParamName) -> StepRule:
+    if layer.layer.rule.indexed:   # the derived entry gradient: a sum over rows and positions
+        entry, formula = layer.calculus.gradients[param.kind]
+        line = RuleLine(param.gradient, formula, _names(_indexed_names(layer)), entry.indices)
+        return StepRule(param.gradient, GRADIENT, (line,), layer.number, param)
     names = _names(naming.layer_names(layer.number), _rule_names(layer))
     line = RuleLine(param.gradient, layer.calculus.gradients[param.kind], names)
     return StepRule(param.gradient, GRADIENT, (line,), layer.number, param)
@@ -197,10 +277,12 @@ def loss_rule(model: NetworkDerivation) -> StepRule:
 
 
 def step_rules(model: NetworkDerivation, fixed=()) -> list[StepRule]:
-    """Every quantity of the answer key in back-propagation order: the loss; then from the
-    output layer down: delta_l, each parameter's gradient, each parameter's update (``fixed``:
-    the names of parameters training keeps, ``Spec.fixed_params``, updated to themselves)."""
-    rules = [loss_rule(model)]
+    """Every quantity of the answer key in back-propagation order: a CNN's feature and pooled
+    maps (forward, first), the loss; then from the output layer down: delta_l, each parameter's
+    gradient, each parameter's update (``fixed``: the names of parameters training keeps,
+    ``Spec.fixed_params``, updated to themselves)."""
+    rules = [feature_map_rule(model, layer) for layer in model.layers if map_layer(layer.layer)]
+    rules.append(loss_rule(model))
     for layer in reversed(model.layers):
         l = layer.number
         rules.append(output_delta_rule(model) if l == model.depth else hidden_delta_rule(model, l))
@@ -209,6 +291,12 @@ def step_rules(model: NetworkDerivation, fixed=()) -> list[StepRule]:
         rules += [kept_rule(model, layer, p) if p.code in fixed else update_rule(model, layer, p)
                   for p in params]
     return rules
+
+
+def map_layer(layer) -> bool:
+    """A layer whose output is a quantity of its own: a convolution's feature map, a pooling
+    layer's pooled map (the windowed layers; a Dense layer's or Flatten's output is not)."""
+    return layer.rule.indexed and layer.rule.gather.kind == "windows"
 
 
 def step_namespace(spec, module) -> dict:

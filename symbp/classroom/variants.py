@@ -7,8 +7,14 @@ arithmetic stays hand-friendly. A draw is rejected when it is degenerate on the 
 error gradient delta is zero for every row, a parameter with a zero gradient, anything not
 finite; when a pre-activation of a piecewise activation, or an argument of a piecewise loss,
 comes within ``kink_margin`` of a kink at any step of the whole training (relu at 0: there
-NumPy and Keras round an exact 0 to +-1e-17 with different signs; see :mod:`symbp.derivation.kinks`); or
-when it repeats an earlier draw. Draws come from ``numpy.random.default_rng(seed)`` in order,
+NumPy and Keras round an exact 0 to +-1e-17 with different signs; see :mod:`symbp.derivation.kinks`),
+or the two largest entries of a max-pooling window come within ``kink_margin`` of each other (a
+tie: which entry the max and its gradient take is a coin toss to a student and to rounding); or
+when it repeats an earlier draw. A convolution's kernels and biases are drawn on the same grid
+as a Dense layer's weights (``weights``, ``bias``), its images as ``x``; its pre-activations
+count as a Dense layer's, and "a unit whose delta is zero for every row" is a filter (a
+channel) whose delta is zero at every row and position (max pooling leaves most positions without
+a gradient by design). Draws come from ``numpy.random.default_rng(seed)`` in order,
 so a seed gives the same class every time.
 
 What a student may see and what gives the answers away go to separate folders:
@@ -16,10 +22,11 @@ What a student may see and what gives the answers away go to separate folders:
 to hand out; ``CLASS/solutions/<id>/`` holds the spec, the generated module, the solution
 handout and notebook, for the instructor. ``answer_key.json`` / ``.csv`` (in CLASS) give, per student, the answers of the
 notebook's training step on the first batch: loss, every delta, every gradient and every updated
-parameter, computed by the generated module. ``check=True`` trains each variant's step with
-its framework's witness (Keras ``model.fit`` or torch.optim, float64) and compares; a student who
-differs is drawn again (at most ``CHECK_REDRAWS`` times) and every key entry ends with the
-witness's verdict (VERDICTS). Rendering and checks run in worker processes, one
+parameter, computed by the generated module; for a CNN also each convolution's feature map and
+each pooling layer's pooled map (``a{l}``, as the module's trace names them). ``check=True`` trains
+each variant's step with its framework's witness (Keras ``model.fit`` or torch.optim, float64) and
+compares; a student who differs is drawn again (at most ``CHECK_REDRAWS`` times) and every key entry
+ends with the witness's verdict (VERDICTS). Rendering and checks run in worker processes, one
 per core unless ``jobs`` says otherwise; the result does not depend on the number of workers.
 """
 
@@ -45,9 +52,10 @@ import numpy as np
 from ..derivation import naming
 from ..errors import UnusableInput
 from ..io.files import write_all
-from ..derivation.kinks import nearest_kink
+from ..derivation.kinks import nearest_kink, nearest_tie
 from ..derivation.naming import ParamName
 from ..derivation.network import layers_from_spec
+from .rules_of_step import map_layer
 from ..witnesses.tolerance import TOLERANCES
 from ..witnesses.module import spec_module
 from ..rules import loss_registry
@@ -124,17 +132,23 @@ def _near_a_kink(module, spec: Spec, params: dict, x: np.ndarray, y: np.ndarray,
     relu'(0)."""
     if margin <= 0:   # kink_margin = 0: allowed anywhere, no need to replay the training
         return False
-    hit = nearest_kink(spec, module, params, x, y)
-    return hit is not None and hit.distance < margin
+    hits = (nearest_kink(spec, module, params, x, y), nearest_tie(spec, module, params, x, y))
+    return any(hit is not None and hit.distance < margin for hit in hits)
+
+
+def _largest_per_unit(delta: np.ndarray) -> np.ndarray:
+    """max |delta| of each unit (the last axis: a Dense unit, a convolution's filter) over every
+    row and position."""
+    return np.max(np.abs(delta), axis=tuple(range(delta.ndim - 1)))
 
 
 def _degenerate(module, spec: Spec, params: dict, x: np.ndarray, y: np.ndarray, max_abs_z: float) -> bool:
-    zs, _ = module._forward(params, x)
+    zs = module._forward(params, x)[0]
     if any(not np.all(np.isfinite(z)) or np.max(np.abs(z)) > max_abs_z for z in zs):
         return True
     rows = spec.batch_size
     grads, deltas = module.backward(params, x[:rows], y[:rows])
-    if any(not np.all(np.isfinite(d)) or np.any(np.max(np.abs(d), axis=0) < ZERO_GRADIENT) for d in deltas):
+    if any(not np.all(np.isfinite(d)) or np.any(_largest_per_unit(d) < ZERO_GRADIENT) for d in deltas):
         return True
     return any(not np.all(np.isfinite(g)) or np.max(np.abs(g)) < ZERO_GRADIENT for g in grads.values())
 
@@ -182,7 +196,7 @@ def _take(spec: Spec, draws: Iterator[Optional[Spec]], count: int) -> list[Spec]
     raise UnusableInput(f"drew only {len(out)} distinct, non-degenerate variants of {count} in "
                         f"{TRIES_PER_VARIANT * count} tries: widen [variants] range, vary more items "
                         f"or raise max_abs_z (now {table['max_abs_z']}), or lower kink_margin "
-                        f"(now {table['kink_margin']})")
+                        f"(now {table['kink_margin']}: how near a kink, or a tie in max pooling, a value may come)")
 
 
 def draw_variants(spec: Spec, count: int, seed: int) -> list[Spec]:
@@ -192,13 +206,17 @@ def draw_variants(spec: Spec, count: int, seed: int) -> list[Spec]:
 
 # ---------------------------------------------------------------- answers
 def answers(spec: Spec, module=None) -> dict:
-    """The notebook's answers: one step on the first batch (loss, deltas, gradients, updates)."""
+    """The notebook's answers: one step on the first batch (loss, a CNN's feature and pooled maps,
+    deltas, gradients, updates)."""
     module = module or spec_module(spec)
     params = spec.initial_params()
     x, y = np.array(spec.x[:spec.batch_size]), np.array(spec.y[:spec.batch_size])
     grads, deltas = module.backward(params, x, y)
     updated, _ = module.step(params, x, y)
     out = {"loss": module.loss(params, x, y)}
+    outputs = module.forward(params, x)
+    out.update({naming.OUTPUT.format(l=layer.number): outputs[layer.number].tolist()
+                for layer in layers_from_spec(spec) if map_layer(layer)})
     out.update({naming.DELTA.format(l=l): d.tolist() for l, d in enumerate(deltas, start=1)})
     out.update({ParamName.parse(name).gradient: grads[name].tolist() for name in spec.param_names})
     out.update({naming.UPDATED.format(param=name): updated[name].tolist() for name in spec.param_names})
@@ -361,7 +379,6 @@ def render_variants(spec: Spec, count: int, seed: int, directory: Path, *, noteb
     W1 in the handouts and the key files; ``digits``, ``ask``, ``student_derivatives``,
     ``student_rules``, ``name_line``), over the spec's [handout] table."""
     from ..emit.handouts import HandoutOptions
-    spec.require_dense("variants")
     first_index = HandoutOptions.for_spec(spec, **scaffolding).first_index   # checked before any draw
     directory = Path(directory)
     draws = _draws(spec, seed)

@@ -55,6 +55,14 @@ class Layer:
         weight = self.rule.parameters[0]
         return weight_fan_in(self.param_shape(weight.kind), weight.unit_axis)
 
+    def window_geometry(self) -> tuple[tuple, tuple, str]:
+        """(window, strides, padding) of a windowed layer's Gather (convolution, pooling): a
+        global pooling's window is its whole input, stride 1, no padding."""
+        gather = self.rule.gather
+        window = tuple(int(k) for k in gather.window(self.input_shape, self.arguments))
+        padding = "valid" if gather.global_window else self.arguments.get("padding", "valid")
+        return window, tuple(int(s) for s in gather.strides(self.arguments)), padding
+
 
 def build_layers(input_shape: tuple, entries: list[tuple[str, dict]]) -> tuple[Layer, ...]:
     """Layers from (Keras class name, arguments), input to output, each taking the last's shape."""

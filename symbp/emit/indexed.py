@@ -28,10 +28,7 @@ def indexed_line(line_class, target: str, indices: tuple, expr, names: dict):
 
 def window_geometry(layer) -> tuple[tuple, tuple, str]:
     """(window, strides, padding) of an indexed layer's windows, as literals go in its lines."""
-    gather, args = layer.calculus.rule.gather, layer.layer.arguments
-    window = tuple(int(k) for k in gather.window(layer.layer.input_shape, args))
-    padding = "valid" if gather.global_window else args.get("padding", "valid")
-    return window, tuple(int(s) for s in gather.strides(args)), padding
+    return layer.layer.window_geometry()
 
 
 def gather_lines(layer, emit, line_class) -> list:

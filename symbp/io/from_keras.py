@@ -1,10 +1,14 @@
-"""A saved Keras model as a spec: a Sequential model of Dense layers, its weights, loss and optimizer.
+"""A saved Keras model as a spec: a Sequential model of the registered layers (Dense, Conv1D/Conv2D,
+max/average pooling, global pooling, Flatten), its weights, loss and optimizer.
 
 ``spec_from_keras(path, data)`` reads ``model.keras`` (``keras.saving.load_model``) and the
 training data (a Keras model holds none): a TOML file with the spec's own ``[data]`` table (and
 optionally ``[training]``), or a ``.npz`` file with arrays ``x`` and ``y``. What a spec cannot
-represent (another layer type, a regulariser, a constraint, no bias, a loss option, gradient
-clipping, a learning-rate schedule) is an :class:`UnusableInput` naming the layer or setting.
+represent (another layer type, a regulariser, a constraint, no bias, a dilated or grouped
+convolution, channels_first, a loss option, gradient clipping, a learning-rate schedule) is an
+:class:`UnusableInput` naming the layer or setting. A convolution or pooling layer becomes a
+[[layers]] table with its Keras class name as ``type``, its arguments by Keras's names (filters,
+kernel_size, strides, padding, pool_size, activation) and its kernel and bias in Keras's layout.
 
 A float32 model's values are read as the shortest decimal that rounds to the same float32
 (0.1, not 0.10000000149011612), which is what its author typed. The optimizer's state (slots,
@@ -28,6 +32,7 @@ import numpy as np
 from ..errors import UnusableInput
 from .files import not_a_regular_file
 from ..rules import activations, losses, optimizers
+from ..rules.layers import DENSE, LINEAR, layers as layer_rules
 from ..spec import LIMITS, MAX_SPEC_BYTES, Spec
 from ..wording import article, plural
 
@@ -37,6 +42,8 @@ _OPTIMIZER_OFF = {"clipnorm": None, "clipvalue": None, "global_clipnorm": None, 
 _OPTIMIZER_IGNORED = {"name", "ema_momentum", "ema_overwrite_frequency"}
 _DENSE_OFF = ("kernel_regularizer", "bias_regularizer", "activity_regularizer",
               "kernel_constraint", "bias_constraint", "lora_rank", "quantization_config")
+#: settings of a convolution or pooling layer that symbp represents at this value only (None: Keras's default)
+_WINDOW_OFF = {"data_format": "channels_last", "groups": 1, "keepdims": False}
 
 
 def _keras():
@@ -75,7 +82,7 @@ def _declared_sizes(node: Any, found: dict) -> None:
     """Collect from a Keras config every declared ``units`` and every dimension of a shape."""
     if isinstance(node, dict):
         for key, value in node.items():
-            if key == "units" and isinstance(value, int):
+            if key in ("units", "filters") and isinstance(value, int):
                 found["units"].append(value)
             elif key in ("batch_shape", "input_shape", "batch_input_shape", "shape") \
                     and isinstance(value, list):
@@ -92,7 +99,7 @@ def _check_declared_shapes(config: Any, source: str) -> None:
     found = {"units": [], "dimensions": []}
     _declared_sizes(config, found)
     if len(found["units"]) > LIMITS["layers"]:
-        raise UnusableInput(f"{source}: declares {len(found['units'])} Dense layers; symbp allows at most "
+        raise UnusableInput(f"{source}: declares {len(found['units'])} layers with units or filters; symbp allows at most "
                             f"{LIMITS['layers']}")
     for kind, values, limit in (("units", found["units"], LIMITS["units"]),
                                 ("an input dimension", found["dimensions"], _MAX_DIMENSION)):
@@ -162,44 +169,91 @@ def _typed(value: float, float32: bool) -> float:
     return float(str(np.float32(value))) if float32 and float(np.float32(value)) == value else value
 
 
-def _layers(model, source: str) -> tuple[int, list[dict], bool]:
+def _rule_of(layer, where: str):
+    """The registered layer rule of a Keras layer, by its class name (Dense, Conv2D, ...)."""
+    name = type(layer).__name__
+    if name not in layer_rules or layer_rules[name].name != name or layer_rules[name] is LINEAR:
+        raise UnusableInput(f"{where}: symbp represents only these layers: "
+                            f"{', '.join(rule.name for rule in _keras_rules())}")
+    return layer_rules[name]
+
+
+def _keras_rules() -> list:
+    return [layer_rules[name] for name in layer_rules.names() if layer_rules[name] is not LINEAR]
+
+
+def _check_settings(config: dict, where: str, rule) -> None:
+    """The config's settings symbp leaves out at their "off" value only (see the module)."""
+    for key in _DENSE_OFF:
+        if config.get(key):
+            raise UnusableInput(f"{where}: {key} is set; symbp cannot represent it")
+    if rule.parameters and not config.get("use_bias", True):
+        raise UnusableInput(f"{where}: use_bias=False; symbp's {rule.name} layers have a bias")
+    for key, value in _WINDOW_OFF.items():
+        if config.get(key, value) not in (value, None):
+            raise UnusableInput(f"{where}: {key}={config[key]!r}; symbp represents only {key}={value!r}")
+    if any(int(d) != 1 for d in np.atleast_1d(config.get("dilation_rate", 1))):
+        raise UnusableInput(f"{where}: dilation_rate={config['dilation_rate']!r}; symbp represents only "
+                            "undilated windows (1)")
+    if config.get("padding", "valid") not in ("valid", "same"):
+        raise UnusableInput(f"{where}: padding={config['padding']!r}; symbp represents \"valid\" and \"same\"")
+    if rule.parameters and (not isinstance(config.get("activation"), str) or config["activation"] not in activations):
+        raise UnusableInput(f"{where}: activation {config.get('activation')!r} is not one symbp knows "
+                            f"({', '.join(activations.names())})")
+
+
+def _plain(value):
+    """A Keras config value as TOML writes it: tuples as lists."""
+    return [_plain(v) for v in value] if isinstance(value, (list, tuple)) else value
+
+
+def _layer_table(layer, rule, float32: bool) -> dict:
+    """One [[layers]] table: Dense's units, activation, weights, bias; another layer's type, its
+    arguments by Keras's names and its parameters by Keras's variable names (kernel, bias)."""
+    config = layer.get_config()
+    values = [np.vectorize(lambda v: _typed(v, float32), otypes=[float])(w) for w in layer.get_weights()]
+    activation = activations.canonical(config["activation"]) if rule.parameters else None
+    if rule is DENSE:
+        return {"units": int(layer.units), "activation": activation,
+                "weights": values[0].tolist(), "bias": values[1].tolist()}
+    table = {"type": rule.name, **{key: _plain(config[key]) for key in rule.keras_arguments
+                                   if key in config and key != "activation"}}
+    if rule.parameters:
+        table["activation"] = activation
+        table.update({parameter.kind: value.tolist() for parameter, value in zip(rule.parameters, values)})
+    return table
+
+
+def _layers(model, source: str) -> tuple[tuple, list[dict], bool]:
+    """(the input shape of one sample, the [[layers]] tables, whether the weights are float32)."""
     keras = _keras()
     if not isinstance(model, keras.Sequential):
         raise UnusableInput(f"{source}: {article(type(model).__name__)} model; symbp reads Sequential models "
-                            "of Dense layers")
+                            "of the layers it represents (Dense, convolution, pooling, Flatten)")
     if not model.layers:
         raise UnusableInput(f"{source}: the model has no layers")
+    rules = []
     for n, layer in enumerate(model.layers):
         where = f"{source}: layer {n} ({layer.name!r}, {type(layer).__name__})"
-        if not isinstance(layer, keras.layers.Dense):
-            raise UnusableInput(f"{where}: symbp represents only Dense layers")
-        config = layer.get_config()
-        for key in _DENSE_OFF:
-            if config.get(key):
-                raise UnusableInput(f"{where}: {key} is set; symbp cannot represent it")
-        if not config.get("use_bias", True):
-            raise UnusableInput(f"{where}: use_bias=False; symbp's Dense layers have a bias")
-        if not isinstance(config.get("activation"), str) or config["activation"] not in activations:
-            raise UnusableInput(f"{where}: activation {config.get('activation')!r} is not one symbp knows "
-                                f"({', '.join(activations.names())})")
-        if not layer.built or len(layer.get_weights()) != 2:
+        rule = _rule_of(layer, where)
+        _check_settings(layer.get_config(), where, rule)
+        if rule.parameters and (not layer.built or len(layer.get_weights()) != len(rule.parameters)):
             raise UnusableInput(f"{where}: the layer has no weights (build the model before saving it)")
+        rules.append(rule)
     input_shape = getattr(model, "input_shape", None)
-    if input_shape is not None and len(input_shape) != 2:
+    if input_shape is not None and rules[0] is DENSE and len(input_shape) != 2:
         raise UnusableInput(f"{source}: input shape {tuple(input_shape)[1:]}; symbp reads models whose "
-                            "input is one row of features per sample")
+                            "Dense input is one row of features per sample")
+    if input_shape is None or any(size is None for size in tuple(input_shape)[1:]):
+        raise UnusableInput(f"{source}: the model's input shape is not fixed ({input_shape}); symbp needs "
+                            "keras.Input(shape=...) with every size given")
     weights = model.get_weights()
     float32 = all(w.dtype == np.float32 for w in weights)
     if not float32 and not all(w.dtype == np.float64 for w in weights):
         raise UnusableInput(f"{source}: weights of dtype {sorted({str(w.dtype) for w in weights})}; "
                             "symbp reads float32 or float64 models")
-    layers = []
-    for n, layer in enumerate(model.layers):
-        kernel, bias = (np.vectorize(lambda v: _typed(v, float32), otypes=[float])(w)
-                        for w in layer.get_weights())
-        layers.append({"units": int(layer.units), "activation": activations.canonical(layer.get_config()["activation"]),
-                       "weights": kernel.tolist(), "bias": bias.tolist()})
-    return int(model.layers[0].get_weights()[0].shape[0]), layers, float32
+    layers = [_layer_table(layer, rule, float32) for layer, rule in zip(model.layers, rules)]
+    return tuple(int(size) for size in tuple(input_shape)[1:]), layers, float32
 
 
 def _loss(model, source: str) -> str:
@@ -263,6 +317,8 @@ def _real_rows(array: np.ndarray, where: str) -> np.ndarray:
 
 #: what each array of a .npz data file may be: (dimensions it may have, limit of each)
 _NPZ_LIMITS = {"x": (LIMITS["samples"], LIMITS["features"]), "y": (LIMITS["samples"], LIMITS["units"])}
+#: the most axes each may have: x of a convolution's images (samples, height, width, channels)
+_NPZ_AXES = {"x": 4, "y": 2}
 
 
 def _npz_header(archive: zipfile.ZipFile, key: str, source: str) -> tuple[tuple[int, ...], np.dtype]:
@@ -279,8 +335,9 @@ def _npz_header(archive: zipfile.ZipFile, key: str, source: str) -> tuple[tuple[
 
 
 def check_npz_file(path: Path) -> None:
-    """Arrays x and y present, numeric, at most 2-D and within the limits (samples, features,
-    outputs), read from their .npy headers before any array is read."""
+    """Arrays x and y present, numeric, within the limits (samples, features (a sample's numbers:
+    x may be images, up to 4-D), outputs; y at most 2-D), read from their .npy headers before any
+    array is read."""
     source = str(path)
     with _zip_members(path, ".npz file") as archive:
         present = {name[:-4] for name in archive.namelist() if name.endswith(".npy")}
@@ -295,10 +352,12 @@ def check_npz_file(path: Path) -> None:
             if dtype.kind not in "biuf":
                 raise UnusableInput(f"{source}: array {key} holds {_DTYPE_KINDS.get(dtype.kind, 'values')} "
                                     f"(dtype {dtype}); symbp needs real numbers (integer or float)")
-            if len(shape) > 2:
+            if len(shape) > _NPZ_AXES[key]:
                 raise UnusableInput(f"{source}: array {key} has shape {shape}; symbp reads "
-                                    "(samples, columns) arrays")
-            for size, limit, what in zip(shape if len(shape) == 2 else (1, *shape), limits, ("samples", "columns")):
+                                    + ("(samples, columns) arrays" if key == "y" else
+                                       "(samples, features) or (samples, steps.., channels) arrays"))
+            rows = shape if len(shape) == 2 else (1, *shape) if len(shape) < 2 else (shape[0], int(np.prod(shape[1:])))
+            for size, limit, what in zip(rows, limits, ("samples", "columns")):
                 if size > limit:
                     raise UnusableInput(f"{source}: array {key} has shape {shape}: at most {limit:,} "
                                         f"{what}")
@@ -352,18 +411,27 @@ def load_data(path: str | Path) -> tuple[dict, dict]:
     return table["data"], training if isinstance(training, dict) else {}
 
 
-def _check_inputs(table: dict, inputs: int, where: str) -> None:
-    """The data's columns against the model's inputs. The model's weights are not what the
+def _check_inputs(table: dict, inputs: int | tuple, where: str) -> None:
+    """The data's sample shape against the model's input shape (``inputs``: one sample's, as
+    (features,) or (steps.., channels); an int: features). The model's weights are not what the
     user typed here, so a mismatch is the data's (the spec validator alone would blame
-    ``layers[0].weights``). Data that is not a table of equal rows is left to the validator."""
+    ``layers[0].weights``). Data that is not a regular array of numbers is left to the validator."""
+    inputs = (inputs,) if isinstance(inputs, int) else tuple(inputs)
     rows = table.get("x")
     if not isinstance(rows, list) or not rows or not all(isinstance(row, list) for row in rows):
         return
-    widths = {len(row) for row in rows}
-    if len(widths) == 1 and widths != {inputs}:
-        raise UnusableInput(f"{where} has {plural(widths.pop(), 'column')} but the model takes "
-                            f"{plural(inputs, 'input')} (its first layer's weights have "
-                            f"{plural(inputs, 'row')})")
+    try:
+        shape = np.shape(np.array(rows, dtype=np.float64))[1:]
+    except (ValueError, TypeError):
+        return
+    if shape == inputs:
+        return
+    if len(inputs) == 1 and len(shape) == 1:
+        raise UnusableInput(f"{where} has {plural(shape[0], 'column')} but the model takes "
+                            f"{plural(inputs[0], 'input')} (its first layer's weights have "
+                            f"{plural(inputs[0], 'row')})")
+    raise UnusableInput(f"{where}: each sample has shape {shape} but the model takes inputs of shape "
+                        f"{inputs} (keras.Input's shape)")
 
 
 def _spec_name(path: Path) -> str:
@@ -391,7 +459,7 @@ def spec_dict_from_keras(path: str | Path, data: Optional[str | Path] = None) ->
         label = [0.0] * layers[-1]["units"]
         if losses[loss].labels_are_distributions:
             label[0] = 1.0
-        data_table, training = {"x": [[0.0] * inputs], "y": [label]}, {}
+        data_table, training = {"x": np.zeros((1, *inputs)).tolist(), "y": [label]}, {}
     title = f"From the Keras model {path.name}"
     spec = {"name": _spec_name(path), "title": title if title.isprintable() and len(title) <= 200 else "",
             "seed": 0, "data": data_table, "layers": layers, "loss": {"name": loss},
@@ -415,5 +483,6 @@ def spec_toml_from_keras(path: str | Path, data: Optional[str | Path] = None) ->
     header = f"# symbp spec of the Keras model {Path(path).name}\n"
     if placeholder:
         header += ("# [data] below is a placeholder (a Keras model holds no training data):\n"
-                   "# replace x (samples x inputs) and y (samples x outputs) with your own.\n")
+                   "# replace x (samples x inputs, or samples x steps.. x channels) and y (samples x\n"
+                   "# outputs) with your own.\n")
     return header + text

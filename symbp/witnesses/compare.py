@@ -96,9 +96,13 @@ def explain_rounding_growth(report: CheckReport, spec: Spec, run: tuple, toleran
 
 def kink_at_rounding(spec: Spec, module=None):
     """The pre-activation of a piecewise activation, or argument of a piecewise loss, nearest
-    its kink over the whole training, when it is within AT_KINK of it (else None)."""
-    from ..derivation.kinks import nearest_kink
+    its kink over the whole training, when it is within AT_KINK of it; else the max-pooling
+    window nearest a tie, when its maximum is within AT_KINK of a rival (else None)."""
+    from ..derivation.kinks import nearest_kink, nearest_tie
     from ..emit.codegen import module_source
     module = module or load_module(module_source(spec), spec.name)
     hit = nearest_kink(spec, module)
-    return hit if hit is not None and hit.distance <= AT_KINK * max(1.0, abs(hit.kink)) else None
+    if hit is not None and hit.distance <= AT_KINK * max(1.0, abs(hit.kink)):
+        return hit
+    tie = nearest_tie(spec, module)
+    return tie if tie is not None and tie.gap <= AT_KINK * max(1.0, abs(tie.largest)) else None

@@ -71,7 +71,8 @@ class CheckReport:
     tolerance: float
     parameters: list[Comparison] = field(default_factory=list)
     losses: Comparison | None = None
-    #: when they differ: a value of the training at a kink (see ``compare.kink_at_rounding``), the likely why
+    #: when they differ: a value of the training at a kink, or a max-pooling tie (see
+    #: ``compare.kink_at_rounding``), the likely why
     kink: object | None = None
     #: the witness, as its lines name it ("Keras"), and its registry key (the JSON's field)
     framework: str = "Keras"
