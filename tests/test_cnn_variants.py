@@ -215,6 +215,16 @@ def test_the_cli_writes_a_cnn_class(tmp_path, symbp_cli):
     assert "a2" in json.loads((tmp_path / "class" / KEY_JSON).read_text())["student_02"]
 
 
+def test_the_built_in_cnn_example_draws_a_checked_class(tmp_path, symbp_cli):
+    """symbp/examples/cnn_6x6.toml carries the [variants] table a CNN needs (the default
+    kink_margin of 0.05 rejects nearly every draw of a feature map): a class draws, and Keras agrees."""
+    example = Path(__file__).resolve().parent.parent / "symbp" / "examples" / "cnn_6x6.toml"
+    made = symbp_cli("variants", str(example), "-n", "3", "-j", "1", "--check",
+                     "-o", str(tmp_path / "class"))
+    assert made.returncode == 0, made.stderr
+    assert "3 of 3 match" in made.stdout
+
+
 # ---------------------------------------------------------------- grading
 def max_pool(a: np.ndarray) -> np.ndarray:
     out = np.zeros((a.shape[0], a.shape[1] // 2, a.shape[2] // 2, a.shape[3]))

@@ -215,17 +215,6 @@ class Spec:
                     self.optimizer, self.training, self.title, self.seed, framework=self.framework,
                     handout=self.handout)
 
-    def require_dense(self, what: str) -> None:
-        """Raise a SpecError naming the first layer ``what`` (handouts, notebooks, variants) does
-        not support yet: those presenters cover Dense (and torch Linear) networks, not the
-        indexed layers (convolution, pooling, Flatten); codegen and check cover all."""
-        from ..rules.layers import layers as layer_rules
-        for n, layer in enumerate(self.layers):
-            if layer_rules[layer.type].indexed:   # Dense and torch's Linear: matrix layers, presented
-                raise SpecError(self.name, [Problem(f"layers[{n}].type", (
-                    f"{what} support Dense layers only so far, found {layer.type}: `symbp codegen` and "
-                    f"`symbp check` take this network"))])
-
     # ------------------------------------------------------------ TOML
     def to_dict(self) -> dict:
         out: dict[str, Any] = {"name": self.name}
