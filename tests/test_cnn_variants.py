@@ -202,8 +202,8 @@ def test_the_answer_key_is_each_students_own_module_trace():
 def test_variants_check_gives_keras_verdicts():
     result = render_variants(cnn_spec(), 2, 1, Path("c"), jobs=1, check=True)
     key = json.loads(result.files[Path("c") / KEY_JSON])
-    assert result.match and all(entry["keras_match"] for entry in key.values())
-    assert all(entry["keras_max_abs_diff"] <= 1e-9 for entry in key.values())
+    assert result.match and all(entry["framework_match"] and entry["framework"] == "keras" for entry in key.values())
+    assert all(entry["framework_max_abs_diff"] <= 1e-9 for entry in key.values())
 
 
 def test_the_cli_writes_a_cnn_class(tmp_path, symbp_cli):
