@@ -388,3 +388,35 @@ def test_the_backward_pass_reuses_the_forward_pass_windows_and_masks_and_kinks_r
     assert source.count("_first_max_mask(win2, 2)") == 1 and source.count("win1 = _windows(") == 1
     hit = nearest_kink(spec, module)
     assert hit is not None and hit.where.startswith("layer 0 (relu) z")
+
+
+def _peak_bytes(run) -> int:
+    import tracemalloc
+    tracemalloc.start()
+    try:
+        run()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_step_holds_one_layer_of_window_gradients_at_a_time():
+    """Max pooling's mask is a boolean laid out as the input, so where pooling windows tile their
+    input the windows' adjoint is a view of dwin (no copy); backward drops each windowed layer's
+    dwin and g once the delta below is computed (a trace, which records every line, keeps them).
+    A LeNet step's peak memory is below a recording backward pass's by more than the largest dwin."""
+    from symbp.emit.codegen import module_data
+    spec = make_spec(LENET, (16, 28, 28, 1), classes=10)
+    module = load_module(module_source(spec), spec.name, module_data(spec))
+    params, x, y = module.initial_params(), module.X, module.Y
+    forward_pass = module._forward(params, x)
+    record: dict = {}
+    module.backward(params, x, y, forward_pass, record=record)
+    mask2 = forward_pass[2][2]
+    assert mask2.dtype == bool and np.all(mask2.sum(axis=(-2, -1)) == 1)
+    assert np.shares_memory(record["g1"], record["dwin2"]) and {"dwin3", "g3", "dwin4"} <= set(record)
+    largest_dwin = record["dwin3"].nbytes
+    del forward_pass, record
+    recording = _peak_bytes(lambda: module.backward(params, x, y, record={}))
+    stepping = _peak_bytes(lambda: module.gradients(params, x, y))
+    assert stepping < recording - largest_dwin, (stepping, recording, largest_dwin)

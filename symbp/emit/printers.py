@@ -153,12 +153,18 @@ HELPERS = {
                          "The adjoint of _windows: every window entry added back where it was read, "
                          "padding dropped (one pass per offset in the window, none per pixel). The first "
                          "offset's entries are written, not added: reading untouched zeros first would cost "
-                         "the system a second page fault per page.", [
+                         "the system a second page fault per page. Where the windows tile the input "
+                         "(strides = window, no row left over) each entry is read once: the adjoint is "
+                         "dwin laid back in place, a reshape (a view when dwin is laid out as the input, "
+                         "as products with _first_max_mask's mask are).", [
+        "positions = dwin.shape[1:1 + len(window)]",
+        "if tuple(strides) == tuple(window) and all(n * s == shape[1 + i] for i, (n, s) in enumerate(zip(positions, strides))):",
+        "    rank = len(window)",
+        "    return dwin.transpose(0, *(d for i in range(rank) for d in (1 + i, 2 + rank + i)), 1 + rank).reshape(shape)",
         "axes = tuple(range(1, 1 + len(window)))",
         "totals = [max((-(-shape[i] // s) - 1) * s + k - shape[i], 0) if padding == \"same\" else 0"
         " for i, k, s in zip(axes, window, strides)]",
         "padded = np.zeros((shape[0], *(shape[i] + t for i, t in zip(axes, totals)), shape[-1]), dwin.dtype)",
-        "positions = dwin.shape[1:1 + len(window)]",
         "for offset in np.ndindex(*window):",
         "    rows = (slice(None), *(slice(o, o + s * (n - 1) + 1, s) for o, s, n in zip(offset, strides, positions)))",
         "    if any(offset):",
@@ -168,13 +174,16 @@ HELPERS = {
         "return padded[(slice(None), *(slice(t // 2, t // 2 + shape[i]) for i, t in zip(axes, totals)))]",
     ]),
     "_first_max_mask": ("win, rank, inside=None",
-                        "1 at the first maximum of each window (its offsets in C order), 0 elsewhere: "
+                        "True at the first maximum of each window (its offsets in C order), False elsewhere "
+                        "(a boolean: a quarter of float32's memory, and 1 and 0 in every product): "
                         "the entry max pooling selects, where TensorFlow sends its gradient on ties "
                         "(a NaN is the maximum, as for argmax). inside: 1 where a window reads the input, "
                         "0 at padding (never selected). One pass per offset in the window, none per "
                         "pixel: each pass reads one entry of every window, the channels contiguous "
                         "(a reduction over the window's own small axes is 5x slower in NumPy); the mask "
-                        "is laid out as the input (offsets before channels), as the windows are. A "
+                        "is laid out as the input (each window offset beside its position, channels "
+                        "innermost), so where windows tile the input, products with it (einsum keeps its "
+                        "operands' layout) are too, and _windows_adjoint lays them back with a reshape. A "
                         "window of more than 16 entries (global pooling) takes argmax over its "
                         "entries instead: no loop over its pixels.", [
         "if inside is not None:",
@@ -182,13 +191,14 @@ HELPERS = {
         "offsets = list(np.ndindex(*win.shape[-rank:]))",
         "if len(offsets) > 16:",
         "    flat = win.reshape(*win.shape[:-rank], -1)",
-        "    return (np.arange(flat.shape[-1]) == flat.argmax(axis=-1)[..., None]).astype(win.dtype).reshape(win.shape)",
+        "    return (np.arange(flat.shape[-1]) == flat.argmax(axis=-1)[..., None]).reshape(win.shape)",
         "entries = [win[(Ellipsis, *offset)] for offset in offsets]",
         "top = entries[0]",
         "for entry in entries[1:]:",
         "    top = np.maximum(top, entry)",
-        "channels_last = np.zeros((*win.shape[:-rank - 1], *win.shape[-rank:], win.shape[-rank - 1]), win.dtype)",
-        "mask = np.moveaxis(channels_last, -1, -rank - 1)",
+        "positions = win.shape[1:-rank - 1] or (1,) * rank  # global pooling's windows: one position",
+        "as_input = np.zeros((len(win), *(d for pair in zip(positions, win.shape[-rank:]) for d in pair), win.shape[-rank - 1]), bool)",
+        "mask = as_input.transpose(0, *range(1, 2 * rank, 2), 2 * rank + 1, *range(2, 2 * rank + 1, 2)).reshape(win.shape)",
         "free = np.ones(top.shape, bool)  # no maximum taken yet in this window",
         "has_nan = bool(np.any(top != top))  # a window holding a NaN takes its first NaN",
         "for offset, entry in zip(offsets, entries):",
