@@ -8,6 +8,8 @@ from __future__ import annotations
 import html
 import json
 import re
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 import zipfile
 
@@ -17,8 +19,9 @@ import pytest
 from test_cnn_variants import cnn_spec
 from test_lms_export import QTI, SUBQUESTION, cloze_answers
 from symbp.classroom.lms import VERDICTS
-from symbp.classroom.mistakes import MISTAKES
-from symbp.classroom.variants import KEY_JSON, write_variants
+from symbp.classroom.mistakes import MISTAKES, mistake_values
+from symbp.classroom.variants import KEY_JSON, answers, draw_variants, write_variants
+from symbp.spec.model import load_spec
 
 SEED = 4
 
@@ -128,3 +131,105 @@ def test_canvas_of_a_cnn_class_equals_the_key(cnn_class, tmp_path, symbp_cli):
             name, label = item.get("title").split(" ")
             found[(name, label)] = float(item.find(f".//{QTI}varequal").text)
     assert found == expected(key)
+
+
+# ---------------------------------------------------------------- PrairieLearn
+def run_hooks(question, calls: list[tuple[str, dict]]) -> list[dict]:
+    """Each (hook, data) through server.py in one fresh Python where symbp cannot be imported."""
+    code = ("import json, sys; sys.modules['symbp'] = None; sys.path.insert(0, sys.argv[1]); import server; "
+            "calls = json.loads(sys.stdin.read()); out = []\n"
+            "for hook, data in calls:\n    getattr(server, hook)(data); out.append(data)\n"
+            "print(json.dumps(out))")
+    done = subprocess.run([sys.executable, "-c", code, str(question)], input=json.dumps(calls),
+                          capture_output=True, text=True, cwd=question.parent, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def reassembled(parts: dict, quantity: str, value) -> np.ndarray:
+    """The quantity from question parts named ``<q>_<index, : as x>`` (slices), by the sheet's slicing."""
+    array = np.asarray(value, dtype=np.float64)
+    if array.ndim <= 2:
+        return np.asarray(plain(parts[quantity]), dtype=np.float64)
+    out = np.full(array.shape, np.nan)
+    for name, part in parts.items():
+        if name.startswith(quantity + "_") and re.fullmatch(r"[0-9x_]+", name[len(quantity) + 1:]):
+            index = tuple(slice(None) if i == "x" else int(i) for i in name[len(quantity) + 1:].split("_"))
+            out[index] = plain(part)
+    return out
+
+
+def plain(value):
+    return value["_value"] if isinstance(value, dict) else value
+
+
+@pytest.fixture(scope="module")
+def cnn_question(cnn_class, tmp_path_factory):
+    """The question ``symbp export prairielearn CLASS --spec SPEC`` writes (its files, as the CLI writes them)."""
+    from symbp.classroom.export import exported_files
+    from symbp.io.files import write_all
+    spec, spec_path, folder, key = cnn_class
+    out = tmp_path_factory.mktemp("pl")
+    write_all(exported_files("prairielearn", folder, out, spec=load_spec(spec_path)))
+    return out / f"symbp_{spec.name}"
+
+
+def test_prairielearn_cnn_question_one_matrix_input_per_slice(cnn_class, cnn_question):
+    _, _, _, key = cnn_class
+    page = (cnn_question / "question.html").read_text()
+    delta1 = np.shape(key["student_01"]["delta1"])
+    for n in range(delta1[0]):
+        for c in range(delta1[3]):
+            assert f'<pl-matrix-component-input answers-name="delta1_{n}_x_x_{c}" label="delta1[{n},:,:,{c}] ="' in page
+    kernel = np.shape(key["student_01"]["dW0"])
+    assert page.count('answers-name="dW0_x_x_') == kernel[2] * kernel[3]
+    assert 'params-name="x_0_x_x_0"' in page and 'params-name="W0_x_x_0_1"' in page   # givens sliced too
+    assert 'answers-name="delta1"' not in page and 'params-name="x"' not in page
+
+
+def test_prairielearn_generate_reproduces_each_cnn_students_key(cnn_class, cnn_question):
+    """variant_seed = the class's seed: student_01; other seeds: the first student symbp
+    variants draws from them (ties in max pooling and relu kinks redrawn as symbp redraws)."""
+    spec, _, _, key = cnn_class
+    seeds = (SEED, 1, 6, 11)
+    results = run_hooks(cnn_question, [("generate", {"variant_seed": s, "params": {}, "correct_answers": {}})
+                                       for s in seeds])
+    expected_keys = [key["student_01"]] + [answers(draw_variants(spec, 1, s)[0]) for s in seeds[1:]]
+    for data, expected_key in zip(results, expected_keys):
+        for q, value in expected_key.items():
+            if q in VERDICTS:
+                continue
+            got = reassembled(data["correct_answers"], q, value)
+            np.testing.assert_allclose(got, np.asarray(value, dtype=np.float64), rtol=1e-12, atol=1e-15, err_msg=q)
+    assert len({json.dumps(d["correct_answers"]["loss"]) for d in results}) == len(seeds)
+
+
+def test_prairielearn_grade_names_a_cnn_mistake_on_its_slices(cnn_class, cnn_question):
+    """A submission with a catalogued mistake made in a CNN quantity (its slices): grade names it
+    on every slice not fully right; noise gets the plain feedback."""
+    spec, _, _, key = cnn_class
+    data = run_hooks(cnn_question, [("generate", {"variant_seed": SEED, "params": {}, "correct_answers": {}})])[0]
+    student = draw_variants(spec, 1, SEED)[0]
+    made = {m: mistake_values(student, m) for m in MISTAKES}
+    where = "delta1"
+    mistake = next(m for m in MISTAKES if where in made[m] and not np.allclose(made[m][where], key["student_01"][where]))
+    wrong = np.asarray(made[mistake][where])
+    submitted = dict(data["correct_answers"])
+    scores = {name: {"score": 1.0} for name in submitted}
+    for name in [n for n in submitted if n.startswith(where + "_")]:
+        index = tuple(slice(None) if i == "x" else int(i) for i in name[len(where) + 1:].split("_"))
+        submitted[name] = {"_type": "ndarray", "_value": wrong[index].tolist(), "_dtype": "float64"}
+        right = np.asarray(plain(data["correct_answers"][name]))
+        scores[name] = {"score": float(np.mean(np.abs(wrong[index] - right) <= 5e-4 + 1e-3 * np.abs(right)))}
+    noisy = dict(submitted)
+    noisy["dW0_x_x_0_0"] = {"_type": "ndarray", "_dtype": "float64",
+                            "_value": (np.asarray(plain(data["correct_answers"]["dW0_x_x_0_0"])) + 0.37).tolist()}
+    graded, plain_graded = run_hooks(cnn_question, [
+        ("grade", {**data, "submitted_answers": submitted, "partial_scores": scores, "feedback": {}}),
+        ("grade", {**data, "submitted_answers": noisy, "partial_scores": {**scores, "dW0_x_x_0_0": {"score": 0.0}},
+                   "feedback": {}})])
+    off = [name for name, s in scores.items() if s["score"] < 1]
+    assert off and sorted(graded["feedback"]) == sorted(off)
+    named = {text.split("`")[1] for text in graded["feedback"].values()}
+    assert len(named) == 1 and np.allclose(made[named.pop()][where], wrong), graded["feedback"]
+    assert "Likely mistake" not in plain_graded["feedback"]["dW0_x_x_0_0"]
