@@ -6,7 +6,10 @@ Writes one v3 question, ``OUT/symbp_<name>/``: ``info.json`` (a stable ``uuid`` 
 for the loss, :mod:`symbp.classroom.lms`'s tolerance as ``rtol``/``atol``), ``server.py``
 (``templates/prairielearn_server.py.j2``), the generated NumPy module of SPEC, ``mistakes.py``
 (every catalogued mistake's rule as generated NumPy code, for ``grade(data)``'s feedback) and
-``draw.json`` (what and how ``symbp variants`` draws). ``server.py`` draws the variant of a PrairieLearn
+``draw.json`` (what and how ``symbp variants`` draws). A CNN's quantity or given of more than two
+axes is shown and asked as the 2-D slices the handouts print (draw.json's ``slices``: a
+``pl-matrix-component-input`` per slice, ``delta1_0_x_x_2`` for ``delta1[0,:,:,2]``), and
+server.py redraws a max-pooling tie as ``symbp variants`` does (draw.json's ``pools``). ``server.py`` draws the variant of a PrairieLearn
 ``variant_seed`` as ``symbp variants --seed`` draws its first student, so CLASS's own students
 are PrairieLearn's variants of seeds the instructor kept; SPEC (the one with the [variants] table)
 must be the class's (same name, same numbers of units).
