@@ -369,11 +369,3 @@ def test_cnn_notebooks_are_graded_on_their_answers(tmp_path):
     grades = grade_class(tmp_path / "class", tmp_path / "in", GradingOptions(), jobs=1)
     assert grades.quantities[0] == "loss" and "a1" not in grades.quantities and "dW0" in grades.quantities
     assert {q.status for q in grades.grades["student_01"].quantities.values()} == {"correct"}
-
-
-def test_lms_exports_refuse_a_cnn_class_by_name(tmp_path, symbp_cli):
-    """Not yet: LMS questions of arrays with more than 2 axes; a clear error, nothing written."""
-    variants.write_variants(cnn_spec(), 1, 4, tmp_path / "class", jobs=1)
-    made = symbp_cli("export", "moodle", str(tmp_path / "class"), "-o", str(tmp_path / "q.xml"))
-    assert made.returncode == 2 and "student_01.a1 has 4 axes" in made.stderr and "Traceback" not in made.stderr
-    assert not (tmp_path / "q.xml").exists()

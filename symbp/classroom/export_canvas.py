@@ -1,7 +1,9 @@
 """Canvas (QTI 1.2) of a class: ``symbp export canvas CLASS -o quizzes.zip``.
 
 The zip holds ``imsmanifest.xml`` and one assessment per student (``<student>/<student>.xml``,
-a quiz titled with the student's id): each entry of each quantity a ``numerical_question`` item,
+a quiz titled with the student's id): each entry of each quantity a ``numerical_question`` item
+(a CNN's quantity of more than two axes entry by entry of the 2-D slices the sheet shows,
+titled ``<student> delta1[0,:,:,2][r,c]``),
 answered in a ``render_fib fibtype="Decimal"`` box and scored 100 when the answer equals the key
 (``varequal``) or lies within :func:`symbp.classroom.lms.tolerance` of it (``vargte`` and
 ``varlte``), as Canvas writes its own numerical questions. Canvas imports it with Settings >

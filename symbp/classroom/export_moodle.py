@@ -2,7 +2,8 @@
 
 ``<quiz>``: a category per assignment (``$course$/top/symbp/<name>``) and one below it per
 student (``.../<name>/<student>``) holding that student's questions: one ``numerical`` question
-per entry of each quantity, named ``<student> <quantity>[r,c]``, with the student's own number as
+per entry of each quantity, named ``<student> <quantity>[r,c]`` (a CNN's quantity of more than two
+axes: by the 2-D slice the sheet shows and the entry in it, ``<student> delta1[0,:,:,2][r,c]``), with the student's own number as
 the ``fraction="100"`` answer and :func:`symbp.classroom.lms.tolerance` as its ``<tolerance>``
 (Moodle accepts answer +- tolerance), then a ``fraction="0"`` answer per catalogued mistake
 (:mod:`symbp.classroom.mistakes`) whose number differs, its feedback naming the mistake. Moodle imports such a file with Question bank > Import >
@@ -11,7 +12,7 @@ is escaped by ElementTree, and the HTML in it by :func:`html.escape`: nothing fr
 becomes markup.
 
 ``--moodle-format cloze`` writes instead one ``cloze`` (embedded answers) question per student,
-every entry a ``{1:NUMERICAL:=v:tol#feedback~%0%distractor:tol#feedback}`` subquestion: the
+every entry (a CNN's: a block per 2-D slice of the sheet) a ``{1:NUMERICAL:=v:tol#feedback~%0%distractor:tol#feedback}`` subquestion: the
 student's number, then each mistake's. Inside a subquestion Moodle reads ``}``, ``#``, ``~``,
 ``/``, ``"`` and ``\\`` as syntax, so each is escaped with a backslash (:func:`cloze_escape`);
 outside one, braces become HTML entities, so no text can open a subquestion.
@@ -22,7 +23,8 @@ from __future__ import annotations
 import html
 import xml.etree.ElementTree as ET
 
-from .lms import ClassFolder, Entry, Quantity, describe, distinct_distractors, mistake_answers, tolerance
+from .lms import (ClassFolder, Entry, Quantity, describe, distinct_distractors, mistake_answers, slice_axes,
+                  tolerance)
 
 #: what Moodle's cloze syntax reads inside a subquestion: escaped with a backslash there
 CLOZE_SPECIAL = '\\}#~/"'
@@ -38,12 +40,23 @@ def category(quiz: ET.Element, path: str) -> None:
     _text(ET.SubElement(quiz, "question", type="category"), "category", path)
 
 
+def matrix_shape(quantity: str, shape) -> tuple[int, int]:
+    """(rows, columns) of the matrices a quantity of ``shape`` shows as: itself, a vector as one
+    row, an array of more than two axes as its 2-D slices (:func:`symbp.classroom.lms.slice_axes`)."""
+    if len(shape) > 2:
+        first, second = slice_axes(quantity)
+        return shape[first], shape[second]
+    return (shape[0], shape[1]) if len(shape) == 2 else (1, shape[-1] if shape else 1)
+
+
 def question_html(title: str, student: str, entry: Entry, shape, rule: str | None = None) -> str:
     """The question's HTML: which student, which quantity and entry, the quantity's rule as
     ``\\(TeX\\)`` for the LMS's MathJax filter (every string escaped)."""
-    rows, cols = (shape[0], shape[1]) if len(shape) == 2 else (1, shape[-1] if shape else 1)
+    rows, cols = matrix_shape(entry.quantity, shape)
+    row, col = entry.cell or entry.index or (0, 0)
+    sheet = f" {entry.matrix} (the matrix of that name on the sheet)" if entry.matrix else ""
     where = "" if entry.index is None else \
-        f"entry [{entry.index[0]}, {entry.index[1]}] (row, column, from 0) of the {rows} x {cols} matrix of "
+        f"entry [{row}, {col}] (row, column, from 0) of the {rows} x {cols} matrix{sheet} of "
     return (f"<p>{html.escape(title)}: worked sheet of <b>{html.escape(student)}</b>.</p>"
             f"<p>Give {html.escape(where)}{html.escape(describe(entry.quantity))} "
             f"(<code>{html.escape(entry.label)}</code>), as your sheet computes it.</p>"
@@ -105,10 +118,18 @@ def cloze_text(title: str, student: str, quantities: dict[str, Quantity], rules:
         rule = rules.get(quantity.name)
         parts.append(f"<p>{cloze_html(describe(quantity.name))} (<code>{cloze_html(quantity.name)}</code>)"
                      + (f": \\({cloze_html(rule)}\\)" if rule else "") + "</p>")
-        parts.append("<ul>" + "".join(f"<li><code>{cloze_html(entry.label)}</code> = "
-                                      f"{cloze_numerical(entry, mistakes.get((entry.quantity, entry.index), []))}</li>"
-                                      for entry in quantity.entries()) + "</ul>")
+        for matrix, entries in quantity.matrices():
+            parts.append(cloze_block(matrix if matrix != quantity.name else "", entries, mistakes))
     return "".join(parts)
+
+
+def cloze_block(matrix: str, entries: list[Entry], mistakes: dict) -> str:
+    """One matrix of the sheet (a 2-D slice ``delta1[0,:,:,2]`` of a CNN's quantity, headed by
+    its name; a matrix of at most two axes unheaded): a subquestion per entry."""
+    head = f"<p>The matrix <code>{cloze_html(matrix)}</code> of your sheet:</p>" if matrix else ""
+    return head + "<ul>" + "".join(
+        f"<li><code>{cloze_html(entry.label)}</code> = "
+        f"{cloze_numerical(entry, mistakes.get((entry.quantity, entry.index), []))}</li>" for entry in entries) + "</ul>"
 
 
 def cloze_question(quiz: ET.Element, title: str, student: str, quantities: dict[str, Quantity], rules: dict,

@@ -6,7 +6,10 @@ Writes one v3 question, ``OUT/symbp_<name>/``: ``info.json`` (a stable ``uuid`` 
 for the loss, :mod:`symbp.classroom.lms`'s tolerance as ``rtol``/``atol``), ``server.py``
 (``templates/prairielearn_server.py.j2``), the generated NumPy module of SPEC, ``mistakes.py``
 (every catalogued mistake's rule as generated NumPy code, for ``grade(data)``'s feedback) and
-``draw.json`` (what and how ``symbp variants`` draws). ``server.py`` draws the variant of a PrairieLearn
+``draw.json`` (what and how ``symbp variants`` draws). A CNN's quantity or given of more than two
+axes is shown and asked as the 2-D slices the handouts print (draw.json's ``slices``: a
+``pl-matrix-component-input`` per slice, ``delta1_0_x_x_2`` for ``delta1[0,:,:,2]``), and
+server.py redraws a max-pooling tie as ``symbp variants`` does (draw.json's ``pools``). ``server.py`` draws the variant of a PrairieLearn
 ``variant_seed`` as ``symbp variants --seed`` draws its first student, so CLASS's own students
 are PrairieLearn's variants of seeds the instructor kept; SPEC (the one with the [variants] table)
 must be the class's (same name, same numbers of units).
@@ -19,9 +22,11 @@ import json
 import uuid
 from pathlib import Path
 
-from .lms import ABSOLUTE, RELATIVE, ClassFolder, describe
+import numpy as np
+
+from .lms import ABSOLUTE, RELATIVE, ClassFolder, describe, slice_axes
 from .mistakes import MISTAKES, mistakes_module_source
-from .rules_of_step import step_rules
+from .rules_of_step import map_layer, step_rules
 from .variants import TRIES_PER_VARIANT, ZERO_GRADIENT, kink_margin_of, settings_of
 from ..derivation.naming import ParamName
 from ..errors import UnusableInput
@@ -69,7 +74,38 @@ def draw_config(spec: Spec, klass: ClassFolder, module_file: str) -> dict:
         "order": [rule.quantity for rule in step_rules(derive_spec(spec), spec.fixed_params)],
         "printed": printed_answer_names(spec.param_names, klass.first_index),   # dW0 -> the key's dW1
         "mistakes": {m.id: {"description": m.description, "rule": m.rule} for m in MISTAKES.values()},
+        "maps": [layer.number for layer in built if map_layer(layer)],
+        "pools": [{"position": layer.position, "geometry": layer.window_geometry()} for layer in built
+                  if layer.rule.indexed and layer.rule.gather.mask == "first_max"],
+        "slices": {**answer_slices(klass), **given_slices(spec)},
     }
+
+
+def matrix_slices(name: str, shape: tuple, axes: tuple) -> list[list]:
+    """[answers-name, label, index] of each 2-D slice an array of more than two axes shows as
+    (:func:`symbp.emit.latex.tensor_slices`, the handouts' slicing): ``delta1_0_x_x_2``,
+    ``delta1[0,:,:,2]``, ``[0, null, null, 2]`` (null: an axis taken whole); [] for at most two axes."""
+    from ..emit.latex import tensor_slices
+    if len(shape) <= 2:
+        return []
+    return [[f"{name}_{label.replace(':', 'x').replace(',', '_')}", f"{name}[{label}]",
+             [None if isinstance(i, slice) else int(i) for i in index]] for index, label in tensor_slices(shape, axes)]
+
+
+def answer_slices(klass: ClassFolder) -> dict[str, list]:
+    """The slices of each quantity of more than two axes (a CNN's maps, deltas, kernels), as the sheet shows them."""
+    first = next(iter(klass.students.values()))
+    return {q: slices for q, quantity in first.items()
+            if (slices := matrix_slices(q, quantity.shape, slice_axes(q)))}
+
+
+def given_slices(spec: Spec) -> dict[str, list]:
+    """The slices of each given of more than two axes: a kernel per input channel and filter, x per sample and channel."""
+    from ..emit.latex import ACTIVATION_AXES, PARAMETER_AXES
+    params = spec.initial_params()
+    shapes = {**{name: (np.shape(params[name]), PARAMETER_AXES) for name in spec.param_names},
+              "x": (np.shape(spec.x[:spec.batch_size]), ACTIVATION_AXES)}
+    return {name: slices for name, (shape, axes) in shapes.items() if (slices := matrix_slices(name, shape, axes))}
 
 
 def check_matches(spec: Spec, klass: ClassFolder) -> None:
@@ -95,12 +131,16 @@ def prairielearn_files(spec: Spec, klass: ClassFolder, out: Path) -> dict[Path, 
     files[folder / "draw.json"] = json.dumps(draw_config(spec, klass, f"{spec.name}.py"), indent=1) + "\n"
     files[folder / "server.py"] = render(python_env(), "prairielearn_server.py.j2")
     files[folder / MISTAKES_MODULE] = mistakes_module_source(base)
+    slices = {**answer_slices(klass), **given_slices(spec)}
     quantities = [{"name": q, "description": describe(q), "scalar": q == "loss", "rule": klass.rules.get(q),
-                   "weight": 1} for q in klass.quantity_names()]
+                   "weight": 1, "matrices": [(name, label) for name, label, _ in slices.get(q, [])] or [(q, q)]}
+                  for q in klass.quantity_names()]
+    names = [*((name, ParamName.parse(name).printed(klass.first_index)) for name in spec.param_names), ("x", "x"), ("y", "y")]
+    givens = [pair for name, printed in names for pair in
+              ([(n, printed + label[len(name):]) for n, label, _ in slices[name]] if name in slices else [(name, printed)])]
     files[folder / "question.html"] = render(
         html_env(), "prairielearn_question.html.j2", title=klass.title,
         architecture=" - ".join(map(str, spec.widths)), loss_name=spec.loss.name,
         optimizer=spec.optimizer.name, batch_size=spec.batch_size,
-        givens=[*((name, ParamName.parse(name).printed(klass.first_index)) for name in spec.param_names),
-                ("x", "x"), ("y", "y")], quantities=quantities, rtol=RELATIVE, atol=ABSOLUTE)
+        givens=givens, quantities=quantities, rtol=RELATIVE, atol=ABSOLUTE)
     return files

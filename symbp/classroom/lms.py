@@ -26,7 +26,7 @@ from ..errors import UnusableInput, printable
 ABSOLUTE, RELATIVE = 5e-4, 1e-3
 #: keys of an answer-key entry that are verdicts, not quantities (and those of older keys)
 VERDICTS = KEY_VERDICTS + OLD_VERDICTS
-_QUANTITY = re.compile(r"^(loss|delta\d+|d[A-Za-z]+\d+|[A-Za-z]+\d+_updated)$")
+_QUANTITY = re.compile(r"^(loss|a\d+|delta\d+|d[A-Za-z]+\d+|[A-Za-z]+\d+_updated)$")
 
 
 def tolerance(value: float) -> float:
@@ -36,44 +36,84 @@ def tolerance(value: float) -> float:
 
 @dataclass(frozen=True)
 class Entry:
-    """One number to ask for: the quantity, its index in the matrix (None for a scalar), value."""
+    """One number to ask for: the quantity, its index in the key's array (None for a scalar; a
+    vector as row 0 of a 1 x n matrix), its value, and, for a quantity of more than two axes, the
+    matrix of the sheet it sits in (``delta1[0,:,:,2]``) and its (row, column) there."""
     quantity: str
-    index: tuple[int, int] | None
+    index: tuple[int, ...] | None
     value: float
+    matrix: str = ""
+    cell: tuple[int, int] | None = None
 
     @property
     def label(self) -> str:
-        """``dW1[2,0]``, ``loss``: how the entry is named in a question and an identifier."""
-        return self.quantity if self.index is None else f"{self.quantity}[{self.index[0]},{self.index[1]}]"
+        """``dW1[2,0]``, ``loss``, ``delta1[0,:,:,2][1,0]``: how the entry is named in a question
+        (a CNN's: the matrix as the sheet labels it, then the entry in it)."""
+        if self.index is None:
+            return self.quantity
+        row, col = self.cell or self.index
+        return f"{self.matrix or self.quantity}[{row},{col}]"
 
     @property
     def ident(self) -> str:
-        """An identifier-safe form of the label: ``dW1_2_0``."""
-        return self.quantity if self.index is None else f"{self.quantity}_{self.index[0]}_{self.index[1]}"
+        """An identifier-safe form of the index: ``dW1_2_0``, ``delta1_0_1_0_2``."""
+        return self.quantity if self.index is None else "_".join([self.quantity, *map(str, self.index)])
+
+
+def slice_axes(quantity: str) -> tuple[int, int]:
+    """The two axes a quantity of more than two axes shows whole, as the handouts print it: a
+    feature map's delta per sample and channel (rows, columns of positions), a kernel's gradient
+    or update per input channel and filter (offsets down and across)."""
+    from ..emit.latex import ACTIVATION_AXES, PARAMETER_AXES
+    return ACTIVATION_AXES if re.fullmatch(r"a\d+|delta\d+", quantity) else PARAMETER_AXES
 
 
 @dataclass(frozen=True)
 class Quantity:
     name: str
-    value: object      # float or list of rows
+    value: object      # float or nested lists
 
     @property
     def shape(self) -> tuple[int, ...]:
         return np.shape(self.value)
 
-    def entries(self) -> list[Entry]:
-        """Row by row; a vector (a bias) as a 1 x n row, as the handouts show it."""
+    def matrices(self) -> list[tuple[str, list[Entry]]]:
+        """The matrices the sheet shows, each (its label, its entries row by row): one (the
+        quantity; a vector as a 1 x n row) for at most two axes, else one per 2-D slice of
+        :func:`symbp.emit.latex.tensor_slices` (``delta1[0,:,:,2]``), in the handouts' order."""
         if np.ndim(self.value) == 0:
-            return [Entry(self.name, None, float(self.value))]
-        rows = np.asarray(self.value, dtype=np.float64)
-        rows = rows.reshape(1, -1) if rows.ndim == 1 else rows
-        return [Entry(self.name, (r, c), float(rows[r, c])) for r in range(rows.shape[0]) for c in range(rows.shape[1])]
+            return [(self.name, [Entry(self.name, None, float(self.value))])]
+        array = np.asarray(self.value, dtype=np.float64)
+        if array.ndim <= 2:
+            rows = array.reshape(1, -1) if array.ndim == 1 else array
+            return [(self.name, [Entry(self.name, (r, c), float(rows[r, c]))
+                                 for r in range(rows.shape[0]) for c in range(rows.shape[1])])]
+        from ..emit.latex import tensor_slices
+        out = []
+        for index, label in tensor_slices(array.shape, slice_axes(self.name)):
+            matrix = f"{self.name}[{label}]"
+            rows, cols = array[index].shape
+            out.append((matrix, [Entry(self.name, _full_index(index, r, c), float(array[index][r, c]), matrix, (r, c))
+                                 for r in range(rows) for c in range(cols)]))
+        return out
+
+    def entries(self) -> list[Entry]:
+        """Every entry, matrix by matrix, row by row."""
+        return [entry for _, entries in self.matrices() for entry in entries]
+
+
+def _full_index(index: tuple, row: int, col: int) -> tuple[int, ...]:
+    """The entry (row, col) of the slice ``index`` (two slice(None) axes) as an index of the whole array."""
+    whole = iter((row, col))
+    return tuple(next(whole) if isinstance(i, slice) else int(i) for i in index)
 
 
 def describe(quantity: str) -> str:
     """What a quantity is, in words: ``dW1`` -> the gradient of the loss by W1."""
     if quantity == "loss":
         return "the batch loss L"
+    if re.fullmatch(r"a\d+", quantity):
+        return f"the output a{quantity[1:]} of layer {quantity[1:]} (its feature maps)"
     if quantity.startswith("delta"):
         return f"the error gradient delta{quantity[5:]} = dL/dz{quantity[5:]}"
     if quantity.endswith("_updated"):
@@ -95,7 +135,7 @@ def quantity_rules(spec, first_index: int = 0) -> dict[str, str]:
     notation = Notation(options.bias_symbol, first_index)
     shown = printed_answer_names(spec.param_names, first_index)
     presenter = LatexPresenter(options.digits, notation.param)
-    lines = {item.lhs: presenter.equation(item)[0] for section in work.backprop for step in section.steps
+    lines = {item.lhs: presenter.rule_line(item) for section in work.backprop for step in section.steps
              for item in step.items if isinstance(item, Equation) and item.lhs}
     wanted = {**{f"delta{l}": rf"\delta_{{{l}}}" for l in range(1, len(spec.layers) + 1)},
               **{f"d{p}": notation.grad(p) for p in spec.param_names},
@@ -186,14 +226,10 @@ def _quantities(entry: dict, student: str, path: Path) -> dict[str, Quantity]:
         if name in VERDICTS:
             continue
         array = np.asarray(value, dtype=object)
-        if array.ndim > 2:
-            raise UnusableInput(f"{printable(str(path))}: {student}.{printable(name)} has {array.ndim} axes; LMS "
-                                f"exports take quantities of at most 2 (a CNN's maps, deltas and kernels have "
-                                f"more: grade such a class with `symbp grade`)")
         if not _QUANTITY.match(name) or not all(
                 isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in array.flat):
             raise UnusableInput(f"{printable(str(path))}: {student}.{printable(name)} is not a quantity "
-                                f"of finite numbers (at most 2-D)")
+                                f"of finite numbers")
         out[name] = Quantity(name, value)
     return out
 

@@ -238,10 +238,14 @@ class LatexPresenter:
             return ChainRuleLatex(self).lines(item), []
         raise TypeError(f"symbp bug: no LaTeX for a {type(item).__name__}")
 
+    def rule_line(self, eq: Equation) -> str:
+        """The equation's first line, ``lhs = rule`` in symbols (no numbers: any shape)."""
+        lhs = eq.lhs if eq.via is None else f"{eq.lhs} = {self.symbols(*eq.via)}"
+        return f"{lhs} = {self.symbols(eq.rule, eq.names)}"
+
     def equation(self, eq: Equation) -> list[str]:
         """lhs = rule; its parts worked out; = rule with values; = result (shape)."""
-        lhs = eq.lhs if eq.via is None else f"{eq.lhs} = {self.symbols(*eq.via)}"
-        lines = [f"{lhs} = {self.symbols(eq.rule, eq.names)}"]
+        lines = [self.rule_line(eq)]
         filled_rule = eq.rule if eq.filled_rule is None else eq.filled_rule
         values = self.numbers(eq.values)
         lines += self.parts(eq, values)
