@@ -66,3 +66,18 @@ def test_partials_come_from_differentiating_the_dense_entry():
     assert partial(z, p["bias"][1]) == 1
     k = sp.Symbol("k", integer=True, nonnegative=True)
     assert partial(layer_entry(layer, 0, k), e["a_prev"][0, 2]) == p["kernel"][2, k]
+
+
+@pytest.mark.parametrize("activation, name, value", [("gelu", r"\frac{\sqrt{2}}{2}", "0.7071067"),
+                                                     ("selu", r"\lambda", "1.05070")])
+def test_explain_prints_activation_constants_by_name(activation, name, value):
+    """--explain's f'(z) factor writes the activation's constant as the handout does (1/sqrt 2 exact,
+    SELU's lambda by name), not as the float Keras computes with; its number is still the trace's."""
+    from symbp.emit.handouts import HandoutOptions, render_handouts
+    from test_handouts import small_spec
+    spec = small_spec("constants", [2, 2, 1], [activation, "sigmoid"], "mean_squared_error",
+                      [[0.3, -0.4]], [[1.0]])
+    solution = render_handouts(spec, HandoutOptions(explain=("W0[1,0]",)))["solution"]
+    explained = solution[solution.index(r"\steptitle{The chain rule for"):]
+    factor = next(line for line in explained.splitlines() if r"\partial z_{1}[0,0]} =" in line)
+    assert name in factor and value not in factor

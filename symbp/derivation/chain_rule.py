@@ -129,8 +129,10 @@ def upstream_factor(model, l: int, row: int, unit: int, arrays: dict) -> Factor:
     return Factor(e["a"][row, unit], None, rule, value_of(rule, arrays), terms)
 
 
-def chain_rule(model, target: Target, trace: dict, params: dict) -> ChainRule:
-    """The factors of dL/dp for each row of the traced batch, derived and valued (see module)."""
+def chain_rule(model, target: Target, trace: dict, params: dict, shown_derivative: sp.Expr | None = None) -> ChainRule:
+    """The factors of dL/dp for each row of the traced batch, derived and valued (see module).
+    ``shown_derivative``: f' as a handout writes it (its constants by name: 1/sqrt 2, lambda),
+    printed in place of the model's; its value is the trace's either way."""
     l = target.layer
     layer, e = model.layers[l - 1], entries(l)
     c = target.index[layer.layer.rule.parameter(target.param.kind).unit_axis]   # the unit it feeds
@@ -143,7 +145,8 @@ def chain_rule(model, target: Target, trace: dict, params: dict) -> ChainRule:
         if through:
             factors.append(upstream_factor(model, l, r, c, arrays))
             fprime = trace[DERIVATIVE.format(l=l)][r, c]
-            factors.append(Factor(e["a"][r, c], z, layer.activation.derivative, float(fprime)))
+            fprime_rule = layer.activation.derivative if shown_derivative is None else shown_derivative
+            factors.append(Factor(e["a"][r, c], z, fprime_rule, float(fprime)))
         else:
             factors.append(Factor(z, None, e["delta"][r, c], value_of(e["delta"][r, c], arrays)))
         local = partial(layer_entry(layer.layer, r, c), target.entry())

@@ -114,7 +114,7 @@ def html_context(spec, options, model=None, module=None) -> dict:
         "shapes": [{**row, "layer": Markup(prose_html(row["layer"])), "shape": inline(row["shape"])}
                    for row in (work.tables.shape_table() if indexed_network(model) else [])],
         "givens": [html.html_step(step) for step in work.givens],
-        "constants": [Markup(prose_html(note)) for note in constant_notes(model)],
+        "constants": [Markup(prose_html(note)) for note in constant_notes(model, spec.framework)],
         "hyperparameters": [(Markup(prose_html(name)), inline(f"{symbol} = {value}"), Markup(prose_html(note)))
                             for name, symbol, value, note in work.optimizer.hyperparameters()],
         "update_rule": [html.math(line) for line in work.optimizer.update_rule()],

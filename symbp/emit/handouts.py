@@ -719,7 +719,8 @@ class _ChainRuleSteps(_StepWriter):
     def explain(self, target: Explained) -> Step:
         """dL/dw for one entry as a product of named factors (derived: :mod:`symbp.derivation.chain_rule`),
         each with its number, their sum the module's gradient entry; then the entry's update."""
-        chain = chain_rule(self.model, target, self.trace, self.params)
+        layer = self.model.layers[target.layer - 1]
+        chain = chain_rule(self.model, target, self.trace, self.params, self.shown_activation(layer).derivative)
         index = chain.target.index
         param = f"{self.notation.param(target.name)}[{','.join(map(str, index))}]"
         item = ChainRuleItem(param, chain, float(self.grads[target.name][index]),
@@ -860,9 +861,11 @@ def worked_solution(spec: Spec, options: HandoutOptions = HandoutOptions(),
         numbers, forward, optimizer, pictures)
 
 
-def constant_notes(model: NetworkDerivation) -> list[str]:
+def constant_notes(model: NetworkDerivation, framework: str = "keras") -> list[str]:
     """Each named constant of the network's activations stated once (LaTeX): its symbol or exact
-    form, its value, and the float32 rounding Keras computes with when it rounds it."""
+    form, its value, and the float32 rounding ``framework`` (Keras, PyTorch) computes with when it
+    rounds it."""
+    from ..rules import FRAMEWORK_NAMES
     notes = []
     for rule in dict.fromkeys(layer.activation.rule for layer in model.layers):
         for constant in rule.constants:
@@ -873,7 +876,7 @@ def constant_notes(model: NetworkDerivation) -> list[str]:
                 note += rf" (float32: ${format_number(float(np.float32(float(constant.exact))), 16)}$)"
             else:
                 note += (rf" stands for its float32 rounding ${format_number(float(constant.value), 16)}$, "
-                         rf"which Keras computes with")
+                         rf"which {FRAMEWORK_NAMES[framework]} computes with")
             notes.append(note + rf" (\texttt{{{escape_latex(rule.name)}}})")
     return notes
 
@@ -926,7 +929,7 @@ def handout_context(spec: Spec, options: HandoutOptions = HandoutOptions(),
         "depth": model.depth,
         "architecture": escape_latex(architecture(spec, model)),
         "layers": work.tables.layer_table(),
-        "constants": constant_notes(model),
+        "constants": constant_notes(model, spec.framework),
         "network": work.pictures.network_picture() if not indexed_network(model) else None,
         "shapes": work.tables.shape_table() if indexed_network(model) else [],
         "givens": [latex.step(step) for step in work.givens],
