@@ -932,6 +932,7 @@ def handout_context(spec: Spec, options: HandoutOptions = HandoutOptions(),
         "constants": constant_notes(model, spec.framework),
         "network": work.pictures.network_picture() if not indexed_network(model) else None,
         "shapes": work.tables.shape_table() if indexed_network(model) else [],
+        "notation": network_notation(model, notation, options),
         "givens": [latex.step(step) for step in work.givens],
         "appendix": [table for step in work.givens for item in step.items
                      if isinstance(item, Given) and (table := appendix_table(item, options.digits)) is not None],
@@ -972,6 +973,17 @@ def architecture(spec: Spec, model: NetworkDerivation) -> str:
         from .codegen import _architecture
         return _architecture(model)
     return " - ".join(str(w) for w in spec.widths)
+
+
+def network_notation(model: NetworkDerivation, notation: Notation, options: HandoutOptions) -> list[str]:
+    """The notation paragraph's sentences (LaTeX prose) of a network with indexed layers, in the
+    handout's symbols (:mod:`symbp.emit.notation`); [] for a Dense network (the template's own)."""
+    if not indexed_network(model):
+        return []
+    from .notation import indexed_notation
+    index = notation.param_index.replace("l-1", "{l-1}")
+    return indexed_notation((layer.layer.rule for layer in model.layers), model.depth, f"W_{index}",
+                            f"{notation.bias}_{index}", "thetas" if options.bias_symbol == "theta" else "biases")
 
 
 def indexed_network(model: NetworkDerivation) -> bool:
