@@ -212,6 +212,8 @@ def f_prime(l: int) -> str:
 Explained = Target
 
 
+#: how an error message names the indices of a parameter entry, by its rank
+ENTRY_INDEX_NAMES = {1: ("col",), 2: ("row", "col"), 3: ("u", "k", "c"), 4: ("u", "v", "k", "c")}
 _EXPLAIN = re.compile(r"\s*([A-Za-z]+?)\s*_?(\d+)\s*\[\s*(\d+(?:\s*,\s*\d+)*)\s*\]\s*\Z")
 
 
@@ -226,7 +228,7 @@ def _explained_param(target: str, letter: str, n: int, spec: Spec) -> tuple[Para
     if n >= len(layers) or name not in layers[n].param_names:
         raise HandoutError(f"--explain {target!r}: the network has parameters "
                            f"{', '.join(spec.param_names)} (no {name})")
-    if layers[n].rule.entry is None:
+    if layers[n].rule.entry is None and not layers[n].rule.indexed:
         raise HandoutError(f"--explain {target!r}: the {layers[n].rule.name} layer rule states no "
                            f"indexed entry to differentiate")
     return name, layers[n].param_shape(name.kind)
@@ -243,12 +245,14 @@ def parse_explain(target: str, spec: Spec, first_index: int = 0) -> Explained:
         raise HandoutError(f"--explain {target!r}: layers' parameters are numbered from {first_index}")
     name, shape = _explained_param(target, letter, int(n) - first_index, spec)
     index = tuple(int(i) for i in indices.split(","))
-    if len(index) != len(shape) or len(index) > 2:
-        form = f"{name}[{','.join(('row', 'col') if len(shape) == 2 else ('col',))}]"
+    if len(index) != len(shape):
+        form = f"{name}[{','.join(ENTRY_INDEX_NAMES.get(len(shape), ('i',) * len(shape)))}]"
         raise HandoutError(f"--explain {target!r}: a {name.kind} entry has "
-                           f"{'two indices' if len(shape) == 2 else 'one index'}, {form}")
+                           f"{len(shape)} ind{'ex' if len(shape) == 1 else 'ices'}, {form}")
     if any(i >= size for i, size in zip(index, shape)):
         raise HandoutError(f"--explain {target!r}: {name} has shape {shape}; indices start at 0")
+    if len(index) > 2:    # a kernel's W[u, v, k, c] (Conv1D: W[u, k, c])
+        return Explained(name.code, None, index[-1], index)
     return Explained(name.code, index[0] if len(index) == 2 else None, index[-1])
 
 
