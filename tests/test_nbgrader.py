@@ -248,3 +248,25 @@ def test_cnn_autograder_cells_cover_the_notebook_full_points_and_partial(tmp_pat
     (score, points, text), = partial.values()
     assert (score, points) == (1.0, 2) and "W0_updated: wrong" in text and "dW0: correct" in text
     assert sum(s for s, _, _ in scores.values()) == len(asked) - 1
+
+
+def test_autograde_cell_grades_each_cnn_variant_against_its_own_numbers(capsys):
+    """`variants --nbgrader` with a CNN: one class's test cells grade every student's answers
+    (feature maps a{l} included) against that student's own givens: full points for the key,
+    one point fewer for a wrong W0_updated, 0 for another student's givens changed."""
+    from symbp.classroom.nbgrader import GradedClass, autograde_cell, givens
+    from symbp.classroom.variants import answers, draw_variants
+    from symbp.spec.model import load_spec
+    spec = load_spec(ROOT / "symbp" / "examples" / "cnn_6x6.toml")
+    students = draw_variants(spec, 2, 5)
+    graded = GradedClass.of(spec, students)
+    quantities = sorted(key_quantities(spec) - {"loss"})
+    assert {"a1", "a2"} <= set(quantities)
+    for student in students:
+        kernel = {**givens(student), **{k: np.asarray(v) for k, v in answers(student).items()}}
+        assert autograde_cell(kernel, graded.spec_toml, list(graded.fingerprints), quantities) == len(quantities)
+    kernel["W0_updated"] = kernel["W0_updated"] + 0.5
+    assert autograde_cell(kernel, graded.spec_toml, list(graded.fingerprints), quantities) == len(quantities) - 1
+    assert "W0_updated: wrong" in capsys.readouterr().out
+    kernel["W0"] = kernel["W0"] + 1.0
+    assert autograde_cell(kernel, graded.spec_toml, list(graded.fingerprints), quantities) == 0.0
