@@ -13,6 +13,11 @@ and, for an element-wise activation (not the output of a loss Keras takes on the
 activation's derivative of the derivation model; ``delta``, ``g`` and ``f'(z)`` are the module's
 trace (their own rules are worked out in the handout's backprop). :func:`chain_rule` returns the
 factors with their values, so their products can be checked against the module's gradient.
+
+An indexed layer's parameter (a convolution's kernel ``W[u, v, k, c]`` or bias ``b[c]``) reaches
+the loss through channel c of its feature map at every sample and position, so
+``dL/dp = sum_{n, p, q} delta_l[n, p, q, c] * dz_l[n, p, q, c]/dp`` (:func:`indexed_chain_rule`),
+each partial SymPy's derivative of the layer's indexed entry (a window entry for a kernel).
 """
 
 from __future__ import annotations
