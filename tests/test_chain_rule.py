@@ -8,6 +8,7 @@ row, to the generated module's ``gradients`` entry.
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import sympy as sp
 
@@ -66,3 +67,82 @@ def test_partials_come_from_differentiating_the_dense_entry():
     assert partial(z, p["bias"][1]) == 1
     k = sp.Symbol("k", integer=True, nonnegative=True)
     assert partial(layer_entry(layer, 0, k), e["a_prev"][0, 2]) == p["kernel"][2, k]
+
+
+@pytest.mark.parametrize("activation, name, value", [("gelu", r"\frac{\sqrt{2}}{2}", "0.7071067"),
+                                                     ("selu", r"\lambda", "1.05070")])
+def test_explain_prints_activation_constants_by_name(activation, name, value):
+    """--explain's f'(z) factor writes the activation's constant as the handout does (1/sqrt 2 exact,
+    SELU's lambda by name), not as the float Keras computes with; its number is still the trace's."""
+    from symbp.emit.handouts import HandoutOptions, render_handouts
+    from test_handouts import small_spec
+    spec = small_spec("constants", [2, 2, 1], [activation, "sigmoid"], "mean_squared_error",
+                      [[0.3, -0.4]], [[1.0]])
+    solution = render_handouts(spec, HandoutOptions(explain=("W0[1,0]",)))["solution"]
+    explained = solution[solution.index(r"\steptitle{The chain rule for"):]
+    factor = next(line for line in explained.splitlines() if r"\partial z_{1}[0,0]} =" in line)
+    assert name in factor and value not in factor
+
+
+# ---------------------------------------------------------------- convolutions
+def _cnn_specs():
+    from pathlib import Path
+    from test_cnn_handouts import OTHER_NETS
+    example = Path(__file__).resolve().parents[1] / "symbp" / "examples" / "cnn_6x6.toml"
+    return {"cnn_6x6": lambda: load_spec(example), **OTHER_NETS}
+
+
+CONV_ENTRIES = {
+    "cnn_6x6": [("W0", (1, 2, 0, 1)), ("b0", (2,)), ("W3", (5, 1))],
+    "strided_same": [("W0", (0, 2, 0, 1)), ("W1", (1, 0, 1, 0)), ("b1", (1,))],   # same padding, strides 2
+    "conv1d_average": [("W0", (2, 1, 0)), ("b0", (1,))],                           # W[u, k, c]
+}
+
+
+@pytest.mark.parametrize("key", sorted(CONV_ENTRIES))
+def test_explain_a_convolution_entry_sums_delta_times_window(key):
+    """dL/dW[u,v,k,c] = sum_{n,p,q} delta[n,p,q,c] * dz[n,p,q,c]/dW[u,v,k,c]: one term per sample
+    and position, each partial SymPy's derivative of the Conv rule's entry (the window entry
+    win[n,p,q,k,u,v]; 1 for a bias), valued from the trace; the terms sum to the module's gradient."""
+    from symbp.emit.handouts import parse_explain
+    spec = _cnn_specs()[key]()
+    model = derive_spec(spec)
+    module = load_module(module_source(spec, model), spec.name)
+    params = module.initial_params()
+    x, y = module.X[:spec.batch_size], module.Y[:spec.batch_size]
+    trace = module.trace(params, x, y)
+    gradients = module.gradients(params, x, y)
+    for name, index in CONV_ENTRIES[key]:
+        target = parse_explain(f"{name}[{','.join(map(str, index))}]", spec)
+        chain = chain_rule(model, target, trace, params)
+        assert chain.target.index == index
+        assert chain.total == pytest.approx(gradients[name][index], rel=1e-12, abs=1e-15), (name, index)
+        layer = model.layers[target.layer - 1].layer
+        if not layer.rule.indexed:
+            continue
+        positions = trace[f"delta{target.layer}"].shape[:-1]
+        assert len(chain.rows) == int(np.prod(positions)) and chain.summed == ("n", "p", "q")[:len(positions)]
+        for position, (delta, local) in zip(np.ndindex(*positions), chain.rows):
+            assert delta.rule == sp.IndexedBase(f"delta{target.layer}")[(*position, index[-1])]
+            if name.startswith("b"):
+                assert local.rule == 1
+            else:       # kernel W[offsets.., k, c]: the window entry win[n, positions.., k, offsets..]
+                window = sp.IndexedBase(f"win{target.layer}")[(*position, index[-2], *index[:-2])]
+                assert local.rule == window and local.value == trace[f"win{target.layer}"][
+                    (*position, index[-2], *index[:-2])]
+
+
+def test_explain_a_kernel_entry_from_the_cli(tmp_path):
+    """`derive cnn_6x6.toml --explain 'W0[1,2,0,1]'` writes the sum over n, p, q (no more exit 2);
+    a kernel entry with the wrong number of indices is a one-line error naming its four."""
+    from pathlib import Path
+    from conftest import run_symbp
+    example = Path(__file__).resolve().parents[1] / "symbp" / "examples" / "cnn_6x6.toml"
+    result = run_symbp("derive", str(example), "-o", str(tmp_path), "--no-check", "--explain", "W0[1,2,0,1]")
+    assert result.returncode == 0, result.stderr
+    tex = (tmp_path / "cnn_6x6_solution.tex").read_text()
+    assert (r"\frac{\partial L}{\partial W_{0}[1,2,0,1]} = \sum_{n,p,q} \frac{\partial L}{\partial z_{1}[n,p,q,1]}"
+            in tex)
+    assert r"= \mathrm{win}_{1}[0,0,2,0,1,2] = 0.7}" in tex
+    bad = run_symbp("derive", str(example), "-o", str(tmp_path / "bad"), "--no-check", "--explain", "W0[1,2]")
+    assert bad.returncode == 2 and "W0[u,v,k,c]" in bad.stderr and not (tmp_path / "bad").exists()

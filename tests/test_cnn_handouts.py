@@ -19,7 +19,7 @@ from nbclient import NotebookClient
 from conftest import run_symbp
 from symbp.emit.codegen import module_source
 from symbp.emit.handout_html import render_html_handouts
-from symbp.emit.handouts import HandoutOptions, render_handouts
+from symbp.emit.handouts import HandoutOptions, handout_context, render_handouts
 from symbp.emit.latex import MAX_SHOWN, format_number, matrix_tex
 from symbp.emit.notebook import notebooks, rendered_notebooks
 from symbp.emit.outputs import rendered_outputs
@@ -248,3 +248,39 @@ def test_a_larger_net_elides_maps_and_long_sums_and_compiles(tmp_path):
     path = tmp_path / "larger_solution.tex"
     path.write_text(tex)
     compile_pdf(path)
+
+
+# ---------------------------------------------------------------- the notation paragraph
+#: a phrase of each notation sentence -> the layer types whose presence prints it
+NOTATION_PHRASES = {
+    r"\mathrm{win}_l[n,p,q,k,u,v]": {"Conv1D", "Conv2D", "MaxPooling2D", "AveragePooling1D", "GlobalAveragePooling1D"},
+    "as Keras stores it (offset $u$ down": {"Conv1D", "Conv2D"},
+    "TensorFlow's choice on ties": {"MaxPooling2D"},
+    "Average pooling weighs": {"AveragePooling1D"},
+    "Global pooling has one window": {"GlobalAveragePooling1D"},
+    "in C order as Keras's Flatten": {"Flatten"},
+    r"\lceil H / s \rceil$ with same padding": {"Conv1D", "Conv2D", "MaxPooling2D", "AveragePooling1D"},
+}
+
+
+@pytest.mark.parametrize("key", ["cnn_6x6", *sorted(OTHER_NETS)])
+def test_notation_paragraph_states_the_cnn_notation_in_every_presenter(key):
+    """The LaTeX and HTML handouts and the notebook print one notation text (symbp.emit.notation):
+    the window win[n,p,q,k,u,v], the kernel W[u,v,k,c], z[n,p,q,c], the pooling's selection,
+    TensorFlow's strides and padding, each sentence only where its layer type is in the network;
+    never the Dense-only z = aW + theta paragraph."""
+    from symbp.emit.mathml import prose_html
+    spec = load_spec(EXAMPLE) if key == "cnn_6x6" else OTHER_NETS[key]()
+    types = {layer.type for layer in spec.layers}
+    tex = render_handouts(spec, HandoutOptions())["solution"]
+    page = render_html_handouts(spec, HandoutOptions())["solution"]
+    markdown = "\n".join(cell.source for cell in notebooks(spec)["solution"].cells if cell.cell_type == "markdown")
+    notation = tex[tex.index(r"\paragraph{Notation.}"):tex.index(r"\section*{Givens}")]
+    assert "z_l = a_{l-1} W_{l-1} + \\theta_{l-1}$\nand" not in tex and "Every matrix has one row" not in notation
+    sentences = handout_context(spec, HandoutOptions())["notation"]
+    assert len(sentences) >= 5
+    for sentence in sentences:
+        assert sentence in notation and str(prose_html(sentence)) in page
+        assert sentence.replace(r"\theta_{l-1}", "b_{l-1}").replace("thetas", "biases (thetas)") in markdown
+    for phrase, layer_types in NOTATION_PHRASES.items():
+        assert (phrase in notation) == bool(types & layer_types), (phrase, types)

@@ -336,3 +336,14 @@ def test_a_tex_run_past_its_limit_is_an_input_error_that_says_so(command, tmp_pa
     assert "TeX took longer than 0.01 s (the limit)" in run.stderr and "--tex-timeout SECONDS" in run.stderr
     assert len(run.stderr.splitlines()) < 10 and "Traceback" not in run.stderr
     assert not out.exists()
+
+
+@pytest.mark.parametrize("framework, witness", [("keras", "Keras"), ("torch", "PyTorch")])
+def test_rounded_constant_note_names_the_framework(framework, witness):
+    """GELU's 1/sqrt 2 stands for its float32 rounding, which the spec's framework computes with."""
+    data = load_spec(Path(__file__).parents[1] / "symbp" / "examples" / (
+        "cs4820_a7_torch.toml" if framework == "torch" else "cs4820_a7.toml")).to_dict()
+    data["layers"][0]["activation"] = "gelu"
+    solution = render_handouts(Spec.from_dict(data))["solution"]
+    assert f"which {witness} computes with" in solution
+    assert f"which {({'Keras', 'PyTorch'} - {witness}).pop()} computes with" not in solution

@@ -209,3 +209,64 @@ def test_autograde_cell_reads_the_kernels_givens_and_a_transposed_gradient(capsy
     kernel["W0"] = kernel["W0"] + 1.0      # a given changed: not this assignment's
     assert autograde_cell(kernel, graded.spec_toml, list(graded.fingerprints), ["delta3"]) == 0.0
     assert "are not this assignment's" in capsys.readouterr().out
+
+
+def test_cnn_autograder_cells_cover_the_notebook_full_points_and_partial(tmp_path):
+    """`derive cnn_6x6.toml --nbgrader`: every answer cell of the CNN notebook has its test cell,
+    worth one point per key quantity it assigns (the feature maps a{l} are key quantities; every
+    quantity but those the forward pass gives, loss and maps, is asked); run in a kernel, the
+    solution's answers score full points and a wrong W0_updated scores 1 of its cell's 2."""
+    from symbp.classroom.variants import answer_names, feature_map_layers
+    from symbp.spec.model import load_spec
+    example = ROOT / "symbp" / "examples" / "cnn_6x6.toml"
+    spec = load_spec(example)
+    assert {f"a{l}" for l in feature_map_layers(spec)} == {"a1", "a2"} <= key_quantities(spec)
+    assert key_quantities(spec) == set(answer_names(spec))
+    result = run_symbp("derive", str(example), "-o", str(tmp_path), "--nbgrader", "--no-check")
+    assert result.returncode == 0, result.stderr
+    source = nbformat.read(str(tmp_path / "cnn_6x6_solution.ipynb"), as_version=4)
+    cells = source.cells
+    answers = [n for n, c in enumerate(cells) if "answer" in c.metadata.get("tags", [])]
+    for n in answers:
+        assigned = set(_ASSIGNED.findall(cells[n].source)) & key_quantities(spec)
+        assert assigned and cells[n + 1].metadata["nbgrader"]["points"] == len(assigned)
+    tests = [c for c in cells if c.metadata["nbgrader"]["grade"]]
+    asked = key_quantities(spec) - {"loss", "a1", "a2"}
+    assert sum(c.metadata["nbgrader"]["points"] for c in tests) == len(asked) == 12
+    wrong = next(c for c in cells if re.search(r"^W0_updated = ", c.source, re.M))
+    wrong.source = re.sub(r"^W0_updated = (.*?)(  #.*)?$", r"W0_updated = 2*(\1)", wrong.source, flags=re.M)
+    source.cells = cells[:max(n for n, c in enumerate(cells) if c.metadata["nbgrader"]["grade"]) + 1]
+    NotebookClient(source, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}).execute()
+    scores = {}
+    for cell in tests:
+        ran = next(c for c in source.cells if c.get("id") == cell.get("id"))
+        value = [o for o in ran.outputs if o.output_type == "execute_result"][0]["data"]["text/plain"]
+        scores[cell.get("id")] = (float(value), cell.metadata["nbgrader"]["points"],
+                                  "".join(o.get("text", "") for o in ran.outputs if o.output_type == "stream"))
+    partial = {k: v for k, v in scores.items() if v[0] < v[1]}
+    assert len(partial) == 1, partial
+    (score, points, text), = partial.values()
+    assert (score, points) == (1.0, 2) and "W0_updated: wrong" in text and "dW0: correct" in text
+    assert sum(s for s, _, _ in scores.values()) == len(asked) - 1
+
+
+def test_autograde_cell_grades_each_cnn_variant_against_its_own_numbers(capsys):
+    """`variants --nbgrader` with a CNN: one class's test cells grade every student's answers
+    (feature maps a{l} included) against that student's own givens: full points for the key,
+    one point fewer for a wrong W0_updated, 0 for another student's givens changed."""
+    from symbp.classroom.nbgrader import GradedClass, autograde_cell, givens
+    from symbp.classroom.variants import answers, draw_variants
+    from symbp.spec.model import load_spec
+    spec = load_spec(ROOT / "symbp" / "examples" / "cnn_6x6.toml")
+    students = draw_variants(spec, 2, 5)
+    graded = GradedClass.of(spec, students)
+    quantities = sorted(key_quantities(spec) - {"loss"})
+    assert {"a1", "a2"} <= set(quantities)
+    for student in students:
+        kernel = {**givens(student), **{k: np.asarray(v) for k, v in answers(student).items()}}
+        assert autograde_cell(kernel, graded.spec_toml, list(graded.fingerprints), quantities) == len(quantities)
+    kernel["W0_updated"] = kernel["W0_updated"] + 0.5
+    assert autograde_cell(kernel, graded.spec_toml, list(graded.fingerprints), quantities) == len(quantities) - 1
+    assert "W0_updated: wrong" in capsys.readouterr().out
+    kernel["W0"] = kernel["W0"] + 1.0
+    assert autograde_cell(kernel, graded.spec_toml, list(graded.fingerprints), quantities) == 0.0

@@ -186,10 +186,7 @@ def _grade_namespace(namespace: dict, spec):
 
 
 def key_quantities(spec) -> set[str]:
-    """The answer key's quantity names for ``spec`` (as :func:`symbp.classroom.variants.answers`)."""
-    from ..derivation import naming
-    from ..derivation.naming import ParamName
-    names = {"loss"} | {naming.DELTA.format(l=l) for l in range(1, len(spec.layers) + 1)}
-    for name in spec.param_names:
-        names |= {ParamName.parse(name).gradient, naming.UPDATED.format(param=name)}
-    return names
+    """The answer key's quantity names for ``spec`` (:func:`symbp.classroom.variants.answer_names`:
+    a CNN's feature maps a{l} too), the quantities a test cell grades."""
+    from .variants import answer_names
+    return set(answer_names(spec))

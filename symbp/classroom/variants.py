@@ -205,6 +205,21 @@ def draw_variants(spec: Spec, count: int, seed: int) -> list[Spec]:
 
 
 # ---------------------------------------------------------------- answers
+def feature_map_layers(spec: Spec) -> list[int]:
+    """l of each layer whose output a{l} is a quantity of the key: a CNN's feature and pooled maps
+    (:func:`symbp.classroom.rules_of_step.map_layer`)."""
+    return [layer.number for layer in layers_from_spec(spec) if map_layer(layer)]
+
+
+def answer_names(spec: Spec) -> list[str]:
+    """The answer key's quantity names, in :func:`answers`' order: the loss, the feature maps,
+    each delta, each gradient, each updated parameter (what the notebooks' answer cells assign)."""
+    return (["loss", *(naming.OUTPUT.format(l=l) for l in feature_map_layers(spec))]
+            + [naming.DELTA.format(l=l) for l in range(1, len(spec.layers) + 1)]
+            + [ParamName.parse(name).gradient for name in spec.param_names]
+            + [naming.UPDATED.format(param=name) for name in spec.param_names])
+
+
 def answers(spec: Spec, module=None) -> dict:
     """The notebook's answers: one step on the first batch (loss, a CNN's feature and pooled maps,
     deltas, gradients, updates)."""
@@ -215,8 +230,7 @@ def answers(spec: Spec, module=None) -> dict:
     updated, _ = module.step(params, x, y)
     out = {"loss": module.loss(params, x, y)}
     outputs = module.forward(params, x)
-    out.update({naming.OUTPUT.format(l=layer.number): outputs[layer.number].tolist()
-                for layer in layers_from_spec(spec) if map_layer(layer)})
+    out.update({naming.OUTPUT.format(l=l): outputs[l].tolist() for l in feature_map_layers(spec)})
     out.update({naming.DELTA.format(l=l): d.tolist() for l, d in enumerate(deltas, start=1)})
     out.update({ParamName.parse(name).gradient: grads[name].tolist() for name in spec.param_names})
     out.update({naming.UPDATED.format(param=name): updated[name].tolist() for name in spec.param_names})

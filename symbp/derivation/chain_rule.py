@@ -13,6 +13,11 @@ and, for an element-wise activation (not the output of a loss Keras takes on the
 activation's derivative of the derivation model; ``delta``, ``g`` and ``f'(z)`` are the module's
 trace (their own rules are worked out in the handout's backprop). :func:`chain_rule` returns the
 factors with their values, so their products can be checked against the module's gradient.
+
+An indexed layer's parameter (a convolution's kernel ``W[u, v, k, c]`` or bias ``b[c]``) reaches
+the loss through channel c of its feature map at every sample and position, so
+``dL/dp = sum_{n, p, q} delta_l[n, p, q, c] * dz_l[n, p, q, c]/dp`` (:func:`indexed_chain_rule`),
+each partial SymPy's derivative of the layer's indexed entry (a window entry for a kernel).
 """
 
 from __future__ import annotations
@@ -56,10 +61,12 @@ def partial(expr: sp.Expr, entry: sp.Indexed) -> sp.Expr:
 
 @dataclass(frozen=True)
 class Target:
-    """A parameter entry: W{n}[row, col] (row given) or b{n}[col]."""
+    """A parameter entry: W{n}[row, col] (row given) or b{n}[col]; ``indices``: an entry of
+    another rank (a convolution's kernel W0[u, v, k, c]), its unit the last index."""
     name: str
     row: Optional[int]
     col: int
+    indices: tuple = ()
 
     @property
     def param(self) -> naming.ParamName:
@@ -72,6 +79,8 @@ class Target:
 
     @property
     def index(self) -> tuple[int, ...]:
+        if self.indices:
+            return tuple(self.indices)
         return (self.col,) if self.row is None else (self.row, self.col)
 
     def entry(self) -> sp.Indexed:
@@ -94,6 +103,9 @@ class ChainRule:
     through_activation: bool
     rows: tuple[tuple[Factor, ...], ...]   # per row of the batch, the factors of its product
     entries: dict                          # every entry the factors name -> its value
+    #: the names of the leading indices the sum runs over: the batch row (r), or a feature
+    #: map's sample and position (n, p, q) for an indexed layer
+    summed: tuple[str, ...] = ("r",)
 
     @property
     def products(self) -> list[float]:
@@ -129,10 +141,14 @@ def upstream_factor(model, l: int, row: int, unit: int, arrays: dict) -> Factor:
     return Factor(e["a"][row, unit], None, rule, value_of(rule, arrays), terms)
 
 
-def chain_rule(model, target: Target, trace: dict, params: dict) -> ChainRule:
-    """The factors of dL/dp for each row of the traced batch, derived and valued (see module)."""
+def chain_rule(model, target: Target, trace: dict, params: dict, shown_derivative: sp.Expr | None = None) -> ChainRule:
+    """The factors of dL/dp for each row of the traced batch, derived and valued (see module).
+    ``shown_derivative``: f' as a handout writes it (its constants by name: 1/sqrt 2, lambda),
+    printed in place of the model's; its value is the trace's either way."""
     l = target.layer
     layer, e = model.layers[l - 1], entries(l)
+    if layer.layer.rule.indexed:
+        return indexed_chain_rule(model, target, trace, params)
     c = target.index[layer.layer.rule.parameter(target.param.kind).unit_axis]   # the unit it feeds
     arrays = {**trace, **params}
     through = layer.activation.derivative is not None and not (l == model.depth and model.loss.on_logits)
@@ -143,7 +159,8 @@ def chain_rule(model, target: Target, trace: dict, params: dict) -> ChainRule:
         if through:
             factors.append(upstream_factor(model, l, r, c, arrays))
             fprime = trace[DERIVATIVE.format(l=l)][r, c]
-            factors.append(Factor(e["a"][r, c], z, layer.activation.derivative, float(fprime)))
+            fprime_rule = layer.activation.derivative if shown_derivative is None else shown_derivative
+            factors.append(Factor(e["a"][r, c], z, fprime_rule, float(fprime)))
         else:
             factors.append(Factor(z, None, e["delta"][r, c], value_of(e["delta"][r, c], arrays)))
         local = partial(layer_entry(layer.layer, r, c), target.entry())
@@ -153,3 +170,39 @@ def chain_rule(model, target: Target, trace: dict, params: dict) -> ChainRule:
     named |= {factor.by for factors in rows for factor in factors if factor.by is not None}
     concrete = {e for e in named if str(e.base) in arrays and all(i.is_Integer for i in e.indices)}
     return ChainRule(target, through, tuple(rows), {e: value_of(e, arrays) for e in concrete})
+
+
+def indexed_entry(layer, sizes: dict) -> tuple[tuple, sp.Expr]:
+    """(z's index symbols, z_l[n, p.., c]) of an indexed layer instance: its rule's entry formula
+    (:func:`symbp.derivation.derive.derive_indexed_layer`) with this layer's ``sizes`` as its
+    sums' limits and its bases named as the module names its arrays (win1, delta1, W0, b0)."""
+    calc, l = layer.calculus, layer.number
+    bases = {calc.win: sp.IndexedBase(f"win{l}"), calc.delta: sp.IndexedBase(naming.DELTA.format(l=l))}
+    bases.update({calc.parameters[name.kind]: sp.IndexedBase(name.code) for name in layer.layer.param_names})
+    renamed = calc.z.replace(lambda e: isinstance(e, sp.IndexedBase) and e in bases, lambda e: bases[e])
+    return calc.out, renamed.xreplace(sizes)
+
+
+def indexed_chain_rule(model, target: Target, trace: dict, params: dict) -> ChainRule:
+    """dL/dp = sum_{n, p, q} delta_l[n, p, q, c] * dz_l[n, p, q, c]/dp for an entry p of an
+    indexed layer's parameter feeding channel c (a kernel's W[u, v, k, c], a bias b[c]): the loss
+    reaches p only through channel c of the feature map z_l, at every sample and position. Each
+    partial is SymPy's derivative of the rule's entry at that position (a window entry
+    win_l[n, p, q, k, u, v] for a kernel, 1 for a bias); delta_l is the module's trace."""
+    from ..emit.handout_indexed import IndexedLayer
+    layer, l = model.layers[target.layer - 1], target.layer
+    rows_in_batch = len(trace[naming.OUTPUT.format(l=0)])
+    out, z_rule = indexed_entry(layer, IndexedLayer(layer, rows_in_batch).sizes())
+    arrays = {**trace, **params}
+    delta, z = sp.IndexedBase(naming.DELTA.format(l=l)), sp.IndexedBase(naming.PRE_ACTIVATION.format(l=l))
+    c = target.index[-1]
+    rows = []
+    for position in np.ndindex(*np.shape(trace[naming.DELTA.format(l=l)])[:-1]):
+        at = dict(zip(out, (*position, c)))
+        local = partial(z_rule.xreplace(at), target.entry())
+        z_entry, d_entry = z[(*position, c)], delta[(*position, c)]
+        rows.append((Factor(z_entry, None, d_entry, value_of(d_entry, arrays)),
+                     Factor(z_entry, target.entry(), local, value_of(local, arrays))))
+    named = {e for factors in rows for factor in factors for e in factor.rule.atoms(sp.Indexed)}
+    return ChainRule(target, False, tuple(rows), {e: value_of(e, arrays) for e in named},
+                     tuple(str(i) for i in out[:-1]))

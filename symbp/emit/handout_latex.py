@@ -335,8 +335,8 @@ class ChainRuleLatex:
     def lines(self, item: ChainRuleItem) -> list[str]:
         chain, d = item.chain, self.digits
         d_param = rf"\frac{{\partial L}}{{\partial {item.param}}}"
-        total = r"\sum_{r} " if len(chain.rows) > 1 else ""
-        generic = "0" if len(chain.rows) == 1 else "r"
+        total = rf"\sum_{{{','.join(chain.summed)}}} " if len(chain.rows) > 1 else ""
+        generic = None if len(chain.rows) == 1 else chain.summed
         lines = [rf"{d_param} = {total}" + r" \cdot ".join(self.factor_names(chain.rows[0], item.param, generic))]
         products = []
         for factors in chain.rows:
@@ -346,14 +346,15 @@ class ChainRuleLatex:
         return lines + [self.update_line(update) for update in item.updates]
 
     def entry_tex(self, entry, row=None) -> str:
-        """An entry as the handout writes it: a_{1}[0,2], W_{1}[2,k] (``row`` replaces the first index)."""
+        """An entry as the handout writes it: a_{1}[0,2], W_{1}[2,k] (``row``: names that replace
+        the leading indices, the sum's: (r,), or (n, p, q) for a feature map)."""
         base, indices = str(entry.base), [str(i) for i in entry.indices]
         if _is_parameter(base):
             return f"{self.presenter.param_tex(base)}[{','.join(indices)}]"
         kind, number = base.rstrip("0123456789"), base[len(base.rstrip("0123456789")):]   # a row: z1, delta2
-        tex = rf"\delta_{{{number}}}" if kind == "delta" else f"{kind}_{{{number}}}"
+        tex = {"delta": rf"\delta_{{{number}}}", "win": rf"\mathrm{{win}}_{{{number}}}"}.get(kind, f"{kind}_{{{number}}}")
         if row is not None:
-            indices[0] = row
+            indices[:len(row)] = row
         return f"{tex}[{','.join(indices)}]"
 
     def factor_names(self, factors, param: str, row=None) -> list[str]:

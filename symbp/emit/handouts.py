@@ -212,6 +212,8 @@ def f_prime(l: int) -> str:
 Explained = Target
 
 
+#: how an error message names the indices of a parameter entry, by its rank
+ENTRY_INDEX_NAMES = {1: ("col",), 2: ("row", "col"), 3: ("u", "k", "c"), 4: ("u", "v", "k", "c")}
 _EXPLAIN = re.compile(r"\s*([A-Za-z]+?)\s*_?(\d+)\s*\[\s*(\d+(?:\s*,\s*\d+)*)\s*\]\s*\Z")
 
 
@@ -226,7 +228,7 @@ def _explained_param(target: str, letter: str, n: int, spec: Spec) -> tuple[Para
     if n >= len(layers) or name not in layers[n].param_names:
         raise HandoutError(f"--explain {target!r}: the network has parameters "
                            f"{', '.join(spec.param_names)} (no {name})")
-    if layers[n].rule.entry is None:
+    if layers[n].rule.entry is None and not layers[n].rule.indexed:
         raise HandoutError(f"--explain {target!r}: the {layers[n].rule.name} layer rule states no "
                            f"indexed entry to differentiate")
     return name, layers[n].param_shape(name.kind)
@@ -243,12 +245,14 @@ def parse_explain(target: str, spec: Spec, first_index: int = 0) -> Explained:
         raise HandoutError(f"--explain {target!r}: layers' parameters are numbered from {first_index}")
     name, shape = _explained_param(target, letter, int(n) - first_index, spec)
     index = tuple(int(i) for i in indices.split(","))
-    if len(index) != len(shape) or len(index) > 2:
-        form = f"{name}[{','.join(('row', 'col') if len(shape) == 2 else ('col',))}]"
+    if len(index) != len(shape):
+        form = f"{name}[{','.join(ENTRY_INDEX_NAMES.get(len(shape), ('i',) * len(shape)))}]"
         raise HandoutError(f"--explain {target!r}: a {name.kind} entry has "
-                           f"{'two indices' if len(shape) == 2 else 'one index'}, {form}")
+                           f"{len(shape)} ind{'ex' if len(shape) == 1 else 'ices'}, {form}")
     if any(i >= size for i, size in zip(index, shape)):
         raise HandoutError(f"--explain {target!r}: {name} has shape {shape}; indices start at 0")
+    if len(index) > 2:    # a kernel's W[u, v, k, c] (Conv1D: W[u, k, c])
+        return Explained(name.code, None, index[-1], index)
     return Explained(name.code, index[0] if len(index) == 2 else None, index[-1])
 
 
@@ -719,7 +723,8 @@ class _ChainRuleSteps(_StepWriter):
     def explain(self, target: Explained) -> Step:
         """dL/dw for one entry as a product of named factors (derived: :mod:`symbp.derivation.chain_rule`),
         each with its number, their sum the module's gradient entry; then the entry's update."""
-        chain = chain_rule(self.model, target, self.trace, self.params)
+        layer = self.model.layers[target.layer - 1]
+        chain = chain_rule(self.model, target, self.trace, self.params, self.shown_activation(layer).derivative)
         index = chain.target.index
         param = f"{self.notation.param(target.name)}[{','.join(map(str, index))}]"
         item = ChainRuleItem(param, chain, float(self.grads[target.name][index]),
@@ -860,9 +865,11 @@ def worked_solution(spec: Spec, options: HandoutOptions = HandoutOptions(),
         numbers, forward, optimizer, pictures)
 
 
-def constant_notes(model: NetworkDerivation) -> list[str]:
+def constant_notes(model: NetworkDerivation, framework: str = "keras") -> list[str]:
     """Each named constant of the network's activations stated once (LaTeX): its symbol or exact
-    form, its value, and the float32 rounding Keras computes with when it rounds it."""
+    form, its value, and the float32 rounding ``framework`` (Keras, PyTorch) computes with when it
+    rounds it."""
+    from ..rules import FRAMEWORK_NAMES
     notes = []
     for rule in dict.fromkeys(layer.activation.rule for layer in model.layers):
         for constant in rule.constants:
@@ -873,7 +880,7 @@ def constant_notes(model: NetworkDerivation) -> list[str]:
                 note += rf" (float32: ${format_number(float(np.float32(float(constant.exact))), 16)}$)"
             else:
                 note += (rf" stands for its float32 rounding ${format_number(float(constant.value), 16)}$, "
-                         rf"which Keras computes with")
+                         rf"which {FRAMEWORK_NAMES[framework]} computes with")
             notes.append(note + rf" (\texttt{{{escape_latex(rule.name)}}})")
     return notes
 
@@ -926,9 +933,10 @@ def handout_context(spec: Spec, options: HandoutOptions = HandoutOptions(),
         "depth": model.depth,
         "architecture": escape_latex(architecture(spec, model)),
         "layers": work.tables.layer_table(),
-        "constants": constant_notes(model),
+        "constants": constant_notes(model, spec.framework),
         "network": work.pictures.network_picture() if not indexed_network(model) else None,
         "shapes": work.tables.shape_table() if indexed_network(model) else [],
+        "notation": network_notation(model, notation, options),
         "givens": [latex.step(step) for step in work.givens],
         "appendix": [table for step in work.givens for item in step.items
                      if isinstance(item, Given) and (table := appendix_table(item, options.digits)) is not None],
@@ -969,6 +977,17 @@ def architecture(spec: Spec, model: NetworkDerivation) -> str:
         from .codegen import _architecture
         return _architecture(model)
     return " - ".join(str(w) for w in spec.widths)
+
+
+def network_notation(model: NetworkDerivation, notation: Notation, options: HandoutOptions) -> list[str]:
+    """The notation paragraph's sentences (LaTeX prose) of a network with indexed layers, in the
+    handout's symbols (:mod:`symbp.emit.notation`); [] for a Dense network (the template's own)."""
+    if not indexed_network(model):
+        return []
+    from .notation import indexed_notation
+    index = notation.param_index.replace("l-1", "{l-1}")
+    return indexed_notation((layer.layer.rule for layer in model.layers), model.depth, f"W_{index}",
+                            f"{notation.bias}_{index}", "thetas" if options.bias_symbol == "theta" else "biases")
 
 
 def indexed_network(model: NetworkDerivation) -> bool:

@@ -380,12 +380,22 @@ def notebook_context(spec: Spec, model: NetworkDerivation | None = None, options
         "keras_names": [result.format(param=p) for p in module.param_names],
         "checks": [(p, result.format(param=p), naming.UPDATED.format(param=p),
                     _check_description(p, depth)) for p in module.param_names],
-        "witness": "PyTorch" if torch else "Keras",
+        "witness": "PyTorch" if torch else "Keras", "notation": notebook_notation(model),
         "witness_loss": "loss_torch" if torch else "loss_keras",
         **(torch_section(spec) if torch else {"torch": False}),
         "tolerance": repr(TOLERANCE.relative),
         "shown_source": shown_source().rstrip("\n"), "asked": asked_entries(spec, options, rows, module),
     }
+
+
+def notebook_notation(model: NetworkDerivation) -> list[str]:
+    """The notation sentences of a network with indexed layers (:mod:`symbp.emit.notation`, the
+    handouts' text), in the notebook's names W_{l-1}, b_{l-1}; [] for a Dense network."""
+    if not any(layer.layer.rule.indexed for layer in model.layers):
+        return []
+    from .notation import indexed_notation
+    return indexed_notation((layer.layer.rule for layer in model.layers), model.depth, "W_{l-1}", "b_{l-1}",
+                            "biases (thetas)")
 
 
 # ---------------------------------------------------------------- cells

@@ -15,6 +15,8 @@ from .torch_optimizers import torch_optimizers
 
 #: framework name -> (its losses, its optimizers)
 FRAMEWORKS = {"keras": (losses, optimizers), "torch": (torch_losses, torch_optimizers)}
+#: framework name -> the name a text gives it ("which PyTorch computes with")
+FRAMEWORK_NAMES = {"keras": "Keras", "torch": "PyTorch"}
 
 
 def loss_registry(framework: str = "keras") -> Registry:
@@ -27,5 +29,5 @@ def optimizer_registry(framework: str = "keras") -> Registry:
     return FRAMEWORKS[framework][1]
 
 
-__all__ = ["Activation", "FRAMEWORKS", "Loss", "Optimizer", "Registry", "UnknownName", "activations",
+__all__ = ["Activation", "FRAMEWORKS", "FRAMEWORK_NAMES", "Loss", "Optimizer", "Registry", "UnknownName", "activations",
            "loss_registry", "losses", "optimizer_registry", "optimizers", "torch_losses", "torch_optimizers"]
