@@ -230,8 +230,9 @@ def _tidy_in_z(derivative: sp.Expr) -> sp.Expr:
 
 
 @lru_cache(maxsize=None)
-def derive_activation(name: str, shown: bool = False) -> ActivationDerivation:
-    """The activation's forward, derivative and backward rules; ``shown``: derived from the
+def derive_activation(name: str, shown: bool = False, framework: str = "keras") -> ActivationDerivation:
+    """The activation's forward, derivative and backward rules, with its constants as
+    ``framework`` computes with them (Activation.formula_in); ``shown``: derived from the
     formula as a handout writes it (its named constants exact or by name: Activation.shown_formula),
     for print only (the module computes with the constants' values)."""
     rule = activations[name]
@@ -240,7 +241,7 @@ def derive_activation(name: str, shown: bool = False) -> ActivationDerivation:
         upstream = sp.Sum(g[i] * rule.formula(z, i, _k, K), (i, 0, K - 1))
         backward = express_in_output(row_gradient(upstream, z), rule)
         return ActivationDerivation(rule, forward, None, sp.factor_terms(backward), backward.has(z))
-    formula = rule.shown_formula(_zs) if shown else rule.formula(_zs)
+    formula = rule.shown_formula(_zs) if shown else rule.formula_in(_zs, framework)
     if isinstance(formula, sp.Piecewise):
         derivative = sp.Piecewise(*[(_derivative_in_output(e), c) for e, c in formula.args])
     else:
@@ -406,7 +407,7 @@ def derive_torch_loss(loss_name: str, activation_name: str, arguments: tuple = (
         gradient = _substitute_row(gradient, a, softmax).xreplace({z: a})
     gradient = sp.factor(gradient) if not gradient.has(sp.Piecewise, sp.Sum) else gradient
     upstream = batch_mean(gradient) if reduction == "mean" else gradient
-    delta = _substitute_row(derive_activation(activation_name).backward, g, upstream)
+    delta = _substitute_row(derive_activation(activation_name, framework="torch").backward, g, upstream)
     return LossDerivation(rule, act, False, per_sample, gradient, delta, delta.has(z),
                           {name: (symbols[name], float(value)) for name, value in values.items()},
                           torch_loss_warnings(loss_name, activation_name), reduction)
@@ -570,7 +571,7 @@ def derive_network(layers: tuple[Layer, ...], loss, optimizer, framework: str = 
     in ``framework``'s registries (torch: the loss's ``reduction`` mean or sum; ``class_indices``:
     CrossEntropyLoss's labels are class indices)."""
     derived = tuple(LayerDerivation(layer, (derive_indexed_layer if layer.rule.indexed else derive_layer)(layer.rule.name),
-                                    derive_activation(activations.canonical(layer.activation)))
+                                    derive_activation(activations.canonical(layer.activation), framework=framework))
                     for layer in layers)
     output_activation = activations.canonical(layers[-1].activation)
     arguments = dict(loss.arguments)

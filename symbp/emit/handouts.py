@@ -876,7 +876,7 @@ def constant_notes(model: NetworkDerivation, framework: str = "keras") -> list[s
             shown = sp.latex(constant.shown)
             value = format_number(float(constant.exact), 16)
             note = rf"${shown} = {value}$" if constant.shown.is_Symbol else rf"${shown} \approx {value}$"
-            if not constant.rounded:   # Keras computes with it exactly in float64, rounded in float32
+            if not constant.rounded_in(framework):   # exact in float64, rounded in float32
                 note += rf" (float32: ${format_number(float(np.float32(float(constant.exact))), 16)}$)"
             else:
                 note += (rf" stands for its float32 rounding ${format_number(float(constant.value), 16)}$, "

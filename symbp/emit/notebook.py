@@ -72,7 +72,7 @@ def _activation_functions(spec: Spec) -> tuple[list[dict], set[str]]:
     ArrayPrinter from the SymPy derivation (row-wise rules: the backward rule from g)."""
     functions, helpers = [], set()
     for name in dict.fromkeys(layer.activation for layer in spec.layers):
-        derivation = derive_activation(name)
+        derivation = derive_activation(name, framework=spec.framework)
         names = {"z": "z", "a": "a", "g": "g"}
         forward = ArrayPrinter(names)
         entry = {"name": name, "doc": derivation.rule.doc, "forward": forward.doprint(derivation.forward)}

@@ -33,6 +33,18 @@ class Constant:
     value: sp.Expr
     exact: sp.Expr
     symbol: str = ""
+    #: frameworks that compute with ``exact`` itself (in the run's dtype) where Keras stores the
+    #: float32 rounding: PyTorch's GELU multiplies by M_SQRT1_2, a double, so a float64 run
+    #: differs from Keras's f32(1/sqrt 2) by 1e-9 relative
+    exact_in: tuple[str, ...] = ()
+
+    def value_in(self, framework: str) -> sp.Expr:
+        """What ``framework`` computes with: ``exact`` (as a float) or Keras's ``value``."""
+        return sp.Float(float(self.exact), 17) if framework in self.exact_in else self.value
+
+    def rounded_in(self, framework: str) -> bool:
+        """``framework`` computes with a rounding of the exact number (float32), not the number itself."""
+        return float(self.value_in(framework)) != float(self.exact)
 
     @property
     def shown(self) -> sp.Expr:
@@ -41,7 +53,7 @@ class Constant:
     @property
     def rounded(self) -> bool:
         """Keras computes with a rounding of the exact number (float32), not the number itself."""
-        return float(self.value) != float(self.exact)
+        return self.rounded_in("keras")
 
 
 @dataclass(frozen=True)
@@ -60,6 +72,10 @@ class Activation:
     @property
     def doc(self) -> str:
         return (self.formula.__doc__ or "").strip()
+
+    def formula_in(self, z, framework: str = "keras") -> sp.Expr:
+        """The formula with each constant as ``framework`` computes with it (Constant.value_in)."""
+        return self.formula(z, **{c.name: c.value_in(framework) for c in self.constants})
 
     def shown_formula(self, z) -> sp.Expr:
         """The formula as a handout writes it: each constant exact or by name (Constant.shown)."""
@@ -154,9 +170,10 @@ def silu(z):
 GELU_C = f32(1 / np.sqrt(2))
 
 
-@activation("gelu", constants=(Constant("c", GELU_C, 1 / sp.sqrt(2)),))
+@activation("gelu", constants=(Constant("c", GELU_C, 1 / sp.sqrt(2), exact_in=("torch",)),))
 def gelu(z, c=GELU_C):
-    """f(z) = z/2 erfc(-c z), c = f32(1/sqrt 2) (Keras's exact form)"""
+    """f(z) = z/2 erfc(-c z), c = f32(1/sqrt 2) (Keras's exact form; torch.nn.GELU computes
+    z/2 (1 + erf(c z)) with c = 1/sqrt 2 in the run's dtype)"""
     return z / 2 * sp.erfc(-c * z)
 
 
