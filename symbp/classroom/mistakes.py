@@ -110,7 +110,7 @@ def _updated_weights(rule: StepRule):
     if rule.kind != HIDDEN_DELTA:
         return None
     g_line = rule.lines[0]   # Dense's g = delta W^T, or a convolution's dwin = sum_c W delta
-    params = {k: naming.UPDATED.format(param=v) for k, v in g_line.names if _is_parameter(v)}
+    params = {k: naming.UPDATED.format(param=v) for k, v in g_line.names if ParamName.names_one(v)}
     if not params:   # passed down through pooling or Flatten: no weights to take after the update
         return None
     return replace(rule, lines=(g_line.rebind(**params), *rule.lines[1:]))
@@ -129,14 +129,6 @@ def _transposed(rule: StepRule):
         flipped = g_line.expr.xreplace({w: w.T for w in weights}).doit()
         return replace(rule, lines=(replace(g_line, expr=flipped), *rule.lines[1:]))
     return None
-
-
-def _is_parameter(name: str) -> bool:
-    try:
-        ParamName.parse(name)
-    except ValueError:
-        return False
-    return True
 
 
 def _learning_rate_dropped(rule: StepRule):

@@ -98,6 +98,15 @@ class ParamName:
             raise ValueError(f"not a parameter name: {text!r} (expected one of {letters})")
         return cls(int(match[2]), kinds[match[1]])
 
+    @classmethod
+    def names_one(cls, text: str) -> bool:
+        """``text`` names a parameter (W1, b0), by :meth:`parse`, rather than a row (a1, delta2)."""
+        try:
+            cls.parse(text)
+        except ValueError:
+            return False
+        return True
+
 
 def printed_answer_names(param_names, first_index: int) -> dict[str, str]:
     """Answer-key names (dW0, db0, W0_updated) -> as printed from ``first_index`` (dW1, ...)."""

@@ -16,6 +16,7 @@ from typing import Optional
 import numpy as np
 import sympy as sp
 
+from ..derivation.naming import ParamName
 from .latex import (ACTIVATION_AXES, MAX_SHOWN, EntryLatexPrinter, IndexLatexPrinter, RowLatexPrinter,
                     blank_matrix_tex, format_number, matrix_tex, shape_tex, tensor_slices)
 from .worked_solution import (BatchMean, ChainRuleItem, EntryForm, EntrySum, Equation, EntryUpdate, Given,
@@ -315,16 +316,6 @@ class LatexPresenter:
         return total
 
 
-def _is_parameter(name: str) -> bool:
-    """W1, b0 (a parameter, by ParamName's one reader) rather than a row such as a1 or delta2."""
-    from ..derivation.naming import ParamName
-    try:
-        ParamName.parse(name)
-    except ValueError:
-        return False
-    return True
-
-
 class ChainRuleLatex:
     """``--explain``'s lines: the product of partials, each factor with its derived rule and
     numbers, their sum (the module's gradient entry), then the entry's update."""
@@ -349,7 +340,7 @@ class ChainRuleLatex:
         """An entry as the handout writes it: a_{1}[0,2], W_{1}[2,k] (``row``: names that replace
         the leading indices, the sum's: (r,), or (n, p, q) for a feature map)."""
         base, indices = str(entry.base), [str(i) for i in entry.indices]
-        if _is_parameter(base):
+        if ParamName.names_one(base):
             return f"{self.presenter.param_tex(base)}[{','.join(indices)}]"
         kind, number = base.rstrip("0123456789"), base[len(base.rstrip("0123456789")):]   # a row: z1, delta2
         tex = {"delta": rf"\delta_{{{number}}}", "win": rf"\mathrm{{win}}_{{{number}}}"}.get(kind, f"{kind}_{{{number}}}")
