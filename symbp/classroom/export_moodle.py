@@ -23,6 +23,7 @@ from __future__ import annotations
 import html
 import xml.etree.ElementTree as ET
 
+from ..emit.render import html_without_braces
 from .lms import (ClassFolder, Entry, Quantity, describe, distinct_distractors, mistake_answers, slice_axes,
                   tolerance)
 
@@ -63,15 +64,23 @@ def question_html(title: str, student: str, entry: Entry, shape, rule: str | Non
             + (f"<p>\\({html.escape(rule)}\\)</p>" if rule else ""))
 
 
-def numerical_question(quiz: ET.Element, title: str, student: str, entry: Entry, shape, rule=None,
-                       distractors: list[tuple[float, str]] = ()) -> None:
-    question = ET.SubElement(quiz, "question", type="numerical")
-    _text(question, "name", f"{student} {entry.label}")
-    _text(question, "questiontext", question_html(title, student, entry, shape, rule), format="html")
+def _question(quiz: ET.Element, kind: str, name: str, text: str, default_grade: str | None = None) -> ET.Element:
+    """A ``<question type=kind>`` with its name, HTML text and Moodle's usual penalty (a third a try)."""
+    question = ET.SubElement(quiz, "question", type=kind)
+    _text(question, "name", name)
+    _text(question, "questiontext", text, format="html")
     _text(question, "generalfeedback", "", format="html")
-    ET.SubElement(question, "defaultgrade").text = "1"
+    if default_grade is not None:
+        ET.SubElement(question, "defaultgrade").text = default_grade
     ET.SubElement(question, "penalty").text = "0.3333333"
     ET.SubElement(question, "hidden").text = "0"
+    return question
+
+
+def numerical_question(quiz: ET.Element, title: str, student: str, entry: Entry, shape, rule=None,
+                       distractors: list[tuple[float, str]] = ()) -> None:
+    question = _question(quiz, "numerical", f"{student} {entry.label}",
+                         question_html(title, student, entry, shape, rule), default_grade="1")
     answer = _text(question, "answer", repr(entry.value), fraction="100", format="moodle_auto_format")
     ET.SubElement(answer, "tolerance").text = repr(tolerance(entry.value))
     _text(answer, "feedback", "Right.", format="html")
@@ -88,11 +97,6 @@ def cloze_escape(text: str) -> str:
     """``text`` inside a cloze subquestion: each ``\\``, ``}``, ``#``, ``~``, ``/``, ``"`` behind a
     backslash (Moodle's rule for answers and feedback)."""
     return "".join("\\" + char if char in CLOZE_SPECIAL else char for char in text)
-
-
-def cloze_html(text: str) -> str:
-    """Text outside the subquestions: HTML-escaped, braces as entities (nothing opens a subquestion)."""
-    return html.escape(text).replace("{", "&#123;").replace("}", "&#125;")
 
 
 def _feedback(text: str) -> str:
@@ -112,12 +116,12 @@ def cloze_numerical(entry: Entry, distractors: list[tuple[float, str]] = ()) -> 
 def cloze_text(title: str, student: str, quantities: dict[str, Quantity], rules: dict, mistakes: dict) -> str:
     """The student's one question: per quantity what it is, its rule as ``\\(TeX\\)`` and a
     subquestion per entry (row, column from 0)."""
-    parts = [f"<p>{cloze_html(title)}: worked sheet of <b>{cloze_html(student)}</b>. Give each number "
+    parts = [f"<p>{html_without_braces(title)}: worked sheet of <b>{html_without_braces(student)}</b>. Give each number "
              f"as your sheet computes it (entries [row, column], from 0).</p>"]
     for quantity in quantities.values():
         rule = rules.get(quantity.name)
-        parts.append(f"<p>{cloze_html(describe(quantity.name))} (<code>{cloze_html(quantity.name)}</code>)"
-                     + (f": \\({cloze_html(rule)}\\)" if rule else "") + "</p>")
+        parts.append(f"<p>{html_without_braces(describe(quantity.name))} (<code>{html_without_braces(quantity.name)}</code>)"
+                     + (f": \\({html_without_braces(rule)}\\)" if rule else "") + "</p>")
         for matrix, entries in quantity.matrices():
             parts.append(cloze_block(matrix if matrix != quantity.name else "", entries, mistakes))
     return "".join(parts)
@@ -126,20 +130,15 @@ def cloze_text(title: str, student: str, quantities: dict[str, Quantity], rules:
 def cloze_block(matrix: str, entries: list[Entry], mistakes: dict) -> str:
     """One matrix of the sheet (a 2-D slice ``delta1[0,:,:,2]`` of a CNN's quantity, headed by
     its name; a matrix of at most two axes unheaded): a subquestion per entry."""
-    head = f"<p>The matrix <code>{cloze_html(matrix)}</code> of your sheet:</p>" if matrix else ""
+    head = f"<p>The matrix <code>{html_without_braces(matrix)}</code> of your sheet:</p>" if matrix else ""
     return head + "<ul>" + "".join(
-        f"<li><code>{cloze_html(entry.label)}</code> = "
+        f"<li><code>{html_without_braces(entry.label)}</code> = "
         f"{cloze_numerical(entry, mistakes.get((entry.quantity, entry.index), []))}</li>" for entry in entries) + "</ul>"
 
 
 def cloze_question(quiz: ET.Element, title: str, student: str, quantities: dict[str, Quantity], rules: dict,
                    mistakes: dict) -> None:
-    question = ET.SubElement(quiz, "question", type="cloze")
-    _text(question, "name", f"{student} {title}")
-    _text(question, "questiontext", cloze_text(title, student, quantities, rules, mistakes), format="html")
-    _text(question, "generalfeedback", "", format="html")
-    ET.SubElement(question, "penalty").text = "0.3333333"
-    ET.SubElement(question, "hidden").text = "0"
+    _question(quiz, "cloze", f"{student} {title}", cloze_text(title, student, quantities, rules, mistakes))
 
 
 #: the shapes of a Moodle export: one numerical question per entry, or one cloze per student

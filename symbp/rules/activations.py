@@ -50,11 +50,6 @@ class Constant:
     def shown(self) -> sp.Expr:
         return sp.Symbol(self.symbol, positive=True) if self.symbol else self.exact
 
-    @property
-    def rounded(self) -> bool:
-        """Keras computes with a rounding of the exact number (float32), not the number itself."""
-        return self.rounded_in("keras")
-
 
 @dataclass(frozen=True)
 class Activation:
