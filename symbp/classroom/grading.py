@@ -23,13 +23,12 @@ from __future__ import annotations
 
 import fnmatch
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
 from .mistakes import MISTAKES, mutated
-from .rules_of_step import LOSS, StepRule, step_namespace, step_rules
+from .rules_of_step import LOSS, StepRule
 
 CORRECT, CARRIED_FORWARD, WRONG, MISSING = "correct", "carried_forward", "wrong", "missing"
 

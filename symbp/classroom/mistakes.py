@@ -31,10 +31,10 @@ import numpy as np
 import sympy as sp
 
 from ..derivation.calculus import B, row_gradient
-from ..derivation.derive import a as A_ROW, express_in_output, g as G_ROW, j as J_IDX, z as Z_ROW, _k, K
+from ..derivation.derive import a as A_ROW, express_in_output, g as G_ROW, j as J_IDX, z as Z_ROW
 from ..derivation import naming
 from ..derivation.naming import ParamName
-from .rules_of_step import GRADIENT, HIDDEN_DELTA, OUTPUT_DELTA, UPDATE, StepRule, probability_gradient
+from .rules_of_step import GRADIENT, HIDDEN_DELTA, OUTPUT_DELTA, UPDATE, StepRule
 
 
 @dataclass(frozen=True)

@@ -29,11 +29,10 @@ import sympy as sp
 
 from ..derivation import naming
 from ..derivation.calculus import row_gradient
-from ..derivation.derive import NetworkDerivation, batch_mean, a as A_ROW, g as G_ROW, y as Y_ROW, i as I_IDX, K
+from ..derivation.derive import NetworkDerivation, batch_mean, a as A_ROW, y as Y_ROW, i as I_IDX, K
 from ..derivation.naming import ParamName
 from ..emit import indexed
 from ..emit.printers import ArrayPrinter, EinsumPrinter
-from ..rules import losses
 from ..rules.losses import piecewise_form
 
 #: the kinds of quantity a rule computes (a mistake lists the kinds it can show in)

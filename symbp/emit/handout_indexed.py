@@ -22,7 +22,7 @@ from ..rules.layers import same_padding
 from .handouts import _StepWriter
 from .indexed import window_geometry
 from .latex import PARAMETER_AXES, escape_latex
-from .worked_solution import EntryForm, EntrySum, Equation, Given, Result, Step
+from .worked_solution import EntryForm, EntrySum, Given, Result, Step
 
 #: a worked entry writes its terms out up to this many (a larger sum shows its rule only)
 MAX_TERMS = 64

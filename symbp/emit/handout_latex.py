@@ -189,12 +189,6 @@ class LatexPresenter:
                 asked = self.ask_table(step, self.asked[step.quantity])
         return LatexStep(step.title, lines, blank, rules, asked)
 
-    def rule_line(self, eq: Equation) -> str:
-        """``lhs = rule`` in symbols, as the solution's first line of the equation states it."""
-        lhs = eq.shown_lhs or eq.lhs
-        via = "" if eq.via is None else f" = {self.symbols(*eq.via)}"
-        return f"{lhs}{via} = {self.symbols(eq.rule, eq.names)}"
-
     def ask_table(self, step: Step, ask) -> AskTable:
         """The boxes for the entries ``ask`` selects of the step's result."""
         from ..errors import HandoutError

@@ -23,13 +23,12 @@ import sympy as sp
 
 from ..derivation.calculus import j as _UNIT
 from ..derivation.network import layers_from_spec
-from .codegen import derive_spec, module_source
+from .codegen import derive_spec
 from ..errors import HandoutError
 from ..derivation.derive import NetworkDerivation, derive_activation, g as G_ROW
 from ..derivation.chain_rule import Target, chain_rule
 from ..derivation import naming
 from ..derivation.naming import PARAMETER_CODES, ParamName
-from ..derivation.network import layers_from_spec
 from .handout_latex import PEN_HEIGHT, LatexPresenter, appendix_table, pen_box_width
 from .trace import PARTS, output_gradient, worked_parts
 from .worked_solution import (BatchMean, ChainRuleItem, Equation, EntryUpdate, Given, IndexForm, Part, Section,
