@@ -420,3 +420,25 @@ def test_a_step_holds_one_layer_of_window_gradients_at_a_time():
     recording = _peak_bytes(lambda: module.backward(params, x, y, record={}))
     stepping = _peak_bytes(lambda: module.gradients(params, x, y))
     assert stepping < recording - largest_dwin, (stepping, recording, largest_dwin)
+
+
+def test_a_step_frees_the_forward_pass_arrays_after_their_last_read():
+    """backward drops each large array of the forward pass once read for the last time (a1 and
+    the second pooling's windows, which it never reads, as it starts): a step's peak memory is
+    below a backward pass whose caller holds the forward pass, by more than a1 (the first
+    layer's output, which only pooling reads). With glibc malloc's defaults the memory a step
+    reaches is faulted in again at every step (bench/conv.py)."""
+    from symbp.emit.codegen import module_data
+    spec = make_spec(LENET, (16, 28, 28, 1), classes=10)
+    source = module_source(spec)
+    module = load_module(source, spec.name, module_data(spec))
+    params, x, y = module.initial_params(), module.X, module.Y
+    backward = source.split("def backward")[1].split("\ndef gradients")[0]
+    assert "del a1, win2, a2, a3, win4, a4" in backward and "del z1, g1" in backward
+    forward_pass = module._forward(params, x)
+    held = sum(a.nbytes for arrays in forward_pass for a in arrays if a.base is None)
+    held += _peak_bytes(lambda: module.backward(params, x, y, forward_pass))
+    a1 = forward_pass[1][1].nbytes
+    del forward_pass
+    stepping = _peak_bytes(lambda: module.gradients(params, x, y))
+    assert stepping < held - a1, (stepping, held, a1)
