@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 from fractions import Fraction
 
@@ -437,7 +438,7 @@ def test_a_step_frees_the_forward_pass_arrays_after_their_last_read():
     assert "del a1, win2, a2, a3, win4, a4" in backward and "del z1, g1" in backward
     forward_pass = module._forward(params, x)
     held = sum(a.nbytes for arrays in forward_pass for a in arrays if a.base is None)
-    held += _peak_bytes(lambda: module.backward(params, x, y, forward_pass))
+    held += _peak_bytes(functools.partial(module.backward, params, x, y, forward_pass))
     a1 = forward_pass[1][1].nbytes
     del forward_pass
     stepping = _peak_bytes(lambda: module.gradients(params, x, y))
