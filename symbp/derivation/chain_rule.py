@@ -29,7 +29,6 @@ import numpy as np
 import sympy as sp
 
 from . import naming
-from ..emit.trace import DERIVATIVE
 
 #: a generic row and unit of an entry (the rule in symbols before it is filled in per row)
 ROW, SUM_UNIT = sp.Symbol("r", integer=True, nonnegative=True), sp.Symbol("k", integer=True, nonnegative=True)
@@ -158,7 +157,7 @@ def chain_rule(model, target: Target, trace: dict, params: dict, shown_derivativ
         factors = []
         if through:
             factors.append(upstream_factor(model, l, r, c, arrays))
-            fprime = trace[DERIVATIVE.format(l=l)][r, c]
+            fprime = trace[naming.DERIVATIVE.format(l=l)][r, c]
             fprime_rule = layer.activation.derivative if shown_derivative is None else shown_derivative
             factors.append(Factor(e["a"][r, c], z, fprime_rule, float(fprime)))
         else:
@@ -189,10 +188,9 @@ def indexed_chain_rule(model, target: Target, trace: dict, params: dict) -> Chai
     reaches p only through channel c of the feature map z_l, at every sample and position. Each
     partial is SymPy's derivative of the rule's entry at that position (a window entry
     win_l[n, p, q, k, u, v] for a kernel, 1 for a bias); delta_l is the module's trace."""
-    from ..emit.handout_indexed import IndexedLayer
     layer, l = model.layers[target.layer - 1], target.layer
     rows_in_batch = len(trace[naming.OUTPUT.format(l=0)])
-    out, z_rule = indexed_entry(layer, IndexedLayer(layer, rows_in_batch).sizes())
+    out, z_rule = indexed_entry(layer, layer.index_sizes(rows_in_batch))
     arrays = {**trace, **params}
     delta, z = sp.IndexedBase(naming.DELTA.format(l=l)), sp.IndexedBase(naming.PRE_ACTIVATION.format(l=l))
     c = target.index[-1]
