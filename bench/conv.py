@@ -177,7 +177,7 @@ def main() -> None:
                 print("  (no glibc mallopt here: the default allocator only)")
                 break
             faults: dict = {}
-            times = interleaved(candidates, rounds=9, page_faults=faults)
+            times = interleaved(candidates, rounds=9, calls=int(os.environ.get("CALLS", "1")), page_faults=faults)
             print(f"  allocator: {allocator}; one step (generated step, Keras train_on_batch)")
             print_rows(times, faults, flops)
             if allocator.startswith("glibc"):

@@ -43,8 +43,13 @@ def gather_lines(layer, emit, line_class) -> list:
     squeeze = f"[:, {', '.join(['0'] * len(window))}]" if gather.global_window else ""
     emit.helpers.add("_windows")
     ones = f'_windows(np.ones_like({a_prev}[:1]), {window}, {strides}, "{padding}"){squeeze}'
-    lines = [line_class(win, f'_windows({a_prev}, {window}, {strides}, "{padding}"){squeeze}',
-                        f"{win}[n,p..,k,u..] = {a_prev}[n, p*s+u - pad, .., k]: the {'x'.join(map(str, window))} windows, strides {strides}, {padding} padding")]
+    copied = bool(layer.calculus.rule.parameters)   # a convolution's: read by two products (see _window_rows)
+    if copied:
+        emit.helpers.add("_window_rows")
+    gathered = f'{"_window_rows" if copied else "_windows"}({a_prev}, {window}, {strides}, "{padding}"){squeeze}'
+    lines = [line_class(win, gathered, f"{win}[n,p..,k,u..] = {a_prev}[n, p*s+u - pad, .., k]: the "
+                        f"{'x'.join(map(str, window))} windows, strides {strides}, {padding} padding"
+                        + (", copied into rows" if copied else ""))]
     if gather.mask == "first_max":
         emit.helpers.add("_first_max_mask")
         inside = f", {ones}" if padding == "same" else ""

