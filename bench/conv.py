@@ -3,7 +3,7 @@
 LeNet-sized: 28x28x1 -> Conv2D 8 3x3 relu -> MaxPooling2D 2 -> Conv2D 16 3x3 relu ->
 MaxPooling2D 2 -> Flatten -> Dense 10 softmax, categorical cross-entropy, SGD, batch 64,
 float32. Prints the generated ``step`` against Keras's ``train_on_batch`` on the same weights and
-batch (timed side by side by :func:`nets.interleaved`), then per batch of a training loop (the
+batch (timed side by side by :func:`nets.interleaved`, in runs of STEPS_IN_A_ROW steps), then per batch of a training loop (the
 generated ``train``, loss included, against ``train_on_batch`` on each batch), the step's GFLOP/s (the convolutions'
 and the Dense layer's multiply-adds: forward, kernel gradient, and the gradient passed down
 for all but the first layer), derivation + codegen time from cold caches, and the whole
@@ -126,6 +126,9 @@ def keep_freed_memory() -> bool:
     return bool(mallopt(m_mmap_threshold, 32 << 20)) and bool(mallopt(m_trim_threshold, 1 << 30))
 
 
+#: steps each timing runs back to back: alternating one generated step and one Keras step put
+#: each one's working set out of the other's caches (Keras then took 3.9 ms a step, 2.5 ms back to back)
+STEPS_IN_A_ROW = 10
 #: batches of the training-loop row: the generated ``train`` over them, Keras's ``train_on_batch`` on each
 LOOP_BATCHES = 10
 
@@ -140,7 +143,7 @@ def training_loop_row(module, model, x, y, params) -> tuple[dict, dict]:
     loop = {"generated": lambda: module.train(params, xs, ys, epochs=1, batch_size=BATCH),
             "Keras": lambda: [model.train_on_batch(x, y) for _ in range(LOOP_BATCHES)]}
     faults: dict = {}
-    times = interleaved(loop, rounds=5, page_faults=faults)
+    times = interleaved(loop, rounds=5, page_faults=faults)   # each call LOOP_BATCHES steps back to back
     return ({name: t / LOOP_BATCHES for name, t in times.items()},
             {name: count / LOOP_BATCHES for name, count in faults.items()})
 
@@ -177,7 +180,7 @@ def main() -> None:
                 print("  (no glibc mallopt here: the default allocator only)")
                 break
             faults: dict = {}
-            times = interleaved(candidates, rounds=9, calls=int(os.environ.get("CALLS", "1")), page_faults=faults)
+            times = interleaved(candidates, rounds=9, calls=STEPS_IN_A_ROW, page_faults=faults)
             print(f"  allocator: {allocator}; one step (generated step, Keras train_on_batch)")
             print_rows(times, faults, flops)
             if allocator.startswith("glibc"):
