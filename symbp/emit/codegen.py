@@ -211,6 +211,7 @@ class ModuleContext:
     a_names: list
     gathered_names: list        # the windows (and masks) of windowed layers _forward returns too
     unread_forward: list        # large arrays of the forward pass backward never reads: dropped as it starts
+    backward_drops: bool        # backward deletes large arrays once read (its docstring says so)
     delta_names: list
     layers: list                # LayerLines, input to output
     forward: list               # every layer's forward lines, in order
@@ -317,7 +318,8 @@ def _dropping_after_last_read(lines: list[Line], model: NetworkDerivation) -> tu
         for name in set(re.findall(r"[A-Za-z_]\w*", line.code)) & order.keys():
             last_read[name] = i
     ordered = lambda names: tuple(sorted(names, key=order.get))
-    dropped = [replace(line, drop=ordered(n for n, at in last_read.items() if at == i)) for i, line in enumerate(lines)]
+    dropped = [replace(line, drop=ordered(n for n, at in last_read.items() if at == i and n != line.code))
+               for i, line in enumerate(lines)]   # not a name the line's target now holds too
     return dropped, list(ordered(set(forward) - set(last_read)))
 
 
@@ -431,7 +433,8 @@ def module_context(spec: Spec, model: NetworkDerivation | None = None) -> Module
         labels_doc=("Y holds one class index per sample (a column); loss and gradients take "
                     "their one-hot rows." if loss.rule.sparse_labels else ""),
         warnings=[textwrap.fill(f"Warning: {warning}.", 95) for warning in model.warnings],
-        backward=backward, unread_forward=unread_forward, gradient_names=[(str(name), name.gradient) for name in names],
+        backward=backward, unread_forward=unread_forward,
+        backward_drops=bool(unread_forward) or any(line.drop for line in backward), gradient_names=[(str(name), name.gradient) for name in names],
         uses_B=str(B) in emit.symbols_used, uses_K=str(K) in emit.symbols_used,
         batch_reduction=loss.batch_reduction,
         torch_names=[(str(name), key) for name, key in torch_parameter_keys(layers_from_spec(spec))]
