@@ -337,6 +337,45 @@ def test_prairielearn_question_draws_and_answers_as_symbp(klass, tmp_path, symbp
     assert list(feedback) == [noisy] and "Likely mistake" not in feedback[noisy]
 
 
+#: what a module PrairieLearn runs may import: NumPy and Python's standard library, never symbp
+STANDALONE_IMPORTS = ("import json, sys; sys.modules['symbp'] = None; sys.path.insert(0, sys.argv[1]); "
+                      "before = set(sys.modules); import standalone_draws; "
+                      "print(json.dumps(sorted(set(sys.modules) - before)))")
+
+
+def test_prairielearn_question_carries_symbps_own_drawing_code(klass, tmp_path, symbp_cli):
+    """One source for the draw: the question's standalone_draws.py is symbp's module byte for
+    byte, imports nothing but NumPy and the standard library (run where symbp cannot be
+    imported), server.py defines none of its functions again, and draw.json's ``draw`` is
+    exactly the DrawRules symbp draws the class with."""
+    import ast
+    from symbp.classroom import standalone_draws
+    from symbp.classroom.standalone_draws import DrawRules
+    from symbp.classroom.variants import draw_rules
+    spec, spec_path, folder, _ = klass
+    out = tmp_path / "questions"
+    assert symbp_cli("export", "prairielearn", str(folder), "-o", str(out), "--spec", str(spec_path)).returncode == 0
+    question = out / f"symbp_{spec.name}"
+    assert (question / "standalone_draws.py").read_bytes() == Path(standalone_draws.__file__).read_bytes()
+
+    done = subprocess.run([sys.executable, "-c", STANDALONE_IMPORTS, str(question)], capture_output=True,
+                          text=True, cwd=tmp_path, timeout=120)
+    assert done.returncode == 0, done.stderr
+    imported = {name.split(".")[0] for name in json.loads(done.stdout)}
+    assert "standalone_draws" in imported and "symbp" not in imported
+    assert imported - {"standalone_draws", "numpy"} <= set(sys.stdlib_module_names), imported
+
+    def functions(path):   # a module's own functions (a class's methods are the class's)
+        return {node.name for node in ast.parse(path.read_text()).body if isinstance(node, ast.FunctionDef)}
+    shared = functions(question / "server.py") & functions(question / "standalone_draws.py")
+    assert not shared, f"server.py defines again what standalone_draws.py holds: {shared}"
+    drawing = {node.attr for node in ast.walk(ast.parse((question / "server.py").read_text()))
+               if isinstance(node, ast.Attribute) and node.attr in ("default_rng", "integers")}
+    assert not drawing, drawing   # every draw is standalone_draws'
+    drawn = json.loads((question / "draw.json").read_text())["draw"]
+    assert DrawRules.from_json(drawn) == draw_rules(spec)
+
+
 def test_prairielearn_spec_must_be_the_classes(klass, tmp_path, symbp_cli):
     spec, _, folder, _ = klass
     if spec.name == "cs4820_a7":

@@ -64,14 +64,18 @@ class DrawRules(NamedTuple):
     tries: int
 
     def as_json(self) -> dict:
+        """The rules as JSON's types (``from_json`` gives them back, equal)."""
         return {**self._asdict(), "grids": {item: list(grid) for item, grid in self.grids.items()}}
 
     @classmethod
     def from_json(cls, table: dict) -> "DrawRules":
+        """The rules of ``as_json``'s table (draw.json's lists made tuples and Grids again)."""
         pools = [(position, (tuple(window), tuple(strides), padding))
                  for position, (window, strides, padding) in table["pools"]]
         return cls(**{**table, "grids": {item: Grid(*grid) for item, grid in table["grids"].items()},
-                      "pools": pools, "params": [tuple(pair) for pair in table["params"]]})
+                      "pools": pools, "params": [tuple(pair) for pair in table["params"]],
+                      "layer_kinks": [tuple(kinks) for kinks in table["layer_kinks"]],
+                      "loss_kinks": tuple(table["loss_kinks"])})
 
 
 # ---------------------------------------------------------------- drawing
