@@ -169,6 +169,14 @@ def training_steps(module, params: dict, x: np.ndarray, y: np.ndarray, epochs: i
             params, state = module.step(params, xb, yb, state, grads)
 
 
+def least_entry(gaps: np.ndarray) -> Optional[tuple]:
+    """The index of the least entry of ``gaps`` (the first of equal ones, as ``np.argmin``
+    takes it), None when there is none."""
+    if gaps.size == 0:
+        return None
+    return tuple(int(k) for k in np.unravel_index(int(np.argmin(gaps)), gaps.shape))
+
+
 class KinkFound(NamedTuple):
     """The value nearest a kink: |value - kink|, whose (``layer`` n's z, or None: the loss's
     e = p - y), at which entry, in which step."""
@@ -188,12 +196,9 @@ def _nearest_entry(values: np.ndarray, kinks, layer: Optional[int], epoch: int, 
     for kink in kinks:
         gaps = np.abs(np.asarray(values, dtype=np.float64) - kink)
         gaps[~np.isfinite(gaps)] = np.inf
-        if gaps.size == 0:
-            continue
-        index = np.unravel_index(int(np.argmin(gaps)), gaps.shape)
-        if best is None or gaps[index] < best.distance:
-            best = KinkFound(float(gaps[index]), layer, tuple(int(k) for k in index), float(values[index]),
-                             kink, epoch, batch)
+        index = least_entry(gaps)
+        if index is not None and (best is None or gaps[index] < best.distance):
+            best = KinkFound(float(gaps[index]), layer, index, float(values[index]), kink, epoch, batch)
     return best
 
 
@@ -272,12 +277,9 @@ def nearest_tie(module, steps: Iterator[tuple], pools) -> Optional[TieFound]:
         for position, geometry in pools:
             live = live_below(module, position, step_params, xb, yb)
             gaps, largest = window_gaps(module, outputs[position], live, geometry)
-            if gaps.size == 0:
-                continue
-            index = np.unravel_index(int(np.argmin(gaps)), gaps.shape)
-            if best is None or gaps[index] < best.gap:
-                best = TieFound(float(gaps[index]), position, tuple(int(k) for k in index),
-                                float(largest[index]), epoch, batch)
+            index = least_entry(gaps)
+            if index is not None and (best is None or gaps[index] < best.gap):
+                best = TieFound(float(gaps[index]), position, index, float(largest[index]), epoch, batch)
     return best
 
 
