@@ -376,6 +376,40 @@ def test_prairielearn_question_carries_symbps_own_drawing_code(klass, tmp_path, 
     assert DrawRules.from_json(drawn) == draw_rules(spec)
 
 
+def torch_class_spec(case: str) -> Spec:
+    """The PyTorch example with its class-index labels drawn too (CrossEntropyLoss takes either
+    kind: symbp draws indices), or a relu net under HuberLoss (kinks in z and in e = p - y)."""
+    data = load_spec("symbp/examples/cs4820_a7_torch.toml").to_dict()
+    data["variants"]["vary"] = ["weights", "x", "y"]
+    if case == "huber":
+        data["layers"][0]["activation"] = "relu"
+        data["loss"] = {"name": "HuberLoss", "delta": 0.5}
+        data["data"]["y"] = [[0.2, -0.4, 0.6, 0.0]]
+        data["variants"].update({"kink_margin": 0.05, "max_abs_z": 4.0})
+    return Spec.from_dict(data, "t")
+
+
+@pytest.mark.parametrize("case", ["indices", "huber"])
+def test_prairielearn_draws_a_torch_class_as_symbp(case, tmp_path, symbp_cli):
+    """A PyTorch class's question draws with the framework's own loss rules (its labels and
+    kinks), as ``symbp variants`` does: generate(data) gives each seed's first student's key."""
+    spec = torch_class_spec(case)
+    spec_path = tmp_path / "spec.toml"
+    spec_path.write_text(spec.to_toml(), encoding="utf-8")
+    write_variants(spec, 2, SEED, tmp_path / "class", jobs=1)
+    done = symbp_cli("export", "prairielearn", str(tmp_path / "class"), "-o", str(tmp_path / "q"), "--spec", str(spec_path))
+    assert done.returncode == 0, done.stderr
+    question = tmp_path / "q" / f"symbp_{spec.name}"
+    for seed in (SEED, 2):
+        data = run_server(question, {"variant_seed": seed, "params": {}, "correct_answers": {}}, "generate")
+        variant = draw_variants(spec, 1, seed)[0]
+        expected = answers(variant)
+        np.testing.assert_array_equal(plain(data["params"]["y"]), variant.y[:variant.batch_size])
+        for q, value in expected.items():
+            np.testing.assert_allclose(np.asarray(plain(data["correct_answers"][q])), np.asarray(value),
+                                       rtol=1e-12, atol=1e-15, err_msg=q)
+
+
 def test_prairielearn_spec_must_be_the_classes(klass, tmp_path, symbp_cli):
     spec, _, folder, _ = klass
     if spec.name == "cs4820_a7":
