@@ -3,7 +3,8 @@
 LeNet-sized: 28x28x1 -> Conv2D 8 3x3 relu -> MaxPooling2D 2 -> Conv2D 16 3x3 relu ->
 MaxPooling2D 2 -> Flatten -> Dense 10 softmax, categorical cross-entropy, SGD, batch 64,
 float32. Prints the generated ``step`` against Keras's ``train_on_batch`` on the same weights and
-batch (timed side by side by :func:`nets.interleaved`), the step's GFLOP/s (the convolutions'
+batch (timed side by side by :func:`nets.interleaved`, in runs of STEPS_IN_A_ROW steps), then per batch of a training loop (the
+generated ``train``, loss included, against ``train_on_batch`` on each batch), the step's GFLOP/s (the convolutions'
 and the Dense layer's multiply-adds: forward, kernel gradient, and the gradient passed down
 for all but the first layer), derivation + codegen time from cold caches, and the whole
 ``symbp codegen`` command in a fresh process.
@@ -125,6 +126,35 @@ def keep_freed_memory() -> bool:
     return bool(mallopt(m_mmap_threshold, 32 << 20)) and bool(mallopt(m_trim_threshold, 1 << 30))
 
 
+#: steps each timing runs back to back: alternating one generated step and one Keras step put
+#: each one's working set out of the other's caches (Keras then took 3.9 ms a step, 2.5 ms back to back)
+STEPS_IN_A_ROW = 10
+#: batches of the training-loop row: the generated ``train`` over them, Keras's ``train_on_batch`` on each
+LOOP_BATCHES = 10
+
+
+def training_loop_row(module, model, x, y, params) -> tuple[dict, dict]:
+    """Seconds and page faults per batch of a training loop, loss included: the generated
+    ``train`` (one epoch of LOOP_BATCHES batches: forward, loss, backward, update, as fit's
+    loop) against Keras's ``train_on_batch`` on each batch (which returns the loss too).
+    ``train`` keeps one batch's forward pass until the next one's is computed, so the heap's top
+    stays in use and glibc does not hand it back between batches, as it does after a lone step."""
+    xs, ys = np.concatenate([x] * LOOP_BATCHES), np.concatenate([y] * LOOP_BATCHES)
+    loop = {"generated": lambda: module.train(params, xs, ys, epochs=1, batch_size=BATCH),
+            "Keras": lambda: [model.train_on_batch(x, y) for _ in range(LOOP_BATCHES)]}
+    faults: dict = {}
+    times = interleaved(loop, rounds=5, page_faults=faults)   # each call LOOP_BATCHES steps back to back
+    return ({name: t / LOOP_BATCHES for name, t in times.items()},
+            {name: count / LOOP_BATCHES for name, count in faults.items()})
+
+
+def print_rows(times: dict, faults: dict, flops: float) -> None:
+    for name, t in times.items():
+        print(f"    {name:10s} {t * 1e3:8.2f} ms/step  {flops / t / 1e9:6.2f} GFLOP/s  "
+              f"{faults[name]:7.0f} page faults/step")
+    print(f"    generated / Keras speed: {times['Keras'] / times['generated']:.2f}x")
+
+
 def main() -> None:
     spec = lenet_spec()
     seconds = codegen_seconds(spec)
@@ -150,12 +180,13 @@ def main() -> None:
                 print("  (no glibc mallopt here: the default allocator only)")
                 break
             faults: dict = {}
-            times = interleaved(candidates, rounds=9, page_faults=faults)
-            print(f"  allocator: {allocator}")
-            for name, t in times.items():
-                print(f"    {name:10s} {t * 1e3:8.2f} ms/step  {flops / t / 1e9:6.2f} GFLOP/s  "
-                      f"{faults[name]:7.0f} page faults/step")
-            print(f"    generated / Keras speed: {times['Keras'] / times['generated']:.2f}x")
+            times = interleaved(candidates, rounds=9, calls=STEPS_IN_A_ROW, page_faults=faults)
+            print(f"  allocator: {allocator}; one step (generated step, Keras train_on_batch)")
+            print_rows(times, faults, flops)
+            if allocator.startswith("glibc"):
+                print(f"  allocator: {allocator}; a training loop of {LOOP_BATCHES} batches, per batch "
+                      f"(generated train with its loss, Keras train_on_batch)")
+                print_rows(*training_loop_row(module, model, x, y, current["params"]), flops)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
-"""symbp: symbolic back-propagation for dense networks.
+"""symbp: symbolic back-propagation for dense and convolutional networks.
 
-A spec (TOML, Keras names) -> SymPy derivation of every rule -> a generated NumPy module and
-LaTeX handouts -> a check against Keras ``model.fit``. Heavy imports (SymPy, TensorFlow) happen
+A spec (TOML, Keras names) -> SymPy derivation of every rule -> a generated NumPy module,
+handouts, notebooks, variants and grading -> a check against Keras ``model.fit`` or PyTorch. Heavy imports (SymPy, TensorFlow) happen
 only in the modules that need them.
 """
 

@@ -202,7 +202,7 @@ class SymbpGroup(click.Group):
 @click.version_option(package_name="symbp")
 @click.pass_context
 def main(ctx: click.Context, debug: bool) -> None:
-    """symbp: symbolic back-propagation for dense networks.
+    """symbp: symbolic back-propagation for dense and convolutional networks.
 
     SPEC is a TOML network spec; without it, commands use the built-in example
     (the CS 4820 assignment-7 network).

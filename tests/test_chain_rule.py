@@ -146,3 +146,28 @@ def test_explain_a_kernel_entry_from_the_cli(tmp_path):
     assert r"= \mathrm{win}_{1}[0,0,2,0,1,2] = 0.7}" in tex
     bad = run_symbp("derive", str(example), "-o", str(tmp_path / "bad"), "--no-check", "--explain", "W0[1,2]")
     assert bad.returncode == 2 and "W0[u,v,k,c]" in bad.stderr and not (tmp_path / "bad").exists()
+
+
+def test_explain_a_kernel_entry_of_a_large_batch_writes_four_terms_out():
+    """A LeNet kernel entry over a batch of 4 28x28 images sums 2,704 terms (sample x position):
+    the handout writes out the first four that are not 0, then how many it leaves out and how many
+    of all are 0 (a ReLU that is off zeroes them), and the sum the module's gradient."""
+    from symbp.emit.handout_latex import SHOWN_TERMS
+    from symbp.emit.handouts import HandoutOptions, render_handouts
+    from test_conv import LENET, make_spec
+    spec = make_spec(LENET, (4, 28, 28, 1), classes=10, batch_size=4)
+    model = derive_spec(spec)
+    module = load_module(module_source(spec, model), spec.name)
+    params = module.initial_params()
+    trace = module.trace(params, module.X, module.Y)
+    chain = chain_rule(model, Target("W0", None, 0, (1, 1, 0, 2)), trace, params)
+    terms, zeros = 4 * 26 * 26, sum(p == 0 for p in chain.products)
+    assert len(chain.rows) == terms and 0 < zeros < terms - SHOWN_TERMS
+    solution = render_handouts(spec, HandoutOptions(explain=("W0[1,1,0,2]",)))["solution"]
+    explained = solution[solution.index(r"\steptitle{The chain rule for"):].split(r"\appendix")[0]
+    written = [line for line in explained.splitlines() if r"\quad \frac{\partial z_{1}[" in line]
+    assert len(written) == SHOWN_TERMS and not any(line.endswith("= 0}") for line in written)
+    assert f"({terms - SHOWN_TERMS} more terms of the same form, one per sample and position; {zeros} of all {terms} are 0)" in explained
+    gradient = module.gradients(params, module.X, module.Y)["W0"][1, 1, 0, 2]
+    total = next(line for line in explained.splitlines() if r"+ \cdots = " in line)
+    assert chain.total == pytest.approx(gradient, rel=1e-12) and total.count("+") == SHOWN_TERMS

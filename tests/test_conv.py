@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 from fractions import Fraction
 
@@ -385,7 +386,7 @@ def test_the_backward_pass_reuses_the_forward_pass_windows_and_masks_and_kinks_r
     zs, outputs, (win1, win2, mask2) = module._forward(module.initial_params(), module.X)
     assert win1.shape == (3, 4, 4, 1, 3, 3) and win2.shape == mask2.shape == (3, 2, 2, 8, 2, 2)
     assert np.all(mask2.sum(axis=(-2, -1)) == 1)
-    assert source.count("_first_max_mask(win2, 2)") == 1 and source.count("win1 = _windows(") == 1
+    assert source.count("_first_max_mask(win2, 2)") == 1 and source.count("win1 = _window_rows(") == 1
     hit = nearest_kink(spec, module)
     assert hit is not None and hit.where.startswith("layer 0 (relu) z")
 
@@ -420,3 +421,58 @@ def test_a_step_holds_one_layer_of_window_gradients_at_a_time():
     recording = _peak_bytes(lambda: module.backward(params, x, y, record={}))
     stepping = _peak_bytes(lambda: module.gradients(params, x, y))
     assert stepping < recording - largest_dwin, (stepping, recording, largest_dwin)
+
+
+def _own_memory(array: np.ndarray) -> np.ndarray | None:
+    """The array that owns ``array``'s memory (itself, or the base a view is of); None for a
+    strided window view (its memory is its input's, held in the forward pass anyway)."""
+    while isinstance(array.base, np.ndarray):
+        array = array.base
+    return array if array.base is None else None
+
+
+def test_a_step_frees_the_forward_pass_arrays_after_their_last_read():
+    """backward drops each large array of the forward pass once read for the last time (a1 and
+    the second pooling's windows, which it never reads, as it starts): a step's peak memory is
+    below a backward pass whose caller holds the forward pass, by more than a1 (the first
+    layer's output, which only pooling reads). With glibc malloc's defaults the memory a step
+    reaches is faulted in again at every step (bench/conv.py)."""
+    from symbp.emit.codegen import module_data
+    spec = make_spec(LENET, (16, 28, 28, 1), classes=10)
+    source = module_source(spec)
+    module = load_module(source, spec.name, module_data(spec))
+    params, x, y = module.initial_params(), module.X, module.Y
+    backward = source.split("def backward")[1].split("\ndef gradients")[0]
+    assert "del a1, win2, a2, a3, win4, a4" in backward and "del z1, g1" in backward
+    forward_pass = module._forward(params, x)
+    owners = {id(a): a for a in map(_own_memory, (a for arrays in forward_pass for a in arrays)) if a is not None}
+    held = sum(a.nbytes for a in owners.values())
+    held += _peak_bytes(functools.partial(module.backward, params, x, y, forward_pass))
+    a1 = forward_pass[1][1].nbytes
+    del forward_pass
+    stepping = _peak_bytes(lambda: module.gradients(params, x, y))
+    assert stepping < held - a1, (stepping, held, a1)
+
+
+@pytest.mark.parametrize("channels, strides", [(1, 1), (3, 1), (1, 2)])
+def test_a_convolution_s_windows_are_copied_once_into_a_matrix_both_products_read(channels, strides):
+    """_window_rows copies a convolution's windows once (im2col), laid out so that the forward
+    product (rows: sample and position) and the kernel gradient (rows: offset and channel) both
+    read it as a matrix without a copy: a reshape of either transposition is a view. By columns
+    for one channel at stride 1 (a grey image's rows copied whole), by rows otherwise."""
+    from symbp.emit.codegen import module_data
+    layers = [{"type": "Conv2D", "filters": 4, "kernel_size": 3, "strides": strides, "activation": "relu"},
+              {"type": "Flatten"}, {"units": 3, "activation": "softmax"}]
+    spec = make_spec(layers, (5, 9, 9, channels), classes=3)
+    module = load_module(module_source(spec), spec.name, module_data(spec))
+    params = module.initial_params()
+    win1 = module._forward(params, module.X)[2][0]
+    expected = module._windows(module.X, (3, 3), (strides, strides), "valid")
+    assert np.array_equal(win1, expected) and not np.shares_memory(win1, module.X)
+    for order in ((0, 1, 2, 4, 5, 3), (4, 5, 3, 0, 1, 2)):   # forward's, the kernel gradient's
+        matrix = win1.transpose(order)
+        flat = matrix.reshape(int(np.prod(matrix.shape[:3])), -1)
+        assert np.shares_memory(flat, win1), order
+    by_columns = channels == 1 and strides == 1
+    assert win1.transpose(4, 5, 3, 0, 1, 2).flags.c_contiguous == by_columns
+    assert win1.transpose(0, 1, 2, 4, 5, 3).flags.c_contiguous == (not by_columns)

@@ -548,6 +548,20 @@ class LayerDerivation:
     def param_index(self) -> int:
         return self.layer.position
 
+    def index_sizes(self, rows: int) -> dict:
+        """An indexed layer's count symbols -> its numbers for a batch of ``rows``: batch rows,
+        output positions, window offsets, input and output channels."""
+        calc, shape_in, shape_out = self.calculus, self.layer.input_shape, self.layer.output_shape
+        ranges = calc.ranges
+        values = {ranges[calc.out[0]]: rows, ranges[calc.out[-1]]: shape_out[-1]}
+        if calc.rule.gather.kind == "windows":
+            window = self.layer.window_geometry()[0]
+            values.update({ranges[p]: shape_out[i] for i, p in enumerate(calc.out[1:-1])})
+            offsets = [s for s in ranges if str(s) in ("u", "v")]
+            values.update({ranges[u]: window[i] for i, u in enumerate(offsets)})
+            values.update({ranges[s]: shape_in[-1] for s in ranges if str(s) == "k"})
+        return values
+
 
 @dataclass(frozen=True)
 class NetworkDerivation:

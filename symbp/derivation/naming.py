@@ -15,6 +15,7 @@ PRE_ACTIVATION = "z{l}"       # z_l = a_{l-1} W_{l-1} + b_{l-1}
 OUTPUT = "a{l}"               # a_l = f_l(z_l); a0 is the input x
 UPSTREAM = "g{l}"             # g_l = dL/da_l
 DELTA = "delta{l}"            # delta_l = dL/dz_l
+DERIVATIVE = "fprime{l}"      # f'(z_l) of an element-wise activation (the trace's)
 PARAMETER = "{code}{n}"       # parameter of layer n + 1 (Keras order): W0 the kernel, b0 the bias
 GRADIENT = "d{param}"         # dL/d of a parameter: dW0
 LABELS = "y"

@@ -57,17 +57,7 @@ class IndexedLayer:
 
     def sizes(self) -> dict:
         """Each index's count symbol -> this layer's number (batch rows, positions, offsets, channels)."""
-        calc, shape_in, shape_out = self.calculus, self.layer.input_shape, self.layer.output_shape
-        ranges, values = calc.ranges, {}
-        values[ranges[calc.out[0]]] = self.rows
-        values[ranges[calc.out[-1]]] = shape_out[-1]
-        if self.gather.kind == "windows":
-            positions = calc.out[1:-1]
-            values.update({ranges[p]: shape_out[i] for i, p in enumerate(positions)})
-            offsets = [s for s in ranges if str(s) in ("u", "v")]
-            values.update({ranges[u]: self.window[i] for i, u in enumerate(offsets)})
-            values.update({ranges[s]: shape_in[-1] for s in ranges if str(s) == "k"})
-        return values
+        return self.derivation.index_sizes(self.rows)
 
     def limited(self, expr: sp.Expr) -> sp.Expr:
         """``expr`` with its sums' limits this layer's sizes."""

@@ -310,6 +310,22 @@ class LatexPresenter:
         return total
 
 
+#: a chain rule of more terms than this writes out SHOWN_TERMS of them (a convolution's kernel
+#: entry sums one term per sample and position: 43,264 for a LeNet batch of 64)
+MAX_SHOWN_TERMS = 8
+SHOWN_TERMS = 4
+
+
+def shown_rows(products: list[float]) -> list[int]:
+    """The terms of a sum written out: all of a short sum; of a long one the first SHOWN_TERMS
+    that are not 0 (a ReLU that is off zeroes many), then the first zeros if too few are not."""
+    if len(products) <= MAX_SHOWN_TERMS:
+        return list(range(len(products)))
+    nonzero = [i for i, p in enumerate(products) if p != 0]
+    zero = [i for i, p in enumerate(products) if p == 0]
+    return sorted((nonzero + zero[:max(SHOWN_TERMS - len(nonzero), 0)])[:SHOWN_TERMS])
+
+
 class ChainRuleLatex:
     """``--explain``'s lines: the product of partials, each factor with its derived rule and
     numbers, their sum (the module's gradient entry), then the entry's update."""
@@ -323,10 +339,17 @@ class ChainRuleLatex:
         total = rf"\sum_{{{','.join(chain.summed)}}} " if len(chain.rows) > 1 else ""
         generic = None if len(chain.rows) == 1 else chain.summed
         lines = [rf"{d_param} = {total}" + r" \cdot ".join(self.factor_names(chain.rows[0], item.param, generic))]
+        shown = shown_rows(chain.products)
         products = []
-        for factors in chain.rows:
-            lines += self.factor_lines(chain, factors, item.param)
-            products.append(r" \cdot ".join(number_tex(f.value, d) for f in factors))
+        for i in shown:
+            lines += self.factor_lines(chain, chain.rows[i], item.param)
+            products.append(r" \cdot ".join(number_tex(f.value, d) for f in chain.rows[i]))
+        if len(shown) < len(chain.rows):
+            zeros = sum(p == 0 for p in chain.products)
+            over = "sample and position" if len(chain.summed) > 1 else "row"
+            lines.append(rf"\quad \vdots \quad \text{{({len(chain.rows) - len(shown)} more terms of the same form, one "
+                         rf"per {over}; {zeros} of all {len(chain.rows)} are 0)}}")
+            products.append(r"\cdots")
         lines.append(rf"{d_param} = " + " + ".join(products) + f" = {format_number(item.gradient, d)}")
         return lines + [self.update_line(update) for update in item.updates]
 

@@ -19,11 +19,13 @@ def _names(layer) -> dict[str, str]:
     return naming.indexed_names(layer.number, tuple(p.code for p in layer.calculus.rule.parameters))
 
 
-def indexed_line(line_class, target: str, indices: tuple, expr, names: dict):
-    """``target = <einsum>  # target[indices] = <formula in index notation>``."""
+def indexed_line(line_class, target: str, indices: tuple, expr, names: dict, offsets_summed: bool = False):
+    """``target = <einsum>  # target[indices] = <formula in index notation>``; offsets_summed: see
+    :class:`EinsumPrinter`."""
     lhs = IndexNotationPrinter(names).doprint(expr)
     entry = ",".join(str(s).rstrip("'") for s in indices)
-    return line_class(target, EinsumPrinter(indices, names).doprint(expr), f"{target}[{entry}] = {lhs}")
+    code = EinsumPrinter(indices, names, offsets_summed).doprint(expr)
+    return line_class(target, code, f"{target}[{entry}] = {lhs}")
 
 
 def window_geometry(layer) -> tuple[tuple, tuple, str]:
@@ -41,8 +43,13 @@ def gather_lines(layer, emit, line_class) -> list:
     squeeze = f"[:, {', '.join(['0'] * len(window))}]" if gather.global_window else ""
     emit.helpers.add("_windows")
     ones = f'_windows(np.ones_like({a_prev}[:1]), {window}, {strides}, "{padding}"){squeeze}'
-    lines = [line_class(win, f'_windows({a_prev}, {window}, {strides}, "{padding}"){squeeze}',
-                        f"{win}[n,p..,k,u..] = {a_prev}[n, p*s+u - pad, .., k]: the {'x'.join(map(str, window))} windows, strides {strides}, {padding} padding")]
+    copied = bool(layer.calculus.rule.parameters)   # a convolution's: read by two products (see _window_rows)
+    if copied:
+        emit.helpers.add("_window_rows")
+    gathered = f'{"_window_rows" if copied else "_windows"}({a_prev}, {window}, {strides}, "{padding}"){squeeze}'
+    lines = [line_class(win, gathered, f"{win}[n,p..,k,u..] = {a_prev}[n, p*s+u - pad, .., k]: the "
+                        f"{'x'.join(map(str, window))} windows, strides {strides}, {padding} padding"
+                        + (", copied into rows" if copied else ""))]
     if gather.mask == "first_max":
         emit.helpers.add("_first_max_mask")
         inside = f", {ones}" if padding == "same" else ""
@@ -69,9 +76,9 @@ def gathered_names(layers) -> list[str]:
 
 def forward_line(layer, line_class):
     """z{l} = the rule's entry formula over win{l}."""
-    calculus = layer.calculus
+    calculus, gather = layer.calculus, layer.calculus.rule.gather
     return indexed_line(line_class, naming.PRE_ACTIVATION.format(l=layer.number), calculus.out,
-                        calculus.z, _names(layer))
+                        calculus.z, _names(layer), offsets_summed=gather.kind == "windows" and not gather.global_window)
 
 
 def gradient_lines(layer, line_class) -> list:
@@ -89,13 +96,13 @@ def passed_down_lines(above, emit, line_class) -> list:
     l = above.number - 1
     target, formula = above.calculus.g_win
     dwin, g = naming.WINDOWS_GRADIENT.format(l=l + 1), naming.UPSTREAM.format(l=l)
-    a = naming.OUTPUT.format(l=l)
+    z = naming.PRE_ACTIVATION.format(l=l)   # a{l}'s shape: z{l} is still needed below, a{l} is not
     lines = [indexed_line(line_class, dwin, target.indices, formula, _names(above))]
     if above.calculus.rule.gather.kind == "flatten":
-        return lines + [line_class(g, f"{dwin}.reshape({a}.shape)", f"{g} = {dwin} in {a}'s shape")]
+        return lines + [line_class(g, f"{dwin}.reshape({z}.shape)", f"{g} = {dwin} in a{l}'s shape")]
     window, strides, padding = window_geometry(above)
     if above.calculus.rule.gather.global_window:
         dwin = f"{dwin}[:, {', '.join(['None'] * len(window))}]"
     emit.helpers.add("_windows_adjoint")
-    return lines + [line_class(g, f'_windows_adjoint({dwin}, {a}.shape, {window}, {strides}, "{padding}")',
+    return lines + [line_class(g, f'_windows_adjoint({dwin}, {z}.shape, {window}, {strides}, "{padding}")',
                                f"{g}[n, i.., k] = sum of {naming.WINDOWS_GRADIENT.format(l=l + 1)} over the window entries that read a{l}[n, i.., k]")]

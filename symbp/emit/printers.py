@@ -149,6 +149,22 @@ HELPERS = {
         "view = np.lib.stride_tricks.sliding_window_view(a, window, axis=axes)",
         "return view[(slice(None), *(slice(None, None, s) for s in strides))]",
     ]),
+    "_window_rows": ("a, window, strides, padding",
+                     "The windows of a as _windows reads them, (batch, positions.., channels, offsets..), "
+                     "copied once into a matrix (im2col): a row per batch entry and position, a column "
+                     "per window offset and channel. A convolution's forward product and its kernel "
+                     "gradient both read it as a matrix (a transposed view), with no copy of their own. "
+                     "It is laid out by rows, each window's entries contiguous (copied a window row at a "
+                     "time: width x channels numbers), except for one channel read at stride 1, where it "
+                     "is laid out by columns (copied a whole input row at a time): 7x faster for a "
+                     "28x28 grey image.", [
+        "win = _windows(a, window, strides, padding)",
+        "rank = len(window)",
+        "positions, channel, offsets = list(range(1 + rank)), [1 + rank], list(range(2 + rank, 2 + 2 * rank))",
+        "by_columns = a.shape[-1] == 1 and strides[-1] == 1",
+        "order = offsets + channel + positions if by_columns else positions + offsets + channel",
+        "return np.ascontiguousarray(win.transpose(order)).transpose(np.argsort(order))",
+    ]),
     "_windows_adjoint": ("dwin, shape, window, strides, padding",
                          "The adjoint of _windows: every window entry added back where it was read, "
                          "padding dropped (one pass per offset in the window, none per pixel). The first "
@@ -525,13 +541,15 @@ class EinsumPrinter(ArrayPrinter):
     """Prints an entry formula (a sum of products of indexed arrays, as the indexed layers' rules
     are) for the entries ``target`` (its index symbols, in order) as whole-array NumPy: each added
     term a contraction of two arrays over their shared indices as one ``np.tensordot`` (BLAS: see
-    :func:`contraction`), any other product one ``np.einsum``, or the array itself when it is
-    already indexed by (a suffix of) the target, so it broadcasts (the bias b[c] added to every
-    window position)."""
+    :func:`contraction`), with ``offsets_summed`` a product summed over a small window's
+    offsets only as a sum over them (:meth:`_window_offsets`), any other product one
+    ``np.einsum``, or the array itself when it is already indexed by (a suffix of) the target, so
+    it broadcasts (the bias b[c] added to every window position)."""
 
-    def __init__(self, target: tuple, names: dict | None = None):
+    def __init__(self, target: tuple, names: dict | None = None, offsets_summed: bool = False):
         super().__init__(names)
         self.target = tuple(target)
+        self.offsets_summed = offsets_summed   # a sum over a (small) window's offsets as a Python sum
 
     def doprint(self, expr, assign_to=None):  # noqa: D401 - SymPy's signature
         from ..derivation.calculus import _flat_terms
@@ -545,6 +563,8 @@ class EinsumPrinter(ArrayPrinter):
             text = self._print(arrays[0])
         elif len(arrays) == 2 and (contracted := self._tensordot(*arrays)):
             text = contracted
+        elif self.offsets_summed and arrays and (offsets := self._window_offsets(arrays)):
+            text = offsets
         else:
             letters = _letters([s for f in arrays for s in f.indices] + list(self.target))
             inputs = ",".join("".join(letters[s] for s in f.indices) for f in arrays)
@@ -552,6 +572,25 @@ class EinsumPrinter(ArrayPrinter):
             text = f'np.einsum("{inputs}->{output}", {", ".join(self._print(f) for f in arrays)})'
         scale = [self._print(f) for f in others] + ([] if coefficient == 1 else [self._print(coefficient)])
         return " * ".join([*scale, text])
+
+    def _window_offsets(self, arrays: list) -> str | None:
+        """A product of arrays all indexed by the target then the summed window offsets (max
+        pooling's mask times its windows) as a sum over the offsets: ``sum(mask2[..., u, v]*win2[...,
+        u, v] for u, v in np.ndindex(win2.shape[-2:]))``, one whole-array product per offset, or None.
+        Each reads one entry of every window, channels contiguous; np.einsum's reduction over a
+        strided view's two small trailing axes ran 2.5x slower (LeNet's first pooling: 0.82 ms
+        against 0.33 ms). Not for global pooling, whose window is the whole input: a loop over
+        its offsets would be a loop over pixels."""
+        indices = arrays[0].indices
+        summed = indices[len(self.target):]
+        if not summed or indices[:len(self.target)] != self.target or any(a.indices != indices for a in arrays):
+            return None
+        letters = _letters(summed)
+        at = ", ".join(letters[s] for s in summed)
+        product = "*".join(f"{self._print(a.base)}[..., {at}]" for a in arrays)
+        last = self._print(arrays[-1].base)
+        over = f"range({last}.shape[-1])" if len(summed) == 1 else f"np.ndindex({last}.shape[-{len(summed)}:])"
+        return f"sum({product} for {at} in {over})"
 
     def _tensordot(self, first: sp.Indexed, second: sp.Indexed) -> str | None:
         """``np.tensordot`` of the two arrays, each transposed (when it must be) so their kept

@@ -27,8 +27,6 @@ from ..derivation.calculus import B, j as UNIT
 
 #: the module's name of a worked rule's parts (row sums first, then piecewise sides), by key
 PARTS = "parts"
-#: f'(z_l) of an element-wise activation (beside naming's z{l}, a{l}, g{l}, delta{l})
-DERIVATIVE = "fprime{l}"
 
 
 @dataclass(frozen=True)
@@ -114,7 +112,7 @@ def trace_context(model, emit, loss_names: dict) -> dict:
         derivative = layer.activation.derivative
         if derivative is None:
             continue
-        line = emit.line(DERIVATIVE.format(l=layer.number), derivative,
+        line = emit.line(naming.DERIVATIVE.format(l=layer.number), derivative,
                          naming.layer_names(layer.number), f"f'({naming.PRE_ACTIVATION.format(l=layer.number)})")
         z = naming.PRE_ACTIVATION.format(l=layer.number)
         if not derivative.atoms(sp.Indexed):   # a constant (linear's 1): one per entry, as z
