@@ -16,11 +16,12 @@ import zipfile
 import numpy as np
 import pytest
 
-from test_cnn_variants import cnn_spec
+from test_cnn_variants import cnn_spec, cnn_table
 from test_lms_export import QTI, SUBQUESTION, cloze_answers
 from symbp.classroom.lms import VERDICTS
 from symbp.classroom.mistakes import MISTAKES, mistake_values
 from symbp.classroom.variants import KEY_JSON, answers, draw_variants, write_variants
+from symbp.spec import Spec
 from symbp.spec.model import load_spec
 
 SEED = 4
@@ -29,8 +30,11 @@ SEED = 4
 @pytest.fixture(scope="module")
 def cnn_class(tmp_path_factory):
     """(spec, spec path, class folder, answer key): 2 CNN students drawn with SEED."""
-    spec = cnn_spec()
-    folder = tmp_path_factory.mktemp("cnn")
+    return drawn_class(cnn_spec(), tmp_path_factory.mktemp("cnn"))
+
+
+def drawn_class(spec: Spec, folder):
+    """(spec, spec path, class folder, answer key): 2 students of ``spec`` drawn with SEED in ``folder``."""
     spec_path = folder / "spec.toml"
     spec_path.write_text(spec.to_toml(), encoding="utf-8")
     write_variants(spec, 2, SEED, folder / "class", jobs=1)
@@ -40,15 +44,24 @@ def cnn_class(tmp_path_factory):
 def sheet_entries(quantity: str, value) -> dict[str, float]:
     """{label: number} as the sheet shows the quantity, by plain loops: a feature map's or
     delta's matrix per (sample, channel) of rows x columns of positions, a kernel's per (input
-    channel, filter) of offsets down x across; at most two axes as before."""
+    channel, filter) of offsets down x across; of a Conv1D, a map's per sample (positions x
+    channels), a kernel's per filter (offsets x input channels); at most two axes as before."""
     array = np.asarray(value, dtype=np.float64)
     if array.ndim == 0:
         return {quantity: float(array)}
     if array.ndim <= 2:
         array = array.reshape(1, -1) if array.ndim == 1 else array
         return {f"{quantity}[{r},{c}]": float(array[r, c]) for r in range(array.shape[0]) for c in range(array.shape[1])}
-    n_or_u, rows, cols, channels = array.shape
     out = {}
+    if array.ndim == 3:   # Conv1D: a map or delta per sample (positions x channels), a kernel per filter
+        for a in range(array.shape[0]):
+            for b in range(array.shape[1]):
+                for c in range(array.shape[2]):
+                    if quantity.startswith(("a", "delta")):     # [sample, :, :][position, channel]
+                        out[f"{quantity}[{a},:,:][{b},{c}]"] = float(array[a, b, c])
+                    else:                                       # [:, :, filter][offset, input channel]
+                        out[f"{quantity}[:,:,{c}][{a},{b}]"] = float(array[a, b, c])
+        return out
     for a in range(array.shape[0]):
         for b in range(array.shape[1]):
             for c in range(array.shape[2]):
@@ -65,6 +78,41 @@ def expected(key) -> dict[tuple[str, str], float]:
             for label, v in sheet_entries(q, value).items()}
 
 
+def moodle_numerical(path) -> dict[tuple[str, str], ET.Element]:
+    """{(student, label): numerical question} of a Moodle XML export."""
+    return {tuple(question.find("name/text").text.split(" ")): question
+            for question in ET.parse(path).getroot().findall("question[@type='numerical']")}
+
+
+def numerical_numbers(path) -> dict[tuple[str, str], float]:
+    """{(student, label): the right answer} of a Moodle numerical export."""
+    return {name: float(question.find("answer").find("text").text) for name, question in moodle_numerical(path).items()}
+
+
+def cloze_numbers(path) -> dict[tuple[str, str], float]:
+    """{(student, label): the right answer of its subquestion} of a Moodle cloze export."""
+    found = {}
+    for question in ET.parse(path).getroot().findall("question[@type='cloze']"):
+        student, text = question.find("name/text").text.split(" ")[0], question.find("questiontext/text").text
+        labels = re.findall(r"<code>([^<]*)</code> = \{", text)
+        for label, (_, body) in zip(labels, SUBQUESTION.findall(text), strict=True):
+            found[(student, label)] = cloze_answers(body)[0][1]
+    return found
+
+
+def canvas_numbers(path, students) -> dict[tuple[str, str], float]:
+    """{(student, label): the right answer} of a Canvas QTI zip, each item's ident unique."""
+    archive, found = zipfile.ZipFile(path), {}
+    for student in students:
+        root = ET.fromstring(archive.read(f"{student}/{student}.xml"))
+        items = root.findall(f"{QTI}assessment/{QTI}section/{QTI}item")
+        assert len({item.get("ident") for item in items}) == len(items)
+        for item in items:
+            name, label = item.get("title").split(" ")
+            found[(name, label)] = float(item.find(f".//{QTI}varequal").text)
+    return found
+
+
 def test_cnn_key_has_quantities_of_four_axes(cnn_class):
     _, _, _, key = cnn_class
     shapes = {q: np.shape(v) for q, v in key["student_01"].items() if q not in VERDICTS}
@@ -76,11 +124,9 @@ def test_moodle_numerical_of_a_cnn_class_equals_the_key(cnn_class, tmp_path, sym
     out = tmp_path / "quiz.xml"
     done = symbp_cli("export", "moodle", str(folder), "-o", str(out))
     assert done.returncode == 0, done.stderr
-    found, wrong = {}, 0
-    for question in ET.parse(out).getroot().findall("question[@type='numerical']"):
-        student, label = question.find("name/text").text.split(" ")
-        right, *mistakes = question.findall("answer")
-        found[(student, label)] = float(right.find("text").text)
+    wrong = 0
+    for (student, label), question in moodle_numerical(out).items():
+        _, *mistakes = question.findall("answer")
         text = question.find("questiontext/text").text
         if "[:,:," in label or ",:,:," in label:     # the student is told which matrix of the sheet
             matrix, cell = label[:label.rindex("[")], label[label.rindex("[") + 1:-1].split(",")
@@ -90,7 +136,7 @@ def test_moodle_numerical_of_a_cnn_class_equals_the_key(cnn_class, tmp_path, sym
             assert answer.get("fraction") == "0"
             assert any(html.escape(m.description) in answer.find("feedback/text").text for m in MISTAKES.values())
             wrong += "[:,:," in label or ",:,:," in label
-    assert found == expected(key)
+    assert numerical_numbers(out) == expected(key)
     assert wrong    # the mistake catalogue's distractors reach the slices of a CNN's quantities too
 
 
@@ -99,7 +145,6 @@ def test_moodle_cloze_of_a_cnn_class_one_block_per_slice(cnn_class, tmp_path, sy
     out = tmp_path / "cloze.xml"
     done = symbp_cli("export", "moodle", str(folder), "-o", str(out), "--moodle-format", "cloze")
     assert done.returncode == 0, done.stderr
-    found = {}
     for question in ET.parse(out).getroot().findall("question[@type='cloze']"):
         student = question.find("name/text").text.split(" ")[0]
         text = question.find("questiontext/text").text
@@ -110,10 +155,7 @@ def test_moodle_cloze_of_a_cnn_class_one_block_per_slice(cnn_class, tmp_path, sy
         for matrix, body in blocks:
             labels = re.findall(r"<code>([^<]*)</code> = \{", body)
             assert labels and all(label.startswith(matrix + "[") for label in labels)
-        labels = re.findall(r"<code>([^<]*)</code> = \{", text)
-        for label, (_, body) in zip(labels, SUBQUESTION.findall(text), strict=True):
-            found[(student, label)] = cloze_answers(body)[0][1]
-    assert found == expected(key)
+    assert cloze_numbers(out) == expected(key)
 
 
 def test_canvas_of_a_cnn_class_equals_the_key(cnn_class, tmp_path, symbp_cli):
@@ -121,16 +163,7 @@ def test_canvas_of_a_cnn_class_equals_the_key(cnn_class, tmp_path, symbp_cli):
     out = tmp_path / "quiz.zip"
     done = symbp_cli("export", "canvas", str(folder), "-o", str(out))
     assert done.returncode == 0, done.stderr
-    archive = zipfile.ZipFile(out)
-    found = {}
-    for student in key:
-        root = ET.fromstring(archive.read(f"{student}/{student}.xml"))
-        items = root.findall(f"{QTI}assessment/{QTI}section/{QTI}item")
-        assert len({item.get("ident") for item in items}) == len(items)
-        for item in items:
-            name, label = item.get("title").split(" ")
-            found[(name, label)] = float(item.find(f".//{QTI}varequal").text)
-    assert found == expected(key)
+    assert canvas_numbers(out, key) == expected(key)
 
 
 # ---------------------------------------------------------------- PrairieLearn
@@ -233,3 +266,88 @@ def test_prairielearn_grade_names_a_cnn_mistake_on_its_slices(cnn_class, cnn_que
     named = {text.split("`")[1] for text in graded["feedback"].values()}
     assert len(named) == 1 and np.allclose(made[named.pop()][where], wrong), graded["feedback"]
     assert "Likely mistake" not in plain_graded["feedback"]["dW0_x_x_0_0"]
+
+
+# ---------------------------------------------------------------- a Conv1D class in every format
+def conv1d_spec() -> Spec:
+    """A Conv1D twin of :func:`test_cnn_variants.cnn_spec`: sequences of 6 positions x 2
+    channels, two relu filters of width 2, max pooling of 2, a softmax layer of 3 classes."""
+    rng = np.random.default_rng(7)
+    table = cnn_table()
+    table.update(name="tiny_conv1d", data={"x": (rng.integers(0, 11, (3, 6, 2)) / 10).tolist(),
+                                           "y": np.eye(3)[[0, 1, 2]].tolist()})
+    table["layers"] = [{"type": "Conv1D", "filters": 2, "kernel_size": 2, "activation": "relu"},
+                       {"type": "MaxPooling1D", "pool_size": 2}, {"type": "Flatten"},
+                       {"units": 3, "activation": "softmax"}]
+    return Spec.from_dict(table, "t")
+
+
+@pytest.fixture(scope="module")
+def conv1d_class(tmp_path_factory):
+    """(spec, spec path, class folder, answer key): 2 Conv1D students drawn with SEED."""
+    return drawn_class(conv1d_spec(), tmp_path_factory.mktemp("conv1d"))
+
+
+#: format -> (its ``symbp export`` arguments after CLASS, its output's name, its reader)
+CONV1D_EXPORTS = {
+    "moodle-numerical": (["moodle"], [], "quiz.xml", lambda path, key: numerical_numbers(path)),
+    "moodle-cloze": (["moodle"], ["--moodle-format", "cloze"], "cloze.xml", lambda path, key: cloze_numbers(path)),
+    "canvas": (["canvas"], [], "quiz.zip", canvas_numbers),
+}
+
+
+@pytest.mark.parametrize("kind", list(CONV1D_EXPORTS))
+def test_every_lms_export_of_a_conv1d_class_equals_the_key(kind, conv1d_class, tmp_path, symbp_cli):
+    """A Conv1D class's quantities of three axes asked as the sheet's matrices: a map or delta
+    per sample (``delta1[0,:,:]``, positions x channels), a kernel per filter (``dW0[:,:,1]``);
+    every student's numbers read back equal the key."""
+    _, _, folder, key = conv1d_class
+    shapes = {q: np.shape(v) for q, v in key["student_01"].items() if q not in VERDICTS}
+    assert len(shapes["a1"]) == len(shapes["delta1"]) == len(shapes["dW0"]) == 3
+    command, options, name, read = CONV1D_EXPORTS[kind]
+    done = symbp_cli("export", *command, str(folder), "-o", str(tmp_path / name), *options)
+    assert done.returncode == 0, done.stderr
+    found = read(tmp_path / name, key)
+    assert found == expected(key)
+    assert ("student_01", "delta1[1,:,:][4,1]") in found and ("student_02", "dW0[:,:,1][1,0]") in found
+
+
+def test_prairielearn_of_a_conv1d_class_draws_and_grades_as_symbp(conv1d_class, tmp_path):
+    """PrairieLearn's question of a Conv1D class: a matrix input per sample's map and per
+    filter's kernel; generate(data) gives student_01's key for the class's seed and symbp's first
+    student for other seeds (max-pooling ties and relu kinks redrawn alike); grade names a
+    mistake made in delta1 on its slices."""
+    from symbp.classroom.export import exported_files
+    from symbp.io.files import write_all
+    spec, spec_path, folder, key = conv1d_class
+    write_all(exported_files("prairielearn", folder, tmp_path, spec=load_spec(spec_path)))
+    question = tmp_path / f"symbp_{spec.name}"
+    page = (question / "question.html").read_text()
+    for n in range(np.shape(key["student_01"]["delta1"])[0]):
+        assert f'<pl-matrix-component-input answers-name="delta1_{n}_x_x" label="delta1[{n},:,:] ="' in page
+    assert 'answers-name="dW0_x_x_1"' in page and 'params-name="x_0_x_x"' in page and 'answers-name="a1"' not in page
+    seeds = (SEED, 1, 6)
+    results = run_hooks(question, [("generate", {"variant_seed": s, "params": {}, "correct_answers": {}})
+                                   for s in seeds])
+    firsts = [draw_variants(spec, 1, s)[0] for s in seeds[1:]]
+    for data, expected_key in zip(results, [key["student_01"], *map(answers, firsts)]):
+        for q, value in expected_key.items():
+            if q not in VERDICTS:
+                np.testing.assert_allclose(reassembled(data["correct_answers"], q, value),
+                                           np.asarray(value, dtype=np.float64), rtol=1e-12, atol=1e-15, err_msg=q)
+
+    data = results[0]
+    made = {m: mistake_values(draw_variants(spec, 1, SEED)[0], m) for m in MISTAKES}
+    mistake = next(m for m in MISTAKES if "delta1" in made[m]
+                   and not np.allclose(made[m]["delta1"], key["student_01"]["delta1"]))
+    wrong, submitted = np.asarray(made[mistake]["delta1"]), dict(data["correct_answers"])
+    scores = {name: {"score": 1.0} for name in submitted}
+    for n in range(wrong.shape[0]):
+        submitted[f"delta1_{n}_x_x"] = {"_type": "ndarray", "_value": wrong[n].tolist(), "_dtype": "float64"}
+        if not np.allclose(wrong[n], plain(data["correct_answers"][f"delta1_{n}_x_x"])):
+            scores[f"delta1_{n}_x_x"] = {"score": 0.0}
+    graded = run_hooks(question, [("grade", {**data, "submitted_answers": submitted, "partial_scores": scores,
+                                             "feedback": {}})])[0]
+    assert sorted(graded["feedback"]) == sorted(n for n, s in scores.items() if s["score"] < 1)
+    named = {text.split("`")[1] for text in graded["feedback"].values()}
+    assert len(named) == 1 and np.allclose(made[named.pop()]["delta1"], wrong), graded["feedback"]

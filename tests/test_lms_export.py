@@ -337,6 +337,79 @@ def test_prairielearn_question_draws_and_answers_as_symbp(klass, tmp_path, symbp
     assert list(feedback) == [noisy] and "Likely mistake" not in feedback[noisy]
 
 
+#: what a module PrairieLearn runs may import: NumPy and Python's standard library, never symbp
+STANDALONE_IMPORTS = ("import json, sys; sys.modules['symbp'] = None; sys.path.insert(0, sys.argv[1]); "
+                      "before = set(sys.modules); import standalone_draws; "
+                      "print(json.dumps(sorted(set(sys.modules) - before)))")
+
+
+def test_prairielearn_question_carries_symbps_own_drawing_code(klass, tmp_path, symbp_cli):
+    """One source for the draw: the question's standalone_draws.py is symbp's module byte for
+    byte, imports nothing but NumPy and the standard library (run where symbp cannot be
+    imported), server.py defines none of its functions again, and draw.json's ``draw`` is
+    exactly the DrawRules symbp draws the class with."""
+    import ast
+    from symbp.classroom import standalone_draws
+    from symbp.classroom.standalone_draws import DrawRules
+    from symbp.classroom.variants import draw_rules
+    spec, spec_path, folder, _ = klass
+    out = tmp_path / "questions"
+    assert symbp_cli("export", "prairielearn", str(folder), "-o", str(out), "--spec", str(spec_path)).returncode == 0
+    question = out / f"symbp_{spec.name}"
+    assert (question / "standalone_draws.py").read_bytes() == Path(standalone_draws.__file__).read_bytes()
+
+    done = subprocess.run([sys.executable, "-c", STANDALONE_IMPORTS, str(question)], capture_output=True,
+                          text=True, cwd=tmp_path, timeout=120)
+    assert done.returncode == 0, done.stderr
+    imported = {name.split(".")[0] for name in json.loads(done.stdout)}
+    assert "standalone_draws" in imported and "symbp" not in imported
+    assert imported - {"standalone_draws", "numpy"} <= set(sys.stdlib_module_names), imported
+
+    def functions(path):   # a module's own functions (a class's methods are the class's)
+        return {node.name for node in ast.parse(path.read_text()).body if isinstance(node, ast.FunctionDef)}
+    shared = functions(question / "server.py") & functions(question / "standalone_draws.py")
+    assert not shared, f"server.py defines again what standalone_draws.py holds: {shared}"
+    drawing = {node.attr for node in ast.walk(ast.parse((question / "server.py").read_text()))
+               if isinstance(node, ast.Attribute) and node.attr in ("default_rng", "integers")}
+    assert not drawing, drawing   # every draw is standalone_draws'
+    drawn = json.loads((question / "draw.json").read_text())["draw"]
+    assert DrawRules.from_json(drawn) == draw_rules(spec)
+
+
+def torch_class_spec(case: str) -> Spec:
+    """The PyTorch example with its class-index labels drawn too (CrossEntropyLoss takes either
+    kind: symbp draws indices), or a relu net under HuberLoss (kinks in z and in e = p - y)."""
+    data = load_spec("symbp/examples/cs4820_a7_torch.toml").to_dict()
+    data["variants"]["vary"] = ["weights", "x", "y"]
+    if case == "huber":
+        data["layers"][0]["activation"] = "relu"
+        data["loss"] = {"name": "HuberLoss", "delta": 0.5}
+        data["data"]["y"] = [[0.2, -0.4, 0.6, 0.0]]
+        data["variants"].update({"kink_margin": 0.05, "max_abs_z": 4.0})
+    return Spec.from_dict(data, "t")
+
+
+@pytest.mark.parametrize("case", ["indices", "huber"])
+def test_prairielearn_draws_a_torch_class_as_symbp(case, tmp_path, symbp_cli):
+    """A PyTorch class's question draws with the framework's own loss rules (its labels and
+    kinks), as ``symbp variants`` does: generate(data) gives each seed's first student's key."""
+    spec = torch_class_spec(case)
+    spec_path = tmp_path / "spec.toml"
+    spec_path.write_text(spec.to_toml(), encoding="utf-8")
+    write_variants(spec, 2, SEED, tmp_path / "class", jobs=1)
+    done = symbp_cli("export", "prairielearn", str(tmp_path / "class"), "-o", str(tmp_path / "q"), "--spec", str(spec_path))
+    assert done.returncode == 0, done.stderr
+    question = tmp_path / "q" / f"symbp_{spec.name}"
+    for seed in (SEED, 2):
+        data = run_server(question, {"variant_seed": seed, "params": {}, "correct_answers": {}}, "generate")
+        variant = draw_variants(spec, 1, seed)[0]
+        expected = answers(variant)
+        np.testing.assert_array_equal(plain(data["params"]["y"]), variant.y[:variant.batch_size])
+        for q, value in expected.items():
+            np.testing.assert_allclose(np.asarray(plain(data["correct_answers"][q])), np.asarray(value),
+                                       rtol=1e-12, atol=1e-15, err_msg=q)
+
+
 def test_prairielearn_spec_must_be_the_classes(klass, tmp_path, symbp_cli):
     spec, _, folder, _ = klass
     if spec.name == "cs4820_a7":

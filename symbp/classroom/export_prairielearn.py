@@ -5,11 +5,12 @@ Writes one v3 question, ``OUT/symbp_<name>/``: ``info.json`` (a stable ``uuid`` 
 ``pl-matrix-component-input`` per matrix quantity with partial credit and a ``pl-number-input``
 for the loss, :mod:`symbp.classroom.lms`'s tolerance as ``rtol``/``atol``), ``server.py``
 (``templates/prairielearn_server.py.j2``), the generated NumPy module of SPEC, ``mistakes.py``
-(every catalogued mistake's rule as generated NumPy code, for ``grade(data)``'s feedback) and
-``draw.json`` (what and how ``symbp variants`` draws). A CNN's quantity or given of more than two
-axes is shown and asked as the 2-D slices the handouts print (draw.json's ``slices``: a
-``pl-matrix-component-input`` per slice, ``delta1_0_x_x_2`` for ``delta1[0,:,:,2]``), and
-server.py redraws a max-pooling tie as ``symbp variants`` does (draw.json's ``pools``). ``server.py`` draws the variant of a PrairieLearn
+(every catalogued mistake's rule as generated NumPy code, for ``grade(data)``'s feedback),
+``standalone_draws.py`` (symbp's own drawing and rejection code, NumPy only, copied verbatim)
+and ``draw.json`` (what and how ``symbp variants`` draws: its ``draw`` is the class's DrawRules).
+A CNN's quantity or given of more than two axes is shown and asked as the 2-D slices the
+handouts print (draw.json's ``slices``: a ``pl-matrix-component-input`` per slice,
+``delta1_0_x_x_2`` for ``delta1[0,:,:,2]``). ``server.py`` draws the variant of a PrairieLearn
 ``variant_seed`` as ``symbp variants --seed`` draws its first student, so CLASS's own students
 are PrairieLearn's variants of seeds the instructor kept; SPEC (the one with the [variants] table)
 must be the class's (same name, same numbers of units).
@@ -27,7 +28,8 @@ import numpy as np
 from .lms import ABSOLUTE, RELATIVE, ClassFolder, describe, slice_axes
 from .mistakes import MISTAKES, mistakes_module_source
 from .rules_of_step import map_layer, step_rules
-from .variants import TRIES_PER_VARIANT, ZERO_GRADIENT, kink_margin_of, settings_of
+from . import standalone_draws
+from .variants import draw_rules
 from ..derivation.naming import ParamName
 from ..errors import UnusableInput
 from ..spec.model import Spec
@@ -36,37 +38,25 @@ from ..spec.model import Spec
 NAMESPACE = uuid.UUID("6f1c1f52-3b7e-4a77-9a44-2d9a51b0c0de")
 #: the question's NumPy module of mistaken rules (symbp.classroom.mistakes.mistakes_module_source)
 MISTAKES_MODULE = "mistakes.py"
+#: symbp's NumPy-only drawing and rejection (symbp/classroom/standalone_draws.py), written verbatim
+DRAWS_MODULE = "standalone_draws.py"
 
 
-def label_kind(spec: Spec) -> str:
-    """How ``symbp variants`` draws labels for this loss (variants._draw_labels)."""
-    from ..rules import losses
-    rule = losses[spec.loss.name]
-    if rule.sparse_labels:
-        return "sparse"
-    if rule.labels_are_distributions:
-        return "one_hot"
-    return "binary" if spec.loss.name == "binary_crossentropy" else "grid"
+def standalone_draws_source() -> str:
+    """The source of :mod:`symbp.classroom.standalone_draws`, as the question carries it."""
+    return Path(standalone_draws.__file__).read_text(encoding="utf-8")
 
 
 def draw_config(spec: Spec, klass: ClassFolder, module_file: str) -> dict:
-    """Everything server.py needs to draw as ``symbp variants`` does, as plain numbers."""
-    from ..derivation.kinks import activation_kinks, spec_loss_kinks
+    """Everything server.py needs, as plain numbers: what and how ``symbp variants`` draws
+    (``draw``: :func:`symbp.classroom.variants.draw_rules`, read by standalone_draws.py), the
+    quantities asked, their feedback and slices, the mistakes' descriptions."""
     from ..derivation.naming import printed_answer_names
     from ..derivation.network import layers_from_spec
     from ..emit.codegen import derive_spec
-    from ..rules import activations
-    vary, grids, max_abs_z = settings_of(spec)
     built = layers_from_spec(spec)
     return {
-        "module": module_file, "vary": vary, "max_abs_z": max_abs_z, "kink_margin": kink_margin_of(spec),
-        "grids": {item: [g.step, g.low, g.high] for item, g in grids.items()},
-        "params": [[str(name), p.spec_key] for layer in built for p, name in zip(layer.rule.parameters, layer.param_names)],
-        "label_kind": label_kind(spec), "output_units": spec.widths[-1],
-        "batch_size": spec.batch_size, "epochs": spec.epochs, "zero_gradient": ZERO_GRADIENT,
-        "tries": TRIES_PER_VARIANT,
-        "layer_kinks": [list(activation_kinks(activations.canonical(layer.activation))) for layer in spec.layers],
-        "loss_kinks": list(spec_loss_kinks(spec.loss)),
+        "module": module_file, "draws_module": DRAWS_MODULE, "draw": draw_rules(spec).as_json(),
         "quantities": klass.quantity_names(),
         "feedback": {q: f"Not all of {describe(q)} is right: work it again from its rule on your sheet."
                      for q in klass.quantity_names()},
@@ -75,8 +65,6 @@ def draw_config(spec: Spec, klass: ClassFolder, module_file: str) -> dict:
         "printed": printed_answer_names(spec.param_names, klass.first_index),   # dW0 -> the key's dW1
         "mistakes": {m.id: {"description": m.description, "rule": m.rule} for m in MISTAKES.values()},
         "maps": [layer.number for layer in built if map_layer(layer)],
-        "pools": [{"position": layer.position, "geometry": layer.window_geometry()} for layer in built
-                  if layer.rule.indexed and layer.rule.gather.mask == "first_max"],
         "slices": {**answer_slices(klass), **given_slices(spec)},
     }
 
@@ -131,6 +119,7 @@ def prairielearn_files(spec: Spec, klass: ClassFolder, out: Path) -> dict[Path, 
     files[folder / "draw.json"] = json.dumps(draw_config(spec, klass, f"{spec.name}.py"), indent=1) + "\n"
     files[folder / "server.py"] = render(python_env(), "prairielearn_server.py.j2")
     files[folder / MISTAKES_MODULE] = mistakes_module_source(base)
+    files[folder / DRAWS_MODULE] = standalone_draws_source()
     slices = {**answer_slices(klass), **given_slices(spec)}
     quantities = [{"name": q, "description": describe(q), "scalar": q == "loss", "rule": klass.rules.get(q),
                    "weight": 1, "matrices": [(name, label) for name, label, _ in slices.get(q, [])] or [(q, q)]}

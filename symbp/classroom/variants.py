@@ -42,7 +42,6 @@ import signal
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from decimal import Decimal
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Iterator, Optional
@@ -52,10 +51,11 @@ import numpy as np
 from ..derivation import naming
 from ..errors import UnusableInput
 from ..io.files import write_all
-from ..derivation.kinks import nearest_kink, nearest_tie
+from ..derivation.kinks import layer_kinks_of, pool_geometries, spec_loss_kinks
 from ..derivation.naming import ParamName
 from ..derivation.network import layers_from_spec
 from .rules_of_step import map_layer
+from .standalone_draws import DrawRules, Grid, draw_once, rejected
 from ..witnesses.tolerance import TOLERANCES
 from ..witnesses.module import spec_module
 from ..rules import loss_registry
@@ -72,21 +72,6 @@ ZERO_GRADIENT = 1e-6
 TRIES_PER_VARIANT = 200
 #: a student whose answers Keras does not reproduce (with --check) is drawn again at most this often
 CHECK_REDRAWS = 3
-
-
-@dataclass(frozen=True)
-class Grid:
-    """Multiples of ``step`` from ``low`` to ``high`` (inclusive)."""
-    step: float
-    low: float
-    high: float
-
-    def draw(self, rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
-        first = math.ceil(self.low / self.step - 1e-9)
-        last = math.floor(self.high / self.step + 1e-9)
-        multiples = rng.integers(first, last + 1, size=shape)
-        step = Decimal(repr(float(self.step)))
-        return np.array([float(int(k) * step) for k in multiples.flat], dtype=np.float64).reshape(shape)
 
 
 def settings_of(spec: Spec) -> tuple[list[str], dict[str, Grid], float]:
@@ -106,18 +91,16 @@ def student_ids(count: int) -> list[str]:
 
 
 # ---------------------------------------------------------------- drawing
-def _draw_labels(spec: Spec, grid: Grid, rng: np.random.Generator, shape) -> np.ndarray:
-    """Labels the loss accepts: one-hot rows for categorical cross-entropy, class indices for
-    the sparse one, 0/1 for binary."""
-    rows, units = shape
+def label_kind(spec: Spec) -> str:
+    """How labels the loss accepts are drawn (a key of standalone_draws.LABEL_DRAWS): class
+    indices for the sparse cross-entropy (or one taking either, the spec's labels indices),
+    one-hot rows for categorical cross-entropy, 0/1 for a binary loss, else the ``y`` grid."""
     rule = loss_registry(spec.framework)[spec.loss.name]
     if rule.sparse_labels or (rule.either_labels and spec.class_indices):
-        return rng.integers(0, spec.widths[-1], size=(rows, 1)).astype(np.float64)
+        return "sparse"
     if rule.labels_are_distributions:
-        return np.eye(units)[rng.integers(0, units, size=rows)]
-    if spec.loss.name in BINARY_LOSSES:
-        return rng.integers(0, 2, size=shape).astype(np.float64)
-    return grid.draw(rng, shape)
+        return "one_hot"
+    return "binary" if spec.loss.name in BINARY_LOSSES else "grid"
 
 
 def kink_margin_of(spec: Spec) -> float:
@@ -125,56 +108,33 @@ def kink_margin_of(spec: Spec) -> float:
     return float({**VARIANT_DEFAULTS, **(spec.variants or {})}["kink_margin"])
 
 
-def _near_a_kink(module, spec: Spec, params: dict, x: np.ndarray, y: np.ndarray, margin: float) -> bool:
-    """Some pre-activation of a piecewise activation, or argument of a piecewise loss, comes
-    within ``margin`` of its kink at some step of the whole training (every batch and epoch):
-    there a rounding of +-1e-17 flips the branch NumPy and Keras take, and a student must guess
-    relu'(0)."""
-    if margin <= 0:   # kink_margin = 0: allowed anywhere, no need to replay the training
-        return False
-    hits = (nearest_kink(spec, module, params, x, y), nearest_tie(spec, module, params, x, y))
-    return any(hit is not None and hit.distance < margin for hit in hits)
-
-
-def _largest_per_unit(delta: np.ndarray) -> np.ndarray:
-    """max |delta| of each unit (the last axis: a Dense unit, a convolution's filter) over every
-    row and position."""
-    return np.max(np.abs(delta), axis=tuple(range(delta.ndim - 1)))
-
-
-def _degenerate(module, spec: Spec, params: dict, x: np.ndarray, y: np.ndarray, max_abs_z: float) -> bool:
-    zs = module._forward(params, x)[0]
-    if any(not np.all(np.isfinite(z)) or np.max(np.abs(z)) > max_abs_z for z in zs):
-        return True
-    rows = spec.batch_size
-    grads, deltas = module.backward(params, x[:rows], y[:rows])
-    if any(not np.all(np.isfinite(d)) or np.any(_largest_per_unit(d) < ZERO_GRADIENT) for d in deltas):
-        return True
-    return any(not np.all(np.isfinite(g)) or np.max(np.abs(g)) < ZERO_GRADIENT for g in grads.values())
+def draw_rules(spec: Spec) -> DrawRules:
+    """What ``symbp variants`` draws of ``spec`` and what it rejects, as plain numbers (the
+    [variants] table over its defaults, the kinks of the spec's rules, its max-pooling windows):
+    symbp's draws and a PrairieLearn question's (draw.json) read the same DrawRules."""
+    vary, grids, max_abs_z = settings_of(spec)
+    return DrawRules(
+        vary=vary, grids=grids, label_kind=label_kind(spec), classes=spec.widths[-1],
+        params=[(str(name), p.spec_key) for layer in layers_from_spec(spec)   # "weights" (kernels), "bias"
+                for p, name in zip(layer.rule.parameters, layer.param_names)],
+        batch_size=spec.batch_size, epochs=spec.epochs, max_abs_z=max_abs_z, zero_gradient=ZERO_GRADIENT,
+        kink_margin=kink_margin_of(spec), layer_kinks=layer_kinks_of(spec),
+        loss_kinks=spec_loss_kinks(spec.loss, spec.framework), pools=pool_geometries(spec), tries=TRIES_PER_VARIANT)
 
 
 def _draws(spec: Spec, seed: int) -> Iterator[Optional[Spec]]:
-    """One item per try, for ever: a new distinct, non-degenerate variant, or None (rejected)."""
-    vary, grids, max_abs_z = settings_of(spec)
-    kink_margin = kink_margin_of(spec)
+    """One item per try, for ever: a new distinct variant that is not rejected (degenerate, near a
+    kink or a tie: :func:`symbp.classroom.standalone_draws.rejected`), or None."""
+    rules = draw_rules(spec)
     base = dataclasses.replace(spec.with_initial_params(), variants=None)
     module = spec_module(base)
     rng = np.random.default_rng(seed)
     params0, x0, y0 = base.initial_params(), np.array(base.x), np.array(base.y)
-    built_layers = layers_from_spec(base)
-    spec_keys = {str(name): p.spec_key for layer in built_layers
-                 for p, name in zip(layer.rule.parameters, layer.param_names)}
     seen = set()
     while True:
-        params = dict(params0)
-        for name, spec_key in spec_keys.items():   # "weights" (kernels), "bias"
-            if spec_key in vary:
-                params[name] = grids[spec_key].draw(rng, params0[name].shape)
-        x = grids["x"].draw(rng, x0.shape) if "x" in vary else x0
-        y = _draw_labels(base, grids["y"], rng, y0.shape) if "y" in vary else y0
+        params, x, y = draw_once(rules, rng, params0, x0, y0)
         key = b"".join(a.tobytes() for a in (*params.values(), x, y))
-        if (key in seen or _degenerate(module, base, params, x, y, max_abs_z)
-                or _near_a_kink(module, base, params, x, y, kink_margin)):
+        if key in seen or rejected(module, rules, params, x, y):
             yield None
             continue
         seen.add(key)

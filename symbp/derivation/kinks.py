@@ -20,7 +20,11 @@ largest entries are equal, and there the gradient goes to the first of them (Ten
 choice, which a rounding of 1e-17 can move and a student must guess). :func:`nearest_tie` finds
 the window whose maximum comes nearest a rival entry over a whole training (the windows read by
 the module's own ``_windows``; padding is never selected, so it is left out), counting only
-rivalries that change a number (:func:`window_gaps`).
+rivalries that change a number (:func:`symbp.classroom.standalone_draws.window_gaps`).
+
+The search over a training runs on the generated module with NumPy alone
+(:mod:`symbp.classroom.standalone_draws`, which a PrairieLearn question carries too); this module
+finds the kinks it searches for and names what it finds.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import numpy as np
 import sympy as sp
 
 from ..rules import activations, loss_registry
+from ..classroom import standalone_draws
 from .network import layers_from_spec
 
 #: the variable of a rule: the pre-activation z, or a loss's e = p_i - y_i
@@ -142,54 +147,43 @@ class KinkHit(NamedTuple):
                 f"{self.distance:.3g} from the kink at {self.kink:g}")
 
 
-def _nearest(values: np.ndarray, kinks: tuple[float, ...], where: str, epoch: int, batch: int):
-    """The KinkHit of the entry of ``values`` nearest one of ``kinks`` (None without kinks)."""
-    best = None
-    for kink in kinks:
-        gaps = np.abs(np.asarray(values, dtype=np.float64) - kink)
-        gaps[~np.isfinite(gaps)] = np.inf   # a non-finite value is nowhere near a kink
-        if gaps.size == 0:
-            continue
-        index = np.unravel_index(int(np.argmin(gaps)), gaps.shape)
-        hit = KinkHit(float(gaps[index]), f"{where}{[int(k) for k in index]}", float(values[index]), kink, epoch, batch)
-        if best is None or hit.distance < best.distance:
-            best = hit
-    return best
+def layer_kinks_of(spec) -> list[tuple[float, ...]]:
+    """Per layer of ``spec``, the kinks of its activation in z (() for a smooth one)."""
+    return [activation_kinks(activations.canonical(layer.activation)) for layer in spec.layers]
 
 
-def _batches(spec, module, params, x, y):
-    """(epoch, batch, parameters before the step, x batch, y batch, forward pass) of every step
-    ``train`` takes (model.fit's order)."""
-    state = None
-    for epoch in range(1, spec.epochs + 1):
-        for batch, start in enumerate(range(0, len(x), spec.batch_size), start=1):
-            xb, yb = x[start:start + spec.batch_size], y[start:start + spec.batch_size]
-            forward_pass = module._forward(params, xb)
-            yield epoch, batch, params, xb, yb, forward_pass
-            grads = module.backward(params, xb, yb, forward_pass)[0]
-            params, state = module.step(params, xb, yb, state, grads)
+def max_pools_of(spec) -> list:
+    """The built layers of ``spec`` that pool by a window's maximum (MaxPooling, GlobalMaxPooling)."""
+    return [layer for layer in layers_from_spec(spec) if layer.rule.indexed and layer.rule.gather.mask == "first_max"]
+
+
+def pool_geometries(spec) -> list[tuple[int, tuple]]:
+    """[(position, (window, strides, padding))] of each max-pooling layer, as
+    :func:`symbp.classroom.standalone_draws.nearest_tie` reads them."""
+    return [(layer.position, layer.window_geometry()) for layer in max_pools_of(spec)]
+
+
+def _training_steps(spec, module, params, x, y):
+    """Every step of the training of ``module`` from ``params``, ``x``, ``y`` (default: the
+    spec's own), as ``train`` replays ``model.fit``."""
+    params = spec.initial_params() if params is None else params
+    x = np.array(spec.x, dtype=np.float64) if x is None else x
+    y = np.array(spec.y, dtype=np.float64) if y is None else y
+    return standalone_draws.training_steps(module, params, x, y, spec.epochs, spec.batch_size)
 
 
 def nearest_kink(spec, module, params=None, x=None, y=None) -> Optional[KinkHit]:
     """The pre-activation of a piecewise activation, or the argument e = p - y of a piecewise
     loss, that comes nearest its kink over the whole training of ``module`` (every batch of
-    every epoch, as ``train`` replays ``model.fit``); None when no rule of the spec has a kink.
-    ``params``, ``x``, ``y`` default to the spec's own."""
-    params = spec.initial_params() if params is None else params
-    x = np.array(spec.x, dtype=np.float64) if x is None else x
-    y = np.array(spec.y, dtype=np.float64) if y is None else y
-    layer_kinks = [activation_kinks(activations.canonical(layer.activation)) for layer in spec.layers]
-    kinks_of_loss = spec_loss_kinks(spec.loss, spec.framework)
-    if not any(layer_kinks) and not kinks_of_loss:
+    every epoch, as ``train`` replays ``model.fit``; :func:`symbp.classroom.standalone_draws.nearest_kink`);
+    None when no rule of the spec has a kink. ``params``, ``x``, ``y`` default to the spec's own."""
+    found = standalone_draws.nearest_kink(_training_steps(spec, module, params, x, y), layer_kinks_of(spec),
+                                          spec_loss_kinks(spec.loss, spec.framework))
+    if found is None:
         return None
-    hits = []
-    for epoch, batch, _, _, yb, (zs, outputs, *_masks) in _batches(spec, module, params, x, y):  # masks: pooling's
-        for n, (z, kinks) in enumerate(zip(zs, layer_kinks)):
-            hits.append(_nearest(z, kinks, f"layer {n} ({spec.layers[n].activation}) z", epoch, batch))
-        if kinks_of_loss and outputs[-1].shape == yb.shape:
-            hits.append(_nearest(outputs[-1] - yb, kinks_of_loss, f"loss ({spec.loss.name}) e = p - y",
-                                 epoch, batch))
-    return min((h for h in hits if h is not None), key=lambda h: h.distance, default=None)
+    where = (f"loss ({spec.loss.name}) e = p - y" if found.layer is None
+             else f"layer {found.layer} ({spec.layers[found.layer].activation}) z")
+    return KinkHit(found.distance, f"{where}{list(found.index)}", found.value, found.kink, found.epoch, found.batch)
 
 
 # ---------------------------------------------------------------- max pooling's ties
@@ -211,62 +205,15 @@ class TieHit(NamedTuple):
                 f"{self.epoch}, batch {self.batch}: a near tie the max (and its gradient) must choose between")
 
 
-def window_gaps(module, layer, a_prev: np.ndarray, live: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(gap, largest) of each max-pooling window of ``a_prev`` (axes: row, positions.., channel):
-    how far the window's maximum (the first, as TensorFlow selects it) is from its nearest rival,
-    counting only rivalries whose outcome changes a number: a pair of entries where the gradient
-    would reach a parameter through one of them (``live``: f'(z) != 0 below; relu's zeros, equal
-    in every window of negative pre-activations, pass nothing down whichever is chosen). The
-    windows are read by ``module._windows`` as the module's forward pass reads them; padding is
-    never selected, so it is left out; a window without a rival has gap inf."""
-    window, strides, padding = layer.window_geometry()
-    windows = module._windows(a_prev, window, strides, padding)
-    inside = module._windows(np.ones_like(a_prev[:1]), window, strides, padding) > 0
-    rank = len(window)
-    flat = lambda array: array.reshape(*array.shape[:-rank], -1)
-    entries = flat(np.where(inside, windows, -np.inf))
-    alive = flat(module._windows(live, window, strides, padding) & inside)
-    first = np.argmax(entries, axis=-1)[..., None]
-    largest = np.take_along_axis(entries, first, axis=-1)[..., 0]
-    rivals = np.where(np.arange(entries.shape[-1]) == first, -np.inf, entries)
-    first_alive = np.take_along_axis(alive, first, axis=-1)[..., 0]
-    nearest = np.where(first_alive, rivals.max(axis=-1), np.where(alive, rivals, -np.inf).max(axis=-1))
-    with np.errstate(invalid="ignore"):
-        gaps = largest - nearest
-    return np.where(np.isfinite(gaps), gaps, np.inf), largest
-
-
-def _live(module, spec, layer, params, xb, yb) -> np.ndarray:
-    """Where the gradient reaching the input of pooling layer ``layer`` moves a parameter: f'(z)
-    != 0 of the layer below (the trace's ``fprime``; a row-wise activation: everywhere); nowhere
-    on the input x itself (no parameter below it)."""
-    below = layer.position   # the layer number (1..L) of the layer below
-    if below == 0:
-        return np.zeros(np.shape(xb), dtype=bool)
-    trace = module.trace(params, xb, yb)
-    fprime, z = trace.get(f"fprime{below}"), trace[f"z{below}"]
-    return np.ones(z.shape, dtype=bool) if fprime is None else np.broadcast_to(fprime != 0, z.shape).copy()
-
-
 def nearest_tie(spec, module, params=None, x=None, y=None) -> Optional[TieHit]:
     """The max-pooling window (MaxPooling, GlobalMaxPooling) whose maximum comes nearest a rival
-    entry (:func:`window_gaps`) over the whole training of ``module`` (every batch of every
-    epoch, as ``train`` replays ``model.fit``); None without max pooling. ``params``, ``x``,
-    ``y`` default to the spec's own."""
-    pools = [layer for layer in layers_from_spec(spec) if layer.rule.indexed and layer.rule.gather.mask == "first_max"]
-    if not pools:
+    entry over the whole training of ``module`` (every batch of every epoch, as ``train``
+    replays ``model.fit``; :func:`symbp.classroom.standalone_draws.nearest_tie`, its
+    ``window_gaps`` counting only rivalries that change a number); None without max pooling.
+    ``params``, ``x``, ``y`` default to the spec's own."""
+    found = standalone_draws.nearest_tie(module, _training_steps(spec, module, params, x, y), pool_geometries(spec))
+    if found is None:
         return None
-    params = spec.initial_params() if params is None else params
-    x = np.array(spec.x, dtype=np.float64) if x is None else x
-    y = np.array(spec.y, dtype=np.float64) if y is None else y
-    best = None
-    for epoch, batch, step_params, xb, yb, (_, outputs, *_gathered) in _batches(spec, module, params, x, y):
-        for layer in pools:
-            live = _live(module, spec, layer, step_params, xb, yb)
-            gaps, largest = window_gaps(module, layer, outputs[layer.position], live)
-            index = np.unravel_index(int(np.argmin(gaps)), gaps.shape)
-            if best is None or gaps[index] < best.gap:
-                best = TieHit(float(gaps[index]), f"layer {layer.position} ({layer.rule.name}) window"
-                              f"{[int(k) for k in index]}", float(largest[index]),
-                              float(largest[index] - gaps[index]), epoch, batch)
-    return best
+    name = next(layer.rule.name for layer in max_pools_of(spec) if layer.position == found.position)
+    return TieHit(found.gap, f"layer {found.position} ({name}) window{list(found.index)}", found.largest,
+                  found.largest - found.gap, found.epoch, found.batch)

@@ -1,0 +1,296 @@
+"""Drawing a variant and rejecting a bad draw, with NumPy alone: one source for symbp and PrairieLearn.
+
+``symbp variants`` (:mod:`symbp.classroom.variants`) and symbp's kink and tie search
+(:mod:`symbp.derivation.kinks`) call these functions, and ``symbp export prairielearn`` writes
+this file, byte for byte, beside the question's ``server.py``, which draws each PrairieLearn
+variant where symbp is not installed. So this module imports NumPy and the standard library only
+and knows a network only through its generated module (``_forward``, ``backward``, ``step``,
+``trace``, ``_windows``) and the plain numbers of a :class:`DrawRules` (symbp builds them from
+the spec; the question reads them from ``draw.json``): both draw the same variants from a seed.
+
+A draw is rejected (:func:`rejected`) when it is degenerate on the first batch (:func:`degenerate`)
+or comes within ``kink_margin`` of a kink or of a max-pooling tie at any step of the whole
+training (:func:`nearest_kink`, :func:`nearest_tie`): there NumPy and the framework may round to
+different branches, and a student must guess one.
+"""
+
+from __future__ import annotations
+
+import math
+from decimal import Decimal
+from typing import Iterator, NamedTuple, Optional
+
+import numpy as np
+
+
+class Grid(NamedTuple):
+    """Multiples of ``step`` from ``low`` to ``high`` (inclusive); in JSON ``[step, low, high]``."""
+    step: float
+    low: float
+    high: float
+
+    def draw(self, rng: np.random.Generator, shape: tuple) -> np.ndarray:
+        """k * step for k drawn uniformly from ceil(low / step) .. floor(high / step); the product
+        taken in Decimal of the step as written (0.1 * 3 is 0.3, not 0.30000000000000004), so a
+        drawn number prints as short as the grid's step."""
+        first = math.ceil(self.low / self.step - 1e-9)
+        last = math.floor(self.high / self.step + 1e-9)
+        multiples = rng.integers(first, last + 1, size=shape)
+        step = Decimal(repr(float(self.step)))
+        return np.array([float(int(k) * step) for k in multiples.flat], dtype=np.float64).reshape(shape)
+
+
+class DrawRules(NamedTuple):
+    """What to draw and what to reject, as plain numbers (``draw.json``'s ``draw``, :meth:`as_json`).
+
+    ``params``: [(module name, spec item)] in the order drawn ("weights" for kernels too);
+    ``label_kind``: a key of LABEL_DRAWS; ``classes``: the output units (sparse labels' range);
+    ``layer_kinks``: per layer, the kinks of its activation in z; ``loss_kinks``: of the loss in
+    e = p - y; ``pools``: [(position, (window, strides, padding))] of each max-pooling layer, its
+    input ``outputs[position]``; ``tries``: draws before a seed gives up."""
+    vary: list
+    grids: dict
+    params: list
+    label_kind: str
+    classes: int
+    batch_size: int
+    epochs: int
+    max_abs_z: float
+    zero_gradient: float
+    kink_margin: float
+    layer_kinks: list
+    loss_kinks: list
+    pools: list
+    tries: int
+
+    def as_json(self) -> dict:
+        """The rules as JSON's types (``from_json`` gives them back, equal)."""
+        return {**self._asdict(), "grids": {item: list(grid) for item, grid in self.grids.items()}}
+
+    @classmethod
+    def from_json(cls, table: dict) -> "DrawRules":
+        """The rules of ``as_json``'s table (draw.json's lists made tuples and Grids again)."""
+        pools = [(position, (tuple(window), tuple(strides), padding))
+                 for position, (window, strides, padding) in table["pools"]]
+        return cls(**{**table, "grids": {item: Grid(*grid) for item, grid in table["grids"].items()},
+                      "pools": pools, "params": [tuple(pair) for pair in table["params"]],
+                      "layer_kinks": [tuple(kinks) for kinks in table["layer_kinks"]],
+                      "loss_kinks": tuple(table["loss_kinks"])})
+
+
+# ---------------------------------------------------------------- drawing
+def _sparse_labels(rng, shape, classes, grid):
+    return rng.integers(0, classes, size=(shape[0], 1)).astype(np.float64)
+
+
+def _one_hot_labels(rng, shape, classes, grid):
+    return np.eye(shape[1])[rng.integers(0, shape[1], size=shape[0])]
+
+
+def _binary_labels(rng, shape, classes, grid):
+    return rng.integers(0, 2, size=shape).astype(np.float64)
+
+
+def _grid_labels(rng, shape, classes, grid):
+    return grid.draw(rng, shape)
+
+
+#: how labels the loss accepts are drawn: class indices (sparse cross-entropy), one-hot rows
+#: (categorical cross-entropy), 0/1 (binary losses), else numbers on the ``y`` grid
+LABEL_DRAWS = {"sparse": _sparse_labels, "one_hot": _one_hot_labels, "binary": _binary_labels,
+               "grid": _grid_labels}
+
+
+def draw_once(rules: DrawRules, rng: np.random.Generator, params0: dict, x0: np.ndarray,
+              y0: np.ndarray) -> tuple[dict, np.ndarray, np.ndarray]:
+    """(params, x, y): each varied item drawn afresh from ``rng`` (parameters in ``rules.params``'
+    order, then x, then y), the others as given."""
+    params = dict(params0)
+    for name, spec_key in rules.params:
+        if spec_key in rules.vary:
+            params[name] = rules.grids[spec_key].draw(rng, params0[name].shape)
+    x = rules.grids["x"].draw(rng, x0.shape) if "x" in rules.vary else x0
+    y = (LABEL_DRAWS[rules.label_kind](rng, y0.shape, rules.classes, rules.grids["y"])
+         if "y" in rules.vary else y0)
+    return params, x, y
+
+
+def rejected(module, rules: DrawRules, params: dict, x: np.ndarray, y: np.ndarray) -> bool:
+    """The draw is degenerate, or near a kink or a tie (within ``kink_margin``) somewhere in its training."""
+    return degenerate(module, rules, params, x, y) or near_a_kink(module, rules, params, x, y)
+
+
+def draw_variant(module, rules: DrawRules, seed: int) -> tuple[dict, np.ndarray, np.ndarray]:
+    """(params, x, y): the first draw from ``default_rng(seed)`` not :func:`rejected` (as ``symbp
+    variants --seed`` draws its first student), starting from the module's own numbers."""
+    rng = np.random.default_rng(seed)
+    params0, x0, y0 = module.initial_params(), np.array(module.X), np.array(module.Y)
+    for _ in range(rules.tries):
+        params, x, y = draw_once(rules, rng, params0, x0, y0)
+        if not rejected(module, rules, params, x, y):
+            return params, x, y
+    raise RuntimeError("no usable variant for this seed: widen the [variants] grid and export again")
+
+
+# ---------------------------------------------------------------- degenerate draws
+def largest_per_unit(delta: np.ndarray) -> np.ndarray:
+    """max |delta| of each unit (the last axis: a Dense unit, a convolution's filter) over every
+    row and position."""
+    return np.max(np.abs(delta), axis=tuple(range(delta.ndim - 1)))
+
+
+def degenerate(module, rules: DrawRules, params: dict, x: np.ndarray, y: np.ndarray) -> bool:
+    """A pre-activation beyond ``max_abs_z`` (a saturated unit) anywhere in x; on the first batch,
+    a unit whose delta is below ``zero_gradient`` at every row and position, or a parameter whose
+    gradient is (nothing to learn there); anything not finite."""
+    zs = module._forward(params, x)[0]
+    if any(not np.all(np.isfinite(z)) or np.max(np.abs(z)) > rules.max_abs_z for z in zs):
+        return True
+    rows = rules.batch_size
+    grads, deltas = module.backward(params, x[:rows], y[:rows])
+    small = rules.zero_gradient
+    if any(not np.all(np.isfinite(d)) or np.any(largest_per_unit(d) < small) for d in deltas):
+        return True
+    return any(not np.all(np.isfinite(g)) or np.max(np.abs(g)) < small for g in grads.values())
+
+
+# ---------------------------------------------------------------- kinks and ties over a training
+def training_steps(module, params: dict, x: np.ndarray, y: np.ndarray, epochs: int,
+                   batch_size: int) -> Iterator[tuple]:
+    """(epoch, batch, parameters before the step, x batch, y batch, forward pass) of every step
+    of the training (``model.fit``'s order: epochs of batches, unshuffled), epochs and batches from 1."""
+    state = None
+    for epoch in range(1, epochs + 1):
+        for batch, start in enumerate(range(0, len(x), batch_size), start=1):
+            xb, yb = x[start:start + batch_size], y[start:start + batch_size]
+            forward_pass = module._forward(params, xb)
+            yield epoch, batch, params, xb, yb, forward_pass
+            grads = module.backward(params, xb, yb, forward_pass)[0]
+            params, state = module.step(params, xb, yb, state, grads)
+
+
+def least_entry(gaps: np.ndarray) -> Optional[tuple]:
+    """The index of the least entry of ``gaps`` (the first of equal ones, as ``np.argmin``
+    takes it), None when there is none."""
+    if gaps.size == 0:
+        return None
+    return tuple(int(k) for k in np.unravel_index(int(np.argmin(gaps)), gaps.shape))
+
+
+class KinkFound(NamedTuple):
+    """The value nearest a kink: |value - kink|, whose (``layer`` n's z, or None: the loss's
+    e = p - y), at which entry, in which step."""
+    distance: float
+    layer: Optional[int]
+    index: tuple
+    value: float
+    kink: float
+    epoch: int
+    batch: int
+
+
+def _nearest_entry(values: np.ndarray, kinks, layer: Optional[int], epoch: int, batch: int):
+    """The KinkFound of the entry of ``values`` nearest one of ``kinks`` (the first of the
+    nearest); a non-finite value is nowhere near a kink; None without kinks or values."""
+    best = None
+    for kink in kinks:
+        gaps = np.abs(np.asarray(values, dtype=np.float64) - kink)
+        gaps[~np.isfinite(gaps)] = np.inf
+        index = least_entry(gaps)
+        if index is not None and (best is None or gaps[index] < best.distance):
+            best = KinkFound(float(gaps[index]), layer, index, float(values[index]), kink, epoch, batch)
+    return best
+
+
+def nearest_kink(steps: Iterator[tuple], layer_kinks, loss_kinks) -> Optional[KinkFound]:
+    """The pre-activation z of a piecewise activation (``layer_kinks``: per layer, the kinks of
+    its activation), or the argument e = p - y of a piecewise loss (``loss_kinks``), nearest its
+    kink over the ``steps`` of a training (:func:`training_steps`); None when no rule has a kink."""
+    if not any(layer_kinks) and not loss_kinks:
+        return None
+    best = None
+    for epoch, batch, _, _, yb, (zs, outputs, *_gathered) in steps:
+        found = [_nearest_entry(z, kinks, n, epoch, batch) for n, (z, kinks) in enumerate(zip(zs, layer_kinks))]
+        if loss_kinks and outputs[-1].shape == yb.shape:
+            found.append(_nearest_entry(outputs[-1] - yb, loss_kinks, None, epoch, batch))
+        for hit in found:
+            if hit is not None and (best is None or hit.distance < best.distance):
+                best = hit
+    return best
+
+
+def window_gaps(module, a_prev: np.ndarray, live: np.ndarray, geometry) -> tuple[np.ndarray, np.ndarray]:
+    """(gap, largest) of each max-pooling window of ``a_prev`` (axes: row, positions.., channel):
+    how far the window's maximum (the first, as TensorFlow selects it) is from its nearest rival,
+    counting only rivalries whose outcome changes a number: a pair of entries where the gradient
+    would reach a parameter through one of them (``live``: f'(z) != 0 below; relu's zeros, equal
+    in every window of negative pre-activations, pass nothing down whichever is chosen). The
+    windows are read by ``module._windows`` (``geometry``: window, strides, padding) as the
+    module's forward pass reads them; padding is never selected, so it is left out; a window
+    without a rival has gap inf."""
+    window, strides, padding = geometry
+    windows = module._windows(a_prev, window, strides, padding)
+    inside = module._windows(np.ones_like(a_prev[:1]), window, strides, padding) > 0
+    flat = lambda array: array.reshape(*array.shape[:-len(window)], -1)
+    entries = flat(np.where(inside, windows, -np.inf))
+    alive = flat(module._windows(live, window, strides, padding) & inside)
+    first = np.argmax(entries, axis=-1)[..., None]
+    largest = np.take_along_axis(entries, first, axis=-1)[..., 0]
+    rivals = np.where(np.arange(entries.shape[-1]) == first, -np.inf, entries)
+    first_alive = np.take_along_axis(alive, first, axis=-1)[..., 0]
+    nearest = np.where(first_alive, rivals.max(axis=-1), np.where(alive, rivals, -np.inf).max(axis=-1))
+    with np.errstate(invalid="ignore"):
+        gaps = largest - nearest
+    return np.where(np.isfinite(gaps), gaps, np.inf), largest
+
+
+def live_below(module, position: int, params: dict, xb: np.ndarray, yb: np.ndarray) -> np.ndarray:
+    """Where the gradient reaching the input of the pooling layer at ``position`` moves a
+    parameter: f'(z) != 0 of the layer below (the trace's ``fprime``; a row-wise activation:
+    everywhere); nowhere on the input x itself (position 0: no parameter below it)."""
+    if position == 0:
+        return np.zeros(np.shape(xb), dtype=bool)
+    traced = module.trace(params, xb, yb)
+    fprime, z = traced.get(f"fprime{position}"), traced[f"z{position}"]
+    return np.ones(z.shape, dtype=bool) if fprime is None else np.broadcast_to(fprime != 0, z.shape).copy()
+
+
+class TieFound(NamedTuple):
+    """The max-pooling window whose maximum comes nearest a rival: the pooling layer at
+    ``position``, the window's index (row, positions.., channel), its maximum and the gap."""
+    gap: float
+    position: int
+    index: tuple
+    largest: float
+    epoch: int
+    batch: int
+
+
+def nearest_tie(module, steps: Iterator[tuple], pools) -> Optional[TieFound]:
+    """The max-pooling window (``pools``: [(position, (window, strides, padding))]) whose maximum
+    comes nearest a live rival (:func:`window_gaps`) over the ``steps`` of a training of
+    ``module`` (:func:`training_steps`); None without max pooling."""
+    if not pools:
+        return None
+    best = None
+    for epoch, batch, step_params, xb, yb, (_, outputs, *_gathered) in steps:
+        for position, geometry in pools:
+            live = live_below(module, position, step_params, xb, yb)
+            gaps, largest = window_gaps(module, outputs[position], live, geometry)
+            index = least_entry(gaps)
+            if index is not None and (best is None or gaps[index] < best.gap):
+                best = TieFound(float(gaps[index]), position, index, float(largest[index]), epoch, batch)
+    return best
+
+
+def near_a_kink(module, rules: DrawRules, params: dict, x: np.ndarray, y: np.ndarray) -> bool:
+    """Some value comes within ``kink_margin`` of a kink, or a max-pooling window's maximum within
+    it of a rival, at some step of the whole training (kink_margin 0: allowed anywhere)."""
+    if rules.kink_margin <= 0:
+        return False
+    steps = lambda: training_steps(module, params, x, y, rules.epochs, rules.batch_size)
+    kink = nearest_kink(steps(), rules.layer_kinks, rules.loss_kinks)
+    if kink is not None and kink.distance < rules.kink_margin:
+        return True
+    tie = nearest_tie(module, steps(), rules.pools)
+    return tie is not None and tie.gap < rules.kink_margin
