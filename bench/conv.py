@@ -130,7 +130,7 @@ def keep_freed_memory() -> bool:
 #: each one's working set out of the other's caches (Keras then took 3.9 ms a step, 2.5 ms back to back)
 STEPS_IN_A_ROW = 10
 #: batches of the training-loop row: the generated ``train`` over them, Keras's ``train_on_batch`` on each
-LOOP_BATCHES = 10
+LOOP_BATCHES = 40
 
 
 def training_loop_row(module, model, x, y, params) -> tuple[dict, dict]:
