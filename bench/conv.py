@@ -3,11 +3,12 @@
 LeNet-sized: 28x28x1 -> Conv2D 8 3x3 relu -> MaxPooling2D 2 -> Conv2D 16 3x3 relu ->
 MaxPooling2D 2 -> Flatten -> Dense 10 softmax, categorical cross-entropy, SGD, batch 64,
 float32. Prints the generated ``step`` against Keras's ``train_on_batch`` on the same weights and
-batch (timed side by side by :func:`nets.interleaved`, in runs of STEPS_IN_A_ROW steps), then per batch of a training loop (the
-generated ``train``, loss included, against ``train_on_batch`` on each batch), the step's GFLOP/s (the convolutions'
-and the Dense layer's multiply-adds: forward, kernel gradient, and the gradient passed down
-for all but the first layer), derivation + codegen time from cold caches, and the whole
-``symbp codegen`` command in a fresh process.
+batch (timed side by side by :func:`nets.interleaved`, each side STEPS_IN_A_ROW steps back to
+back per timing), then per batch of a training loop (the generated ``train``, loss included,
+over LOOP_BATCHES batches, against ``train_on_batch`` on each), the step's GFLOP/s (the
+convolutions' and the Dense layer's multiply-adds: forward, kernel gradient, and the gradient
+passed down for all but the first layer), derivation + codegen time from cold caches, and the
+whole ``symbp codegen`` command in a fresh process.
 
 Threads: NumPy's BLAS and TensorFlow run on the same number of threads, ``--threads`` (default
 1: the machine's cores are shared, and a BLAS thread waiting on a descheduled sibling costs more
