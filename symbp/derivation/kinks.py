@@ -30,7 +30,7 @@ finds the kinks it searches for and names what it finds.
 from __future__ import annotations
 
 import functools
-from typing import Iterable, NamedTuple, Optional
+from typing import NamedTuple, Optional
 
 import numpy as np
 import sympy as sp
@@ -123,13 +123,6 @@ def spec_loss_kinks(loss, framework: str = "keras") -> tuple[float, ...]:
     torch's reduction scales the loss and moves no kink)."""
     arguments = tuple(sorted((k, float(v)) for k, v in loss.arguments.items() if k != "reduction"))
     return loss_kinks(loss_registry(framework).canonical(loss.name), arguments, framework)
-
-
-def distance_to_kinks(values: np.ndarray, kinks: Iterable[float]) -> float:
-    """min over entries and kinks of |value - kink| (inf without kinks or values)."""
-    values = np.asarray(values, dtype=np.float64)
-    distances = [float(np.min(np.abs(values - c))) for c in kinks if values.size]
-    return min(distances, default=float("inf"))
 
 
 # ---------------------------------------------------------------- a spec's training, near its kinks
