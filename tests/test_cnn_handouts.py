@@ -14,21 +14,20 @@ from pathlib import Path
 import nbformat
 import numpy as np
 import pytest
-from nbclient import NotebookClient
 
 from conftest import run_symbp
 from symbp.emit.codegen import module_source
 from symbp.emit.handout_html import render_html_handouts
 from symbp.emit.handouts import HandoutOptions, handout_context, render_handouts
 from symbp.emit.latex import MAX_SHOWN, format_number, matrix_tex
-from symbp.emit.notebook import notebooks, rendered_notebooks
+from symbp.emit.notebook import notebooks
 from symbp.emit.outputs import rendered_outputs
 from symbp.io.pdf import compile_pdf
 from symbp.spec import Spec, load_spec
 from symbp.witnesses.module import load_module
 from test_handouts import formatted, numbers_in, pdf_text
 from test_html_handouts import HOSTILE_TITLE, mathml_numbers, parsed, run_chromium
-from test_notebooks import answer_cells, text_of
+from test_notebooks import answer_cells, assert_every_check_matches, executed_solution
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "symbp" / "examples" / "cnn_6x6.toml"
 BACKWARD = re.compile(r"^(delta|g|dW|db|dwin)\d+$")
@@ -207,18 +206,8 @@ def test_chromium_renders_the_cnn_pages(tmp_path):
 # ---------------------------------------------------------------- notebooks
 def test_cnn_solution_notebook_runs_and_matches_keras(tmp_path):
     spec = load_spec(EXAMPLE)
-    files = rendered_notebooks(spec, tmp_path)
-    solution = nbformat.reads(files[tmp_path / "cnn_6x6_solution.ipynb"], as_version=4)
-    expected = {i: text_of(c) for i, c in enumerate(solution.cells) if c.cell_type == "code"}
-    NotebookClient(solution, timeout=600, kernel_name="python3",
-                   resources={"metadata": {"path": str(tmp_path)}}).execute()
-    checks = [text_of(c) for c in solution.cells if "validation" in c.metadata.get("tags", [])]
-    assert len(checks) == len(spec.param_names) + 1
-    for printed in checks:
-        assert printed.count("They match!") == 1 and "They don't match." not in printed, printed
-    for index, shown in expected.items():
-        if shown:
-            assert text_of(solution.cells[index]) == shown
+    solution, expected = executed_solution(spec, tmp_path)
+    assert_every_check_matches(solution, spec, expected)
 
 
 def test_cnn_student_notebook_holds_no_answers():

@@ -14,20 +14,18 @@ import re
 
 import sympy as sp
 
-import nbformat
 import numpy as np
 import pytest
-from nbclient import NotebookClient
 
 from symbp.emit.codegen import module_path, module_source
 from symbp.emit.handouts import HandoutOptions, render_handouts
 from symbp.witnesses.module import load_module
 from symbp.emit.latex import format_number, matrix_tex
-from symbp.emit.notebook import rendered_notebooks
 from symbp.emit.outputs import rendered_outputs
 from symbp.spec import Spec
 from symbp.classroom.variants import draw_variants
 from test_handouts import compile_both, formatted, numbers_in
+from test_notebooks import assert_every_check_matches, executed_solution
 
 X = [[0.5, -0.2, 0.1], [0.3, 0.8, -0.6], [-0.4, 0.2, 0.9]]
 
@@ -186,21 +184,10 @@ def test_variants_draw_class_indices_for_sparse_labels():
 
 
 # ---------------------------------------------------------------- notebooks
-def text_of(cell) -> str:
-    return "".join(o.get("text", "") for o in cell.get("outputs", []) if o.get("output_type") == "stream")
-
-
 @pytest.mark.parametrize("key", ["adam_amsgrad_scce", "adamw_huber", "rmsprop_mae", "nadam_mse"])
 def test_solution_notebook_matches_keras(key, tmp_path):
     spec = CASES[key]()
-    files = rendered_notebooks(spec, tmp_path)
-    solution = nbformat.reads(files[tmp_path / f"{spec.name}_solution.ipynb"], as_version=4)
-    NotebookClient(solution, timeout=600, kernel_name="python3",
-                   resources={"metadata": {"path": str(tmp_path)}}).execute()
-    checks = [text_of(c) for c in solution.cells if "validation" in c.metadata.get("tags", [])]
-    assert len(checks) == len(spec.param_names) + 1
-    for printed in checks:
-        assert printed.count("They match!") == 1 and "They don't match." not in printed, printed
+    assert_every_check_matches(executed_solution(spec, tmp_path)[0], spec)
 
 
 #: what a module must never print: a negative power (NumPy's printer wrote x**(-1.0)) or a
