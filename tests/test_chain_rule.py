@@ -38,15 +38,19 @@ ENTRIES = {
 }
 
 
-@pytest.mark.parametrize("key", sorted(ENTRIES))
-def test_explain_products_sum_to_the_module_gradient(key):
-    spec = SPECS[key]()
+def _first_step(spec):
+    """(derivation, initial params, first batch x, its trace, its gradients) of ``spec``'s module."""
     model = derive_spec(spec)
     module = load_module(module_source(spec, model), spec.name)
     params = module.initial_params()
     x, y = module.X[:spec.batch_size], module.Y[:spec.batch_size]
-    trace = module.trace(params, x, y)
-    gradients = module.gradients(params, x, y)
+    return model, params, x, module.trace(params, x, y), module.gradients(params, x, y)
+
+
+@pytest.mark.parametrize("key", sorted(ENTRIES))
+def test_explain_products_sum_to_the_module_gradient(key):
+    spec = SPECS[key]()
+    model, params, x, trace, gradients = _first_step(spec)
     for name, row, col in ENTRIES[key]:
         chain = chain_rule(model, Target(name, row, col), trace, params)
         assert len(chain.rows) == len(x)
@@ -106,12 +110,7 @@ def test_explain_a_convolution_entry_sums_delta_times_window(key):
     win[n,p,q,k,u,v]; 1 for a bias), valued from the trace; the terms sum to the module's gradient."""
     from symbp.emit.handouts import parse_explain
     spec = _cnn_specs()[key]()
-    model = derive_spec(spec)
-    module = load_module(module_source(spec, model), spec.name)
-    params = module.initial_params()
-    x, y = module.X[:spec.batch_size], module.Y[:spec.batch_size]
-    trace = module.trace(params, x, y)
-    gradients = module.gradients(params, x, y)
+    model, params, x, trace, gradients = _first_step(spec)
     for name, index in CONV_ENTRIES[key]:
         target = parse_explain(f"{name}[{','.join(map(str, index))}]", spec)
         chain = chain_rule(model, target, trace, params)
@@ -156,10 +155,7 @@ def test_explain_a_kernel_entry_of_a_large_batch_writes_four_terms_out():
     from symbp.emit.handouts import HandoutOptions, render_handouts
     from test_conv import LENET, make_spec
     spec = make_spec(LENET, (4, 28, 28, 1), classes=10, batch_size=4)
-    model = derive_spec(spec)
-    module = load_module(module_source(spec, model), spec.name)
-    params = module.initial_params()
-    trace = module.trace(params, module.X, module.Y)
+    model, params, _, trace, gradients = _first_step(spec)   # batch_size 4: the whole x
     chain = chain_rule(model, Target("W0", None, 0, (1, 1, 0, 2)), trace, params)
     terms, zeros = 4 * 26 * 26, sum(p == 0 for p in chain.products)
     assert len(chain.rows) == terms and 0 < zeros < terms - SHOWN_TERMS
@@ -168,6 +164,6 @@ def test_explain_a_kernel_entry_of_a_large_batch_writes_four_terms_out():
     written = [line for line in explained.splitlines() if r"\quad \frac{\partial z_{1}[" in line]
     assert len(written) == SHOWN_TERMS and not any(line.endswith("= 0}") for line in written)
     assert f"({terms - SHOWN_TERMS} more terms of the same form, one per sample and position; {zeros} of all {terms} are 0)" in explained
-    gradient = module.gradients(params, module.X, module.Y)["W0"][1, 1, 0, 2]
+    gradient = gradients["W0"][1, 1, 0, 2]
     total = next(line for line in explained.splitlines() if r"+ \cdots = " in line)
     assert chain.total == pytest.approx(gradient, rel=1e-12) and total.count("+") == SHOWN_TERMS
