@@ -67,6 +67,17 @@ def answer_cells(nb):
     return [c for c in nb.cells if "answer" in c.metadata.get("tags", [])]
 
 
+def assert_answers_blanked(answers, student_text: str) -> None:
+    """Every assignment of the solution's answer cells reads ``target = ...`` in the student copy,
+    its code nowhere."""
+    for cell in answers:
+        for line in cell.source.splitlines():
+            if " = " in line:
+                target, code = line.split("  # ")[0].split(" = ", 1)
+                assert f"{target} = {code}" not in student_text
+                assert f"{target} = ..." in student_text
+
+
 def executed_solution(spec, tmp_path):
     """(the spec's solution notebook, valid, run in a fresh kernel; each code cell's stdout as
     written before running, by index)."""
@@ -116,12 +127,8 @@ def test_student_copy_holds_no_answers(network):
     student_outputs = "".join(text_of(c) for c in student.cells)
     answers = answer_cells(solution)
     assert len(answers) == 1 + 3 * len(spec_of(network).layers) - 1  # output delta; dW, db per layer; deltas below
+    assert_answers_blanked(answers, student_text)
     for cell in answers:
-        for line in cell.source.splitlines():
-            if " = " in line:
-                target, code = line.split("  # ")[0].split(" = ", 1)
-                assert f"{target} = {code}" not in student_text
-                assert f"{target} = ..." in student_text
         assert text_of(cell) and text_of(cell) not in student_outputs
     for cell in answer_cells(student):
         assert not cell.outputs
