@@ -293,10 +293,9 @@ def _large_arrays(model: NetworkDerivation) -> tuple[list[str], list[str]]:
     masks of convolution and pooling layers) and backward's (g, dwin), each list in layer order."""
     forward, backward = [], []
     for layer in model.layers:
-        l, rule = layer.number, layer.layer.rule
-        windowed = rule.indexed and rule.gather.kind == "windows"
-        if windowed:
-            forward += [naming.WINDOWS.format(l=l)] + ([naming.MASK.format(l=l)] if rule.gather.mask else [])
+        l, gathered = layer.number, indexed.gathered_of(layer)
+        forward += gathered
+        if gathered:
             backward.append(naming.WINDOWS_GRADIENT.format(l=l))
         if len(layer.layer.output_shape) > 1:
             forward += [naming.PRE_ACTIVATION.format(l=l), naming.OUTPUT.format(l=l)]
@@ -434,7 +433,8 @@ def module_context(spec: Spec, model: NetworkDerivation | None = None) -> Module
                     "their one-hot rows." if loss.rule.sparse_labels else ""),
         warnings=[textwrap.fill(f"Warning: {warning}.", 95) for warning in model.warnings],
         backward=backward, unread_forward=unread_forward,
-        backward_drops=bool(unread_forward) or any(line.drop for line in backward), gradient_names=[(str(name), name.gradient) for name in names],
+        backward_drops=bool(unread_forward) or any(line.drop for line in backward),
+        gradient_names=[(str(name), name.gradient) for name in names],
         uses_B=str(B) in emit.symbols_used, uses_K=str(K) in emit.symbols_used,
         batch_reduction=loss.batch_reduction,
         torch_names=[(str(name), key) for name, key in torch_parameter_keys(layers_from_spec(spec))]

@@ -339,13 +339,14 @@ class ChainRuleLatex:
         total = rf"\sum_{{{','.join(chain.summed)}}} " if len(chain.rows) > 1 else ""
         generic = None if len(chain.rows) == 1 else chain.summed
         lines = [rf"{d_param} = {total}" + r" \cdot ".join(self.factor_names(chain.rows[0], item.param, generic))]
-        shown = shown_rows(chain.products)
+        products_of_rows = chain.products
+        shown = shown_rows(products_of_rows)
         products = []
         for i in shown:
             lines += self.factor_lines(chain, chain.rows[i], item.param)
             products.append(r" \cdot ".join(number_tex(f.value, d) for f in chain.rows[i]))
         if len(shown) < len(chain.rows):
-            zeros = sum(p == 0 for p in chain.products)
+            zeros = sum(p == 0 for p in products_of_rows)
             over = "sample and position" if len(chain.summed) > 1 else "row"
             lines.append(rf"\quad \vdots \quad \text{{({len(chain.rows) - len(shown)} more terms of the same form, one "
                          rf"per {over}; {zeros} of all {len(chain.rows)} are 0)}}")

@@ -62,16 +62,19 @@ def gather_lines(layer, emit, line_class) -> list:
     return lines
 
 
+def gathered_of(layer) -> list[str]:
+    """win{l} and mask{l} of a windowed layer (convolution, pooling), [] of any other."""
+    gather = layer.layer.rule.gather if layer.layer.rule.indexed else None
+    if gather is None or gather.kind != "windows":
+        return []
+    return [naming.WINDOWS.format(l=layer.number)] + ([naming.MASK.format(l=layer.number)] if gather.mask else [])
+
+
 def gathered_names(layers) -> list[str]:
     """win{l} and mask{l} of every windowed layer, input to output: what the forward pass hands
     the backward pass besides z and a (the windows are views, max pooling's mask costs as much as
     the pooling itself)."""
-    names = []
-    for layer in layers:
-        gather = layer.layer.rule.gather if layer.layer.rule.indexed else None
-        if gather is not None and gather.kind == "windows":
-            names += [naming.WINDOWS.format(l=layer.number)] + ([naming.MASK.format(l=layer.number)] if gather.mask else [])
-    return names
+    return [name for layer in layers for name in gathered_of(layer)]
 
 
 def forward_line(layer, line_class):
