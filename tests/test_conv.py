@@ -185,11 +185,25 @@ def test_max_pooling_ties_go_where_tensorflow_sends_them():
                       {"type": "Flatten"}, {"units": 2}], x.shape, classes=2)   # its module has every helper
     module = load_module(module_source(spec), "conv_net_ties")
     win = module._windows(x, (2, 2), (2, 2), "valid")
-    mask = module._first_max_mask(win, 2)
+    mask = module._first_max(win, 2)[0]
     dwin = np.einsum("npqc,npqcuv->npqcuv", upstream, mask)
     got = module._windows_adjoint(dwin, x.shape, (2, 2), (2, 2), "valid")
     np.testing.assert_array_equal(got, expected)
     assert got[0, 0, 0, 0] == 1 and got[0, 1, 1, 0] == 0   # the first of four tied ones
+
+
+def test_max_pooling_s_value_is_the_window_maximum_tensorflow_gives_even_for_tied_infinities():
+    """The pooled value is the maximum _first_max finds, not sum(mask*win): a window with two
+    +inf entries pools to inf, as TensorFlow's max_pool2d (the product form gave 0*inf = NaN)."""
+    tf = pytest.importorskip("tensorflow")
+    x = np.arange(32.).reshape(2, 4, 4, 1)
+    x[0, 0, 0, 0] = x[0, 1, 1, 0] = np.inf
+    x[1, 2, 2, 0] = -np.inf
+    spec = make_spec([{"type": "MaxPooling2D"}, {"type": "Flatten"}, {"units": 2}], x.shape, classes=2)
+    module = load_module(module_source(spec), "conv_net_infinite_max")
+    pooled = module.forward(module.initial_params(), x)[1]
+    np.testing.assert_array_equal(pooled, tf.nn.max_pool2d(tf.constant(x), 2, 2, "VALID").numpy())
+    assert pooled[0, 0, 0, 0] == np.inf
 
 
 def test_the_first_max_mask_is_argmax_choice_on_ties_nan_and_infinities():
@@ -208,7 +222,9 @@ def test_the_first_max_mask_is_argmax_choice_on_ties_nan_and_infinities():
             win = module._windows(x, window, strides, "valid")
             flat = win.reshape(*win.shape[:-2], -1)
             expected = np.arange(flat.shape[-1]) == flat.argmax(axis=-1)[..., None]
-            np.testing.assert_array_equal(module._first_max_mask(win, 2).reshape(flat.shape), expected)
+            mask, maximum = module._first_max(win, 2)
+            np.testing.assert_array_equal(mask.reshape(flat.shape), expected)
+            np.testing.assert_array_equal(maximum, np.take_along_axis(flat, flat.argmax(axis=-1)[..., None], -1)[..., 0])
 
 
 # ---------------------------------------------------------------- Keras
@@ -386,7 +402,7 @@ def test_the_backward_pass_reuses_the_forward_pass_windows_and_masks_and_kinks_r
     zs, outputs, (win1, win2, mask2) = module._forward(module.initial_params(), module.X)
     assert win1.shape == (3, 4, 4, 1, 3, 3) and win2.shape == mask2.shape == (3, 2, 2, 8, 2, 2)
     assert np.all(mask2.sum(axis=(-2, -1)) == 1)
-    assert source.count("_first_max_mask(win2, 2)") == 1 and source.count("win1 = _window_rows(") == 1
+    assert source.count("_first_max(win2, 2)") == 1 and source.count("win1 = _window_rows(") == 1
     hit = nearest_kink(spec, module)
     assert hit is not None and hit.where.startswith("layer 0 (relu) z")
 

@@ -104,7 +104,7 @@ def _function_source(setup: tuple, lines: tuple, function: str = "evaluate") -> 
         for name in sorted({n.id for n in ast.walk(ast.parse(code, mode="eval")) if isinstance(n, ast.Name)}):
             if name not in assigned and name not in reads:
                 reads.append(name)
-        assigned.add(target)
+        assigned.update(name.strip() for name in target.split(","))   # "mask2, max2" assigns two
     body = [f"    {name} = scope[{name!r}]" for name in reads]
     body += [f"    {target} = {code}" for target, code in steps]
     return f"def {function}(scope):\n" + "\n".join(body) + f"\n    return {steps[-1][0]}\n"

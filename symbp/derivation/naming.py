@@ -128,6 +128,7 @@ SLOT = "{slot}_{param}"       # an optimizer slot (momentum, velocity) of one pa
 # indexed layers (symbp.rules.layers' Gather): what layer l reads, its selection weights, dL/d them
 WINDOWS = "win{l}"            # the windows of a_{l-1} (or a_{l-1} flattened)
 MASK = "mask{l}"              # pooling's selection weights over each window
+WINDOW_MAX = "max{l}"         # the entry max pooling's mask selects in each window: z_l
 WINDOWS_GRADIENT = "dwin{l}"  # dL/dwin_l, added back into g_{l-1} by the windows' adjoint
 
 

@@ -281,7 +281,7 @@ def _backward_lines(model: NetworkDerivation, emit: "_Emitter", loss_names: dict
                 backward.append(emit.line(naming.UPSTREAM.format(l=l), above.calculus.g_down, _rule_names(above)))
             backward.append(emit.line(naming.DELTA.format(l=l), layer.activation.backward, names))
         if layer.layer.rule.indexed:
-            backward += indexed.gradient_lines(layer, Line)
+            backward += indexed.gradient_lines(layer, emit, Line)
             continue
         for param in layer.layer.param_names:
             backward.append(emit.line(param.gradient, layer.calculus.gradients[param.kind], names))

@@ -19,12 +19,16 @@ def _names(layer) -> dict[str, str]:
     return naming.indexed_names(layer.number, tuple(p.code for p in layer.calculus.rule.parameters))
 
 
-def indexed_line(line_class, target: str, indices: tuple, expr, names: dict, offsets_summed: bool = False):
+def indexed_line(line_class, target: str, indices: tuple, expr, names: dict, offsets_summed: bool = False,
+                 emit=None):
     """``target = <einsum>  # target[indices] = <formula in index notation>``; offsets_summed: see
-    :class:`EinsumPrinter`."""
+    :class:`EinsumPrinter`; the helpers the code calls are added to ``emit.helpers``."""
     lhs = IndexNotationPrinter(names).doprint(expr)
     entry = ",".join(str(s).rstrip("'") for s in indices)
-    code = EinsumPrinter(indices, names, offsets_summed).doprint(expr)
+    printer = EinsumPrinter(indices, names, offsets_summed)
+    code = printer.doprint(expr)
+    if emit is not None:
+        emit.helpers |= printer.helpers_used
     return line_class(target, code, f"{target}[{entry}] = {lhs}")
 
 
@@ -51,10 +55,11 @@ def gather_lines(layer, emit, line_class) -> list:
                         f"{'x'.join(map(str, window))} windows, strides {strides}, {padding} padding"
                         + (", copied into rows" if copied else ""))]
     if gather.mask == "first_max":
-        emit.helpers.add("_first_max_mask")
+        emit.helpers.add("_first_max")
         inside = f", {ones}" if padding == "same" else ""
-        lines.append(line_class(mask, f"_first_max_mask({win}, {len(window)}{inside})",
-                                f"{mask} = 1 at the first maximum of each window, else 0"))
+        maximum = naming.WINDOW_MAX.format(l=l)
+        lines.append(line_class(f"{mask}, {maximum}", f"_first_max({win}, {len(window)}{inside})",
+                                f"{mask} = 1 at the first maximum of each window, else 0; {maximum} = that maximum"))
     elif gather.mask == "mean":
         emit.helpers.add("_mean_mask")
         lines.append(line_class(mask, f"_mean_mask({ones}, {len(window)})",
@@ -78,19 +83,25 @@ def gathered_names(layers) -> list[str]:
 
 
 def forward_line(layer, line_class):
-    """z{l} = the rule's entry formula over win{l}."""
+    """z{l} = the rule's entry formula over win{l}; max pooling's is the maximum ``_first_max``
+    found with its mask (the one entry the mask's sum selects: the same number, one product less)."""
     calculus, gather = layer.calculus, layer.calculus.rule.gather
-    return indexed_line(line_class, naming.PRE_ACTIVATION.format(l=layer.number), calculus.out,
-                        calculus.z, _names(layer), offsets_summed=gather.kind == "windows" and not gather.global_window)
+    z = naming.PRE_ACTIVATION.format(l=layer.number)
+    line = indexed_line(line_class, z, calculus.out, calculus.z, _names(layer),
+                        offsets_summed=gather.kind == "windows" and not gather.global_window)
+    if gather.mask == "first_max":
+        maximum = naming.WINDOW_MAX.format(l=layer.number)
+        return line_class(z, maximum, f"{line.equation}: {maximum}, the entry {naming.MASK.format(l=layer.number)} selects")
+    return line
 
 
-def gradient_lines(layer, line_class) -> list:
+def gradient_lines(layer, emit, line_class) -> list:
     """dW{n}, db{n}: the derived entry gradients of the layer's parameters."""
     names = _names(layer)
     lines = []
     for param in layer.layer.param_names:
         entry, formula = layer.calculus.gradients[param.kind]
-        lines.append(indexed_line(line_class, param.gradient, entry.indices, formula, names))
+        lines.append(indexed_line(line_class, param.gradient, entry.indices, formula, names, emit=emit))
     return lines
 
 
