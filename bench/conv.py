@@ -13,8 +13,8 @@ whole ``symbp codegen`` command in a fresh process.
 Threads: NumPy's BLAS and TensorFlow run on the same number of threads, ``--threads`` (default
 1: the machine's cores are shared, and a BLAS thread waiting on a descheduled sibling costs more
 than it gains on these small products), set before either library starts; the line printed says
-which. Allocators: both are timed twice in the one run, first with glibc malloc's defaults, then
-with freed memory kept in the process (``mallopt``: no mmap per large array, no trimming). With
+which. Allocators: both rows are timed twice in the one run, first with glibc malloc's defaults,
+then with freed memory kept in the process (``mallopt``: no mmap per large array, no trimming). With
 the defaults NumPy gives each step's large temporaries back to the system and touches fresh pages
 the next step (a page fault per 4 KiB, several microseconds each on a loaded machine), while
 TensorFlow keeps its own pool; the page faults per step are printed beside the times.
@@ -184,10 +184,9 @@ def main() -> None:
             times = interleaved(candidates, rounds=9, calls=STEPS_IN_A_ROW, page_faults=faults)
             print(f"  allocator: {allocator}; one step (generated step, Keras train_on_batch)")
             print_rows(times, faults, flops)
-            if allocator.startswith("glibc"):
-                print(f"  allocator: {allocator}; a training loop of {LOOP_BATCHES} batches, per batch "
-                      f"(generated train with its loss, Keras train_on_batch)")
-                print_rows(*training_loop_row(module, model, x, y, current["params"]), flops)
+            print(f"  allocator: {allocator}; a training loop of {LOOP_BATCHES} batches, per batch "
+                  f"(generated train with its loss, Keras train_on_batch)")
+            print_rows(*training_loop_row(module, model, x, y, current["params"]), flops)
 
 
 if __name__ == "__main__":
