@@ -145,3 +145,32 @@ def test_the_walker_finds_what_it_is_for():
     assert walker.executes == ["m.py::Kind.run", "m.py::Kind.run"]
     huge_class = "class Big:\n" + "\n".join(f"    y{k} = {k}" for k in range(MAX_CLASS_LINES))
     assert [unit for unit, _, _ in walk(huge_class, "b.py").long] == ["b.py::Big"]
+
+
+#: what the derivation (SymPy's rules composed) may import of symbp: the rules, its own modules,
+#: and the NumPy-only leaf the kink search shares with PrairieLearn; never a presenter
+#: (emit, classroom), a framework witness, file input/output or the command line
+DERIVATION_MAY_IMPORT = {"symbp.rules", "symbp.derivation", "symbp.standalone_draws", "symbp.wording", "symbp.errors"}
+
+
+def symbp_imports(path: Path) -> set[str]:
+    """The symbp modules ``path`` imports (relative imports resolved), anywhere in the file."""
+    package = ".".join(path.relative_to(ROOT).with_suffix("").parts[:-1])
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom):
+            base = package.rsplit(".", node.level - 1)[0] if node.level else ""
+            module = ".".join(part for part in (base, node.module or "") if part)
+            found |= {f"{module}.{alias.name}" if not node.module else module for alias in node.names}
+        elif isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+    return {name for name in found if name.split(".")[0] == "symbp"}
+
+
+def test_the_derivation_imports_no_presenter():
+    allowed = lambda name: any(name == a or name.startswith(a + ".") for a in DERIVATION_MAY_IMPORT)
+    found = {f"{path.name}: {name}" for path in sorted((PACKAGE / "derivation").glob("*.py"))
+             for name in symbp_imports(path) if not allowed(name)}
+    assert not found, found
+    kinks = symbp_imports(PACKAGE / "derivation" / "kinks.py")
+    assert "symbp.standalone_draws" in kinks and "symbp.rules" in kinks   # the walker sees relative imports

@@ -349,8 +349,8 @@ def test_prairielearn_question_carries_symbps_own_drawing_code(klass, tmp_path, 
     imported), server.py defines none of its functions again, and draw.json's ``draw`` is
     exactly the DrawRules symbp draws the class with."""
     import ast
-    from symbp.classroom import standalone_draws
-    from symbp.classroom.standalone_draws import DrawRules
+    from symbp import standalone_draws
+    from symbp.standalone_draws import DrawRules
     from symbp.classroom.variants import draw_rules
     spec, spec_path, folder, _ = klass
     out = tmp_path / "questions"

@@ -28,7 +28,7 @@ import numpy as np
 from .lms import ABSOLUTE, RELATIVE, ClassFolder, describe, slice_axes
 from .mistakes import MISTAKES, mistakes_module_source
 from .rules_of_step import map_layer, step_rules
-from . import standalone_draws
+from .. import standalone_draws
 from .variants import draw_rules
 from ..derivation.naming import ParamName
 from ..errors import UnusableInput
@@ -38,12 +38,12 @@ from ..spec.model import Spec
 NAMESPACE = uuid.UUID("6f1c1f52-3b7e-4a77-9a44-2d9a51b0c0de")
 #: the question's NumPy module of mistaken rules (symbp.classroom.mistakes.mistakes_module_source)
 MISTAKES_MODULE = "mistakes.py"
-#: symbp's NumPy-only drawing and rejection (symbp/classroom/standalone_draws.py), written verbatim
+#: symbp's NumPy-only drawing and rejection (symbp/standalone_draws.py), written verbatim
 DRAWS_MODULE = "standalone_draws.py"
 
 
 def standalone_draws_source() -> str:
-    """The source of :mod:`symbp.classroom.standalone_draws`, as the question carries it."""
+    """The source of :mod:`symbp.standalone_draws`, as the question carries it."""
     return Path(standalone_draws.__file__).read_text(encoding="utf-8")
 
 

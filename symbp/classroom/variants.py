@@ -55,7 +55,7 @@ from ..derivation.kinks import layer_kinks_of, pool_geometries, spec_loss_kinks
 from ..derivation.naming import ParamName
 from ..derivation.network import layers_from_spec
 from .rules_of_step import map_layer
-from .standalone_draws import DrawRules, Grid, draw_once, rejected
+from ..standalone_draws import DrawRules, Grid, draw_once, rejected
 from ..witnesses.tolerance import TOLERANCES
 from ..witnesses.module import spec_module
 from ..rules import loss_registry
@@ -124,7 +124,7 @@ def draw_rules(spec: Spec) -> DrawRules:
 
 def _draws(spec: Spec, seed: int) -> Iterator[Optional[Spec]]:
     """One item per try, for ever: a new distinct variant that is not rejected (degenerate, near a
-    kink or a tie: :func:`symbp.classroom.standalone_draws.rejected`), or None."""
+    kink or a tie: :func:`symbp.standalone_draws.rejected`), or None."""
     rules = draw_rules(spec)
     base = dataclasses.replace(spec.with_initial_params(), variants=None)
     module = spec_module(base)

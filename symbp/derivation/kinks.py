@@ -20,10 +20,10 @@ largest entries are equal, and there the gradient goes to the first of them (Ten
 choice, which a rounding of 1e-17 can move and a student must guess). :func:`nearest_tie` finds
 the window whose maximum comes nearest a rival entry over a whole training (the windows read by
 the module's own ``_windows``; padding is never selected, so it is left out), counting only
-rivalries that change a number (:func:`symbp.classroom.standalone_draws.window_gaps`).
+rivalries that change a number (:func:`symbp.standalone_draws.window_gaps`).
 
 The search over a training runs on the generated module with NumPy alone
-(:mod:`symbp.classroom.standalone_draws`, which a PrairieLearn question carries too); this module
+(:mod:`symbp.standalone_draws`, which a PrairieLearn question carries too); this module
 finds the kinks it searches for and names what it finds.
 """
 
@@ -36,7 +36,7 @@ import numpy as np
 import sympy as sp
 
 from ..rules import activations, loss_registry
-from ..classroom import standalone_draws
+from .. import standalone_draws
 from .network import layers_from_spec
 
 #: the variable of a rule: the pre-activation z, or a loss's e = p_i - y_i
@@ -152,7 +152,7 @@ def max_pools_of(spec) -> list:
 
 def pool_geometries(spec) -> list[tuple[int, tuple]]:
     """[(position, (window, strides, padding))] of each max-pooling layer, as
-    :func:`symbp.classroom.standalone_draws.nearest_tie` reads them."""
+    :func:`symbp.standalone_draws.nearest_tie` reads them."""
     return [(layer.position, layer.window_geometry()) for layer in max_pools_of(spec)]
 
 
@@ -168,7 +168,7 @@ def _training_steps(spec, module, params, x, y):
 def nearest_kink(spec, module, params=None, x=None, y=None) -> Optional[KinkHit]:
     """The pre-activation of a piecewise activation, or the argument e = p - y of a piecewise
     loss, that comes nearest its kink over the whole training of ``module`` (every batch of
-    every epoch, as ``train`` replays ``model.fit``; :func:`symbp.classroom.standalone_draws.nearest_kink`);
+    every epoch, as ``train`` replays ``model.fit``; :func:`symbp.standalone_draws.nearest_kink`);
     None when no rule of the spec has a kink. ``params``, ``x``, ``y`` default to the spec's own."""
     found = standalone_draws.nearest_kink(_training_steps(spec, module, params, x, y), layer_kinks_of(spec),
                                           spec_loss_kinks(spec.loss, spec.framework))
@@ -201,7 +201,7 @@ class TieHit(NamedTuple):
 def nearest_tie(spec, module, params=None, x=None, y=None) -> Optional[TieHit]:
     """The max-pooling window (MaxPooling, GlobalMaxPooling) whose maximum comes nearest a rival
     entry over the whole training of ``module`` (every batch of every epoch, as ``train``
-    replays ``model.fit``; :func:`symbp.classroom.standalone_draws.nearest_tie`, its
+    replays ``model.fit``; :func:`symbp.standalone_draws.nearest_tie`, its
     ``window_gaps`` counting only rivalries that change a number); None without max pooling.
     ``params``, ``x``, ``y`` default to the spec's own."""
     found = standalone_draws.nearest_tie(module, _training_steps(spec, module, params, x, y), pool_geometries(spec))

@@ -7,6 +7,8 @@ variant where symbp is not installed. So this module imports NumPy and the stand
 and knows a network only through its generated module (``_forward``, ``backward``, ``step``,
 ``trace``, ``_windows``) and the plain numbers of a :class:`DrawRules` (symbp builds them from
 the spec; the question reads them from ``draw.json``): both draw the same variants from a seed.
+It is a leaf at the package's top, in neither of its users' packages: the derivation's kink
+search reads it without importing the classroom.
 
 A draw is rejected (:func:`rejected`) when it is degenerate on the first batch (:func:`degenerate`)
 or comes within ``kink_margin`` of a kink or of a max-pooling tie at any step of the whole
