@@ -13,11 +13,13 @@ whole ``symbp codegen`` command in a fresh process.
 Threads: NumPy's BLAS and TensorFlow run on the same number of threads, ``--threads`` (default
 1: the machine's cores are shared, and a BLAS thread waiting on a descheduled sibling costs more
 than it gains on these small products), set before either library starts; the line printed says
-which. Allocators: both rows are timed twice in the one run, first with glibc malloc's defaults,
-then with freed memory kept in the process (``mallopt``: no mmap per large array, no trimming). With
-the defaults NumPy gives each step's large temporaries back to the system and touches fresh pages
-the next step (a page fault per 4 KiB, several microseconds each on a loaded machine), while
-TensorFlow keeps its own pool; the page faults per step are printed beside the times.
+which. Allocators: both rows are timed three times in the one run (ALLOCATOR_STATES): with
+glibc malloc's defaults in a process that has not yet freed a large array, with the same
+defaults after it has freed one of 16 MB (:func:`free_one_large_array`), and with freed memory
+kept in the process (``mallopt``: no mmap per large array, no trimming). In the first state NumPy
+gives each step's large temporaries back to the system and touches fresh pages the next step (a
+page fault per 4 KiB, ~1.7 microseconds each here), while TensorFlow keeps its own pool; the
+page faults per step are printed beside the times.
 """
 
 from __future__ import annotations
@@ -127,6 +129,23 @@ def keep_freed_memory() -> bool:
     return bool(mallopt(m_mmap_threshold, 32 << 20)) and bool(mallopt(m_trim_threshold, 1 << 30))
 
 
+def free_one_large_array() -> bool:
+    """Allocate and free one 16 MB array, as normalizing a copy of a data set does; nothing is
+    set. glibc raises its mmap threshold to the largest mmapped block a process has freed (up to
+    32 MB) and its trim threshold to twice that, so from then on up to 32 MB stay free at the
+    heap's top instead of going back to the system: a step's ~8.5 MB of arrays are no longer
+    faulted in again at each step. A process that has freed nothing over 2.2 MB (the first
+    state timed) trims at 4.4 MB."""
+    block = np.ones(16 << 20, np.uint8)
+    del block
+    return True
+
+
+#: the allocator's states both rows are timed in, in this order (mallopt ends glibc's dynamic thresholds)
+ALLOCATOR_STATES = (("glibc malloc's defaults, in a process that has freed no array over 2.2 MB", lambda: True),
+                    ("glibc malloc's defaults, after the process freed one 16 MB array", free_one_large_array),
+                    ("freed memory kept in the process (mallopt)", keep_freed_memory))
+
 #: steps each timing runs back to back: alternating one generated step and one Keras step put
 #: each one's working set out of the other's caches (Keras then took 3.9 ms a step, 2.5 ms back to back)
 STEPS_IN_A_ROW = 10
@@ -176,9 +195,9 @@ def main() -> None:
         tensorflow_threads()
         model = build_keras_model(spec, params)
         candidates = {"generated": generated, "Keras": lambda: model.train_on_batch(x, y)}
-        for allocator in ("glibc malloc's defaults", "freed memory kept in the process"):
-            if allocator.startswith("freed") and not keep_freed_memory():
-                print("  (no glibc mallopt here: the default allocator only)")
+        for allocator, setup in ALLOCATOR_STATES:
+            if not setup():
+                print(f"  (no glibc here: {allocator} not timed)")
                 break
             faults: dict = {}
             times = interleaved(candidates, rounds=9, calls=STEPS_IN_A_ROW, page_faults=faults)
