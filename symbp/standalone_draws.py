@@ -10,6 +10,9 @@ the spec; the question reads them from ``draw.json``): both draw the same varian
 It is a leaf at the package's top, in neither of its users' packages: the derivation's kink
 search reads it without importing the classroom.
 
+The answer key of a draw (:func:`first_step`) and what the rules grading it read
+(:func:`step_scope`) come from here too.
+
 A draw is rejected (:func:`rejected`) when it is degenerate on the first batch (:func:`degenerate`)
 or comes within ``kink_margin`` of a kink or of a max-pooling tie at any step of the whole
 training (:func:`nearest_kink`, :func:`nearest_tie`): there NumPy and the framework may round to
@@ -132,6 +135,37 @@ def draw_variant(module, rules: DrawRules, seed: int) -> tuple[dict, np.ndarray,
         if not rejected(module, rules, params, x, y):
             return params, x, y
     raise RuntimeError("no usable variant for this seed: widen the [variants] grid and export again")
+
+
+# ---------------------------------------------------------------- the key and what its rules read
+def first_step(module, params: dict, x: np.ndarray, y: np.ndarray, maps=()) -> dict:
+    """One step's quantities on the batch (x, y), by the names the answer key gives them: the
+    loss, a{l} of each layer l in ``maps`` (a CNN's feature and pooled maps), delta{l} of every
+    layer, d{param} and {param}_updated of every parameter. symbp's key (``symbp variants``) and a
+    PrairieLearn question's both come from here."""
+    grads, deltas = module.backward(params, x, y)
+    updated, _ = module.step(params, x, y)
+    outputs = module.forward(params, x)
+    out = {"loss": float(module.loss(params, x, y))}
+    out.update({"a%d" % l: outputs[l] for l in maps})
+    out.update({"delta%d" % l: delta for l, delta in enumerate(deltas, start=1)})
+    out.update({"d" + name: grads[name] for name in module.PARAM_NAMES})
+    out.update({name + "_updated": updated[name] for name in module.PARAM_NAMES})
+    return out
+
+
+def step_scope(module, params: dict, x: np.ndarray, y: np.ndarray) -> dict:
+    """What a rule of the step reads (symbp's grader and mistake rules, a PrairieLearn question's):
+    the module's names (constants, helpers), every array of its trace of (x, y), the parameters
+    before the step, the label rows the loss reads (the trace's y), B and K."""
+    scope = {k: v for k, v in vars(module).items() if not k.startswith("__")}
+    traced = module.trace(params, x, y)
+    scope.update({k: v for k, v in traced.items() if isinstance(v, np.ndarray) or np.isscalar(v)})
+    scope.update(params)
+    scope["y"] = traced.get("y", y)
+    scope["B"], scope["K"] = scope["y"].shape
+    scope["np"] = np
+    return scope
 
 
 # ---------------------------------------------------------------- degenerate draws

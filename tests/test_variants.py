@@ -185,3 +185,12 @@ def test_nothing_handed_to_students_holds_an_answer(seed_spec):
     solution = rendered.files[OUT / SOLUTIONS / "student_01" / "cs4820_a7_solution.tex"]
     shown = [float(t) for t in NUMBER.findall(solution)]
     assert any(abs(a - t) <= 5e-6 * abs(a) for a in precise_numbers(rendered.key["student_01"]["dW0"]) for t in shown)
+
+
+@pytest.mark.parametrize("example", ["cs4820_a7.toml", "cnn_6x6.toml"])
+def test_the_key_s_quantities_are_named_as_symbp_names_them(example):
+    """The key (standalone_draws.first_step: NumPy only, shared with PrairieLearn, so it spells
+    the names out) names each quantity as symbp's naming does, in answer_names' order."""
+    from symbp.classroom.variants import answer_names, answers
+    spec = load_spec(Path(__file__).resolve().parents[1] / "symbp" / "examples" / example)
+    assert list(answers(spec)) == answer_names(spec)

@@ -34,6 +34,7 @@ from ..derivation.naming import ParamName
 from ..emit import indexed
 from ..emit.printers import ArrayPrinter, EinsumPrinter
 from ..rules.losses import piecewise_form
+from ..standalone_draws import step_scope
 
 #: the kinds of quantity a rule computes (a mistake lists the kinds it can show in)
 OUTPUT_DELTA, HIDDEN_DELTA, GRADIENT, UPDATE, LOSS = "output_delta", "hidden_delta", "gradient", "update", "loss"
@@ -302,14 +303,6 @@ def step_namespace(spec, module) -> dict:
     """What a rule reads for ``spec``'s step on its first batch: the module's constants and
     helpers, B and K, the forward pass (z{l}, a{l}), the label rows the loss reads and the
     parameters before the step. The grader adds the answers (delta{l}, dW{n}, W{n}_updated)."""
-    params = spec.initial_params()
     x = np.array(spec.x[:spec.batch_size], dtype=np.float64)
     y = np.array(spec.y[:spec.batch_size], dtype=np.float64)
-    trace = module.trace(params, x, y)
-    namespace = {k: v for k, v in vars(module).items() if not k.startswith("__")}
-    namespace.update({k: v for k, v in trace.items() if isinstance(v, np.ndarray) or np.isscalar(v)})
-    namespace.update(params)
-    namespace["y"] = trace.get("y", y)
-    namespace["B"], namespace["K"] = namespace["y"].shape
-    namespace["np"] = np
-    return namespace
+    return step_scope(module, spec.initial_params(), x, y)

@@ -55,7 +55,7 @@ from ..derivation.kinks import layer_kinks_of, pool_geometries, spec_loss_kinks
 from ..derivation.naming import ParamName
 from ..derivation.network import layers_from_spec
 from .rules_of_step import map_layer
-from ..standalone_draws import DrawRules, Grid, draw_once, rejected
+from ..standalone_draws import DrawRules, Grid, draw_once, first_step, rejected
 from ..witnesses.tolerance import TOLERANCES
 from ..witnesses.module import spec_module
 from ..rules import loss_registry
@@ -184,17 +184,9 @@ def answers(spec: Spec, module=None) -> dict:
     """The notebook's answers: one step on the first batch (loss, a CNN's feature and pooled maps,
     deltas, gradients, updates)."""
     module = module or spec_module(spec)
-    params = spec.initial_params()
     x, y = np.array(spec.x[:spec.batch_size]), np.array(spec.y[:spec.batch_size])
-    grads, deltas = module.backward(params, x, y)
-    updated, _ = module.step(params, x, y)
-    out = {"loss": module.loss(params, x, y)}
-    outputs = module.forward(params, x)
-    out.update({naming.OUTPUT.format(l=l): outputs[l].tolist() for l in feature_map_layers(spec)})
-    out.update({naming.DELTA.format(l=l): d.tolist() for l, d in enumerate(deltas, start=1)})
-    out.update({ParamName.parse(name).gradient: grads[name].tolist() for name in spec.param_names})
-    out.update({naming.UPDATED.format(param=name): updated[name].tolist() for name in spec.param_names})
-    return out
+    step = first_step(module, spec.initial_params(), x, y, feature_map_layers(spec))
+    return {name: value.tolist() if isinstance(value, np.ndarray) else value for name, value in step.items()}
 
 
 def key_csv(key: dict[str, dict]) -> str:
