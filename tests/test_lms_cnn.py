@@ -220,6 +220,21 @@ def test_prairielearn_cnn_question_one_matrix_input_per_slice(cnn_class, cnn_que
     assert 'answers-name="delta1"' not in page and 'params-name="x"' not in page
 
 
+def test_prairielearn_cnn_question_weighs_every_quantity_the_same(cnn_class, cnn_question):
+    """A quantity shown in several slices (delta1 per sample and channel) weighs in the score as
+    much as the loss, one input: its inputs' whole-number weights add up to the same total, as
+    each quantity is one in symbp grade."""
+    import re
+    page = (cnn_question / "question.html").read_text()
+    totals, inputs = {}, {}
+    for name, weight in re.findall(r'answers-name="([^"]+)"[^>]*weight="(\d+)"', page):
+        quantity = name.split("_")[0]
+        totals[quantity] = totals.get(quantity, 0) + int(weight)
+        inputs[quantity] = inputs.get(quantity, 0) + 1
+    assert {"loss", "delta1", "dW0"} <= set(totals) and inputs["loss"] == 1 < inputs["delta1"]
+    assert len(set(totals.values())) == 1, totals
+
+
 def test_prairielearn_generate_reproduces_each_cnn_students_key(cnn_class, cnn_question):
     """variant_seed = the class's seed: student_01; other seeds: the first student symbp
     variants draws from them (ties in max pooling and relu kinks redrawn as symbp redraws)."""

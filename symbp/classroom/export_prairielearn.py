@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import uuid
 from pathlib import Path
 
@@ -105,6 +106,15 @@ def check_matches(spec: Spec, klass: ClassFolder) -> None:
                             f"the class was drawn from")
 
 
+def slice_weights(inputs: dict[str, int]) -> dict[str, int]:
+    """The weight of each input of a quantity shown in ``inputs[q]`` inputs (a CNN's quantity in
+    2-D slices), so that every quantity weighs the same in the question's score, as each is one
+    quantity in ``symbp grade``: PrairieLearn's weights are whole numbers, so the least common
+    multiple of the counts, divided by the quantity's own."""
+    common = math.lcm(*inputs.values())
+    return {q: common // count for q, count in inputs.items()}
+
+
 def prairielearn_files(spec: Spec, klass: ClassFolder, out: Path) -> dict[Path, str]:
     """The question's files: path -> text (nothing written)."""
     from ..emit.codegen import module_files, module_source
@@ -121,8 +131,9 @@ def prairielearn_files(spec: Spec, klass: ClassFolder, out: Path) -> dict[Path, 
     files[folder / MISTAKES_MODULE] = mistakes_module_source(base)
     files[folder / DRAWS_MODULE] = standalone_draws_source()
     slices = {**answer_slices(klass), **given_slices(spec)}
+    weights = slice_weights({q: len(slices.get(q, [])) or 1 for q in klass.quantity_names()})
     quantities = [{"name": q, "description": describe(q), "scalar": q == "loss", "rule": klass.rules.get(q),
-                   "weight": 1, "matrices": [(name, label) for name, label, _ in slices.get(q, [])] or [(q, q)]}
+                   "weight": weights[q], "matrices": [(name, label) for name, label, _ in slices.get(q, [])] or [(q, q)]}
                   for q in klass.quantity_names()]
     names = [*((name, ParamName.parse(name).printed(klass.first_index)) for name in spec.param_names), ("x", "x"), ("y", "y")]
     givens = [pair for name, printed in names for pair in

@@ -195,7 +195,7 @@ HELPERS = {
                    "every product): the entry max pooling selects, where TensorFlow sends its gradient "
                    "on ties (a NaN is the maximum, as for argmax). maximum: that entry, found on the way, "
                    "so the pooled value needs no product with the mask (sum(mask*win) over the window "
-                   "is the same number, 15% of a LeNet step more, and NaN where a window holds two "
+                   "is the same number, 12% of a LeNet step more, and NaN where a window holds two "
                    "infinities: 0*inf). inside: 1 where a window reads the input, 0 at padding (never "
                    "selected). One pass per offset in the window, none per pixel: each pass reads one "
                    "entry of every window, the channels contiguous (a reduction over the window's own "
