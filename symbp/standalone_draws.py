@@ -1,4 +1,4 @@
-"""Drawing a variant and rejecting a bad draw, with NumPy alone: one source for symbp and PrairieLearn.
+"""A variant drawn, a bad draw rejected, its key, a mistake named: NumPy only, for symbp and PrairieLearn.
 
 ``symbp variants`` (:mod:`symbp.classroom.variants`) and symbp's kink and tie search
 (:mod:`symbp.derivation.kinks`) call these functions, and ``symbp export prairielearn`` writes
@@ -10,8 +10,9 @@ the spec; the question reads them from ``draw.json``): both draw the same varian
 It is a leaf at the package's top, in neither of its users' packages: the derivation's kink
 search reads it without importing the classroom.
 
-The answer key of a draw (:func:`first_step`) and what the rules grading it read
-(:func:`step_scope`) come from here too.
+The answer key of a draw (:func:`first_step`), what the rules grading it read
+(:func:`step_scope`) and the naming of a mistake from them (:func:`first_mistake`) come from
+here too.
 
 A draw is rejected (:func:`rejected`) when it is degenerate on the first batch (:func:`degenerate`)
 or comes within ``kink_margin`` of a kink or of a max-pooling tie at any step of the whole
@@ -166,6 +167,30 @@ def step_scope(module, params: dict, x: np.ndarray, y: np.ndarray) -> dict:
     scope["B"], scope["K"] = scope["y"].shape
     scope["np"] = np
     return scope
+
+
+def in_key_order(value: Optional[np.ndarray], shape: tuple) -> Optional[np.ndarray]:
+    """``value`` as a student who wrote it row by row into the key's entries gives it: a
+    matrix of another shape with as many entries (a non-square gradient computed transposed,
+    its entries written into the key's columns in order) read back in the key's shape."""
+    if value is None or value.shape == shape or value.size != int(np.prod(shape)):
+        return value
+    return value.reshape(shape)
+
+
+def first_mistake(candidates: Iterator[tuple], answer: np.ndarray, expected: np.ndarray, close) -> Optional[str]:
+    """The first mistake id of ``candidates`` ((mistake id, the value its rule gives from the
+    student's own earlier answers, or None), in the catalogue's order) whose value, read in the
+    key's order of entries (:func:`in_key_order`), differs from the key and gives ``answer``;
+    None when none does. ``close(a, b)``: the grader's tolerance. ``symbp grade`` and a
+    PrairieLearn question's ``grade`` both name a mistake with it."""
+    for mistake_id, value in candidates:
+        value = in_key_order(value, np.shape(expected))
+        if value is None or value.shape != np.shape(expected) or close(value, expected):
+            continue
+        if close(answer, value):
+            return mistake_id
+    return None
 
 
 # ---------------------------------------------------------------- degenerate draws

@@ -374,7 +374,7 @@ def test_prairielearn_question_carries_symbps_own_drawing_code(klass, tmp_path, 
     assert not drawing, drawing   # every draw is standalone_draws'
     called = {node.attr for node in ast.walk(ast.parse((question / "server.py").read_text()))
               if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "DRAWS"}
-    assert {"draw_variant", "first_step", "step_scope"} <= called   # the key and the rules' scope: symbp's own
+    assert {"draw_variant", "first_step", "step_scope", "first_mistake"} <= called   # key, scope, diagnosis: symbp's own
     drawn = json.loads((question / "draw.json").read_text())["draw"]
     assert DrawRules.from_json(drawn) == draw_rules(spec)
 

@@ -29,6 +29,7 @@ import numpy as np
 
 from .mistakes import MISTAKES, mutated
 from .rules_of_step import LOSS, StepRule
+from ..standalone_draws import first_mistake
 
 CORRECT, CARRIED_FORWARD, WRONG, MISSING = "correct", "carried_forward", "wrong", "missing"
 
@@ -99,28 +100,14 @@ class StudentGrade:
         return out
 
 
-def in_key_order(value: Optional[np.ndarray], shape: tuple) -> Optional[np.ndarray]:
-    """``value`` as a student who wrote it row by row into the key's entries gives it: a
-    matrix of another shape with as many entries (a non-square gradient computed transposed,
-    its entries written into the key's columns in order) read back in the key's shape."""
-    if value is None or value.shape == shape or value.size != int(np.prod(shape)):
-        return value
-    return value.reshape(shape)
-
-
 def diagnose(rule: StepRule, answer: np.ndarray, expected: np.ndarray, namespace: dict,
              options: GradingOptions) -> Optional[str]:
     """The first mistake whose mutated rule, from ``namespace`` (the student's own earlier
-    answers), gives ``answer`` (in the key's order of entries: :func:`in_key_order`) while
-    differing from the key; None when none does."""
-    for mistake_id in MISTAKES:
-        changed = mutated(mistake_id, rule)
-        value = in_key_order(changed.evaluate(namespace), expected.shape) if changed is not None else None
-        if value is None or value.shape != expected.shape or options.close(value, expected):
-            continue
-        if options.close(answer, value):
-            return mistake_id
-    return None
+    answers), gives ``answer`` while differing from the key (:func:`symbp.standalone_draws.first_mistake`);
+    None when none does."""
+    candidates = ((mistake_id, changed.evaluate(namespace)) for mistake_id in MISTAKES
+                  if (changed := mutated(mistake_id, rule)) is not None)
+    return first_mistake(candidates, answer, expected, options.close)
 
 
 def grade_quantity(rule: StepRule, answer: Optional[np.ndarray], expected: np.ndarray, namespace: dict,

@@ -32,7 +32,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .grading import describe_mistake, in_key_order
+from .grading import describe_mistake
+from ..standalone_draws import in_key_order
 
 SCHEMA_VERSION = 3
 _ASSIGNED = re.compile(r"^([A-Za-z_]\w*) = ", re.MULTILINE)
