@@ -143,11 +143,13 @@ def first_step(module, params: dict, x: np.ndarray, y: np.ndarray, maps=()) -> d
     """One step's quantities on the batch (x, y), by the names the answer key gives them: the
     loss, a{l} of each layer l in ``maps`` (a CNN's feature and pooled maps), delta{l} of every
     layer, d{param} and {param}_updated of every parameter. symbp's key (``symbp variants``) and a
-    PrairieLearn question's both come from here."""
-    grads, deltas = module.backward(params, x, y)
-    updated, _ = module.step(params, x, y)
-    outputs = module.forward(params, x)
-    out = {"loss": float(module.loss(params, x, y))}
+    PrairieLearn question's both come from here. One forward pass serves the loss, the maps
+    and the backward pass, whose gradients serve the update (as the module's ``train`` shares them)."""
+    forward_pass = module._forward(params, x)
+    grads, deltas = module.backward(params, x, y, forward_pass)
+    updated, _ = module.step(params, x, y, None, grads)
+    outputs = forward_pass[1]
+    out = {"loss": float(module.loss(params, x, y, forward_pass))}
     out.update({"a%d" % l: outputs[l] for l in maps})
     out.update({"delta%d" % l: delta for l, delta in enumerate(deltas, start=1)})
     out.update({"d" + name: grads[name] for name in module.PARAM_NAMES})
