@@ -307,13 +307,13 @@ def window_gaps(module, a_prev: np.ndarray, live: np.ndarray, geometry) -> tuple
     return np.where(np.isfinite(gaps), gaps, np.inf), largest
 
 
-def live_below(module, position: int, params: dict, xb: np.ndarray, yb: np.ndarray) -> np.ndarray:
-    """Where the gradient reaching the input of the pooling layer at ``position`` moves a
-    parameter: f'(z) != 0 of the layer below (the trace's ``fprime``; a row-wise activation:
-    everywhere); nowhere on the input x itself (position 0: no parameter below it)."""
+def live_below(traced: Optional[dict], position: int, a_prev: np.ndarray) -> np.ndarray:
+    """Where the gradient reaching ``a_prev``, the input of the pooling layer at ``position``,
+    moves a parameter: f'(z) != 0 of the layer below (``traced``: the module's trace of the step;
+    its ``fprime``; a row-wise activation: everywhere); nowhere on the input x itself (position 0:
+    no parameter below it, no trace needed)."""
     if position == 0:
-        return np.zeros(np.shape(xb), dtype=bool)
-    traced = module.trace(params, xb, yb)
+        return np.zeros(np.shape(a_prev), dtype=bool)
     fprime, z = traced.get(f"fprime{position}"), traced[f"z{position}"]
     return np.ones(z.shape, dtype=bool) if fprime is None else np.broadcast_to(fprime != 0, z.shape).copy()
 
@@ -337,8 +337,11 @@ def nearest_tie(module, steps: Iterator[tuple], pools) -> Optional[TieFound]:
         return None
     best = None
     for epoch, batch, step_params, xb, yb, (_, outputs, *_gathered) in steps:
+        traced = None
         for position, geometry in pools:
-            live = live_below(module, position, step_params, xb, yb)
+            if position and traced is None:   # once a step, for every pooling layer above another
+                traced = module.trace(step_params, xb, yb)
+            live = live_below(traced, position, outputs[position])
             gaps, largest = window_gaps(module, outputs[position], live, geometry)
             index = least_entry(gaps)
             if index is not None and (best is None or gaps[index] < best.gap):
