@@ -48,10 +48,11 @@ def standalone_draws_source() -> str:
     return Path(standalone_draws.__file__).read_text(encoding="utf-8")
 
 
-def draw_config(spec: Spec, klass: ClassFolder, module_file: str) -> dict:
+def draw_config(spec: Spec, klass: ClassFolder, module_file: str, slices: dict[str, list]) -> dict:
     """Everything server.py needs, as plain numbers: what and how ``symbp variants`` draws
     (``draw``: :func:`symbp.classroom.variants.draw_rules`, read by standalone_draws.py), the
-    quantities asked, their feedback and slices, the mistakes' descriptions."""
+    quantities asked, their feedback and ``slices`` (:func:`question_slices`), the mistakes'
+    descriptions."""
     from ..derivation.naming import printed_answer_names
     from ..derivation.network import layers_from_spec
     from ..emit.codegen import derive_spec
@@ -66,7 +67,7 @@ def draw_config(spec: Spec, klass: ClassFolder, module_file: str) -> dict:
         "printed": printed_answer_names(spec.param_names, klass.first_index),   # dW0 -> the key's dW1
         "mistakes": {m.id: {"description": m.description, "rule": m.rule} for m in MISTAKES.values()},
         "maps": [layer.number for layer in built if map_layer(layer)],
-        "slices": {**answer_slices(klass), **given_slices(spec)},
+        "slices": slices,
     }
 
 
@@ -95,6 +96,11 @@ def given_slices(spec: Spec) -> dict[str, list]:
     shapes = {**{name: (np.shape(params[name]), PARAMETER_AXES) for name in spec.param_names},
               "x": (np.shape(spec.x[:spec.batch_size]), ACTIVATION_AXES)}
     return {name: slices for name, (shape, axes) in shapes.items() if (slices := matrix_slices(name, shape, axes))}
+
+
+def question_slices(spec: Spec, klass: ClassFolder) -> dict[str, list]:
+    """The 2-D slices of every quantity and given of more than two axes, as the question shows them."""
+    return {**answer_slices(klass), **given_slices(spec)}
 
 
 def check_matches(spec: Spec, klass: ClassFolder) -> None:
@@ -126,11 +132,11 @@ def prairielearn_files(spec: Spec, klass: ClassFolder, out: Path) -> dict[Path, 
     info = {"uuid": str(uuid.uuid5(NAMESPACE, spec.name)), "title": klass.title, "topic": "Back-propagation",
             "tags": ["symbp"], "type": "v3", "gradingMethod": "Internal", "singleVariant": False}
     files[folder / "info.json"] = json.dumps(info, indent=2) + "\n"
-    files[folder / "draw.json"] = json.dumps(draw_config(spec, klass, f"{spec.name}.py"), indent=1) + "\n"
+    slices = question_slices(spec, klass)
+    files[folder / "draw.json"] = json.dumps(draw_config(spec, klass, f"{spec.name}.py", slices), indent=1) + "\n"
     files[folder / "server.py"] = render(python_env(), "prairielearn_server.py.j2")
     files[folder / MISTAKES_MODULE] = mistakes_module_source(base)
     files[folder / DRAWS_MODULE] = standalone_draws_source()
-    slices = {**answer_slices(klass), **given_slices(spec)}
     weights = slice_weights({q: len(slices.get(q, [])) or 1 for q in klass.quantity_names()})
     quantities = [{"name": q, "description": describe(q), "scalar": q == "loss", "rule": klass.rules.get(q),
                    "weight": weights[q], "matrices": [(name, label) for name, label, _ in slices.get(q, [])] or [(q, q)]}
