@@ -23,13 +23,17 @@ def indexed_line(line_class, target: str, indices: tuple, expr, names: dict, off
                  emit=None):
     """``target = <einsum>  # target[indices] = <formula in index notation>``; offsets_summed: see
     :class:`EinsumPrinter`; the helpers the code calls are added to ``emit.helpers``."""
-    lhs = IndexNotationPrinter(names).doprint(expr)
-    entry = ",".join(str(s).rstrip("'") for s in indices)
     printer = EinsumPrinter(indices, names, offsets_summed)
     code = printer.doprint(expr)
     if emit is not None:
         emit.helpers |= printer.helpers_used
-    return line_class(target, code, f"{target}[{entry}] = {lhs}")
+    return line_class(target, code, entry_equation(target, indices, expr, names))
+
+
+def entry_equation(target: str, indices: tuple, expr, names: dict) -> str:
+    """``target[indices] = <formula in index notation>``: an indexed line's comment."""
+    entry = ",".join(str(s).rstrip("'") for s in indices)
+    return f"{target}[{entry}] = {IndexNotationPrinter(names).doprint(expr)}"
 
 
 def window_geometry(layer) -> tuple[tuple, tuple, str]:
@@ -87,12 +91,12 @@ def forward_line(layer, line_class):
     found with its mask (the one entry the mask's sum selects: the same number, one product less)."""
     calculus, gather = layer.calculus, layer.calculus.rule.gather
     z = naming.PRE_ACTIVATION.format(l=layer.number)
-    line = indexed_line(line_class, z, calculus.out, calculus.z, _names(layer),
-                        offsets_summed=gather.kind == "windows" and not gather.global_window)
     if gather.mask == "first_max":
         maximum = naming.WINDOW_MAX.format(l=layer.number)
-        return line_class(z, maximum, f"{line.equation}: {maximum}, the entry {naming.MASK.format(l=layer.number)} selects")
-    return line
+        equation = entry_equation(z, calculus.out, calculus.z, _names(layer))
+        return line_class(z, maximum, f"{equation}: {maximum}, the entry {naming.MASK.format(l=layer.number)} selects")
+    return indexed_line(line_class, z, calculus.out, calculus.z, _names(layer),
+                        offsets_summed=gather.kind == "windows" and not gather.global_window)
 
 
 def gradient_lines(layer, emit, line_class) -> list:
