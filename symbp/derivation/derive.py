@@ -577,6 +577,12 @@ class NetworkDerivation:
     def warnings(self) -> tuple[str, ...]:
         return self.loss.warnings
 
+    @property
+    def has_indexed_layers(self) -> bool:
+        """A convolution, pooling or Flatten layer among the layers: the module, handouts and
+        notebooks then show shapes and indexed notation, not a drawing of neurons."""
+        return any(layer.layer.rule.indexed for layer in self.layers)
+
 
 def derive_network(layers: tuple[Layer, ...], loss, optimizer, framework: str = "keras",
                    class_indices: bool = False) -> NetworkDerivation:

@@ -358,7 +358,7 @@ def _loss_lines(model: NetworkDerivation, emit: "_Emitter", loss_names: dict) ->
 
 def _architecture(model: NetworkDerivation) -> str:
     """4 -> 3 tanh -> ... for Dense nets; each layer's type and output shape when any is indexed."""
-    if not any(layer.layer.rule.indexed for layer in model.layers):
+    if not model.has_indexed_layers:
         return " -> ".join([str(model.layers[0].inputs)]
                            + [f"{layer.units} {layer.layer.activation}" for layer in model.layers])
     shape = lambda s: "x".join(map(str, s))

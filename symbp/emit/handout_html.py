@@ -96,8 +96,8 @@ def _span(indices: list[int]) -> str:
 
 def html_context(spec, options, model=None, module=None) -> dict:
     """Everything the HTML templates print, every value prepared here (MathML as Markup)."""
-    from .handouts import (architecture, asked_quantities, constant_notes, indexed_network, network_notation,
-                           updated_slices, worked_solution)
+    from .handouts import (architecture, asked_quantities, constant_notes, network_notation, updated_slices,
+                           worked_solution)
     work = worked_solution(spec, options, model, module)
     model, notation = work.numbers.model, work.numbers.notation
     html = HtmlPresenter(options.digits, notation.param, asked_quantities(options, work))
@@ -113,7 +113,7 @@ def html_context(spec, options, model=None, module=None) -> dict:
                     "activation": model.layers[i].activation.rule.name}
                    for i, row in enumerate(work.tables.layer_table())],
         "shapes": [{**row, "layer": Markup(prose_html(row["layer"])), "shape": inline(row["shape"])}
-                   for row in (work.tables.shape_table() if indexed_network(model) else [])],
+                   for row in (work.tables.shape_table() if model.has_indexed_layers else [])],
         "notation": [Markup(prose_html(sentence)) for sentence in network_notation(model, notation, options)],
         "givens": [html.html_step(step) for step in work.givens],
         "constants": [Markup(prose_html(note)) for note in constant_notes(model, spec.framework)],

@@ -933,8 +933,8 @@ def handout_context(spec: Spec, options: HandoutOptions = HandoutOptions(),
         "architecture": escape_latex(architecture(spec, model)),
         "layers": work.tables.layer_table(),
         "constants": constant_notes(model, spec.framework),
-        "network": work.pictures.network_picture() if not indexed_network(model) else None,
-        "shapes": work.tables.shape_table() if indexed_network(model) else [],
+        "network": work.pictures.network_picture() if not model.has_indexed_layers else None,
+        "shapes": work.tables.shape_table() if model.has_indexed_layers else [],
         "notation": network_notation(model, notation, options),
         "givens": [latex.step(step) for step in work.givens],
         "appendix": [table for step in work.givens for item in step.items
@@ -972,7 +972,7 @@ def handout_context(spec: Spec, options: HandoutOptions = HandoutOptions(),
 
 def architecture(spec: Spec, model: NetworkDerivation) -> str:
     """4 - 3 - 3 - 4 (the widths); with indexed layers, the module's summary of types and shapes."""
-    if indexed_network(model):
+    if model.has_indexed_layers:
         from .codegen import _architecture
         return _architecture(model)
     return " - ".join(str(w) for w in spec.widths)
@@ -981,18 +981,12 @@ def architecture(spec: Spec, model: NetworkDerivation) -> str:
 def network_notation(model: NetworkDerivation, notation: Notation, options: HandoutOptions) -> list[str]:
     """The notation paragraph's sentences (LaTeX prose) of a network with indexed layers, in the
     handout's symbols (:mod:`symbp.emit.notation`); [] for a Dense network (the template's own)."""
-    if not indexed_network(model):
+    if not model.has_indexed_layers:
         return []
     from .notation import indexed_notation
     index = notation.param_index.replace("l-1", "{l-1}")
     return indexed_notation((layer.layer.rule for layer in model.layers), model.depth, f"W_{index}",
                             f"{notation.bias}_{index}", "thetas" if options.bias_symbol == "theta" else "biases")
-
-
-def indexed_network(model: NetworkDerivation) -> bool:
-    """Has the network an indexed layer (convolution, pooling, Flatten)? Its handout shows a
-    table of shapes instead of the drawing of neurons."""
-    return any(layer.layer.rule.indexed for layer in model.layers)
 
 
 def updated_slices(values) -> list[tuple[tuple, str]]:

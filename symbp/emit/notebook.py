@@ -391,7 +391,7 @@ def notebook_context(spec: Spec, model: NetworkDerivation | None = None, options
 def notebook_notation(model: NetworkDerivation) -> list[str]:
     """The notation sentences of a network with indexed layers (:mod:`symbp.emit.notation`, the
     handouts' text), in the notebook's names W_{l-1}, b_{l-1}; [] for a Dense network."""
-    if not any(layer.layer.rule.indexed for layer in model.layers):
+    if not model.has_indexed_layers:
         return []
     from .notation import indexed_notation
     return indexed_notation((layer.layer.rule for layer in model.layers), model.depth, "W_{l-1}", "b_{l-1}",
