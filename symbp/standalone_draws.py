@@ -16,7 +16,7 @@ here too.
 
 A draw is rejected (:func:`rejected`) when it is degenerate on the first batch (:func:`degenerate`)
 or comes within ``kink_margin`` of a kink or of a max-pooling tie at any step of the whole
-training (:func:`nearest_kink`, :func:`nearest_tie`): there NumPy and the framework may round to
+training (:func:`kink_in_step`, :func:`tie_in_step`; one replay serves both): there NumPy and the framework may round to
 different branches, and a student must guess one.
 """
 
@@ -265,21 +265,31 @@ def _nearest_entry(values: np.ndarray, kinks, layer: Optional[int], epoch: int, 
     return best
 
 
-def nearest_kink(steps: Iterator[tuple], layer_kinks, loss_kinks) -> Optional[KinkFound]:
+def kink_in_step(step: tuple, layer_kinks, loss_kinks) -> Optional[KinkFound]:
     """The pre-activation z of a piecewise activation (``layer_kinks``: per layer, the kinks of
     its activation), or the argument e = p - y of a piecewise loss (``loss_kinks``), nearest its
-    kink over the ``steps`` of a training (:func:`training_steps`); None when no rule has a kink."""
+    kink in one ``step`` of :func:`training_steps`; None when no rule has a kink."""
+    epoch, batch, _, _, yb, (zs, outputs, *_gathered) = step
+    found = [_nearest_entry(z, kinks, n, epoch, batch) for n, (z, kinks) in enumerate(zip(zs, layer_kinks))]
+    if loss_kinks and outputs[-1].shape == yb.shape:
+        found.append(_nearest_entry(outputs[-1] - yb, loss_kinks, None, epoch, batch))
+    return _least(found, "distance")
+
+
+def _least(hits: Iterator, field: str):
+    """The hit with the least ``field`` (the first of equal ones), None when there is none."""
+    best = None
+    for hit in hits:
+        if hit is not None and (best is None or getattr(hit, field) < getattr(best, field)):
+            best = hit
+    return best
+
+
+def nearest_kink(steps: Iterator[tuple], layer_kinks, loss_kinks) -> Optional[KinkFound]:
+    """:func:`kink_in_step`'s nearest over the ``steps`` of a training (:func:`training_steps`)."""
     if not any(layer_kinks) and not loss_kinks:
         return None
-    best = None
-    for epoch, batch, _, _, yb, (zs, outputs, *_gathered) in steps:
-        found = [_nearest_entry(z, kinks, n, epoch, batch) for n, (z, kinks) in enumerate(zip(zs, layer_kinks))]
-        if loss_kinks and outputs[-1].shape == yb.shape:
-            found.append(_nearest_entry(outputs[-1] - yb, loss_kinks, None, epoch, batch))
-        for hit in found:
-            if hit is not None and (best is None or hit.distance < best.distance):
-                best = hit
-    return best
+    return _least((kink_in_step(step, layer_kinks, loss_kinks) for step in steps), "distance")
 
 
 def window_gaps(module, a_prev: np.ndarray, live: np.ndarray, geometry) -> tuple[np.ndarray, np.ndarray]:
@@ -329,34 +339,41 @@ class TieFound(NamedTuple):
     batch: int
 
 
-def nearest_tie(module, steps: Iterator[tuple], pools) -> Optional[TieFound]:
+def tie_in_step(module, step: tuple, pools) -> Optional[TieFound]:
     """The max-pooling window (``pools``: [(position, (window, strides, padding))]) whose maximum
-    comes nearest a live rival (:func:`window_gaps`) over the ``steps`` of a training of
-    ``module`` (:func:`training_steps`); None without max pooling."""
+    comes nearest a live rival (:func:`window_gaps`) in one ``step`` of a training of ``module``
+    (:func:`training_steps`); None without max pooling."""
+    epoch, batch, step_params, xb, yb, (_, outputs, *_gathered) = step
+    traced, best = None, None
+    for position, geometry in pools:
+        if position and traced is None:   # once a step, for every pooling layer above another
+            traced = module.trace(step_params, xb, yb)
+        live = live_below(traced, position, outputs[position])
+        gaps, largest = window_gaps(module, outputs[position], live, geometry)
+        index = least_entry(gaps)
+        if index is not None and (best is None or gaps[index] < best.gap):
+            best = TieFound(float(gaps[index]), position, index, float(largest[index]), epoch, batch)
+    return best
+
+
+def nearest_tie(module, steps: Iterator[tuple], pools) -> Optional[TieFound]:
+    """:func:`tie_in_step`'s nearest over the ``steps`` of a training (:func:`training_steps`)."""
     if not pools:
         return None
-    best = None
-    for epoch, batch, step_params, xb, yb, (_, outputs, *_gathered) in steps:
-        traced = None
-        for position, geometry in pools:
-            if position and traced is None:   # once a step, for every pooling layer above another
-                traced = module.trace(step_params, xb, yb)
-            live = live_below(traced, position, outputs[position])
-            gaps, largest = window_gaps(module, outputs[position], live, geometry)
-            index = least_entry(gaps)
-            if index is not None and (best is None or gaps[index] < best.gap):
-                best = TieFound(float(gaps[index]), position, index, float(largest[index]), epoch, batch)
-    return best
+    return _least((tie_in_step(module, step, pools) for step in steps), "gap")
 
 
 def near_a_kink(module, rules: DrawRules, params: dict, x: np.ndarray, y: np.ndarray) -> bool:
     """Some value comes within ``kink_margin`` of a kink, or a max-pooling window's maximum within
-    it of a rival, at some step of the whole training (kink_margin 0: allowed anywhere)."""
+    it of a rival, at some step of the whole training (kink_margin 0: allowed anywhere). One
+    replay of the training serves both searches, and stops at the first step that comes near."""
     if rules.kink_margin <= 0:
         return False
-    steps = lambda: training_steps(module, params, x, y, rules.epochs, rules.batch_size)
-    kink = nearest_kink(steps(), rules.layer_kinks, rules.loss_kinks)
-    if kink is not None and kink.distance < rules.kink_margin:
-        return True
-    tie = nearest_tie(module, steps(), rules.pools)
-    return tie is not None and tie.gap < rules.kink_margin
+    for step in training_steps(module, params, x, y, rules.epochs, rules.batch_size):
+        kink = kink_in_step(step, rules.layer_kinks, rules.loss_kinks)
+        if kink is not None and kink.distance < rules.kink_margin:
+            return True
+        tie = tie_in_step(module, step, rules.pools)
+        if tie is not None and tie.gap < rules.kink_margin:
+            return True
+    return False

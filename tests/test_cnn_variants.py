@@ -165,6 +165,31 @@ def test_a_conv_unit_at_a_kink_is_drawn_again(monkeypatch):
     assert nearest_tie(unchecked, spec_module(unchecked)).gap > MARGIN   # only the kink stood in its way
 
 
+def test_one_replay_of_the_training_serves_both_searches_and_stops_where_one_comes_near(monkeypatch):
+    """An accepted draw replays its training once (not once per search), every step of it; a draw
+    whose first step holds a tie stops there."""
+    from symbp import standalone_draws
+    from symbp.classroom.variants import draw_rules
+    replay, replays = standalone_draws.training_steps, []
+
+    def counted(*args):
+        replays.append(0)
+        for step in replay(*args):
+            replays[-1] += 1
+            yield step
+    monkeypatch.setattr(standalone_draws, "training_steps", counted)
+    spec = cnn_spec(vary=("weights", "bias"))
+    module, rules = spec_module(spec), draw_rules(spec)
+    params, x, y = spec.initial_params(), np.array(spec.x), np.array(spec.y)
+    assert rules.layer_kinks[0] and rules.pools   # both searches have something to look at
+    assert not standalone_draws.near_a_kink(module, rules, params, x, y)
+    assert replays == [spec.epochs * 2]   # batches of 2 and 1 rows
+    replays.clear()
+    tied = {**params, "W0": np.zeros_like(params["W0"]), "b0": np.full_like(params["b0"], 0.5)}
+    assert standalone_draws.near_a_kink(module, rules, tied, x, y)
+    assert replays == [1]
+
+
 def test_average_pooling_and_input_ties_are_no_ties():
     """Average pooling selects nothing; max pooling straight on the images passes no gradient to a
     parameter, so equal pixels decide nothing."""
