@@ -168,11 +168,20 @@ def training_loop_row(module, model, x, y, params) -> tuple[dict, dict]:
             {name: count / LOOP_BATCHES for name, count in faults.items()})
 
 
+#: issue 13's targets: the generated step at least this fraction of Keras's speed; derivation + codegen within CODEGEN_TARGET s
+SPEED_TARGET, CODEGEN_TARGET = 0.5, 2.0
+
+
+def verdict(met: bool) -> str:
+    return "meets" if met else "MISSES"
+
+
 def print_rows(times: dict, faults: dict, flops: float) -> None:
     for name, t in times.items():
         print(f"    {name:10s} {t * 1e3:8.2f} ms/step  {flops / t / 1e9:6.2f} GFLOP/s  "
               f"{faults[name]:7.0f} page faults/step")
-    print(f"    generated / Keras speed: {times['Keras'] / times['generated']:.2f}x")
+    ratio = times["Keras"] / times["generated"]
+    print(f"    generated / Keras speed: {ratio:.2f}x ({verdict(ratio >= SPEED_TARGET)} issue 13's >= {SPEED_TARGET}x)")
 
 
 def main() -> None:
@@ -188,7 +197,8 @@ def main() -> None:
 
     flops = step_flops(spec)
     print(f"LeNet-sized CNN, batch {BATCH}, float32: derivation + codegen {seconds:.2f} s "
-          f"(`symbp codegen` in a fresh process: {command_seconds(spec):.2f} s)")
+          f"({verdict(seconds < CODEGEN_TARGET)} < {CODEGEN_TARGET:g} s; "
+          f"`symbp codegen` in a fresh process: {command_seconds(spec):.2f} s)")
     print(f"  threads: {THREADS} ({', '.join(THREAD_VARIABLES)} for NumPy's BLAS; TensorFlow's intra-op "
           f"and inter-op pools)")
     with keras_floatx("float32"):
