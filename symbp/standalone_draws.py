@@ -16,8 +16,8 @@ here too.
 
 A draw is rejected (:func:`rejected`) when it is degenerate on the first batch (:func:`degenerate`)
 or comes within ``kink_margin`` of a kink or of a max-pooling tie at any step of the whole
-training (:func:`kink_in_step`, :func:`tie_in_step`; one replay serves both): there NumPy and the framework may round to
-different branches, and a student must guess one.
+training (:func:`kink_in_step`, :func:`tie_in_step`; one replay serves both): there NumPy and
+the framework may round to different branches, and a student must guess one.
 """
 
 from __future__ import annotations
