@@ -117,16 +117,18 @@ def tensorflow_threads() -> None:
 
 
 def keep_freed_memory() -> bool:
-    """Ask glibc's malloc to keep freed memory in the process (no fresh mmap per large array, no
-    trimming of the heap's top): a pool as TensorFlow's allocator keeps for itself. False where
-    there is no glibc ``mallopt``."""
+    """Ask glibc's malloc to keep freed memory in the process: arrays up to 32 MB from the heap,
+    up to 64 MB free at its top before it is trimmed (the most glibc's own dynamic thresholds
+    reach; the README's ``MALLOC_MMAP_THRESHOLD_`` and ``MALLOC_TRIM_THRESHOLD_`` set the same at
+    start): a pool as TensorFlow's allocator keeps for itself. False where there is no glibc
+    ``mallopt``."""
     import ctypes
     try:
         mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):
         return False
     m_trim_threshold, m_mmap_threshold = -1, -3
-    return bool(mallopt(m_mmap_threshold, 32 << 20)) and bool(mallopt(m_trim_threshold, 1 << 30))
+    return bool(mallopt(m_mmap_threshold, 32 << 20)) and bool(mallopt(m_trim_threshold, 64 << 20))
 
 
 def free_one_large_array() -> bool:
