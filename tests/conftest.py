@@ -24,3 +24,15 @@ def run_symbp(*args: str, cwd: Path | None = None, timeout: float = 600) -> subp
 @pytest.fixture
 def symbp_cli():
     return run_symbp
+
+
+@pytest.fixture
+def sidecar_spec():
+    """The built-in example with its rows repeated past codegen.MAX_LITERAL_NUMBERS: its module
+    reads X and Y from a sidecar .npz beside it."""
+    import dataclasses
+    from symbp.emit.codegen import MAX_LITERAL_NUMBERS
+    from symbp.spec import load_spec
+    seed = load_spec()
+    copies = MAX_LITERAL_NUMBERS // (len(seed.x) * len(seed.x[0])) + 1
+    return dataclasses.replace(seed, x=seed.x * copies, y=seed.y * copies)

@@ -111,6 +111,15 @@ def test_solution_runs_in_a_fresh_kernel_and_matches_keras(network, tmp_path):
     assert_every_check_matches(solution, spec, expected)
 
 
+def test_a_spec_whose_data_goes_to_a_sidecar_file_gets_notebooks_that_run(sidecar_spec, tmp_path):
+    """More numbers than a module writes out (codegen.MAX_LITERAL_NUMBERS): the notebook's values
+    come from the module loaded with its sidecar .npz (before, the module looked for the .npz in
+    the current folder: an internal error, or another spec's file of the same name read)."""
+    spec = sidecar_spec
+    solution, expected = executed_solution(spec, tmp_path)
+    assert_every_check_matches(solution, spec, expected)
+
+
 def test_seed_solution_prints_the_seed_numbers():
     solution = notebooks(load_spec())["solution"]
     # each answer cell ends print(shown(<name>)): small arrays print as NumPy prints them

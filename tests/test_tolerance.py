@@ -73,3 +73,16 @@ def test_a_wrong_step_is_not_excused_as_rounding(long_adam):
     assert not report.match
     assert all(c.rounding_spread is None for c in report.comparisons)
     assert "They don't match." in report.describe(long_adam)
+
+
+def test_the_mismatch_diagnostics_load_a_sidecar_specs_module_with_its_data(sidecar_spec):
+    """A spec with more numbers than a module writes out keeps its data in a sidecar .npz: the
+    rounding-growth replay (nudged_train) and the kink search a mismatch runs load the module
+    with it (before, both looked for the .npz in the current folder: an internal error)."""
+    from symbp.witnesses.compare import kink_at_rounding
+    from symbp.witnesses.module import module_train, nudged_train
+    spec = sidecar_spec
+    _, losses = module_train(spec)
+    _, nudged_losses = nudged_train(spec)
+    assert np.allclose(nudged_losses, losses, rtol=1e-12) and len(losses) == spec.epochs
+    assert kink_at_rounding(spec) is None   # tanh and softmax: no kink to find

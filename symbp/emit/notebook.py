@@ -22,7 +22,7 @@ import numpy as np
 import sympy as sp
 
 from ..derivation import naming
-from .codegen import EquationPrinter, Line, ModuleContext, array_literal, derive_spec, module_context, module_source
+from .codegen import EquationPrinter, Line, ModuleContext, array_literal, derive_spec, module_context
 from ..derivation.derive import NetworkDerivation, derive_activation
 from ..derivation.naming import ParamName
 from .elision import shown, shown_source
@@ -418,8 +418,8 @@ def traced_values(spec: Spec, model: NetworkDerivation) -> dict[str, object]:
     """The notebook's variables after its step, by the notebook's names, from the generated
     module's ``trace`` of the first batch: x, y (the label rows), W0, b0, ..., a1, ..., loss,
     each delta, g, dW, db, and each ``<param>_updated``."""
-    from ..witnesses.module import load_module
-    module = load_module(module_source(spec, model), spec.name)
+    from ..witnesses.module import spec_module
+    module = spec_module(spec, model)   # with its sidecar data, when it has one
     params = module.initial_params()
     rows = min(spec.batch_size, len(spec.x))
     trace = module.trace(params, module.X[:rows], module.Y[:rows])

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..spec.model import Spec
 from .base import Run, Witness, witness as witness_named
-from .module import load_module, module_gradients, module_train, nudged_train, spec_module
+from .module import module_gradients, module_train, nudged_train, spec_module
 from .report import ROUNDING_GROWTH_FACTOR, CheckReport, Comparison, compare
 from .tolerance import TOLERANCES, Tolerance
 
@@ -99,8 +99,7 @@ def kink_at_rounding(spec: Spec, module=None):
     its kink over the whole training, when it is within AT_KINK of it; else the max-pooling
     window nearest a tie, when its maximum is within AT_KINK of a rival (else None)."""
     from ..derivation.kinks import nearest_kink, nearest_tie
-    from ..emit.codegen import module_source
-    module = module or load_module(module_source(spec), spec.name)
+    module = module or spec_module(spec)
     hit = nearest_kink(spec, module)
     if hit is not None and hit.distance <= AT_KINK * max(1.0, abs(hit.kink)):
         return hit

@@ -91,7 +91,7 @@ def module_gradients(spec: Spec, module=None) -> dict[str, np.ndarray]:
 def nudged_train(spec: Spec, dtype: str = "float64", seed: int = 0):
     """The generated module's ``train`` with every step's new parameters nudged by one ulp, up
     or down at random: as if each step had rounded differently, as another framework's kernels may."""
-    module = load_module(module_source(spec), spec.name)
+    module = spec_module(spec)
     exact_step, rng = module.step, np.random.default_rng(seed)
 
     def nudged_step(*args, **kwargs):
