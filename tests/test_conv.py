@@ -312,6 +312,27 @@ def test_bad_layers_are_named(layer, says):
     assert says in str(error.value)
 
 
+@pytest.mark.parametrize("where, entry, says", [
+    ("x", "0.8", "data.x[0][0][0][0]: expected a finite number, found '0.8'"),
+    ("x", True, "data.x[0][0][0][0]: expected a finite number, found True"),
+    ("kernel", "-0.1", "layers[0].kernel[0][0][0][0]: expected a finite number, found '-0.1'"),
+    ("bias", False, "layers[0].bias[0]: expected a finite number, found False"),
+])
+def test_a_string_or_bool_is_no_number_in_a_cnn_spec(where, entry, says):
+    """As for Dense layers: NumPy would read "0.8" as 0.8 and true as 1.0, a spec's typo taken
+    as data."""
+    conv = {"type": "Conv2D", "filters": 2, "kernel_size": 2, "kernel": np.full((2, 2, 1, 2), 0.1).tolist(),
+            "bias": [0.0, 0.0]}
+    table = make_spec([conv, {"type": "Flatten"}, {"units": 3, "activation": "softmax"}], (2, 3, 3, 1)).to_dict()
+    array = table["data"]["x"] if where == "x" else table["layers"][0][where]
+    while isinstance(array[0], list):
+        array = array[0]
+    array[0] = entry
+    with pytest.raises(SpecError) as error:
+        Spec.from_dict(table)
+    assert says in str(error.value)
+
+
 def test_a_network_needs_parameters():
     with pytest.raises(SpecError, match="no layer with parameters"):
         make_spec([{"type": "MaxPooling2D"}, {"type": "Flatten"}], (2, 4, 4, 1), classes=4)

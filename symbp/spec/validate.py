@@ -29,7 +29,7 @@ from ..rules.torch_optimizers import ARGUMENT_RANGES as TORCH_OPTIMIZER_RANGES
 from ..wording import plural
 from .handout import ASK_FORMS, HANDOUT_KEYS, parse_ask
 from .model import WEIGHTS_KEY, LayerSpec, LossSpec, OptimizerSpec, Problem, Spec, SpecError, TrainingSpec
-from .values import (Problems, at_most, in_range, is_finite_number, key_shown, kind_of, matrix,
+from .values import (Problems, at_most, in_range, is_finite_number, key_shown, kind_of, matrix, numbers_array,
                      name_in, named_table, nearest, number, shown, table, unknown_keys, vector)
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}\Z")
@@ -178,16 +178,11 @@ def check_x(problems: Problems, value: Any, layer_tables: Any) -> Optional[np.nd
     rank = rule.gather.spatial if rule is not None and rule.indexed else 0
     if not rank:
         return matrix(problems, value, "data.x")
-    try:
-        array = np.array(value, dtype=np.float64)
-    except (ValueError, TypeError, OverflowError):
-        array = None
-    if array is None or array.ndim != rank + 2 or array.size == 0:
+    array = numbers_array(problems, value, "data.x")
+    if array is not None and (array.ndim != rank + 2 or array.size == 0):
         problems.add("data.x", f"{kind} needs a {rank + 2}-D array (samples, "
-                               f"{'steps' if rank == 1 else 'height, width'}, channels) of numbers")
-        return None
-    if not np.all(np.isfinite(array)):
-        problems.add("data.x", "expected finite numbers only")
+                               f"{'steps' if rank == 1 else 'height, width'}, channels) of numbers, "
+                               f"found {array.ndim}-D")
         return None
     return array
 
@@ -360,14 +355,9 @@ def check_initializer(problems: Problems, entry: dict, where: str, parameter) ->
 
 def _shaped_array(problems: Problems, value: Any, where: str, expected: tuple) -> Optional[np.ndarray]:
     """An array of finite numbers of shape ``expected`` (a parameter in Keras's layout), or None."""
-    try:
-        values = np.array(value, dtype=np.float64)
-    except (ValueError, TypeError, OverflowError):
-        values = None
-    if values is None or values.shape != expected or not np.all(np.isfinite(values)):
-        found = "not an array of finite numbers" if values is None or values.shape == expected \
-            else f"shape {values.shape}"
-        problems.expected(where, f"an array of shape {expected} (Keras's layout)", found)
+    values = numbers_array(problems, value, where)
+    if values is not None and values.shape != expected:
+        problems.expected(where, f"an array of shape {expected} (Keras's layout)", f"shape {values.shape}")
         return None
     return values
 

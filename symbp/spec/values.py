@@ -193,6 +193,33 @@ def matrix(problems: Problems, value: Any, where: str, rows: Optional[int] = Non
     return array
 
 
+def first_not_a_number(value: Any, where: str) -> Optional[tuple[str, Any]]:
+    """(where, entry) of the first entry of nested arrays ``value`` that is not a finite number
+    (a string or a bool too: NumPy would read "0.8" as 0.8 and true as 1.0), None when every
+    entry is one."""
+    if not isinstance(value, list):
+        return None if is_finite_number(value) else (where, value)
+    for i, entry in enumerate(value):
+        found = first_not_a_number(entry, f"{where}[{i}]")
+        if found is not None:
+            return found
+    return None
+
+
+def numbers_array(problems: Problems, value: Any, where: str) -> Optional[np.ndarray]:
+    """Nested arrays of finite numbers as one float64 array (any rank, not ragged), or None
+    after naming the first entry that is not a number. The shape is the caller's to check."""
+    found = first_not_a_number(value, where)
+    if found is not None:
+        problems.expected(found[0], "a finite number", shown(found[1]))
+        return None
+    try:
+        return np.array(value, dtype=np.float64)
+    except ValueError:   # ragged
+        problems.add(where, "the arrays at each depth must all have the same length (ragged arrays found)")
+        return None
+
+
 def vector(problems: Problems, value: Any, where: str, length: int) -> Optional[np.ndarray]:
     """A flat array of ``length`` finite numbers (a layer's bias: its units)."""
     if not isinstance(value, list) or any(isinstance(v, list) for v in value):
