@@ -115,6 +115,28 @@ def test_values_in_one_batch_are_limited():
     Spec.from_dict(small_network([1, 1023, 1], samples=4500, batch_size=2000))
 
 
+def widest_cnn(samples: int, kernel_size: int, batch_size: int) -> dict:
+    """32x32 grey images through one Conv2D with "same" padding: 1,024 positions, each a window
+    of kernel_size^2 entries."""
+    rng = np.random.default_rng(0)
+    return {"name": "widest", "data": {"x": rng.random((samples, 32, 32, 1)).round(2).tolist(),
+                                       "y": np.eye(2)[rng.integers(0, 2, samples)].tolist()},
+            "layers": [{"type": "Conv2D", "filters": 1, "kernel_size": kernel_size, "padding": "same",
+                        "activation": "tanh"}, {"type": "Flatten"}, {"units": 2, "activation": "softmax"}],
+            "loss": {"name": "categorical_crossentropy"}, "optimizer": {"name": "adam"},
+            "training": {"batch_size": batch_size, "epochs": 2}}
+
+
+def test_window_entries_in_one_batch_are_limited():
+    """The window matrix (positions x window x channels a sample) outgrows every layer's output
+    with a large kernel: a 1024x1024 kernel on one 32x32 image asked for 8 GiB."""
+    with pytest.raises(SpecError, match=r"layers: at most 16777216 window entries in one batch .* found 1073741824"):
+        Spec.from_dict(widest_cnn(1, 1024, 1))
+    with pytest.raises(SpecError, match=r"training.batch_size: at most 16777216 window entries .* found 17825792"):
+        Spec.from_dict(widest_cnn(17, 32, 17))
+    Spec.from_dict(widest_cnn(17, 32, 16))   # 16 x 1024 x 1024: the limit
+
+
 def many_numbers_spec(samples=300, features=20) -> Spec:
     """A spec with more numbers than a module writes as literals (x alone: 6,000)."""
     rng = np.random.default_rng(1)
@@ -283,6 +305,18 @@ def test_the_largest_spec_the_validator_accepts_goes_through_in_2_gb(tmp_path):
         if command[0] != "codegen":
             assert "generated module: epoch 2/2" in stderr  # progress of a long training
     assert (tmp_path / "out" / f"{spec.name}_data.npz").exists()
+
+
+@pytest.mark.slow
+def test_the_widest_cnn_the_validator_accepts_goes_through_in_2_gb(tmp_path):
+    """Batches at the window-entries limit (16 images, each 1,024 windows of 32x32), adam,
+    2 epochs: codegen, check and derive each peak under 2 GB (0.9 GB measured; ~25 s)."""
+    spec_path = tmp_path / "widest.toml"
+    spec_path.write_text(Spec.from_dict(widest_cnn(16, 32, 16)).to_toml())
+    for command in (["codegen", "-o", str(tmp_path / "gen")], ["check"], ["derive", "-o", str(tmp_path / "out")]):
+        status, peak_mb, stderr = peak_memory(command[0], str(spec_path), *command[1:])
+        assert status == 0, (command, stderr)
+        assert peak_mb < 2048, (command, peak_mb)
 
 
 def test_data_values_are_limited_before_reading(tmp_path):

@@ -55,6 +55,18 @@ class Layer:
         weight = self.rule.parameters[0]
         return weight_fan_in(self.param_shape(weight.kind), weight.unit_axis)
 
+    @property
+    def window_values(self) -> int:
+        """Entries of its windows per sample (output positions x window offsets x input
+        channels; 0 for a layer without windows): what its window matrix holds, and so its
+        mask, their gradients and a trace. A large kernel with "same" padding on a small input
+        makes it far larger than any output (32x32 positions of 1024x1024 windows: 1 GiB of
+        float64 per sample)."""
+        if not self.rule.indexed or self.rule.gather.kind != "windows":
+            return 0
+        window, _, _ = self.window_geometry()
+        return int(np.prod(self.output_shape[:-1])) * int(np.prod(window)) * int(self.input_shape[-1])
+
     def window_geometry(self) -> tuple[tuple, tuple, str]:
         """(window, strides, padding) of a windowed layer's Gather (convolution, pooling): a
         global pooling's window is its whole input, stride 1, no padding."""

@@ -40,9 +40,12 @@ RESERVED_NAMES = frozenset(sys.stdlib_module_names) | {"numpy", "np", "symbp", "
 #: sizes past which a spec is not a teaching example (and would make huge literals or slow runs);
 #: "parameters" (weights and biases in all), "batch_values" (one batch's inputs and every
 #: layer's outputs, batch_size x (features + all units)) and "data_values" (samples x (features
-#: + outputs), about what a 16 MB spec file holds) keep every command within ~2 GB of memory
+#: + outputs), about what a 16 MB spec file holds) and "window_values" (one batch's window
+#: entries of every convolution and pooling layer, :attr:`Layer.window_values`) keep every
+#: command within ~2 GB of memory
 LIMITS = {"layers": 32, "units": 1024, "features": 1024, "samples": 10_000, "epochs": 10_000,
-          "seed": 2**32 - 1, "parameters": 2**22, "batch_values": 2**22, "data_values": 2**23}
+          "seed": 2**32 - 1, "parameters": 2**22, "batch_values": 2**22, "data_values": 2**23,
+          "window_values": 2**24}
 TOP_KEYS = {"name", "title", "seed", "framework", "data", "layers", "loss", "optimizer", "training", "variants",
             "handout"}
 LAYER_KEYS = {"units", "activation", "weights", "bias", "kernel_initializer", "bias_initializer",
@@ -665,3 +668,7 @@ def check_shaped_limits(problems: Problems, data_shape: tuple, layers: list[Laye
                                                   [data_shape[1:], *(layer.output_shape for layer in built)])
     _limit(problems, values, "training.batch_size", "batch_values",
            "values in one batch (batch_size x (input and every layer's output))")
+    per_sample = sum(layer.window_values for layer in built)
+    _limit(problems, min(batch_size, data_shape[0]) * per_sample, "layers" if per_sample > LIMITS["window_values"]
+           else "training.batch_size", "window_values",
+           "window entries in one batch (batch_size x each windowed layer's positions x window x channels)")
