@@ -339,9 +339,22 @@ def test_a_network_needs_parameters():
 
 
 def test_dense_after_a_convolution_needs_flatten():
-    with pytest.raises(SpecError, match="add a Flatten"):
+    with pytest.raises(SpecError, match="add a Flatten") as error:
         make_spec([{"type": "Conv2D", "filters": 2, "kernel_size": 3}, {"units": 3, "activation": "softmax"}],
                   (2, 5, 5, 1))
+    assert len(error.value.problems) == 1   # not also its units and activation as unknown keys
+
+
+@pytest.mark.parametrize("layer, says", [
+    ({"type": "Convolution2D", "filters": 2, "kernel_size": 3}, "unknown layer 'Convolution2D' (did you mean 'Conv2D'?)"),
+    ({"type": "Conv2D", "filters": 2, "kernel_size": 3, "strides": 10**6}, "a positive integer (at most 1024)"),
+])
+def test_one_mistake_in_a_cnn_layer_is_one_problem_said_plainly(layer, says):
+    """A misspelt first layer leaves the images' shape unknown: their numbers are still checked,
+    their rank is not (it was "data.x[0][0]: expected a finite number, found [[...]]" too)."""
+    with pytest.raises(SpecError) as error:
+        make_spec([layer, {"type": "Flatten"}, {"units": 3, "activation": "softmax"}], (2, 5, 5, 1))
+    assert [says in str(problem) for problem in error.value.problems] == [True], str(error.value)
 
 
 def test_the_spec_round_trips_through_toml():

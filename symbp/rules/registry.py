@@ -44,8 +44,10 @@ class Registry(Generic[RuleT]):
         if key in self._aliases:
             return self._aliases[key]
         from ..wording import suggest
-        # suggest canonical names only: aliases of the same rule would repeat it
-        raise UnknownName(self.kind, name, suggest(key, self._rules) or suggest(key, self._aliases)[:1])
+        # suggest canonical names only (aliases of the same rule would repeat it), as the
+        # framework spells them (Conv2D, CrossEntropyLoss), which the lookup takes in any case
+        shown = [getattr(self._rules[k], "name", k) for k in suggest(key, self._rules)]
+        raise UnknownName(self.kind, name, shown or suggest(key, self._aliases)[:1])
 
     def __getitem__(self, name: str) -> RuleT:
         return self._rules[self.canonical(name)]

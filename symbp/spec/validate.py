@@ -177,8 +177,10 @@ def check_x(problems: Problems, value: Any, layer_tables: Any) -> Optional[np.nd
     windows (Conv2D: (samples, height, width, channels); Conv1D: (samples, steps, channels))."""
     first = layer_tables[0] if isinstance(layer_tables, list) and layer_tables and isinstance(layer_tables[0], dict) else {}
     kind = first.get("type", "Dense")
-    rule = layer_rules[kind] if isinstance(kind, str) and kind in layer_rules else None
-    rank = rule.gather.spatial if rule is not None and rule.indexed else 0
+    if not isinstance(kind, str) or kind not in layer_rules:   # its shape unknown: the type's problem says why
+        return numbers_array(problems, value, "data.x")
+    rule = layer_rules[kind]
+    rank = rule.gather.spatial if rule.indexed else 0
     if not rank:
         return matrix(problems, value, "data.x")
     array = numbers_array(problems, value, "data.x")
@@ -222,10 +224,14 @@ def check_layer(problems: Problems, entry: Any, where: str, shape: Optional[tupl
     kind = name_in(problems, layer_rules, entry.get("type", "Dense"), f"{where}.type")
     if kind is None:
         return None, None
-    if not layer_rules[kind].indexed and (shape is None or len(shape) == 1):   # Dense (torch: Linear)
-        layer, units = check_dense_layer(problems, entry, where, None if shape is None else shape[0], framework)
-        return layer, None if units is None else (units,)
-    return check_window_layer(problems, entry, where, layer_rules[kind], shape)
+    rule = layer_rules[kind]
+    if rule.indexed:
+        return check_window_layer(problems, entry, where, rule, shape)
+    if shape is not None and len(shape) > 1:   # its own keys are then no problem: its input is
+        problems.add(where, f"{rule.name} needs a flat input (samples x features): add a Flatten layer before it")
+        return None, None
+    layer, units = check_dense_layer(problems, entry, where, None if shape is None else shape[0], framework)
+    return layer, None if units is None else (units,)
 
 
 def check_dense_layer(problems: Problems, entry: dict, where: str, fan_in: Optional[int],
@@ -264,9 +270,6 @@ def check_window_layer(problems: Problems, entry: dict, where: str, rule,
     allowed = {"type"} | {key for key, _ in rule.arguments}
     allowed |= {k for p in rule.parameters for k in (p.kind, p.spec_key, f"{p.kind}_initializer")}
     unknown_keys(problems, entry, allowed, where + ".")
-    if not rule.indexed:
-        problems.add(where, f"{rule.name} needs a flat input (samples x features): add a Flatten layer before it")
-        return None, None
     arguments = _window_arguments(problems, entry, where, rule, rank)
     activation = "linear"
     if rule.parameters:
@@ -296,7 +299,7 @@ def _window_size(problems: Problems, value: Any, where: str, rank: int) -> Optio
     values = value if isinstance(value, list) else [value]
     if len(values) not in (1, rank) or not all(isinstance(v, int) and not isinstance(v, bool) and 0 < v <= 1024
                                                for v in values):
-        problems.expected(where, f"a positive integer or {rank} of them (one per axis)", shown(value))
+        problems.expected(where, f"a positive integer (at most 1024) or {rank} of them (one per axis)", shown(value))
         return None
     return values * rank if len(values) == 1 else list(values)
 
