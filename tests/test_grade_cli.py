@@ -196,6 +196,32 @@ def test_a_non_square_gradient_written_transposed_is_diagnosed(klass, tmp_path):
     assert "`transposed`" in (out / "feedback" / "student_01.md").read_text()
 
 
+def test_a_notebooks_huge_output_and_arrays_stay_in_its_kernel_and_odd_answers_are_named(tmp_path):
+    """A student's cell printing 20 MB, a 4-million-entry answer and an answer that is no array
+    of numbers: symbp's process holds none of it (its traced peak stays far below the print), the
+    wrong size is said from the shape alone, the string is named (it was "missing", unsaid)."""
+    import tracemalloc
+    import nbformat
+    from symbp.classroom import submissions
+    cells = ["import numpy as np\nprint('x' * 20_000_000)",
+             "dW2 = 'not yet'\ndb2 = np.zeros(4_000_000)\nW2 = np.ones((3, 4))"]
+    for name, sources in (("warm.ipynb", ["W2 = 1"]), ("s.ipynb", cells)):   # warm: nbclient's imports
+        notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in sources])
+        nbformat.write(notebook, str(tmp_path / name))
+    submissions.notebook_submission(tmp_path / "warm.ipynb", {"W2": (1,)}, 60)
+    tracemalloc.start()
+    try:
+        read = submissions.notebook_submission(tmp_path / "s.ipynb", {"dW2": (3, 4), "db2": (4,), "W2": (3, 4)}, 60)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 5_000_000, peak
+    np.testing.assert_array_equal(read.answers["W2"], np.ones((3, 4)))
+    assert set(read.answers) == {"W2"}
+    assert "dW2 is not an array of numbers" in read.error
+    assert "db2 has shape (4000000,), expected (4,)" in read.error
+
+
 def test_a_notebooks_transposed_gradient_is_read_in_the_keys_order(monkeypatch, tmp_path):
     """A notebook's dW2 of shape (4, 3) for the key's (3, 4): kept, its entries row by row in the
     key's order (as a CSV row gives them), with a note; another size is left out."""

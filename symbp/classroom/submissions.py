@@ -7,7 +7,9 @@ a number or reported; it never becomes code, and messages quote it escaped and s
 Notebooks run as nbgrader's autograde runs them: each in its own kernel process (nbclient),
 with a time limit per cell, several at once (one per core), never in symbp's process. After the
 student's cells, one cell added by symbp prints the answer variables as JSON after a marker
-line; only that cell's output is read.
+line; only that cell's output is read, and only it prints (a first cell added by symbp
+silences the student's): nothing a student's cell prints or holds reaches symbp's process but
+the answers of the key's sizes.
 """
 
 from __future__ import annotations
@@ -93,17 +95,47 @@ def read_csv(path: Path, shapes: dict[str, tuple], students: set[str],
 
 
 # ---------------------------------------------------------------- notebooks
-def _reader_cell(names: list[str], marker: str) -> str:
-    """symbp's last cell: the answer variables as JSON after ``marker`` (names are the key's)."""
+def _reader_cell(sizes: dict[str, int], marker: str) -> str:
+    """symbp's last cell: the answer variables as JSON after ``marker`` (``sizes``: the key's
+    names and each quantity's entries). Only an answer of the right size is sent as numbers; any
+    other as {"shape": ...}, and one that is no array of numbers as {"problem": ...}: a student's
+    40-million-entry array would otherwise be printed, carried and parsed in full."""
     return ("import json as _symbp_json, numpy as _symbp_np\n"
-            f"_symbp_names = {names!r}\n"
+            "for _symbp_stream in (_symbp_sys.stdout, _symbp_sys.stderr):\n"
+            "    vars(_symbp_stream).pop('write', None)\n"
+            f"_symbp_sizes = {sizes!r}\n"
             "_symbp_out = {}\n"
-            "for _symbp_name in _symbp_names:\n"
+            "for _symbp_name, _symbp_size in _symbp_sizes.items():\n"
+            "    if _symbp_name not in globals():\n"
+            "        continue\n"
             "    try:\n"
-            "        _symbp_out[_symbp_name] = _symbp_np.asarray(globals()[_symbp_name], dtype=float).tolist()\n"
+            "        _symbp_value = _symbp_np.asarray(globals()[_symbp_name], dtype=float)\n"
             "    except Exception:\n"
-            "        pass\n"
+            "        _symbp_out[_symbp_name] = {'problem': 'is not an array of numbers'}\n"
+            "        continue\n"
+            "    _symbp_out[_symbp_name] = _symbp_value.tolist() if _symbp_value.size == _symbp_size \\\n"
+            "        else {'shape': list(_symbp_value.shape)}\n"
             f"print({marker!r} + _symbp_json.dumps(_symbp_out))\n")
+
+
+#: symbp's first cell: the student's cells print into nothing (only symbp's last cell is read),
+#: so a cell printing 300 MB sends nothing. The kernel's own streams stay in place, their write
+#: overridden: the kernel tells the streams in sys.stdout which cell each output belongs to.
+_QUIET_CELL = ("import sys as _symbp_sys\n"
+               "for _symbp_stream in (_symbp_sys.stdout, _symbp_sys.stderr):\n"
+               "    _symbp_stream.write = len\n")
+
+
+def _answer_reader(notebook, **options):
+    """nbclient's client for ``notebook``, keeping no output but its last cell's (symbp's, the
+    only one read): a student's cell printing 300 MB took symbp's own process to 735 MB."""
+    from nbclient import NotebookClient
+    last = len(notebook.cells) - 1
+
+    class AnswerReader(NotebookClient):
+        def output(self, outs, msg, display_id, cell_index):
+            return super().output(outs, msg, display_id, cell_index) if cell_index == last else None
+    return AnswerReader(notebook, **options)
 
 
 def _stream_text(cell) -> str:
@@ -118,17 +150,16 @@ def cells_to_run(cells) -> int:
     return tagged[-1] + 1 if tagged else len(cells)
 
 
-def run_notebook(path: Path, names: list[str], timeout: int) -> dict:
+def run_notebook(path: Path, sizes: dict[str, int], timeout: int) -> dict:
     """Execute one notebook in a fresh kernel (its own process) and read the answer variables."""
     import nbformat
-    from nbclient import NotebookClient
     if path.stat().st_size > MAX_NOTEBOOK_BYTES:
         raise ValueError(f"larger than {MAX_NOTEBOOK_BYTES // 2**20} MB")
     notebook = nbformat.read(str(path), as_version=4)
-    notebook.cells = notebook.cells[:cells_to_run(notebook.cells)]
+    notebook.cells = [nbformat.v4.new_code_cell(_QUIET_CELL), *notebook.cells[:cells_to_run(notebook.cells)]]
     marker = f"symbp-answers-{secrets.token_hex(8)}:"
-    notebook.cells.append(nbformat.v4.new_code_cell(_reader_cell(names, marker)))
-    client = NotebookClient(notebook, timeout=timeout, kernel_name="python3", allow_errors=True,
+    notebook.cells.append(nbformat.v4.new_code_cell(_reader_cell(sizes, marker)))
+    client = _answer_reader(notebook, timeout=timeout, kernel_name="python3", allow_errors=True,
                             resources={"metadata": {"path": str(path.parent)}})
     client.execute()
     text = _stream_text(notebook.cells[-1])
@@ -145,13 +176,14 @@ def _timed_out(err: Exception) -> bool:
 def notebook_submission(path: Path, shapes: dict[str, tuple], timeout: int) -> Submission:
     """One student's notebook as a Submission (a time-out or a broken file: an error). A run
     that fails otherwise is tried once more: a kernel may fail to start on a busy machine."""
+    sizes = {name: int(np.prod(shape)) for name, shape in shapes.items()}
     try:
         try:
-            values = run_notebook(path, list(shapes), timeout)
+            values = run_notebook(path, sizes, timeout)
         except Exception as err:
             if _timed_out(err):
                 raise
-            values = run_notebook(path, list(shapes), timeout)
+            values = run_notebook(path, sizes, timeout)
     except Exception as err:   # the student's notebook, not symbp: reported for this student
         reason = "timed out" if _timed_out(err) else \
             f"could not be run ({type(err).__name__})"
@@ -159,6 +191,11 @@ def notebook_submission(path: Path, shapes: dict[str, tuple], timeout: int) -> S
     answers, problems = {}, []
     for name, shape in shapes.items():
         if name not in values:
+            continue
+        if isinstance(values[name], dict):   # the reader cell's note: not sent as numbers
+            read = values[name]
+            problems.append(f"{name} {read['problem']}" if "problem" in read else
+                            f"{name} has shape {tuple(read['shape'])}, expected {shape}")
             continue
         try:
             array = np.asarray(values[name], dtype=np.float64)
