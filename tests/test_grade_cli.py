@@ -109,6 +109,24 @@ def test_spreadsheet_safe():
     assert spreadsheet_safe("-1.5") == "'-1.5" and spreadsheet_safe("student_01") == "student_01"
 
 
+def test_a_cell_longer_than_csvs_field_limit_is_its_students_problem(klass, tmp_path):
+    """csv's default field limit is 131,072 characters: a longer cell (here 200,000) is a cell
+    that is not a number, reported for its student; the others are graded, exit 0."""
+    rows = _key_rows(klass)
+    rows[1]["delta3[0][1]"] = "x" * 200_000
+    out = tmp_path / "out"
+    limit = csv.field_size_limit()
+    result = _grade(klass, _write_csv(tmp_path / "long.csv", rows), "-o", out)
+    assert result.returncode == 0, result.stderr
+    grades = json.loads((out / "grades.json").read_text())["students"]
+    assert "delta3[0][1]: not a number: 'xxx" in grades["student_02"]["error"]
+    assert len(grades["student_02"]["error"]) < 200
+    assert all(grades[s]["score"] == grades[s]["max_score"] for s in ("student_01", "student_03", "student_04"))
+    from symbp.classroom.submissions import read_csv
+    read, _ = read_csv(tmp_path / "long.csv", {"loss": ()}, {"student_02"})
+    assert "student_02" in read and csv.field_size_limit() == limit     # the limit raised for the read only
+
+
 def test_malformed_submissions_exit_2(klass, tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("name,loss\nx,1\n")
