@@ -2,14 +2,18 @@
 Gradescope's results.json, notebooks run in their own kernels."""
 
 import csv
+import html
 import io
 import json
+import re
+from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from symbp.classroom.gradebook import spreadsheet_safe
+from symbp.classroom.submissions import quoted
 from symbp.classroom.variants import write_variants
 from symbp.spec.model import load_spec
 
@@ -105,6 +109,24 @@ def test_spreadsheet_safe():
     assert spreadsheet_safe("-1.5") == "'-1.5" and spreadsheet_safe("student_01") == "student_01"
 
 
+def test_a_cell_longer_than_csvs_field_limit_is_its_students_problem(klass, tmp_path):
+    """csv's default field limit is 131,072 characters: a longer cell (here 200,000) is a cell
+    that is not a number, reported for its student; the others are graded, exit 0."""
+    rows = _key_rows(klass)
+    rows[1]["delta3[0][1]"] = "x" * 200_000
+    out = tmp_path / "out"
+    limit = csv.field_size_limit()
+    result = _grade(klass, _write_csv(tmp_path / "long.csv", rows), "-o", out)
+    assert result.returncode == 0, result.stderr
+    grades = json.loads((out / "grades.json").read_text())["students"]
+    assert "delta3[0][1]: not a number: 'xxx" in grades["student_02"]["error"]
+    assert len(grades["student_02"]["error"]) < 200
+    assert all(grades[s]["score"] == grades[s]["max_score"] for s in ("student_01", "student_03", "student_04"))
+    from symbp.classroom.submissions import read_csv
+    read, _ = read_csv(tmp_path / "long.csv", {"loss": ()}, {"student_02"})
+    assert "student_02" in read and csv.field_size_limit() == limit     # the limit raised for the read only
+
+
 def test_malformed_submissions_exit_2(klass, tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("name,loss\nx,1\n")
@@ -125,6 +147,46 @@ def test_gradescope_results_json(klass, tmp_path):
     assert len(results["tests"]) == 16
     many = _grade(klass, klass / "answer_key.csv", "-o", tmp_path / "out2", "--gradescope")
     assert many.returncode == 2
+
+
+#: cells a student may write that Markdown would read as an image, a link, a table cell's end, a script, a heading
+HOSTILE_CELLS = {"loss": "<img src=x onerror=alert(1)>", "delta3[0][0]": "[click](javascript:alert(1))",
+                 "delta3[0][1]": "` | </td><script>alert(2)</script>\n# Heading", "delta3[0][2]": "``` x ````",
+                 "delta3[0][3]": "<https://evil.example>"}
+
+
+class Rendered(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.tags = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+
+
+def test_a_students_text_in_feedback_is_markdown_shown_as_written(klass, tmp_path):
+    """The feedback (feedback/<id>.md, Gradescope's Markdown outputs) quotes cells that are not
+    numbers; rendered by a CommonMark renderer they make no tag or link: one code span."""
+    from markdown_it import MarkdownIt
+    rows = _key_rows(klass)[:1]
+    rows[0].update(HOSTILE_CELLS)
+    out = tmp_path / "out"
+    result = _grade(klass, _write_csv(tmp_path / "one.csv", rows), "-o", out, "--gradescope")
+    assert result.returncode == 0, result.stderr
+    renderer = MarkdownIt("commonmark").enable("table")
+    feedback = (out / "feedback" / "student_01.md").read_text()
+    page = Rendered()
+    page.feed(renderer.render(feedback))
+    assert set(page.tags) <= {"h1", "h2", "p", "code", "table", "thead", "tbody", "tr", "th", "td", "ul", "li"}
+    note = next(line for line in feedback.splitlines() if line.startswith("Note: "))
+    page, rendered = Rendered(), renderer.render(note)
+    page.feed(rendered)
+    assert page.tags == ["p", "code"]     # the note is one code span, the cells' text in it as written
+    assert all(quoted(cell)[1:-1].removesuffix("...")[:30] in html.unescape(rendered) for cell in HOSTILE_CELLS.values())
+    fence = re.fullmatch(r"Note: (`+) (.*) \1", note)
+    assert fence and len(fence[1]) > max(map(len, re.findall("`+", fence[2])))
+    results = json.loads((out / "results.json").read_text())
+    assert results["output"] == note and results["output_format"] == results["test_output_format"] == "md"
 
 
 def test_notebooks_run_in_their_own_kernels(tmp_path):

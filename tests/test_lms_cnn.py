@@ -235,6 +235,29 @@ def test_prairielearn_cnn_question_weighs_every_quantity_the_same(cnn_class, cnn
     assert len(set(totals.values())) == 1, totals
 
 
+#: the CNN of cnn_table, as the generated module's docstring sums it up
+CNN_SUMMARY = "5x5x1 -> Conv2D relu (4x4x2) -> MaxPooling2D linear (2x2x2) -> Flatten linear (8) -> Dense softmax (3)"
+
+
+def test_prairielearn_names_a_cnn_by_its_layers_and_shapes(cnn_class, cnn_question, tmp_path, symbp_cli):
+    """The question and the message refusing a --spec of another network describe a CNN by its
+    layers and shapes (its widths, channels, would say 1-2-2-8-3); a CNN of other shapes but the
+    same widths (1x1 kernels) is refused too."""
+    spec, _, folder, _ = cnn_class
+    assert f"Network {html.escape(CNN_SUMMARY)};" in (cnn_question / "question.html").read_text()
+    dense = load_spec().to_dict()
+    other = {"dense": {**dense, "name": spec.name}, "1x1": cnn_table()}
+    other["1x1"]["layers"][0]["kernel_size"] = 1
+    given = {"dense": "4 - 3 - 3 - 4", "1x1": CNN_SUMMARY.replace("(4x4x2)", "(5x5x2)")}
+    for case, table in other.items():
+        path = tmp_path / f"{case}.toml"
+        path.write_text(Spec.from_dict(table).to_toml(), encoding="utf-8")
+        done = symbp_cli("export", "prairielearn", str(folder), "-o", str(tmp_path / case), "--spec", str(path))
+        assert done.returncode == 2 and not (tmp_path / case).exists()
+        assert (f"--spec is 'tiny_cnn' ({given[case]}), the class is 'tiny_cnn' ({CNN_SUMMARY}): "
+                "give the spec the class was drawn from") in done.stderr
+
+
 def test_prairielearn_generate_reproduces_each_cnn_students_key(cnn_class, cnn_question):
     """variant_seed = the class's seed: student_01; other seeds: the first student symbp
     variants draws from them (ties in max pooling and relu kinks redrawn as symbp redraws)."""

@@ -5,6 +5,7 @@ the structure the LMS reads checked (Moodle XML, QTI 1.2, a PrairieLearn v3 ques
 from __future__ import annotations
 
 import html
+import io
 import json
 import re
 import subprocess
@@ -21,6 +22,7 @@ import pytest
 from symbp.classroom.lms import ABSOLUTE, RELATIVE, VERDICTS as LMS_VERDICTS, tolerance
 from symbp.classroom.mistakes import MISTAKES, mistake_values
 from symbp.classroom.variants import KEY_JSON, answers, draw_variants, write_variants
+from symbp.emit.render import MATHJAX_IGNORE_CLASSES
 from symbp.spec.model import Spec, load_spec
 
 HOSTILE = '<script>alert(1)</script>"><img src=x onerror=alert(2)>'
@@ -82,10 +84,12 @@ class Tags(HTMLParser):
 
 
 def assert_no_markup_from_the_spec(html_text: str):
+    """symbp's own tags only, and no attribute but the class of the span around the title."""
     parser = Tags()
     parser.feed(html_text)
-    assert {tag for tag, _ in parser.tags} <= {"p", "b", "code"}
-    assert not [a for _, attrs in parser.tags for a in attrs]
+    assert {tag for tag, _ in parser.tags} <= {"p", "b", "code", "span"}
+    assert [attrs for tag, attrs in parser.tags if attrs] == [{"class": MATHJAX_IGNORE_CLASSES}] * \
+        sum(tag == "span" for tag, _ in parser.tags)
 
 
 # ---------------------------------------------------------------- Moodle
@@ -511,3 +515,67 @@ def test_prairielearn_reads_no_mustache_tag_in_a_title(tmp_path):
     page = next(text for path, text in files.items() if path.name == "question.html")
     title_line = next(line for line in page.splitlines() if "<strong>" in line)
     assert "A7 &#123;&#123;params.W0&#125;&#125;" in title_line and "{" not in title_line
+
+
+# ---------------------------------------------------------------- a title's TeX
+#: TeX and AsciiMath a title may carry: a link, colour, display math, an environment, Moodle's [tex], a backtick
+MATH_TITLE = (r"Net \(\href{https://evil.example}{\text{click me}}\) $\color{red}{\text{GRADE: A}}$ $$\int$$ "
+              r"\[x\] \begin{equation}y\end{equation} [tex]z[/tex] `w`")
+IGNORED = set(MATHJAX_IGNORE_CLASSES.split())
+
+
+class MathJaxView(HTMLParser):
+    """A page as MathJax's default scan reads it: the browser's text (entities decoded) outside
+    any element of an ignore class (``scanned``), and the text inside one (``ignored``)."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.inside_ignored, self.scanned, self.ignored = [False], [], []
+
+    def handle_starttag(self, tag, attrs):
+        classes = set((dict(attrs).get("class") or "").split())
+        self.inside_ignored.append(self.inside_ignored[-1] or bool(classes & IGNORED))
+
+    def handle_endtag(self, tag):
+        self.inside_ignored.pop()
+
+    def handle_data(self, data):
+        (self.ignored if self.inside_ignored[-1] else self.scanned).append(data)
+
+
+def assert_the_title_is_no_math(page: str, rules: set[str]):
+    """Neither Moodle's server-side TeX filter (the HTML source) nor MathJax (the decoded text
+    outside ignore classes) finds math from the title; the title is on the page, as text."""
+    assert not set("$`") & set(page) and not re.search(r"\\(href|color|int|begin|\[)|\[tex\]", page)
+    view = MathJaxView()
+    view.feed(page)
+    scanned = "".join(view.scanned)
+    assert not set("$`") & set(scanned) and not re.search(r"\\\[|\\begin|\[tex\]", scanned)
+    assert set(re.findall(r"\\\((.*?)\\\)", scanned)) <= rules     # symbp's own rules only
+    assert MATH_TITLE in "".join(view.ignored)
+
+
+def test_a_title_s_tex_becomes_no_math_in_any_export(tmp_path):
+    """Moodle (numerical and cloze), Canvas and PrairieLearn typeset $...$, $$...$$, \\(...\\),
+    \\[...\\] (Moodle on the server too): a spec title's TeX stays text in every question."""
+    from symbp.classroom.export_canvas import canvas_zip
+    from symbp.classroom.export_moodle import moodle_xml
+    from symbp.classroom.export_prairielearn import prairielearn_files
+    from symbp.classroom.lms import read_class
+    data = load_spec().to_dict()
+    data["title"] = MATH_TITLE
+    spec = Spec.from_dict(data)
+    write_variants(spec, 1, SEED, tmp_path / "class", jobs=1)
+    klass = read_class(tmp_path / "class")
+    rules = set(klass.rules.values())
+    pages = [q.find("questiontext/text").text for fmt in ("numerical", "cloze")
+             for q in ET.fromstring(moodle_xml(klass, fmt)).findall("question") if q.get("type") != "category"]
+    pages = [SUBQUESTION.sub("", page) for page in pages]     # a subquestion's feedback is symbp's
+    archive = zipfile.ZipFile(io.BytesIO(canvas_zip(klass)))
+    pages += [m.text for name in archive.namelist() if name != "imsmanifest.xml"
+              for m in ET.fromstring(archive.read(name)).iter(f"{QTI}mattext")]
+    pages += [text for path, text in prairielearn_files(spec, klass, tmp_path / "q").items()
+              if path.name == "question.html"]
+    assert len(pages) > 3
+    for page in pages:
+        assert_the_title_is_no_math(page, rules)

@@ -1,13 +1,14 @@
 """Canvas (QTI 1.2) of a class: ``symbp export canvas CLASS -o quizzes.zip``.
 
 The zip holds ``imsmanifest.xml`` and one assessment per student (``<student>/<student>.xml``,
-a quiz titled with the student's id): each entry of each quantity a ``numerical_question`` item
+a quiz titled with the spec's title and the student's id): each entry of each quantity a ``numerical_question`` item
 (a CNN's quantity of more than two axes entry by entry of the 2-D slices the sheet shows,
 titled ``<student> delta1[0,:,:,2][r,c]``),
 answered in a ``render_fib fibtype="Decimal"`` box and scored 100 when the answer equals the key
 (``varequal``) or lies within :func:`symbp.classroom.lms.tolerance` of it (``vargte`` and
 ``varlte``), as Canvas writes its own numerical questions. Canvas imports it with Settings >
-Import course content > QTI .zip file. Texts are escaped by ElementTree and :func:`html.escape`.
+Import course content > QTI .zip file. Texts are escaped by ElementTree and :func:`html.escape`,
+the spec's title in the question text by :func:`symbp.emit.render.literal_lms_html` (no math).
 """
 
 from __future__ import annotations

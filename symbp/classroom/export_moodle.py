@@ -9,7 +9,8 @@ the ``fraction="100"`` answer and :func:`symbp.classroom.lms.tolerance` as its `
 (:mod:`symbp.classroom.mistakes`) whose number differs, its feedback naming the mistake. Moodle imports such a file with Question bank > Import >
 Moodle XML format; a random question per category then gives each student their own. Every text
 is escaped by ElementTree, and the HTML in it by :func:`html.escape`: nothing from a spec
-becomes markup.
+becomes markup; the spec's title is written by :func:`symbp.emit.render.literal_lms_html`, so it
+becomes no math either (Moodle's TeX filter and MathJax leave it as text).
 
 ``--moodle-format cloze`` writes instead one ``cloze`` (embedded answers) question per student,
 every entry (a CNN's: a block per 2-D slice of the sheet) a ``{1:NUMERICAL:=v:tol#feedback~%0%distractor:tol#feedback}`` subquestion: the
@@ -23,7 +24,7 @@ from __future__ import annotations
 import html
 import xml.etree.ElementTree as ET
 
-from ..emit.render import html_without_braces
+from ..emit.render import html_without_braces, literal_lms_html
 from .lms import (ClassFolder, Entry, Quantity, describe, distinct_distractors, mistake_answers, slice_axes,
                   tolerance)
 
@@ -58,7 +59,7 @@ def question_html(title: str, student: str, entry: Entry, shape, rule: str | Non
     sheet = f" {entry.matrix} (the matrix of that name on the sheet)" if entry.matrix else ""
     where = "" if entry.index is None else \
         f"entry [{row}, {col}] (row, column, from 0) of the {rows} x {cols} matrix{sheet} of "
-    return (f"<p>{html.escape(title)}: worked sheet of <b>{html.escape(student)}</b>.</p>"
+    return (f"<p>{literal_lms_html(title)}: worked sheet of <b>{html.escape(student)}</b>.</p>"
             f"<p>Give {html.escape(where)}{html.escape(describe(entry.quantity))} "
             f"(<code>{html.escape(entry.label)}</code>), as your sheet computes it.</p>"
             + (f"<p>\\({html.escape(rule)}\\)</p>" if rule else ""))
@@ -116,7 +117,7 @@ def cloze_numerical(entry: Entry, distractors: list[tuple[float, str]] = ()) -> 
 def cloze_text(title: str, student: str, quantities: dict[str, Quantity], rules: dict, mistakes: dict) -> str:
     """The student's one question: per quantity what it is, its rule as ``\\(TeX\\)`` and a
     subquestion per entry (row, column from 0)."""
-    parts = [f"<p>{html_without_braces(title)}: worked sheet of <b>{html_without_braces(student)}</b>. Give each number "
+    parts = [f"<p>{literal_lms_html(title)}: worked sheet of <b>{html_without_braces(student)}</b>. Give each number "
              f"as your sheet computes it (entries [row, column], from 0).</p>"]
     for quantity in quantities.values():
         rule = rules.get(quantity.name)

@@ -104,12 +104,14 @@ def question_slices(spec: Spec, klass: ClassFolder) -> dict[str, list]:
 
 
 def check_matches(spec: Spec, klass: ClassFolder) -> None:
+    """SPEC must be the class's: its name and its network (:func:`symbp.emit.handouts.architecture`:
+    the widths, a CNN's layers and their shapes), both named in the message when not."""
+    from ..emit.handouts import architecture
     from ..spec.model import load_spec
-    student_spec = load_spec(next(iter(klass.specs.values())))
-    if spec.name != klass.name or spec.widths != student_spec.widths:
-        raise UnusableInput(f"--spec is {spec.name!r} ({'-'.join(map(str, spec.widths))}), the class is "
-                            f"{klass.name!r} ({'-'.join(map(str, student_spec.widths))}): give the spec "
-                            f"the class was drawn from")
+    given, drawn = architecture(spec), architecture(load_spec(next(iter(klass.specs.values()))))
+    if spec.name != klass.name or given != drawn:
+        raise UnusableInput(f"--spec is {spec.name!r} ({given}), the class is {klass.name!r} ({drawn}): "
+                            f"give the spec the class was drawn from")
 
 
 def slice_weights(inputs: dict[str, int]) -> dict[str, int]:
@@ -124,6 +126,7 @@ def slice_weights(inputs: dict[str, int]) -> dict[str, int]:
 def prairielearn_files(spec: Spec, klass: ClassFolder, out: Path) -> dict[Path, str]:
     """The question's files: path -> text (nothing written)."""
     from ..emit.codegen import module_files, module_source
+    from ..emit.handouts import architecture
     from ..emit.render import html_env, python_env, render
     check_matches(spec, klass)
     base = dataclasses.replace(spec.with_initial_params(), variants=None)
@@ -146,7 +149,7 @@ def prairielearn_files(spec: Spec, klass: ClassFolder, out: Path) -> dict[Path, 
               ([(n, printed + label[len(name):]) for n, label, _ in slices[name]] if name in slices else [(name, printed)])]
     files[folder / "question.html"] = render(
         html_env(), "prairielearn_question.html.j2", title=klass.title,
-        architecture=" - ".join(map(str, spec.widths)), loss_name=spec.loss.name,
+        architecture=architecture(spec), loss_name=spec.loss.name,
         optimizer=spec.optimizer.name, batch_size=spec.batch_size,
         givens=givens, quantities=quantities, rtol=RELATIVE, atol=ABSOLUTE)
     return files

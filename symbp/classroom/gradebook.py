@@ -7,8 +7,10 @@ Outputs (rendered in memory, written all at once by :func:`symbp.io.files.write_
 * ``grades.csv``: student, score, max_score, then one column per quantity (its score); every
   cell that a spreadsheet would read as a formula is prefixed with ``'`` (OWASP's advice);
 * ``feedback/<student>.md``: per quantity its status, and for a diagnosed mistake a sentence
-  naming it, the rule to use and where it first shows;
-* with ``gradescope``: ``results.json`` in Gradescope's format, for one submission.
+  naming it, the rule to use and where it first shows; a note on input that could not be read
+  quotes the student's text as a code span (:func:`markdown_literal`), never as Markdown;
+* with ``gradescope``: ``results.json`` in Gradescope's format, for one submission (Markdown
+  outputs, the note as in the feedback).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Optional
@@ -23,7 +26,7 @@ from typing import Optional
 import numpy as np
 
 from ..derivation import naming
-from ..errors import UnusableInput
+from ..errors import UnusableInput, printable
 from ..spec.model import Spec, SpecError, load_spec
 from .grading import (CARRIED_FORWARD, GradingOptions, StudentGrade, describe_mistake, grade_student,
                       missing_grade)
@@ -148,6 +151,25 @@ def spreadsheet_safe(cell) -> str:
     return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
+def markdown_literal(text: str) -> str:
+    """``text`` (a student's, or a message quoting it) as a Markdown code span: shown as written.
+
+    In a code span CommonMark reads no emphasis, link, autolink, raw HTML or entity, and a GFM
+    renderer links no bare address (escaping each special character with a backslash would
+    still let one link ``https://...``). The fence is one backtick longer than the longest run
+    in the text, so none inside closes it; the text is made one line of printable characters
+    (:func:`symbp.errors.printable`, line breaks as spaces), so no blank line ends the span's
+    paragraph; the space padding each side is one CommonMark strips."""
+    line = printable(text).replace("\n", " ")
+    fence = "`" * (1 + max((len(run) for run in re.findall("`+", line)), default=0))
+    return f"{fence} {line} {fence}"
+
+
+def error_note(error: str) -> str:
+    """The feedback's line on this student's input that could not be read (it may quote the student)."""
+    return f"Note: {markdown_literal(error)}"
+
+
 def grades_json(result: ClassGrades) -> str:
     return json.dumps({"students": {s: g.to_json() for s, g in result.grades.items()},
                        "problems": result.problems}, indent=1) + "\n"
@@ -171,7 +193,7 @@ STATUS_WORDS = {"correct": "correct", "carried_forward": "wrong, but right from 
 def feedback_markdown(student: str, grade: StudentGrade) -> str:
     lines = [f"# Feedback for {student}", "", f"Score: {grade.score:g} of {grade.max_score:g}", ""]
     if grade.error:
-        lines += [f"Note: {grade.error}", ""]
+        lines += [error_note(grade.error), ""]
     lines += ["| quantity | status | score |", "|---|---|---|"]
     lines += [f"| `{q}` | {STATUS_WORDS[g.status]} | {g.score:g} / {g.max_score:g} |"
               for q, g in grade.quantities.items()]
@@ -186,13 +208,13 @@ def feedback_markdown(student: str, grade: StudentGrade) -> str:
 
 
 def gradescope_results(student: str, grade: StudentGrade) -> str:
-    """Gradescope's autograder results.json for one submission."""
+    """Gradescope's autograder results.json for one submission, its outputs Markdown (``md``)."""
     tests = [{"name": q, "score": g.score, "max_score": g.max_score, "visibility": "visible",
               "output": STATUS_WORDS[g.status] + (f". {describe_mistake(g.diagnosis, q)}" if g.diagnosis else "")}
              for q, g in grade.quantities.items()]
-    out = {"score": grade.score, "tests": tests}
+    out = {"score": grade.score, "output_format": "md", "test_output_format": "md", "tests": tests}
     if grade.error:
-        out["output"] = grade.error
+        out["output"] = error_note(grade.error)
     return json.dumps(out, indent=1) + "\n"
 
 

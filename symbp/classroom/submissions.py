@@ -21,6 +21,7 @@ import math
 import os
 import secrets
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -72,26 +73,40 @@ def parse_row(row: dict, shapes: dict[str, tuple], printed: Optional[dict] = Non
 def read_csv(path: Path, shapes: dict[str, tuple], students: set[str],
              printed: Optional[dict] = None) -> tuple[dict[str, Submission], list[str]]:
     """({student: Submission}, problems of rows that name no student of the class); ``printed``:
-    as :func:`parse_row`."""
+    as :func:`parse_row`. A cell may be as long as the file: one that is no number is its
+    student's problem, as any other (:func:`cells_as_long_as`)."""
     raw = Path(path).read_bytes()[:MAX_CSV_BYTES + 1]
     if len(raw) > MAX_CSV_BYTES:
         raise ValueError(f"{path}: larger than {MAX_CSV_BYTES // 2**20} MB")
-    reader = csv.DictReader(io.StringIO(raw.decode("utf-8-sig", errors="replace"), newline=""))
-    if not reader.fieldnames or "student" not in reader.fieldnames:
-        raise ValueError(f"{path}: no 'student' column in the first row (the answer key's format)")
-    out, problems = {}, []
-    for line, row in enumerate(reader, start=2):
-        student = (row.get("student") or "").strip()
-        if None in row:   # more cells than the header has columns
-            problems.append(f"line {line}: more cells than columns")
-        if student not in students:
-            problems.append(f"line {line}: unknown student {quoted(student)}")
-            continue
-        if student in out:
-            problems.append(f"line {line}: {student} again (the first row counts)")
-            continue
-        out[student] = parse_row(row, shapes, printed)
+    with cells_as_long_as(MAX_CSV_BYTES):
+        reader = csv.DictReader(io.StringIO(raw.decode("utf-8-sig", errors="replace"), newline=""))
+        if not reader.fieldnames or "student" not in reader.fieldnames:
+            raise ValueError(f"{path}: no 'student' column in the first row (the answer key's format)")
+        out, problems = {}, []
+        for line, row in enumerate(reader, start=2):
+            student = (row.get("student") or "").strip()
+            if None in row:   # more cells than the header has columns
+                problems.append(f"line {line}: more cells than columns")
+            if student not in students:
+                problems.append(f"line {line}: unknown student {quoted(student)}")
+                continue
+            if student in out:
+                problems.append(f"line {line}: {student} again (the first row counts)")
+                continue
+            out[student] = parse_row(row, shapes, printed)
     return out, problems
+
+
+@contextmanager
+def cells_as_long_as(characters: int):
+    """The csv module's field size limit raised to ``characters`` inside the block. Its default
+    (131,072) makes one longer cell an error that stops reading the whole file; the file's own
+    size limit bounds a cell already, and with it csv (not strict) raises nothing on any text."""
+    previous = csv.field_size_limit(characters)
+    try:
+        yield
+    finally:
+        csv.field_size_limit(previous)
 
 
 # ---------------------------------------------------------------- notebooks

@@ -356,15 +356,16 @@ def _loss_lines(model: NetworkDerivation, emit: "_Emitter", loss_names: dict) ->
                        f"# class indices -> one-hot rows, as Keras's sparse loss reads them")
 
 
-def _architecture(model: NetworkDerivation) -> str:
-    """4 -> 3 tanh -> ... for Dense nets; each layer's type and output shape when any is indexed."""
-    if not model.has_indexed_layers:
-        return " -> ".join([str(model.layers[0].inputs)]
-                           + [f"{layer.units} {layer.layer.activation}" for layer in model.layers])
+def network_summary(layers) -> str:
+    """The network of layer instances (:func:`symbp.derivation.network.layers_from_spec`) in one
+    line: ``4 -> 3 tanh -> ...`` for Dense layers; each layer's type, activation and output shape
+    when any is indexed (``6x6x1 -> Conv2D relu (4x4x3) -> ...``), since a CNN's widths (its
+    channels) say nothing of its images."""
+    if not any(layer.rule.indexed for layer in layers):
+        return " -> ".join([str(layers[0].input_shape[-1])] + [f"{layer.units} {layer.activation}" for layer in layers])
     shape = lambda s: "x".join(map(str, s))
-    return " -> ".join([shape(model.layers[0].layer.input_shape)] + [
-        f"{layer.layer.rule.name} {layer.layer.activation} ({shape(layer.layer.output_shape)})"
-        for layer in model.layers])
+    return " -> ".join([shape(layers[0].input_shape)] + [
+        f"{layer.rule.name} {layer.activation} ({shape(layer.output_shape)})" for layer in layers])
 
 
 def _descriptions(model: NetworkDerivation, step_update: list, update: list) -> dict:
@@ -375,7 +376,7 @@ def _descriptions(model: NetworkDerivation, step_update: list, update: list) -> 
     loss_doc = " ".join((loss.rule.logits_formula.__doc__ if loss.on_logits else loss.rule.doc).split())
     optimizer_doc = "; ".join(line.equation for line in step_update + update)
     return {
-        "architecture": _architecture(model),
+        "architecture": network_summary([layer.layer for layer in model.layers]),
         "loss_name": loss.rule.name + on_logits, "loss_doc": loss_doc,
         "optimizer_name": opt.rule.name, "optimizer_doc": optimizer_doc,
         "loss_summary": textwrap.fill(f"Loss: {loss.rule.name}{on_logits}; {loss_doc}; {loss.batch_reduction} "

@@ -105,7 +105,7 @@ def html_context(spec, options, model=None, module=None) -> dict:
     inline = lambda tex: Markup(latex_to_mathml(tex, html.inserts, display="inline"))   # noqa: E731
     return {
         "title": spec.title or spec.name, "name": spec.name,
-        "architecture": architecture(spec, model),
+        "architecture": architecture(spec),
         "loss_name": model.loss.rule.name, "optimizer_name": model.optimizer.rule.name,
         "bias_word": "thetas" if options.bias_symbol == "theta" else "biases",
         "bias_noun": "theta" if options.bias_symbol == "theta" else "bias",

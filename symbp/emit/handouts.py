@@ -23,7 +23,7 @@ import sympy as sp
 
 from ..derivation.calculus import j as _UNIT
 from ..derivation.network import layers_from_spec
-from .codegen import derive_spec
+from .codegen import derive_spec, network_summary
 from ..errors import HandoutError
 from ..derivation.derive import NetworkDerivation, derive_activation, g as G_ROW
 from ..derivation.chain_rule import Target, chain_rule
@@ -930,7 +930,7 @@ def handout_context(spec: Spec, options: HandoutOptions = HandoutOptions(),
         "fixed": ", ".join(f"${notation.param(name)}$" for name in spec.fixed_params),
         "blank_width": round(0.55 * (options.digits + 3), 2),
         "depth": model.depth,
-        "architecture": escape_latex(architecture(spec, model)),
+        "architecture": escape_latex(architecture(spec)),
         "layers": work.tables.layer_table(),
         "constants": constant_notes(model, spec.framework),
         "network": work.pictures.network_picture() if not model.has_indexed_layers else None,
@@ -970,11 +970,12 @@ def handout_context(spec: Spec, options: HandoutOptions = HandoutOptions(),
     }
 
 
-def architecture(spec: Spec, model: NetworkDerivation) -> str:
-    """4 - 3 - 3 - 4 (the widths); with indexed layers, the module's summary of types and shapes."""
-    if model.has_indexed_layers:
-        from .codegen import _architecture
-        return _architecture(model)
+def architecture(spec: Spec) -> str:
+    """What a handout, a question or a message calls the network: 4 - 3 - 3 - 4 (the widths);
+    with indexed layers, the module's summary of types and shapes (:func:`network_summary`)."""
+    layers = layers_from_spec(spec)
+    if any(layer.rule.indexed for layer in layers):
+        return network_summary(layers)
     return " - ".join(str(w) for w in spec.widths)
 
 

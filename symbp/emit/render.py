@@ -60,13 +60,12 @@ def render(env: jinja2.Environment, template: str, **context) -> str:
 @lru_cache(maxsize=None)
 def html_env() -> jinja2.Environment:
     """HTML templates: every printed value autoescaped (a spec's title can hold no markup);
-    MathML the presenter wrote arrives as ``Markup``. The ``mustache`` filter also writes braces as
-    entities, for pages a Mustache engine renders again (PrairieLearn's question.html): a title
-    holding ``{{params.x}}`` stays text there."""
+    MathML the presenter wrote arrives as ``Markup``. The ``lms_text`` filter prints spec text on
+    an LMS page (:func:`literal_lms_html`: no Mustache tag, no MathJax math)."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(templates_dir()), undefined=jinja2.StrictUndefined,
         trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, autoescape=True)
-    env.filters["mustache"] = mustache_text
+    env.filters["lms_text"] = lambda text: Markup(literal_lms_html(text))
     return env
 
 
@@ -76,6 +75,26 @@ def html_without_braces(text: str) -> str:
     return html.escape(text).replace("{", "&#123;").replace("}", "&#125;")
 
 
-def mustache_text(text: str) -> Markup:
-    """The template filter ``mustache``: :func:`html_without_braces`, marked safe."""
-    return Markup(html_without_braces(text))
+#: the classes whose elements MathJax's default configurations leave unscanned: MathJax 3's
+#: ``ignoreHtmlClass`` (``mathjax_ignore``, also the ``tex2jax.ignoreClass`` Canvas gives MathJax 2;
+#: PrairieLearn's MathJax 3 honours it and ``tex2jax_ignore``), MathJax 2's ``tex2jax_ignore``
+#: (Moodle before 4.5) and its AsciiMath scanner's ``asciimath2jax_ignore`` (Canvas loads AsciiMath)
+MATHJAX_IGNORE_CLASSES = "mathjax_ignore tex2jax_ignore asciimath2jax_ignore"
+#: the characters of TeX's and AsciiMath's delimiters (``$``, ``\(``, ``\[``, ``\begin``,
+#: Moodle's ``[tex]``, a backtick), as HTML entities
+_DELIMITER_ENTITIES = str.maketrans({"$": "&#36;", "\\": "&#92;", "[": "&#91;", "]": "&#93;", "`": "&#96;"})
+
+
+def literal_lms_html(text: str) -> str:
+    """Spec text (a title) as HTML an LMS shows literally: no markup, no Mustache tag, no math.
+
+    An LMS typesets TeX in a page's text twice over: on the server (Moodle's TeX notation filter
+    renders ``$$...$$``, ``\\[...\\]``, ``[tex]``; its MathJax filter decides from ``\\(``, ``\\[``,
+    ``$$`` whether to typeset at all) and in the browser (MathJax in Moodle, Canvas and
+    PrairieLearn, PrairieLearn with single ``$`` too). The server-side filters read the HTML
+    source, so every delimiter character is written as an entity (:data:`_DELIMITER_ENTITIES`)
+    and braces as :func:`html_without_braces` writes them. MathJax reads the browser's decoded
+    text, where entities are characters again, so the text sits in a span of
+    :data:`MATHJAX_IGNORE_CLASSES`, which each platform's MathJax skips with the configuration
+    it ships (and the HTML cleaners of Moodle and Canvas keep a span's class)."""
+    return f'<span class="{MATHJAX_IGNORE_CLASSES}">{html_without_braces(text).translate(_DELIMITER_ENTITIES)}</span>'
