@@ -268,3 +268,72 @@ def test_notation_paragraph_states_the_cnn_notation_in_every_presenter(key):
         assert sentence.replace(r"\theta_{l-1}", "b_{l-1}").replace("thetas", "biases (thetas)") in markdown
     for phrase, layer_types in NOTATION_PHRASES.items():
         assert (phrase in notation) == bool(types & layer_types), (phrase, types)
+
+
+# ---------------------------------------------------------------- --ask on a CNN
+def asked_titles(student: str) -> list[str]:
+    """The titles of the steps the student sheet's back-propagation shows."""
+    return re.findall(r"\\steptitle\{(.*)\}", student[student.index(r"\section*{Back-propagation"):])
+
+
+def asked_headings(student: str) -> list[str]:
+    """The matrices a student sheet asks entries of (``Entries of $\\delta_{1}[0,:,:,2]$``)."""
+    return re.findall(r"Entries of \$(.*?)\$ \(", student)
+
+
+#: an entry asked of the example, the answer key's quantity and the entries of it that are asked,
+#: the step that asks them, the matrices asked (the sheet prints a feature map's or a kernel's
+#: arrays one matrix per sample and channel, or per input channel and filter)
+CNN_ASKS = [
+    ("delta1", "delta1", np.s_[:], r"Error gradient $\delta_{1}",
+     [rf"\delta_{{1}}[{n},:,:,{c}]" for n in range(2) for c in range(3)]),
+    ("W0", "W0_updated", np.s_[:], r"Update of $W_{0}$",
+     [rf"W_{{0}}^{{\mathrm{{new}}}}[:,:,0,{c}]" for c in range(3)]),
+    ("W0[0:2,0:2,0,0]", "W0_updated", np.s_[0:2, 0:2, 0:1, 0:1], r"Update of $W_{0}$",
+     [r"W_{0}^{\mathrm{new}}[:,:,0,0]"]),
+    ("delta1[1,0:2,1:4,0:2]", "delta1", np.s_[1:2, 0:2, 1:4, 0:2], r"Error gradient $\delta_{1}",
+     [r"\delta_{1}[1,:,:,0]", r"\delta_{1}[1,:,:,1]"]),
+]
+
+
+@pytest.mark.parametrize("entry, quantity, index, title, headings", CNN_ASKS)
+def test_a_cnn_sheet_asks_for_entries_of_its_arrays(example, entry, quantity, index, title, headings):
+    """``--ask`` on a CNN's arrays of four axes: one box per asked entry of the answer key's
+    quantity, as the matrices the sheet prints the array as; only that step is asked."""
+    from symbp.classroom.variants import answers
+    from test_scaffolding import boxes
+    spec, _ = example
+    student = render_handouts(spec, HandoutOptions(ask=(entry,)))["student"]
+    assert boxes(student) == np.asarray(answers(spec)[quantity])[index].size
+    [shown] = asked_titles(student)
+    assert shown.startswith(title) and asked_headings(student) == headings
+
+
+def test_derive_asks_a_cnn_kernels_entries_in_every_output(tmp_path):
+    """The CLI as a teacher runs it: the PDF shows the asked maps' boxes, the HTML page each
+    asked matrix, the notebooks ask the same entries and the solution's are the answer key's."""
+    from symbp.classroom.variants import answers
+    out = tmp_path / "out"
+    result = run_symbp("derive", str(EXAMPLE), "--no-check", "--pdf", "--html", "--notebook", "-o", str(out),
+                       "--ask", "W0[0:2,0:2,0,0]", "--ask", "delta1")
+    assert result.returncode == 0, result.stderr
+    text = pdf_text(out / "cnn_6x6_student.pdf")
+    assert "Entries of W0new [:, :, 0, 0]" in text and "Entries of δ1 [1, :, :, 2]" in text
+    page = (out / "cnn_6x6_student.html").read_text()
+    assert page.split("Back-propagation, from the output layer down")[1].count('class="line"') == 1 + 6   # a blank per asked matrix
+    book = nbformat.read(out / "cnn_6x6_solution.ipynb", as_version=4)
+    cell = next(c for c in book.cells if c.source.startswith("asked_1 = W0_updated[0:2, 0:2, 0:1, 0:1]"))
+    shown = [float(v) for v in re.findall(r"-?\d+\.\d+", "".join(o["text"] for o in cell.outputs))]
+    key = answers(load_spec(EXAMPLE))
+    assert np.allclose(shown, np.asarray(key["W0_updated"])[0:2, 0:2, 0:1, 0:1].ravel(), atol=1e-8)
+    assert any(c.source.startswith("asked_2 = delta1[0:2, 0:4, 0:4, 0:3]") for c in book.cells)
+
+
+@pytest.mark.parametrize("entry, message", [
+    ("W0[0:99,0]", "axis 0's indices 0..98 are outside 0..2 (shape 3 x 3 x 1 x 3; indices count from 0)"),
+    ("delta1[0,0,0,0,0]", "an array of 4 axes has at most 4 indices (shape 2 x 4 x 4 x 3; 5 given)"),
+])
+def test_a_cnn_entry_outside_its_array_names_the_shape(entry, message):
+    from symbp.errors import HandoutError
+    with pytest.raises(HandoutError, match=re.escape(f"--ask {entry!r}: {message}")):
+        render_handouts(load_spec(EXAMPLE), HandoutOptions(ask=(entry,)))

@@ -76,11 +76,12 @@ class HtmlPresenter(LatexPresenter):
         lines = [self.math(line) for line in latex.lines]
         rule, work, result = (lines[:1], lines[1:-1], lines[-1:]) if len(lines) > 1 else (lines, [], [])
         blank = [self.math(line) for line in latex.blank]
-        if latex.asked is not None:   # the asked entries: a blank of the selection's shape, its rows and columns
+        if latex.asked is not None:   # the asked entries: per asked matrix a blank of the selection's shape
             table = latex.asked
             columns = [c for group in table.groups for c in group]
-            blank = [self.math(rf"{table.lhs}[{_span(table.rows)}, {_span(columns)}] = "
-                               rf"{self._insert(blank_matrix_mathml((len(table.rows), len(columns))))}")]
+            blank = [self.math(rf"{table.entries(at, _span(table.rows), _span(columns), ', ')} = "
+                               rf"{self._insert(blank_matrix_mathml((len(table.rows), len(columns))))}")
+                     for at in table.maps]
         return HtmlStep(f"step-{self.count}", Markup(prose_html(step.title)), rule, work, result, blank,
                         [self.math(line) for line in latex.rules], latex.asked is not None)
 
