@@ -337,3 +337,33 @@ def test_a_cnn_entry_outside_its_array_names_the_shape(entry, message):
     from symbp.errors import HandoutError
     with pytest.raises(HandoutError, match=re.escape(f"--ask {entry!r}: {message}")):
         render_handouts(load_spec(EXAMPLE), HandoutOptions(ask=(entry,)))
+
+
+def test_every_backward_quantity_of_a_cnns_answer_key_can_be_asked(example):
+    """Each delta, gradient and updated parameter the answer key names (a pooling layer's and
+    Flatten's delta, the convolution's dW0, db0 among them) is a step the sheet can ask, its
+    parameters by their layers' positions (W0, W3), and g below each layer as the sheet has it."""
+    from symbp.classroom.variants import answer_names, answers
+    from symbp.emit.codegen import derive_spec
+    from test_scaffolding import boxes
+    spec, trace = example
+    model, key = derive_spec(spec), answers(spec)
+    names = [name for name in answer_names(spec) if name.startswith(("delta", "d", "W", "b"))]
+    assert {"delta2", "delta3", "dW0", "db0", "W0_updated", "W3_updated"} <= set(names)
+    for name in [*names, "g1", "g2", "g3"]:
+        student = render_handouts(spec, HandoutOptions(ask=(name,)), model)["student"]
+        assert len(asked_titles(student)) == 1, name
+        assert boxes(student) == np.size(key[name] if name in key else trace[name]), name
+
+
+@pytest.mark.parametrize("entry, first_index", [("W1", 0), ("dW2", 1), ("fprime2", 0)])
+def test_a_cnn_entry_it_has_no_step_for_names_what_it_has(entry, first_index, tmp_path):
+    """exit 2, the entry asked and every quantity the sheet has, in the handout's numbering."""
+    result = run_symbp("derive", str(EXAMPLE), "--no-check", "-o", str(tmp_path / "out"), "--ask", entry,
+                       "--first-index", str(first_index))
+    assert result.returncode == 2 and not (tmp_path / "out").exists()
+    message = result.stderr.strip()
+    assert message.startswith(f"symbp: --ask {entry!r}: the sheet has no {entry!r} to ask") and len(message.splitlines()) == 1
+    n = first_index
+    assert f"delta3, g2, delta2, g1, fprime1, delta1, dW{n}, db{n}, W{n}, b{n})" in message
+    assert f"dW{3 + n}, db{3 + n}, g3, W{3 + n}, b{3 + n}" in message

@@ -232,7 +232,7 @@ class IndexedSteps(_StepWriter):
             items += self.entry_sum(layer, lhs, formula, (0,) * value.ndim, value[(0,) * value.ndim])
             items.append(Result(nt.grad(name), value, PARAMETER_AXES))
             steps.append(Step(f"Gradient of the {escape_latex(parameter.kind)} ${nt.param(name)}$ ({kind} over "
-                              f"the batch and every position)", items))
+                              f"the batch and every position)", items, name.gradient))
         if l > 1:
             steps.append(self.passed_down(layer, geometry))
         return steps
@@ -255,7 +255,7 @@ class IndexedSteps(_StepWriter):
         else:
             title += " (every window's part added back where it was read)"
         items.append(Result(f"g_{{{l - 1}}}", self.g[l - 1], marked=marked))
-        return Step(title, items)
+        return Step(title, items, f"g{l - 1}")
 
     def full_correlation(self, layer, geometry: IndexedLayer) -> EntryForm:
         """g_{l-1}[n,i,j,k] = sum_{u,v,c} delta_l[n, i - u, j - v, c] W[u,v,k,c] (strides 1, no

@@ -634,7 +634,8 @@ class _BackpropSections(_StepWriter):
         steps = []
         if layer.layer.rule.indexed and act.rule.name == "linear":   # pooling, Flatten: delta = g
             return [self.step(rf"Error gradient $\delta_{{{l}}} = \partial L / \partial z_{{{l}}} = g_{{{l}}}$ "
-                              rf"(no activation)", rf"\delta_{{{l}}}", G_ROW[_UNIT], names, None, self.delta[l])]
+                              rf"(no activation)", rf"\delta_{{{l}}}", G_ROW[_UNIT], names, None, self.delta[l],
+                              quantity=f"delta{l}")]
         if act.derivative is not None:
             steps.append(self.step(rf"Derivative of {escape_latex(act.rule.name)} (derived by SymPy), "
                                    rf"element-wise", f_prime(l), act.derivative, names,
