@@ -367,3 +367,53 @@ def test_a_cnn_entry_it_has_no_step_for_names_what_it_has(entry, first_index, tm
     n = first_index
     assert f"delta3, g2, delta2, g1, fprime1, delta1, dW{n}, db{n}, W{n}, b{n})" in message
     assert f"dW{3 + n}, db{3 + n}, g3, W{3 + n}, b{3 + n}" in message
+
+
+def test_a_cnn_sheet_asks_for_a_map_and_withholds_the_forward_pass_from_its_layer(example):
+    """``--ask a2`` (the answer key's pooled map): the forward pass is given up to layer 1, of
+    layer 2 on only the rules and the asked map's boxes (max pooling's boxed input, its worked
+    entry, z2 = a2 and everything computed from it are left out); the solution is unchanged."""
+    from test_scaffolding import boxes
+    spec, trace = example
+    asked = render_handouts(spec, HandoutOptions(ask=("a2[0,:,:,1]",)))
+    assert asked["solution"] == render_handouts(spec, HandoutOptions())["solution"]
+    student = asked["student"]
+    forward = student[student.index(r"\section*{Forward pass}"):student.index(r"\section*{Loss}")]
+    assert boxes(student) == 4 and asked_headings(student) == [r"z_{2}[0,:,:,1]"]
+    assert re.findall(r"\\steptitle\{(Layer [234])", forward) == ["Layer 2", "Layer 2", "Layer 3"]
+    assert r"\mathrm{mask}_{2}" in forward and "work out\nthe rest of the forward pass yourself" in forward
+    shown = numbers_in(forward)
+    assert formatted(trace["z1"], trace["a1"]) <= shown                # layer 1 given
+    assert r"\boxed" not in forward and not re.search(r"z_\{2\}\[\d,:,:,\d\] =", forward)   # a2 = a1's boxed maxima
+    assert not formatted(trace["z4"], trace["a4"]) & shown
+    assert asked_titles(student) == []                                  # no backward step asked
+
+
+def test_a_cnn_sheet_asks_for_a_feature_map_after_its_layers_rule(example):
+    from test_scaffolding import boxes
+    spec, trace = example
+    student = render_handouts(spec, HandoutOptions(ask=("a1[1,0:2,0:2,0]", "delta1[1,0:2,0:2,0]")))["student"]
+    forward = student[student.index(r"\section*{Forward pass}"):student.index(r"\section*{Loss}")]
+    assert boxes(student) == 4 + 4 and asked_headings(student) == [r"a_{1}[1,:,:,0]", r"\delta_{1}[1,:,:,0]"]
+    assert re.findall(r"\\steptitle\{(Layer \d)", forward) == ["Layer 1", "Layer 1", "Layer 2", "Layer 3"]
+    assert not formatted(trace["z1"], trace["a1"][trace["a1"] != 0]) & numbers_in(forward)
+
+
+def test_derive_asks_a_cnn_map_in_every_output(tmp_path):
+    out = tmp_path / "out"
+    result = run_symbp("derive", str(EXAMPLE), "--no-check", "--pdf", "--html", "--notebook", "-o", str(out),
+                       "--ask", "a2[0,:,:,1]")
+    assert result.returncode == 0, result.stderr
+    assert "Entries of z2 [0, :, :, 1]" in pdf_text(out / "cnn_6x6_student.pdf")
+    page = (out / "cnn_6x6_student.html").read_text()
+    forward = page.split("<h2>Forward pass</h2>")[1].split("<h2>")[0]
+    assert "work out the rest of the forward pass yourself" in forward and forward.count("<h4>Layer 2") == 2
+    book = nbformat.read(out / "cnn_6x6_solution.ipynb", as_version=4)
+    assert any(c.source.startswith("asked_1 = a2[0:1, 0:2, 0:2, 1:2]") for c in book.cells)
+
+
+def test_an_unknown_quantity_names_the_forms_a_sheet_asks_for(tmp_path):
+    result = run_symbp("derive", str(EXAMPLE), "--no-check", "-o", str(tmp_path / "out"), "--ask", "Q1")
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert result.stderr.startswith("symbp: --ask 'Q1': 'Q' is not a quantity of the sheet (one of delta<l>, ")
+    assert "a<l> (a CNN's map)" in result.stderr and "W1" not in result.stderr

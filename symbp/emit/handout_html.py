@@ -97,11 +97,12 @@ def _span(indices: list[int]) -> str:
 
 def html_context(spec, options, model=None, module=None) -> dict:
     """Everything the HTML templates print, every value prepared here (MathML as Markup)."""
-    from .handouts import (architecture, asked_quantities, constant_notes, network_notation, updated_slices,
-                           worked_solution)
+    from .handouts import (architecture, asked_quantities, constant_notes, given_forward, network_notation,
+                           updated_slices, worked_solution)
     work = worked_solution(spec, options, model, module)
     model, notation = work.numbers.model, work.numbers.notation
-    html = HtmlPresenter(options.digits, notation.param, asked_quantities(options, work))
+    asked = asked_quantities(options, work)
+    html = HtmlPresenter(options.digits, notation.param, asked)
     steps_per_epoch = -(-len(spec.x) // spec.batch_size)
     inline = lambda tex: Markup(latex_to_mathml(tex, html.inserts, display="inline"))   # noqa: E731
     return {
@@ -123,7 +124,9 @@ def html_context(spec, options, model=None, module=None) -> dict:
         "update_rule": [html.math(line) for line in work.optimizer.update_rule()],
         "samples": len(spec.x), "batch_size": spec.batch_size, "epochs": spec.epochs,
         "steps": spec.epochs * steps_per_epoch, "batch_rows": len(work.numbers.x),
-        "forward": [html.html_step(step) for step in work.forward],
+        "forward": (forward := [html.html_step(step) for step in work.forward]),
+        "student_forward": (student_forward := [forward[k] for k in given_forward(work.forward, asked)]),
+        "forward_asked": any(step.asked for step in student_forward),
         "loss_intro": Markup(prose_html(work.loss_intro)),
         "loss": [html.html_step(step) for step in work.loss],
         "backprop": [html.html_section(section) for section in work.backprop],

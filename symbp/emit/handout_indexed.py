@@ -176,13 +176,17 @@ class IndexedSteps(_StepWriter):
         steps = [Step(f"Layer {l}: {geometry.describe()}", rule)]
         if calc.rule.gather.kind == "windows":
             steps += self.pooled_input(layer, geometry) + self.worked_window(layer, geometry)
-        steps.append(Step(f"Layer {l}: pre-activation $z_{{{l}}}$" + (", each feature map" if self.z[l].ndim > 2 else ""),
-                          [Given(f"z_{{{l}}}", self.z[l])]))
-        act = layer.activation
-        if act.rule.name != "linear":
+        # a map of the answer key (a1) is asked at its last step: its activation's, or z's (a = z)
+        from ..classroom.rules_of_step import map_layer
+        act, output = layer.activation, f"a{l}" if map_layer(layer.layer) else None
+        linear = act.rule.name == "linear"
+        z = f"$z_{{{l}}} = a_{{{l}}}$ (no activation)" if linear else f"$z_{{{l}}}$"
+        steps.append(Step(f"Layer {l}: pre-activation {z}" + (", each feature map" if self.z[l].ndim > 2 else ""),
+                          [Given(f"z_{{{l}}}", self.z[l])], output if linear else None))
+        if not linear:
             steps.append(self.step(f"Layer {l}: {escape_latex(act.rule.name)} activation, element-wise", f"a_{{{l}}}",
                                    act.forward, {**self.notation.layer_rule(layer.layer), **self.notation.layer(l)},
-                                   {"z": self.z[l]}, self.a[l], worked=f"a{l}"))
+                                   {"z": self.z[l]}, self.a[l], worked=f"a{l}", quantity=output))
         return steps
 
     def pooled_input(self, layer, geometry: IndexedLayer) -> list[Step]:

@@ -204,10 +204,11 @@ class LatexPresenter:
         return LatexStep(step.title, lines, blank, rules, asked)
 
     def ask_table(self, step: Step, ask) -> AskTable:
-        """The boxes for the entries ``ask`` selects of the step's result (its last equation's or
-        result's), an array of more than two axes as the matrices the sheet prints it as."""
+        """The boxes for the entries ``ask`` selects of the step's result (its last equation's,
+        result's or given's: a pooled map is z), an array of more than two axes as the matrices the
+        sheet prints it as."""
         from ..errors import HandoutError
-        answer = [item for item in step.items if isinstance(item, (Equation, Result))][-1]
+        answer = [item for item in step.items if isinstance(item, (Equation, Result, Given))][-1]
         value = answer.result if isinstance(answer, Equation) else answer.value
         shape, axes = np.shape(value), answer.axes or ACTIVATION_AXES
         try:
@@ -221,7 +222,7 @@ class LatexPresenter:
                                f"{MAX_ASKED_ENTRIES} fit on a sheet: select some, as in {example}")
         per_group = max(1, int(PEN_ROW_WIDTH // (pen_box_width(self.digits) + 3)))
         groups = [columns[k:k + per_group] for k in range(0, len(columns), per_group)]
-        lhs = answer.lhs if isinstance(answer, Result) else answer.shown_lhs or answer.lhs
+        lhs = answer.shown_lhs or answer.lhs if isinstance(answer, Equation) else answer.lhs
         return AskTable(lhs, shape_tex(value), rows, groups, maps)
 
     def item(self, item) -> tuple[list[str], list[str]]:

@@ -301,13 +301,14 @@ def asked_entries(options, module: ModuleContext, values: dict) -> list[AskedEnt
     from ..errors import HandoutError
     if options is None:
         return []
-    variables = {line.target for line in module.backward} | {naming.UPDATED.format(param=p) for p in module.param_names}
+    variables = ({line.target for line in module.backward} | set(module.a_names[1:])
+                 | {naming.UPDATED.format(param=p) for p in module.param_names})
     out = []
     for k, ask in enumerate(options.asked, start=1):
         variable = ask.quantity(options.first_index)
         if variable not in variables:
             raise HandoutError(f"--ask {ask.text!r}: the notebooks compute no {variable} (they ask "
-                               f"for the deltas, g, gradients and updated parameters)")
+                               f"for the layers' outputs, deltas, g, gradients and updated parameters)")
         try:
             index = tuple(slice(axis[0], axis[-1] + 1) for axis in ask.picked(np.shape(values[variable])))
         except ValueError as err:

@@ -14,7 +14,7 @@ Each key has a CLI flag of ``derive`` and ``variants`` that overrides it (:data:
 maps keys to :class:`symbp.emit.handouts.HandoutOptions`' fields). An asked entry is a quantity
 the student computes on the way back, by the answer key's names in the handout's numbering
 (``delta2``, ``g1``, ``fprime2``, ``dW1``, ``db1``/``dtheta1``, the updated ``W1`` or
-``W1_updated``), with an optional NumPy-style selection: ``W1[0:2,0:3]`` (rows 0-1, columns 0-2),
+``W1_updated``; a CNN's feature and pooled maps ``a1``, ``a2``), with an optional NumPy-style selection: ``W1[0:2,0:3]`` (rows 0-1, columns 0-2),
 ``W1[2,0]``, ``W1[:,1]``, ``b1[0:3]``; an array of more axes (a CNN's kernel, feature maps,
 deltas) takes up to one index per axis, ``W0[0:2,0:2,0,0]``, ``delta1[0,:,:,2]``. Only the syntax
 is read here (no spec needed); :meth:`Ask.picked` checks it against the quantity's shape.
@@ -34,13 +34,15 @@ TABLE_OPTIONS = {"ask": "ask", "digits": "digits", "derivative_table": "student_
                  "symbolic_rules": "student_rules", "name_line": "name_line", "first_index": "first_index"}
 HANDOUT_KEYS = set(TABLE_OPTIONS)
 #: the quantities a sheet can ask for: the answer key's prefixes before the layer's number
-ASK_KINDS = {"delta": "delta", "g": "g", "fprime": "fprime"}
+ASK_KINDS = {"delta": "delta", "g": "g", "fprime": "fprime", "a": "a"}
 _ASK = re.compile(r"\s*(?P<name>[A-Za-z]+?)(?P<n>\d+)(?P<updated>_updated)?\s*"
                   r"(?:\[(?P<index>[^\[\]]*)\])?\s*\Z")
 _INDEX = re.compile(r"\s*(?:(?P<at>\d+)|(?P<start>\d*)\s*:\s*(?P<stop>\d*))\s*\Z")
 #: a gradient's name: d and the parameter's letter (dW, db, dtheta)
 _GRADIENT = re.compile(r"d([A-Za-z]+)")
-ASK_FORMS = "delta2, g1, fprime2, dW1, db1, W1 (updated), W1[0:2,0:3], b1[0:3]"
+#: the quantities' forms, for a message (network-free: what a network has, only its sheet knows)
+ASK_FORMS = ("delta<l>, g<l>, fprime<l>, a<l> (a CNN's map), dW<n>, db<n>, W<n> or b<n> (updated); "
+             "optionally a selection: [0:2,0:3], [2,0], [:,1]")
 #: a quantity of 1 or 2 axes in words (what it is, how many indices it takes), and what each index counts
 _AXES_NOUN = {1: ("a vector", "one index"), 2: ("a matrix", "two indices")}
 _AXIS_WORDS = {1: ["entries"], 2: ["rows", "columns"]}
@@ -48,7 +50,7 @@ _AXIS_WORDS = {1: ["entries"], 2: ["rows", "columns"]}
 
 @dataclass(frozen=True)
 class Ask:
-    """One asked quantity: ``kind`` "delta", "g", "fprime" (a layer's row, ``number`` the layer)
+    """One asked quantity: ``kind`` "delta", "g", "fprime", "a" (a layer's, ``number`` the layer)
     or "gradient", "updated" (a parameter: ``letter`` W/b, ``number`` as printed), and its
     selection, one ``(start, stop)`` per index (stop None: to the end); ``()`` asks every entry."""
     text: str
@@ -121,7 +123,7 @@ def parse_ask(text: str) -> Ask:
     expected otherwise (the caller names where the entry came from)."""
     match = _ASK.match(text) if isinstance(text, str) else None
     if match is None:
-        raise ValueError(f"expected a quantity such as {ASK_FORMS}")
+        raise ValueError(f"expected a quantity ({ASK_FORMS})")
     name, number = match["name"], int(match["n"])
     index = _index(match["index"]) if match["index"] is not None else ()
     if name in ASK_KINDS and not match["updated"]:
