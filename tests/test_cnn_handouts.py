@@ -268,3 +268,152 @@ def test_notation_paragraph_states_the_cnn_notation_in_every_presenter(key):
         assert sentence.replace(r"\theta_{l-1}", "b_{l-1}").replace("thetas", "biases (thetas)") in markdown
     for phrase, layer_types in NOTATION_PHRASES.items():
         assert (phrase in notation) == bool(types & layer_types), (phrase, types)
+
+
+# ---------------------------------------------------------------- --ask on a CNN
+def asked_titles(student: str) -> list[str]:
+    """The titles of the steps the student sheet's back-propagation shows."""
+    return re.findall(r"\\steptitle\{(.*)\}", student[student.index(r"\section*{Back-propagation"):])
+
+
+def asked_headings(student: str) -> list[str]:
+    """The matrices a student sheet asks entries of (``Entries of $\\delta_{1}[0,:,:,2]$``)."""
+    return re.findall(r"Entries of \$(.*?)\$ \(", student)
+
+
+#: an entry asked of the example, the answer key's quantity and the entries of it that are asked,
+#: the step that asks them, the matrices asked (the sheet prints a feature map's or a kernel's
+#: arrays one matrix per sample and channel, or per input channel and filter)
+CNN_ASKS = [
+    ("delta1", "delta1", np.s_[:], r"Error gradient $\delta_{1}",
+     [rf"\delta_{{1}}[{n},:,:,{c}]" for n in range(2) for c in range(3)]),
+    ("W0", "W0_updated", np.s_[:], r"Update of $W_{0}$",
+     [rf"W_{{0}}^{{\mathrm{{new}}}}[:,:,0,{c}]" for c in range(3)]),
+    ("W0[0:2,0:2,0,0]", "W0_updated", np.s_[0:2, 0:2, 0:1, 0:1], r"Update of $W_{0}$",
+     [r"W_{0}^{\mathrm{new}}[:,:,0,0]"]),
+    ("delta1[1,0:2,1:4,0:2]", "delta1", np.s_[1:2, 0:2, 1:4, 0:2], r"Error gradient $\delta_{1}",
+     [r"\delta_{1}[1,:,:,0]", r"\delta_{1}[1,:,:,1]"]),
+]
+
+
+@pytest.mark.parametrize("entry, quantity, index, title, headings", CNN_ASKS)
+def test_a_cnn_sheet_asks_for_entries_of_its_arrays(example, entry, quantity, index, title, headings):
+    """``--ask`` on a CNN's arrays of four axes: one box per asked entry of the answer key's
+    quantity, as the matrices the sheet prints the array as; only that step is asked."""
+    from symbp.classroom.variants import answers
+    from test_scaffolding import boxes
+    spec, _ = example
+    student = render_handouts(spec, HandoutOptions(ask=(entry,)))["student"]
+    assert boxes(student) == np.asarray(answers(spec)[quantity])[index].size
+    [shown] = asked_titles(student)
+    assert shown.startswith(title) and asked_headings(student) == headings
+
+
+def test_derive_asks_a_cnn_kernels_entries_in_every_output(tmp_path):
+    """The CLI as a teacher runs it: the PDF shows the asked maps' boxes, the HTML page each
+    asked matrix, the notebooks ask the same entries and the solution's are the answer key's."""
+    from symbp.classroom.variants import answers
+    out = tmp_path / "out"
+    result = run_symbp("derive", str(EXAMPLE), "--no-check", "--pdf", "--html", "--notebook", "-o", str(out),
+                       "--ask", "W0[0:2,0:2,0,0]", "--ask", "delta1")
+    assert result.returncode == 0, result.stderr
+    text = pdf_text(out / "cnn_6x6_student.pdf")
+    assert "Entries of W0new [:, :, 0, 0]" in text and "Entries of δ1 [1, :, :, 2]" in text
+    page = (out / "cnn_6x6_student.html").read_text()
+    assert page.split("Back-propagation, from the output layer down")[1].count('class="line"') == 1 + 6   # a blank per asked matrix
+    book = nbformat.read(out / "cnn_6x6_solution.ipynb", as_version=4)
+    cell = next(c for c in book.cells if c.source.startswith("asked_1 = W0_updated[0:2, 0:2, 0:1, 0:1]"))
+    shown = [float(v) for v in re.findall(r"-?\d+\.\d+", "".join(o["text"] for o in cell.outputs))]
+    key = answers(load_spec(EXAMPLE))
+    assert np.allclose(shown, np.asarray(key["W0_updated"])[0:2, 0:2, 0:1, 0:1].ravel(), atol=1e-8)
+    assert any(c.source.startswith("asked_2 = delta1[0:2, 0:4, 0:4, 0:3]") for c in book.cells)
+
+
+@pytest.mark.parametrize("entry, message", [
+    ("W0[0:99,0]", "axis 0's indices 0..98 are outside 0..2 (shape 3 x 3 x 1 x 3; indices count from 0)"),
+    ("delta1[0,0,0,0,0]", "an array of 4 axes has at most 4 indices (shape 2 x 4 x 4 x 3; 5 given)"),
+])
+def test_a_cnn_entry_outside_its_array_names_the_shape(entry, message):
+    from symbp.errors import HandoutError
+    with pytest.raises(HandoutError, match=re.escape(f"--ask {entry!r}: {message}")):
+        render_handouts(load_spec(EXAMPLE), HandoutOptions(ask=(entry,)))
+
+
+def test_every_backward_quantity_of_a_cnns_answer_key_can_be_asked(example):
+    """Each delta, gradient and updated parameter the answer key names (a pooling layer's and
+    Flatten's delta, the convolution's dW0, db0 among them) is a step the sheet can ask, its
+    parameters by their layers' positions (W0, W3), and g below each layer as the sheet has it."""
+    from symbp.classroom.variants import answer_names, answers
+    from symbp.emit.codegen import derive_spec
+    from test_scaffolding import boxes
+    spec, trace = example
+    model, key = derive_spec(spec), answers(spec)
+    names = [name for name in answer_names(spec) if name.startswith(("delta", "d", "W", "b"))]
+    assert {"delta2", "delta3", "dW0", "db0", "W0_updated", "W3_updated"} <= set(names)
+    for name in [*names, "g1", "g2", "g3"]:
+        student = render_handouts(spec, HandoutOptions(ask=(name,)), model)["student"]
+        assert len(asked_titles(student)) == 1, name
+        assert boxes(student) == np.size(key[name] if name in key else trace[name]), name
+
+
+@pytest.mark.parametrize("entry, first_index", [("W1", 0), ("dW2", 1), ("fprime2", 0)])
+def test_a_cnn_entry_it_has_no_step_for_names_what_it_has(entry, first_index, tmp_path):
+    """exit 2, the entry asked and every quantity the sheet has, in the handout's numbering."""
+    result = run_symbp("derive", str(EXAMPLE), "--no-check", "-o", str(tmp_path / "out"), "--ask", entry,
+                       "--first-index", str(first_index))
+    assert result.returncode == 2 and not (tmp_path / "out").exists()
+    message = result.stderr.strip()
+    assert message.startswith(f"symbp: --ask {entry!r}: the sheet has no {entry!r} to ask") and len(message.splitlines()) == 1
+    n = first_index
+    assert f"delta3, g2, delta2, g1, fprime1, delta1, dW{n}, db{n}, W{n}, b{n})" in message
+    assert f"dW{3 + n}, db{3 + n}, g3, W{3 + n}, b{3 + n}" in message
+
+
+def test_a_cnn_sheet_asks_for_a_map_and_withholds_the_forward_pass_from_its_layer(example):
+    """``--ask a2`` (the answer key's pooled map): the forward pass is given up to layer 1, of
+    layer 2 on only the rules and the asked map's boxes (max pooling's boxed input, its worked
+    entry, z2 = a2 and everything computed from it are left out); the solution is unchanged."""
+    from test_scaffolding import boxes
+    spec, trace = example
+    asked = render_handouts(spec, HandoutOptions(ask=("a2[0,:,:,1]",)))
+    assert asked["solution"] == render_handouts(spec, HandoutOptions())["solution"]
+    student = asked["student"]
+    forward = student[student.index(r"\section*{Forward pass}"):student.index(r"\section*{Loss}")]
+    assert boxes(student) == 4 and asked_headings(student) == [r"z_{2}[0,:,:,1]"]
+    assert re.findall(r"\\steptitle\{(Layer [234])", forward) == ["Layer 2", "Layer 2", "Layer 3"]
+    assert r"\mathrm{mask}_{2}" in forward and "work out\nthe rest of the forward pass yourself" in forward
+    shown = numbers_in(forward)
+    assert formatted(trace["z1"], trace["a1"]) <= shown                # layer 1 given
+    assert r"\boxed" not in forward and not re.search(r"z_\{2\}\[\d,:,:,\d\] =", forward)   # a2 = a1's boxed maxima
+    assert not formatted(trace["z4"], trace["a4"]) & shown
+    assert asked_titles(student) == []                                  # no backward step asked
+
+
+def test_a_cnn_sheet_asks_for_a_feature_map_after_its_layers_rule(example):
+    from test_scaffolding import boxes
+    spec, trace = example
+    student = render_handouts(spec, HandoutOptions(ask=("a1[1,0:2,0:2,0]", "delta1[1,0:2,0:2,0]")))["student"]
+    forward = student[student.index(r"\section*{Forward pass}"):student.index(r"\section*{Loss}")]
+    assert boxes(student) == 4 + 4 and asked_headings(student) == [r"a_{1}[1,:,:,0]", r"\delta_{1}[1,:,:,0]"]
+    assert re.findall(r"\\steptitle\{(Layer \d)", forward) == ["Layer 1", "Layer 1", "Layer 2", "Layer 3"]
+    assert not formatted(trace["z1"], trace["a1"][trace["a1"] != 0]) & numbers_in(forward)
+
+
+def test_derive_asks_a_cnn_map_in_every_output(tmp_path):
+    out = tmp_path / "out"
+    result = run_symbp("derive", str(EXAMPLE), "--no-check", "--pdf", "--html", "--notebook", "-o", str(out),
+                       "--ask", "a2[0,:,:,1]")
+    assert result.returncode == 0, result.stderr
+    assert "Entries of z2 [0, :, :, 1]" in pdf_text(out / "cnn_6x6_student.pdf")
+    page = (out / "cnn_6x6_student.html").read_text()
+    forward = page.split("<h2>Forward pass</h2>")[1].split("<h2>")[0]
+    assert "work out the rest of the forward pass yourself" in forward and forward.count("<h4>Layer 2") == 2
+    book = nbformat.read(out / "cnn_6x6_solution.ipynb", as_version=4)
+    assert any(c.source.startswith("asked_1 = a2[0:1, 0:2, 0:2, 1:2]") for c in book.cells)
+
+
+def test_an_unknown_quantity_names_the_forms_a_sheet_asks_for(tmp_path):
+    result = run_symbp("derive", str(EXAMPLE), "--no-check", "-o", str(tmp_path / "out"), "--ask", "Q1")
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert result.stderr.startswith("symbp: --ask 'Q1': 'Q' is not a quantity of the sheet (one of delta<l>, ")
+    assert "a<l> (a CNN's map)" in result.stderr and "W1" not in result.stderr

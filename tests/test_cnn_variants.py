@@ -240,6 +240,22 @@ def test_the_cli_writes_a_cnn_class(tmp_path, symbp_cli):
     assert "a2" in json.loads((tmp_path / "class" / KEY_JSON).read_text())["student_02"]
 
 
+def test_a_cnn_class_sheets_ask_the_entries_asked(tmp_path, symbp_cli):
+    """``variants --ask`` on a CNN class (was an internal unpacking error, exit 2): each student's
+    sheet asks the entries of the answer key's arrays of four axes (the kernel's update, a slice
+    of delta1, the pooled map); a quantity the class has not exits 2 naming those it has."""
+    from test_scaffolding import boxes
+    result = render_variants(cnn_spec(), 2, 3, Path("c"), jobs=1, ask=("W0", "delta1[0,0:2,0:2,1]", "a2"))
+    for student, entry in json.loads(result.files[Path("c") / KEY_JSON]).items():
+        sheet = result.files[Path("c") / "students" / student / "tiny_cnn_student.tex"]
+        assert boxes(sheet) == np.size(entry["W0_updated"]) + 2 * 2 + np.size(entry["a2"]) == 8 + 4 + 16
+    path = tmp_path / "tiny_cnn.toml"
+    path.write_text(cnn_spec().to_toml())
+    made = symbp_cli("variants", str(path), "-n", "1", "-j", "1", "-o", str(tmp_path / "class"), "--ask", "W1")
+    assert made.returncode == 2 and not (tmp_path / "class").exists()
+    assert "--ask 'W1': the sheet has no 'W1' to ask" in made.stderr and "dW0, db0, W0, b0)" in made.stderr
+
+
 def test_the_built_in_cnn_example_draws_a_checked_class(tmp_path, symbp_cli):
     """symbp/examples/cnn_6x6.toml carries the [variants] table a CNN needs (the default
     kink_margin of 0.05 rejects nearly every draw of a feature map): a class draws, and Keras agrees."""

@@ -76,11 +76,12 @@ class HtmlPresenter(LatexPresenter):
         lines = [self.math(line) for line in latex.lines]
         rule, work, result = (lines[:1], lines[1:-1], lines[-1:]) if len(lines) > 1 else (lines, [], [])
         blank = [self.math(line) for line in latex.blank]
-        if latex.asked is not None:   # the asked entries: a blank of the selection's shape, its rows and columns
+        if latex.asked is not None:   # the asked entries: per asked matrix a blank of the selection's shape
             table = latex.asked
             columns = [c for group in table.groups for c in group]
-            blank = [self.math(rf"{table.lhs}[{_span(table.rows)}, {_span(columns)}] = "
-                               rf"{self._insert(blank_matrix_mathml((len(table.rows), len(columns))))}")]
+            blank = [self.math(rf"{table.entries(at, _span(table.rows), _span(columns), ', ')} = "
+                               rf"{self._insert(blank_matrix_mathml((len(table.rows), len(columns))))}")
+                     for at in table.maps]
         return HtmlStep(f"step-{self.count}", Markup(prose_html(step.title)), rule, work, result, blank,
                         [self.math(line) for line in latex.rules], latex.asked is not None)
 
@@ -96,11 +97,12 @@ def _span(indices: list[int]) -> str:
 
 def html_context(spec, options, model=None, module=None) -> dict:
     """Everything the HTML templates print, every value prepared here (MathML as Markup)."""
-    from .handouts import (architecture, asked_quantities, constant_notes, network_notation, updated_slices,
-                           worked_solution)
+    from .handouts import (architecture, asked_quantities, constant_notes, given_forward, network_notation,
+                           updated_slices, worked_solution)
     work = worked_solution(spec, options, model, module)
     model, notation = work.numbers.model, work.numbers.notation
-    html = HtmlPresenter(options.digits, notation.param, asked_quantities(options, work))
+    asked = asked_quantities(options, work)
+    html = HtmlPresenter(options.digits, notation.param, asked)
     steps_per_epoch = -(-len(spec.x) // spec.batch_size)
     inline = lambda tex: Markup(latex_to_mathml(tex, html.inserts, display="inline"))   # noqa: E731
     return {
@@ -122,7 +124,9 @@ def html_context(spec, options, model=None, module=None) -> dict:
         "update_rule": [html.math(line) for line in work.optimizer.update_rule()],
         "samples": len(spec.x), "batch_size": spec.batch_size, "epochs": spec.epochs,
         "steps": spec.epochs * steps_per_epoch, "batch_rows": len(work.numbers.x),
-        "forward": [html.html_step(step) for step in work.forward],
+        "forward": (forward := [html.html_step(step) for step in work.forward]),
+        "student_forward": (student_forward := [forward[k] for k in given_forward(work.forward, asked)]),
+        "forward_asked": any(step.asked for step in student_forward),
         "loss_intro": Markup(prose_html(work.loss_intro)),
         "loss": [html.html_step(step) for step in work.loss],
         "backprop": [html.html_section(section) for section in work.backprop],

@@ -176,13 +176,17 @@ class IndexedSteps(_StepWriter):
         steps = [Step(f"Layer {l}: {geometry.describe()}", rule)]
         if calc.rule.gather.kind == "windows":
             steps += self.pooled_input(layer, geometry) + self.worked_window(layer, geometry)
-        steps.append(Step(f"Layer {l}: pre-activation $z_{{{l}}}$" + (", each feature map" if self.z[l].ndim > 2 else ""),
-                          [Given(f"z_{{{l}}}", self.z[l])]))
-        act = layer.activation
-        if act.rule.name != "linear":
+        # a map of the answer key (a1) is asked at its last step: its activation's, or z's (a = z)
+        from ..classroom.rules_of_step import map_layer
+        act, output = layer.activation, f"a{l}" if map_layer(layer.layer) else None
+        linear = act.rule.name == "linear"
+        z = f"$z_{{{l}}} = a_{{{l}}}$ (no activation)" if linear else f"$z_{{{l}}}$"
+        steps.append(Step(f"Layer {l}: pre-activation {z}" + (", each feature map" if self.z[l].ndim > 2 else ""),
+                          [Given(f"z_{{{l}}}", self.z[l])], output if linear else None))
+        if not linear:
             steps.append(self.step(f"Layer {l}: {escape_latex(act.rule.name)} activation, element-wise", f"a_{{{l}}}",
                                    act.forward, {**self.notation.layer_rule(layer.layer), **self.notation.layer(l)},
-                                   {"z": self.z[l]}, self.a[l], worked=f"a{l}"))
+                                   {"z": self.z[l]}, self.a[l], worked=f"a{l}", quantity=output))
         return steps
 
     def pooled_input(self, layer, geometry: IndexedLayer) -> list[Step]:
@@ -232,7 +236,7 @@ class IndexedSteps(_StepWriter):
             items += self.entry_sum(layer, lhs, formula, (0,) * value.ndim, value[(0,) * value.ndim])
             items.append(Result(nt.grad(name), value, PARAMETER_AXES))
             steps.append(Step(f"Gradient of the {escape_latex(parameter.kind)} ${nt.param(name)}$ ({kind} over "
-                              f"the batch and every position)", items))
+                              f"the batch and every position)", items, name.gradient))
         if l > 1:
             steps.append(self.passed_down(layer, geometry))
         return steps
@@ -255,7 +259,7 @@ class IndexedSteps(_StepWriter):
         else:
             title += " (every window's part added back where it was read)"
         items.append(Result(f"g_{{{l - 1}}}", self.g[l - 1], marked=marked))
-        return Step(title, items)
+        return Step(title, items, f"g{l - 1}")
 
     def full_correlation(self, layer, geometry: IndexedLayer) -> EntryForm:
         """g_{l-1}[n,i,j,k] = sum_{u,v,c} delta_l[n, i - u, j - v, c] W[u,v,k,c] (strides 1, no

@@ -26,11 +26,25 @@ from .worked_solution import (BatchMean, ChainRuleItem, EntryForm, EntrySum, Equ
 @dataclass
 class AskTable:
     """The entries a student sheet asks of one quantity (``--ask W1[0:2,0:3]``): a box a pen
-    fits in per entry, in groups of columns that fit the page, rows and columns labelled."""
+    fits in per entry, in groups of columns that fit the page, rows and columns labelled. An
+    array of more than two axes is asked as the matrices the sheet prints it as (``maps``: each
+    an index with the matrix axes None, ``(0, None, None, 2)``), the same rows and columns of each."""
     lhs: str
     shape: str
     rows: list[int]
     groups: list[list[int]]
+    maps: list[tuple] = field(default_factory=lambda: [()])
+
+    def entries(self, at: tuple, rows: str, columns: str, separator: str = ",") -> str:
+        """``lhs[...]`` of one asked matrix: its index ``at`` with ``rows`` and ``columns`` in the
+        matrix axes (``at`` empty: a matrix or vector itself, ``lhs[rows, columns]``)."""
+        fill = iter((rows, columns))
+        return f"{self.lhs}[{separator.join(next(fill) if i is None else str(i) for i in at or (None, None))}]"
+
+    @property
+    def headings(self) -> list[str]:
+        """What the sheet writes above each asked matrix: the quantity, or each map (``\\delta_{1}[0,:,:,2]``)."""
+        return [self.entries(at, ":", ":") if at else self.lhs for at in self.maps]
 
 
 @dataclass
@@ -190,19 +204,26 @@ class LatexPresenter:
         return LatexStep(step.title, lines, blank, rules, asked)
 
     def ask_table(self, step: Step, ask) -> AskTable:
-        """The boxes for the entries ``ask`` selects of the step's result."""
+        """The boxes for the entries ``ask`` selects of the step's result (its last equation's,
+        result's or given's: a pooled map is z), an array of more than two axes as the matrices the
+        sheet prints it as."""
         from ..errors import HandoutError
-        equation = [item for item in step.items if isinstance(item, Equation)][-1]
+        answer = [item for item in step.items if isinstance(item, (Equation, Result, Given))][-1]
+        value = answer.result if isinstance(answer, Equation) else answer.value
+        shape, axes = np.shape(value), answer.axes or ACTIVATION_AXES
         try:
-            rows, columns = ask.selection(np.shape(equation.result))
+            (rows, columns), maps = ask.selection(shape, axes), ask.matrices(shape, axes)
         except ValueError as err:
             raise HandoutError(f"--ask {ask.text!r}: {err}") from None
-        if len(rows) * len(columns) > MAX_ASKED_ENTRIES:
-            raise HandoutError(f"--ask {ask.text!r}: asks {len(rows) * len(columns)} entries, at most "
-                               f"{MAX_ASKED_ENTRIES} fit on a sheet: select some, as in W1[0:2,0:3]")
+        count = len(maps) * len(rows) * len(columns)
+        if count > MAX_ASKED_ENTRIES:
+            example = f"{ask.text.split('[')[0].strip()}[{','.join(['0:2'] * len(shape))}]"
+            raise HandoutError(f"--ask {ask.text!r}: asks {count} entries, at most "
+                               f"{MAX_ASKED_ENTRIES} fit on a sheet: select some, as in {example}")
         per_group = max(1, int(PEN_ROW_WIDTH // (pen_box_width(self.digits) + 3)))
         groups = [columns[k:k + per_group] for k in range(0, len(columns), per_group)]
-        return AskTable(equation.shown_lhs or equation.lhs, shape_tex(equation.result), rows, groups)
+        lhs = answer.shown_lhs or answer.lhs if isinstance(answer, Equation) else answer.lhs
+        return AskTable(lhs, shape_tex(value), rows, groups, maps)
 
     def item(self, item) -> tuple[list[str], list[str]]:
         """(solution lines, student lines) of one item."""

@@ -539,23 +539,22 @@ class _ForwardSteps(_StepWriter):
                 for name, (sym, value) in loss.arguments.items()]
 
     def forward(self) -> list[Step]:
-        steps = []
-        for layer in self.model.layers:
-            l = layer.number
-            if layer.layer.rule.indexed:
-                from .handout_indexed import IndexedSteps
-                steps += IndexedSteps(self).forward(layer)
-                continue
-            names = {**self.notation.layer_rule(layer.layer), **self.notation.layer(l)}
-            values = self.parameter_values(layer.layer)
-            numbers = {"a_prev": self.a[l - 1], **values}
-            steps.append(self.step(f"Layer {l}: pre-activation", f"z_{{{l}}}", layer.calculus.z, names, numbers,
-                                   self.z[l], {code: v.T for code, v in values.items() if np.ndim(v) == 2}))
-            act = self.shown_activation(layer)
-            steps.append(self.step(f"Layer {l}: {escape_latex(act.rule.name)} activation", f"a_{{{l}}}",
-                                   act.forward, names, {"z": self.z[l]}, self.a[l],
-                                   worked=f"a{l}"))
-        return steps
+        """Each layer's steps, each step marked with its layer."""
+        from .handout_indexed import IndexedSteps
+        return [replace(step, layer=layer.number) for layer in self.model.layers
+                for step in (IndexedSteps(self).forward(layer) if layer.layer.rule.indexed else self.dense_forward(layer))]
+
+    def dense_forward(self, layer) -> list[Step]:
+        """A Dense layer's steps: z with its numbers, then the activation."""
+        l = layer.number
+        names = {**self.notation.layer_rule(layer.layer), **self.notation.layer(l)}
+        values = self.parameter_values(layer.layer)
+        numbers = {"a_prev": self.a[l - 1], **values}
+        act = self.shown_activation(layer)
+        return [self.step(f"Layer {l}: pre-activation", f"z_{{{l}}}", layer.calculus.z, names, numbers,
+                          self.z[l], {code: v.T for code, v in values.items() if np.ndim(v) == 2}),
+                self.step(f"Layer {l}: {escape_latex(act.rule.name)} activation", f"a_{{{l}}}",
+                          act.forward, names, {"z": self.z[l]}, self.a[l], worked=f"a{l}")]
 
     def loss_steps(self) -> tuple[str, list[Step]]:
         """The per-sample loss in index form, then for the batch's rows; the batch mean."""
@@ -634,7 +633,8 @@ class _BackpropSections(_StepWriter):
         steps = []
         if layer.layer.rule.indexed and act.rule.name == "linear":   # pooling, Flatten: delta = g
             return [self.step(rf"Error gradient $\delta_{{{l}}} = \partial L / \partial z_{{{l}}} = g_{{{l}}}$ "
-                              rf"(no activation)", rf"\delta_{{{l}}}", G_ROW[_UNIT], names, None, self.delta[l])]
+                              rf"(no activation)", rf"\delta_{{{l}}}", G_ROW[_UNIT], names, None, self.delta[l],
+                              quantity=f"delta{l}")]
         if act.derivative is not None:
             steps.append(self.step(rf"Derivative of {escape_latex(act.rule.name)} (derived by SymPy), "
                                    rf"element-wise", f_prime(l), act.derivative, names,
@@ -886,10 +886,12 @@ def constant_notes(model: NetworkDerivation, framework: str = "keras") -> list[s
 
 def asked_quantities(options: HandoutOptions, work: WorkedSolution) -> Optional[dict[str, Ask]]:
     """The quantities the student sheet asks for (trace name -> its entry), each checked to be a
-    step of the back-propagation; None when every entry is asked (no --ask)."""
+    step of the sheet (of the back-propagation, or a CNN's map); None when every entry is asked
+    (no --ask)."""
     if not options.ask:
         return None
-    steps = list(dict.fromkeys(step.quantity for section in work.backprop for step in section.steps
+    steps = list(dict.fromkeys(step.quantity for step in
+                               work.forward + [step for section in work.backprop for step in section.steps]
                                if step.quantity))
     shown = naming.printed_answer_names(work.numbers.spec.param_names, options.first_index)
     shown.update({f"{name}_updated": shown[f"{name}_updated"].removesuffix("_updated")
@@ -903,9 +905,19 @@ def asked_quantities(options: HandoutOptions, work: WorkedSolution) -> Optional[
         if quantity not in steps:
             names = ", ".join(shown.get(q, q) for q in steps)
             raise HandoutError(f"--ask {ask.text!r}: the sheet has no {ask.text.split('[')[0]!r} to ask "
-                               f"(it asks for {names})")
+                               f"(it can ask for {names})")
         out[quantity] = ask
     return out
+
+
+def given_forward(steps: list[Step], asked: Optional[dict[str, Ask]]) -> list[int]:
+    """The forward steps a student sheet shows (their indices): every one; or, when the sheet asks
+    for a feature map (a CNN's a1), those of the layers before the first asked map's, and of that
+    layer and the later ones only their rules and the asked steps: their numbers would give an
+    asked map away (max pooling boxes the entries it selects, an entry is worked out, z is given)."""
+    first = min((step.layer for step in steps if asked and step.quantity in asked), default=None)
+    return [k for k, step in enumerate(steps)
+            if first is None or step.layer < first or not step.numbered or step.quantity in asked]
 
 
 def handout_context(spec: Spec, options: HandoutOptions = HandoutOptions(),
@@ -916,9 +928,13 @@ def handout_context(spec: Spec, options: HandoutOptions = HandoutOptions(),
     model, notation = work.numbers.model, work.numbers.notation
     latex = LatexPresenter(options.digits, notation.param)
     asked = asked_quantities(options, work)
+    forward = [latex.step(step) for step in work.forward]
     backprop = [latex.section(section) for section in work.backprop]
-    student_backprop = backprop if asked is None else \
-        [LatexPresenter(options.digits, notation.param, asked).section(section) for section in work.backprop]
+    student_forward, student_backprop = forward, backprop
+    if asked is not None:
+        asking = LatexPresenter(options.digits, notation.param, asked)
+        student_forward = [asking.step(work.forward[k]) for k in given_forward(work.forward, asked)]
+        student_backprop = [asking.section(section) for section in work.backprop]
     steps_per_epoch = -(-len(spec.x) // spec.batch_size)
     return {
         "title": escape_latex(spec.title or spec.name),
@@ -949,7 +965,9 @@ def handout_context(spec: Spec, options: HandoutOptions = HandoutOptions(),
         "epochs": spec.epochs,
         "steps": spec.epochs * steps_per_epoch,
         "torch": spec.framework == "torch",
-        "forward": [latex.step(step) for step in work.forward],
+        "forward": forward,
+        "student_forward": student_forward,
+        "forward_asked": any(step.asked for step in student_forward),
         "loss_intro": work.loss_intro,
         "loss": [latex.step(step) for step in work.loss],
         "backprop": backprop,

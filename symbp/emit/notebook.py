@@ -294,27 +294,26 @@ def _slice_code(part: slice) -> str:
     return f"{part.start}:{part.stop}"
 
 
-def asked_entries(spec: Spec, options, rows: int, module: ModuleContext) -> list[AskedEntry]:
+def asked_entries(options, module: ModuleContext, values: dict) -> list[AskedEntry]:
     """The --ask entries (symbp.emit.handouts.HandoutOptions.asked) as answer cells: ``asked_1 =
-    W0_updated[0:2, 0:3]``; an entry whose quantity the notebook does not compute is an error."""
+    W0_updated[0:2, 0:3]``, every axis of the quantity (its shape ``values``', the traced step's)
+    sliced; an entry whose quantity the notebook does not compute is an error."""
     from ..errors import HandoutError
     if options is None:
         return []
-    params, widths, out = spec.initial_params(), spec.widths, []
-    variables = {line.target for line in module.backward} | {naming.UPDATED.format(param=p) for p in params}
+    variables = ({line.target for line in module.backward} | set(module.a_names[1:])
+                 | {naming.UPDATED.format(param=p) for p in module.param_names})
+    out = []
     for k, ask in enumerate(options.asked, start=1):
         variable = ask.quantity(options.first_index)
         if variable not in variables:
             raise HandoutError(f"--ask {ask.text!r}: the notebooks compute no {variable} (they ask "
-                               f"for the deltas, g, gradients and updated parameters)")
-        base = variable.removesuffix("_updated").removeprefix("d") if ask.kind in ("gradient", "updated") else None
-        shape = params[base].shape if base else (rows, widths[ask.number])
+                               f"for the layers' outputs, deltas, g, gradients and updated parameters)")
         try:
-            picked_rows, columns = ask.selection(shape)
+            index = tuple(slice(axis[0], axis[-1] + 1) for axis in ask.picked(np.shape(values[variable])))
         except ValueError as err:
             raise HandoutError(f"--ask {ask.text!r}: {err}") from None
-        index = (slice(columns[0], columns[-1] + 1),) if len(shape) == 1 else \
-            (slice(picked_rows[0], picked_rows[-1] + 1), slice(columns[0], columns[-1] + 1))
+        base = variable.removesuffix("_updated").removeprefix("d") if ask.kind in ("gradient", "updated") else None
         name = (f"{'d' if ask.kind == 'gradient' else ''}{ParamName.parse(base).printed(options.first_index)}"
                 if base else variable)
         label = f"{name}[{', '.join(map(_slice_code, index))}]"
@@ -336,6 +335,7 @@ def notebook_context(spec: Spec, model: NetworkDerivation | None = None, options
     rows = len(x)
     output_delta = naming.DELTA.format(l=depth)
     output_line = next(line for line in module.backward if line.target == output_delta)
+    values = traced_values(spec, model)
     functions, helpers = _activation_functions(spec)
     helpers |= {name for name, *_ in module.helpers}
     uses_t = any(expr.has(model.optimizer.t)
@@ -368,7 +368,7 @@ def notebook_context(spec: Spec, model: NetworkDerivation | None = None, options
         "output_delta": AnswerCell([_answer(output_line, f"dL/d{naming.PRE_ACTIVATION.format(l=depth)}",
                                             (rows, model.layers[-1].units))], output_delta),
         "output_z": naming.PRE_ACTIVATION.format(l=depth),
-        "backward": _backward_steps(module, model, params, rows, traced_values(spec, model)),
+        "backward": _backward_steps(module, model, params, rows, values),
         "input_shape": _shape(model.layers[0].layer.input_shape),
         "outputs": model.layers[-1].units,
         "keras_layers": [keras_layer_source(layer.layer) for layer in model.layers],
@@ -384,7 +384,7 @@ def notebook_context(spec: Spec, model: NetworkDerivation | None = None, options
         "witness_loss": "loss_torch" if torch else "loss_keras",
         **(torch_section(spec) if torch else {"torch": False}),
         "tolerance": repr(TOLERANCE.relative),
-        "shown_source": shown_source().rstrip("\n"), "asked": asked_entries(spec, options, rows, module),
+        "shown_source": shown_source().rstrip("\n"), "asked": asked_entries(options, module, values),
     }
 
 

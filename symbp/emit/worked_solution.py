@@ -137,10 +137,18 @@ Item = Union[Equation, Given, IndexForm, EntryForm, EntrySum, Result, BatchMean,
 @dataclass
 class Step:
     """One quantity: its title and what is shown of it; ``quantity`` its name in the module's
-    trace and the answer key (delta2, dW0, W0_updated), for a sheet that asks for it."""
+    trace and the answer key (delta2, dW0, W0_updated, a CNN's map a1), for a sheet that asks for
+    it; ``layer`` the layer a forward step belongs to (a sheet that asks for a map withholds
+    that layer's numbers and the later layers')."""
     title: str
     items: list = field(default_factory=list)
     quantity: Optional[str] = None
+    layer: Optional[int] = None
+
+    @property
+    def numbered(self) -> bool:
+        """Does it show numbers (anything but rules in index form)?"""
+        return not all(isinstance(item, (EntryForm, IndexForm)) for item in self.items)
 
 
 @dataclass

@@ -549,7 +549,7 @@ def check_handout(problems: Problems, handout_table: Any) -> Optional[dict]:
 def _check_ask(problems: Problems, ask: Any) -> list:
     """The asked entries: an array of strings each :func:`symbp.spec.handout.parse_ask` reads."""
     if not isinstance(ask, list) or not all(isinstance(entry, str) for entry in ask):
-        problems.expected("handout.ask", f"an array of quantities such as {ASK_FORMS}", kind_of(ask))
+        problems.expected("handout.ask", f"an array of quantities ({ASK_FORMS})", kind_of(ask))
         return []
     for n, entry in enumerate(ask):
         try:
