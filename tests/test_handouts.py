@@ -283,6 +283,16 @@ def test_a_character_without_a_glyph_is_named_in_a_warning(character, name, tmp_
     assert escape_latex(data["title"]) == "Net ?"
 
 
+def test_a_title_of_many_characters_without_glyphs_is_one_warning():
+    """180 CJK characters: one line naming the first three and counting the rest (was 180 lines)."""
+    from symbp.emit.latex import glyph_warnings
+    title = "".join(chr(0x4E00 + k) for k in range(180))
+    [warning] = glyph_warnings(title, "title")
+    assert warning.startswith("title: '\u4e00' (U+4E00 CJK UNIFIED IDEOGRAPH-4E00), '\u4e01' (U+4E01")
+    assert "and 177 more characters have no glyph" in warning and warning.endswith("they print there as '?'")
+    assert glyph_warnings("plain title", "title") == []
+
+
 # ---------------------------------------------------------------- row sums inside piecewise rules
 @pytest.mark.parametrize("output", ["linear", "relu"])
 def test_cross_entropy_on_an_unclipped_output_works_its_row_sum_into_the_cases(output):

@@ -127,11 +127,23 @@ def missing_glyphs(text: object) -> list[str]:
     return found
 
 
+#: characters a glyph warning names before it counts the rest
+GLYPHS_NAMED = 3
+
+
 def glyph_warnings(text: object, where: str) -> list[str]:
-    """One warning per character of ``text`` the LaTeX handouts cannot print, naming it:
-    "title: '\u6f22' (U+6F22 CJK UNIFIED IDEOGRAPH-6F22) has no glyph in the handouts' fonts; ..."."""
-    return [f"{where}: {ch!r} (U+{ord(ch):04X} {unicodedata.name(ch, 'unnamed character')}) has no glyph "
-            f"in the LaTeX handouts' fonts; it prints there as {NO_GLYPH!r}" for ch in missing_glyphs(text)]
+    """One warning naming the characters of ``text`` the LaTeX handouts cannot print (the first
+    GLYPHS_NAMED, then how many more: a title in a script the fonts lack is one line, not one
+    per character): "title: '\u6f22' (U+6F22 CJK UNIFIED IDEOGRAPH-6F22) has no glyph in ..."."""
+    missing = missing_glyphs(text)
+    if not missing:
+        return []
+    named = ", ".join(f"{ch!r} (U+{ord(ch):04X} {unicodedata.name(ch, 'unnamed character')})"
+                      for ch in missing[:GLYPHS_NAMED])
+    more = f" and {len(missing) - GLYPHS_NAMED} more characters" if len(missing) > GLYPHS_NAMED else ""
+    have = "has" if len(missing) == 1 else "have"
+    return [f"{where}: {named}{more} {have} no glyph in the LaTeX handouts' fonts; "
+            f"{'it prints' if len(missing) == 1 else 'they print'} there as {NO_GLYPH!r}"]
 
 
 #: numbers below SMALL keep SIGNIFICANT significant digits however many decimals that takes
