@@ -284,6 +284,23 @@ def test_a_notebooks_huge_output_and_arrays_stay_in_its_kernel_and_odd_answers_a
     assert "db2 has shape (4000000,), expected (4,)" in read.error
 
 
+def test_a_notebooks_kernel_prints_nothing_on_the_graders_terminal(tmp_path):
+    """The kernel process's start-up warning and a student's writes to the process's own stderr
+    stay out of the terminal that runs `symbp grade`."""
+    import subprocess
+    import sys
+    import nbformat
+    from tests.conftest import ROOT
+    cell = "import sys\nprint('from the student', file=sys.__stderr__)\nW2 = 1.0"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(cell)]), str(tmp_path / "s.ipynb"))
+    code = ("import sys; from pathlib import Path; from symbp.classroom.submissions import run_notebook; "
+            "print(run_notebook(Path(sys.argv[1]), {'W2': 1}, 60))")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "s.ipynb")], capture_output=True, text=True,
+                          timeout=120, cwd=ROOT)
+    assert done.returncode == 0 and done.stdout.strip() == "{'W2': 1.0}", done.stderr
+    assert "from the student" not in done.stderr and "IPKernelApp" not in done.stderr, done.stderr
+
+
 def test_a_notebooks_transposed_gradient_is_read_in_the_keys_order(monkeypatch, tmp_path):
     """A notebook's dW2 of shape (4, 3) for the key's (3, 4): kept, its entries row by row in the
     key's order (as a CSV row gives them), with a note; another size is left out."""

@@ -20,6 +20,7 @@ import json
 import math
 import os
 import secrets
+import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -176,7 +177,9 @@ def run_notebook(path: Path, sizes: dict[str, int], timeout: int) -> dict:
     notebook.cells.append(nbformat.v4.new_code_cell(_reader_cell(sizes, marker)))
     client = _answer_reader(notebook, timeout=timeout, kernel_name="python3", allow_errors=True,
                             resources={"metadata": {"path": str(path.parent)}})
-    client.execute()
+    # the kernel process's own stdout and stderr (its start-up warnings, a student's writes to
+    # sys.__stderr__, a traceback as a timed-out kernel stops) are not the grader's terminal's
+    client.execute(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     text = _stream_text(notebook.cells[-1])
     found = [line for line in text.splitlines() if line.startswith(marker)]
     if not found:
