@@ -127,6 +127,22 @@ def test_a_cell_longer_than_csvs_field_limit_is_its_students_problem(klass, tmp_
     assert "student_02" in read and csv.field_size_limit() == limit     # the limit raised for the read only
 
 
+def test_a_csvs_odd_columns_and_non_finite_cells_are_said_not_silently_missing(tmp_path):
+    """A column the key lacks, one named twice and one of the key left out: one line each for
+    the file; a cell of nan or inf is a problem of its student's (was graded missing, unsaid)."""
+    from symbp.classroom.submissions import read_csv
+    path = tmp_path / "odd.csv"
+    path.write_text("student,db2[0],db2[0],db2[1],=cmd|' /C calc'!A0,loss\n"
+                    "s1,1,2,nan,x,inf\n", encoding="utf-8")
+    read, problems = read_csv(path, {"db2": (3,), "loss": ()}, {"s1"})
+    assert problems == ["line 1: columns the answer key does not have (ignored): \"=cmd|' /C calc'!A0\"",
+                        "line 1: columns named twice (the last one counts): 'db2[0]'",
+                        "line 1: columns of the answer key missing (their cells graded as missing): 'db2[2]'"]
+    assert read["s1"].answers["db2"][0] == 2.0 and np.isnan(read["s1"].answers["db2"][1:]).all()
+    assert "db2[1]: not a finite number: 'nan'" in read["s1"].error
+    assert "loss: not a finite number: 'inf'" in read["s1"].error
+
+
 def test_malformed_submissions_exit_2(klass, tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("name,loss\nx,1\n")

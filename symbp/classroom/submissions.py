@@ -21,6 +21,7 @@ import math
 import os
 import secrets
 import subprocess
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -61,10 +62,15 @@ def parse_row(row: dict, shapes: dict[str, tuple], printed: Optional[dict] = Non
         for column in cell_columns((printed or {}).get(name, name), shape):
             cell = (row.get(column) or "").strip()
             try:
-                values.append(float(cell) if cell else math.nan)
+                value = float(cell) if cell else math.nan
             except ValueError:
-                problems.append(f"{column}: not a number: {quoted(cell)}")
-                values.append(math.nan)
+                value, problem = math.nan, "not a number"
+            else:
+                problem = None if not cell or math.isfinite(value) else "not a finite number"
+            if problem:
+                problems.append(f"{column}: {problem}: {quoted(cell)}")
+                value = math.nan
+            values.append(value)
         answers[name] = np.array(values, dtype=np.float64).reshape(shape)
     error = f"{len(problems)} cell(s) not read as numbers (graded as missing): " + "; ".join(problems[:5]) \
         if problems else None
@@ -83,7 +89,7 @@ def read_csv(path: Path, shapes: dict[str, tuple], students: set[str],
         reader = csv.DictReader(io.StringIO(raw.decode("utf-8-sig", errors="replace"), newline=""))
         if not reader.fieldnames or "student" not in reader.fieldnames:
             raise ValueError(f"{path}: no 'student' column in the first row (the answer key's format)")
-        out, problems = {}, []
+        out, problems = {}, header_problems(reader.fieldnames, shapes, printed)
         for line, row in enumerate(reader, start=2):
             student = (row.get("student") or "").strip()
             if None in row:   # more cells than the header has columns
@@ -96,6 +102,20 @@ def read_csv(path: Path, shapes: dict[str, tuple], students: set[str],
                 continue
             out[student] = parse_row(row, shapes, printed)
     return out, problems
+
+
+def header_problems(header: list[str], shapes: dict[str, tuple], printed: Optional[dict] = None) -> list[str]:
+    """What the first row of a CSV submission names that the key does not (ignored), names twice
+    (the last counts, as csv.DictReader reads it) or leaves out (those cells graded as
+    missing): each said once per file, not silently."""
+    expected = ["student"] + [column for name, shape in shapes.items()
+                              for column in cell_columns((printed or {}).get(name, name), shape)]
+    said = lambda columns: ", ".join(map(quoted, columns[:5])) + (f" ({len(columns)} in all)" if len(columns) > 5 else "")
+    counts, known = Counter(header), set(expected)
+    checks = [([c for c in counts if c not in known], "columns the answer key does not have (ignored)"),
+              ([c for c, n in counts.items() if n > 1], "columns named twice (the last one counts)"),
+              ([c for c in expected if c not in counts], "columns of the answer key missing (their cells graded as missing)")]
+    return [f"line 1: {what}: {said(columns)}" for columns, what in checks if columns]
 
 
 @contextmanager
