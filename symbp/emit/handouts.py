@@ -920,6 +920,24 @@ def given_forward(steps: list[Step], asked: Optional[dict[str, Ask]]) -> list[in
             if first is None or step.layer < first or not step.numbered or step.quantity in asked]
 
 
+def solution_and_sheet_steps(work, options: HandoutOptions, latex: "LatexPresenter") -> dict:
+    """The forward pass and back-propagation as the solution prints them (``forward``,
+    ``backprop``) and as the student sheet does (``student_forward``, ``student_backprop``):
+    the same, or with ``--ask`` only the asked quantities blanked and the forward pass given up
+    to the first asked map (``forward_asked``, ``asking``)."""
+    forward = [latex.step(step) for step in work.forward]
+    backprop = [latex.section(section) for section in work.backprop]
+    student_forward, student_backprop = forward, backprop
+    asked = asked_quantities(options, work)
+    if asked is not None:
+        asking = LatexPresenter(options.digits, work.numbers.notation.param, asked)
+        student_forward = [asking.step(work.forward[k]) for k in given_forward(work.forward, asked)]
+        student_backprop = [asking.section(section) for section in work.backprop]
+    return {"forward": forward, "student_forward": student_forward, "backprop": backprop,
+            "student_backprop": student_backprop, "forward_asked": any(step.asked for step in student_forward),
+            "asking": asked is not None}
+
+
 def handout_context(spec: Spec, options: HandoutOptions = HandoutOptions(),
                     model: NetworkDerivation | None = None, module=None) -> dict:
     """Everything the solution and student templates print: the worked solution written by the
@@ -927,14 +945,6 @@ def handout_context(spec: Spec, options: HandoutOptions = HandoutOptions(),
     work = worked_solution(spec, options, model, module)
     model, notation = work.numbers.model, work.numbers.notation
     latex = LatexPresenter(options.digits, notation.param)
-    asked = asked_quantities(options, work)
-    forward = [latex.step(step) for step in work.forward]
-    backprop = [latex.section(section) for section in work.backprop]
-    student_forward, student_backprop = forward, backprop
-    if asked is not None:
-        asking = LatexPresenter(options.digits, notation.param, asked)
-        student_forward = [asking.step(work.forward[k]) for k in given_forward(work.forward, asked)]
-        student_backprop = [asking.section(section) for section in work.backprop]
     steps_per_epoch = -(-len(spec.x) // spec.batch_size)
     return {
         "title": escape_latex(spec.title or spec.name),
@@ -965,14 +975,9 @@ def handout_context(spec: Spec, options: HandoutOptions = HandoutOptions(),
         "epochs": spec.epochs,
         "steps": spec.epochs * steps_per_epoch,
         "torch": spec.framework == "torch",
-        "forward": forward,
-        "student_forward": student_forward,
-        "forward_asked": any(step.asked for step in student_forward),
+        **solution_and_sheet_steps(work, options, latex),
         "loss_intro": work.loss_intro,
         "loss": [latex.step(step) for step in work.loss],
-        "backprop": backprop,
-        "student_backprop": student_backprop,
-        "asking": asked is not None,
         "pen_width": pen_box_width(options.digits),
         "pen_height": PEN_HEIGHT,
         "student_rules": options.student_rules,

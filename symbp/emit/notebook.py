@@ -340,9 +340,6 @@ def notebook_context(spec: Spec, model: NetworkDerivation | None = None, options
     helpers |= {name for name, *_ in module.helpers}
     uses_t = any(expr.has(model.optimizer.t)
                  for _, expr in model.optimizer.step_assignments + model.optimizer.assignments)
-    settings = dict(spec.optimizer.arguments)
-    torch = spec.framework == "torch"
-    result = naming.TORCH_RESULT if torch else naming.KERAS_RESULT
     return {
         "title": markdown_text(spec.title or spec.name),
         "architecture": module.architecture,
@@ -369,22 +366,33 @@ def notebook_context(spec: Spec, model: NetworkDerivation | None = None, options
                                             (rows, model.layers[-1].units))], output_delta),
         "output_z": naming.PRE_ACTIVATION.format(l=depth),
         "backward": _backward_steps(module, model, params, rows, values),
+        "notation": notebook_notation(model),
+        **_framework_section(spec, model, module),
+        "shown_source": shown_source().rstrip("\n"), "asked": asked_entries(options, module, values),
+    }
+
+
+def _framework_section(spec: Spec, model: NetworkDerivation, module: ModuleContext) -> dict:
+    """Section 2 and 3 of the notebook: the same model in Keras (or PyTorch), and a check per
+    parameter and the loss against the framework's numbers."""
+    torch = spec.framework == "torch"
+    result = naming.TORCH_RESULT if torch else naming.KERAS_RESULT
+    return {
         "input_shape": _shape(model.layers[0].layer.input_shape),
         "outputs": model.layers[-1].units,
         "keras_layers": [keras_layer_source(layer.layer) for layer in model.layers],
-        "optimizer_config": repr({"class_name": spec.optimizer.name, "config": settings}),
+        "optimizer_config": repr({"class_name": spec.optimizer.name, "config": dict(spec.optimizer.arguments)}),
         "loss_keras": "" if torch else keras_loss_source(spec.loss),
         "custom_loss": CUSTOM_LOSS_SOURCE.get(spec.loss.name, ""),
         "frozen_biases": [n for n, layer in enumerate(spec.layers) if not layer.bias_trainable],
         "param_names": module.param_names,
         "keras_names": [result.format(param=p) for p in module.param_names],
         "checks": [(p, result.format(param=p), naming.UPDATED.format(param=p),
-                    _check_description(p, depth)) for p in module.param_names],
-        "witness": "PyTorch" if torch else "Keras", "notation": notebook_notation(model),
+                    _check_description(p, model.depth)) for p in module.param_names],
+        "witness": "PyTorch" if torch else "Keras",
         "witness_loss": "loss_torch" if torch else "loss_keras",
         **(torch_section(spec) if torch else {"torch": False}),
         "tolerance": repr(TOLERANCE.relative),
-        "shown_source": shown_source().rstrip("\n"), "asked": asked_entries(options, module, values),
     }
 
 
