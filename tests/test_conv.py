@@ -13,6 +13,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import functools
 import itertools
 from fractions import Fraction
@@ -27,7 +29,7 @@ from symbp.emit.codegen import module_source
 from symbp.rules import optimizers
 from symbp.spec.model import Spec, SpecError
 from symbp.witnesses.compare import check as keras_check
-from symbp.witnesses.module import load_module
+from symbp.witnesses.module import load_module, spec_module
 
 
 def make_spec(layers, x_shape, classes=3, loss="categorical_crossentropy", optimizer=None,
@@ -295,6 +297,32 @@ def test_keras_agrees_with_ties_in_max_pooling():
     x = np.asarray(spec.x)
     assert any(np.sum(w == w.max()) > 1 for w in np.lib.stride_tricks.sliding_window_view(x, (2, 2), axis=(1, 2)).reshape(-1, 4))
     assert keras_check(spec, "float64").match
+
+
+@pytest.mark.parametrize("pool, x_shape", [("MaxPooling2D", (3, 4, 4, 2)), ("GlobalMaxPooling2D", (3, 3, 3, 2)),
+                                           ("MaxPooling1D", (3, 6, 2)), ("GlobalMaxPooling1D", (3, 5, 2))])
+def test_tied_maxima_send_the_gradient_where_tensorflow_does(pool, x_shape):
+    """Ties in the maps a convolution feeds its pooling (integer images, a 1x1 integer kernel,
+    one step), so the tie's routing moves the kernel's gradient: MaxPooling (tf.nn.max_pool)
+    sends it all to the first maximum, GlobalMaxPooling (tf.reduce_max) 1/k to each of k."""
+    rank = len(x_shape) - 2
+    conv = {"type": f"Conv{rank}D", "filters": 2, "kernel_size": 1, "kernel": np.reshape([1, -1, 1, 1], (1,) * rank + (2, 2)).tolist(),
+            "bias": [0.0, 0.0]}
+    pooling = [{"type": pool, **({"pool_size": 2} if not pool.startswith("Global") else {})}]
+    flatten = [] if pool.startswith("Global") else [{"type": "Flatten"}]
+    spec = make_spec([conv, *pooling, *flatten, {"units": 3, "activation": "softmax"}], x_shape,
+                     batch_size=3, epochs=1)
+    spec = dataclasses.replace(spec, x=np.random.default_rng(1).integers(0, 2, x_shape).astype(float).tolist())
+    module = spec_module(spec)
+    trace = module.trace(spec.initial_params(), module.X, module.Y)
+    mask = trace["mask2"]
+    shared = mask[(mask > 0) & (mask < 1)]
+    if pool.startswith("Global"):
+        assert shared.size and set(np.round(1 / shared).astype(int)) >= {2}   # ties shared
+    else:
+        assert shared.size == 0 and np.any(np.sum(trace["win2"] == trace["z2"][..., *(None,) * rank], axis=tuple(range(-rank, 0))) > 1)
+    for dtype in ("float64", "float32"):
+        assert keras_check(spec, dtype, module=module).match, (pool, dtype)
 
 
 # ---------------------------------------------------------------- the spec

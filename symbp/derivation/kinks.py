@@ -147,7 +147,7 @@ def layer_kinks_of(spec) -> list[tuple[float, ...]]:
 
 def max_pools_of(spec) -> list:
     """The built layers of ``spec`` that pool by a window's maximum (MaxPooling, GlobalMaxPooling)."""
-    return [layer for layer in layers_from_spec(spec) if layer.rule.indexed and layer.rule.gather.mask == "first_max"]
+    return [layer for layer in layers_from_spec(spec) if layer.rule.indexed and layer.rule.gather.selects_maximum]
 
 
 def pool_geometries(spec) -> list[tuple[int, tuple]]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import sympy as sp
 
-from ..rules.layers import same_padding
+from ..rules.layers import MASKS, same_padding
 from .handouts import _StepWriter
 from .indexed import window_geometry
 from .latex import PARAMETER_AXES, escape_latex
@@ -32,9 +32,6 @@ A_PREV, G_PREV, DWIN = sp.IndexedBase("a_prev"), sp.IndexedBase("g_prev"), sp.In
 #: what "same" padding reads, by the Gather's mask (None: a convolution's zeros)
 PADDING_NOTES = {None: "same padding: the input read as 0 outside its entries",
                  "first_max": "same padding: never selected", "mean": "same padding: not counted"}
-#: what the selection weights of a pooling rule are, by the Gather's mask
-MASK_NOTES = {"first_max": "1 at the first maximum of its window, else 0",
-              "mean": "1 / (the input entries in its window)"}
 
 
 def unprimed(expr: sp.Expr) -> sp.Expr:
@@ -172,7 +169,7 @@ class IndexedSteps(_StepWriter):
         if calc.rule.gather.mask:
             mask = next(e for e in calc.z.atoms(sp.Indexed) if e.base == calc.mask)   # its entry in the rule
             rule.append(EntryForm(geometry.limited(mask), sp.Symbol("selection"),
-                                  {**names, "selection": rf"\text{{{MASK_NOTES[calc.rule.gather.mask]}}}"}))
+                                  {**names, "selection": rf"\text{{{MASKS[calc.rule.gather.mask]}}}"}))
         steps = [Step(f"Layer {l}: {geometry.describe()}", rule)]
         if calc.rule.gather.kind == "windows":
             steps += self.pooled_input(layer, geometry) + self.worked_window(layer, geometry)
@@ -192,7 +189,7 @@ class IndexedSteps(_StepWriter):
     def pooled_input(self, layer, geometry: IndexedLayer) -> list[Step]:
         """Max pooling: its input's maps with the entries it selects boxed."""
         l = layer.number
-        if layer.calculus.rule.gather.mask != "first_max":
+        if not layer.calculus.rule.gather.selects_maximum:
             return []
         marked = geometry.selected(self.trace[f"mask{l}"], self.a[l - 1].shape)
         return [Step(f"Layer {l}: the entries each window selects (boxed), in $a_{{{l - 1}}}$",
@@ -209,7 +206,7 @@ class IndexedSteps(_StepWriter):
         for k in channels:
             index = (*head, k)
             label = ",".join(map(str, index)) + ",:" * rank
-            selected = self.trace[f"mask{l}"][index] == 1 if calc.rule.gather.mask == "first_max" else None
+            selected = self.trace[f"mask{l}"][index] > 0 if calc.rule.gather.selects_maximum else None
             items.append(Given(rf"\mathrm{{win}}_{{{l}}}[{label}]", win[index], marked=selected))
             if layer.layer.param_names:
                 kernel = self.parameter_values(layer.layer)["W"]
@@ -250,7 +247,7 @@ class IndexedSteps(_StepWriter):
         marked = None
         if calc.rule.gather.kind == "flatten":
             title += f" ($\\delta_{{{l}}}$'s rows in the shape of $a_{{{l - 1}}}$)"
-        elif calc.rule.gather.mask == "first_max":
+        elif calc.rule.gather.selects_maximum:
             title += " (each window's $\\delta$ routed to its selected entry, boxed)"
             marked = geometry.selected(self.trace[f"mask{l}"], self.a[l - 1].shape)
         elif layer.layer.param_names:

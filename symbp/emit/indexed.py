@@ -12,6 +12,7 @@ the formula in index notation as the line's comment. The gradient passed down is
 from __future__ import annotations
 
 from ..derivation import naming
+from ..rules.layers import MASKS
 from .printers import EinsumPrinter, IndexNotationPrinter
 
 
@@ -58,12 +59,14 @@ def gather_lines(layer, emit, line_class) -> list:
     lines = [line_class(win, gathered, f"{win}[n,p..,k,u..] = {a_prev}[n, p*s+u - pad, .., k]: the "
                         f"{'x'.join(map(str, window))} windows, strides {strides}, {padding} padding"
                         + (", copied into rows" if copied else ""))]
-    if gather.mask == "first_max":
-        emit.helpers.add("_first_max")
+    if gather.selects_maximum:
+        helper = f"_{gather.mask}"   # _first_max (MaxPooling) or _shared_max (GlobalMaxPooling): see MASKS
+        emit.helpers.add(helper)
         inside = f", {ones}" if padding == "same" else ""
         maximum = naming.WINDOW_MAX.format(l=l)
-        lines.append(line_class(f"{mask}, {maximum}", f"_first_max({win}, {len(window)}{inside})",
-                                f"{mask} = 1 at the first maximum of each window, else 0; {maximum} = that maximum"))
+        lines.append(line_class(f"{mask}, {maximum}", f"{helper}({win}, {len(window)}{inside})",
+                                f"{mask} = {MASKS[gather.mask]}; "
+                                f"{maximum} = that maximum"))
     elif gather.mask == "mean":
         emit.helpers.add("_mean_mask")
         lines.append(line_class(mask, f"_mean_mask({ones}, {len(window)})",
@@ -91,10 +94,10 @@ def forward_line(layer, line_class):
     found with its mask (the one entry the mask's sum selects: the same number, one product less)."""
     calculus, gather = layer.calculus, layer.calculus.rule.gather
     z = naming.PRE_ACTIVATION.format(l=layer.number)
-    if gather.mask == "first_max":
+    if gather.selects_maximum:
         maximum = naming.WINDOW_MAX.format(l=layer.number)
         equation = entry_equation(z, calculus.out, calculus.z, _names(layer))
-        return line_class(z, maximum, f"{equation}: {maximum}, the entry {naming.MASK.format(l=layer.number)} selects")
+        return line_class(z, maximum, f"{equation}: {maximum}, the maximum {naming.MASK.format(l=layer.number)} selects")
     return indexed_line(line_class, z, calculus.out, calculus.z, _names(layer),
                         offsets_summed=gather.kind == "windows" and not gather.global_window)
 

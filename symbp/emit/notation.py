@@ -74,6 +74,10 @@ SENTENCES = (
     Sentence(lambda rule: _windows(rule) and rule.gather.global_window,
              r"Global pooling has one window, the whole feature map: $z_l[n,c]$, selected (max) or averaged "
              r"as above."),
+    Sentence(_pooling("shared_max", True),
+             r"Global max pooling's $\mathrm{{mask}}_l$ is $1/k$ at each of the $k$ maxima of its window "
+             r"and 0 elsewhere: tied maxima share the gradient, as TensorFlow's maximum over axes sends it "
+             r"(max pooling's windows give it all to the first)."),
     Sentence(lambda rule: rule.gather is not None and rule.gather.kind == "flatten",
              r"Flatten lays a feature map out in one row per sample, in C order as Keras's Flatten: "
              r"$z_l[n,f] = a_{{l-1}}[n,p,q,c]$ with $f = (p Q + q) C + c$ for $Q$ columns and $C$ channels."),

@@ -229,6 +229,16 @@ HELPERS = {
         "    free ^= first",
         "return mask, top",
     ]),
+    "_shared_max": ("win, rank",
+                    "(mask, maximum) of each window, as Keras's GlobalMaxPooling takes them (tf.reduce_max): "
+                    "mask 1/k at each of the window's k maxima, 0 elsewhere, so tied maxima share the "
+                    "gradient (MaxPooling's tf.nn.max_pool gives it all to the first: _first_max); in "
+                    "the windows' dtype, as TensorFlow divides. maximum: that entry.", [
+        "flat = win.reshape(*win.shape[:-rank], -1)",
+        "top = flat.max(axis=-1)",
+        "ties = flat == top[..., None]",
+        "return np.divide(ties, ties.sum(axis=-1, keepdims=True), dtype=win.dtype).reshape(win.shape), top",
+    ]),
     "_channel_sums": ("a",
                       "The sums of a over every axis but the last (its channels), as a product with a "
                       "vector of ones: BLAS's, 5x faster than np.einsum's or a.sum's reduction over "

@@ -154,8 +154,8 @@ class Gather:
     max((ceil(n / s) - 1) s + k - n, 0) per axis, the smaller half before, zeros), axes
     ``(n, positions..., channel, offsets...)`` as ``sliding_window_view`` gives them (max
     pooling's mask never selects padding). ``kind`` "flatten":
-    ``a`` reshaped to ``(n, features)``. ``mask``: the selection weights pooling sums with
-    ("first_max" or "mean"; None for none). Its adjoint adds each window back where it came from.
+    ``a`` reshaped to ``(n, features)``. ``mask``: the selection weights pooling sums with (a
+    key of MASKS; None for none). Its adjoint adds each window back where it came from.
     """
     kind: str
     spatial: int = 0
@@ -163,6 +163,21 @@ class Gather:
     strides: Callable[[dict], tuple] = lambda args: ()
     mask: Optional[str] = None
     global_window: bool = False
+
+    @property
+    def selects_maximum(self) -> bool:
+        """Max pooling (its mask selects the window's maximum), whichever way it splits ties."""
+        return self.mask in MAXIMUM_MASKS
+
+
+#: the selection weights a pooling rule sums its window with, by the mask's name. Keras's two max
+#: poolings send a tie's gradient differently: MaxPooling (tf.nn.max_pool) all to the first
+#: maximum in C order; GlobalMaxPooling (ops.max, tf.reduce_max) 1/k to each of the k tied
+#: maxima (measured: [0, 1/3, 1/3, 1/3] for a 2x2 map of 1, 3, 3, 3).
+MASKS = {"first_max": "1 at the first maximum of its window, else 0",
+         "shared_max": "1/k at each of the k maxima of its window (ties share), else 0",
+         "mean": "1 / (the input entries in its window)"}
+MAXIMUM_MASKS = ("first_max", "shared_max")
 
 
 def _tuple(value, rank: int) -> tuple:
@@ -248,7 +263,7 @@ CONV1D = register(_conv_rule("Conv1D", 1))
 for _rank in (1, 2):
     register(_pool_rule(f"MaxPooling{_rank}D", _rank, "first_max"))
     register(_pool_rule(f"AveragePooling{_rank}D", _rank, "mean"))
-    register(_global_pool_rule(f"GlobalMaxPooling{_rank}D", _rank, "first_max"))
+    register(_global_pool_rule(f"GlobalMaxPooling{_rank}D", _rank, "shared_max"))
     register(_global_pool_rule(f"GlobalAveragePooling{_rank}D", _rank, "mean"))
 FLATTEN = register(LayerRule(
     "Flatten", (), flatten_forward, lambda shape, args: (int(np.prod(shape)),), (),
