@@ -361,6 +361,23 @@ def test_a_string_or_bool_is_no_number_in_a_cnn_spec(where, entry, says):
     assert says in str(error.value)
 
 
+@pytest.mark.parametrize("layers, x, says", [
+    ([{"units": 3, "activation": "softmax"}], np.zeros((2, 2, 2, 1)).tolist(),
+     "data.x: Dense takes a 2-D array (samples x features), found 4-D data: images or sequences need a "
+     "convolution or a Flatten layer first"),
+    ([{"type": "Conv2D", "filters": 2, "kernel_size": 1}, {"type": "Flatten"}, {"units": 3, "activation": "softmax"}],
+     [[[[], []], [[], []]]] * 2, "found an empty axis, shape (2, 2, 2, 0)"),
+])
+def test_data_of_the_wrong_kind_for_the_first_layer_is_said_so(layers, x, says):
+    """Image data into a Dense layer (was "data.x[0][0]: expected a finite number, found [[...]]"),
+    images of no channel (was "needs a 4-D array ..., found 4-D")."""
+    table = {"name": "t", "data": {"x": x, "y": np.eye(3)[[0, 1]].tolist()}, "layers": layers,
+             "loss": {"name": "categorical_crossentropy"}, "optimizer": {"name": "sgd"}}
+    with pytest.raises(SpecError) as error:
+        Spec.from_dict(table)
+    assert says in str(error.value)
+
+
 def test_a_network_needs_parameters():
     with pytest.raises(SpecError, match="no layer with parameters"):
         make_spec([{"type": "MaxPooling2D"}, {"type": "Flatten"}], (2, 4, 4, 1), classes=4)

@@ -181,15 +181,27 @@ def check_x(problems: Problems, value: Any, layer_tables: Any) -> Optional[np.nd
         return numbers_array(problems, value, "data.x")
     rule = layer_rules[kind]
     rank = rule.gather.spatial if rule.indexed else 0
+    if not rank and _depth(value) > 2:
+        problems.add("data.x", f"{rule.name} takes a 2-D array (samples x features), found {_depth(value)}-D "
+                               f"data: images or sequences need a convolution or a Flatten layer first")
+        return None
     if not rank:
         return matrix(problems, value, "data.x")
     array = numbers_array(problems, value, "data.x")
     if array is not None and (array.ndim != rank + 2 or array.size == 0):
+        found = f"{array.ndim}-D" if array.ndim != rank + 2 else f"an empty axis, shape {array.shape}"
         problems.add("data.x", f"{kind} needs a {rank + 2}-D array (samples, "
-                               f"{'steps' if rank == 1 else 'height, width'}, channels) of numbers, "
-                               f"found {array.ndim}-D")
+                               f"{'steps' if rank == 1 else 'height, width'}, channels) of numbers, found {found}")
         return None
     return array
+
+
+def _depth(value: Any) -> int:
+    """How deep ``value``'s first entries nest arrays: 2 for rows of numbers."""
+    depth = 0
+    while isinstance(value, list) and value:
+        value, depth = value[0], depth + 1
+    return depth
 
 
 # ---------------------------------------------------------------- [[layers]]
