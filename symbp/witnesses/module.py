@@ -88,10 +88,14 @@ def module_gradients(spec: Spec, module=None) -> dict[str, np.ndarray]:
     return module.gradients(params, module.X.astype(np.float64), module.Y.astype(np.float64))
 
 
-def nudged_train(spec: Spec, dtype: str = "float64", seed: int = 0):
+def nudged_train(spec: Spec, dtype: str = "float64", seed: int = 0, module=None):
     """The generated module's ``train`` with every step's new parameters nudged by one ulp, up
-    or down at random: as if each step had rounded differently, as another framework's kernels may."""
-    module = spec_module(spec)
+    or down at random: as if each step had rounded differently, as another framework's kernels may.
+
+    ``module``: the module being checked (its ``step`` is wrapped for the run, then restored), so
+    the spread is its own rounding: a fresh module of the spec would differ from a changed one by
+    the change, and a wrong rule's effect would pass for rounding."""
+    module = module or spec_module(spec)
     exact_step, rng = module.step, np.random.default_rng(seed)
 
     def nudged_step(*args, **kwargs):
@@ -100,4 +104,7 @@ def nudged_train(spec: Spec, dtype: str = "float64", seed: int = 0):
                 for name, w in params.items()}, state
 
     module.step = nudged_step   # train looks step up in the module's globals at each call
-    return module_train(spec, dtype, module)
+    try:
+        return module_train(spec, dtype, module)
+    finally:
+        module.step = exact_step

@@ -5,15 +5,41 @@ words ("They match!"), each witness line named by its framework ("Keras:", "PyTo
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
 from ..derivation.naming import ParamName
 from .tolerance import Tolerance
 
-#: a difference past the tolerance is rounding growth when it is at most this many times the
-#: spread that nudging every step of symbp's own run by one ulp makes (see compare.explain_rounding_growth)
+#: a difference past the tolerance is rounding when it is at most this many times the spread a
+#: rounding witness measures on symbp's own run (compare.explain_rounding_growth and
+#: compare.explain_float32_rounding)
 ROUNDING_GROWTH_FACTOR = 10.0
+
+
+class RoundingWitness(NamedTuple):
+    """How the report words a difference one rounding witness excused: the verdict's "They match
+    to <verdict>", its evidence (``{spread}``: the spread measured) and the summary's rule."""
+    verdict: str
+    evidence: str
+    rule: str
+
+
+#: by the key a Comparison's ``rounding_witness`` (and the JSON) records
+ROUNDING_WITNESSES = {
+    "nudged": RoundingWitness(
+        "rounding",
+        "nudging every step of symbp's own run by one ulp moves it by {spread}: the difference is "
+        "rounding grown over the run, and the first epochs' losses agree",
+        "rounding growth when at most {factor}x what one-ulp nudges of every step make"),
+    "float64": RoundingWitness(
+        "float32 rounding",
+        "symbp's own float32 training is {spread} from its float64 training, the same formulas: the "
+        "difference is what float32 rounding alone makes",
+        "float32 rounding when at most {factor}x how far symbp's own float32 training is from its "
+        "float64 training"),
+}
 
 
 @dataclass
@@ -25,23 +51,24 @@ class Comparison:
     match: bool
     #: the largest difference allowed: tolerance * max(1, max |witness|) (symbp.witnesses.tolerance)
     allowed: float = 0.0
-    #: set when a difference past ``allowed`` was found to be rounding growth: how far one-ulp
-    #: nudges of every step move symbp's own result
+    #: set when a difference past ``allowed`` was found to be rounding: how far rounding alone
+    #: moves symbp's own result, as the witness ``rounding_witness`` (a ROUNDING_WITNESSES key) measured it
     rounding_spread: float | None = None
+    rounding_witness: str | None = None
 
     def verdict(self) -> str:
         """The seed's words, and how close: 'They match! (largest difference 1e-12, allowed 1e-9)'."""
         numbers = f"largest difference {self.max_abs_diff:.3g}, allowed {self.allowed:.3g}"
         if self.rounding_spread is not None:
-            return (f"They match to rounding ({numbers}; nudging every step of symbp's own run "
-                    f"by one ulp moves it by {self.rounding_spread:.3g}: the difference is rounding "
-                    f"grown over the run, and the first epochs' losses agree)")
+            said = ROUNDING_WITNESSES[self.rounding_witness]
+            return (f"They match to {said.verdict} ({numbers}; "
+                    f"{said.evidence.format(spread=f'{self.rounding_spread:.3g}')})")
         said = "They match!" if self.match else "They don't match."
         return f"{said} ({numbers})"
 
     def to_json(self) -> dict:
         return {"max_abs_diff": self.max_abs_diff, "match": self.match, "allowed": self.allowed,
-                "rounding_spread": self.rounding_spread}
+                "rounding_spread": self.rounding_spread, "rounding_witness": self.rounding_witness}
 
 
 def compare(name: str, witness_value, symbp_value, tolerance: Tolerance, reference=None) -> Comparison:
@@ -117,10 +144,9 @@ class CheckReport:
         rule = (f"allowed: {self.tolerance:g} x max(1, largest |{self.framework} value|) of each quantity"
                 if self.parameters else
                 f"allowed: {self.tolerance:g} x the largest |{self.framework} gradient entry| of all parameters")
-        rule = (rule
-                + (f"; differences past that count as rounding growth when at most "
-                   f"{ROUNDING_GROWTH_FACTOR:g}x what one-ulp nudges of every step make"
-                   if any(c.rounding_spread is not None for c in self.comparisons) else ""))
+        for key, said in ROUNDING_WITNESSES.items():
+            if any(c.rounding_witness == key for c in self.comparisons):
+                rule += f"; differences past that count as {said.rule.format(factor=f'{ROUNDING_GROWTH_FACTOR:g}')}"
         return f"{summary} ({self.dtype}; {rule})"
 
     def describe(self, spec, bias_symbol: str = "theta") -> str:
