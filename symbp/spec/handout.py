@@ -14,10 +14,10 @@ Each key has a CLI flag of ``derive`` and ``variants`` that overrides it (:data:
 maps keys to :class:`symbp.emit.handouts.HandoutOptions`' fields). An asked entry is a quantity
 the student computes on the way back, by the answer key's names in the handout's numbering
 (``delta2``, ``g1``, ``fprime2``, ``dW1``, ``db1``/``dtheta1``, the updated ``W1`` or
-``W1_updated``; a CNN's feature and pooled maps ``a1``, ``a2``), with an optional NumPy-style selection: ``W1[0:2,0:3]`` (rows 0-1, columns 0-2),
-``W1[2,0]``, ``W1[:,1]``, ``b1[0:3]``; an array of more axes (a CNN's kernel, feature maps,
-deltas) takes up to one index per axis, ``W0[0:2,0:2,0,0]``, ``delta1[0,:,:,2]``. Only the syntax
-is read here (no spec needed); :meth:`Ask.picked` checks it against the quantity's shape.
+``W1_updated``; a CNN's feature and pooled maps ``a1``, ``a2``), with an optional NumPy-style
+selection: ``W1[0:2,0:3]`` (rows 0-1, columns 0-2), ``W1[2,0]``, ``W1[:,1]``, ``b1[0:3]``; an
+array of more axes (a CNN's kernel, feature maps, deltas) takes up to one index per axis,
+``W0[0:2,0:2,0,0]``, ``delta1[0,:,:,2]``. Only the syntax is read here (no spec needed); :meth:`Ask.picked` checks it against the quantity's shape.
 """
 
 from __future__ import annotations
