@@ -579,3 +579,12 @@ def test_a_title_s_tex_becomes_no_math_in_any_export(tmp_path):
     assert len(pages) > 3
     for page in pages:
         assert_the_title_is_no_math(page, rules)
+    # fields of plain text (no element can tell MathJax to skip them) name the class instead
+    labels = [q.find("name/text").text for q in ET.fromstring(moodle_xml(klass, "cloze")).findall("question")
+              if q.get("type") == "cloze"]
+    labels += [ET.fromstring(archive.read(name)).find(f"{QTI}assessment").get("title")
+               for name in archive.namelist() if name != "imsmanifest.xml"]
+    labels += [json.loads(text)["title"] for path, text in prairielearn_files(spec, klass, tmp_path / "q").items()
+               if path.name == "info.json"]
+    assert len(labels) == 3 and all(spec.name in label and "$" not in label and "\\" not in label for label in labels), labels
+

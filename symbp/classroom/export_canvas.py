@@ -17,6 +17,7 @@ import io
 import xml.etree.ElementTree as ET
 import zipfile
 
+from ..emit.render import plain_lms_label
 from .export_moodle import question_html
 from .lms import ClassFolder, Entry, tolerance
 
@@ -57,7 +58,7 @@ def numerical_item(section: ET.Element, title: str, student: str, entry: Entry, 
 
 def assessment(klass: ClassFolder, student: str) -> str:
     root = ET.Element("questestinterop", xmlns=QTI_NS)
-    test = ET.SubElement(root, "assessment", ident=student, title=f"{klass.title} ({student})")
+    test = ET.SubElement(root, "assessment", ident=student, title=f"{plain_lms_label(klass.title, klass.name)} ({student})")
     section = ET.SubElement(test, "section", ident="root_section")
     for quantity in klass.students[student].values():
         for entry in quantity.entries():

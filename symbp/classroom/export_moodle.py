@@ -24,7 +24,7 @@ from __future__ import annotations
 import html
 import xml.etree.ElementTree as ET
 
-from ..emit.render import html_without_braces, literal_lms_html
+from ..emit.render import html_without_braces, literal_lms_html, plain_lms_label
 from .lms import (ClassFolder, Entry, Quantity, describe, distinct_distractors, mistake_answers, slice_axes,
                   tolerance)
 
@@ -137,9 +137,11 @@ def cloze_block(matrix: str, entries: list[Entry], mistakes: dict) -> str:
         f"{cloze_numerical(entry, mistakes.get((entry.quantity, entry.index), []))}</li>" for entry in entries) + "</ul>"
 
 
-def cloze_question(quiz: ET.Element, title: str, student: str, quantities: dict[str, Quantity], rules: dict,
+def cloze_question(quiz: ET.Element, klass: ClassFolder, student: str, quantities: dict[str, Quantity],
                    mistakes: dict) -> None:
-    _question(quiz, "cloze", f"{student} {title}", cloze_text(title, student, quantities, rules, mistakes))
+    """The student's one cloze question, named by the student and the class's plain label."""
+    _question(quiz, "cloze", f"{student} {plain_lms_label(klass.title, klass.name)}",
+              cloze_text(klass.title, student, quantities, klass.rules, mistakes))
 
 
 #: the shapes of a Moodle export: one numerical question per entry, or one cloze per student
@@ -155,7 +157,7 @@ def moodle_xml(klass: ClassFolder, moodle_format: str = "numerical") -> str:
         category(quiz, f"{root}/{student}")
         mistakes = mistake_answers(klass.specs[student])
         if moodle_format == "cloze":
-            cloze_question(quiz, klass.title, student, quantities, klass.rules, mistakes)
+            cloze_question(quiz, klass, student, quantities, mistakes)
             continue
         for quantity in quantities.values():
             for entry in quantity.entries():

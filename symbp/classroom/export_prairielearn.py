@@ -127,13 +127,13 @@ def prairielearn_files(spec: Spec, klass: ClassFolder, out: Path) -> dict[Path, 
     """The question's files: path -> text (nothing written)."""
     from ..emit.codegen import module_files, module_source
     from ..emit.handouts import architecture
-    from ..emit.render import html_env, python_env, render
+    from ..emit.render import html_env, plain_lms_label, python_env, render
     check_matches(spec, klass)
     base = dataclasses.replace(spec.with_initial_params(), variants=None)
     folder = Path(out) / f"symbp_{spec.name}"
     files = dict(module_files(base, folder, module_source(base)))
-    info = {"uuid": str(uuid.uuid5(NAMESPACE, spec.name)), "title": klass.title, "topic": "Back-propagation",
-            "tags": ["symbp"], "type": "v3", "gradingMethod": "Internal", "singleVariant": False}
+    info = {"uuid": str(uuid.uuid5(NAMESPACE, spec.name)), "title": plain_lms_label(klass.title, klass.name),
+            "topic": "Back-propagation", "tags": ["symbp"], "type": "v3", "gradingMethod": "Internal", "singleVariant": False}
     files[folder / "info.json"] = json.dumps(info, indent=2) + "\n"
     slices = question_slices(spec, klass)
     files[folder / "draw.json"] = json.dumps(draw_config(spec, klass, f"{spec.name}.py", slices), indent=1) + "\n"

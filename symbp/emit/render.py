@@ -85,6 +85,14 @@ MATHJAX_IGNORE_CLASSES = "mathjax_ignore tex2jax_ignore asciimath2jax_ignore"
 _DELIMITER_ENTITIES = str.maketrans({"$": "&#36;", "\\": "&#92;", "[": "&#91;", "]": "&#93;", "`": "&#96;"})
 
 
+def plain_lms_label(title: str, name: str) -> str:
+    """A title for an LMS field of plain text (a quiz's or question's name), where no element
+    can tell MathJax to skip it: the title when it holds no character that opens math in any
+    of them (``$``, ``\\``, AsciiMath's backtick; the characters of :data:`_DELIMITER_ENTITIES`
+    but brackets, which open nothing alone), else ``name`` (an identifier: nothing to typeset)."""
+    return name if any(ch in title for ch in "$\\`") else title
+
+
 def literal_lms_html(text: str) -> str:
     """Spec text (a title) as HTML an LMS shows literally: no markup, no Mustache tag, no math.
 
