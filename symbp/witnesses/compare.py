@@ -108,8 +108,8 @@ def explain_float32_rounding(report: CheckReport, spec: Spec, run: tuple, module
     It can't excuse a wrong rule: a wrong formula moves symbp's float32 and float64 runs alike,
     so their distance stays the rounding of the (wrong) run while the witness differs from
     both by the formula's effect. Only an effect under ROUNDING_GROWTH_FACTOR x float32's own
-    rounding of that quantity passes, one no float32 run can resolve: the float64 check (1e-9)
-    holds the formulas. No early-epochs gate: in float32 the first epochs' losses carry the same
+    rounding of that very entry passes, one no float32 run can resolve: the float64 check
+    (1e-9) holds the formulas. No early-epochs gate: in float32 the first epochs' losses carry the same
     rounding (a fuzzed adamax run's first epoch loss by 1.5e-5): they are judged like any quantity.
     """
     with np.errstate(all="ignore"):   # the float64 run overflows where the float32 one does
@@ -117,22 +117,29 @@ def explain_float32_rounding(report: CheckReport, spec: Spec, run: tuple, module
     excuse_within_spread(report, run_spreads(spec, run, exact), "float64")
 
 
-def run_spreads(spec: Spec, run: tuple, other: tuple) -> dict[str, float]:
-    """max |run - other| of each parameter and of the epoch losses (``run``, ``other``: (params, losses))."""
+def run_spreads(spec: Spec, run: tuple, other: tuple) -> dict[str, np.ndarray]:
+    """|run - other| entry by entry, of each parameter and of the epoch losses (``run``,
+    ``other``: (params, losses))."""
     (params, losses), (other_params, other_losses) = run, other
-    spreads = {name: float(np.max(np.abs(np.asarray(params[name], dtype=np.float64) - other_params[name])))
+    spreads = {name: np.abs(np.asarray(params[name], dtype=np.float64) - other_params[name])
                for name in spec.param_names}
-    spreads["loss"] = float(np.max(np.abs(np.asarray(losses, dtype=np.float64) - np.asarray(other_losses))))
+    spreads["loss"] = np.abs(np.asarray(losses, dtype=np.float64) - np.asarray(other_losses))
     return spreads
 
 
-def excuse_within_spread(report: CheckReport, spreads: dict[str, float], witness: str) -> None:
-    """Each parameter and the losses past the tolerance (finite, not already excused) by at most
-    ROUNDING_GROWTH_FACTOR x its spread: a match to rounding, the spread and ``witness`` recorded."""
+def excuse_within_spread(report: CheckReport, spreads: dict[str, np.ndarray], witness: str) -> None:
+    """Each parameter and the losses past the tolerance (finite, not already excused) whose every
+    entry differs by at most ROUNDING_GROWTH_FACTOR x that entry's spread (plus the tolerance):
+    a match to rounding, the largest spread and ``witness`` recorded. Entry by entry, not the
+    array's largest against the largest: rounding that cancellation makes large in one entry
+    must not excuse a wrong number in another."""
     for c in report.parameters + [report.losses]:
         past = c.max_abs_diff > c.allowed and np.isfinite(c.max_abs_diff) and c.rounding_spread is None
-        if past and c.max_abs_diff <= ROUNDING_GROWTH_FACTOR * spreads[c.name]:
-            c.match, c.rounding_spread, c.rounding_witness = True, spreads[c.name], witness
+        spread = spreads[c.name]
+        difference = np.abs(np.asarray(c.witness, dtype=np.float64) - np.asarray(c.symbp, dtype=np.float64))
+        if past and difference.shape == spread.shape and \
+                np.all(difference <= ROUNDING_GROWTH_FACTOR * spread + c.allowed):
+            c.match, c.rounding_spread, c.rounding_witness = True, float(np.max(spread)), witness
 
 
 def kink_at_rounding(spec: Spec, module=None):
