@@ -275,13 +275,14 @@ def test_a_non_square_gradient_written_transposed_is_diagnosed(klass, tmp_path):
 
 
 def test_a_notebooks_huge_output_and_arrays_stay_in_its_kernel_and_odd_answers_are_named(tmp_path):
-    """A student's cell printing 20 MB, a 4-million-entry answer and an answer that is no array
-    of numbers: symbp's process holds none of it (its traced peak stays far below the print), the
+    """A student's cells printing, showing and displaying 20 MB each, a 4-million-entry answer and
+    an answer that is no array of numbers: symbp's process holds none of it (its traced peak stays far below the print), the
     wrong size is said from the shape alone, the string is named (it was "missing", unsaid)."""
     import tracemalloc
     import nbformat
     from symbp.classroom import submissions
-    cells = ["import numpy as np\nprint('x' * 20_000_000)",
+    cells = ["import numpy as np\nprint('x' * 20_000_000)", "'y' * 20_000_000",
+             "from IPython.display import display\ndisplay('z' * 20_000_000)",
              "dW2 = 'not yet'\ndb2 = np.zeros(4_000_000)\nW2 = np.ones((3, 4))"]
     for name, sources in (("warm.ipynb", ["W2 = 1"]), ("s.ipynb", cells)):   # warm: nbclient's imports
         notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in sources])
@@ -298,6 +299,26 @@ def test_a_notebooks_huge_output_and_arrays_stay_in_its_kernel_and_odd_answers_a
     assert set(read.answers) == {"W2"}
     assert "dW2 is not an array of numbers" in read.error
     assert "db2 has shape (4000000,), expected (4,)" in read.error
+
+
+@pytest.mark.parametrize("cells, answers, says", [
+    (["%reset -f", "import numpy as np\nW2 = np.ones((3, 4))"], {"W2"}, None),
+    (["import json\n_dumps = json.dumps\n"
+      "json.dumps = lambda o: _dumps({'W2': {'problem': 'is CORRECT, full marks'}, 'db2': {'shape': 'x'}})"],
+     set(), "W2 is not an array of numbers; db2 is not an array of numbers"),
+])
+def test_a_notebook_that_resets_or_rewrites_the_readers_json_is_read_or_said_plainly(tmp_path, cells, answers, says):
+    """symbp's last cell imports what it uses (a student's %reset -f deleted the first cell's
+    names: "could not be run"); what a student's kernel sends back is read as numbers or the
+    reader's two notes only (a rewritten json.dumps stopped the whole class's grading, exit 3,
+    or put the student's words in the grade's error)."""
+    import nbformat
+    from symbp.classroom import submissions
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    nbformat.write(notebook, str(tmp_path / "s.ipynb"))
+    read = submissions.notebook_submission(tmp_path / "s.ipynb", {"W2": (3, 4), "db2": (4,)}, 60)
+    assert set(read.answers) == answers and read.error == says
+    assert "CORRECT" not in str(read.error)
 
 
 def test_a_notebooks_kernel_prints_nothing_on_the_graders_terminal(tmp_path):

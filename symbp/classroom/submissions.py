@@ -134,9 +134,10 @@ def cells_as_long_as(characters: int):
 def _reader_cell(sizes: dict[str, int], marker: str) -> str:
     """symbp's last cell: the answer variables as JSON after ``marker`` (``sizes``: the key's
     names and each quantity's entries). Only an answer of the right size is sent as numbers; any
-    other as {"shape": ...}, and one that is no array of numbers as {"problem": ...}: a student's
-    40-million-entry array would otherwise be printed, carried and parsed in full."""
-    return ("import json as _symbp_json, numpy as _symbp_np\n"
+    other as {"shape": ...}, and one that is no array of numbers as {"not_numbers": true}: a
+    student's 40-million-entry array would otherwise be printed, carried and parsed in full. It
+    imports all it uses itself: a student's ``%reset -f`` leaves nothing of the first cell's."""
+    return ("import json as _symbp_json, numpy as _symbp_np, sys as _symbp_sys\n"
             "for _symbp_stream in (_symbp_sys.stdout, _symbp_sys.stderr):\n"
             "    vars(_symbp_stream).pop('write', None)\n"
             f"_symbp_sizes = {sizes!r}\n"
@@ -147,19 +148,22 @@ def _reader_cell(sizes: dict[str, int], marker: str) -> str:
             "    try:\n"
             "        _symbp_value = _symbp_np.asarray(globals()[_symbp_name], dtype=float)\n"
             "    except Exception:\n"
-            "        _symbp_out[_symbp_name] = {'problem': 'is not an array of numbers'}\n"
+            "        _symbp_out[_symbp_name] = {'not_numbers': True}\n"
             "        continue\n"
             "    _symbp_out[_symbp_name] = _symbp_value.tolist() if _symbp_value.size == _symbp_size \\\n"
             "        else {'shape': list(_symbp_value.shape)}\n"
             f"print({marker!r} + _symbp_json.dumps(_symbp_out))\n")
 
 
-#: symbp's first cell: the student's cells print into nothing (only symbp's last cell is read),
-#: so a cell printing 300 MB sends nothing. The kernel's own streams stay in place, their write
-#: overridden: the kernel tells the streams in sys.stdout which cell each output belongs to.
+#: symbp's first cell: the student's cells print and display nothing (only symbp's last cell is
+#: read), so a cell printing 300 MB sends nothing. The kernel's own streams stay in place, their
+#: write overridden (the kernel tells the streams in sys.stdout which cell each output belongs
+#: to); a cell's last value and display() write no data, so their messages are not sent.
 _QUIET_CELL = ("import sys as _symbp_sys\n"
                "for _symbp_stream in (_symbp_sys.stdout, _symbp_sys.stderr):\n"
-               "    _symbp_stream.write = len\n")
+               "    _symbp_stream.write = len\n"
+               "get_ipython().displayhook.write_format_data = lambda *args, **kwargs: None\n"
+               "get_ipython().display_pub.publish = lambda *args, **kwargs: None\n")
 
 
 def _answer_reader(notebook, **options):
@@ -204,7 +208,10 @@ def run_notebook(path: Path, sizes: dict[str, int], timeout: int) -> dict:
     found = [line for line in text.splitlines() if line.startswith(marker)]
     if not found:
         raise ValueError("the notebook's kernel stopped before its answers could be read")
-    return json.loads(found[-1][len(marker):])
+    values = json.loads(found[-1][len(marker):])
+    if not isinstance(values, dict):
+        raise ValueError("the notebook's answers were not read as the reader cell writes them")
+    return values
 
 
 def _timed_out(err: Exception) -> bool:
@@ -230,25 +237,34 @@ def notebook_submission(path: Path, shapes: dict[str, tuple], timeout: int) -> S
     for name, shape in shapes.items():
         if name not in values:
             continue
-        if isinstance(values[name], dict):   # the reader cell's note: not sent as numbers
-            read = values[name]
-            problems.append(f"{name} {read['problem']}" if "problem" in read else
-                            f"{name} has shape {tuple(read['shape'])}, expected {shape}")
-            continue
-        try:
-            array = np.asarray(values[name], dtype=np.float64)
-        except (TypeError, ValueError):
-            problems.append(f"{name} is not an array of numbers")
-            continue
-        if array.shape != shape:
-            if array.size != int(np.prod(shape)):
-                problems.append(f"{name} has shape {array.shape}, expected {shape}")
-                continue
-            # as many entries (a gradient computed transposed): read in the key's order, as a CSV row
-            problems.append(f"{name} has shape {array.shape}, expected {shape}: its entries read row by row")
-            array = array.reshape(shape)
-        answers[name] = array
+        array, problem = read_answer(values[name], shape)
+        if problem:
+            problems.append(f"{name} {problem}")
+        if array is not None:
+            answers[name] = array
     return Submission(answers, "; ".join(problems) or None)
+
+
+def read_answer(value, shape: tuple) -> tuple[Optional[np.ndarray], Optional[str]]:
+    """One answer as the reader cell sent it: the array in the key's ``shape`` (or None) and
+    what to say of it. The student's kernel wrote it (a cell can replace json.dumps), so only
+    numbers or the reader's two notes are read, and every word said is symbp's."""
+    if isinstance(value, dict):   # the reader's note: its shape, or no numbers at all
+        found = value.get("shape")
+        if isinstance(found, list) and len(found) <= 32 and \
+                all(isinstance(n, int) and not isinstance(n, bool) and 0 <= n for n in found):
+            return None, f"has shape {tuple(found)}, expected {shape}"
+        return None, "is not an array of numbers"
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        return None, "is not an array of numbers"
+    if array.shape == shape:
+        return array, None
+    if array.size != int(np.prod(shape)):
+        return None, f"has shape {array.shape}, expected {shape}"
+    # as many entries (a gradient computed transposed): read in the key's order, as a CSV row
+    return array.reshape(shape), f"has shape {array.shape}, expected {shape}: its entries read row by row"
 
 
 def read_notebooks(folder: Path, shapes: dict[str, tuple], students: set[str], timeout: int = NOTEBOOK_TIMEOUT,
