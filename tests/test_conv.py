@@ -367,6 +367,8 @@ def test_a_string_or_bool_is_no_number_in_a_cnn_spec(where, entry, says):
      "convolution or a Flatten layer first"),
     ([{"type": "Conv2D", "filters": 2, "kernel_size": 1}, {"type": "Flatten"}, {"units": 3, "activation": "softmax"}],
      [[[[], []], [[], []]]] * 2, "found an empty axis, shape (2, 2, 2, 0)"),
+    ([{"type": "Conv2D", "filters": 2, "kernel_size": 1}, {"type": "Flatten"}, {"units": 3, "activation": "softmax"}],
+     [functools.reduce(lambda inner, _: [inner], range(100), 0.5)] * 2, "data.x: arrays nested 101 deep: at most 32"),
 ])
 def test_data_of_the_wrong_kind_for_the_first_layer_is_said_so(layers, x, says):
     """Image data into a Dense layer (was "data.x[0][0]: expected a finite number, found [[...]]"),

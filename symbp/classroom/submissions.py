@@ -8,8 +8,8 @@ Notebooks run as nbgrader's autograde runs them: each in its own kernel process 
 with a time limit per cell, several at once (one per core), never in symbp's process. After the
 student's cells, one cell added by symbp prints the answer variables as JSON after a marker
 line; only that cell's output is read, and only it prints (a first cell added by symbp
-silences the student's): nothing a student's cell prints or holds reaches symbp's process but
-the answers of the key's sizes.
+silences the student's prints, shown values and displays), sending numbers only for answers of
+the key's sizes; what comes back is read as numbers or the reader's notes (:func:`read_answer`).
 """
 
 from __future__ import annotations

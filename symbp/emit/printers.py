@@ -202,7 +202,7 @@ HELPERS = {
                    "small axes is 5x slower in NumPy); the mask is laid out as the input (each window "
                    "offset beside its position, channels innermost), so where windows tile the input, "
                    "products with it (einsum keeps its operands' layout) are too, and _windows_adjoint "
-                   "lays them back with a reshape. A window of more than 16 entries (global pooling) "
+                   "lays them back with a reshape. A window of more than 16 entries (a large pool_size) "
                    "takes argmax over its entries instead: no loop over its pixels.", [
         "if inside is not None:",
         "    win = np.where(inside > 0, win, -np.inf)",
@@ -215,7 +215,7 @@ HELPERS = {
         "top = entries[0]",
         "for entry in entries[1:]:",
         "    top = np.maximum(top, entry)",
-        "positions = win.shape[1:-rank - 1] or (1,) * rank  # global pooling's windows: one position",
+        "positions = win.shape[1:-rank - 1]",
         "as_input = np.zeros((len(win), *(d for pair in zip(positions, win.shape[-rank:]) for d in pair), win.shape[-rank - 1]), bool)",
         "mask = as_input.transpose(0, *range(1, 2 * rank, 2), 2 * rank + 1, *range(2, 2 * rank + 1, 2)).reshape(win.shape)",
         "free = np.ones(top.shape, bool)  # no maximum taken yet in this window",
@@ -237,7 +237,9 @@ HELPERS = {
         "flat = win.reshape(*win.shape[:-rank], -1)",
         "top = flat.max(axis=-1)",
         "ties = flat == top[..., None]",
-        "return np.divide(ties, ties.sum(axis=-1, keepdims=True), dtype=win.dtype).reshape(win.shape), top",
+        "with np.errstate(invalid=\"ignore\"):  # a window holding a NaN: no entry equals its maximum, 0/0 = NaN as TensorFlow's",
+        "    mask = np.divide(ties, ties.sum(axis=-1, keepdims=True), dtype=win.dtype)",
+        "return mask.reshape(win.shape), top",
     ]),
     "_channel_sums": ("a",
                       "The sums of a over every axis but the last (its channels), as a product with a "

@@ -29,8 +29,9 @@ from ..rules.torch_optimizers import ARGUMENT_RANGES as TORCH_OPTIMIZER_RANGES
 from ..wording import plural
 from .handout import ASK_FORMS, HANDOUT_KEYS, parse_ask
 from .model import WEIGHTS_KEY, LayerSpec, LossSpec, OptimizerSpec, Problem, Spec, SpecError, TrainingSpec
-from .values import (Problems, at_most, in_range, is_finite_number, key_shown, kind_of, matrix, numbers_array,
-                     name_in, named_table, nearest, number, shown, table, unknown_keys, vector)
+from .values import (Problems, at_most, in_range, is_finite_number, key_shown, kind_of, matrix, name_in,
+                     named_table, nearest, nesting_depth, number, numbers_array, shown, table, unknown_keys,
+                     vector)
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}\Z")
 #: module names a generated ``<name>.py`` must not shadow (it sits beside the user's scripts),
@@ -181,8 +182,8 @@ def check_x(problems: Problems, value: Any, layer_tables: Any) -> Optional[np.nd
         return numbers_array(problems, value, "data.x")
     rule = layer_rules[kind]
     rank = rule.gather.spatial if rule.indexed else 0
-    if not rank and _depth(value) > 2:
-        problems.add("data.x", f"{rule.name} takes a 2-D array (samples x features), found {_depth(value)}-D "
+    if not rank and nesting_depth(value) > 2:
+        problems.add("data.x", f"{rule.name} takes a 2-D array (samples x features), found {nesting_depth(value)}-D "
                                f"data: images or sequences need a convolution or a Flatten layer first")
         return None
     if not rank:
@@ -195,13 +196,6 @@ def check_x(problems: Problems, value: Any, layer_tables: Any) -> Optional[np.nd
         return None
     return array
 
-
-def _depth(value: Any) -> int:
-    """How deep ``value``'s first entries nest arrays: 2 for rows of numbers."""
-    depth = 0
-    while isinstance(value, list) and value:
-        value, depth = value[0], depth + 1
-    return depth
 
 
 # ---------------------------------------------------------------- [[layers]]

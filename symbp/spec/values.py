@@ -206,9 +206,24 @@ def first_not_a_number(value: Any, where: str) -> Optional[tuple[str, Any]]:
     return None
 
 
+#: the most axes an array of a spec is read with
+MAX_AXES = 32
+
+
+def nesting_depth(value: Any) -> int:
+    """How deep ``value``'s first entries nest arrays: 2 for rows of numbers."""
+    depth = 0
+    while isinstance(value, list) and value:
+        value, depth = value[0], depth + 1
+    return depth
+
+
 def numbers_array(problems: Problems, value: Any, where: str) -> Optional[np.ndarray]:
     """Nested arrays of finite numbers as one float64 array (any rank, not ragged), or None
     after naming the first entry that is not a number. The shape is the caller's to check."""
+    if nesting_depth(value) > MAX_AXES:   # NumPy takes at most 64; a spec's arrays have at most 4
+        problems.add(where, f"arrays nested {nesting_depth(value)} deep: at most {MAX_AXES}")
+        return None
     found = first_not_a_number(value, where)
     if found is not None:
         problems.expected(found[0], "a finite number", shown(found[1]))
