@@ -272,8 +272,9 @@ def test_notation_paragraph_states_the_cnn_notation_in_every_presenter(key):
 
 # ---------------------------------------------------------------- --ask on a CNN
 def asked_titles(student: str) -> list[str]:
-    """The titles of the steps the student sheet's back-propagation shows."""
-    return re.findall(r"\\steptitle\{(.*)\}", student[student.index(r"\section*{Back-propagation"):])
+    """The titles of the steps the student sheet's back-propagation shows (none without one)."""
+    start = student.find(r"\section*{Back-propagation")
+    return [] if start < 0 else re.findall(r"\\steptitle\{(.*)\}", student[start:])
 
 
 def asked_headings(student: str) -> list[str]:
@@ -387,6 +388,7 @@ def test_a_cnn_sheet_asks_for_a_map_and_withholds_the_forward_pass_from_its_laye
     assert r"\boxed" not in forward and not re.search(r"z_\{2\}\[\d,:,:,\d\] =", forward)   # a2 = a1's boxed maxima
     assert not formatted(trace["z4"], trace["a4"]) & shown
     assert asked_titles(student) == []                                  # no backward step asked
+    assert "Back-propagation, from the output layer down" not in student   # nor its empty section
 
 
 def test_a_cnn_sheet_asks_for_a_feature_map_after_its_layers_rule(example):
@@ -395,6 +397,7 @@ def test_a_cnn_sheet_asks_for_a_feature_map_after_its_layers_rule(example):
     student = render_handouts(spec, HandoutOptions(ask=("a1[1,0:2,0:2,0]", "delta1[1,0:2,0:2,0]")))["student"]
     forward = student[student.index(r"\section*{Forward pass}"):student.index(r"\section*{Loss}")]
     assert boxes(student) == 4 + 4 and asked_headings(student) == [r"a_{1}[1,:,:,0]", r"\delta_{1}[1,:,:,0]"]
+    assert "Back-propagation, from the output layer down" in student   # delta1 is asked there
     assert re.findall(r"\\steptitle\{(Layer \d)", forward) == ["Layer 1", "Layer 1", "Layer 2", "Layer 3"]
     assert not formatted(trace["z1"], trace["a1"][trace["a1"] != 0]) & numbers_in(forward)
 
@@ -408,6 +411,7 @@ def test_derive_asks_a_cnn_map_in_every_output(tmp_path):
     page = (out / "cnn_6x6_student.html").read_text()
     forward = page.split("<h2>Forward pass</h2>")[1].split("<h2>")[0]
     assert "work out the rest of the forward pass yourself" in forward and forward.count("<h4>Layer 2") == 2
+    assert "from the output layer down" not in page   # only a map asked: no empty back-propagation section
     book = nbformat.read(out / "cnn_6x6_solution.ipynb", as_version=4)
     assert any(c.source.startswith("asked_1 = a2[0:1, 0:2, 0:2, 1:2]") for c in book.cells)
 

@@ -129,7 +129,8 @@ def html_context(spec, options, model=None, module=None) -> dict:
         "forward_asked": any(step.asked for step in student_forward),
         "loss_intro": Markup(prose_html(work.loss_intro)),
         "loss": [html.html_step(step) for step in work.loss],
-        "backprop": [html.html_section(section) for section in work.backprop],
+        "backprop": (backprop := [html.html_section(section) for section in work.backprop]),
+        "backprop_asked": any(section.asked for section in backprop),
         "explained": [html.html_step(step) for step in work.explained],
         "updated": [(inline(notation.param(name) + label), inline(html.m(before[index])),
                      inline(html.m(after[index])), html.anchors.get(notation.param(name) + r"^{\mathrm{new}}"))

@@ -924,7 +924,8 @@ def solution_and_sheet_steps(work, options: HandoutOptions, latex: "LatexPresent
     """The forward pass and back-propagation as the solution prints them (``forward``,
     ``backprop``) and as the student sheet does (``student_forward``, ``student_backprop``):
     the same, or with ``--ask`` only the asked quantities blanked and the forward pass given up
-    to the first asked map (``forward_asked``, ``asking``)."""
+    to the first asked map (``forward_asked``, ``asking``; ``backprop_asked``: a sheet asking only
+    for maps has no back-propagation section)."""
     forward = [latex.step(step) for step in work.forward]
     backprop = [latex.section(section) for section in work.backprop]
     student_forward, student_backprop = forward, backprop
@@ -935,7 +936,7 @@ def solution_and_sheet_steps(work, options: HandoutOptions, latex: "LatexPresent
         student_backprop = [asking.section(section) for section in work.backprop]
     return {"forward": forward, "student_forward": student_forward, "backprop": backprop,
             "student_backprop": student_backprop, "forward_asked": any(step.asked for step in student_forward),
-            "asking": asked is not None}
+            "backprop_asked": any(section.asked for section in student_backprop), "asking": asked is not None}
 
 
 def handout_context(spec: Spec, options: HandoutOptions = HandoutOptions(),
