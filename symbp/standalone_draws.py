@@ -255,14 +255,13 @@ class KinkFound(NamedTuple):
 def _nearest_entry(values: np.ndarray, kinks, layer: Optional[int], epoch: int, batch: int):
     """The KinkFound of the entry of ``values`` nearest one of ``kinks`` (the first of the
     nearest); a non-finite value is nowhere near a kink; None without kinks or values."""
-    best = None
-    for kink in kinks:
+    def nearest(kink):
         gaps = np.abs(np.asarray(values, dtype=np.float64) - kink)
         gaps[~np.isfinite(gaps)] = np.inf
         index = least_entry(gaps)
-        if index is not None and (best is None or gaps[index] < best.distance):
-            best = KinkFound(float(gaps[index]), layer, index, float(values[index]), kink, epoch, batch)
-    return best
+        return None if index is None else KinkFound(float(gaps[index]), layer, index, float(values[index]),
+                                                     kink, epoch, batch)
+    return _least((nearest(kink) for kink in kinks), "distance")
 
 
 def kink_in_step(step: tuple, layer_kinks, loss_kinks) -> Optional[KinkFound]:
@@ -344,16 +343,16 @@ def tie_in_step(module, step: tuple, pools) -> Optional[TieFound]:
     comes nearest a live rival (:func:`window_gaps`) in one ``step`` of a training of ``module``
     (:func:`training_steps`); None without max pooling."""
     epoch, batch, step_params, xb, yb, (_, outputs, *_gathered) = step
-    traced, best = None, None
-    for position, geometry in pools:
-        if position and traced is None:   # once a step, for every pooling layer above another
-            traced = module.trace(step_params, xb, yb)
+    # once a step, for every pooling layer above another (pooling on x needs none: live_below)
+    traced = module.trace(step_params, xb, yb) if any(position for position, _ in pools) else None
+
+    def nearest(position, geometry):
         live = live_below(traced, position, outputs[position])
         gaps, largest = window_gaps(module, outputs[position], live, geometry)
         index = least_entry(gaps)
-        if index is not None and (best is None or gaps[index] < best.gap):
-            best = TieFound(float(gaps[index]), position, index, float(largest[index]), epoch, batch)
-    return best
+        return None if index is None else TieFound(float(gaps[index]), position, index, float(largest[index]),
+                                                   epoch, batch)
+    return _least((nearest(position, geometry) for position, geometry in pools), "gap")
 
 
 def nearest_tie(module, steps: Iterator[tuple], pools) -> Optional[TieFound]:
