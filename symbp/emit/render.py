@@ -80,17 +80,19 @@ def html_without_braces(text: str) -> str:
 #: PrairieLearn's MathJax 3 honours it and ``tex2jax_ignore``), MathJax 2's ``tex2jax_ignore``
 #: (Moodle before 4.5) and its AsciiMath scanner's ``asciimath2jax_ignore`` (Canvas loads AsciiMath)
 MATHJAX_IGNORE_CLASSES = "mathjax_ignore tex2jax_ignore asciimath2jax_ignore"
-#: the characters of TeX's and AsciiMath's delimiters (``$``, ``\(``, ``\[``, ``\begin``,
-#: Moodle's ``[tex]``, a backtick), as HTML entities
-_DELIMITER_ENTITIES = str.maketrans({"$": "&#36;", "\\": "&#92;", "[": "&#91;", "]": "&#93;", "`": "&#96;"})
+#: the characters that open math on their own: TeX's ``$`` and backslash (``\(``, ``\[``,
+#: ``\begin``), AsciiMath's backtick
+MATH_OPENERS = "$\\`"
+#: the characters of TeX's and AsciiMath's delimiters (the openers, and the brackets of
+#: Moodle's ``[tex]``), as HTML entities
+_DELIMITER_ENTITIES = str.maketrans({ch: f"&#{ord(ch)};" for ch in MATH_OPENERS + "[]"})
 
 
 def plain_lms_label(title: str, name: str) -> str:
     """A title for an LMS field of plain text (a quiz's or question's name), where no element
-    can tell MathJax to skip it: the title when it holds no character that opens math in any
-    of them (``$``, ``\\``, AsciiMath's backtick; the characters of :data:`_DELIMITER_ENTITIES`
-    but brackets, which open nothing alone), else ``name`` (an identifier: nothing to typeset)."""
-    return name if any(ch in title for ch in "$\\`") else title
+    can tell MathJax to skip it: the title when it holds none of :data:`MATH_OPENERS`, else
+    ``name`` (an identifier: nothing to typeset)."""
+    return name if any(ch in title for ch in MATH_OPENERS) else title
 
 
 def literal_lms_html(text: str) -> str:
