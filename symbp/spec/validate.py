@@ -181,10 +181,10 @@ def check_x(problems: Problems, value: Any, layer_tables: Any) -> Optional[np.nd
     if not isinstance(kind, str) or kind not in layer_rules:   # its shape unknown: the type's problem says why
         return numbers_array(problems, value, "data.x")
     rule = layer_rules[kind]
-    rank = rule.gather.spatial if rule.indexed else 0
-    if not rank and nesting_depth(value) > 2:
-        problems.add("data.x", f"{rule.name} takes a 2-D array (samples x features), found {nesting_depth(value)}-D "
-                               f"data: images or sequences need a convolution or a Flatten layer first")
+    rank, depth = rule.gather.spatial if rule.indexed else 0, nesting_depth(value)
+    if not rank and depth > 2:
+        problems.add("data.x", f"{rule.name} takes a 2-D array (samples x features), found {depth}-D data: "
+                               f"images or sequences need a convolution or a Flatten layer first")
         return None
     if not rank:
         return matrix(problems, value, "data.x")
@@ -195,7 +195,6 @@ def check_x(problems: Problems, value: Any, layer_tables: Any) -> Optional[np.nd
                                f"{'steps' if rank == 1 else 'height, width'}, channels) of numbers, found {found}")
         return None
     return array
-
 
 
 # ---------------------------------------------------------------- [[layers]]

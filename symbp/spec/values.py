@@ -206,6 +206,15 @@ def first_not_a_number(value: Any, where: str) -> Optional[tuple[str, Any]]:
     return None
 
 
+def says_not_a_number(problems: Problems, value: Any, where: str) -> bool:
+    """Name the first entry of ``value`` that is not a finite number (:func:`first_not_a_number`);
+    whether there was one."""
+    found = first_not_a_number(value, where)
+    if found is not None:
+        problems.expected(found[0], "a finite number", shown(found[1]))
+    return found is not None
+
+
 #: the most axes an array of a spec is read with
 MAX_AXES = 32
 
@@ -221,12 +230,11 @@ def nesting_depth(value: Any) -> int:
 def numbers_array(problems: Problems, value: Any, where: str) -> Optional[np.ndarray]:
     """Nested arrays of finite numbers as one float64 array (any rank, not ragged), or None
     after naming the first entry that is not a number. The shape is the caller's to check."""
-    if nesting_depth(value) > MAX_AXES:   # NumPy takes at most 64; a spec's arrays have at most 4
-        problems.add(where, f"arrays nested {nesting_depth(value)} deep: at most {MAX_AXES}")
+    depth = nesting_depth(value)
+    if depth > MAX_AXES:   # NumPy takes at most 64; a spec's arrays have at most 4
+        problems.add(where, f"arrays nested {depth} deep: at most {MAX_AXES}")
         return None
-    found = first_not_a_number(value, where)
-    if found is not None:
-        problems.expected(found[0], "a finite number", shown(found[1]))
+    if says_not_a_number(problems, value, where):
         return None
     try:
         return np.array(value, dtype=np.float64)
@@ -240,9 +248,7 @@ def vector(problems: Problems, value: Any, where: str, length: int) -> Optional[
     if not isinstance(value, list) or any(isinstance(v, list) for v in value):
         problems.expected(where, f"an array of {plural(length, 'number')}", kind_of(value))
         return None
-    bad = [c for c, v in enumerate(value) if not is_finite_number(v)]
-    if bad:
-        problems.expected(f"{where}[{bad[0]}]", "a finite number", shown(value[bad[0]]))
+    if says_not_a_number(problems, value, where):
         return None
     if len(value) != length:
         problems.expected(where, f"{plural(length, 'number')} (the layer's units)", str(len(value)))
