@@ -30,6 +30,8 @@ from typing import Optional
 
 import numpy as np
 
+from ..standalone_draws import in_key_order
+
 #: a CSV submission file larger than this is refused (500 students of a large network fit)
 MAX_CSV_BYTES = 64 * 2**20
 MAX_NOTEBOOK_BYTES = 16 * 2**20
@@ -264,7 +266,7 @@ def read_answer(value, shape: tuple) -> tuple[Optional[np.ndarray], Optional[str
     if array.size != int(np.prod(shape)):
         return None, f"has shape {array.shape}, expected {shape}"
     # as many entries (a gradient computed transposed): read in the key's order, as a CSV row
-    return array.reshape(shape), f"has shape {array.shape}, expected {shape}: its entries read row by row"
+    return in_key_order(array, shape), f"has shape {array.shape}, expected {shape}: its entries read row by row"
 
 
 def read_notebooks(folder: Path, shapes: dict[str, tuple], students: set[str], timeout: int = NOTEBOOK_TIMEOUT,
