@@ -90,8 +90,9 @@ def gathered_names(layers) -> list[str]:
 
 
 def forward_line(layer, line_class):
-    """z{l} = the rule's entry formula over win{l}; max pooling's is the maximum ``_first_max``
-    found with its mask (the one entry the mask's sum selects: the same number, one product less)."""
+    """z{l} = the rule's entry formula over win{l}; max pooling's is the maximum its mask's helper
+    (``_first_max``, ``_shared_max``) found with the mask (the entry the mask's weighted sum
+    selects: the same number, one product less)."""
     calculus, gather = layer.calculus, layer.calculus.rule.gather
     z = naming.PRE_ACTIVATION.format(l=layer.number)
     if gather.selects_maximum:

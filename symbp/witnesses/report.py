@@ -32,13 +32,13 @@ ROUNDING_WITNESSES = {
         "rounding",
         "nudging every step of symbp's own run by one ulp moves it by {spread}: the difference is "
         "rounding grown over the run, and the first epochs' losses agree",
-        "rounding growth when at most {factor}x what one-ulp nudges of every step make"),
+        "rounding growth when every entry is at most {factor}x what one-ulp nudges of every step make of it"),
     "float64": RoundingWitness(
         "float32 rounding",
         "symbp's own float32 training is {spread} from its float64 training, the same formulas: the "
         "difference is what float32 rounding alone makes",
-        "float32 rounding when at most {factor}x how far symbp's own float32 training is from its "
-        "float64 training"),
+        "float32 rounding when every entry is at most {factor}x how far symbp's own float32 training "
+        "is from its float64 training there"),
 }
 
 
